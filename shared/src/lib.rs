@@ -1,0 +1,442 @@
+//! Confab's wire protocol, shared by the server and the browser client.
+//!
+//! Every WebSocket text frame carries exactly one JSON object with a `type` field
+//! (serde's internally tagged representation). Clients send [`ClientMsg`], the server
+//! sends [`ServerMsg`]. Because both ends compile these same types, a change here is a
+//! change to the protocol: bump [`PROTOCOL_VERSION`] when it is not backwards compatible
+//! and keep `docs/PROTOCOL.md` in step.
+//!
+//! The validation rules for user-supplied values ([`DisplayName`], [`RoomName`],
+//! [`Body`]) live here too, once, so the client can reject bad input before sending it
+//! and the server enforces exactly the same rules.
+
+use serde::{Deserialize, Serialize};
+
+pub mod close;
+mod validate;
+
+pub use validate::{Body, DisplayName, RoomName, ValidationError};
+
+/// Version of the protocol described by this crate. A client announces the version it
+/// speaks in [`ClientMsg::Hello`]; the server refuses any other with
+/// [`ErrorCode::UnsupportedProtocol`].
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The room every server has, which cannot be deleted.
+pub const DEFAULT_ROOM: &str = "general";
+
+/// Limits both ends agree on. The server enforces them; the client uses them to give
+/// feedback before the server has to say no.
+pub mod limits {
+    /// Largest WebSocket message (and frame) the server accepts, in bytes. Larger ones
+    /// are answered with close code [`crate::close::MESSAGE_TOO_BIG`].
+    pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+    /// Display names are 1..=32 characters after trimming.
+    pub const MAX_NAME_CHARS: usize = 32;
+    /// Room names are 1..=40 characters of `[a-z0-9-_]`.
+    pub const MAX_ROOM_CHARS: usize = 40;
+    /// Message bodies are 1..=4000 characters after trimming.
+    pub const MAX_BODY_CHARS: usize = 4000;
+    /// How many recent messages a client receives when it joins a room.
+    pub const HISTORY_ON_JOIN: usize = 100;
+    /// A client should send at most one `typing` per room in this interval; the server
+    /// drops the excess.
+    pub const TYPING_THROTTLE_MS: u64 = 2_000;
+    /// A typing indicator expires this long after the last `typing` event for it.
+    pub const TYPING_TTL_MS: u64 = 5_000;
+}
+
+/// Messages a client sends to the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMsg {
+    /// First message of every session: the protocol version the client speaks and the
+    /// display name it wants. Answered by [`ServerMsg::Welcome`] or an error.
+    Hello { protocol: u32, name: String },
+    /// Ask for the list of rooms; answered by [`ServerMsg::Rooms`].
+    ListRooms,
+    /// Create a room. Everyone connected receives the updated [`ServerMsg::Rooms`].
+    /// Creating does not join: send [`ClientMsg::Join`] next.
+    CreateRoom { room: String },
+    /// Join a room: answered by [`ServerMsg::Joined`] with members and recent history,
+    /// after which the client receives the room's live traffic.
+    Join { room: String },
+    /// Leave a room; answered by [`ServerMsg::Left`].
+    Leave { room: String },
+    /// Post a message to a room the client has joined.
+    Send { room: String, body: String },
+    /// The user is typing in a room. Send at most once per
+    /// [`limits::TYPING_THROTTLE_MS`] while typing continues.
+    Typing { room: String },
+}
+
+/// Messages the server sends to a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    /// The hello was accepted: the session's (normalised) display name and the rooms
+    /// that exist.
+    Welcome {
+        protocol: u32,
+        name: String,
+        rooms: Vec<RoomInfo>,
+    },
+    /// The list of rooms, sent on request and to everyone whenever a room is created.
+    Rooms { rooms: Vec<RoomInfo> },
+    /// The client joined `room`: who is in it now and its recent messages, oldest first.
+    Joined {
+        room: String,
+        members: Vec<String>,
+        history: Vec<ChatMessage>,
+    },
+    /// The client left `room` and receives nothing more from it.
+    Left { room: String },
+    /// A message posted to a room the client is in (its own messages included: the
+    /// server's copy is the authoritative one, with id and timestamp).
+    Message(ChatMessage),
+    /// Someone joined or left a room the client is in.
+    Presence {
+        room: String,
+        name: String,
+        event: PresenceEvent,
+    },
+    /// Someone is typing in a room the client is in. Expires after
+    /// [`limits::TYPING_TTL_MS`] unless repeated, and ends when their message arrives.
+    Typing { room: String, name: String },
+    /// A request could not be honoured. The connection stays open.
+    Error { code: ErrorCode, message: String },
+}
+
+/// A room as listed to clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    pub name: String,
+    /// Members online in the room now.
+    pub online: u32,
+}
+
+/// A chat message as stored and delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// Server-assigned, unique and increasing across the server.
+    pub id: u64,
+    pub room: String,
+    /// Display name of the sender.
+    pub from: String,
+    pub body: String,
+    /// Server time when the message was accepted, in milliseconds since the Unix epoch.
+    pub ts: i64,
+}
+
+/// Whether a presence event is an arrival or a departure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceEvent {
+    Joined,
+    Left,
+}
+
+/// Why a request failed. Stable strings on the wire: clients match on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame is not valid JSON.
+    BadJson,
+    /// The JSON has a `type` this protocol version does not know.
+    UnknownType,
+    /// The `type` is known but fields are missing or of the wrong kind. (Unknown extra
+    /// fields are ignored, so a newer client can talk to an older server.)
+    BadMessage,
+    /// The hello announced a protocol version the server does not speak.
+    UnsupportedProtocol,
+    /// Anything but `hello` was sent before a successful `hello`.
+    HelloRequired,
+    /// A second `hello` on a session that already has a name.
+    AlreadyIdentified,
+    /// The display name breaks the rules (see [`DisplayName`]).
+    InvalidName,
+    /// Someone online already uses this display name (compared case-insensitively).
+    NameTaken,
+    /// The room name breaks the rules (see [`RoomName`]).
+    InvalidRoom,
+    /// No room by that name exists.
+    UnknownRoom,
+    /// A room by that name already exists.
+    RoomExists,
+    /// The server holds as many rooms as it is configured to.
+    TooManyRooms,
+    /// The request needs membership of a room the client has not joined.
+    NotInRoom,
+    /// The message body breaks the rules (see [`Body`]).
+    InvalidBody,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire, for logs and tests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadJson => "bad_json",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::BadMessage => "bad_message",
+            ErrorCode::UnsupportedProtocol => "unsupported_protocol",
+            ErrorCode::HelloRequired => "hello_required",
+            ErrorCode::AlreadyIdentified => "already_identified",
+            ErrorCode::InvalidName => "invalid_name",
+            ErrorCode::NameTaken => "name_taken",
+            ErrorCode::InvalidRoom => "invalid_room",
+            ErrorCode::UnknownRoom => "unknown_room",
+            ErrorCode::RoomExists => "room_exists",
+            ErrorCode::TooManyRooms => "too_many_rooms",
+            ErrorCode::NotInRoom => "not_in_room",
+            ErrorCode::InvalidBody => "invalid_body",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl ServerMsg {
+    /// Shorthand for an [`ServerMsg::Error`].
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerMsg::Error {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Encodes the message as the text of one WebSocket frame.
+    pub fn to_json(&self) -> String {
+        // Serializing these plain data types cannot fail: no maps with non-string keys,
+        // no custom Serialize impls.
+        serde_json::to_string(self).unwrap_or_else(|e| unreachable!("ServerMsg encodes: {e}"))
+    }
+}
+
+impl ClientMsg {
+    /// Encodes the message as the text of one WebSocket frame.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| unreachable!("ClientMsg encodes: {e}"))
+    }
+
+    /// Decodes one frame of client text, telling apart the ways it can be wrong so the
+    /// client gets a precise [`ErrorCode`].
+    pub fn decode(text: &str) -> Result<ClientMsg, DecodeError> {
+        serde_json::from_str(text).map_err(|e| classify(text, e))
+    }
+}
+
+/// Why a client frame could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {detail}")]
+pub struct DecodeError {
+    pub code: ErrorCode,
+    pub detail: String,
+}
+
+/// The `type` values [`ClientMsg`] accepts, for telling "unknown type" from "bad fields".
+const CLIENT_TYPES: &[&str] = &[
+    "hello",
+    "list_rooms",
+    "create_room",
+    "join",
+    "leave",
+    "send",
+    "typing",
+];
+
+// Only runs on the error path, so parsing a second time to classify costs nothing on
+// well-formed traffic.
+fn classify(text: &str, err: serde_json::Error) -> DecodeError {
+    let value: serde_json::Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            return DecodeError {
+                code: ErrorCode::BadJson,
+                detail: format!("not valid JSON: {e}"),
+            };
+        }
+    };
+    match value.get("type").and_then(|t| t.as_str()) {
+        None => DecodeError {
+            code: ErrorCode::BadMessage,
+            detail: "expected a JSON object with a string field \"type\"".into(),
+        },
+        Some(t) if !CLIENT_TYPES.contains(&t) => DecodeError {
+            code: ErrorCode::UnknownType,
+            detail: format!("unknown message type {t:?}"),
+        },
+        Some(_) => DecodeError {
+            code: ErrorCode::BadMessage,
+            detail: err.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client_examples() -> Vec<ClientMsg> {
+        vec![
+            ClientMsg::Hello {
+                protocol: PROTOCOL_VERSION,
+                name: "ada".into(),
+            },
+            ClientMsg::ListRooms,
+            ClientMsg::CreateRoom {
+                room: "rust-help".into(),
+            },
+            ClientMsg::Join {
+                room: "general".into(),
+            },
+            ClientMsg::Leave {
+                room: "general".into(),
+            },
+            ClientMsg::Send {
+                room: "general".into(),
+                body: "hello <b>world</b> \u{1F600}".into(),
+            },
+            ClientMsg::Typing {
+                room: "general".into(),
+            },
+        ]
+    }
+
+    fn server_examples() -> Vec<ServerMsg> {
+        let msg = ChatMessage {
+            id: 7,
+            room: "general".into(),
+            from: "ada".into(),
+            body: "hi\nthere".into(),
+            ts: 1_764_000_000_000,
+        };
+        let rooms = vec![RoomInfo {
+            name: "general".into(),
+            online: 2,
+        }];
+        vec![
+            ServerMsg::Welcome {
+                protocol: PROTOCOL_VERSION,
+                name: "ada".into(),
+                rooms: rooms.clone(),
+            },
+            ServerMsg::Rooms { rooms },
+            ServerMsg::Joined {
+                room: "general".into(),
+                members: vec!["ada".into(), "grace".into()],
+                history: vec![msg.clone()],
+            },
+            ServerMsg::Left {
+                room: "general".into(),
+            },
+            ServerMsg::Message(msg),
+            ServerMsg::Presence {
+                room: "general".into(),
+                name: "grace".into(),
+                event: PresenceEvent::Joined,
+            },
+            ServerMsg::Presence {
+                room: "general".into(),
+                name: "grace".into(),
+                event: PresenceEvent::Left,
+            },
+            ServerMsg::Typing {
+                room: "general".into(),
+                name: "grace".into(),
+            },
+            ServerMsg::error(ErrorCode::NameTaken, "someone online is already called ada"),
+        ]
+    }
+
+    #[test]
+    fn every_client_message_round_trips() {
+        for msg in client_examples() {
+            let json = msg.to_json();
+            assert_eq!(ClientMsg::decode(&json), Ok(msg.clone()), "{json}");
+        }
+    }
+
+    #[test]
+    fn every_server_message_round_trips() {
+        for msg in server_examples() {
+            let json = msg.to_json();
+            let back: ServerMsg = serde_json::from_str(&json).expect("decodes");
+            assert_eq!(back, msg, "{json}");
+        }
+    }
+
+    #[test]
+    fn client_type_list_matches_the_enum() {
+        let mut seen: Vec<String> = client_examples()
+            .iter()
+            .map(|m| {
+                let v: serde_json::Value = serde_json::from_str(&m.to_json()).expect("json");
+                v["type"].as_str().expect("type").to_owned()
+            })
+            .collect();
+        seen.dedup();
+        assert_eq!(seen, CLIENT_TYPES);
+    }
+
+    #[test]
+    fn wire_format_is_internally_tagged_snake_case() {
+        let json = ClientMsg::CreateRoom { room: "ops".into() }.to_json();
+        assert_eq!(json, r#"{"type":"create_room","room":"ops"}"#);
+        let json = ServerMsg::Message(ChatMessage {
+            id: 1,
+            room: "general".into(),
+            from: "ada".into(),
+            body: "hi".into(),
+            ts: 5,
+        })
+        .to_json();
+        assert_eq!(
+            json,
+            r#"{"type":"message","id":1,"room":"general","from":"ada","body":"hi","ts":5}"#
+        );
+        let json = ServerMsg::error(ErrorCode::BadJson, "x").to_json();
+        assert_eq!(json, r#"{"type":"error","code":"bad_json","message":"x"}"#);
+    }
+
+    #[test]
+    fn error_code_strings_match_serde() {
+        use ErrorCode::*;
+        for code in [
+            BadJson,
+            UnknownType,
+            BadMessage,
+            UnsupportedProtocol,
+            HelloRequired,
+            AlreadyIdentified,
+            InvalidName,
+            NameTaken,
+            InvalidRoom,
+            UnknownRoom,
+            RoomExists,
+            TooManyRooms,
+            NotInRoom,
+            InvalidBody,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&code).expect("encodes"),
+                format!("\"{}\"", code.as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn decode_errors_are_classified() {
+        let code = |s: &str| ClientMsg::decode(s).expect_err(s).code;
+        assert_eq!(code("{not json"), ErrorCode::BadJson);
+        assert_eq!(code(""), ErrorCode::BadJson);
+        assert_eq!(code(r#"{"type":"dance"}"#), ErrorCode::UnknownType);
+        assert_eq!(code(r#"{"kind":"hello"}"#), ErrorCode::BadMessage);
+        assert_eq!(code(r#"[1,2]"#), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"type":"send","room":"general"}"#), ErrorCode::BadMessage);
+        assert_eq!(code(r#"{"type":"join","room":5}"#), ErrorCode::BadMessage);
+    }
+}

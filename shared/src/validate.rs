@@ -1,0 +1,178 @@
+//! Validated values: the only way to get a [`DisplayName`], [`RoomName`] or [`Body`] is
+//! through `parse`, so code holding one never re-checks it.
+
+use crate::limits::{MAX_BODY_CHARS, MAX_NAME_CHARS, MAX_ROOM_CHARS};
+
+/// Why a user-supplied value was refused. The message is meant for people.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidationError {
+    #[error("display name must be 1 to {MAX_NAME_CHARS} characters")]
+    NameLength,
+    #[error("display name must not contain control characters")]
+    NameControlChars,
+    #[error("room name must be 1 to {MAX_ROOM_CHARS} characters")]
+    RoomLength,
+    #[error("room name may only use a-z, 0-9, '-' and '_'")]
+    RoomChars,
+    #[error("message must be 1 to {MAX_BODY_CHARS} characters")]
+    BodyLength,
+}
+
+/// A display name: trimmed, 1..=32 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let name = raw.trim();
+        let len = name.chars().count();
+        if len == 0 || len > MAX_NAME_CHARS {
+            return Err(ValidationError::NameLength);
+        }
+        // Control characters (newlines, bidi overrides are not control chars but NUL,
+        // escape sequences and the like are) would let one name impersonate another or
+        // break layouts.
+        if name.chars().any(char::is_control) {
+            return Err(ValidationError::NameControlChars);
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    /// The key under which names are unique: two people cannot be "Ada" and "ada".
+    pub fn key(&self) -> String {
+        self.0.to_lowercase()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// A room name: 1..=40 characters of `[a-z0-9-_]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RoomName(String);
+
+impl RoomName {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let len = raw.chars().count();
+        if len == 0 || len > MAX_ROOM_CHARS {
+            return Err(ValidationError::RoomLength);
+        }
+        if !raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
+            return Err(ValidationError::RoomChars);
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// A message body: 1..=4000 characters after trimming surrounding whitespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Body(String);
+
+impl Body {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let body = raw.trim();
+        let len = body.chars().count();
+        if len == 0 || len > MAX_BODY_CHARS {
+            return Err(ValidationError::BodyLength);
+        }
+        Ok(Self(body.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl std::fmt::Display for DisplayName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::fmt::Display for RoomName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(DisplayName::parse("  Ada ").map(|n| n.into_string()), Ok("Ada".into()));
+        assert_eq!(DisplayName::parse("   "), Err(ValidationError::NameLength));
+        assert_eq!(DisplayName::parse(""), Err(ValidationError::NameLength));
+        assert!(DisplayName::parse(&"x".repeat(32)).is_ok());
+        assert_eq!(
+            DisplayName::parse(&"x".repeat(33)),
+            Err(ValidationError::NameLength)
+        );
+        // Characters, not bytes: 32 emoji are fine.
+        assert!(DisplayName::parse(&"\u{1F600}".repeat(32)).is_ok());
+        assert_eq!(
+            DisplayName::parse("a\u{7}b"),
+            Err(ValidationError::NameControlChars)
+        );
+        assert_eq!(
+            DisplayName::parse("a\nb"),
+            Err(ValidationError::NameControlChars)
+        );
+    }
+
+    #[test]
+    fn name_key_is_case_insensitive() {
+        let a = DisplayName::parse("Ada").expect("valid");
+        let b = DisplayName::parse("aDA").expect("valid");
+        assert_eq!(a.key(), b.key());
+        assert_eq!(a.as_str(), "Ada");
+    }
+
+    #[test]
+    fn room_names_use_a_small_alphabet() {
+        assert!(RoomName::parse("general").is_ok());
+        assert!(RoomName::parse("rust-help_2").is_ok());
+        assert!(RoomName::parse(&"a".repeat(40)).is_ok());
+        assert_eq!(RoomName::parse(&"a".repeat(41)), Err(ValidationError::RoomLength));
+        assert_eq!(RoomName::parse(""), Err(ValidationError::RoomLength));
+        assert_eq!(RoomName::parse("General"), Err(ValidationError::RoomChars));
+        assert_eq!(RoomName::parse("a b"), Err(ValidationError::RoomChars));
+        assert_eq!(RoomName::parse(" general"), Err(ValidationError::RoomChars));
+        assert_eq!(RoomName::parse("caf\u{e9}"), Err(ValidationError::RoomChars));
+    }
+
+    #[test]
+    fn bodies_are_trimmed_and_bounded() {
+        assert_eq!(Body::parse("  hi \n").map(Body::into_string), Ok("hi".into()));
+        assert_eq!(
+            Body::parse("line one\nline two").map(Body::into_string),
+            Ok("line one\nline two".into())
+        );
+        assert_eq!(Body::parse(" \n\t "), Err(ValidationError::BodyLength));
+        assert!(Body::parse(&"x".repeat(4000)).is_ok());
+        assert_eq!(Body::parse(&"x".repeat(4001)), Err(ValidationError::BodyLength));
+        // Surrounding whitespace does not count towards the limit.
+        assert!(Body::parse(&format!("  {}  ", "x".repeat(4000))).is_ok());
+    }
+}
