@@ -436,7 +436,10 @@ mod tests {
         assert_eq!(code(r#"{"type":"dance"}"#), ErrorCode::UnknownType);
         assert_eq!(code(r#"{"kind":"hello"}"#), ErrorCode::BadMessage);
         assert_eq!(code(r#"[1,2]"#), ErrorCode::BadMessage);
-        assert_eq!(code(r#"{"type":"send","room":"general"}"#), ErrorCode::BadMessage);
+        assert_eq!(
+            code(r#"{"type":"send","room":"general"}"#),
+            ErrorCode::BadMessage
+        );
         assert_eq!(code(r#"{"type":"join","room":5}"#), ErrorCode::BadMessage);
     }
 }

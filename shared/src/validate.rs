@@ -121,7 +121,10 @@ mod tests {
 
     #[test]
     fn names_are_trimmed_and_bounded() {
-        assert_eq!(DisplayName::parse("  Ada ").map(|n| n.into_string()), Ok("Ada".into()));
+        assert_eq!(
+            DisplayName::parse("  Ada ").map(|n| n.into_string()),
+            Ok("Ada".into())
+        );
         assert_eq!(DisplayName::parse("   "), Err(ValidationError::NameLength));
         assert_eq!(DisplayName::parse(""), Err(ValidationError::NameLength));
         assert!(DisplayName::parse(&"x".repeat(32)).is_ok());
@@ -154,24 +157,36 @@ mod tests {
         assert!(RoomName::parse("general").is_ok());
         assert!(RoomName::parse("rust-help_2").is_ok());
         assert!(RoomName::parse(&"a".repeat(40)).is_ok());
-        assert_eq!(RoomName::parse(&"a".repeat(41)), Err(ValidationError::RoomLength));
+        assert_eq!(
+            RoomName::parse(&"a".repeat(41)),
+            Err(ValidationError::RoomLength)
+        );
         assert_eq!(RoomName::parse(""), Err(ValidationError::RoomLength));
         assert_eq!(RoomName::parse("General"), Err(ValidationError::RoomChars));
         assert_eq!(RoomName::parse("a b"), Err(ValidationError::RoomChars));
         assert_eq!(RoomName::parse(" general"), Err(ValidationError::RoomChars));
-        assert_eq!(RoomName::parse("caf\u{e9}"), Err(ValidationError::RoomChars));
+        assert_eq!(
+            RoomName::parse("caf\u{e9}"),
+            Err(ValidationError::RoomChars)
+        );
     }
 
     #[test]
     fn bodies_are_trimmed_and_bounded() {
-        assert_eq!(Body::parse("  hi \n").map(Body::into_string), Ok("hi".into()));
+        assert_eq!(
+            Body::parse("  hi \n").map(Body::into_string),
+            Ok("hi".into())
+        );
         assert_eq!(
             Body::parse("line one\nline two").map(Body::into_string),
             Ok("line one\nline two".into())
         );
         assert_eq!(Body::parse(" \n\t "), Err(ValidationError::BodyLength));
         assert!(Body::parse(&"x".repeat(4000)).is_ok());
-        assert_eq!(Body::parse(&"x".repeat(4001)), Err(ValidationError::BodyLength));
+        assert_eq!(
+            Body::parse(&"x".repeat(4001)),
+            Err(ValidationError::BodyLength)
+        );
         // Surrounding whitespace does not count towards the limit.
         assert!(Body::parse(&format!("  {}  ", "x".repeat(4000))).is_ok());
     }

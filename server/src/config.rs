@@ -1,0 +1,94 @@
+//! Server configuration: every setting is a command-line flag with an environment
+//! variable of the same meaning, so the same binary suits a terminal, systemd and CI.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::Parser;
+
+/// Confab chat server: serves the web client and the chat WebSocket on one port.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "confab-server", version, about)]
+pub struct Config {
+    /// Address and port to listen on.
+    #[arg(long, env = "CONFAB_LISTEN", default_value = "127.0.0.1:9000")]
+    pub listen: SocketAddr,
+
+    /// Folder with the trunk-built client (index.html and its assets). When it does not
+    /// exist the server still runs the chat socket, for the `trunk serve` dev flow.
+    #[arg(long, env = "CONFAB_STATIC_DIR", default_value = "dist")]
+    pub static_dir: PathBuf,
+
+    /// Extra page origins allowed to open the chat socket, such as
+    /// `https://chat.example.com` behind a proxy. Same-origin pages are always allowed.
+    /// Repeat the flag, or separate values with commas in the variable.
+    #[arg(
+        long = "allowed-origin",
+        env = "CONFAB_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// Frames a connection may have queued for sending before it counts as too slow and
+    /// is disconnected (close code 4000).
+    #[arg(long, env = "CONFAB_QUEUE_CAPACITY", default_value_t = 1024)]
+    pub queue_capacity: usize,
+
+    /// Seconds between the server's pings to each client.
+    #[arg(long, env = "CONFAB_PING_INTERVAL_SECS", default_value_t = 10)]
+    pub ping_interval_secs: u64,
+
+    /// Seconds of silence (no frame, not even a pong) after which a client is dropped.
+    #[arg(long, env = "CONFAB_IDLE_TIMEOUT_SECS", default_value_t = 30)]
+    pub idle_timeout_secs: u64,
+
+    /// Most rooms the server holds; creating more is refused.
+    #[arg(long, env = "CONFAB_MAX_ROOMS", default_value_t = 1000)]
+    pub max_rooms: usize,
+}
+
+impl Config {
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_secs(self.ping_interval_secs.max(1))
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs.max(1))
+    }
+
+    /// A configuration with every default, listening on `listen`: what tests start from.
+    pub fn with_listen(listen: SocketAddr) -> Self {
+        let mut config = Config::parse_from(["confab-server"]);
+        config.listen = listen;
+        config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_parse() {
+        let c = Config::try_parse_from([
+            "confab-server",
+            "--listen",
+            "0.0.0.0:8000",
+            "--allowed-origin",
+            "https://a.example",
+            "--allowed-origin",
+            "https://b.example",
+        ])
+        .expect("parses");
+        assert_eq!(c.listen, "0.0.0.0:8000".parse().expect("addr"));
+        assert_eq!(
+            c.allowed_origins,
+            ["https://a.example", "https://b.example"]
+        );
+        assert_eq!(c.static_dir, PathBuf::from("dist"));
+    }
+
+    #[test]
+    fn bad_listen_address_is_refused() {
+        assert!(Config::try_parse_from(["confab-server", "--listen", "nope"]).is_err());
+    }
+}

@@ -1,0 +1,224 @@
+//! One WebSocket connection: a reader that decodes frames into hub commands and a
+//! writer that drains the connection's [`Outbox`] onto the socket.
+//!
+//! The reader owns the connection's lifetime. It ends when the peer closes, breaks the
+//! protocol, goes silent past the idle timeout, or when a close was requested and the
+//! peer had a moment to answer it. The writer ends when the close frame is sent or when
+//! nothing can reach the outbox any more.
+
+use std::{net::SocketAddr, time::Duration};
+
+use confab_shared::{close, limits};
+use futures_util::{SinkExt, StreamExt};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    time::{Instant, sleep_until, timeout},
+};
+use tokio_tungstenite::{
+    WebSocketStream,
+    tungstenite::{
+        Bytes, Error as WsError, Message, Utf8Bytes,
+        error::{CapacityError, ProtocolError},
+        protocol::{CloseFrame, WebSocketConfig},
+    },
+};
+
+use crate::{
+    hub::{Event, HubHandle},
+    outbox::{Outbox, OutboxRx},
+    protocol,
+};
+
+/// Per-connection settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub queue_capacity: usize,
+    pub ping_interval: Duration,
+    pub idle_timeout: Duration,
+}
+
+/// How long a peer has to answer our close frame, and how long we try to send it.
+const CLOSE_GRACE: Duration = Duration::from_secs(3);
+/// Frames written per flush: bounds how long the writer goes without checking for a
+/// close request.
+const WRITE_BATCH: usize = 64;
+
+/// The tungstenite configuration every connection uses.
+pub fn websocket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(limits::MAX_FRAME_BYTES))
+        .max_frame_size(Some(limits::MAX_FRAME_BYTES))
+        // The defaults (128 KiB each) would cost more memory per idle socket than
+        // everything else together; chat frames are small.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(16 * 1024)
+        // A peer that stops reading fills this, then writes fail and the connection
+        // ends, rather than buffering without bound.
+        .max_write_buffer_size(256 * 1024)
+}
+
+/// Serves one upgraded connection until it ends.
+pub async fn serve<S>(ws: WebSocketStream<S>, hub: HubHandle, settings: Settings, peer: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let id = hub.next_session_id();
+    let (outbox, rx) = Outbox::new(settings.queue_capacity);
+    if !hub
+        .send(Event::Connect {
+            id,
+            outbox: outbox.clone(),
+        })
+        .await
+    {
+        return;
+    }
+    tracing::debug!(session = id, %peer, "connected");
+    let (sink, stream) = ws.split();
+    let close_watch = rx.close.clone();
+    let reader = read_loop(stream, id, &hub, outbox, close_watch, &settings);
+    let writer = write_loop(sink, rx, settings.ping_interval);
+    let ((), ()) = tokio::join!(reader, writer);
+    tracing::debug!(session = id, %peer, "disconnected");
+}
+
+async fn read_loop<S>(
+    mut stream: futures_util::stream::SplitStream<WebSocketStream<S>>,
+    id: u64,
+    hub: &HubHandle,
+    outbox: Outbox,
+    mut close_watch: tokio::sync::watch::Receiver<Option<CloseFrame>>,
+    settings: &Settings,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut deadline = Instant::now() + settings.idle_timeout;
+    let mut closing = false;
+    loop {
+        let next = tokio::select! {
+            next = stream.next() => next,
+            () = sleep_until(deadline) => {
+                if !closing {
+                    tracing::debug!(session = id, "idle timeout");
+                    outbox.close(close::IDLE_TIMEOUT, "no traffic within the idle timeout");
+                }
+                break;
+            }
+            _ = OutboxRx::closed(&mut close_watch), if !closing => {
+                // Our close frame is on its way: give the peer a moment to answer it.
+                closing = true;
+                deadline = Instant::now() + CLOSE_GRACE;
+                continue;
+            }
+        };
+        let msg = match next {
+            None => break,
+            Some(Ok(msg)) => msg,
+            Some(Err(err)) => {
+                if let Some((code, reason)) = close_for(&err) {
+                    tracing::debug!(session = id, %err, code, "closing on bad input");
+                    outbox.close(code, &reason);
+                }
+                break;
+            }
+        };
+        if !closing {
+            deadline = Instant::now() + settings.idle_timeout;
+        }
+        match msg {
+            Message::Text(text) if !closing => match protocol::parse(text.as_str()) {
+                Ok(cmd) => {
+                    if !hub.send(Event::Command { id, cmd }).await {
+                        break;
+                    }
+                }
+                Err(reply) => {
+                    if outbox.push(Utf8Bytes::from(reply.to_json())).is_err() {
+                        outbox.close(close::SLOW_CONSUMER, "too slow: outgoing queue full");
+                    }
+                }
+            },
+            Message::Binary(_) if !closing => {
+                outbox.close(
+                    close::UNSUPPORTED_DATA,
+                    "binary frames are not supported: send JSON text",
+                );
+            }
+            // Pings are answered by tungstenite; the close handshake completes on the next
+            // read, which then ends the stream.
+            _ => {}
+        }
+    }
+    hub.send(Event::Disconnect { id }).await;
+}
+
+/// The close code and reason for a read error, or `None` when the socket is simply gone.
+fn close_for(err: &WsError) -> Option<(u16, String)> {
+    match err {
+        WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => Some((
+            close::MESSAGE_TOO_BIG,
+            format!("message of {size} bytes exceeds the limit of {max_size}"),
+        )),
+        WsError::Capacity(e) => Some((close::MESSAGE_TOO_BIG, e.to_string())),
+        WsError::Utf8(_) => Some((
+            close::INVALID_PAYLOAD,
+            "text frame is not valid UTF-8".into(),
+        )),
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        WsError::Protocol(e) => Some((close::PROTOCOL_ERROR, e.to_string())),
+        WsError::ConnectionClosed | WsError::AlreadyClosed | WsError::Io(_) => None,
+        other => Some((close::INTERNAL_ERROR, other.to_string())),
+    }
+}
+
+async fn write_loop<S>(
+    mut sink: futures_util::stream::SplitSink<WebSocketStream<S>, Message>,
+    rx: OutboxRx,
+    ping_interval: Duration,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let OutboxRx {
+        mut frames,
+        mut close,
+    } = rx;
+    let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    let close_frame = loop {
+        // Writing can block on a peer that does not read; racing it against the close
+        // request is what lets a stuck connection still be told why it is dropped.
+        tokio::select! {
+            biased;
+            frame = OutboxRx::closed(&mut close) => break Some(frame),
+            step = async {
+                tokio::select! {
+                    n = frames.recv_many(&mut batch, WRITE_BATCH) => {
+                        if n == 0 {
+                            return Ok(false);
+                        }
+                        for frame in batch.drain(..) {
+                            sink.feed(Message::Text(frame)).await?;
+                        }
+                        sink.flush().await?;
+                        Ok(true)
+                    }
+                    _ = ping.tick() => {
+                        sink.send(Message::Ping(Bytes::new())).await?;
+                        Ok(true)
+                    }
+                }
+            } => match step {
+                Ok(true) => {}
+                Ok(false) => break None,
+                Err::<_, WsError>(_) => return,
+            },
+        }
+    };
+    let end = async {
+        match close_frame {
+            Some(frame) => sink.send(Message::Close(Some(frame))).await,
+            None => sink.close().await,
+        }
+    };
+    let _ = timeout(CLOSE_GRACE, end).await;
+}
