@@ -147,15 +147,19 @@ impl Hub {
         let Some(session) = self.sessions.get(&id) else {
             return;
         };
-        if let Err((code, message)) = match (&session.name, cmd) {
+        if let Err(Refusal {
+            code,
+            message,
+            room,
+        }) = match (&session.name, cmd) {
             (None, Command::Hello { name }) => self.hello(id, name),
-            (Some(_), Command::Hello { .. }) => Err((
+            (Some(_), Command::Hello { .. }) => Err(Refusal::new(
                 ErrorCode::AlreadyIdentified,
-                "this session already has a name".to_owned(),
+                "this session already has a name",
             )),
-            (None, _) => Err((
+            (None, _) => Err(Refusal::new(
                 ErrorCode::HelloRequired,
-                "say hello with a display name first".to_owned(),
+                "say hello with a display name first",
             )),
             (Some(_), Command::ListRooms) => {
                 let rooms = self.room_list();
@@ -168,15 +172,22 @@ impl Hub {
             (Some(_), Command::Send { room, body }) => self.post(id, room, body),
             (Some(_), Command::Typing(room)) => self.typing(id, room),
         } {
-            self.reply(id, &ServerMsg::error(code, message));
+            self.reply(
+                id,
+                &ServerMsg::Error {
+                    code,
+                    message,
+                    room,
+                },
+            );
         }
         self.settle();
     }
 
-    fn hello(&mut self, id: SessionId, name: DisplayName) -> Result<(), (ErrorCode, String)> {
+    fn hello(&mut self, id: SessionId, name: DisplayName) -> Result<(), Refusal> {
         let key = name.key();
         if self.names.contains_key(&key) {
-            return Err((
+            return Err(Refusal::new(
                 ErrorCode::NameTaken,
                 format!("someone online is already called {name}"),
             ));
@@ -194,12 +205,17 @@ impl Hub {
         Ok(())
     }
 
-    fn create_room(&mut self, room: RoomName) -> Result<(), (ErrorCode, String)> {
+    fn create_room(&mut self, room: RoomName) -> Result<(), Refusal> {
         if self.rooms.contains_key(room.as_str()) {
-            return Err((ErrorCode::RoomExists, format!("#{room} already exists")));
+            return Err(Refusal::about(
+                &room,
+                ErrorCode::RoomExists,
+                format!("#{room} already exists"),
+            ));
         }
         if self.rooms.len() >= self.settings.max_rooms {
-            return Err((
+            return Err(Refusal::about(
+                &room,
                 ErrorCode::TooManyRooms,
                 format!(
                     "this server holds at most {} rooms",
@@ -220,7 +236,7 @@ impl Hub {
         Ok(())
     }
 
-    fn join(&mut self, id: SessionId, room: RoomName) -> Result<(), (ErrorCode, String)> {
+    fn join(&mut self, id: SessionId, room: RoomName) -> Result<(), Refusal> {
         let Some(members) = self.rooms.get_mut(room.as_str()).map(|r| &mut r.members) else {
             return Err(unknown_room(&room));
         };
@@ -254,7 +270,7 @@ impl Hub {
         Ok(())
     }
 
-    fn leave(&mut self, id: SessionId, room: RoomName) -> Result<(), (ErrorCode, String)> {
+    fn leave(&mut self, id: SessionId, room: RoomName) -> Result<(), Refusal> {
         let Some(r) = self.rooms.get_mut(room.as_str()) else {
             return Err(unknown_room(&room));
         };
@@ -275,12 +291,7 @@ impl Hub {
         Ok(())
     }
 
-    fn post(
-        &mut self,
-        id: SessionId,
-        room: RoomName,
-        body: Body,
-    ) -> Result<(), (ErrorCode, String)> {
+    fn post(&mut self, id: SessionId, room: RoomName, body: Body) -> Result<(), Refusal> {
         self.check_member(id, &room)?;
         let msg = ChatMessage {
             id: self.next_message_id,
@@ -302,7 +313,7 @@ impl Hub {
         Ok(())
     }
 
-    fn typing(&mut self, id: SessionId, room: RoomName) -> Result<(), (ErrorCode, String)> {
+    fn typing(&mut self, id: SessionId, room: RoomName) -> Result<(), Refusal> {
         self.check_member(id, &room)?;
         let now = Instant::now();
         // Clients throttle themselves; allow some slack for timer jitter, drop the rest.
@@ -329,7 +340,7 @@ impl Hub {
         Ok(())
     }
 
-    fn check_member(&self, id: SessionId, room: &RoomName) -> Result<(), (ErrorCode, String)> {
+    fn check_member(&self, id: SessionId, room: &RoomName) -> Result<(), Refusal> {
         match self.rooms.get(room.as_str()) {
             None => Err(unknown_room(room)),
             Some(r) if !r.members.contains(&id) => Err(not_in_room(room)),
@@ -427,12 +438,42 @@ impl Hub {
     }
 }
 
-fn unknown_room(room: &RoomName) -> (ErrorCode, String) {
-    (ErrorCode::UnknownRoom, format!("there is no room #{room}"))
+/// Why the hub refused a request; becomes the requester's error frame.
+#[derive(Debug)]
+struct Refusal {
+    code: ErrorCode,
+    message: String,
+    room: Option<String>,
 }
 
-fn not_in_room(room: &RoomName) -> (ErrorCode, String) {
-    (ErrorCode::NotInRoom, format!("join #{room} first"))
+impl Refusal {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            room: None,
+        }
+    }
+
+    fn about(room: &RoomName, code: ErrorCode, message: String) -> Self {
+        Self {
+            code,
+            message,
+            room: Some(room.to_string()),
+        }
+    }
+}
+
+fn unknown_room(room: &RoomName) -> Refusal {
+    Refusal::about(
+        room,
+        ErrorCode::UnknownRoom,
+        format!("there is no room #{room}"),
+    )
+}
+
+fn not_in_room(room: &RoomName) -> Refusal {
+    Refusal::about(room, ErrorCode::NotInRoom, format!("join #{room} first"))
 }
 
 /// Serializes once; every recipient shares the same bytes.

@@ -103,8 +103,14 @@ pub enum ServerMsg {
     /// Someone is typing in a room the client is in. Expires after
     /// [`limits::TYPING_TTL_MS`] unless repeated, and ends when their message arrives.
     Typing { room: String, name: String },
-    /// A request could not be honoured. The connection stays open.
-    Error { code: ErrorCode, message: String },
+    /// A request could not be honoured. The connection stays open. `room` names the
+    /// room the refused request was about, when there was one.
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+    },
 }
 
 /// A room as listed to clients.
@@ -200,11 +206,12 @@ impl std::fmt::Display for ErrorCode {
 }
 
 impl ServerMsg {
-    /// Shorthand for an [`ServerMsg::Error`].
+    /// Shorthand for an [`ServerMsg::Error`] about no room in particular.
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
         ServerMsg::Error {
             code,
             message: message.into(),
+            room: None,
         }
     }
 
@@ -349,6 +356,11 @@ mod tests {
                 name: "grace".into(),
             },
             ServerMsg::error(ErrorCode::NameTaken, "someone online is already called ada"),
+            ServerMsg::Error {
+                code: ErrorCode::NotInRoom,
+                message: "join #ops first".into(),
+                room: Some("ops".into()),
+            },
         ]
     }
 
