@@ -1,0 +1,185 @@
+// Starts Confab's production-mode server (the built binary serving the trunk-built client)
+// as a child process for a test file:
+//
+//   const server = await ConfabServer.start();   // free port, waits for /healthz
+//   await page.goto(server.url);
+//   await server.restart();                      // SIGTERM, wait for exit, start again on the same port
+//   await server.stop();                          // in afterAll
+//
+// Binary: $CONFAB_SERVER_BIN (default ../target/debug/confab-server); client:
+// $CONFAB_STATIC_DIR (default ../dist). Relative paths are taken from this folder.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+const HERE = __dirname;
+const START_TIMEOUT_MS = 15_000;
+const STOP_TIMEOUT_MS = 10_000;
+
+/** Every server started by this process, so none outlives it even if a test forgets. */
+const running = new Set<ChildProcess>();
+/** Working folders of the servers (anything a server writes lands there). */
+const workDirs = new Set<string>();
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+  for (const dir of workDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+export function serverBinary(): string {
+  return path.resolve(HERE, process.env.CONFAB_SERVER_BIN ?? '../target/debug/confab-server');
+}
+
+export function staticDir(): string {
+  return path.resolve(HERE, process.env.CONFAB_STATIC_DIR ?? '../dist');
+}
+
+/** A port on 127.0.0.1 that nothing listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.unref();
+    probe.on('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export class ConfabServer {
+  private child: ChildProcess | null = null;
+  private exited: Promise<void> = Promise.resolve();
+  /** The server's recent output, shown when it fails to start. */
+  private output = '';
+
+  /** The server's working folder: kept across restarts, removed when the tests end. */
+  readonly workDir: string;
+
+  private constructor(
+    readonly port: number,
+    readonly bin: string,
+    readonly staticDir: string,
+  ) {
+    this.workDir = mkdtempSync(path.join(os.tmpdir(), 'confab-e2e-'));
+    workDirs.add(this.workDir);
+  }
+
+  /** Starts a server on a free port and waits until it answers /healthz. */
+  static async start(): Promise<ConfabServer> {
+    const bin = serverBinary();
+    const dir = staticDir();
+    if (!existsSync(bin)) {
+      throw new Error(`no server binary at ${bin}: run \`cargo build -p confab-server\` (or set CONFAB_SERVER_BIN)`);
+    }
+    if (!existsSync(path.join(dir, 'index.html'))) {
+      throw new Error(`no built client in ${dir}: run \`trunk build --release\` (or set CONFAB_STATIC_DIR)`);
+    }
+    const server = new ConfabServer(await freePort(), bin, dir);
+    await server.launch();
+    return server;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}/`;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** Starts the process again after `stop()`, on the same port. */
+  async start(): Promise<void> {
+    if (this.child) throw new Error('server is already running');
+    await this.launch();
+  }
+
+  /** SIGTERM (graceful shutdown: clients get close 1001), then waits for the exit. */
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child) return;
+    const exited = this.exited;
+    child.kill('SIGTERM');
+    const inTime = await Promise.race([exited.then(() => true), sleep(STOP_TIMEOUT_MS).then(() => false)]);
+    if (!inTime) {
+      child.kill('SIGKILL');
+      await exited;
+      throw new Error(`server did not exit within ${STOP_TIMEOUT_MS} ms of SIGTERM (killed)\n${this.output}`);
+    }
+  }
+
+  /** Stops the server and starts it again on the same port. */
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.start();
+  }
+
+  private async launch(): Promise<void> {
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    // The port was just released by a probe or by the previous process: retry briefly
+    // if something else grabbed it or the old socket is still closing.
+    for (;;) {
+      const started = await this.spawnOnce(deadline);
+      if (started === 'ready') return;
+      if (started === 'in-use' && Date.now() < deadline) {
+        await sleep(200);
+        continue;
+      }
+      throw new Error(`server did not start on port ${this.port} (${started})\n${this.output}`);
+    }
+  }
+
+  private async spawnOnce(deadline: number): Promise<'ready' | 'in-use' | string> {
+    this.output = '';
+    const child = spawn(
+      this.bin,
+      ['--listen', `127.0.0.1:${this.port}`, '--static-dir', this.staticDir],
+      { cwd: this.workDir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } },
+    );
+    this.child = child;
+    running.add(child);
+    let exitInfo = null as string | null;
+    this.exited = new Promise<void>((resolve) => {
+      child.on('exit', (code, signal) => {
+        exitInfo = `exited with ${signal ?? `code ${code}`}`;
+        running.delete(child);
+        if (this.child === child) this.child = null;
+        resolve();
+      });
+    });
+    const record = (chunk: Buffer) => {
+      this.output = (this.output + chunk.toString()).slice(-8_000);
+      if (process.env.CONFAB_E2E_SERVER_LOG) process.stderr.write(`[server:${this.port}] ${chunk}`);
+    };
+    child.stdout?.on('data', record);
+    child.stderr?.on('data', record);
+    child.on('error', (err) => {
+      exitInfo = `failed to spawn: ${err.message}`;
+    });
+
+    while (Date.now() < deadline) {
+      if (exitInfo !== null) {
+        await this.exited;
+        return /in use|AddrInUse/i.test(this.output) ? 'in-use' : exitInfo;
+      }
+      if (await this.healthy()) return 'ready';
+      await sleep(50);
+    }
+    child.kill('SIGKILL');
+    await this.exited;
+    return `no answer on /healthz within ${START_TIMEOUT_MS} ms`;
+  }
+
+  private async healthy(): Promise<boolean> {
+    try {
+      const res = await fetch(`http://127.0.0.1:${this.port}/healthz`, { signal: AbortSignal.timeout(1_000) });
+      return res.ok && (await res.text()).trim() === 'ok';
+    } catch {
+      return false;
+    }
+  }
+}

@@ -1,0 +1,147 @@
+# shellcheck shell=bash
+# Helpers sourced by scripts/run.sh and scripts/test.sh: one `ensure_*` function per tool.
+# Each checks first and installs only what is missing or at the wrong version, so a warm
+# run costs a few version checks. Works on a fresh machine as root (CI) or as a user
+# with sudo. Facts behind the pins: shared/TOOLCHAIN.md.
+
+CONFAB_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export CONFAB_ROOT
+
+TRUNK_VERSION="0.21.14"
+WASM_TARGET="wasm32-unknown-unknown"
+CHROMIUM_BIN="/usr/bin/chromium"
+
+# Progress and errors go to stderr so they never mix with a command's real output.
+say() { printf '==> %s\n' "$*" >&2; }
+die() {
+	printf 'error: %s\n' "$*" >&2
+	exit 1
+}
+
+# Runs a command as root: directly when we are root, through sudo otherwise.
+as_root() {
+	if [ "$(id -u)" -eq 0 ]; then
+		"$@"
+	elif command -v sudo >/dev/null 2>&1; then
+		sudo "$@"
+	else
+		die "need root (or sudo) to run: $*"
+	fi
+}
+
+ensure_cargo() {
+	if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
+		# shellcheck source=/dev/null
+		. "$HOME/.cargo/env"
+	fi
+	case ":$PATH:" in
+	*":$HOME/.cargo/bin:"*) ;;
+	*) export PATH="$HOME/.cargo/bin:$PATH" ;; # where `cargo install` puts binaries
+	esac
+	command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust with rustup first"
+}
+
+ensure_wasm_target() {
+	ensure_cargo
+	if rustup target list --installed | grep -qx "$WASM_TARGET"; then
+		say "rust target $WASM_TARGET: ok"
+	else
+		say "rust target $WASM_TARGET: installing"
+		rustup target add "$WASM_TARGET"
+	fi
+}
+
+# Prints the version of a tool's `--version` output (its last word, without a leading v),
+# or nothing when the tool is not on PATH.
+tool_version() {
+	command -v "$1" >/dev/null 2>&1 || return 0
+	"$1" --version 2>/dev/null | head -n 1 | awk '{ sub(/^v/, "", $NF); print $NF }'
+}
+
+# ensure_cargo_tool BIN VERSION CRATE [extra `cargo install` flags...]
+ensure_cargo_tool() {
+	local bin=$1 want=$2 crate=$3
+	shift 3
+	local have
+	have="$(tool_version "$bin")"
+	if [ "$have" = "$want" ]; then
+		say "$bin $want: ok"
+		return 0
+	fi
+	say "$bin: have '${have:-none}', want $want: cargo install $crate $want (takes minutes)"
+	cargo install "$@" "$crate" --version "$want"
+	have="$(tool_version "$bin")"
+	[ "$have" = "$want" ] || die "$bin is '${have:-missing}' after installing $want: is ~/.cargo/bin first on PATH?"
+}
+
+ensure_trunk() {
+	ensure_cargo
+	ensure_cargo_tool trunk "$TRUNK_VERSION" trunk --locked
+}
+
+# The version of the `wasm-bindgen` crate in Cargo.lock: the CLI must match it exactly.
+locked_wasm_bindgen_version() {
+	awk '/^name = "wasm-bindgen"$/ { found = 1; next }
+	     found && /^version = / { gsub(/"/, "", $3); print $3; exit }' "$CONFAB_ROOT/Cargo.lock"
+}
+
+ensure_wasm_bindgen() {
+	ensure_cargo
+	local want
+	want="$(locked_wasm_bindgen_version)"
+	[ -n "$want" ] || die "no wasm-bindgen in Cargo.lock"
+	# Not --locked: the CLI's own lock file pins a crate release the registry lacks.
+	ensure_cargo_tool wasm-bindgen "$want" wasm-bindgen-cli
+}
+
+# npm_ci_if_stale DIR: `npm ci` in DIR unless its node_modules was installed from the
+# same package.json, package-lock.json and Node version (recorded in a stamp file).
+npm_ci_if_stale() {
+	local dir="$CONFAB_ROOT/$1"
+	command -v npm >/dev/null 2>&1 || die "npm not found: install Node.js 20 and npm"
+	local stamp="$dir/node_modules/.confab-stamp" want
+	want="$(cat "$dir/package.json" "$dir/package-lock.json" | sha256sum | cut -d' ' -f1) node-$(node --version)"
+	if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+		say "$1/node_modules: ok"
+		return 0
+	fi
+	say "$1/node_modules: missing or stale: npm ci"
+	(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+	printf '%s\n' "$want" >"$stamp"
+}
+
+ensure_wasm_opt() {
+	npm_ci_if_stale tools
+	case ":$PATH:" in
+	*":$CONFAB_ROOT/tools/node_modules/.bin:"*) ;;
+	*) export PATH="$CONFAB_ROOT/tools/node_modules/.bin:$PATH" ;;
+	esac
+	wasm-opt --version | grep -q 'version_123' || die "wasm-opt is not version_123: $(wasm-opt --version)"
+	say "wasm-opt version_123: ok"
+}
+
+ensure_chromium() {
+	if [ -x "$CHROMIUM_BIN" ]; then
+		say "chromium: ok"
+		return 0
+	fi
+	say "chromium: installing Debian's package"
+	export DEBIAN_FRONTEND=noninteractive
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get update
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+	[ -x "$CHROMIUM_BIN" ] || die "$CHROMIUM_BIN is still missing after apt-get install chromium"
+}
+
+ensure_e2e_deps() {
+	npm_ci_if_stale e2e
+}
+
+# Everything `trunk build --release` needs: rustc's wasm target, trunk, and local
+# wasm-bindgen and wasm-opt so trunk never tries to download them.
+ensure_client_tools() {
+	ensure_cargo
+	ensure_wasm_target
+	ensure_trunk
+	ensure_wasm_bindgen
+	ensure_wasm_opt
+}

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Runs every test of Confab, in order, stopping at the first failure:
+# tools, formatting, lints (native and wasm), Rust tests, the release client build,
+# the server binary, then the browser tests (Playwright + Debian's Chromium).
+# Usage: scripts/test.sh [extra args for `npx playwright test`]
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$CONFAB_ROOT"
+
+TOTAL_STEPS=8
+step_no=0
+current_step=""
+summary=""
+
+now() { date +%s.%N; }
+elapsed_since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+run_start="$(now)"
+on_exit() {
+	local rc=$?
+	if [ "$rc" -ne 0 ] && [ -n "$current_step" ]; then
+		printf '\n%s' "$summary" >&2
+		printf 'FAILED: step %d/%d "%s" (exit %d) after %ss in total\n' \
+			"$step_no" "$TOTAL_STEPS" "$current_step" "$rc" "$(elapsed_since "$run_start")" >&2
+	fi
+}
+trap on_exit EXIT
+
+# step NAME COMMAND...: runs one step in this shell (so tools put on PATH stay there);
+# with `set -e` a failing command ends the script and on_exit names the step.
+step() {
+	current_step=$1
+	shift
+	step_no=$((step_no + 1))
+	printf '\n=== [%d/%d] %s\n' "$step_no" "$TOTAL_STEPS" "$current_step"
+	local start
+	start="$(now)"
+	"$@"
+	local took
+	took="$(elapsed_since "$start")"
+	printf -- '--- [%d/%d] %s: ok (%ss)\n' "$step_no" "$TOTAL_STEPS" "$current_step" "$took"
+	summary+="$(printf '  %6ss  %s' "$took" "$current_step")"$'\n'
+}
+
+ensure_all_tools() {
+	ensure_client_tools
+	ensure_chromium
+	ensure_e2e_deps
+}
+
+playwright() {
+	local target_dir="${CARGO_TARGET_DIR:-$CONFAB_ROOT/target}"
+	export CONFAB_SERVER_BIN="${CONFAB_SERVER_BIN:-$target_dir/debug/confab-server}"
+	export CONFAB_STATIC_DIR="${CONFAB_STATIC_DIR:-$CONFAB_ROOT/dist}"
+	(cd e2e && npx --no-install playwright test "$@")
+}
+
+step "ensure tools" ensure_all_tools
+step "cargo fmt --check" cargo fmt --all -- --check
+step "clippy (native)" cargo clippy --workspace --all-targets -- -D warnings
+step "clippy (wasm client)" cargo clippy -p confab-web --target "$WASM_TARGET" -- -D warnings
+step "cargo test" cargo test --workspace
+step "trunk build --release" trunk build --release
+step "build server (debug, for e2e)" cargo build -p confab-server
+step "browser tests (playwright)" playwright "$@"
+current_step=""
+
+printf '\nAll steps passed in %ss:\n%s' "$(elapsed_since "$run_start")" "$summary"
