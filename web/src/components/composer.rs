@@ -1,0 +1,93 @@
+use confab_shared::{Body, limits};
+use web_sys::HtmlTextAreaElement;
+use yew::prelude::*;
+
+/// Show the remaining-characters counter once this close to the limit.
+const COUNTER_FROM: usize = limits::MAX_BODY_CHARS - 500;
+
+/// Writes and sends a message: Enter sends, Shift+Enter starts a new line.
+#[function_component]
+pub fn Composer() -> Html {
+    let ctx = super::use_ctx();
+    let room = ctx.state.current.clone();
+    let text = use_state(String::new);
+    let hint = use_state(|| None::<&'static str>);
+    let last_typing = use_mut_ref(|| 0.0_f64);
+    let area = use_node_ref();
+
+    let submit = {
+        let (chat, room, text, hint) = (ctx.chat.clone(), room.clone(), text.clone(), hint.clone());
+        let last_typing = last_typing.clone();
+        Callback::from(move |()| {
+            let Ok(body) = Body::parse(&text) else {
+                return;
+            };
+            if chat.send(&room, body.as_str()) {
+                text.set(String::new());
+                hint.set(None);
+                *last_typing.borrow_mut() = 0.0;
+            } else {
+                hint.set(Some(
+                    "Not connected: your message is kept here until the connection is back.",
+                ));
+            }
+        })
+    };
+    let oninput = {
+        let (chat, room, text) = (ctx.chat.clone(), room.clone(), text.clone());
+        Callback::from(move |e: InputEvent| {
+            let Some(area) = e.target_dyn_into::<HtmlTextAreaElement>() else {
+                return;
+            };
+            let value = area.value();
+            let now = js_sys::Date::now();
+            if !value.trim().is_empty()
+                && now - *last_typing.borrow() >= limits::TYPING_THROTTLE_MS as f64
+            {
+                *last_typing.borrow_mut() = now;
+                chat.typing(&room);
+            }
+            text.set(value);
+        })
+    };
+    let onkeydown = {
+        let submit = submit.clone();
+        Callback::from(move |e: KeyboardEvent| {
+            if e.key() == "Enter" && !e.shift_key() && !e.is_composing() {
+                e.prevent_default();
+                submit.emit(());
+            }
+        })
+    };
+    let onsubmit = Callback::from(move |e: SubmitEvent| {
+        e.prevent_default();
+        submit.emit(());
+    });
+
+    let chars = text.trim().chars().count();
+    let over = chars > limits::MAX_BODY_CHARS;
+    let counter = (chars >= COUNTER_FROM).then(|| {
+        let text = if over {
+            format!("{} characters over the limit", chars - limits::MAX_BODY_CHARS)
+        } else {
+            format!("{} characters left", limits::MAX_BODY_CHARS - chars)
+        };
+        html! { <span id="composer-counter" class={classes!("counter", over.then_some("over"))} aria-live="polite">{ text }</span> }
+    });
+    html! {
+        <form class="composer" aria-label="Send a message" {onsubmit}>
+            <label for="composer" class="visually-hidden">{ format!("Message #{room}") }</label>
+            <textarea id="composer" ref={area} rows="2" value={(*text).clone()}
+                      placeholder={format!("Message #{room}  (Enter to send, Shift+Enter for a new line)")}
+                      aria-describedby={counter.as_ref().map(|_| "composer-counter")}
+                      {oninput} {onkeydown} />
+            <div class="composer-side">
+                { for counter }
+                <button type="submit" disabled={over || chars == 0}>{ "Send" }</button>
+            </div>
+            if let Some(h) = *hint {
+                <p class="hint" role="status">{ h }</p>
+            }
+        </form>
+    }
+}
