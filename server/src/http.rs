@@ -160,8 +160,12 @@ fn handshake_key(method: &Method, headers: &HeaderMap) -> Result<HeaderValue, Re
 /// Whether a handshake may proceed, judged by its `Origin`.
 ///
 /// - No `Origin`: not a browser (browsers always send it on WebSocket handshakes), so
-///   there is no victim's cookie jar to hijack. Also how `trunk serve` proxies.
-/// - Same origin as the `Host` the request was sent to: our own page.
+///   there is no victim's cookie jar to hijack.
+/// - Same origin as the host the browser addressed: the `Host` header, or the
+///   `X-Forwarded-Host` a reverse proxy (nginx, `trunk serve`) sets when it rewrites
+///   `Host`. Trusting the forwarded header is safe here because the attack this check
+///   stops runs in a victim's browser, and pages cannot set that header on a WebSocket
+///   handshake.
 /// - Listed with `--allowed-origin`.
 fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
@@ -177,10 +181,17 @@ fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
     let Some((_, authority)) = origin.split_once("://") else {
         return false; // "null" and other opaque origins
     };
+    let forwarded = headers
+        .get_all("x-forwarded-host")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','));
     headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .is_some_and(|host| host.eq_ignore_ascii_case(authority))
+        .get_all(header::HOST)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .chain(forwarded)
+        .any(|host| host.trim().eq_ignore_ascii_case(authority))
 }
 
 /// Lower-cases an origin and drops a trailing slash, so configured values compare equal
@@ -231,6 +242,23 @@ mod tests {
             &headers(Some("null"), "127.0.0.1:9000"),
             &[]
         ));
+    }
+
+    #[test]
+    fn a_proxy_forwarded_host_counts_as_same_origin() {
+        // What `trunk serve` sends: Host rewritten to the backend, the page's host kept.
+        let mut h = headers(Some("http://127.0.0.1:8080"), "127.0.0.1");
+        assert!(!origin_allowed(&h, &[]));
+        h.insert(
+            "x-forwarded-host",
+            HeaderValue::from_static("127.0.0.1:8080"),
+        );
+        assert!(origin_allowed(&h, &[]));
+        h.insert(
+            "x-forwarded-host",
+            HeaderValue::from_static("other.example"),
+        );
+        assert!(!origin_allowed(&h, &[]));
     }
 
     #[test]
