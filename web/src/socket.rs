@@ -39,6 +39,9 @@ struct Inner {
     out: UnboundedSender<ClientMsg>,
     wanted: RefCell<Wanted>,
     open: Cell<bool>,
+    /// The server has accepted our name at least once: a later `name_taken` on a
+    /// reconnect means our own old session still holds it, not someone else.
+    welcomed: Cell<bool>,
 }
 
 /// Handle to the connection, shared through a Yew context.
@@ -62,6 +65,7 @@ impl Chat {
                 rooms: BTreeSet::from([DEFAULT_ROOM.to_owned()]),
             }),
             open: Cell::new(false),
+            welcomed: Cell::new(false),
         });
         wasm_bindgen_futures::spawn_local(run(Rc::clone(&inner), requests, dispatch));
         Chat(inner)
@@ -152,13 +156,21 @@ impl Inner {
 
     /// Updates what the user wants from what the server answered.
     fn observe(&self, msg: &ServerMsg) {
-        if let ServerMsg::Error {
-            code: ErrorCode::UnknownRoom,
-            room: Some(room),
-            ..
-        } = msg
-        {
-            self.wanted.borrow_mut().rooms.remove(room);
+        match msg {
+            ServerMsg::Welcome { .. } => self.welcomed.set(true),
+            // A refused first name must not be retried by the next reconnect.
+            ServerMsg::Error {
+                code: ErrorCode::NameTaken | ErrorCode::InvalidName,
+                ..
+            } if !self.welcomed.get() => self.wanted.borrow_mut().name = None,
+            ServerMsg::Error {
+                code: ErrorCode::UnknownRoom,
+                room: Some(room),
+                ..
+            } => {
+                self.wanted.borrow_mut().rooms.remove(room);
+            }
+            _ => {}
         }
     }
 }
@@ -215,7 +227,6 @@ async fn connect_once(
     let mut rx = rx.fuse();
     inner.open.set(true);
     dispatch.emit(Action::Conn(Conn::Open));
-    let had_name = inner.wanted.borrow().name.is_some();
     for msg in inner.greeting() {
         if tx.send(Message::Text(msg.to_json())).await.is_err() {
             return End::Lost;
@@ -236,7 +247,7 @@ async fn connect_once(
                     ServerMsg::Welcome { .. } => *failures = 0,
                     // On a reconnect the server may not yet have noticed our old socket
                     // is dead; it will within its idle timeout.
-                    ServerMsg::Error { code: ErrorCode::NameTaken, .. } if had_name => {
+                    ServerMsg::Error { code: ErrorCode::NameTaken, .. } if inner.welcomed.get() => {
                         return End::NameHeld;
                     }
                     _ => {}
