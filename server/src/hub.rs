@@ -598,6 +598,12 @@ mod tests {
         Client { id, rx }
     }
 
+    fn hello(name: &str) -> Command {
+        Command::Hello {
+            name: DisplayName::parse(name).expect("name"),
+        }
+    }
+
     fn room(name: &str) -> RoomName {
         RoomName::parse(name).expect("room")
     }
@@ -637,12 +643,7 @@ mod tests {
     fn hello_then_welcome_lists_general() {
         let mut hub = hub();
         let mut c = connect(&mut hub, 1, 8);
-        hub.handle(
-            1,
-            Command::Hello {
-                name: DisplayName::parse("Ada").expect("name"),
-            },
-        );
+        hub.handle(1, hello("Ada"));
         match c.drain().as_slice() {
             [ServerMsg::Welcome { name, rooms, .. }] => {
                 assert_eq!(name, "Ada");
@@ -665,9 +666,6 @@ mod tests {
         let mut hub = hub();
         let _ada = member(&mut hub, 1, "Ada");
         let mut other = connect(&mut hub, 2, 8);
-        let hello = |name: &str| Command::Hello {
-            name: DisplayName::parse(name).expect("name"),
-        };
         hub.handle(2, hello("ada"));
         assert_eq!(error_code(&other.drain()), Some(ErrorCode::NameTaken));
         hub.disconnect(1);
@@ -762,12 +760,7 @@ mod tests {
         let mut hub = hub();
         let mut ada = member(&mut hub, 1, "ada");
         let mut bob = connect(&mut hub, 2, 64);
-        hub.handle(
-            2,
-            Command::Hello {
-                name: DisplayName::parse("bob").expect("name"),
-            },
-        );
+        hub.handle(2, hello("bob"));
         hub.handle(2, Command::Join(room("general")));
         let joined = bob.drain();
         assert!(matches!(
@@ -864,12 +857,7 @@ mod tests {
         let ada = member(&mut hub, 1, "ada");
         let mut bob = member(&mut hub, 2, "bob");
         let mut slow = connect(&mut hub, 3, 4);
-        hub.handle(
-            3,
-            Command::Hello {
-                name: DisplayName::parse("slow").expect("name"),
-            },
-        );
+        hub.handle(3, hello("slow"));
         hub.handle(3, Command::Join(room("general")));
         bob.drain();
         for i in 0..10 {

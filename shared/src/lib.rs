@@ -178,6 +178,24 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, for documentation and exhaustive tests.
+    pub const ALL: [ErrorCode; 14] = [
+        ErrorCode::BadJson,
+        ErrorCode::UnknownType,
+        ErrorCode::BadMessage,
+        ErrorCode::UnsupportedProtocol,
+        ErrorCode::HelloRequired,
+        ErrorCode::AlreadyIdentified,
+        ErrorCode::InvalidName,
+        ErrorCode::NameTaken,
+        ErrorCode::InvalidRoom,
+        ErrorCode::UnknownRoom,
+        ErrorCode::RoomExists,
+        ErrorCode::TooManyRooms,
+        ErrorCode::NotInRoom,
+        ErrorCode::InvalidBody,
+    ];
+
     /// The code as it appears on the wire, for logs and tests.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -416,23 +434,7 @@ mod tests {
 
     #[test]
     fn error_code_strings_match_serde() {
-        use ErrorCode::*;
-        for code in [
-            BadJson,
-            UnknownType,
-            BadMessage,
-            UnsupportedProtocol,
-            HelloRequired,
-            AlreadyIdentified,
-            InvalidName,
-            NameTaken,
-            InvalidRoom,
-            UnknownRoom,
-            RoomExists,
-            TooManyRooms,
-            NotInRoom,
-            InvalidBody,
-        ] {
+        for code in ErrorCode::ALL {
             assert_eq!(
                 serde_json::to_string(&code).expect("encodes"),
                 format!("\"{}\"", code.as_str())
