@@ -1,0 +1,191 @@
+//! Chat behaviour seen through real sockets: messages, rooms, presence, history, names
+//! and typing.
+
+mod common;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use common::{Client, start};
+use confab_shared::{ClientMsg, ErrorCode, PresenceEvent, ServerMsg};
+
+fn presence(room: &str, name: &str, event: PresenceEvent) -> ServerMsg {
+    ServerMsg::Presence {
+        room: room.into(),
+        name: name.into(),
+        event,
+    }
+}
+
+fn now_ms() -> i64 {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970");
+    i64::try_from(since_epoch.as_millis()).expect("milliseconds fit i64")
+}
+
+#[tokio::test]
+async fn two_users_exchange_messages() {
+    let server = start().await;
+    let mut ada = Client::in_room(server.addr, "ada", "general").await;
+    let mut bob = Client::in_room(server.addr, "bob", "general").await;
+
+    let before = now_ms();
+    let sent = ada.say("general", "  hello bob \n").await;
+    assert_eq!(sent.room, "general");
+    assert_eq!(sent.from, "ada");
+    assert_eq!(sent.body, "hello bob", "surrounding whitespace is trimmed");
+    assert!(sent.id > 0);
+    assert!(
+        sent.ts > 0 && (before - 1000..=now_ms() + 1000).contains(&sent.ts),
+        "ts {} is the server's clock in ms",
+        sent.ts
+    );
+    assert_eq!(
+        bob.next_message().await,
+        sent,
+        "both ends get the same server copy"
+    );
+
+    let reply = bob.say("general", "hi ada").await;
+    assert_eq!(reply.from, "bob");
+    assert!(reply.id > sent.id, "ids increase");
+    assert_eq!(ada.next_message().await, reply);
+}
+
+#[tokio::test]
+async fn rooms_are_isolated() {
+    let server = start().await;
+    let mut ada = Client::in_room(server.addr, "ada", "general").await;
+    let mut bob = Client::in_room(server.addr, "bob", "general").await;
+    ada.create_room("ops").await;
+    bob.expect_room_list_with("ops").await;
+    ada.join("ops").await;
+
+    ada.say("ops", "secret plans").await;
+    let public = ada.say("general", "public").await;
+    // Bob's very next frame is the `general` message: nothing from #ops came before it.
+    assert_eq!(bob.recv().await, ServerMsg::Message(public));
+
+    // Each refusal names the room it is about.
+    bob.send_to("ops", "let me in").await;
+    let about = bob.expect_error(ErrorCode::NotInRoom).await;
+    assert_eq!(about.as_deref(), Some("ops"));
+    bob.send_to("nowhere", "hello?").await;
+    let about = bob.expect_error(ErrorCode::UnknownRoom).await;
+    assert_eq!(about.as_deref(), Some("nowhere"));
+    bob.send_json(&ClientMsg::Join {
+        room: "nowhere".into(),
+    })
+    .await;
+    let about = bob.expect_error(ErrorCode::UnknownRoom).await;
+    assert_eq!(about.as_deref(), Some("nowhere"));
+
+    // The refused message was not stored: #ops holds only Ada's.
+    let (members, history) = bob.join("ops").await;
+    assert_eq!(members, ["ada", "bob"]);
+    let bodies: Vec<_> = history.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(bodies, ["secret plans"]);
+}
+
+#[tokio::test]
+async fn presence_on_join_leave_and_disconnect() {
+    let server = start().await;
+    let mut ada = Client::in_room(server.addr, "ada", "general").await;
+    let mut bob = Client::named(server.addr, "bob").await;
+
+    let (members, _) = bob.join("general").await;
+    assert_eq!(members, ["ada", "bob"]);
+    assert_eq!(
+        ada.recv().await,
+        presence("general", "bob", PresenceEvent::Joined)
+    );
+
+    bob.leave("general").await;
+    assert_eq!(
+        ada.recv().await,
+        presence("general", "bob", PresenceEvent::Left)
+    );
+
+    bob.join("general").await;
+    assert_eq!(
+        ada.recv().await,
+        presence("general", "bob", PresenceEvent::Joined)
+    );
+    // Vanishing without a close handshake counts as leaving too.
+    drop(bob);
+    assert_eq!(
+        ada.recv().await,
+        presence("general", "bob", PresenceEvent::Left)
+    );
+}
+
+#[tokio::test]
+async fn joining_delivers_earlier_messages_as_history() {
+    let server = start().await;
+    let mut ada = Client::in_room(server.addr, "ada", "general").await;
+    let mut sent = Vec::new();
+    for body in ["first", "second", "third"] {
+        sent.push(ada.say("general", body).await);
+    }
+
+    let mut bob = Client::named(server.addr, "bob").await;
+    let (members, history) = bob.join("general").await;
+    assert_eq!(members, ["ada", "bob"]);
+    assert_eq!(history, sent, "the same messages, oldest first");
+}
+
+#[tokio::test]
+async fn names_are_unique_case_insensitively_until_freed() {
+    let server = start().await;
+    let mut ada = Client::in_room(server.addr, "Ada", "general").await;
+    let mut watcher = Client::in_room(server.addr, "carol", "general").await;
+    let mut late = Client::connect(server.addr).await;
+
+    for name in ["ada", "  ADA "] {
+        match late.try_hello(name).await {
+            ServerMsg::Error { code, .. } => assert_eq!(code, ErrorCode::NameTaken, "{name:?}"),
+            other => panic!("expected name_taken for {name:?}, got {other:?}"),
+        }
+    }
+
+    // A proper close handshake this time (the presence test covers a dropped socket).
+    ada.ws.close(None).await.expect("send a close frame");
+    // Presence "left" is sent when the server forgets the session, name included.
+    watcher
+        .recv_until(|m| *m == presence("general", "Ada", PresenceEvent::Left))
+        .await;
+    assert_eq!(late.hello("ada").await, "ada");
+}
+
+#[tokio::test]
+async fn typing_reaches_the_others_but_not_the_typist() {
+    let server = start().await;
+    let mut ada = Client::in_room(server.addr, "ada", "general").await;
+    let mut bob = Client::in_room(server.addr, "bob", "general").await;
+    assert_eq!(
+        ada.recv().await,
+        presence("general", "bob", PresenceEvent::Joined)
+    );
+
+    ada.send_json(&ClientMsg::Typing {
+        room: "general".into(),
+    })
+    .await;
+    assert_eq!(
+        bob.recv().await,
+        ServerMsg::Typing {
+            room: "general".into(),
+            name: "ada".into(),
+        }
+    );
+    // Had the typing event been echoed, it would reach Ada before her own message.
+    ada.send_to("general", "done typing").await;
+    match ada.recv().await {
+        ServerMsg::Message(m) => assert_eq!(m.body, "done typing"),
+        other => panic!("expected Ada's own message first, got {other:?}"),
+    }
+
+    ada.send_json(&ClientMsg::Typing { room: "ops".into() })
+        .await;
+    ada.expect_error(ErrorCode::UnknownRoom).await;
+}
