@@ -54,7 +54,17 @@ playwright() {
 	local target_dir="${CARGO_TARGET_DIR:-$CONFAB_ROOT/target}"
 	export CONFAB_SERVER_BIN="${CONFAB_SERVER_BIN:-$target_dir/debug/confab-server}"
 	export CONFAB_STATIC_DIR="${CONFAB_STATIC_DIR:-$CONFAB_ROOT/dist}"
-	(cd e2e && npx --no-install playwright test "$@")
+	local report="$CONFAB_ROOT/e2e/test-results/summary.json" rc=0
+	rm -f "$report"
+	(cd e2e && PLAYWRIGHT_JSON_OUTPUT_NAME="$report" npx --no-install playwright test --reporter=list,json "$@") || rc=$?
+	# One plain closing line with the counts, from Playwright's JSON report.
+	if [ -f "$report" ]; then
+		# shellcheck disable=SC2016 # a JavaScript template, not shell
+		node -e 'const s = require(process.argv[1]).stats;
+			const skipped = s.skipped ? `, ${s.skipped} skipped` : "";
+			console.log(`e2e: ${s.expected + s.flaky} passed, ${s.unexpected} failed${skipped}`);' "$report"
+	fi
+	return "$rc"
 }
 
 step "ensure tools" ensure_all_tools
