@@ -39,7 +39,7 @@ class Tab {
     return this.page.getByRole('form', { name: 'Choose a display name' });
   }
   get nameInput(): Locator {
-    return this.page.getByLabel('Display name');
+    return this.page.getByLabel('Display name', { exact: true });
   }
   get alert(): Locator {
     return this.page.getByRole('alert');
