@@ -17,7 +17,7 @@ use tokio::{
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{
-        Bytes, Error as WsError, Message, Utf8Bytes,
+        Bytes, Error as WsError, Message,
         error::{CapacityError, ProtocolError},
         protocol::{CloseFrame, WebSocketConfig},
     },
@@ -126,18 +126,16 @@ async fn read_loop<S>(
             deadline = Instant::now() + settings.idle_timeout;
         }
         match msg {
-            Message::Text(text) if !closing => match protocol::parse(text.as_str()) {
-                Ok(cmd) => {
-                    if !hub.send(Event::Command { id, cmd }).await {
-                        break;
-                    }
+            Message::Text(text) if !closing => {
+                // Refusals go through the hub too, so replies keep the order of requests.
+                let event = match protocol::parse(text.as_str()) {
+                    Ok(cmd) => Event::Command { id, cmd },
+                    Err(reply) => Event::Reject { id, reply },
+                };
+                if !hub.send(event).await {
+                    break;
                 }
-                Err(reply) => {
-                    if outbox.push(Utf8Bytes::from(reply.to_json())).is_err() {
-                        outbox.close(close::SLOW_CONSUMER, "too slow: outgoing queue full");
-                    }
-                }
-            },
+            }
             Message::Binary(_) if !closing => {
                 outbox.close(
                     close::UNSUPPORTED_DATA,

@@ -184,6 +184,12 @@ impl Hub {
         self.settle();
     }
 
+    /// Answers a frame that could not be decoded or validated.
+    pub fn reject(&mut self, id: SessionId, reply: &ServerMsg) {
+        self.reply(id, reply);
+        self.settle();
+    }
+
     fn hello(&mut self, id: SessionId, name: DisplayName) -> Result<(), Refusal> {
         let key = name.key();
         if self.names.contains_key(&key) {
@@ -507,9 +513,22 @@ fn now_ms() -> i64 {
 /// What connections tell the hub task.
 #[derive(Debug)]
 pub enum Event {
-    Connect { id: SessionId, outbox: Outbox },
-    Command { id: SessionId, cmd: Command },
-    Disconnect { id: SessionId },
+    Connect {
+        id: SessionId,
+        outbox: Outbox,
+    },
+    Command {
+        id: SessionId,
+        cmd: Command,
+    },
+    /// A frame that did not make a valid command, and the error frame it earns.
+    Reject {
+        id: SessionId,
+        reply: ServerMsg,
+    },
+    Disconnect {
+        id: SessionId,
+    },
     Shutdown,
 }
 
@@ -557,6 +576,7 @@ async fn run(mut hub: Hub, mut events: mpsc::Receiver<Event>) {
             match event {
                 Event::Connect { id, outbox } => hub.connect(id, outbox),
                 Event::Command { id, cmd } => hub.handle(id, cmd),
+                Event::Reject { id, reply } => hub.reject(id, &reply),
                 Event::Disconnect { id } => hub.disconnect(id),
                 Event::Shutdown => hub.shutdown(),
             }

@@ -34,11 +34,15 @@ pub fn validate(msg: ClientMsg) -> Result<Command, ServerMsg> {
         ClientMsg::CreateRoom { room } => Command::CreateRoom(room_name(&room)?),
         ClientMsg::Join { room } => Command::Join(room_name(&room)?),
         ClientMsg::Leave { room } => Command::Leave(room_name(&room)?),
-        ClientMsg::Send { room, body } => Command::Send {
-            room: room_name(&room)?,
-            body: Body::parse(&body)
-                .map_err(|e| ServerMsg::error(ErrorCode::InvalidBody, e.to_string()))?,
-        },
+        ClientMsg::Send { room, body } => {
+            let room = room_name(&room)?;
+            let body = Body::parse(&body).map_err(|e| ServerMsg::Error {
+                code: ErrorCode::InvalidBody,
+                message: e.to_string(),
+                room: Some(room.to_string()),
+            })?;
+            Command::Send { room, body }
+        }
         ClientMsg::Typing { room } => Command::Typing(room_name(&room)?),
     })
 }
@@ -91,5 +95,9 @@ mod tests {
             code(r#"{"type":"send","room":"general","body":"   "}"#),
             ErrorCode::InvalidBody
         );
+        assert!(matches!(
+            parse(r#"{"type":"send","room":"ops","body":""}"#),
+            Err(ServerMsg::Error { room: Some(r), .. }) if r == "ops"
+        ));
     }
 }

@@ -189,3 +189,22 @@ async fn a_text_frame_that_is_not_utf8_closes_with_1007() {
         .expect("send a raw text frame");
     assert_eq!(c.expect_close().await, close::INVALID_PAYLOAD);
 }
+
+#[tokio::test]
+async fn replies_keep_the_order_of_requests_good_or_bad() {
+    let server = start().await;
+    let mut c = Client::connect(server.addr).await;
+    // Sent back to back without waiting: a valid hello, then garbage, then a join.
+    c.send_text(&hello(PROTOCOL_VERSION, "ada")).await;
+    c.send_text("not json").await;
+    c.send_text(r#"{"type":"join","room":"general"}"#).await;
+    assert!(matches!(c.recv().await, ServerMsg::Welcome { .. }));
+    assert!(matches!(
+        c.recv().await,
+        ServerMsg::Error {
+            code: ErrorCode::BadJson,
+            ..
+        }
+    ));
+    assert!(matches!(c.recv().await, ServerMsg::Joined { .. }));
+}
