@@ -266,7 +266,7 @@ test('tabs reconnect by themselves after a server restart and chat again', async
 
   const text = `after the restart ${Date.now()}`;
   await niklaus.send(text);
-  await expectDelivered([radia, tim], 'niklaus', text);
+  await expectDelivered([radia, tim, niklaus], 'niklaus', text);
 });
 
 test('HTML in a message is shown as text, never run', async ({ browser }) => {
