@@ -5,6 +5,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
 
+use crate::store::Durability;
+
 /// Confab chat server: serves the web client and the chat WebSocket on one port.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "confab-server", version, about)]
@@ -17,6 +19,15 @@ pub struct Config {
     /// exist the server still runs the chat socket, for the `trunk serve` dev flow.
     #[arg(long, env = "CONFAB_STATIC_DIR", default_value = "dist")]
     pub static_dir: PathBuf,
+
+    /// Folder of the embedded database (created on first start).
+    #[arg(long, env = "CONFAB_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// What a committed message survives: `process` (a crash or kill of the server) or
+    /// `power` (also power loss; waits for fsync on every group commit).
+    #[arg(long, env = "CONFAB_DURABILITY", value_enum, default_value = "process")]
+    pub durability: Durability,
 
     /// Extra page origins allowed to open the chat socket, such as
     /// `https://chat.example.com` behind a proxy. Same-origin pages are always allowed.
@@ -55,10 +66,12 @@ impl Config {
         Duration::from_secs(self.idle_timeout_secs.max(1))
     }
 
-    /// A configuration with every default, listening on `listen`: what tests start from.
-    pub fn with_listen(listen: SocketAddr) -> Self {
+    /// A configuration with every default, listening on `listen` and storing in
+    /// `data_dir`: what tests start from.
+    pub fn with_listen(listen: SocketAddr, data_dir: PathBuf) -> Self {
         let mut config = Config::parse_from(["confab-server"]);
         config.listen = listen;
+        config.data_dir = data_dir;
         config
     }
 }

@@ -1,11 +1,13 @@
 //! The hub: who is online, which rooms exist, who is in each, and where every message
 //! goes.
 //!
-//! [`Hub`] is a plain state machine with no I/O of its own: it takes validated
-//! [`Command`]s and pushes encoded frames into each session's [`Outbox`]. That keeps
-//! every chat rule testable without sockets. [`HubHandle`] runs one `Hub` on its own
-//! task and is what connections talk to; owning the state from a single task means no
-//! locks on the hot path and a total order of events that every client observes alike.
+//! [`Hub`] is a state machine without network I/O: it takes validated [`Command`]s,
+//! reads history from the [`Store`] when someone joins or scrolls back, hands every
+//! write to the store's writer thread, and pushes encoded frames into each session's
+//! [`Outbox`]. A message is acknowledged and delivered only when the writer reports it
+//! committed ([`Hub::committed`]), so nobody ever sees a message that could still be
+//! lost. [`HubHandle`] runs one `Hub` on a thread of its own: a single owner means no
+//! locks on the hot path and one order of events that every client observes alike.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -13,17 +15,24 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
+    thread::JoinHandle,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use confab_shared::{
-    Body, ChatMessage, DEFAULT_ROOM, DisplayName, ErrorCode, PROTOCOL_VERSION, PresenceEvent,
-    RoomInfo, RoomName, ServerMsg, close, limits,
+    Body, ChatMessage, ClientId, DisplayName, ErrorCode, PROTOCOL_VERSION, PresenceEvent, RoomInfo,
+    RoomName, ServerMsg, close, limits,
 };
-use tokio::{sync::mpsc, task::JoinHandle};
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::{outbox::Outbox, store::History};
+use crate::{
+    outbox::Outbox,
+    store::{
+        Appended, NewMessage, Store, StoreError, Write, Written,
+        writer::{Outcome, WriterHandle},
+    },
+};
 
 /// Identifies one connection for its whole life; never reused.
 pub type SessionId = u64;
@@ -31,21 +40,45 @@ pub type SessionId = u64;
 /// A validated client request (see [`crate::protocol`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    Hello { name: DisplayName },
+    Hello {
+        name: DisplayName,
+    },
     ListRooms,
     CreateRoom(RoomName),
-    Join(RoomName),
+    Join {
+        room: RoomName,
+        after: Option<u64>,
+    },
     Leave(RoomName),
-    Send { room: RoomName, body: Body },
+    Send {
+        room: RoomName,
+        body: Body,
+        client_id: ClientId,
+    },
+    FetchHistory {
+        room: RoomName,
+        before: u64,
+        limit: usize,
+    },
     Typing(RoomName),
 }
+
+/// Who is waiting for a write: the sender of a message, to be acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiter {
+    pub session: SessionId,
+    pub client_id: String,
+}
+
+/// The hub's end of the store writer.
+pub type Writer = WriterHandle<Option<Waiter>>;
 
 /// Tunables of the hub.
 #[derive(Debug, Clone)]
 pub struct HubSettings {
     /// Most rooms the hub holds.
     pub max_rooms: usize,
-    /// Messages a client receives when it joins a room.
+    /// Messages a client receives when it joins a room afresh.
     pub history_on_join: usize,
 }
 
@@ -63,6 +96,7 @@ struct Session {
     outbox: Outbox,
     /// `None` until a successful hello.
     name: Option<DisplayName>,
+    /// Rooms whose live traffic this session receives.
     rooms: BTreeSet<String>,
     /// When this session's last typing event per room was forwarded.
     last_typing: HashMap<String, Instant>,
@@ -70,7 +104,13 @@ struct Session {
 
 #[derive(Debug, Default)]
 struct Room {
-    members: BTreeSet<SessionId>,
+    /// Everyone who joined and has not left, by display name (stored).
+    members: BTreeSet<String>,
+    /// Sessions receiving the room's live traffic.
+    online: BTreeSet<SessionId>,
+    /// Highest sequence number delivered live. Replays stop here, live traffic starts
+    /// after it: that is what makes resuming gap- and duplicate-free.
+    last_seq: u64,
 }
 
 /// The chat state machine. See the module documentation.
@@ -80,8 +120,10 @@ pub struct Hub {
     /// Lower-cased display name → the session using it.
     names: HashMap<String, SessionId>,
     rooms: BTreeMap<String, Room>,
-    history: Box<dyn History>,
-    next_message_id: u64,
+    /// The hub's read connection; writes go through `writer`.
+    store: Box<dyn Store>,
+    /// `None` once the hub stops, which lets the writer flush and finish.
+    writer: Option<Writer>,
     /// Sessions whose queue overflowed during the current operation; removed at its end
     /// so that removal (which itself broadcasts) never happens mid-iteration.
     overflowed: Vec<SessionId>,
@@ -89,19 +131,36 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn new(settings: HubSettings, history: Box<dyn History>) -> Self {
-        let mut rooms = BTreeMap::new();
-        rooms.insert(DEFAULT_ROOM.to_owned(), Room::default());
-        Self {
+    /// A hub over the rooms and members in `store`.
+    pub fn new(
+        settings: HubSettings,
+        mut store: Box<dyn Store>,
+        writer: Writer,
+    ) -> Result<Self, StoreError> {
+        let rooms = store
+            .rooms()?
+            .into_iter()
+            .map(|r| {
+                (
+                    r.name,
+                    Room {
+                        members: r.members.into_iter().collect(),
+                        online: BTreeSet::new(),
+                        last_seq: r.last_seq,
+                    },
+                )
+            })
+            .collect();
+        Ok(Self {
             settings,
             sessions: HashMap::new(),
             names: HashMap::new(),
             rooms,
-            history,
-            next_message_id: 1,
+            store,
+            writer: Some(writer),
             overflowed: Vec::new(),
             shutting_down: false,
-        }
+        })
     }
 
     /// Number of open connections, identified or not.
@@ -147,11 +206,7 @@ impl Hub {
         let Some(session) = self.sessions.get(&id) else {
             return;
         };
-        if let Err(Refusal {
-            code,
-            message,
-            room,
-        }) = match (&session.name, cmd) {
+        let result = match (&session.name, cmd) {
             (None, Command::Hello { name }) => self.hello(id, name),
             (Some(_), Command::Hello { .. }) => Err(Refusal::new(
                 ErrorCode::AlreadyIdentified,
@@ -167,19 +222,28 @@ impl Hub {
                 Ok(())
             }
             (Some(_), Command::CreateRoom(room)) => self.create_room(room),
-            (Some(_), Command::Join(room)) => self.join(id, room),
+            (Some(_), Command::Join { room, after }) => self.join(id, room, after),
             (Some(_), Command::Leave(room)) => self.leave(id, room),
-            (Some(_), Command::Send { room, body }) => self.post(id, room, body),
-            (Some(_), Command::Typing(room)) => self.typing(id, room),
-        } {
-            self.reply(
-                id,
-                &ServerMsg::Error {
-                    code,
-                    message,
+            (
+                Some(_),
+                Command::Send {
                     room,
+                    body,
+                    client_id,
                 },
-            );
+            ) => self.post(id, room, body, client_id),
+            (
+                Some(_),
+                Command::FetchHistory {
+                    room,
+                    before,
+                    limit,
+                },
+            ) => self.fetch_history(id, room, before, limit),
+            (Some(_), Command::Typing(room)) => self.typing(id, room),
+        };
+        if let Err(refusal) = result {
+            self.reply(id, &refusal.into_msg());
         }
         self.settle();
     }
@@ -188,6 +252,87 @@ impl Hub {
     pub fn reject(&mut self, id: SessionId, reply: &ServerMsg) {
         self.reply(id, reply);
         self.settle();
+    }
+
+    /// The writer committed (or failed) a batch: acknowledge and deliver, in order.
+    pub fn committed(&mut self, outcomes: Vec<Outcome<Option<Waiter>>>) {
+        for Outcome { tag, write, result } in outcomes {
+            match (result, tag) {
+                (Ok(Written::Appended(Appended::Stored(msg))), waiter) => {
+                    self.ack(waiter, &msg);
+                    self.deliver_live(msg);
+                }
+                (Ok(Written::Appended(Appended::Duplicate(msg))), waiter) => {
+                    // Stored before (the client re-sent after losing our ack): confirm
+                    // it again, deliver nothing twice.
+                    self.ack(waiter, &msg);
+                }
+                (Ok(Written::Done), _) => {}
+                (Err(e), Some(waiter)) => {
+                    let room = match &write {
+                        Write::Append(m) => Some(m.room.clone()),
+                        _ => None,
+                    };
+                    self.reply(
+                        waiter.session,
+                        &ServerMsg::Error {
+                            code: ErrorCode::Unavailable,
+                            message: format!("the message could not be stored ({e}); retry"),
+                            room,
+                            client_id: Some(waiter.client_id),
+                        },
+                    );
+                }
+                (Err(e), None) => tracing::error!(?write, "store write failed: {e}"),
+            }
+        }
+        self.settle();
+    }
+
+    /// Stops the hub's use of storage: pending writes are flushed by the writer, which
+    /// then ends.
+    pub fn stop(&mut self) {
+        self.writer = None;
+    }
+
+    fn ack(&mut self, waiter: Option<Waiter>, msg: &ChatMessage) {
+        if let Some(Waiter { session, client_id }) = waiter {
+            self.reply(
+                session,
+                &ServerMsg::Ack {
+                    room: msg.room.clone(),
+                    client_id,
+                    id: msg.id,
+                    seq: msg.seq,
+                    ts: msg.ts,
+                },
+            );
+        }
+    }
+
+    fn deliver_live(&mut self, msg: ChatMessage) {
+        let Some(room) = self.rooms.get_mut(&msg.room) else {
+            return;
+        };
+        debug_assert_eq!(msg.seq, room.last_seq + 1, "commits arrive in order");
+        room.last_seq = room.last_seq.max(msg.seq);
+        let frame = encode(&ServerMsg::Message(msg));
+        let online = room.online.iter().copied();
+        deliver(&self.sessions, &mut self.overflowed, online, &frame);
+    }
+
+    fn submit(&self, write: Write, waiter: Option<Waiter>) -> Result<(), Refusal> {
+        let busy = || {
+            Refusal::new(
+                ErrorCode::Unavailable,
+                "the server cannot store this right now; retry shortly",
+            )
+        };
+        self.writer
+            .as_ref()
+            .ok_or_else(busy)?
+            .try_submit(write, waiter)
+            .map_err(|_| busy())
     }
 
     fn hello(&mut self, id: SessionId, name: DisplayName) -> Result<(), Refusal> {
@@ -229,6 +374,14 @@ impl Hub {
                 ),
             ));
         }
+        // Queued before any message to the room, so the writer stores it first.
+        self.submit(
+            Write::CreateRoom {
+                room: room.to_string(),
+                ts: now_ms(),
+            },
+            None,
+        )?;
         self.rooms.insert(room.into_string(), Room::default());
         let frame = encode(&ServerMsg::Rooms {
             rooms: self.room_list(),
@@ -242,46 +395,110 @@ impl Hub {
         Ok(())
     }
 
-    fn join(&mut self, id: SessionId, room: RoomName) -> Result<(), Refusal> {
-        let Some(members) = self.rooms.get_mut(room.as_str()).map(|r| &mut r.members) else {
+    fn join(&mut self, id: SessionId, room: RoomName, after: Option<u64>) -> Result<(), Refusal> {
+        let Some(r) = self.rooms.get_mut(room.as_str()) else {
             return Err(unknown_room(&room));
         };
-        // Joining twice is harmless (a client re-joining after a glitch): it gets the
-        // room's state again, and nobody sees a second arrival.
-        if members.insert(id) {
-            let name = self.name_of(id);
+        // Re-joining is how a client resumes: it leaves the live set until its replay
+        // has caught up, so nothing arrives both replayed and live.
+        let was_online = r.online.remove(&id);
+        let last_seq = r.last_seq;
+        let store_failed = |e: StoreError| {
+            tracing::error!("reading history of #{room}: {e}");
+            Refusal::about(
+                &room,
+                ErrorCode::Unavailable,
+                "history is unavailable right now; retry".to_owned(),
+            )
+        };
+        let history = match after {
+            None => self
+                .store
+                .before(room.as_str(), last_seq + 1, self.settings.history_on_join)
+                .map_err(store_failed)?,
+            Some(after) if after >= last_seq => Vec::new(),
+            Some(after) => {
+                let page = self
+                    .store
+                    .after(room.as_str(), after, last_seq, limits::REPLAY_PAGE)
+                    .map_err(store_failed)?;
+                if page.last().is_some_and(|m| m.seq < last_seq) {
+                    if let Some(session) = self.sessions.get_mut(&id) {
+                        session.rooms.remove(room.as_str());
+                    }
+                    self.reply(
+                        id,
+                        &ServerMsg::Replay {
+                            room: room.to_string(),
+                            messages: page,
+                        },
+                    );
+                    return Ok(());
+                }
+                page
+            }
+        };
+        self.go_live(id, &room, was_online);
+        let r = &self.rooms[room.as_str()];
+        let joined = ServerMsg::Joined {
+            room: room.to_string(),
+            members: r.members.iter().cloned().collect(),
+            online: self.online_names(room.as_str()),
+            history,
+        };
+        self.reply(id, &joined);
+        Ok(())
+    }
+
+    fn go_live(&mut self, id: SessionId, room: &RoomName, was_online: bool) {
+        let name = self.name_of(id);
+        let Some(r) = self.rooms.get_mut(room.as_str()) else {
+            return;
+        };
+        r.online.insert(id);
+        if r.members.insert(name.clone()) {
+            let write = Write::AddMember {
+                room: room.to_string(),
+                name: name.clone(),
+            };
+            if self.submit(write, None).is_err() {
+                tracing::warn!(%room, %name, "membership not stored: writer busy");
+            }
+        }
+        if let Some(session) = self.sessions.get_mut(&id) {
+            session.rooms.insert(room.to_string());
+        }
+        if !was_online {
             let frame = encode(&ServerMsg::Presence {
                 room: room.to_string(),
                 name,
                 event: PresenceEvent::Joined,
             });
             let others = self.rooms[room.as_str()]
-                .members
+                .online
                 .iter()
                 .copied()
                 .filter(|m| *m != id);
             deliver(&self.sessions, &mut self.overflowed, others, &frame);
-            if let Some(session) = self.sessions.get_mut(&id) {
-                session.rooms.insert(room.to_string());
-            }
         }
-        let joined = ServerMsg::Joined {
-            room: room.to_string(),
-            members: self.member_names(room.as_str()),
-            history: self
-                .history
-                .recent(room.as_str(), self.settings.history_on_join),
-        };
-        self.reply(id, &joined);
-        Ok(())
     }
 
     fn leave(&mut self, id: SessionId, room: RoomName) -> Result<(), Refusal> {
+        let name = self.name_of(id);
         let Some(r) = self.rooms.get_mut(room.as_str()) else {
             return Err(unknown_room(&room));
         };
-        if !r.members.remove(&id) {
+        if !r.online.remove(&id) {
             return Err(not_in_room(&room));
+        }
+        if r.members.remove(&name) {
+            let write = Write::RemoveMember {
+                room: room.to_string(),
+                name,
+            };
+            if self.submit(write, None).is_err() {
+                tracing::warn!(%room, "membership removal not stored: writer busy");
+            }
         }
         if let Some(session) = self.sessions.get_mut(&id) {
             session.rooms.remove(room.as_str());
@@ -297,25 +514,65 @@ impl Hub {
         Ok(())
     }
 
-    fn post(&mut self, id: SessionId, room: RoomName, body: Body) -> Result<(), Refusal> {
-        self.check_member(id, &room)?;
-        let msg = ChatMessage {
-            id: self.next_message_id,
+    fn post(
+        &mut self,
+        id: SessionId,
+        room: RoomName,
+        body: Body,
+        client_id: ClientId,
+    ) -> Result<(), Refusal> {
+        self.check_member(id, &room)
+            .map_err(|r| r.for_send(&client_id))?;
+        let msg = NewMessage {
             room: room.to_string(),
             from: self.name_of(id),
             body: body.into_string(),
+            client_id: client_id.to_string(),
             ts: now_ms(),
         };
-        self.next_message_id += 1;
-        self.history.append(&msg);
+        let waiter = Waiter {
+            session: id,
+            client_id: client_id.to_string(),
+        };
+        self.submit(Write::Append(msg), Some(waiter))
+            .map_err(|r| r.for_send(&client_id))?;
         if let Some(session) = self.sessions.get_mut(&id) {
             // The message ends the sender's typing indicator on every client; let the
             // next keystroke announce typing again straight away.
             session.last_typing.remove(room.as_str());
         }
-        let frame = encode(&ServerMsg::Message(msg));
-        let members = self.rooms[room.as_str()].members.iter().copied();
-        deliver(&self.sessions, &mut self.overflowed, members, &frame);
+        Ok(())
+    }
+
+    fn fetch_history(
+        &mut self,
+        id: SessionId,
+        room: RoomName,
+        before: u64,
+        limit: usize,
+    ) -> Result<(), Refusal> {
+        self.check_member(id, &room)?;
+        let last_seq = self.rooms[room.as_str()].last_seq;
+        let messages = self
+            .store
+            .before(room.as_str(), before.min(last_seq + 1), limit)
+            .map_err(|e| {
+                tracing::error!("reading history of #{room}: {e}");
+                Refusal::about(
+                    &room,
+                    ErrorCode::Unavailable,
+                    "history is unavailable right now; retry".to_owned(),
+                )
+            })?;
+        let more = messages.first().is_some_and(|m| m.seq > 1);
+        self.reply(
+            id,
+            &ServerMsg::History {
+                room: room.into_string(),
+                messages,
+                more,
+            },
+        );
         Ok(())
     }
 
@@ -338,7 +595,7 @@ impl Hub {
             name: self.name_of(id),
         });
         let others = self.rooms[room.as_str()]
-            .members
+            .online
             .iter()
             .copied()
             .filter(|m| *m != id);
@@ -349,12 +606,13 @@ impl Hub {
     fn check_member(&self, id: SessionId, room: &RoomName) -> Result<(), Refusal> {
         match self.rooms.get(room.as_str()) {
             None => Err(unknown_room(room)),
-            Some(r) if !r.members.contains(&id) => Err(not_in_room(room)),
+            Some(r) if !r.online.contains(&id) => Err(not_in_room(room)),
             Some(_) => Ok(()),
         }
     }
 
-    /// Removes a session everywhere, telling each of its rooms.
+    /// Removes a session everywhere, telling each of its rooms. Membership stays: the
+    /// person is offline, not gone.
     fn remove_session(&mut self, id: SessionId) {
         let Some(session) = self.sessions.remove(&id) else {
             return;
@@ -364,7 +622,7 @@ impl Hub {
         }
         for room in &session.rooms {
             if let Some(r) = self.rooms.get_mut(room) {
-                r.members.remove(&id);
+                r.online.remove(&id);
             }
             if let Some(name) = &session.name {
                 let frame = encode(&ServerMsg::Presence {
@@ -372,8 +630,8 @@ impl Hub {
                     name: name.to_string(),
                     event: PresenceEvent::Left,
                 });
-                let members = self.rooms[room.as_str()].members.iter().copied();
-                deliver(&self.sessions, &mut self.overflowed, members, &frame);
+                let online = self.rooms[room.as_str()].online.iter().copied();
+                deliver(&self.sessions, &mut self.overflowed, online, &frame);
             }
         }
     }
@@ -384,8 +642,8 @@ impl Hub {
             name: self.name_of(id),
             event: PresenceEvent::Left,
         });
-        let members = self.rooms[room].members.iter().copied();
-        deliver(&self.sessions, &mut self.overflowed, members, &frame);
+        let online = self.rooms[room].online.iter().copied();
+        deliver(&self.sessions, &mut self.overflowed, online, &frame);
     }
 
     /// Disconnects every session that could not take a frame during the last operation.
@@ -423,9 +681,9 @@ impl Hub {
             .unwrap_or_default()
     }
 
-    fn member_names(&self, room: &str) -> Vec<String> {
+    fn online_names(&self, room: &str) -> Vec<String> {
         let mut names: Vec<String> = self.rooms[room]
-            .members
+            .online
             .iter()
             .map(|id| self.name_of(*id))
             .collect();
@@ -438,7 +696,7 @@ impl Hub {
             .iter()
             .map(|(name, room)| RoomInfo {
                 name: name.clone(),
-                online: u32::try_from(room.members.len()).unwrap_or(u32::MAX),
+                online: u32::try_from(room.online.len()).unwrap_or(u32::MAX),
             })
             .collect()
     }
@@ -450,6 +708,7 @@ struct Refusal {
     code: ErrorCode,
     message: String,
     room: Option<String>,
+    client_id: Option<String>,
 }
 
 impl Refusal {
@@ -458,14 +717,31 @@ impl Refusal {
             code,
             message: message.into(),
             room: None,
+            client_id: None,
         }
     }
 
     fn about(room: &RoomName, code: ErrorCode, message: String) -> Self {
         Self {
-            code,
-            message,
             room: Some(room.to_string()),
+            ..Self::new(code, message)
+        }
+    }
+
+    /// Names the refused send, so the client can mark that message as failed.
+    fn for_send(self, client_id: &ClientId) -> Self {
+        Self {
+            client_id: Some(client_id.to_string()),
+            ..self
+        }
+    }
+
+    fn into_msg(self) -> ServerMsg {
+        ServerMsg::Error {
+            code: self.code,
+            message: self.message,
+            room: self.room,
+            client_id: self.client_id,
         }
     }
 }
@@ -510,7 +786,7 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// What connections tell the hub task.
+/// What connections (and the store writer) tell the hub thread.
 #[derive(Debug)]
 pub enum Event {
     Connect {
@@ -529,10 +805,15 @@ pub enum Event {
     Disconnect {
         id: SessionId,
     },
+    /// A batch of writes is committed (or failed).
+    Committed(Vec<Outcome<Option<Waiter>>>),
+    /// Close every connection with 1001.
     Shutdown,
+    /// Let go of storage and end the hub thread.
+    Stop,
 }
 
-/// A cloneable way to reach the hub task.
+/// A cloneable way to reach the hub thread.
 #[derive(Debug, Clone)]
 pub struct HubHandle {
     events: mpsc::Sender<Event>,
@@ -541,20 +822,29 @@ pub struct HubHandle {
 
 /// How many events may wait for the hub. Connections wait when it is full, which slows
 /// every sender down evenly instead of letting memory grow.
-const EVENT_QUEUE: usize = 4096;
+pub const EVENT_QUEUE: usize = 4096;
 
 impl HubHandle {
-    /// Runs `hub` on a task of its own. The task ends once every handle is dropped.
-    pub fn spawn(hub: Hub) -> (HubHandle, JoinHandle<()>) {
+    /// A handle and the receiving end for [`HubHandle::spawn`]. Split in two so the
+    /// store writer can be given a handle before the hub exists.
+    pub fn channel() -> (HubHandle, mpsc::Receiver<Event>) {
         let (tx, rx) = mpsc::channel(EVENT_QUEUE);
-        let task = tokio::spawn(run(hub, rx));
         (
             HubHandle {
                 events: tx,
                 ids: Arc::new(AtomicU64::new(1)),
             },
-            task,
+            rx,
         )
+    }
+
+    /// Runs `hub` on a thread of its own until [`Event::Stop`] (or every handle is
+    /// dropped). A thread, not a task, because the hub reads history from storage
+    /// synchronously.
+    pub fn spawn(hub: Hub, events: mpsc::Receiver<Event>) -> std::io::Result<JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("confab-hub".into())
+            .spawn(move || run(hub, events))
     }
 
     /// A fresh session id.
@@ -566,19 +856,25 @@ impl HubHandle {
     pub async fn send(&self, event: Event) -> bool {
         self.events.send(event).await.is_ok()
     }
+
+    /// Delivers an event from a thread outside the async runtime (the store writer).
+    pub fn blocking_send(&self, event: Event) -> bool {
+        self.events.blocking_send(event).is_ok()
+    }
 }
 
-async fn run(mut hub: Hub, mut events: mpsc::Receiver<Event>) {
-    // Taking events in batches costs one wake-up per batch rather than per event.
-    let mut batch = Vec::with_capacity(256);
-    while events.recv_many(&mut batch, 256).await > 0 {
-        for event in batch.drain(..) {
-            match event {
-                Event::Connect { id, outbox } => hub.connect(id, outbox),
-                Event::Command { id, cmd } => hub.handle(id, cmd),
-                Event::Reject { id, reply } => hub.reject(id, &reply),
-                Event::Disconnect { id } => hub.disconnect(id),
-                Event::Shutdown => hub.shutdown(),
+fn run(mut hub: Hub, mut events: mpsc::Receiver<Event>) {
+    while let Some(event) = events.blocking_recv() {
+        match event {
+            Event::Connect { id, outbox } => hub.connect(id, outbox),
+            Event::Command { id, cmd } => hub.handle(id, cmd),
+            Event::Reject { id, reply } => hub.reject(id, &reply),
+            Event::Disconnect { id } => hub.disconnect(id),
+            Event::Committed(outcomes) => hub.committed(outcomes),
+            Event::Shutdown => hub.shutdown(),
+            Event::Stop => {
+                hub.stop();
+                break;
             }
         }
     }
@@ -586,8 +882,109 @@ async fn run(mut hub: Hub, mut events: mpsc::Receiver<Event>) {
 
 #[cfg(test)]
 mod tests {
+    use std::{path::Path, sync::mpsc as std_mpsc, time::Duration};
+
     use super::*;
-    use crate::{outbox::OutboxRx, store::MemoryHistory};
+    use crate::{
+        outbox::OutboxRx,
+        store::{Durability, SqliteStore, writer},
+    };
+
+    type Reports = std_mpsc::Receiver<Vec<Outcome<Option<Waiter>>>>;
+
+    /// A hub over a real store in a temporary directory, with the writer's reports
+    /// applied by hand so each test decides when commits land.
+    struct Fixture {
+        hub: Hub,
+        reports: Reports,
+        writer: Writer,
+        dir: tempfile::TempDir,
+    }
+
+    const BARRIER: SessionId = SessionId::MAX;
+
+    impl Fixture {
+        fn new() -> Self {
+            Self::with(
+                HubSettings::default(),
+                tempfile::tempdir().expect("tempdir"),
+            )
+        }
+
+        fn with(settings: HubSettings, dir: tempfile::TempDir) -> Self {
+            let open = |d: &Path| SqliteStore::open(d, Durability::Process).expect("store");
+            let (tx, reports) = std_mpsc::channel();
+            let (writer, _thread) = writer::spawn(open(dir.path()), 1024, move |o| {
+                let _ = tx.send(o);
+            })
+            .expect("writer");
+            let hub = Hub::new(settings, Box::new(open(dir.path())), writer.clone()).expect("hub");
+            Self {
+                hub,
+                reports,
+                writer,
+                dir,
+            }
+        }
+
+        /// A new hub over the same data directory, as after a restart.
+        fn restart(self) -> Self {
+            let Fixture { hub, dir, .. } = self;
+            drop(hub);
+            Self::with(HubSettings::default(), dir)
+        }
+
+        /// Applies every commit of what was submitted so far.
+        fn flush(&mut self) {
+            let barrier = Some(Waiter {
+                session: BARRIER,
+                client_id: "barrier".into(),
+            });
+            let noop = Write::CreateRoom {
+                room: DEFAULT_ROOM_NAME.into(),
+                ts: 0,
+            };
+            self.writer.try_submit(noop, barrier).expect("writer queue");
+            loop {
+                let batch = self
+                    .reports
+                    .recv_timeout(Duration::from_secs(10))
+                    .expect("writer reports");
+                let (mine, rest): (Vec<_>, Vec<_>) = batch
+                    .into_iter()
+                    .partition(|o| o.tag.as_ref().is_some_and(|w| w.session == BARRIER));
+                self.hub.committed(rest);
+                if !mine.is_empty() {
+                    return;
+                }
+            }
+        }
+
+        fn connect(&mut self, id: SessionId, capacity: usize) -> Client {
+            let (outbox, rx) = Outbox::new(capacity);
+            self.hub.connect(id, outbox);
+            Client { id, rx }
+        }
+
+        /// Connects, says hello and joins `general`; returns the client with its queue
+        /// empty.
+        fn member(&mut self, id: SessionId, name: &str) -> Client {
+            // Roomy enough for the tests that send a few thousand messages unread.
+            let mut c = self.connect(id, 8192);
+            self.hub.handle(id, hello(name));
+            self.hub.handle(id, join("general", None));
+            c.drain();
+            c
+        }
+
+        /// Sends and commits.
+        fn say(&mut self, c: &Client, room_name: &str, body: &str, client_id: &str) {
+            self.hub.handle(c.id, send(room_name, body, client_id));
+            self.flush();
+        }
+    }
+
+    const DEFAULT_ROOM_NAME: &str = confab_shared::DEFAULT_ROOM;
 
     struct Client {
         id: SessionId,
@@ -608,16 +1005,6 @@ mod tests {
         }
     }
 
-    fn hub() -> Hub {
-        Hub::new(HubSettings::default(), Box::new(MemoryHistory::new(500)))
-    }
-
-    fn connect(hub: &mut Hub, id: SessionId, capacity: usize) -> Client {
-        let (outbox, rx) = Outbox::new(capacity);
-        hub.connect(id, outbox);
-        Client { id, rx }
-    }
-
     fn hello(name: &str) -> Command {
         Command::Hello {
             name: DisplayName::parse(name).expect("name"),
@@ -628,28 +1015,19 @@ mod tests {
         RoomName::parse(name).expect("room")
     }
 
-    /// Connects, says hello and joins `general`; returns the client with its queue empty.
-    fn member(hub: &mut Hub, id: SessionId, name: &str) -> Client {
-        let mut c = connect(hub, id, 1024);
-        hub.handle(
-            id,
-            Command::Hello {
-                name: DisplayName::parse(name).expect("name"),
-            },
-        );
-        hub.handle(id, Command::Join(room("general")));
-        c.drain();
-        c
+    fn join(name: &str, after: Option<u64>) -> Command {
+        Command::Join {
+            room: room(name),
+            after,
+        }
     }
 
-    fn send(hub: &mut Hub, c: &Client, room_name: &str, body: &str) {
-        hub.handle(
-            c.id,
-            Command::Send {
-                room: room(room_name),
-                body: Body::parse(body).expect("body"),
-            },
-        );
+    fn send(room_name: &str, body: &str, client_id: &str) -> Command {
+        Command::Send {
+            room: room(room_name),
+            body: Body::parse(body).expect("body"),
+            client_id: ClientId::parse(client_id).expect("client id"),
+        }
     }
 
     fn error_code(msgs: &[ServerMsg]) -> Option<ErrorCode> {
@@ -659,11 +1037,24 @@ mod tests {
         })
     }
 
+    fn bodies(msgs: &[ServerMsg]) -> Vec<&str> {
+        msgs.iter()
+            .filter_map(|m| match m {
+                ServerMsg::Message(m) => Some(m.body.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn seqs(msgs: &[ChatMessage]) -> Vec<u64> {
+        msgs.iter().map(|m| m.seq).collect()
+    }
+
     #[test]
     fn hello_then_welcome_lists_general() {
-        let mut hub = hub();
-        let mut c = connect(&mut hub, 1, 8);
-        hub.handle(1, hello("Ada"));
+        let mut f = Fixture::new();
+        let mut c = f.connect(1, 8);
+        f.hub.handle(1, hello("Ada"));
         match c.drain().as_slice() {
             [ServerMsg::Welcome { name, rooms, .. }] => {
                 assert_eq!(name, "Ada");
@@ -675,26 +1066,26 @@ mod tests {
 
     #[test]
     fn everything_but_hello_needs_a_name_first() {
-        let mut hub = hub();
-        let mut c = connect(&mut hub, 1, 8);
-        hub.handle(1, Command::Join(room("general")));
+        let mut f = Fixture::new();
+        let mut c = f.connect(1, 8);
+        f.hub.handle(1, join("general", None));
         assert_eq!(error_code(&c.drain()), Some(ErrorCode::HelloRequired));
     }
 
     #[test]
     fn names_are_unique_case_insensitively_and_freed_on_disconnect() {
-        let mut hub = hub();
-        let _ada = member(&mut hub, 1, "Ada");
-        let mut other = connect(&mut hub, 2, 8);
-        hub.handle(2, hello("ada"));
+        let mut f = Fixture::new();
+        let _ada = f.member(1, "Ada");
+        let mut other = f.connect(2, 8);
+        f.hub.handle(2, hello("ada"));
         assert_eq!(error_code(&other.drain()), Some(ErrorCode::NameTaken));
-        hub.disconnect(1);
-        hub.handle(2, hello("ada"));
+        f.hub.disconnect(1);
+        f.hub.handle(2, hello("ada"));
         assert!(matches!(
             other.drain().as_slice(),
             [ServerMsg::Welcome { .. }]
         ));
-        hub.handle(2, hello("bob"));
+        f.hub.handle(2, hello("bob"));
         assert_eq!(
             error_code(&other.drain()),
             Some(ErrorCode::AlreadyIdentified)
@@ -702,51 +1093,89 @@ mod tests {
     }
 
     #[test]
-    fn messages_reach_every_member_with_id_and_sender() {
-        let mut hub = hub();
-        let mut ada = member(&mut hub, 1, "ada");
-        let mut bob = member(&mut hub, 2, "bob");
+    fn a_message_is_acked_then_delivered_only_after_commit() {
+        let mut f = Fixture::new();
+        let mut ada = f.member(1, "ada");
+        let mut bob = f.member(2, "bob");
         ada.drain();
-        send(&mut hub, &ada, "general", "  hi bob ");
-        for msgs in [ada.drain(), bob.drain()] {
-            match msgs.as_slice() {
-                [ServerMsg::Message(m)] => {
-                    assert_eq!(
-                        (m.id, m.from.as_str(), m.body.as_str()),
-                        (1, "ada", "hi bob")
-                    );
-                    assert!(m.ts > 0);
-                }
-                other => panic!("unexpected {other:?}"),
+        f.hub.handle(1, send("general", "  hi bob ", "c1"));
+        assert!(ada.drain().is_empty(), "nothing before the commit");
+        assert!(bob.drain().is_empty(), "nothing before the commit");
+        f.flush();
+        match ada.drain().as_slice() {
+            [
+                ServerMsg::Ack {
+                    client_id, seq, id, ..
+                },
+                ServerMsg::Message(m),
+            ] => {
+                assert_eq!((client_id.as_str(), *seq, *id), ("c1", 1, m.id));
+                assert_eq!(
+                    (m.seq, m.from.as_str(), m.body.as_str()),
+                    (1, "ada", "hi bob")
+                );
+                assert!(m.ts > 0);
             }
+            other => panic!("unexpected {other:?}"),
         }
+        assert_eq!(bodies(&bob.drain()), ["hi bob"]);
+    }
+
+    #[test]
+    fn a_resent_client_id_is_acked_again_but_stored_and_delivered_once() {
+        let mut f = Fixture::new();
+        let mut ada = f.member(1, "ada");
+        let mut bob = f.member(2, "bob");
+        ada.drain();
+        f.say(&ada, "general", "once", "c1");
+        ada.drain();
+        bob.drain();
+        f.say(&ada, "general", "once", "c1");
+        assert!(matches!(
+            ada.drain().as_slice(),
+            [ServerMsg::Ack { seq: 1, .. }]
+        ));
+        assert!(bob.drain().is_empty());
     }
 
     #[test]
     fn rooms_are_isolated() {
-        let mut hub = hub();
-        let mut ada = member(&mut hub, 1, "ada");
-        let mut bob = member(&mut hub, 2, "bob");
-        hub.handle(1, Command::CreateRoom(room("ops")));
-        hub.handle(1, Command::Join(room("ops")));
+        let mut f = Fixture::new();
+        let mut ada = f.member(1, "ada");
+        let mut bob = f.member(2, "bob");
+        f.hub.handle(1, Command::CreateRoom(room("ops")));
+        f.hub.handle(1, join("ops", None));
         ada.drain();
         bob.drain();
-        send(&mut hub, &ada, "ops", "secret plans");
-        assert!(matches!(ada.drain().as_slice(), [ServerMsg::Message(_)]));
+        f.say(&ada, "ops", "secret plans", "c1");
+        assert_eq!(bodies(&ada.drain()), ["secret plans"]);
         assert!(bob.drain().is_empty());
-        send(&mut hub, &bob, "ops", "let me in");
-        assert_eq!(error_code(&bob.drain()), Some(ErrorCode::NotInRoom));
-        send(&mut hub, &bob, "nowhere", "hello?");
+        f.hub.handle(2, send("ops", "let me in", "c2"));
+        let refused = bob.drain();
+        assert!(matches!(
+            refused.as_slice(),
+            [ServerMsg::Error { code: ErrorCode::NotInRoom, client_id: Some(c), .. }] if c == "c2"
+        ));
+        f.hub.handle(2, send("nowhere", "hello?", "c3"));
         assert_eq!(error_code(&bob.drain()), Some(ErrorCode::UnknownRoom));
+        f.hub.handle(
+            2,
+            Command::FetchHistory {
+                room: room("ops"),
+                before: 100,
+                limit: 10,
+            },
+        );
+        assert_eq!(error_code(&bob.drain()), Some(ErrorCode::NotInRoom));
     }
 
     #[test]
     fn creating_a_room_tells_everyone_and_refuses_duplicates() {
-        let mut hub = hub();
-        let mut ada = member(&mut hub, 1, "ada");
-        let mut bob = member(&mut hub, 2, "bob");
+        let mut f = Fixture::new();
+        let mut ada = f.member(1, "ada");
+        let mut bob = f.member(2, "bob");
         ada.drain();
-        hub.handle(1, Command::CreateRoom(room("ops")));
+        f.hub.handle(1, Command::CreateRoom(room("ops")));
         for c in [&mut ada, &mut bob] {
             match c.drain().as_slice() {
                 [ServerMsg::Rooms { rooms }] => {
@@ -756,36 +1185,35 @@ mod tests {
                 other => panic!("unexpected {other:?}"),
             }
         }
-        hub.handle(2, Command::CreateRoom(room("ops")));
+        f.hub.handle(2, Command::CreateRoom(room("ops")));
         assert_eq!(error_code(&bob.drain()), Some(ErrorCode::RoomExists));
     }
 
     #[test]
     fn room_cap_is_enforced() {
-        let mut hub = Hub::new(
-            HubSettings {
-                max_rooms: 2,
-                ..HubSettings::default()
-            },
-            Box::new(MemoryHistory::new(10)),
-        );
-        let mut ada = member(&mut hub, 1, "ada");
-        hub.handle(1, Command::CreateRoom(room("one")));
-        hub.handle(1, Command::CreateRoom(room("two")));
+        let settings = HubSettings {
+            max_rooms: 2,
+            ..HubSettings::default()
+        };
+        let mut f = Fixture::with(settings, tempfile::tempdir().expect("tempdir"));
+        let mut ada = f.member(1, "ada");
+        f.hub.handle(1, Command::CreateRoom(room("one")));
+        f.hub.handle(1, Command::CreateRoom(room("two")));
         assert_eq!(error_code(&ada.drain()), Some(ErrorCode::TooManyRooms));
     }
 
     #[test]
     fn presence_on_join_leave_and_disconnect() {
-        let mut hub = hub();
-        let mut ada = member(&mut hub, 1, "ada");
-        let mut bob = connect(&mut hub, 2, 64);
-        hub.handle(2, hello("bob"));
-        hub.handle(2, Command::Join(room("general")));
+        let mut f = Fixture::new();
+        let mut ada = f.member(1, "ada");
+        let mut bob = f.connect(2, 64);
+        f.hub.handle(2, hello("bob"));
+        f.hub.handle(2, join("general", None));
         let joined = bob.drain();
         assert!(matches!(
             joined.last(),
-            Some(ServerMsg::Joined { members, .. }) if members == &["ada", "bob"]
+            Some(ServerMsg::Joined { online, members, .. })
+                if online == &["ada", "bob"] && members == &["ada", "bob"]
         ));
         assert_eq!(
             ada.drain(),
@@ -795,7 +1223,7 @@ mod tests {
                 event: PresenceEvent::Joined
             }]
         );
-        hub.handle(2, Command::Leave(room("general")));
+        f.hub.handle(2, Command::Leave(room("general")));
         assert_eq!(
             bob.drain(),
             [ServerMsg::Left {
@@ -809,9 +1237,9 @@ mod tests {
                 ..
             }]
         ));
-        hub.handle(2, Command::Join(room("general")));
+        f.hub.handle(2, join("general", None));
         ada.drain();
-        hub.disconnect(2);
+        f.hub.disconnect(2);
         assert!(matches!(
             ada.drain().as_slice(),
             [ServerMsg::Presence { name, event: PresenceEvent::Left, .. }] if name == "bob"
@@ -820,42 +1248,170 @@ mod tests {
 
     #[test]
     fn joining_twice_resends_state_without_a_second_arrival() {
-        let mut hub = hub();
-        let mut ada = member(&mut hub, 1, "ada");
-        let mut bob = member(&mut hub, 2, "bob");
+        let mut f = Fixture::new();
+        let mut ada = f.member(1, "ada");
+        let mut bob = f.member(2, "bob");
         ada.drain();
-        hub.handle(2, Command::Join(room("general")));
+        f.hub.handle(2, join("general", None));
         assert!(matches!(bob.drain().as_slice(), [ServerMsg::Joined { .. }]));
         assert!(ada.drain().is_empty());
     }
 
     #[test]
-    fn join_delivers_recent_history_oldest_first() {
-        let mut hub = hub();
-        let ada = member(&mut hub, 1, "ada");
+    fn a_fresh_join_delivers_recent_history_oldest_first() {
+        let mut f = Fixture::new();
+        let ada = f.member(1, "ada");
         for i in 0..150 {
-            send(&mut hub, &ada, "general", &format!("m{i}"));
+            f.hub
+                .handle(1, send("general", &format!("m{i}"), &format!("c{i}")));
         }
-        let mut bob = member(&mut hub, 2, "bob");
-        hub.handle(2, Command::Join(room("general")));
+        f.flush();
+        let mut bob = f.member(2, "bob");
+        f.hub.handle(2, join("general", None));
         match bob.drain().as_slice() {
             [ServerMsg::Joined { history, .. }] => {
                 assert_eq!(history.len(), limits::HISTORY_ON_JOIN);
                 assert_eq!(history[0].body, "m50");
                 assert_eq!(history[99].body, "m149");
+                assert_eq!(history[99].seq, 150);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        drop(ada);
+    }
+
+    #[test]
+    fn resuming_replays_in_pages_then_goes_live_without_gap_or_duplicate() {
+        let mut f = Fixture::new();
+        let ada = f.member(1, "ada");
+        let total = limits::REPLAY_PAGE as u64 * 2 + 10;
+        for i in 1..=total {
+            f.hub
+                .handle(1, send("general", &format!("m{i}"), &format!("c{i}")));
+        }
+        f.flush();
+        let mut bob = f.connect(2, 4096);
+        f.hub.handle(2, hello("bob"));
+        bob.drain();
+        let mut got = Vec::new();
+        let mut after = 5;
+        loop {
+            f.hub.handle(2, join("general", Some(after)));
+            match bob.drain().as_slice() {
+                [ServerMsg::Replay { messages, .. }] => {
+                    // While replaying, live messages are not delivered to bob.
+                    got.extend(seqs(messages));
+                    after = messages.last().expect("non-empty page").seq;
+                    if got.len() == limits::REPLAY_PAGE {
+                        f.say(&ada, "general", "during replay", "live-1");
+                    }
+                }
+                [ServerMsg::Joined { history, .. }] => {
+                    got.extend(seqs(history));
+                    break;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        let expected: Vec<u64> = (6..=total + 1).collect();
+        assert_eq!(
+            got, expected,
+            "every message after 5 exactly once, in order"
+        );
+        f.say(&ada, "general", "after", "live-2");
+        assert_eq!(bodies(&bob.drain()), ["after"]);
+    }
+
+    #[test]
+    fn scrolling_back_pages_older_messages() {
+        let mut f = Fixture::new();
+        let mut ada = f.member(1, "ada");
+        for i in 1..=30 {
+            f.hub
+                .handle(1, send("general", &format!("m{i}"), &format!("c{i}")));
+        }
+        f.flush();
+        ada.drain();
+        let fetch = |before| Command::FetchHistory {
+            room: room("general"),
+            before,
+            limit: 20,
+        };
+        f.hub.handle(1, fetch(31));
+        match ada.drain().as_slice() {
+            [ServerMsg::History { messages, more, .. }] => {
+                assert_eq!(seqs(messages), (11..=30).collect::<Vec<_>>());
+                assert!(more);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        f.hub.handle(1, fetch(11));
+        match ada.drain().as_slice() {
+            [ServerMsg::History { messages, more, .. }] => {
+                assert_eq!(seqs(messages), (1..=10).collect::<Vec<_>>());
+                assert!(!more);
             }
             other => panic!("unexpected {other:?}"),
         }
     }
 
     #[test]
+    fn rooms_members_and_history_survive_a_restart() {
+        let mut f = Fixture::new();
+        let ada = f.member(1, "ada");
+        f.hub.handle(1, Command::CreateRoom(room("ops")));
+        f.hub.handle(1, join("ops", None));
+        f.say(&ada, "ops", "kept", "c1");
+        f.hub.disconnect(1);
+        f.flush();
+        let mut f = f.restart();
+        let mut bob = f.member(2, "bob");
+        f.hub.handle(2, join("ops", None));
+        match bob.drain().as_slice() {
+            [
+                ServerMsg::Joined {
+                    members,
+                    online,
+                    history,
+                    ..
+                },
+            ] => {
+                assert_eq!(members, &["ada", "bob"]);
+                assert_eq!(online, &["bob"]);
+                assert_eq!(history.len(), 1);
+                assert_eq!((history[0].body.as_str(), history[0].seq), ("kept", 1));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        // Sequence numbers continue where they stopped.
+        f.say(&bob, "ops", "next", "c2");
+        assert!(
+            bob.drain()
+                .iter()
+                .any(|m| matches!(m, ServerMsg::Message(m) if m.seq == 2))
+        );
+    }
+
+    #[test]
+    fn sends_are_refused_as_unavailable_once_storage_is_gone() {
+        let mut f = Fixture::new();
+        let mut ada = f.member(1, "ada");
+        f.hub.stop();
+        f.hub.handle(1, send("general", "lost?", "c1"));
+        assert!(matches!(
+            ada.drain().as_slice(),
+            [ServerMsg::Error { code: ErrorCode::Unavailable, client_id: Some(c), .. }] if c == "c1"
+        ));
+    }
+
+    #[test]
     fn typing_goes_to_others_and_is_throttled() {
-        let mut hub = hub();
-        let mut ada = member(&mut hub, 1, "ada");
-        let mut bob = member(&mut hub, 2, "bob");
+        let mut f = Fixture::new();
+        let mut ada = f.member(1, "ada");
+        let mut bob = f.member(2, "bob");
         ada.drain();
-        hub.handle(1, Command::Typing(room("general")));
-        hub.handle(1, Command::Typing(room("general")));
+        f.hub.handle(1, Command::Typing(room("general")));
+        f.hub.handle(1, Command::Typing(room("general")));
         assert!(ada.drain().is_empty(), "no echo of one's own typing");
         assert_eq!(
             bob.drain(),
@@ -866,51 +1422,47 @@ mod tests {
             "the second event inside the throttle window is dropped"
         );
         // Sending a message resets the throttle.
-        send(&mut hub, &ada, "general", "done");
-        hub.handle(1, Command::Typing(room("general")));
+        f.say(&ada, "general", "done", "c1");
+        f.hub.handle(1, Command::Typing(room("general")));
         assert_eq!(bob.drain().len(), 2);
     }
 
     #[test]
     fn a_slow_consumer_is_disconnected_and_others_keep_receiving() {
-        let mut hub = hub();
-        let ada = member(&mut hub, 1, "ada");
-        let mut bob = member(&mut hub, 2, "bob");
-        let mut slow = connect(&mut hub, 3, 4);
-        hub.handle(3, hello("slow"));
-        hub.handle(3, Command::Join(room("general")));
+        let mut f = Fixture::new();
+        let ada = f.member(1, "ada");
+        let mut bob = f.member(2, "bob");
+        let mut slow = f.connect(3, 4);
+        f.hub.handle(3, hello("slow"));
+        f.hub.handle(3, join("general", None));
         bob.drain();
         for i in 0..10 {
-            send(&mut hub, &ada, "general", &format!("m{i}"));
+            f.hub
+                .handle(1, send("general", &format!("m{i}"), &format!("c{i}")));
         }
+        f.flush();
         assert_eq!(slow.close_code(), Some(close::SLOW_CONSUMER));
-        assert_eq!(hub.session_count(), 2);
+        assert_eq!(f.hub.session_count(), 2);
         let got = bob.drain();
-        let bodies: Vec<_> = got
-            .iter()
-            .filter_map(|m| match m {
-                ServerMsg::Message(m) => Some(m.body.as_str()),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(bodies.len(), 10);
+        assert_eq!(bodies(&got).len(), 10);
         assert!(got.iter().any(|m| matches!(
             m,
             ServerMsg::Presence { name, event: PresenceEvent::Left, .. } if name == "slow"
         )));
         // The slow client got what fitted, and nothing after its queue filled.
         assert_eq!(slow.drain().len(), 4);
+        drop(ada);
     }
 
     #[test]
     fn shutdown_closes_everyone_with_going_away() {
-        let mut hub = hub();
-        let a = member(&mut hub, 1, "ada");
-        let b = connect(&mut hub, 2, 8);
-        hub.shutdown();
+        let mut f = Fixture::new();
+        let a = f.member(1, "ada");
+        let b = f.connect(2, 8);
+        f.hub.shutdown();
         assert_eq!(a.close_code(), Some(close::GOING_AWAY));
         assert_eq!(b.close_code(), Some(close::GOING_AWAY));
-        let late = connect(&mut hub, 3, 8);
+        let late = f.connect(3, 8);
         assert_eq!(late.close_code(), Some(close::GOING_AWAY));
     }
 }

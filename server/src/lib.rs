@@ -2,7 +2,7 @@
 //!
 //! Data flows one way: a socket's frames are decoded and validated
 //! ([`protocol`]) into hub commands; the [`hub`] applies them, records messages in the
-//! [`store`] and fans encoded frames out to each recipient's [`outbox`]; each
+//! [`store`] (acknowledging each message once it is committed) and fans encoded frames out to each recipient's [`outbox`]; each
 //! [`connection`]'s writer puts them on its socket. [`http`] is the edge that accepts
 //! sockets and serves the web client; [`config`] is every setting.
 
@@ -24,31 +24,48 @@ use crate::{
     config::Config,
     http::AppState,
     hub::{Event, Hub, HubHandle, HubSettings},
-    store::MemoryHistory,
+    store::SqliteStore,
 };
 
-/// Messages kept per room in memory.
-const HISTORY_PER_ROOM: usize = 1000;
 /// How long shutdown waits for connections to finish their close handshake.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Writes that may wait for the store writer before sends are refused as `unavailable`.
+const WRITER_QUEUE: usize = 65_536;
 
 /// Runs the server on `listener` until `shutdown` resolves, then closes every socket
-/// with 1001 and returns once they are gone (or after a grace period).
+/// with 1001, flushes the store and returns.
 pub async fn serve(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let hub = Hub::new(
+    let open = || {
+        SqliteStore::open(&config.data_dir, config.durability)
+            .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))
+    };
+    let write_store = open()?;
+    let read_store = open()?;
+    let (hub, events) = HubHandle::channel();
+    let (writer, writer_thread) = store::writer::spawn(write_store, WRITER_QUEUE, {
+        let hub = hub.clone();
+        move |outcomes| {
+            hub.blocking_send(Event::Committed(outcomes));
+        }
+    })
+    .context("cannot start the store writer")?;
+    let state = Hub::new(
         HubSettings {
             max_rooms: config.max_rooms,
             ..HubSettings::default()
         },
-        Box::new(MemoryHistory::new(HISTORY_PER_ROOM)),
-    );
-    let (hub, hub_task) = HubHandle::spawn(hub);
+        Box::new(read_store),
+        writer,
+    )
+    .context("cannot load rooms from the store")?;
+    let hub_thread = HubHandle::spawn(state, events).context("cannot start the hub")?;
+
     let tracker = TaskTracker::new();
-    let state = AppState {
+    let app_state = AppState {
         hub: hub.clone(),
         connection: connection::Settings {
             queue_capacity: config.queue_capacity,
@@ -64,7 +81,7 @@ pub async fn serve(
         ),
         tracker: tracker.clone(),
     };
-    let app = http::router(state, &config.static_dir);
+    let app = http::router(app_state, &config.static_dir);
 
     let stop = CancellationToken::new();
     tokio::spawn({
@@ -97,7 +114,18 @@ pub async fn serve(
     {
         tracing::warn!("some connections did not close in time; dropping them");
     }
+    // The hub lets go of the writer, which commits what is queued and ends.
+    hub.send(Event::Stop).await;
     drop(hub);
-    hub_task.abort();
+    tokio::task::spawn_blocking(move || {
+        let hub_ok = hub_thread.join().is_ok();
+        let writer_ok = writer_thread.join().is_ok();
+        hub_ok && writer_ok
+    })
+    .await
+    .ok()
+    .filter(|ok| *ok)
+    .context("the hub or the store writer panicked")?;
+    tracing::info!("store flushed; bye");
     Ok(())
 }

@@ -3,7 +3,8 @@
 //! to become typed values.
 
 use confab_shared::{
-    Body, ClientMsg, DisplayName, ErrorCode, PROTOCOL_VERSION, RoomName, ServerMsg,
+    Body, ClientId, ClientMsg, DisplayName, ErrorCode, PROTOCOL_VERSION, RoomName, ServerMsg,
+    limits,
 };
 
 use crate::hub::Command;
@@ -32,17 +33,52 @@ pub fn validate(msg: ClientMsg) -> Result<Command, ServerMsg> {
         }
         ClientMsg::ListRooms => Command::ListRooms,
         ClientMsg::CreateRoom { room } => Command::CreateRoom(room_name(&room)?),
-        ClientMsg::Join { room } => Command::Join(room_name(&room)?),
+        ClientMsg::Join { room, after } => Command::Join {
+            room: room_name(&room)?,
+            after,
+        },
         ClientMsg::Leave { room } => Command::Leave(room_name(&room)?),
-        ClientMsg::Send { room, body } => {
+        ClientMsg::Send {
+            room,
+            body,
+            client_id,
+        } => {
             let room = room_name(&room)?;
-            let body = Body::parse(&body).map_err(|e| ServerMsg::Error {
-                code: ErrorCode::InvalidBody,
-                message: e.to_string(),
-                room: Some(room.to_string()),
+            let refuse =
+                |code: ErrorCode, message: String, client_id: Option<String>| ServerMsg::Error {
+                    code,
+                    message,
+                    room: Some(room.to_string()),
+                    client_id,
+                };
+            let client_id = ClientId::parse(&client_id)
+                .map_err(|e| refuse(ErrorCode::InvalidClientId, e.to_string(), None))?;
+            let body = Body::parse(&body).map_err(|e| {
+                refuse(
+                    ErrorCode::InvalidBody,
+                    e.to_string(),
+                    Some(client_id.to_string()),
+                )
             })?;
-            Command::Send { room, body }
+            Command::Send {
+                room,
+                body,
+                client_id,
+            }
         }
+        ClientMsg::FetchHistory {
+            room,
+            before,
+            limit,
+        } => Command::FetchHistory {
+            room: room_name(&room)?,
+            before,
+            limit: limit.map_or(limits::HISTORY_PAGE, |l| {
+                usize::try_from(l)
+                    .unwrap_or(usize::MAX)
+                    .clamp(1, limits::HISTORY_PAGE)
+            }),
+        },
         ClientMsg::Typing { room } => Command::Typing(room_name(&room)?),
     })
 }
@@ -65,12 +101,24 @@ mod tests {
     #[test]
     fn valid_frames_become_commands() {
         assert!(matches!(
-            parse(r#"{"type":"hello","protocol":1,"name":" Ada "}"#),
+            parse(&format!(r#"{{"type":"hello","protocol":{PROTOCOL_VERSION},"name":" Ada "}}"#)),
             Ok(Command::Hello { name }) if name.as_str() == "Ada"
         ));
         assert!(matches!(
-            parse(r#"{"type":"send","room":"general","body":" hi "}"#),
-            Ok(Command::Send { room, body }) if room.as_str() == "general" && body.as_str() == "hi"
+            parse(r#"{"type":"send","room":"general","body":" hi ","client_id":"c1"}"#),
+            Ok(Command::Send { room, body, client_id })
+                if room.as_str() == "general" && body.as_str() == "hi" && client_id.as_str() == "c1"
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"join","room":"general","after":12}"#),
+            Ok(Command::Join {
+                after: Some(12),
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"fetch_history","room":"general","before":50,"limit":100000}"#),
+            Ok(Command::FetchHistory { before: 50, limit, .. }) if limit == limits::HISTORY_PAGE
         ));
     }
 
@@ -80,11 +128,13 @@ mod tests {
         assert_eq!(code(r#"{"type":"shout"}"#), ErrorCode::UnknownType);
         assert_eq!(code(r#"{"type":"join"}"#), ErrorCode::BadMessage);
         assert_eq!(
-            code(r#"{"type":"hello","protocol":2,"name":"ada"}"#),
+            code(r#"{"type":"hello","protocol":1,"name":"ada"}"#),
             ErrorCode::UnsupportedProtocol
         );
         assert_eq!(
-            code(r#"{"type":"hello","protocol":1,"name":"  "}"#),
+            code(&format!(
+                r#"{{"type":"hello","protocol":{PROTOCOL_VERSION},"name":"  "}}"#
+            )),
             ErrorCode::InvalidName
         );
         assert_eq!(
@@ -92,12 +142,16 @@ mod tests {
             ErrorCode::InvalidRoom
         );
         assert_eq!(
-            code(r#"{"type":"send","room":"general","body":"   "}"#),
+            code(r#"{"type":"send","room":"general","body":"   ","client_id":"c1"}"#),
             ErrorCode::InvalidBody
         );
+        assert_eq!(
+            code(r#"{"type":"send","room":"general","body":"hi","client_id":"no spaces"}"#),
+            ErrorCode::InvalidClientId
+        );
         assert!(matches!(
-            parse(r#"{"type":"send","room":"ops","body":""}"#),
-            Err(ServerMsg::Error { room: Some(r), .. }) if r == "ops"
+            parse(r#"{"type":"send","room":"ops","body":"","client_id":"c9"}"#),
+            Err(ServerMsg::Error { room: Some(r), client_id: Some(c), .. }) if r == "ops" && c == "c9"
         ));
     }
 }

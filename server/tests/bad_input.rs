@@ -29,6 +29,7 @@ fn send(room: &str, body: &str) -> String {
     ClientMsg::Send {
         room: room.into(),
         body: body.into(),
+        client_id: common::fresh_client_id(),
     }
     .to_json()
 }

@@ -75,6 +75,7 @@ async fn rooms_are_isolated() {
     assert_eq!(about.as_deref(), Some("nowhere"));
     bob.send_json(&ClientMsg::Join {
         room: "nowhere".into(),
+        after: None,
     })
     .await;
     let about = bob.expect_error(ErrorCode::UnknownRoom).await;
@@ -178,12 +179,13 @@ async fn typing_reaches_the_others_but_not_the_typist() {
             name: "ada".into(),
         }
     );
-    // Had the typing event been echoed, it would reach Ada before her own message.
+    // Had the typing event been echoed, it would reach Ada before the ack of her message.
     ada.send_to("general", "done typing").await;
     match ada.recv().await {
-        ServerMsg::Message(m) => assert_eq!(m.body, "done typing"),
-        other => panic!("expected Ada's own message first, got {other:?}"),
+        ServerMsg::Ack { .. } => {}
+        other => panic!("expected the ack of Ada's message first, got {other:?}"),
     }
+    assert_eq!(ada.next_message().await.body, "done typing");
 
     ada.send_json(&ClientMsg::Typing { room: "ops".into() })
         .await;

@@ -15,12 +15,12 @@ use serde::{Deserialize, Serialize};
 pub mod close;
 mod validate;
 
-pub use validate::{Body, DisplayName, RoomName, ValidationError};
+pub use validate::{Body, ClientId, DisplayName, RoomName, ValidationError};
 
 /// Version of the protocol described by this crate. A client announces the version it
 /// speaks in [`ClientMsg::Hello`]; the server refuses any other with
 /// [`ErrorCode::UnsupportedProtocol`].
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The room every server has, which cannot be deleted.
 pub const DEFAULT_ROOM: &str = "general";
@@ -37,8 +37,14 @@ pub mod limits {
     pub const MAX_ROOM_CHARS: usize = 40;
     /// Message bodies are 1..=4000 characters after trimming.
     pub const MAX_BODY_CHARS: usize = 4000;
-    /// How many recent messages a client receives when it joins a room.
+    /// How many recent messages a client receives when it joins a room afresh.
     pub const HISTORY_ON_JOIN: usize = 100;
+    /// Most messages in one `replay` page when resuming from a sequence number.
+    pub const REPLAY_PAGE: usize = 500;
+    /// Most messages one `fetch_history` returns (and the default).
+    pub const HISTORY_PAGE: usize = 100;
+    /// Client ids are 1..=64 characters of `[A-Za-z0-9_-]`.
+    pub const MAX_CLIENT_ID_CHARS: usize = 64;
     /// A client should send at most one `typing` per room in this interval; the server
     /// drops the excess.
     pub const TYPING_THROTTLE_MS: u64 = 2_000;
@@ -58,13 +64,38 @@ pub enum ClientMsg {
     /// Create a room. Everyone connected receives the updated [`ServerMsg::Rooms`].
     /// Creating does not join: send [`ClientMsg::Join`] next.
     CreateRoom { room: String },
-    /// Join a room: answered by [`ServerMsg::Joined`] with members and recent history,
-    /// after which the client receives the room's live traffic.
-    Join { room: String },
+    /// Join a room, or re-join it after a reconnect.
+    ///
+    /// Without `after`, answered by [`ServerMsg::Joined`] with the most recent history.
+    /// With `after` (the highest `seq` the client has of this room; 0 for none), the
+    /// server replays every message after it: zero or more [`ServerMsg::Replay`] pages
+    /// (send `join` again with the last `seq` of each page) and then
+    /// [`ServerMsg::Joined`] with the rest, after which live messages follow with no
+    /// gap and no duplicate.
+    Join {
+        room: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<u64>,
+    },
     /// Leave a room; answered by [`ServerMsg::Left`].
     Leave { room: String },
-    /// Post a message to a room the client has joined.
-    Send { room: String, body: String },
+    /// Post a message to a room the client has joined. `client_id` is the client's own
+    /// id for this message (unique per sender); sending again with the same id, after a
+    /// reconnect, is acknowledged without storing the message twice.
+    Send {
+        room: String,
+        body: String,
+        client_id: String,
+    },
+    /// Ask for older messages of a joined room: those with `seq < before`, newest
+    /// [`limits::HISTORY_PAGE`] (or `limit`, if smaller). Answered by
+    /// [`ServerMsg::History`].
+    FetchHistory {
+        room: String,
+        before: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
     /// The user is typing in a room. Send at most once per
     /// [`limits::TYPING_THROTTLE_MS`] while typing continues.
     Typing { room: String },
@@ -83,11 +114,37 @@ pub enum ServerMsg {
     },
     /// The list of rooms, sent on request and to everyone whenever a room is created.
     Rooms { rooms: Vec<RoomInfo> },
-    /// The client joined `room`: who is in it now and its recent messages, oldest first.
+    /// The client is in `room` and receives its live traffic from now on. `members` is
+    /// everyone who joined the room and has not left; `online` those of them connected
+    /// now. `history` is the recent messages (fresh join) or the rest of a replay,
+    /// oldest first.
     Joined {
         room: String,
         members: Vec<String>,
+        online: Vec<String>,
         history: Vec<ChatMessage>,
+    },
+    /// One page of a replay (see [`ClientMsg::Join`]); more follow after the client
+    /// joins again from the last `seq` of this page.
+    Replay {
+        room: String,
+        messages: Vec<ChatMessage>,
+    },
+    /// Older messages, answering [`ClientMsg::FetchHistory`]. `more` tells whether
+    /// even older ones exist.
+    History {
+        room: String,
+        messages: Vec<ChatMessage>,
+        more: bool,
+    },
+    /// The message the client sent with `client_id` is stored (durably) as `id`/`seq`.
+    /// Sent before the message itself is broadcast.
+    Ack {
+        room: String,
+        client_id: String,
+        id: u64,
+        seq: u64,
+        ts: i64,
     },
     /// The client left `room` and receives nothing more from it.
     Left { room: String },
@@ -104,12 +161,15 @@ pub enum ServerMsg {
     /// [`limits::TYPING_TTL_MS`] unless repeated, and ends when their message arrives.
     Typing { room: String, name: String },
     /// A request could not be honoured. The connection stays open. `room` names the
-    /// room the refused request was about, when there was one.
+    /// room the refused request was about, and `client_id` the refused `send`, when
+    /// there was one.
     Error {
         code: ErrorCode,
         message: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         room: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
     },
 }
 
@@ -127,6 +187,9 @@ pub struct ChatMessage {
     /// Server-assigned, unique and increasing across the server.
     pub id: u64,
     pub room: String,
+    /// Position in the room: 1, 2, 3… with no gaps, assigned when the message is
+    /// committed to storage.
+    pub seq: u64,
     /// Display name of the sender.
     pub from: String,
     pub body: String,
@@ -175,11 +238,16 @@ pub enum ErrorCode {
     NotInRoom,
     /// The message body breaks the rules (see [`Body`]).
     InvalidBody,
+    /// The `client_id` of a `send` breaks the rules (see [`ClientId`]).
+    InvalidClientId,
+    /// The server could not store the message now (storage busy or failing). Retry
+    /// later with the same `client_id`.
+    Unavailable,
 }
 
 impl ErrorCode {
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::BadJson,
         ErrorCode::UnknownType,
         ErrorCode::BadMessage,
@@ -194,6 +262,8 @@ impl ErrorCode {
         ErrorCode::TooManyRooms,
         ErrorCode::NotInRoom,
         ErrorCode::InvalidBody,
+        ErrorCode::InvalidClientId,
+        ErrorCode::Unavailable,
     ];
 
     /// The code as it appears on the wire, for logs and tests.
@@ -213,6 +283,8 @@ impl ErrorCode {
             ErrorCode::TooManyRooms => "too_many_rooms",
             ErrorCode::NotInRoom => "not_in_room",
             ErrorCode::InvalidBody => "invalid_body",
+            ErrorCode::InvalidClientId => "invalid_client_id",
+            ErrorCode::Unavailable => "unavailable",
         }
     }
 }
@@ -230,6 +302,7 @@ impl ServerMsg {
             code,
             message: message.into(),
             room: None,
+            client_id: None,
         }
     }
 
@@ -270,6 +343,7 @@ const CLIENT_TYPES: &[&str] = &[
     "join",
     "leave",
     "send",
+    "fetch_history",
     "typing",
 ];
 
@@ -317,6 +391,11 @@ mod tests {
             },
             ClientMsg::Join {
                 room: "general".into(),
+                after: None,
+            },
+            ClientMsg::Join {
+                room: "general".into(),
+                after: Some(41),
             },
             ClientMsg::Leave {
                 room: "general".into(),
@@ -324,6 +403,12 @@ mod tests {
             ClientMsg::Send {
                 room: "general".into(),
                 body: "hello <b>world</b> \u{1F600}".into(),
+                client_id: "k3m9-1".into(),
+            },
+            ClientMsg::FetchHistory {
+                room: "general".into(),
+                before: 120,
+                limit: Some(50),
             },
             ClientMsg::Typing {
                 room: "general".into(),
@@ -335,6 +420,7 @@ mod tests {
         let msg = ChatMessage {
             id: 7,
             room: "general".into(),
+            seq: 3,
             from: "ada".into(),
             body: "hi\nthere".into(),
             ts: 1_764_000_000_000,
@@ -352,8 +438,25 @@ mod tests {
             ServerMsg::Rooms { rooms },
             ServerMsg::Joined {
                 room: "general".into(),
-                members: vec!["ada".into(), "grace".into()],
+                members: vec!["ada".into(), "grace".into(), "linus".into()],
+                online: vec!["ada".into(), "grace".into()],
                 history: vec![msg.clone()],
+            },
+            ServerMsg::Replay {
+                room: "general".into(),
+                messages: vec![msg.clone()],
+            },
+            ServerMsg::History {
+                room: "general".into(),
+                messages: vec![msg.clone()],
+                more: true,
+            },
+            ServerMsg::Ack {
+                room: "general".into(),
+                client_id: "k3m9-1".into(),
+                id: 7,
+                seq: 3,
+                ts: 1_764_000_000_000,
             },
             ServerMsg::Left {
                 room: "general".into(),
@@ -378,6 +481,7 @@ mod tests {
                 code: ErrorCode::NotInRoom,
                 message: "join #ops first".into(),
                 room: Some("ops".into()),
+                client_id: Some("k3m9-2".into()),
             },
         ]
     }
@@ -408,7 +512,7 @@ mod tests {
                 v["type"].as_str().expect("type").to_owned()
             })
             .collect();
-        seen.dedup();
+        seen.dedup(); // two join examples
         assert_eq!(seen, CLIENT_TYPES);
     }
 
@@ -419,6 +523,7 @@ mod tests {
         let json = ServerMsg::Message(ChatMessage {
             id: 1,
             room: "general".into(),
+            seq: 1,
             from: "ada".into(),
             body: "hi".into(),
             ts: 5,
@@ -426,7 +531,7 @@ mod tests {
         .to_json();
         assert_eq!(
             json,
-            r#"{"type":"message","id":1,"room":"general","from":"ada","body":"hi","ts":5}"#
+            r#"{"type":"message","id":1,"room":"general","seq":1,"from":"ada","body":"hi","ts":5}"#
         );
         let json = ServerMsg::error(ErrorCode::BadJson, "x").to_json();
         assert_eq!(json, r#"{"type":"error","code":"bad_json","message":"x"}"#);

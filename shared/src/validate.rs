@@ -1,7 +1,7 @@
 //! Validated values: the only way to get a [`DisplayName`], [`RoomName`] or [`Body`] is
 //! through `parse`, so code holding one never re-checks it.
 
-use crate::limits::{MAX_BODY_CHARS, MAX_NAME_CHARS, MAX_ROOM_CHARS};
+use crate::limits::{MAX_BODY_CHARS, MAX_CLIENT_ID_CHARS, MAX_NAME_CHARS, MAX_ROOM_CHARS};
 
 /// Why a user-supplied value was refused. The message is meant for people.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -16,6 +16,10 @@ pub enum ValidationError {
     RoomChars,
     #[error("message must be 1 to {MAX_BODY_CHARS} characters")]
     BodyLength,
+    #[error(
+        "client id must be 1 to {MAX_CLIENT_ID_CHARS} characters of A-Z, a-z, 0-9, '-' and '_'"
+    )]
+    ClientId,
 }
 
 /// A display name: trimmed, 1..=32 characters, no control characters.
@@ -103,7 +107,39 @@ impl Body {
     }
 }
 
+/// A client's id for one of its messages: 1..=64 characters of `[A-Za-z0-9_-]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientId(String);
+
+impl ClientId {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let ok_len = (1..=MAX_CLIENT_ID_CHARS).contains(&raw.len());
+        if !ok_len
+            || !raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(ValidationError::ClientId);
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
 impl std::fmt::Display for DisplayName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::fmt::Display for ClientId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
@@ -169,6 +205,19 @@ mod tests {
             RoomName::parse("caf\u{e9}"),
             Err(ValidationError::RoomChars)
         );
+    }
+
+    #[test]
+    fn client_ids_are_short_and_plain() {
+        assert!(ClientId::parse("0f3a-9_Z").is_ok());
+        assert!(ClientId::parse(&"a".repeat(64)).is_ok());
+        assert_eq!(
+            ClientId::parse(&"a".repeat(65)),
+            Err(ValidationError::ClientId)
+        );
+        assert_eq!(ClientId::parse(""), Err(ValidationError::ClientId));
+        assert_eq!(ClientId::parse("a b"), Err(ValidationError::ClientId));
+        assert_eq!(ClientId::parse("\u{e9}"), Err(ValidationError::ClientId));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use std::{
     cell::{Cell, RefCell},
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     rc::Rc,
 };
 
@@ -33,6 +33,8 @@ const MAX_BACKOFF_MS: f64 = 15_000.0;
 struct Wanted {
     name: Option<String>,
     rooms: BTreeSet<String>,
+    /// Highest `seq` received per room: where a re-join resumes from.
+    last_seq: BTreeMap<String, u64>,
 }
 
 struct Inner {
@@ -63,6 +65,7 @@ impl Chat {
             wanted: RefCell::new(Wanted {
                 name: None,
                 rooms: BTreeSet::from([DEFAULT_ROOM.to_owned()]),
+                last_seq: BTreeMap::new(),
             }),
             open: Cell::new(false),
             welcomed: Cell::new(false),
@@ -95,8 +98,10 @@ impl Chat {
 
     pub fn join(&self, room: &str) {
         self.0.wanted.borrow_mut().rooms.insert(room.to_owned());
+        let after = self.0.wanted.borrow().last_seq.get(room).copied();
         self.request(ClientMsg::Join {
             room: room.to_owned(),
+            after,
         });
     }
 
@@ -116,6 +121,7 @@ impl Chat {
         self.request(ClientMsg::Send {
             room: room.to_owned(),
             body: body.to_owned(),
+            client_id: new_client_id(),
         });
         true
     }
@@ -145,18 +151,37 @@ impl Inner {
             protocol: PROTOCOL_VERSION,
             name: name.clone(),
         }];
-        msgs.extend(
-            wanted
-                .rooms
-                .iter()
-                .map(|room| ClientMsg::Join { room: room.clone() }),
-        );
+        msgs.extend(wanted.rooms.iter().map(|room| ClientMsg::Join {
+            room: room.clone(),
+            after: wanted.last_seq.get(room).copied(),
+        }));
         msgs
     }
 
-    /// Updates what the user wants from what the server answered.
-    fn observe(&self, msg: &ServerMsg) {
+    fn saw(&self, room: &str, seq: u64) {
+        let mut wanted = self.wanted.borrow_mut();
+        let last = wanted.last_seq.entry(room.to_owned()).or_default();
+        *last = (*last).max(seq);
+    }
+
+    /// Updates what the user wants from what the server answered, and returns a
+    /// request the answer calls for (the next page of a replay).
+    fn observe(&self, msg: &ServerMsg) -> Option<ClientMsg> {
         match msg {
+            ServerMsg::Message(m) => self.saw(&m.room, m.seq),
+            ServerMsg::Joined { room, history, .. } => {
+                if let Some(m) = history.last() {
+                    self.saw(room, m.seq);
+                }
+            }
+            ServerMsg::Replay { room, messages } => {
+                let last = messages.last()?.seq;
+                self.saw(room, last);
+                return Some(ClientMsg::Join {
+                    room: room.clone(),
+                    after: Some(last),
+                });
+            }
             ServerMsg::Welcome { .. } => self.welcomed.set(true),
             // A refused first name must not be retried by the next reconnect.
             ServerMsg::Error {
@@ -172,6 +197,7 @@ impl Inner {
             }
             _ => {}
         }
+        None
     }
 }
 
@@ -252,8 +278,13 @@ async fn connect_once(
                     }
                     _ => {}
                 }
-                inner.observe(&msg);
+                let follow_up = inner.observe(&msg);
                 dispatch.emit(Action::Server { msg, now: js_sys::Date::now() });
+                if let Some(next) = follow_up
+                    && tx.send(Message::Text(next.to_json())).await.is_err()
+                {
+                    return End::Lost;
+                }
             }
             request = requests.next() => {
                 let Some(msg) = request else {
@@ -273,6 +304,12 @@ fn backoff_ms(failures: u32, random: f64) -> u32 {
     let ceiling = (BASE_BACKOFF_MS * 2f64.powi(failures.min(16) as i32 - 1)).min(MAX_BACKOFF_MS);
     // Never less than a quarter of the ceiling, so retries do not spin.
     (ceiling * (0.25 + 0.75 * random.clamp(0.0, 1.0))) as u32
+}
+
+/// A fresh id for one sent message: random enough that two tabs never collide.
+fn new_client_id() -> String {
+    let random = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
+    format!("{:x}-{random:x}", js_sys::Date::now() as u64)
 }
 
 /// `ws(s)://<this page's host>/ws`: the server (or `trunk serve`'s proxy) that served

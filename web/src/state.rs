@@ -128,15 +128,30 @@ impl State {
             ServerMsg::Rooms { rooms } => self.rooms = rooms,
             ServerMsg::Joined {
                 room,
-                members,
+                online,
                 history,
+                ..
             } => {
                 let view = self.joined.entry(room).or_default();
-                view.members = members;
+                view.members = online;
                 for msg in history {
                     insert_message(&mut view.messages, msg);
                 }
             }
+            ServerMsg::Replay { room, messages } => {
+                let view = self.joined.entry(room).or_default();
+                for msg in messages {
+                    insert_message(&mut view.messages, msg);
+                }
+            }
+            ServerMsg::History { room, messages, .. } => {
+                if let Some(view) = self.joined.get_mut(&room) {
+                    for msg in messages {
+                        insert_message(&mut view.messages, msg);
+                    }
+                }
+            }
+            ServerMsg::Ack { .. } => {}
             ServerMsg::Left { room } => {
                 self.joined.remove(&room);
                 if self.current == room {
@@ -177,6 +192,7 @@ impl State {
                 code,
                 message,
                 room,
+                ..
             } => match (code, room) {
                 (ErrorCode::InvalidName | ErrorCode::NameTaken, _) if self.me.is_none() => {
                     self.name_error = Some(message);
@@ -232,6 +248,7 @@ mod tests {
     fn msg(id: u64, room: &str, from: &str) -> ChatMessage {
         ChatMessage {
             id,
+            seq: id,
             room: room.into(),
             from: from.into(),
             body: format!("m{id}"),
@@ -247,6 +264,7 @@ mod tests {
         ServerMsg::Joined {
             room: room.into(),
             members: vec!["ada".into()],
+            online: vec!["ada".into()],
             history,
         }
     }
@@ -375,6 +393,7 @@ mod tests {
                 code: ErrorCode::UnknownRoom,
                 message: "there is no room #ops".into(),
                 room: Some("ops".into()),
+                client_id: None,
             },
         );
         assert!(!s.joined.contains_key("ops"));

@@ -34,6 +34,7 @@ pub struct Server {
     stop: oneshot::Sender<()>,
     handle: JoinHandle<anyhow::Result<()>>,
     _static_dir: TempDir,
+    _data_dir: TempDir,
 }
 
 /// Starts a server with the default configuration and an empty static folder.
@@ -49,7 +50,8 @@ pub async fn start_with(configure: impl FnOnce(&mut Config)) -> Server {
         .expect("bind a random port");
     let addr = listener.local_addr().expect("listener address");
     let static_dir = TempDir::new().expect("temporary static dir");
-    let mut config = Config::with_listen(addr);
+    let data_dir = TempDir::new().expect("temporary data dir");
+    let mut config = Config::with_listen(addr, data_dir.path().to_owned());
     config.static_dir = static_dir.path().to_owned();
     configure(&mut config);
     let (stop, stopped) = oneshot::channel::<()>();
@@ -62,6 +64,7 @@ pub async fn start_with(configure: impl FnOnce(&mut Config)) -> Server {
         stop,
         handle,
         _static_dir: static_dir,
+        _data_dir: data_dir,
     }
 }
 
@@ -207,10 +210,11 @@ impl Client {
         }
     }
 
-    /// Joins `room` and returns the `joined` reply's members and history.
+    /// Joins `room` and returns who is online in it and its history.
     pub async fn join(&mut self, room: &str) -> (Vec<String>, Vec<ChatMessage>) {
         self.send_json(&ClientMsg::Join {
             room: room.to_owned(),
+            after: None,
         })
         .await;
         match self
@@ -219,11 +223,12 @@ impl Client {
         {
             ServerMsg::Joined {
                 room: joined,
-                members,
+                online,
                 history,
+                ..
             } => {
                 assert_eq!(joined, room);
-                (members, history)
+                (online, history)
             }
             other => panic!("expected to join {room}, got {other:?}"),
         }
@@ -252,6 +257,7 @@ impl Client {
         self.send_json(&ClientMsg::Send {
             room: room.to_owned(),
             body: body.to_owned(),
+            client_id: fresh_client_id(),
         })
         .await;
     }
@@ -358,4 +364,13 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
         headers,
         body: body.to_owned(),
     }
+}
+
+/// A client id never used before in this test process.
+pub fn fresh_client_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    format!(
+        "t{}",
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
 }

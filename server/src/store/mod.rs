@@ -1,0 +1,113 @@
+//! Durable storage behind one boundary.
+//!
+//! The hub talks to storage only through [`Store`] (reads it does itself) and the
+//! [`writer`] thread (every write, batched into group commits). Nothing outside this
+//! module knows SQL: a server database can replace [`sqlite::SqliteStore`] by
+//! implementing the trait.
+
+pub mod sqlite;
+pub mod writer;
+
+use confab_shared::ChatMessage;
+
+pub use sqlite::SqliteStore;
+
+/// A message accepted by the hub, not yet stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub room: String,
+    pub from: String,
+    pub body: String,
+    /// The sender's id for this send; a repeat with the same id is not stored twice.
+    pub client_id: String,
+    pub ts: i64,
+}
+
+/// What became of one [`NewMessage`] in a committed batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored now, with its id and room sequence number.
+    Stored(ChatMessage),
+    /// The same sender had already sent this client id: here is the stored original.
+    Duplicate(ChatMessage),
+}
+
+/// One write. Applied in order, in batches; each batch is one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    CreateRoom { room: String, ts: i64 },
+    AddMember { room: String, name: String },
+    RemoveMember { room: String, name: String },
+    Append(NewMessage),
+}
+
+/// What a committed [`Write`] produced (only appends produce something to report).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    Done,
+    Appended(Appended),
+}
+
+/// A room as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRoom {
+    pub name: String,
+    /// Highest sequence number committed in the room (0 when empty).
+    pub last_seq: u64,
+    /// Everyone who joined and has not left, by display name.
+    pub members: Vec<String>,
+}
+
+/// Why storage failed. The hub reports it to the clients concerned and keeps running.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("schema migration failed: {0}")]
+    Migration(#[from] rusqlite_migration::Error),
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// How hard a commit tries to survive failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Durability {
+    /// Survives a crash of the server process (kill -9, panic, OOM): a commit is in the
+    /// operating system before it is acknowledged. A power loss or kernel crash may lose
+    /// the last moments of commits. (SQLite WAL with `synchronous=NORMAL`.)
+    Process,
+    /// Survives power loss too: every group commit waits for fsync of the log.
+    /// (`synchronous=FULL`.) Slower on disks with slow flushes.
+    Power,
+}
+
+/// Everything the server stores.
+pub trait Store: Send + 'static {
+    /// All rooms, with their last sequence number and members.
+    fn rooms(&mut self) -> Result<Vec<StoredRoom>, StoreError>;
+
+    /// Applies `writes` in order in one transaction. On error nothing of the batch is
+    /// stored.
+    fn apply(&mut self, writes: &[Write]) -> Result<Vec<Written>, StoreError>;
+
+    /// Up to `limit` messages of `room` with `after < seq <= until`, oldest first.
+    fn after(
+        &mut self,
+        room: &str,
+        after: u64,
+        until: u64,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, StoreError>;
+
+    /// Up to `limit` messages of `room` with `seq < before`, the newest of them, oldest
+    /// first.
+    fn before(
+        &mut self,
+        room: &str,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, StoreError>;
+}

@@ -1,0 +1,426 @@
+//! The embedded store: SQLite in WAL mode, one file in the data directory.
+
+use std::{collections::HashMap, path::Path};
+
+use confab_shared::{ChatMessage, DEFAULT_ROOM};
+use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite_migration::{M, Migrations};
+
+use super::{Appended, Durability, Store, StoreError, StoredRoom, Write, Written};
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "confab.sqlite3";
+
+/// The schema, one step per migration. Never edit a released step: add one.
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(
+        "CREATE TABLE rooms (
+             name       TEXT PRIMARY KEY,
+             created_at INTEGER NOT NULL
+         ) WITHOUT ROWID;
+         CREATE TABLE room_members (
+             room TEXT NOT NULL REFERENCES rooms(name),
+             name TEXT NOT NULL COLLATE NOCASE,
+             PRIMARY KEY (room, name)
+         ) WITHOUT ROWID;
+         CREATE TABLE messages (
+             id        INTEGER PRIMARY KEY,
+             room      TEXT NOT NULL REFERENCES rooms(name),
+             seq       INTEGER NOT NULL,
+             sender    TEXT NOT NULL COLLATE NOCASE,
+             client_id TEXT NOT NULL,
+             body      TEXT NOT NULL,
+             ts        INTEGER NOT NULL,
+             UNIQUE (room, seq),
+             UNIQUE (sender, client_id)
+         );
+         INSERT INTO rooms (name, created_at) VALUES ('general', 0);",
+    )])
+}
+
+/// A connection to the store. The server opens one for the writer thread and one for
+/// the hub's reads; WAL lets them work at the same time.
+pub struct SqliteStore {
+    conn: Connection,
+    /// Last sequence number per room, for assigning the next. Only the writer's
+    /// connection uses it, and the writer is the only one that appends.
+    last_seq: HashMap<String, u64>,
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating if needed) the store in `data_dir`.
+    pub fn open(data_dir: &Path, durability: Durability) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.to_owned(),
+            source,
+        })?;
+        let mut conn = Connection::open(data_dir.join(DB_FILE))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(
+            None,
+            "synchronous",
+            match durability {
+                Durability::Process => "NORMAL",
+                Durability::Power => "FULL",
+            },
+        )?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrations().to_latest(&mut conn)?;
+        Ok(Self {
+            conn,
+            last_seq: HashMap::new(),
+        })
+    }
+
+    fn next_seq(&mut self, room: &str) -> Result<u64, StoreError> {
+        let last = match self.last_seq.get(room) {
+            Some(last) => *last,
+            None => self.conn.query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = ?1",
+                [room],
+                |row| row.get::<_, u64>(0),
+            )?,
+        };
+        Ok(last + 1)
+    }
+
+    fn apply_one(&mut self, write: &Write) -> Result<Written, StoreError> {
+        match write {
+            Write::CreateRoom { room, ts } => {
+                self.conn
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO rooms (name, created_at) VALUES (?1, ?2)",
+                    )?
+                    .execute(params![room, ts])?;
+            }
+            Write::AddMember { room, name } => {
+                self.conn
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO room_members (room, name) VALUES (?1, ?2)",
+                    )?
+                    .execute(params![room, name])?;
+            }
+            Write::RemoveMember { room, name } => {
+                self.conn
+                    .prepare_cached("DELETE FROM room_members WHERE room = ?1 AND name = ?2")?
+                    .execute(params![room, name])?;
+            }
+            Write::Append(m) => {
+                let seq = self.next_seq(&m.room)?;
+                let inserted = self
+                    .conn
+                    .prepare_cached(
+                        "INSERT INTO messages (room, seq, sender, client_id, body, ts)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                         ON CONFLICT (sender, client_id) DO NOTHING",
+                    )?
+                    .execute(params![m.room, seq, m.from, m.client_id, m.body, m.ts])?;
+                if inserted == 1 {
+                    self.last_seq.insert(m.room.clone(), seq);
+                    return Ok(Written::Appended(Appended::Stored(ChatMessage {
+                        id: u64::try_from(self.conn.last_insert_rowid()).unwrap_or_default(),
+                        seq,
+                        room: m.room.clone(),
+                        from: m.from.clone(),
+                        body: m.body.clone(),
+                        ts: m.ts,
+                    })));
+                }
+                let original = self
+                    .conn
+                    .prepare_cached(
+                        "SELECT id, room, seq, sender, body, ts FROM messages
+                         WHERE sender = ?1 AND client_id = ?2",
+                    )?
+                    .query_row(params![m.from, m.client_id], row_to_message)?;
+                return Ok(Written::Appended(Appended::Duplicate(original)));
+            }
+        }
+        Ok(Written::Done)
+    }
+}
+
+/// SQLite integers are signed: bounds past `i64::MAX` mean "no bound".
+fn as_sql(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn row_to_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChatMessage> {
+    Ok(ChatMessage {
+        id: row.get(0)?,
+        room: row.get(1)?,
+        seq: row.get(2)?,
+        from: row.get(3)?,
+        body: row.get(4)?,
+        ts: row.get(5)?,
+    })
+}
+
+impl Store for SqliteStore {
+    fn rooms(&mut self) -> Result<Vec<StoredRoom>, StoreError> {
+        let mut rooms: Vec<StoredRoom> = self
+            .conn
+            .prepare(
+                "SELECT r.name, COALESCE((SELECT MAX(seq) FROM messages m WHERE m.room = r.name), 0)
+                 FROM rooms r ORDER BY r.name",
+            )?
+            .query_map([], |row| {
+                Ok(StoredRoom {
+                    name: row.get(0)?,
+                    last_seq: row.get(1)?,
+                    members: Vec::new(),
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut members: HashMap<String, Vec<String>> = HashMap::new();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT room, name FROM room_members ORDER BY room, name")?;
+        let rows = stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get(1)?)))?;
+        for row in rows {
+            let (room, name) = row?;
+            members.entry(room).or_default().push(name);
+        }
+        for room in &mut rooms {
+            room.members = members.remove(&room.name).unwrap_or_default();
+        }
+        debug_assert!(rooms.iter().any(|r| r.name == DEFAULT_ROOM));
+        Ok(rooms)
+    }
+
+    fn apply(&mut self, writes: &[Write]) -> Result<Vec<Written>, StoreError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let result: Result<Vec<Written>, StoreError> =
+            writes.iter().map(|w| self.apply_one(w)).collect();
+        let result = result.and_then(|written| {
+            self.conn.execute_batch("COMMIT")?;
+            Ok(written)
+        });
+        if result.is_err() {
+            // Nothing of the batch is stored, so sequence numbers handed out in it are
+            // free again: forget the cached ones and re-read them from the database.
+            let _ = self.conn.execute_batch("ROLLBACK");
+            self.last_seq.clear();
+        }
+        result
+    }
+
+    fn after(
+        &mut self,
+        room: &str,
+        after: u64,
+        until: u64,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, room, seq, sender, body, ts FROM messages
+             WHERE room = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4",
+        )?;
+        let rows = stmt.query_map(
+            params![room, as_sql(after), as_sql(until), limit],
+            row_to_message,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn before(
+        &mut self,
+        room: &str,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, room, seq, sender, body, ts FROM messages
+             WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![room, as_sql(before), limit], row_to_message)?;
+        let mut page: Vec<ChatMessage> = rows.collect::<Result<_, _>>()?;
+        page.reverse();
+        Ok(page)
+    }
+}
+
+impl SqliteStore {
+    /// Whether a room exists; for tests and diagnostics.
+    pub fn has_room(&self, room: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM rooms WHERE name = ?1", [room], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::NewMessage;
+
+    fn open(dir: &Path) -> SqliteStore {
+        SqliteStore::open(dir, Durability::Process).expect("open store")
+    }
+
+    fn append(room: &str, from: &str, client_id: &str, body: &str) -> Write {
+        Write::Append(NewMessage {
+            room: room.into(),
+            from: from.into(),
+            body: body.into(),
+            client_id: client_id.into(),
+            ts: 7,
+        })
+    }
+
+    fn stored(w: &Written) -> &ChatMessage {
+        match w {
+            Written::Appended(Appended::Stored(m)) => m,
+            other => panic!("expected a stored message, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn migrations_are_valid() {
+        migrations().validate().expect("valid migrations");
+    }
+
+    #[test]
+    fn sequence_is_per_room_gap_free_and_survives_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = open(dir.path());
+        s.apply(&[Write::CreateRoom {
+            room: "ops".into(),
+            ts: 1,
+        }])
+        .expect("create");
+        let w = s
+            .apply(&[
+                append("general", "ada", "a1", "one"),
+                append("ops", "ada", "a2", "two"),
+                append("general", "bob", "b1", "three"),
+            ])
+            .expect("append");
+        let seqs: Vec<(String, u64)> = w
+            .iter()
+            .map(|w| (stored(w).room.clone(), stored(w).seq))
+            .collect();
+        assert_eq!(
+            seqs,
+            [
+                ("general".into(), 1),
+                ("ops".into(), 1),
+                ("general".into(), 2)
+            ]
+        );
+        drop(s);
+        let mut s = open(dir.path());
+        let w = s
+            .apply(&[append("general", "ada", "a3", "four")])
+            .expect("append");
+        assert_eq!(stored(&w[0]).seq, 3);
+        let rooms = s.rooms().expect("rooms");
+        let names: Vec<_> = rooms
+            .iter()
+            .map(|r| (r.name.as_str(), r.last_seq))
+            .collect();
+        assert_eq!(names, [("general", 3), ("ops", 1)]);
+    }
+
+    #[test]
+    fn a_repeated_client_id_returns_the_original() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = open(dir.path());
+        let first = s
+            .apply(&[append("general", "ada", "x", "hello")])
+            .expect("append");
+        // Same batch and a later batch: neither stores a second copy.
+        let again = s
+            .apply(&[
+                append("general", "Ada", "x", "hello"),
+                append("general", "bob", "x", "bob's own x"),
+            ])
+            .expect("append");
+        match &again[0] {
+            Written::Appended(Appended::Duplicate(m)) => assert_eq!(m, stored(&first[0])),
+            other => panic!("expected duplicate, got {other:?}"),
+        }
+        // Client ids are per sender.
+        assert_eq!(stored(&again[1]).seq, 2);
+        assert_eq!(s.after("general", 0, u64::MAX, 10).expect("read").len(), 2);
+    }
+
+    #[test]
+    fn a_failed_batch_stores_nothing_and_frees_its_sequence_numbers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = open(dir.path());
+        s.apply(&[append("general", "ada", "1", "one")])
+            .expect("append");
+        // A message to a room that does not exist breaks the foreign key.
+        let err = s.apply(&[
+            append("general", "ada", "2", "two"),
+            append("nowhere", "ada", "3", "x"),
+        ]);
+        assert!(err.is_err());
+        let w = s
+            .apply(&[append("general", "ada", "2", "two")])
+            .expect("append");
+        assert_eq!(stored(&w[0]).seq, 2);
+        let bodies: Vec<_> = s
+            .after("general", 0, u64::MAX, 10)
+            .expect("read")
+            .into_iter()
+            .map(|m| m.body)
+            .collect();
+        assert_eq!(bodies, ["one", "two"]);
+    }
+
+    #[test]
+    fn pages_before_and_after() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = open(dir.path());
+        let writes: Vec<Write> = (1..=10)
+            .map(|i| append("general", "ada", &i.to_string(), &format!("m{i}")))
+            .collect();
+        s.apply(&writes).expect("append");
+        let seqs = |v: Vec<ChatMessage>| v.into_iter().map(|m| m.seq).collect::<Vec<_>>();
+        assert_eq!(
+            seqs(s.after("general", 3, u64::MAX, 4).expect("read")),
+            [4, 5, 6, 7]
+        );
+        assert_eq!(seqs(s.after("general", 3, 5, 10).expect("read")), [4, 5]);
+        assert_eq!(seqs(s.before("general", 8, 3).expect("read")), [5, 6, 7]);
+        assert_eq!(seqs(s.before("general", 3, 10).expect("read")), [1, 2]);
+        assert!(s.before("general", 1, 10).expect("read").is_empty());
+    }
+
+    #[test]
+    fn members_persist_and_leave() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = open(dir.path());
+        s.apply(&[
+            Write::AddMember {
+                room: "general".into(),
+                name: "ada".into(),
+            },
+            Write::AddMember {
+                room: "general".into(),
+                name: "bob".into(),
+            },
+            Write::AddMember {
+                room: "general".into(),
+                name: "ADA".into(),
+            },
+            Write::RemoveMember {
+                room: "general".into(),
+                name: "bob".into(),
+            },
+        ])
+        .expect("members");
+        drop(s);
+        let mut s = open(dir.path());
+        assert!(s.has_room("general").expect("query"));
+        let rooms = s.rooms().expect("rooms");
+        assert_eq!(rooms[0].members, ["ada"]);
+    }
+}

@@ -1,0 +1,182 @@
+//! The single writer: one thread owns the store's write connection and applies writes
+//! in batches, one transaction per batch (group commit).
+//!
+//! While a commit is running (on `Durability::Power`, waiting for fsync), new writes
+//! queue up; the next batch takes all of them. So under load one commit carries many
+//! messages, and durability does not cost one flush per message. Results are reported
+//! after the commit, in submission order: the hub acknowledges and delivers a message
+//! only once it is stored.
+
+use std::{
+    sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel},
+    thread::JoinHandle,
+};
+
+use super::{Store, Write, Written};
+
+/// Largest batch applied in one transaction: bounds the latency one commit adds.
+pub const MAX_BATCH: usize = 4096;
+
+/// The result of one submitted write, with the tag it was submitted with.
+#[derive(Debug)]
+pub struct Outcome<T> {
+    pub tag: T,
+    pub write: Write,
+    /// `Err` carries a message for logs and clients; the cause is logged by the writer.
+    pub result: Result<Written, String>,
+}
+
+/// Submits writes to the writer thread. Dropping every handle lets the thread finish
+/// the queued writes and exit: that is how shutdown flushes the store.
+#[derive(Debug)]
+pub struct WriterHandle<T> {
+    tx: SyncSender<(Write, T)>,
+}
+
+impl<T> Clone for WriterHandle<T> {
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+/// The writer's queue is full (storage cannot keep up) or it has stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("storage is busy")]
+pub struct Busy;
+
+impl<T> WriterHandle<T> {
+    /// Queues a write without waiting.
+    pub fn try_submit(&self, write: Write, tag: T) -> Result<(), Busy> {
+        self.tx.try_send((write, tag)).map_err(|e| match e {
+            TrySendError::Full(_) | TrySendError::Disconnected(_) => Busy,
+        })
+    }
+}
+
+/// Starts the writer thread. `report` is called on that thread after every commit.
+pub fn spawn<S, T, R>(
+    store: S,
+    capacity: usize,
+    report: R,
+) -> std::io::Result<(WriterHandle<T>, JoinHandle<()>)>
+where
+    S: Store,
+    T: Send + 'static,
+    R: FnMut(Vec<Outcome<T>>) + Send + 'static,
+{
+    let (tx, rx) = sync_channel(capacity.max(1));
+    let thread = std::thread::Builder::new()
+        .name("confab-store-writer".into())
+        .spawn(move || run(store, rx, report))?;
+    Ok((WriterHandle { tx }, thread))
+}
+
+fn run<S: Store, T, R: FnMut(Vec<Outcome<T>>)>(
+    mut store: S,
+    rx: Receiver<(Write, T)>,
+    mut report: R,
+) {
+    let mut writes = Vec::with_capacity(MAX_BATCH);
+    let mut tags = Vec::with_capacity(MAX_BATCH);
+    // `recv` fails only once every handle is gone and the queue is empty.
+    while let Ok((write, tag)) = rx.recv() {
+        writes.push(write);
+        tags.push(tag);
+        while writes.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok((write, tag)) => {
+                    writes.push(write);
+                    tags.push(tag);
+                }
+                Err(_) => break,
+            }
+        }
+        let results = match store.apply(&writes) {
+            Ok(written) => written.into_iter().map(Ok).collect(),
+            Err(e) => {
+                // One bad write must not sink the others: retry each on its own.
+                tracing::warn!(
+                    "group commit of {} writes failed ({e}); retrying one by one",
+                    writes.len()
+                );
+                writes
+                    .iter()
+                    .map(|w| {
+                        store
+                            .apply(std::slice::from_ref(w))
+                            .map(|mut v| v.pop().unwrap_or(Written::Done))
+                            .map_err(|e| {
+                                tracing::error!(?w, "write failed: {e}");
+                                e.to_string()
+                            })
+                    })
+                    .collect::<Vec<_>>()
+            }
+        };
+        let outcomes = writes
+            .drain(..)
+            .zip(tags.drain(..))
+            .zip(results)
+            .map(|((write, tag), result)| Outcome { tag, write, result })
+            .collect();
+        report(outcomes);
+    }
+    tracing::debug!("store writer finished");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+    use crate::store::{Appended, Durability, NewMessage, SqliteStore};
+
+    #[test]
+    fn writes_are_committed_and_reported_in_order_then_flushed_on_drop() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path(), Durability::Process).expect("open");
+        let (done_tx, done_rx) = mpsc::channel();
+        let (writer, thread) = spawn(store, 10_000, move |outcomes: Vec<Outcome<u32>>| {
+            for o in outcomes {
+                done_tx.send((o.tag, o.result)).expect("test listens");
+            }
+        })
+        .expect("spawn");
+        for i in 0..2_000u32 {
+            let room = if i == 1_000 { "nowhere" } else { "general" };
+            writer
+                .try_submit(
+                    Write::Append(NewMessage {
+                        room: room.into(),
+                        from: "ada".into(),
+                        body: format!("m{i}"),
+                        client_id: i.to_string(),
+                        ts: 0,
+                    }),
+                    i,
+                )
+                .expect("room in queue");
+        }
+        drop(writer);
+        thread.join().expect("writer thread");
+        let results: Vec<_> = done_rx.iter().collect();
+        assert_eq!(results.len(), 2_000);
+        let mut expected_seq = 1;
+        for (i, (tag, result)) in results.into_iter().enumerate() {
+            assert_eq!(tag as usize, i, "reported in submission order");
+            if tag == 1_000 {
+                assert!(result.is_err(), "the write to a missing room fails alone");
+                continue;
+            }
+            match result {
+                Ok(Written::Appended(Appended::Stored(m))) => {
+                    assert_eq!(m.seq, expected_seq, "gap-free despite the failure");
+                    expected_seq += 1;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+}
