@@ -1,0 +1,263 @@
+//! Durability with real processes: the `confab-server` binary is started, killed with
+//! SIGKILL in the middle of a stream of sends, and started again on the same data.
+//! Every acknowledged message must be there exactly once, in send order.
+
+mod common;
+
+use std::{collections::BTreeMap, net::SocketAddr, path::Path, process::Stdio, time::Duration};
+
+use common::{Client, TIMEOUT};
+use confab_shared::{ChatMessage, ClientMsg, ServerMsg};
+use futures_util::{SinkExt, StreamExt};
+use tokio::{
+    process::{Child, Command},
+    time::{Instant, sleep, timeout},
+};
+use tokio_tungstenite::tungstenite::Message;
+
+const TOTAL: usize = 10_000;
+/// Sends in flight without an ack.
+const WINDOW: usize = 256;
+/// The server is killed once this many sends are acknowledged.
+const KILL_AFTER: usize = 4_000;
+
+/// The server binary as a child process on a fixed port and data directory.
+struct ServerProcess {
+    child: Child,
+}
+
+impl ServerProcess {
+    async fn start(addr: SocketAddr, data_dir: &Path) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_confab-server"))
+            .args([
+                "--listen",
+                &addr.to_string(),
+                "--static-dir",
+                "no-client-here",
+            ])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start confab-server");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            assert!(Instant::now() < deadline, "server did not start listening");
+            sleep(Duration::from_millis(20)).await;
+        }
+        ServerProcess { child }
+    }
+
+    /// SIGKILL: no shutdown code runs, nothing is flushed on purpose.
+    async fn kill(mut self) {
+        self.child.kill().await.expect("SIGKILL the server");
+    }
+
+    async fn terminate(mut self) {
+        let pid = self.child.id().expect("running server has a pid");
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+        let exit = timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("server exits within 10 s of SIGTERM")
+            .expect("wait for the server");
+        assert!(exit.success(), "clean shutdown exits 0, got {exit}");
+    }
+}
+
+fn free_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
+
+fn body(i: usize) -> String {
+    format!("message {i:05}")
+}
+
+fn send(i: usize) -> Message {
+    Message::text(
+        ClientMsg::Send {
+            room: "general".into(),
+            body: body(i),
+            client_id: format!("c{i}"),
+        }
+        .to_json(),
+    )
+}
+
+/// Streams sends 0..TOTAL with a window of unacknowledged ones. Returns `Ok(())` when
+/// all are acknowledged, or `Err(())` when the connection died: `acked` says where to
+/// resume, and everything sent but not in `acked` is sent again.
+async fn stream(
+    client: &mut Client,
+    acked: &mut BTreeMap<usize, u64>,
+    kill_switch: &mut Option<tokio::sync::oneshot::Sender<()>>,
+) -> Result<(), ()> {
+    let mut next = 0;
+    let mut in_flight = 0;
+    loop {
+        while in_flight < WINDOW && next < TOTAL {
+            if !acked.contains_key(&next) {
+                client.ws.send(send(next)).await.map_err(|_| ())?;
+                in_flight += 1;
+            }
+            next += 1;
+        }
+        if acked.len() == TOTAL {
+            return Ok(());
+        }
+        let frame = match timeout(TIMEOUT, client.ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => t,
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(_)) | None) => return Err(()),
+            Err(_) => panic!("no frame for {TIMEOUT:?} with {in_flight} sends in flight"),
+        };
+        match serde_json::from_str::<ServerMsg>(frame.as_str()).expect("server JSON") {
+            ServerMsg::Ack { client_id, seq, .. } => {
+                let i: usize = client_id[1..].parse().expect("our client id");
+                let before = acked.insert(i, seq);
+                assert!(
+                    before.is_none() || before == Some(seq),
+                    "an ack never changes"
+                );
+                in_flight -= 1;
+                if acked.len() >= KILL_AFTER
+                    && let Some(kill) = kill_switch.take()
+                {
+                    let _ = kill.send(());
+                }
+            }
+            ServerMsg::Error { code, message, .. } => panic!("send refused: {code}: {message}"),
+            _ => {}
+        }
+    }
+}
+
+async fn connect_streamer(addr: SocketAddr) -> Client {
+    let mut c = Client::connect(addr).await;
+    c.hello("streamer").await;
+    c.join("general").await;
+    c
+}
+
+/// Everything in #general from seq 0, following replay pages.
+async fn read_all(addr: SocketAddr) -> Vec<ChatMessage> {
+    let mut reader = Client::named(addr, "reader").await;
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        reader
+            .send_json(&ClientMsg::Join {
+                room: "general".into(),
+                after: Some(after),
+            })
+            .await;
+        match reader
+            .recv_until(|m| matches!(m, ServerMsg::Replay { .. } | ServerMsg::Joined { .. }))
+            .await
+        {
+            ServerMsg::Replay { messages, .. } => {
+                after = messages.last().expect("replay pages are not empty").seq;
+                all.extend(messages);
+            }
+            ServerMsg::Joined { history, .. } => {
+                all.extend(history);
+                return all;
+            }
+            _ => unreachable!(),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_messages_survive_sigkill_exactly_once_in_order() {
+    let data = tempfile::tempdir().expect("data dir");
+    let addr = free_addr();
+    let server = ServerProcess::start(addr, data.path()).await;
+
+    let mut acked = BTreeMap::new();
+    let (kill_tx, kill_rx) = tokio::sync::oneshot::channel();
+    let killer = tokio::spawn(async move {
+        let _ = kill_rx.await;
+        server.kill().await;
+    });
+    let mut client = connect_streamer(addr).await;
+    let mut kill_switch = Some(kill_tx);
+    let first = stream(&mut client, &mut acked, &mut kill_switch).await;
+    assert!(first.is_err(), "the stream is cut by the kill");
+    killer.await.expect("killer task");
+    let acked_before_kill = acked.len();
+    assert!((KILL_AFTER..TOTAL).contains(&acked_before_kill));
+
+    let server = ServerProcess::start(addr, data.path()).await;
+    let mut client = connect_streamer(addr).await;
+    stream(&mut client, &mut acked, &mut None)
+        .await
+        .expect("the stream completes after the restart");
+
+    let all = read_all(addr).await;
+    let bodies: Vec<String> = all.iter().map(|m| m.body.clone()).collect();
+    let expected: Vec<String> = (0..TOTAL).map(body).collect();
+    assert_eq!(bodies.len(), TOTAL, "every message exactly once");
+    assert_eq!(bodies, expected, "in send order");
+    let seqs: Vec<u64> = all.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (1..=TOTAL as u64).collect::<Vec<_>>(), "gap-free");
+    for (i, seq) in &acked {
+        assert_eq!(
+            *seq,
+            *i as u64 + 1,
+            "the ack of message {i} named its stored seq"
+        );
+    }
+    server.terminate().await;
+}
+
+#[tokio::test]
+async fn rooms_members_and_history_are_there_after_a_clean_restart() {
+    let data = tempfile::tempdir().expect("data dir");
+    let addr = free_addr();
+    let server = ServerProcess::start(addr, data.path()).await;
+    let mut ada = Client::named(addr, "ada").await;
+    ada.create_room("ops").await;
+    ada.join("ops").await;
+    let mut bob = Client::named(addr, "bob").await;
+    bob.join("ops").await;
+    ada.say("ops", "before the restart").await;
+    server.terminate().await;
+
+    let server = ServerProcess::start(addr, data.path()).await;
+    let mut carol = Client::named(addr, "carol").await;
+    carol.send_json(&ClientMsg::ListRooms).await;
+    carol.expect_room_list_with("ops").await;
+    carol
+        .send_json(&ClientMsg::Join {
+            room: "ops".into(),
+            after: None,
+        })
+        .await;
+    match carol
+        .recv_until(|m| matches!(m, ServerMsg::Joined { .. }))
+        .await
+    {
+        ServerMsg::Joined {
+            members,
+            online,
+            history,
+            ..
+        } => {
+            assert_eq!(members, ["ada", "bob", "carol"]);
+            assert_eq!(online, ["carol"]);
+            let bodies: Vec<_> = history.iter().map(|m| m.body.as_str()).collect();
+            assert_eq!(bodies, ["before the restart"]);
+        }
+        _ => unreachable!(),
+    }
+    // Sequence numbers carry on.
+    assert_eq!(carol.say("ops", "after").await.seq, 2);
+    server.terminate().await;
+}
