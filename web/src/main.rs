@@ -2,6 +2,7 @@
 //! one service ([`socket`]); components only render and forward user intent.
 
 mod components;
+mod persist;
 mod socket;
 mod state;
 

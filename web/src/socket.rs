@@ -1,10 +1,11 @@
 //! The connection to the server: one long-lived task that keeps a WebSocket open,
 //! reconnects with exponential backoff and jitter, and after every (re)connect says
-//! hello again and re-joins the user's rooms.
+//! hello again, re-joins the user's rooms from the last message it has of each, and
+//! sends what the user wrote while disconnected.
 //!
 //! Components never see the socket. They call [`Chat`]'s methods, which record what
-//! the user wants (name, rooms) and queue the request; everything the server says is
-//! turned into [`Action`]s for the reducer.
+//! the user wants (name, rooms, messages to deliver) and queue requests; everything the
+//! server says is turned into [`Action`]s for the reducer.
 
 use std::{
     cell::{Cell, RefCell},
@@ -22,11 +23,17 @@ use gloo_net::websocket::{Message, State, futures::WebSocket};
 use gloo_timers::future::TimeoutFuture;
 use yew::Callback;
 
-use crate::state::{Action, Conn};
+use crate::{
+    persist,
+    state::{Action, Conn, Pending},
+};
 
 /// First retry delay; doubles per failed attempt up to [`MAX_BACKOFF_MS`].
 const BASE_BACKOFF_MS: f64 = 500.0;
 const MAX_BACKOFF_MS: f64 = 15_000.0;
+/// How often a `name_taken` is taken to mean "our previous session still holds it"
+/// before the name is handed back to the user to change.
+const MAX_NAME_HELD_RETRIES: u32 = 5;
 
 /// What the user wants to be true on the server, replayed after every reconnect.
 #[derive(Default)]
@@ -39,11 +46,18 @@ struct Wanted {
 
 struct Inner {
     out: UnboundedSender<ClientMsg>,
+    dispatch: Callback<Action>,
     wanted: RefCell<Wanted>,
+    /// Messages written but not acknowledged, oldest first; mirrored to local storage
+    /// so they survive a reload.
+    outbox: RefCell<Vec<Pending>>,
     open: Cell<bool>,
-    /// The server has accepted our name at least once: a later `name_taken` on a
-    /// reconnect means our own old session still holds it, not someone else.
-    welcomed: Cell<bool>,
+    /// Rooms joined on the current connection: sends to them can go out now.
+    live: RefCell<BTreeSet<String>>,
+    /// The current name was accepted before (this page or a previous one), so a
+    /// `name_taken` on reconnecting most likely means our own old session holds it.
+    name_was_ours: Cell<bool>,
+    name_held_retries: Cell<u32>,
 }
 
 /// Handle to the connection, shared through a Yew context.
@@ -57,31 +71,41 @@ impl PartialEq for Chat {
 }
 
 impl Chat {
-    /// Starts the connection task; server traffic goes to `dispatch`.
+    /// Starts the connection task; server traffic goes to `dispatch`. A name and
+    /// unsent messages remembered from an earlier visit are picked up.
     pub fn start(dispatch: Callback<Action>) -> Chat {
         let (out, requests) = unbounded();
+        let name = persist::load_name();
         let inner = Rc::new(Inner {
             out,
+            dispatch: dispatch.clone(),
             wanted: RefCell::new(Wanted {
-                name: None,
+                name: name.clone(),
                 rooms: BTreeSet::from([DEFAULT_ROOM.to_owned()]),
                 last_seq: BTreeMap::new(),
             }),
+            outbox: RefCell::new(persist::load_outbox()),
             open: Cell::new(false),
-            welcomed: Cell::new(false),
+            live: RefCell::new(BTreeSet::new()),
+            name_was_ours: Cell::new(name.is_some()),
+            name_held_retries: Cell::new(0),
         });
-        wasm_bindgen_futures::spawn_local(run(Rc::clone(&inner), requests, dispatch));
+        if let Some(name) = name {
+            dispatch.emit(Action::Resuming(name));
+        }
+        inner.publish_outbox();
+        wasm_bindgen_futures::spawn_local(run(Rc::clone(&inner), requests));
         Chat(inner)
     }
 
-    /// Whether requests go out now rather than after the next reconnect.
-    pub fn is_open(&self) -> bool {
+    fn is_open(&self) -> bool {
         self.0.open.get()
     }
 
     /// Asks for a display name (and, once it is accepted, joins the user's rooms).
     pub fn hello(&self, name: &str) {
         self.0.wanted.borrow_mut().name = Some(name.to_owned());
+        self.0.name_was_ours.set(false);
         if self.is_open() {
             for msg in self.0.greeting() {
                 self.request(msg);
@@ -112,18 +136,59 @@ impl Chat {
         });
     }
 
-    /// Sends a message; `false` (and nothing sent) while disconnected, so the composer
-    /// keeps the text.
-    pub fn send(&self, room: &str, body: &str) -> bool {
-        if !self.is_open() {
-            return false;
-        }
-        self.request(ClientMsg::Send {
+    /// Queues a message. It shows as "sending…" until the server acknowledges it,
+    /// survives reloads meanwhile, and goes out as soon as the room is joined.
+    pub fn send(&self, room: &str, body: &str) {
+        let pending = Pending {
+            client_id: new_client_id(),
             room: room.to_owned(),
             body: body.to_owned(),
-            client_id: new_client_id(),
+            failed: None,
+        };
+        if self.0.live.borrow().contains(room) {
+            self.request(pending.to_send());
+        }
+        self.0.outbox.borrow_mut().push(pending);
+        self.0.publish_outbox();
+    }
+
+    /// Sends a refused message again, under the same client id.
+    pub fn retry(&self, client_id: &str) {
+        let mut resend = None;
+        if let Some(p) = self
+            .0
+            .outbox
+            .borrow_mut()
+            .iter_mut()
+            .find(|p| p.client_id == client_id)
+        {
+            p.failed = None;
+            if self.0.live.borrow().contains(&p.room) {
+                resend = Some(p.to_send());
+            }
+        }
+        if let Some(msg) = resend {
+            self.request(msg);
+        }
+        self.0.publish_outbox();
+    }
+
+    /// Gives up on an unsent message.
+    pub fn discard(&self, client_id: &str) {
+        self.0
+            .outbox
+            .borrow_mut()
+            .retain(|p| p.client_id != client_id);
+        self.0.publish_outbox();
+    }
+
+    /// Asks for the messages before `before` in `room` (scrolling back).
+    pub fn fetch_older(&self, room: &str, before: u64) {
+        self.request(ClientMsg::FetchHistory {
+            room: room.to_owned(),
+            before,
+            limit: None,
         });
-        true
     }
 
     pub fn typing(&self, room: &str) {
@@ -137,6 +202,16 @@ impl Chat {
     fn request(&self, msg: ClientMsg) {
         // Fails only once the task has ended, which happens only when the page unloads.
         let _ = self.0.out.unbounded_send(msg);
+    }
+}
+
+impl Pending {
+    fn to_send(&self) -> ClientMsg {
+        ClientMsg::Send {
+            room: self.room.clone(),
+            body: self.body.clone(),
+            client_id: self.client_id.clone(),
+        }
     }
 }
 
@@ -164,30 +239,77 @@ impl Inner {
         *last = (*last).max(seq);
     }
 
-    /// Updates what the user wants from what the server answered, and returns a
-    /// request the answer calls for (the next page of a replay).
-    fn observe(&self, msg: &ServerMsg) -> Option<ClientMsg> {
+    /// Saves the outbox and shows it.
+    fn publish_outbox(&self) {
+        let outbox = self.outbox.borrow().clone();
+        persist::save_outbox(&outbox);
+        self.dispatch.emit(Action::Outbox(outbox));
+    }
+
+    /// Updates what the user wants from what the server answered, and returns the
+    /// requests the answer calls for (the next page of a replay, queued sends).
+    fn observe(&self, msg: &ServerMsg) -> Vec<ClientMsg> {
         match msg {
             ServerMsg::Message(m) => self.saw(&m.room, m.seq),
             ServerMsg::Joined { room, history, .. } => {
                 if let Some(m) = history.last() {
                     self.saw(room, m.seq);
                 }
+                self.live.borrow_mut().insert(room.clone());
+                return self
+                    .outbox
+                    .borrow()
+                    .iter()
+                    .filter(|p| p.room == *room && p.failed.is_none())
+                    .map(Pending::to_send)
+                    .collect();
             }
             ServerMsg::Replay { room, messages } => {
-                let last = messages.last()?.seq;
-                self.saw(room, last);
-                return Some(ClientMsg::Join {
-                    room: room.clone(),
-                    after: Some(last),
-                });
+                if let Some(last) = messages.last().map(|m| m.seq) {
+                    self.saw(room, last);
+                    return vec![ClientMsg::Join {
+                        room: room.clone(),
+                        after: Some(last),
+                    }];
+                }
             }
-            ServerMsg::Welcome { .. } => self.welcomed.set(true),
-            // A refused first name must not be retried by the next reconnect.
+            ServerMsg::Left { room } => {
+                self.live.borrow_mut().remove(room);
+            }
+            ServerMsg::Ack { client_id, .. } => {
+                self.outbox
+                    .borrow_mut()
+                    .retain(|p| p.client_id != *client_id);
+                self.publish_outbox();
+            }
+            ServerMsg::Welcome { name, .. } => {
+                self.name_was_ours.set(true);
+                self.name_held_retries.set(0);
+                persist::save_name(name);
+            }
+            ServerMsg::Error {
+                client_id: Some(client_id),
+                message,
+                ..
+            } => {
+                if let Some(p) = self
+                    .outbox
+                    .borrow_mut()
+                    .iter_mut()
+                    .find(|p| p.client_id == *client_id)
+                {
+                    p.failed = Some(message.clone());
+                }
+                self.publish_outbox();
+            }
+            // A refused name must not be retried by the next reconnect.
             ServerMsg::Error {
                 code: ErrorCode::NameTaken | ErrorCode::InvalidName,
                 ..
-            } if !self.welcomed.get() => self.wanted.borrow_mut().name = None,
+            } => {
+                self.wanted.borrow_mut().name = None;
+                persist::forget_name();
+            }
             ServerMsg::Error {
                 code: ErrorCode::UnknownRoom,
                 room: Some(room),
@@ -197,36 +319,42 @@ impl Inner {
             }
             _ => {}
         }
-        None
+        Vec::new()
+    }
+
+    /// Whether a `name_taken` should be waited out rather than shown.
+    fn name_probably_held_by_us(&self) -> bool {
+        if !self.name_was_ours.get() || self.name_held_retries.get() >= MAX_NAME_HELD_RETRIES {
+            return false;
+        }
+        self.name_held_retries.set(self.name_held_retries.get() + 1);
+        true
     }
 }
 
 /// Why a connection ended.
 enum End {
-    /// Closed or failed: retry with backoff.
+    /// Closed or failed (or our name is still held by our previous, not yet timed-out
+    /// session): retry with backoff.
     Lost,
-    /// Our name is still held by our previous, not yet timed-out session: retry later.
-    NameHeld,
     /// The page is going away.
     Shutdown,
 }
 
-async fn run(
-    inner: Rc<Inner>,
-    mut requests: UnboundedReceiver<ClientMsg>,
-    dispatch: Callback<Action>,
-) {
+async fn run(inner: Rc<Inner>, mut requests: UnboundedReceiver<ClientMsg>) {
     let url = socket_url();
     let mut failures: u32 = 0;
     loop {
-        match connect_once(&inner, &url, &mut requests, &dispatch, &mut failures).await {
-            End::Shutdown => return,
-            End::Lost | End::NameHeld => {}
+        if let End::Shutdown = connect_once(&inner, &url, &mut requests, &mut failures).await {
+            return;
         }
         inner.open.set(false);
+        inner.live.borrow_mut().clear();
         failures = failures.saturating_add(1);
         let delay = backoff_ms(failures, js_sys::Math::random());
-        dispatch.emit(Action::Conn(Conn::Reconnecting { retry_in_ms: delay }));
+        inner
+            .dispatch
+            .emit(Action::Conn(Conn::Reconnecting { retry_in_ms: delay }));
         TimeoutFuture::new(delay).await;
     }
 }
@@ -235,7 +363,6 @@ async fn connect_once(
     inner: &Inner,
     url: &str,
     requests: &mut UnboundedReceiver<ClientMsg>,
-    dispatch: &Callback<Action>,
     failures: &mut u32,
 ) -> End {
     let Ok(mut ws) = WebSocket::open(url) else {
@@ -252,8 +379,17 @@ async fn connect_once(
     let (mut tx, rx) = ws.split();
     let mut rx = rx.fuse();
     inner.open.set(true);
-    dispatch.emit(Action::Conn(Conn::Open));
-    for msg in inner.greeting() {
+    inner.dispatch.emit(Action::Conn(Conn::Open));
+    // Requests made while disconnected go out after the greeting; stale typing
+    // notices are dropped. (Sends are never among them: the outbox holds those until
+    // their room is joined.)
+    let mut backlog = Vec::new();
+    while let Ok(msg) = requests.try_recv() {
+        if !matches!(msg, ClientMsg::Typing { .. }) {
+            backlog.push(msg);
+        }
+    }
+    for msg in inner.greeting().into_iter().chain(backlog) {
         if tx.send(Message::Text(msg.to_json())).await.is_err() {
             return End::Lost;
         }
@@ -273,17 +409,17 @@ async fn connect_once(
                     ServerMsg::Welcome { .. } => *failures = 0,
                     // On a reconnect the server may not yet have noticed our old socket
                     // is dead; it will within its idle timeout.
-                    ServerMsg::Error { code: ErrorCode::NameTaken, .. } if inner.welcomed.get() => {
-                        return End::NameHeld;
-                    }
+                    ServerMsg::Error { code: ErrorCode::NameTaken, .. }
+                        if inner.name_probably_held_by_us() => return End::Lost,
                     _ => {}
                 }
-                let follow_up = inner.observe(&msg);
-                dispatch.emit(Action::Server { msg, now: js_sys::Date::now() });
-                if let Some(next) = follow_up
-                    && tx.send(Message::Text(next.to_json())).await.is_err()
-                {
-                    return End::Lost;
+                // The reducer sees the message before the outbox changes it answers
+                // (an ack turns a pending message into a delivered one).
+                inner.dispatch.emit(Action::Server { msg: msg.clone(), now: js_sys::Date::now() });
+                for next in inner.observe(&msg) {
+                    if tx.send(Message::Text(next.to_json())).await.is_err() {
+                        return End::Lost;
+                    }
                 }
             }
             request = requests.next() => {

@@ -9,6 +9,7 @@ use std::{collections::BTreeMap, rc::Rc};
 use confab_shared::{
     ChatMessage, DEFAULT_ROOM, ErrorCode, PresenceEvent, RoomInfo, ServerMsg, limits,
 };
+use serde::{Deserialize, Serialize};
 use yew::Reducible;
 
 /// State of the connection to the server, as shown to the user.
@@ -22,6 +23,16 @@ pub enum Conn {
     Reconnecting { retry_in_ms: u32 },
 }
 
+/// A message the user wrote that the server has not acknowledged yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    pub client_id: String,
+    pub room: String,
+    pub body: String,
+    /// Why the server refused it; `None` while it is on its way.
+    pub failed: Option<String>,
+}
+
 /// One room the user has joined.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RoomView {
@@ -33,6 +44,10 @@ pub struct RoomView {
     pub typing: Vec<(String, f64)>,
     /// Messages arrived while another room was on screen.
     pub unread: bool,
+    /// Older messages exist on the server than the oldest one here.
+    pub has_older: bool,
+    /// A request for older messages is on its way.
+    pub loading_older: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +55,10 @@ pub struct State {
     pub conn: Conn,
     /// The display name the server confirmed; `None` shows the name prompt.
     pub me: Option<String>,
+    /// A remembered name the client is signing in with, before the server confirms it.
+    pub resuming: Option<String>,
+    /// Messages written but not acknowledged yet, oldest first.
+    pub pending: Vec<Pending>,
     /// Why the last name was refused, shown on the prompt.
     pub name_error: Option<String>,
     /// Every room on the server, as last listed.
@@ -57,6 +76,8 @@ impl Default for State {
         Self {
             conn: Conn::Connecting,
             me: None,
+            resuming: None,
+            pending: Vec::new(),
             name_error: None,
             rooms: Vec::new(),
             joined: BTreeMap::new(),
@@ -82,6 +103,12 @@ pub enum Action {
         now: f64,
     },
     DismissNotice,
+    /// The outbox changed (see [`crate::socket::Chat::send`]).
+    Outbox(Vec<Pending>),
+    /// Signing in again with a name remembered from an earlier visit.
+    Resuming(String),
+    /// Older messages of a room were asked for.
+    LoadingOlder(String),
 }
 
 impl State {
@@ -115,6 +142,13 @@ impl State {
                 }
             }
             Action::DismissNotice => self.notice = None,
+            Action::Outbox(pending) => self.pending = pending,
+            Action::Resuming(name) => self.resuming = Some(name),
+            Action::LoadingOlder(room) => {
+                if let Some(view) = self.joined.get_mut(&room) {
+                    view.loading_older = true;
+                }
+            }
         }
     }
 
@@ -122,6 +156,7 @@ impl State {
         match msg {
             ServerMsg::Welcome { name, rooms, .. } => {
                 self.me = Some(name);
+                self.resuming = None;
                 self.name_error = None;
                 self.rooms = rooms;
             }
@@ -137,6 +172,7 @@ impl State {
                 for msg in history {
                     insert_message(&mut view.messages, msg);
                 }
+                view.has_older = view.messages.first().is_some_and(|m| m.seq > 1);
             }
             ServerMsg::Replay { room, messages } => {
                 let view = self.joined.entry(room).or_default();
@@ -144,14 +180,43 @@ impl State {
                     insert_message(&mut view.messages, msg);
                 }
             }
-            ServerMsg::History { room, messages, .. } => {
+            ServerMsg::History {
+                room,
+                messages,
+                more,
+            } => {
                 if let Some(view) = self.joined.get_mut(&room) {
                     for msg in messages {
                         insert_message(&mut view.messages, msg);
                     }
+                    view.has_older = more;
+                    view.loading_older = false;
                 }
             }
-            ServerMsg::Ack { .. } => {}
+            ServerMsg::Ack {
+                room,
+                client_id,
+                id,
+                seq,
+                ts,
+            } => {
+                // Show the stored message right away; its broadcast, which follows,
+                // is the same id and is dropped as a duplicate.
+                let Some(pending) = self.pending.iter().find(|p| p.client_id == client_id) else {
+                    return;
+                };
+                let msg = ChatMessage {
+                    id,
+                    room,
+                    seq,
+                    from: self.me.clone().unwrap_or_default(),
+                    body: pending.body.clone(),
+                    ts,
+                };
+                if let Some(view) = self.joined.get_mut(&msg.room) {
+                    insert_message(&mut view.messages, msg);
+                }
+            }
             ServerMsg::Left { room } => {
                 self.joined.remove(&room);
                 if self.current == room {
@@ -195,6 +260,7 @@ impl State {
                 ..
             } => match (code, room) {
                 (ErrorCode::InvalidName | ErrorCode::NameTaken, _) if self.me.is_none() => {
+                    self.resuming = None;
                     self.name_error = Some(message);
                 }
                 (ErrorCode::UnknownRoom, Some(room)) => {
@@ -208,6 +274,11 @@ impl State {
                 _ => self.notice = Some(message),
             },
         }
+    }
+
+    /// The current room's messages still waiting for the server.
+    pub fn pending_here(&self) -> impl Iterator<Item = &Pending> {
+        self.pending.iter().filter(|p| p.room == self.current)
     }
 
     /// Names typing in the current room, for the indicator.
@@ -399,6 +470,77 @@ mod tests {
         assert!(!s.joined.contains_key("ops"));
         assert_eq!(s.current, "general");
         assert!(s.notice.is_some());
+    }
+
+    #[test]
+    fn an_ack_turns_the_pending_message_into_a_delivered_one_once() {
+        let mut s = State::default();
+        server(
+            &mut s,
+            ServerMsg::Welcome {
+                protocol: 2,
+                name: "ada".into(),
+                rooms: vec![],
+            },
+        );
+        server(&mut s, joined("general", vec![]));
+        s.apply(Action::Outbox(vec![Pending {
+            client_id: "c1".into(),
+            room: "general".into(),
+            body: "hi".into(),
+            failed: None,
+        }]));
+        assert_eq!(s.pending_here().count(), 1);
+        server(
+            &mut s,
+            ServerMsg::Ack {
+                room: "general".into(),
+                client_id: "c1".into(),
+                id: 9,
+                seq: 4,
+                ts: 5,
+            },
+        );
+        s.apply(Action::Outbox(vec![]));
+        let mut copy = msg(9, "general", "ada");
+        copy.seq = 4;
+        copy.body = "hi".into();
+        copy.ts = 5;
+        server(&mut s, ServerMsg::Message(copy));
+        let view = &s.joined["general"];
+        assert_eq!(view.messages.len(), 1);
+        assert_eq!(
+            (
+                view.messages[0].body.as_str(),
+                view.messages[0].from.as_str()
+            ),
+            ("hi", "ada")
+        );
+        assert_eq!(s.pending_here().count(), 0);
+    }
+
+    #[test]
+    fn older_pages_are_merged_and_tell_whether_more_exist() {
+        let mut s = State::default();
+        server(&mut s, joined("general", vec![msg(50, "general", "a")]));
+        assert!(s.joined["general"].has_older);
+        s.apply(Action::LoadingOlder("general".into()));
+        assert!(s.joined["general"].loading_older);
+        server(
+            &mut s,
+            ServerMsg::History {
+                room: "general".into(),
+                messages: vec![msg(1, "general", "a"), msg(2, "general", "b")],
+                more: false,
+            },
+        );
+        let view = &s.joined["general"];
+        assert_eq!(
+            view.messages.iter().map(|m| m.id).collect::<Vec<_>>(),
+            [1, 2, 50]
+        );
+        assert!(!view.has_older);
+        assert!(!view.loading_older);
     }
 
     #[test]

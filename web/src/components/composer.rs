@@ -11,26 +11,21 @@ pub fn Composer() -> Html {
     let ctx = super::use_ctx();
     let room = ctx.state.current.clone();
     let text = use_state(String::new);
-    let hint = use_state(|| None::<&'static str>);
     let last_typing = use_mut_ref(|| 0.0_f64);
     let area = use_node_ref();
 
     let submit = {
-        let (chat, room, text, hint) = (ctx.chat.clone(), room.clone(), text.clone(), hint.clone());
+        let (chat, room, text) = (ctx.chat.clone(), room.clone(), text.clone());
         let last_typing = last_typing.clone();
         Callback::from(move |()| {
             let Ok(body) = Body::parse(&text) else {
                 return;
             };
-            if chat.send(&room, body.as_str()) {
-                text.set(String::new());
-                hint.set(None);
-                *last_typing.borrow_mut() = 0.0;
-            } else {
-                hint.set(Some(
-                    "Not connected: your message is kept here until the connection is back.",
-                ));
-            }
+            // Queued even while offline: it shows as "sending…" and goes out on
+            // reconnect.
+            chat.send(&room, body.as_str());
+            text.set(String::new());
+            *last_typing.borrow_mut() = 0.0;
         })
     };
     let oninput = {
@@ -85,9 +80,6 @@ pub fn Composer() -> Html {
                 { for counter }
                 <button type="submit" disabled={over || chars == 0}>{ "Send" }</button>
             </div>
-            if let Some(h) = *hint {
-                <p class="hint" role="status">{ h }</p>
-            }
         </form>
     }
 }

@@ -3,47 +3,93 @@ use wasm_bindgen::JsValue;
 use web_sys::HtmlElement;
 use yew::prelude::*;
 
+use crate::{
+    socket::Chat,
+    state::{Action, Pending},
+};
+
 /// Consecutive messages from one sender within this gap share one header.
 const GROUP_GAP_MS: i64 = 5 * 60 * 1000;
 /// How close to the bottom (px) still counts as "reading the latest".
 const STICK_SLACK_PX: i32 = 48;
 
-/// The current room's messages. Follows new messages while the reader is at the
-/// bottom; leaves the scroll position alone once they scrolled up to read.
+/// Start loading older messages when the reader scrolls this close to the top (px).
+const LOAD_OLDER_AT_PX: i32 = 64;
+
+/// The current room's messages, then the user's unsent ones. Follows new messages
+/// while the reader is at the bottom and leaves the scroll position alone once they
+/// scrolled up to read; scrolling to the top loads older messages without moving what
+/// is on screen.
 #[function_component]
 pub fn MessageList() -> Html {
     let ctx = super::use_ctx();
     let state = &ctx.state;
     let list = use_node_ref();
     let stick = use_mut_ref(|| true);
+    // Distance from the bottom to keep while older messages are prepended.
+    let anchor = use_mut_ref(|| None::<i32>);
     let room = state.current_room();
     let count = room.map_or(0, |r| r.messages.len());
     let last_id = room.and_then(|r| r.messages.last()).map(|m| m.id);
+    let pending_count = state.pending_here().count();
 
+    let load_older = {
+        let (list, anchor, chat, state) = (
+            list.clone(),
+            anchor.clone(),
+            ctx.chat.clone(),
+            ctx.state.clone(),
+        );
+        Callback::from(move |()| {
+            let Some(view) = state.current_room() else {
+                return;
+            };
+            let Some(first) = view.messages.first() else {
+                return;
+            };
+            if !view.has_older || view.loading_older {
+                return;
+            }
+            if let Some(el) = list.cast::<HtmlElement>() {
+                *anchor.borrow_mut() = Some(el.scroll_height() - el.scroll_top());
+            }
+            state.dispatch(Action::LoadingOlder(state.current.clone()));
+            chat.fetch_older(&state.current, first.seq);
+        })
+    };
     let onscroll = {
-        let (list, stick) = (list.clone(), stick.clone());
+        let (list, stick, load_older) = (list.clone(), stick.clone(), load_older.clone());
         Callback::from(move |_: Event| {
             if let Some(el) = list.cast::<HtmlElement>() {
                 *stick.borrow_mut() =
                     el.scroll_top() + el.client_height() >= el.scroll_height() - STICK_SLACK_PX;
+                if el.scroll_top() < LOAD_OLDER_AT_PX {
+                    load_older.emit(());
+                }
             }
         })
     };
     {
-        let (list, stick) = (list.clone(), stick.clone());
-        use_effect_with((count, last_id), move |_| {
-            if *stick.borrow()
-                && let Some(el) = list.cast::<HtmlElement>()
-            {
-                el.set_scroll_top(el.scroll_height());
+        let (list, stick, anchor) = (list.clone(), stick.clone(), anchor.clone());
+        use_effect_with((count, last_id, pending_count), move |_| {
+            if let Some(el) = list.cast::<HtmlElement>() {
+                if let Some(from_bottom) = anchor.borrow_mut().take() {
+                    el.set_scroll_top(el.scroll_height() - from_bottom);
+                } else if *stick.borrow() {
+                    el.set_scroll_top(el.scroll_height());
+                }
             }
         });
     }
 
     let me = state.me.as_deref().unwrap_or_default();
+    let pending: Vec<Html> = state
+        .pending_here()
+        .map(|p| pending_item(p, &ctx.chat))
+        .collect();
     let body = match room {
         None => html! { <p class="empty">{ format!("Joining #{}…", state.current) }</p> },
-        Some(r) if r.messages.is_empty() => {
+        Some(r) if r.messages.is_empty() && pending.is_empty() => {
             html! { <p class="empty">{ format!("No messages in #{} yet. Say hi!", state.current) }</p> }
         }
         Some(r) => {
@@ -54,7 +100,20 @@ pub fn MessageList() -> Html {
                 };
                 message(m, starts_group, m.from == me)
             });
-            html! { <ul class="message-items">{ for items }</ul> }
+            let older = r.has_older.then(|| {
+                let onclick = load_older.reform(|_: MouseEvent| ());
+                html! {
+                    <button type="button" class="load-older" {onclick} disabled={r.loading_older}>
+                        { if r.loading_older { "Loading older messages…" } else { "Load older messages" } }
+                    </button>
+                }
+            });
+            html! {
+                <>
+                    { for older }
+                    <ul class="message-items">{ for items }{ for pending }</ul>
+                </>
+            }
         }
     };
     let typing = typing_text(&state.typing_names());
@@ -66,6 +125,37 @@ pub fn MessageList() -> Html {
             </div>
             <p class="typing" data-testid="typing" aria-live="polite">{ typing }</p>
         </>
+    }
+}
+
+/// A message on its way ("sending…") or refused (with why, retry and discard).
+fn pending_item(p: &Pending, chat: &Chat) -> Html {
+    let status = match &p.failed {
+        None => html! { <span class="pending-status">{ "sending…" }</span> },
+        Some(reason) => {
+            let retry = {
+                let (chat, id) = (chat.clone(), p.client_id.clone());
+                Callback::from(move |_: MouseEvent| chat.retry(&id))
+            };
+            let discard = {
+                let (chat, id) = (chat.clone(), p.client_id.clone());
+                Callback::from(move |_: MouseEvent| chat.discard(&id))
+            };
+            html! {
+                <span class="pending-status failed" role="alert">
+                    { format!("Not sent: {reason}") }
+                    <button type="button" onclick={retry}>{ "Retry" }</button>
+                    <button type="button" onclick={discard}>{ "Discard" }</button>
+                </span>
+            }
+        }
+    };
+    html! {
+        <li key={p.client_id.clone()} data-testid="pending"
+            class={classes!("message", "mine", "pending", p.failed.is_some().then_some("failed"))}>
+            <div class="body">{ p.body.clone() }</div>
+            { status }
+        </li>
     }
 }
 
