@@ -202,15 +202,18 @@ impl State {
             } => {
                 // Show the stored message right away; its broadcast, which follows,
                 // is the same id and is dropped as a duplicate.
-                let Some(pending) = self.pending.iter().find(|p| p.client_id == client_id) else {
+                // Removed here too, not only by the outbox update that follows, so the
+                // message never shows twice in between.
+                let Some(at) = self.pending.iter().position(|p| p.client_id == client_id) else {
                     return;
                 };
+                let pending = self.pending.remove(at);
                 let msg = ChatMessage {
                     id,
                     room,
                     seq,
                     from: self.me.clone().unwrap_or_default(),
-                    body: pending.body.clone(),
+                    body: pending.body,
                     ts,
                 };
                 if let Some(view) = self.joined.get_mut(&msg.room) {
@@ -501,6 +504,8 @@ mod tests {
                 ts: 5,
             },
         );
+        assert_eq!(s.pending_here().count(), 0, "never shown twice");
+        assert_eq!(s.joined["general"].messages.len(), 1);
         s.apply(Action::Outbox(vec![]));
         let mut copy = msg(9, "general", "ada");
         copy.seq = 4;
