@@ -298,6 +298,8 @@ test('a name already taken (in another case) is refused and the prompt stays', a
   await expect(other.prompt).toBeVisible();
   await expect(other.nameInput).toBeVisible();
   await expect(other.composerForm).toHaveCount(0);
+  // The refusal is the only problem shown: nothing else was asked before the name.
+  await expect(other.page.getByRole('alert')).toHaveCount(1);
 
   // Only one of them is online; the refused tab can pick another name.
   await expect(dennis.online.getByRole('listitem')).toHaveCount(1);

@@ -216,21 +216,32 @@ impl Pending {
 }
 
 impl Inner {
-    /// The requests that put a fresh connection in the state the user wants.
+    /// The first request of a fresh connection: hello with the wanted name. The rooms
+    /// are joined once the name is accepted (see [`Inner::joins`]), so a refused name
+    /// does not earn a second, confusing error for each join.
     fn greeting(&self) -> Vec<ClientMsg> {
         let wanted = self.wanted.borrow();
-        let Some(name) = &wanted.name else {
-            return Vec::new();
-        };
-        let mut msgs = vec![ClientMsg::Hello {
-            protocol: PROTOCOL_VERSION,
-            name: name.clone(),
-        }];
-        msgs.extend(wanted.rooms.iter().map(|room| ClientMsg::Join {
-            room: room.clone(),
-            after: wanted.last_seq.get(room).copied(),
-        }));
-        msgs
+        wanted
+            .name
+            .iter()
+            .map(|name| ClientMsg::Hello {
+                protocol: PROTOCOL_VERSION,
+                name: name.clone(),
+            })
+            .collect()
+    }
+
+    /// A join per wanted room, each resuming after the last message we have of it.
+    fn joins(&self) -> Vec<ClientMsg> {
+        let wanted = self.wanted.borrow();
+        wanted
+            .rooms
+            .iter()
+            .map(|room| ClientMsg::Join {
+                room: room.clone(),
+                after: wanted.last_seq.get(room).copied(),
+            })
+            .collect()
     }
 
     fn saw(&self, room: &str, seq: u64) {
@@ -286,6 +297,7 @@ impl Inner {
                 self.name_was_ours.set(true);
                 self.name_held_retries.set(0);
                 persist::save_name(name);
+                return self.joins();
             }
             ServerMsg::Error {
                 client_id: Some(client_id),
