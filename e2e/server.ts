@@ -64,13 +64,15 @@ export class ConfabServer {
     readonly port: number,
     readonly bin: string,
     readonly staticDir: string,
+    readonly flags: string[],
   ) {
     this.workDir = mkdtempSync(path.join(os.tmpdir(), 'confab-e2e-'));
     workDirs.add(this.workDir);
   }
 
-  /** Starts a server on a free port and waits until it answers /healthz. */
-  static async start(): Promise<ConfabServer> {
+  /** Starts a server on a free port and waits until it answers /healthz. `flags` go to
+   * the server as they are (and again on every restart). */
+  static async start(flags: string[] = []): Promise<ConfabServer> {
     const bin = serverBinary();
     const dir = staticDir();
     if (!existsSync(bin)) {
@@ -79,7 +81,7 @@ export class ConfabServer {
     if (!existsSync(path.join(dir, 'index.html'))) {
       throw new Error(`no built client in ${dir}: run \`trunk build --release\` (or set CONFAB_STATIC_DIR)`);
     }
-    const server = new ConfabServer(await freePort(), bin, dir);
+    const server = new ConfabServer(await freePort(), bin, dir, flags);
     await server.launch();
     return server;
   }
@@ -137,7 +139,7 @@ export class ConfabServer {
     this.output = '';
     const child = spawn(
       this.bin,
-      ['--listen', `127.0.0.1:${this.port}`, '--static-dir', this.staticDir],
+      ['--listen', `127.0.0.1:${this.port}`, '--static-dir', this.staticDir, ...this.flags],
       { cwd: this.workDir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } },
     );
     this.child = child;

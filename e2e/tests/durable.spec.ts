@@ -10,7 +10,8 @@ const RECONNECT_MS = 25_000;
 let server: ConfabServer;
 
 test.beforeAll(async () => {
-  server = await ConfabServer.start();
+  // The scroll-back test fills a room faster than the default per-connection rate limit.
+  server = await ConfabServer.start(['--rate-limit-burst', '1000']);
 });
 
 test.afterAll(async () => {

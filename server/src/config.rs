@@ -52,6 +52,15 @@ pub struct Config {
     #[arg(long, env = "CONFAB_IDLE_TIMEOUT_SECS", default_value_t = 30)]
     pub idle_timeout_secs: u64,
 
+    /// Messages per second one connection may send, sustained.
+    #[arg(long, env = "CONFAB_RATE_LIMIT_PER_SEC", default_value_t = 20.0)]
+    pub rate_limit_per_sec: f64,
+
+    /// Messages one connection may send at once before the per-second rate applies.
+    /// Going on sending another burst's worth while refused closes the connection (1008).
+    #[arg(long, env = "CONFAB_RATE_LIMIT_BURST", default_value_t = 60.0)]
+    pub rate_limit_burst: f64,
+
     /// Most rooms the server holds; creating more is refused.
     #[arg(long, env = "CONFAB_MAX_ROOMS", default_value_t = 1000)]
     pub max_rooms: usize,

@@ -8,7 +8,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use confab_shared::{close, limits};
+use confab_shared::{ErrorCode, ServerMsg, close, limits};
 use futures_util::{SinkExt, StreamExt};
 use tokio::{
     io::{AsyncRead, AsyncWrite},
@@ -27,6 +27,7 @@ use crate::{
     hub::{Event, HubHandle},
     outbox::{Outbox, OutboxRx},
     protocol,
+    ratelimit::{Bucket, RateLimit, Verdict},
 };
 
 /// Per-connection settings.
@@ -35,6 +36,7 @@ pub struct Settings {
     pub queue_capacity: usize,
     pub ping_interval: Duration,
     pub idle_timeout: Duration,
+    pub rate_limit: RateLimit,
 }
 
 /// How long a peer has to answer our close frame, and how long we try to send it.
@@ -94,6 +96,7 @@ async fn read_loop<S>(
 {
     let mut deadline = Instant::now() + settings.idle_timeout;
     let mut closing = false;
+    let mut bucket = Bucket::new(settings.rate_limit, std::time::Instant::now());
     loop {
         let next = tokio::select! {
             next = stream.next() => next,
@@ -128,9 +131,27 @@ async fn read_loop<S>(
         match msg {
             Message::Text(text) if !closing => {
                 // Refusals go through the hub too, so replies keep the order of requests.
-                let event = match protocol::parse(text.as_str()) {
-                    Ok(cmd) => Event::Command { id, cmd },
-                    Err(reply) => Event::Reject { id, reply },
+                let event = match bucket.take(std::time::Instant::now()) {
+                    Verdict::Allow => match protocol::parse(text.as_str()) {
+                        Ok(cmd) => Event::Command { id, cmd },
+                        Err(reply) => Event::Reject { id, reply },
+                    },
+                    Verdict::Refuse { retry_after } => Event::Reject {
+                        id,
+                        reply: rate_limited(retry_after),
+                    },
+                    Verdict::Flooding => {
+                        tracing::info!(session = id, "closing a flooding client");
+                        // Through the hub, so the refusals already on their way arrive
+                        // before the close.
+                        closing = true;
+                        deadline = Instant::now() + CLOSE_GRACE;
+                        Event::Kick {
+                            id,
+                            code: close::POLICY_VIOLATION,
+                            reason: "flooding: too many messages after being rate limited",
+                        }
+                    }
                 };
                 if !hub.send(event).await {
                     break;
@@ -148,6 +169,19 @@ async fn read_loop<S>(
         }
     }
     hub.send(Event::Disconnect { id }).await;
+}
+
+fn rate_limited(retry_after: Duration) -> ServerMsg {
+    let retry_after_ms = u64::try_from(retry_after.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    ServerMsg::Error {
+        code: ErrorCode::RateLimited,
+        message: format!("too many messages: wait {retry_after_ms} ms"),
+        room: None,
+        client_id: None,
+        retry_after_ms: Some(retry_after_ms),
+    }
 }
 
 /// The close code and reason for a read error, or `None` when the socket is simply gone.
@@ -214,7 +248,14 @@ async fn write_loop<S>(
     };
     let end = async {
         match close_frame {
-            Some(frame) => sink.send(Message::Close(Some(frame))).await,
+            Some(frame) => {
+                // What was queued before the close (such as the errors that explain it)
+                // goes out first, as far as the grace period allows.
+                while let Ok(queued) = frames.try_recv() {
+                    sink.feed(Message::Text(queued)).await?;
+                }
+                sink.send(Message::Close(Some(frame))).await
+            }
             None => sink.close().await,
         }
     };

@@ -191,6 +191,13 @@ impl Hub {
         self.settle();
     }
 
+    /// Asks one connection to close, after the frames already queued for it.
+    pub fn kick(&mut self, id: SessionId, code: u16, reason: &str) {
+        if let Some(session) = self.sessions.get(&id) {
+            session.outbox.close(code, reason);
+        }
+    }
+
     /// Asks every connection to close with 1001 and refuses new ones.
     pub fn shutdown(&mut self) {
         self.shutting_down = true;
@@ -280,6 +287,7 @@ impl Hub {
                             message: format!("the message could not be stored ({e}); retry"),
                             room,
                             client_id: Some(waiter.client_id),
+                            retry_after_ms: None,
                         },
                     );
                 }
@@ -742,6 +750,7 @@ impl Refusal {
             message: self.message,
             room: self.room,
             client_id: self.client_id,
+            retry_after_ms: None,
         }
     }
 }
@@ -804,6 +813,12 @@ pub enum Event {
     },
     Disconnect {
         id: SessionId,
+    },
+    /// Close a connection with this code and reason, after what is already queued.
+    Kick {
+        id: SessionId,
+        code: u16,
+        reason: &'static str,
     },
     /// A batch of writes is committed (or failed).
     Committed(Vec<Outcome<Option<Waiter>>>),
@@ -870,6 +885,7 @@ fn run(mut hub: Hub, mut events: mpsc::Receiver<Event>) {
             Event::Command { id, cmd } => hub.handle(id, cmd),
             Event::Reject { id, reply } => hub.reject(id, &reply),
             Event::Disconnect { id } => hub.disconnect(id),
+            Event::Kick { id, code, reason } => hub.kick(id, code, reason),
             Event::Committed(outcomes) => hub.committed(outcomes),
             Event::Shutdown => hub.shutdown(),
             Event::Stop => {

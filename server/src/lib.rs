@@ -12,6 +12,7 @@ pub mod http;
 pub mod hub;
 pub mod outbox;
 pub mod protocol;
+pub mod ratelimit;
 pub mod store;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
@@ -71,6 +72,10 @@ pub async fn serve(
             queue_capacity: config.queue_capacity,
             ping_interval: config.ping_interval(),
             idle_timeout: config.idle_timeout(),
+            rate_limit: ratelimit::RateLimit {
+                per_sec: config.rate_limit_per_sec,
+                burst: config.rate_limit_burst,
+            },
         },
         allowed_origins: Arc::new(
             config

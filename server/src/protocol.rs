@@ -50,6 +50,7 @@ pub fn validate(msg: ClientMsg) -> Result<Command, ServerMsg> {
                     message,
                     room: Some(room.to_string()),
                     client_id,
+                    retry_after_ms: None,
                 };
             let client_id = ClientId::parse(&client_id)
                 .map_err(|e| refuse(ErrorCode::InvalidClientId, e.to_string(), None))?;

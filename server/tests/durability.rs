@@ -4,15 +4,15 @@
 
 mod common;
 
-use std::{collections::BTreeMap, net::SocketAddr, path::Path, process::Stdio, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr};
 
-use common::{Client, TIMEOUT};
+use common::{
+    Client, TIMEOUT,
+    process::{ServerProcess, free_addr},
+};
 use confab_shared::{ChatMessage, ClientMsg, ServerMsg};
 use futures_util::{SinkExt, StreamExt};
-use tokio::{
-    process::{Child, Command},
-    time::{Instant, sleep, timeout},
-};
+use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 
 const TOTAL: usize = 10_000;
@@ -20,60 +20,6 @@ const TOTAL: usize = 10_000;
 const WINDOW: usize = 256;
 /// The server is killed once this many sends are acknowledged.
 const KILL_AFTER: usize = 4_000;
-
-/// The server binary as a child process on a fixed port and data directory.
-struct ServerProcess {
-    child: Child,
-}
-
-impl ServerProcess {
-    async fn start(addr: SocketAddr, data_dir: &Path) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_confab-server"))
-            .args([
-                "--listen",
-                &addr.to_string(),
-                "--static-dir",
-                "no-client-here",
-            ])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start confab-server");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(addr).await.is_err() {
-            assert!(Instant::now() < deadline, "server did not start listening");
-            sleep(Duration::from_millis(20)).await;
-        }
-        ServerProcess { child }
-    }
-
-    /// SIGKILL: no shutdown code runs, nothing is flushed on purpose.
-    async fn kill(mut self) {
-        self.child.kill().await.expect("SIGKILL the server");
-    }
-
-    async fn terminate(mut self) {
-        let pid = self.child.id().expect("running server has a pid");
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success());
-        let exit = timeout(Duration::from_secs(10), self.child.wait())
-            .await
-            .expect("server exits within 10 s of SIGTERM")
-            .expect("wait for the server");
-        assert!(exit.success(), "clean shutdown exits 0, got {exit}");
-    }
-}
-
-fn free_addr() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
-}
 
 fn body(i: usize) -> String {
     format!("message {i:05}")
@@ -178,7 +124,9 @@ async fn read_all(addr: SocketAddr) -> Vec<ChatMessage> {
 async fn acknowledged_messages_survive_sigkill_exactly_once_in_order() {
     let data = tempfile::tempdir().expect("data dir");
     let addr = free_addr();
-    let server = ServerProcess::start(addr, data.path()).await;
+    // Unlimited: the test streams as fast as acks allow.
+    let unlimited = ["--rate-limit-per-sec", "1e9", "--rate-limit-burst", "1e9"];
+    let server = ServerProcess::start_with(addr, data.path(), &unlimited).await;
 
     let mut acked = BTreeMap::new();
     let (kill_tx, kill_rx) = tokio::sync::oneshot::channel();
@@ -194,7 +142,7 @@ async fn acknowledged_messages_survive_sigkill_exactly_once_in_order() {
     let acked_before_kill = acked.len();
     assert!((KILL_AFTER..TOTAL).contains(&acked_before_kill));
 
-    let server = ServerProcess::start(addr, data.path()).await;
+    let server = ServerProcess::start_with(addr, data.path(), &unlimited).await;
     let mut client = connect_streamer(addr).await;
     stream(&mut client, &mut acked, &mut None)
         .await

@@ -170,6 +170,9 @@ pub enum ServerMsg {
         room: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client_id: Option<String>,
+        /// With `rate_limited`: milliseconds until a request would be accepted again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
 }
 
@@ -240,6 +243,9 @@ pub enum ErrorCode {
     InvalidBody,
     /// The `client_id` of a `send` breaks the rules (see [`ClientId`]).
     InvalidClientId,
+    /// Too many requests in a short time: wait `retry_after_ms` before the next one.
+    /// A client that keeps sending regardless is disconnected with close code 1008.
+    RateLimited,
     /// The server could not store the message now (storage busy or failing). Retry
     /// later with the same `client_id`.
     Unavailable,
@@ -247,7 +253,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::BadJson,
         ErrorCode::UnknownType,
         ErrorCode::BadMessage,
@@ -263,6 +269,7 @@ impl ErrorCode {
         ErrorCode::NotInRoom,
         ErrorCode::InvalidBody,
         ErrorCode::InvalidClientId,
+        ErrorCode::RateLimited,
         ErrorCode::Unavailable,
     ];
 
@@ -284,6 +291,7 @@ impl ErrorCode {
             ErrorCode::NotInRoom => "not_in_room",
             ErrorCode::InvalidBody => "invalid_body",
             ErrorCode::InvalidClientId => "invalid_client_id",
+            ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
         }
     }
@@ -303,6 +311,7 @@ impl ServerMsg {
             message: message.into(),
             room: None,
             client_id: None,
+            retry_after_ms: None,
         }
     }
 
@@ -482,6 +491,14 @@ mod tests {
                 message: "join #ops first".into(),
                 room: Some("ops".into()),
                 client_id: Some("k3m9-2".into()),
+                retry_after_ms: None,
+            },
+            ServerMsg::Error {
+                code: ErrorCode::RateLimited,
+                message: "slow down".into(),
+                room: None,
+                client_id: None,
+                retry_after_ms: Some(250),
             },
         ]
     }

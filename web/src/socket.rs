@@ -182,6 +182,27 @@ impl Chat {
         self.0.publish_outbox();
     }
 
+    /// Sends again, after `delay_ms`, every unacknowledged message whose room is joined.
+    /// Safe to repeat: the server stores a client id once.
+    fn resend_outbox_after(&self, delay_ms: u32) {
+        let chat = self.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            TimeoutFuture::new(delay_ms).await;
+            let live = chat.0.live.borrow().clone();
+            let resend: Vec<ClientMsg> = chat
+                .0
+                .outbox
+                .borrow()
+                .iter()
+                .filter(|p| p.failed.is_none() && live.contains(&p.room))
+                .map(Pending::to_send)
+                .collect();
+            for msg in resend {
+                chat.request(msg);
+            }
+        });
+    }
+
     /// Asks for the messages before `before` in `room` (scrolling back).
     pub fn fetch_older(&self, room: &str, before: u64) {
         self.request(ClientMsg::FetchHistory {
@@ -372,7 +393,7 @@ async fn run(inner: Rc<Inner>, mut requests: UnboundedReceiver<ClientMsg>) {
 }
 
 async fn connect_once(
-    inner: &Inner,
+    inner: &Rc<Inner>,
     url: &str,
     requests: &mut UnboundedReceiver<ClientMsg>,
     failures: &mut u32,
@@ -428,6 +449,12 @@ async fn connect_once(
                 // The reducer sees the message before the outbox changes it answers
                 // (an ack turns a pending message into a delivered one).
                 inner.dispatch.emit(Action::Server { msg: msg.clone(), now: js_sys::Date::now() });
+                if let ServerMsg::Error { code: ErrorCode::RateLimited, retry_after_ms, .. } = &msg {
+                    // The refused request is not named; whatever of the outbox it was
+                    // goes again once the server accepts requests.
+                    let delay = retry_after_ms.unwrap_or(1_000).min(60_000);
+                    Chat(Rc::clone(inner)).resend_outbox_after(u32::try_from(delay).unwrap_or(60_000));
+                }
                 for next in inner.observe(&msg) {
                     if tx.send(Message::Text(next.to_json())).await.is_err() {
                         return End::Lost;

@@ -468,6 +468,7 @@ mod tests {
                 message: "there is no room #ops".into(),
                 room: Some("ops".into()),
                 client_id: None,
+                retry_after_ms: None,
             },
         );
         assert!(!s.joined.contains_key("ops"));

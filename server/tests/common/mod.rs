@@ -7,6 +7,8 @@
 // Each test binary compiles this module and uses a different subset of it.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::{net::SocketAddr, time::Duration};
 
 use confab_server::config::Config;

@@ -1,0 +1,86 @@
+//! The `confab-server` binary as a child process, for tests that kill it, restart it or
+//! measure it from outside.
+
+use std::{net::SocketAddr, path::Path, process::Stdio, time::Duration};
+
+use tokio::{
+    process::{Child, Command},
+    time::{Instant, sleep, timeout},
+};
+
+/// A running server binary on a fixed address and data directory.
+pub struct ServerProcess {
+    child: Child,
+}
+
+impl ServerProcess {
+    pub async fn start(addr: SocketAddr, data_dir: &Path) -> Self {
+        Self::start_with(addr, data_dir, &[]).await
+    }
+
+    /// Starts the binary with extra flags and waits until it listens.
+    pub async fn start_with(addr: SocketAddr, data_dir: &Path, flags: &[&str]) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_confab-server"))
+            .args([
+                "--listen",
+                &addr.to_string(),
+                "--static-dir",
+                "no-client-here",
+            ])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(flags)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start confab-server");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            assert!(Instant::now() < deadline, "server did not start listening");
+            sleep(Duration::from_millis(20)).await;
+        }
+        ServerProcess { child }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running server has a pid")
+    }
+
+    /// Resident memory of the server now, from /proc, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc/PID/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
+    /// SIGKILL: no shutdown code runs, nothing is flushed on purpose.
+    pub async fn kill(mut self) {
+        self.child.kill().await.expect("SIGKILL the server");
+    }
+
+    /// SIGTERM, expecting a clean exit (status 0) within 10 s.
+    pub async fn terminate(mut self) {
+        let pid = self.pid();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+        let exit = timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("server exits within 10 s of SIGTERM")
+            .expect("wait for the server");
+        assert!(exit.success(), "clean shutdown exits 0, got {exit}");
+    }
+}
+
+/// An address on 127.0.0.1 that nothing listens on right now.
+pub fn free_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}

@@ -1,0 +1,187 @@
+//! Overload: a flooding client is rate limited and then disconnected while everyone
+//! else chats on; a client that stops reading is disconnected while the server's memory
+//! stays bounded and the others receive every message.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{
+    Client, TIMEOUT,
+    process::{ServerProcess, free_addr},
+    start_with,
+};
+use confab_shared::{ClientMsg, ErrorCode, ServerMsg, close};
+use futures_util::{SinkExt, StreamExt};
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::Message;
+
+const CHATTERS: usize = 20;
+const MESSAGES_EACH: usize = 5;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooder_is_rate_limited_then_closed_while_twenty_others_chat() {
+    let server = start_with(|c| {
+        c.rate_limit_per_sec = 20.0;
+        c.rate_limit_burst = 40.0;
+    })
+    .await;
+    let mut chatters = Vec::new();
+    for i in 0..CHATTERS {
+        chatters.push(Client::in_room(server.addr, &format!("chatter{i}"), "general").await);
+    }
+    let mut flooder = Client::in_room(server.addr, "flooder", "general").await;
+
+    // The flooder writes as fast as it can and reads what it gets back.
+    let (mut sink, mut stream) = flooder.ws.split();
+    let flood = tokio::spawn(async move {
+        for i in 0..100_000 {
+            let msg = ClientMsg::Send {
+                room: "general".into(),
+                body: format!("flood {i}"),
+                client_id: format!("f{i}"),
+            };
+            if sink.send(Message::text(msg.to_json())).await.is_err() {
+                break; // closed on us
+            }
+        }
+    });
+    let observed = tokio::spawn(async move {
+        let (mut rate_limited, mut retry_hint, mut close_code) = (0, None, None);
+        loop {
+            let next = timeout(TIMEOUT, stream.next()).await;
+            let Ok(Some(Ok(frame))) = next else {
+                eprintln!("flooder stream ended: {next:?}");
+                break;
+            };
+            match frame {
+                Message::Text(t) => {
+                    if let Ok(ServerMsg::Error {
+                        code: ErrorCode::RateLimited,
+                        retry_after_ms,
+                        ..
+                    }) = serde_json::from_str(t.as_str())
+                    {
+                        rate_limited += 1;
+                        retry_hint = retry_hint.or(retry_after_ms);
+                    }
+                }
+                Message::Close(frame) => {
+                    close_code = frame.map(|f| u16::from(f.code));
+                    break;
+                }
+                _ => {}
+            }
+        }
+        (rate_limited, retry_hint, close_code)
+    });
+
+    // Meanwhile everyone else chats, and everyone gets everyone's messages.
+    for (i, c) in chatters.iter_mut().enumerate() {
+        for m in 0..MESSAGES_EACH {
+            c.send_to("general", &format!("from {i}: {m}")).await;
+        }
+    }
+    for c in &mut chatters {
+        let mut seen = 0;
+        while seen < CHATTERS * MESSAGES_EACH {
+            if c.next_message().await.body.starts_with("from ") {
+                seen += 1;
+            }
+        }
+    }
+
+    let (rate_limited, retry_hint, close_code) = observed.await.expect("observer");
+    flood.abort();
+    assert!(rate_limited > 0, "the flooder was told to slow down");
+    assert!(retry_hint.is_some_and(|ms| ms > 0), "with a retry hint");
+    assert_eq!(
+        close_code,
+        Some(close::POLICY_VIOLATION),
+        "then closed with 1008"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_dropped_and_memory_stays_bounded() {
+    const BROADCASTS: usize = 10_000;
+    /// Stated bound for the server's resident memory during the test.
+    const RSS_BOUND_KIB: u64 = 64 * 1024;
+
+    let data = tempfile::tempdir().expect("data dir");
+    let addr = free_addr();
+    let unlimited = ["--rate-limit-per-sec", "1e9", "--rate-limit-burst", "1e9"];
+    let server = ServerProcess::start_with(addr, data.path(), &unlimited).await;
+
+    // Joins, then never reads another byte.
+    let mut sleeper = Client::in_room(addr, "sleeper", "general").await;
+    // Readers read all along; each must get every broadcast, in order.
+    let mut readers = Vec::new();
+    for i in 0..3 {
+        let mut r = Client::in_room(addr, &format!("reader{i}"), "general").await;
+        readers.push(tokio::spawn(async move {
+            for i in 0..BROADCASTS {
+                let m = r.next_message().await;
+                assert!(
+                    m.body.starts_with(&format!("{i} ")),
+                    "reader got {}",
+                    &m.body[..10]
+                );
+            }
+        }));
+    }
+    let sender = Client::in_room(addr, "sender", "general").await;
+    let (mut sink, mut stream) = sender.ws.split();
+    // The sender reads too (its acks and its own broadcasts), or it would be the slow one.
+    let drain = tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
+    // Big enough that 10,000 of them overflow every buffer between server and sleeper.
+    let body = "x".repeat(2_000);
+    let mut peak_rss = 0;
+    for i in 0..BROADCASTS {
+        let msg = ClientMsg::Send {
+            room: "general".into(),
+            body: format!("{i} {body}"),
+            client_id: format!("s{i}"),
+        };
+        sink.send(Message::text(msg.to_json()))
+            .await
+            .expect("sender stays connected");
+        if i % 500 == 0 {
+            peak_rss = peak_rss.max(server.rss_kib());
+        }
+    }
+    for r in readers {
+        while !r.is_finished() {
+            peak_rss = peak_rss.max(server.rss_kib());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        r.await.expect("a reader got every broadcast");
+    }
+    peak_rss = peak_rss.max(server.rss_kib());
+    assert!(
+        peak_rss < RSS_BOUND_KIB,
+        "server RSS peaked at {peak_rss} KiB, over the {RSS_BOUND_KIB} KiB bound"
+    );
+    // The sleeper was dropped as too slow: reading it now drains what its buffers held,
+    // then the connection ends (with close 4000 if the close frame still fitted in).
+    let closed = timeout(Duration::from_secs(20), async {
+        let mut received = 0;
+        loop {
+            match sleeper.ws.next().await {
+                Some(Ok(Message::Close(f))) => return (received, f.map(|f| u16::from(f.code))),
+                Some(Ok(_)) => received += 1,
+                _ => return (received, None),
+            }
+        }
+    })
+    .await
+    .expect("the sleeper's connection ends");
+    assert!(
+        closed.0 < BROADCASTS,
+        "the sleeper did not get everything: it was cut off"
+    );
+    assert!(closed.1.is_none_or(|code| code == close::SLOW_CONSUMER));
+    eprintln!("slow consumer test: peak server RSS {peak_rss} KiB for {BROADCASTS} broadcasts");
+    drain.abort();
+    server.terminate().await;
+}
