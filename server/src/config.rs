@@ -52,6 +52,14 @@ pub struct Config {
     #[arg(long, env = "CONFAB_IDLE_TIMEOUT_SECS", default_value_t = 30)]
     pub idle_timeout_secs: u64,
 
+    /// Most WebSocket connections the server holds; more are refused with 503.
+    #[arg(long, env = "CONFAB_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Most WebSocket connections from one IP address; more are refused with 429.
+    #[arg(long, env = "CONFAB_MAX_CONNECTIONS_PER_IP", default_value_t = 100)]
+    pub max_connections_per_ip: usize,
+
     /// Messages per second one connection may send, sustained.
     #[arg(long, env = "CONFAB_RATE_LIMIT_PER_SEC", default_value_t = 20.0)]
     pub rate_limit_per_sec: f64,

@@ -26,7 +26,7 @@ use tokio_tungstenite::{
 use tokio_util::task::TaskTracker;
 use tower_http::services::{ServeDir, ServeFile};
 
-use crate::{connection, hub::HubHandle};
+use crate::{admission::Admission, connection, hub::HubHandle};
 
 /// What every request handler shares.
 #[derive(Clone)]
@@ -37,6 +37,8 @@ pub struct AppState {
     pub allowed_origins: Arc<Vec<String>>,
     /// Upgraded connections, so shutdown can wait for them.
     pub tracker: TaskTracker,
+    /// Caps on open connections, total and per address.
+    pub admission: Admission,
 }
 
 /// Builds the router. The client is served from `static_dir` when it holds an
@@ -81,6 +83,13 @@ async fn upgrade(
         Ok(key) => key,
         Err(resp) => return resp,
     };
+    let ticket = match state.admission.admit(peer.ip()) {
+        Ok(ticket) => ticket,
+        Err(refused) => {
+            tracing::debug!(%peer, ?refused, "connection refused");
+            return (refused.status(), refused.message()).into_response();
+        }
+    };
     let accept = derive_accept_key(key.as_bytes());
     let on_upgrade = hyper::upgrade::on(&mut req);
     let AppState {
@@ -99,6 +108,7 @@ async fn upgrade(
                 )
                 .await;
                 connection::serve(ws, hub, settings, peer).await;
+                drop(ticket);
             }
             Err(e) => tracing::debug!(%peer, "upgrade failed: {e}"),
         }

@@ -6,6 +6,7 @@
 //! [`connection`]'s writer puts them on its socket. [`http`] is the edge that accepts
 //! sockets and serves the web client; [`config`] is every setting.
 
+pub mod admission;
 pub mod config;
 pub mod connection;
 pub mod http;
@@ -85,6 +86,10 @@ pub async fn serve(
                 .collect(),
         ),
         tracker: tracker.clone(),
+        admission: admission::Admission::new(admission::Caps {
+            total: config.max_connections,
+            per_ip: config.max_connections_per_ip,
+        }),
     };
     let app = http::router(app_state, &config.static_dir);
 

@@ -185,3 +185,60 @@ async fn a_client_that_never_reads_is_dropped_and_memory_stays_bounded() {
     drain.abort();
     server.terminate().await;
 }
+
+/// Opens a WebSocket from the loopback address `from` (127.0.0.x are all this machine),
+/// returning the HTTP status when the handshake is refused.
+async fn open_from(from: &str, server: std::net::SocketAddr) -> Result<common::Ws, u16> {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(format!("{from}:0").parse().expect("address"))
+        .expect("bind a loopback source address");
+    let tcp = socket.connect(server).await.expect("TCP connect");
+    match timeout(
+        TIMEOUT,
+        tokio_tungstenite::client_async(common::ws_request(server), tcp),
+    )
+    .await
+    .expect("handshake answered")
+    {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+        Err(e) => panic!("unexpected handshake error: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn connection_caps_refuse_with_429_per_address_and_503_in_total() {
+    let server = start_with(|c| {
+        c.max_connections = 3;
+        c.max_connections_per_ip = 2;
+    })
+    .await;
+    let a1 = open_from("127.0.0.1", server.addr)
+        .await
+        .expect("first from .1");
+    let _a2 = open_from("127.0.0.1", server.addr)
+        .await
+        .expect("second from .1");
+    assert_eq!(open_from("127.0.0.1", server.addr).await.err(), Some(429));
+    let _b1 = open_from("127.0.0.2", server.addr)
+        .await
+        .expect("first from .2");
+    assert_eq!(open_from("127.0.0.3", server.addr).await.err(), Some(503));
+
+    // A closed connection gives its place back (once the server has seen it go).
+    drop(a1);
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        match open_from("127.0.0.1", server.addr).await {
+            Ok(_) => break,
+            Err(status) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "place never freed ({status})"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}

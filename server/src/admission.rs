@@ -1,0 +1,127 @@
+//! Admission control: how many WebSocket connections the server holds in total and per
+//! client IP address. Checked before the upgrade, so a refused client costs one HTTP
+//! response, not a WebSocket session.
+
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use axum::http::StatusCode;
+
+/// Connection caps.
+#[derive(Debug, Clone, Copy)]
+pub struct Caps {
+    pub total: usize,
+    pub per_ip: usize,
+}
+
+/// Counts open connections; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    caps: Caps,
+    open: Arc<Mutex<Counts>>,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// One admitted connection; dropping it frees its place.
+#[derive(Debug)]
+pub struct Ticket {
+    open: Arc<Mutex<Counts>>,
+    ip: IpAddr,
+}
+
+/// Why a connection was refused, as the HTTP status that says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The server is full: 503.
+    Full,
+    /// This address has too many connections: 429.
+    TooManyFromAddress,
+}
+
+impl Refused {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Refused::Full => StatusCode::SERVICE_UNAVAILABLE,
+            Refused::TooManyFromAddress => StatusCode::TOO_MANY_REQUESTS,
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            Refused::Full => "the server holds as many connections as it is allowed to\n",
+            Refused::TooManyFromAddress => "too many connections from your address\n",
+        }
+    }
+}
+
+impl Admission {
+    pub fn new(caps: Caps) -> Self {
+        Self {
+            caps,
+            open: Arc::default(),
+        }
+    }
+
+    /// Takes a place for a connection from `ip`, if there is one.
+    pub fn admit(&self, ip: IpAddr) -> Result<Ticket, Refused> {
+        // The counts stay consistent even if a holder panicked: every update is a
+        // single increment or decrement.
+        let mut counts = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if counts.total >= self.caps.total {
+            return Err(Refused::Full);
+        }
+        let from_ip = counts.per_ip.entry(ip).or_default();
+        if *from_ip >= self.caps.per_ip {
+            return Err(Refused::TooManyFromAddress);
+        }
+        *from_ip += 1;
+        counts.total += 1;
+        Ok(Ticket {
+            open: Arc::clone(&self.open),
+            ip,
+        })
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut counts = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        counts.total = counts.total.saturating_sub(1);
+        if let Some(n) = counts.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_apply_and_places_come_back() {
+        let a: IpAddr = "10.0.0.1".parse().expect("ip");
+        let b: IpAddr = "10.0.0.2".parse().expect("ip");
+        let adm = Admission::new(Caps {
+            total: 3,
+            per_ip: 2,
+        });
+        let t1 = adm.admit(a).expect("first");
+        let _t2 = adm.admit(a).expect("second");
+        assert_eq!(adm.admit(a).err(), Some(Refused::TooManyFromAddress));
+        let _t3 = adm.admit(b).expect("other address");
+        assert_eq!(adm.admit(b).err(), Some(Refused::Full));
+        drop(t1);
+        assert!(adm.admit(a).is_ok(), "a dropped ticket frees its place");
+    }
+}
