@@ -9,7 +9,9 @@
 use std::{net::SocketAddr, time::Duration};
 
 use confab_shared::{ErrorCode, ServerMsg, close, limits};
-use futures_util::{SinkExt, StreamExt};
+use std::panic::AssertUnwindSafe;
+
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     time::{Instant, sleep_until, timeout},
@@ -76,6 +78,12 @@ where
         return;
     }
     tracing::debug!(session = id, %peer, "connected");
+    // However this function ends — returning, or unwinding from a panic — the hub
+    // forgets the session, so its name and presence never outlive it.
+    let _leave = Departure {
+        hub: hub.clone(),
+        id,
+    };
     let (sink, stream) = ws.split();
     let close_watch = rx.close.clone();
     let reader = read_loop(stream, id, &hub, outbox, close_watch, &settings);
@@ -168,7 +176,34 @@ async fn read_loop<S>(
             _ => {}
         }
     }
+    // Now rather than when the writer is done too: the hub's copy of the outbox is
+    // what keeps the writer going.
     hub.send(Event::Disconnect { id }).await;
+}
+
+/// Tells the hub a session is gone when dropped.
+struct Departure {
+    hub: HubHandle,
+    id: u64,
+}
+
+impl Drop for Departure {
+    fn drop(&mut self) {
+        self.hub.leave(self.id);
+    }
+}
+
+/// Runs one connection's future so that a panic in it (a bug) is logged and ends only
+/// that connection; the server and everyone else carry on.
+pub async fn supervised(peer: SocketAddr, connection: impl Future<Output = ()>) {
+    if let Err(panic) = AssertUnwindSafe(connection).catch_unwind().await {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a non-string panic".to_owned());
+        tracing::error!(%peer, "connection task panicked: {what}; the connection is closed, the server carries on");
+    }
 }
 
 fn rate_limited(retry_after: Duration) -> ServerMsg {
@@ -260,4 +295,36 @@ async fn write_loop<S>(
         }
     };
     let _ = timeout(CLOSE_GRACE, end).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_connection_is_contained() {
+        let peer: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+        let task = tokio::spawn(supervised(peer, async {
+            panic!("a bug in one connection");
+        }));
+        task.await
+            .expect("the supervised task itself completes normally");
+    }
+
+    #[tokio::test]
+    async fn a_session_is_forgotten_even_when_its_task_unwinds() {
+        let (hub, mut events) = HubHandle::channel();
+        let task = tokio::spawn(supervised("127.0.0.1:1".parse().expect("addr"), {
+            let hub = hub.clone();
+            async move {
+                let _leave = Departure { hub, id: 7 };
+                panic!("boom");
+            }
+        }));
+        task.await.expect("contained");
+        assert!(matches!(
+            events.recv().await,
+            Some(Event::Disconnect { id: 7 })
+        ));
+    }
 }

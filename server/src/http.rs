@@ -107,7 +107,7 @@ async fn upgrade(
                     Some(connection::websocket_config()),
                 )
                 .await;
-                connection::serve(ws, hub, settings, peer).await;
+                connection::supervised(peer, connection::serve(ws, hub, settings, peer)).await;
                 drop(ticket);
             }
             Err(e) => tracing::debug!(%peer, "upgrade failed: {e}"),

@@ -872,6 +872,21 @@ impl HubHandle {
         self.events.send(event).await.is_ok()
     }
 
+    /// Tells the hub a session is gone, from code that cannot wait (a destructor): now
+    /// if the queue has room, else from a task.
+    pub fn leave(&self, id: SessionId) {
+        if let Err(mpsc::error::TrySendError::Full(event)) =
+            self.events.try_send(Event::Disconnect { id })
+        {
+            let events = self.events.clone();
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = events.send(event).await;
+                });
+            }
+        }
+    }
+
     /// Delivers an event from a thread outside the async runtime (the store writer).
     pub fn blocking_send(&self, event: Event) -> bool {
         self.events.blocking_send(event).is_ok()

@@ -30,7 +30,7 @@ async fn a_flooder_is_rate_limited_then_closed_while_twenty_others_chat() {
     for i in 0..CHATTERS {
         chatters.push(Client::in_room(server.addr, &format!("chatter{i}"), "general").await);
     }
-    let mut flooder = Client::in_room(server.addr, "flooder", "general").await;
+    let flooder = Client::in_room(server.addr, "flooder", "general").await;
 
     // The flooder writes as fast as it can and reads what it gets back.
     let (mut sink, mut stream) = flooder.ws.split();
