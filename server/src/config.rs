@@ -69,6 +69,10 @@ pub struct Config {
     #[arg(long, env = "CONFAB_RATE_LIMIT_BURST", default_value_t = 60.0)]
     pub rate_limit_burst: f64,
 
+    /// Rooms one connection may be in at once.
+    #[arg(long, env = "CONFAB_MAX_ROOMS_PER_CONNECTION", default_value_t = 100)]
+    pub max_rooms_per_connection: usize,
+
     /// Most rooms the server holds; creating more is refused.
     #[arg(long, env = "CONFAB_MAX_ROOMS", default_value_t = 1000)]
     pub max_rooms: usize,

@@ -80,6 +80,8 @@ pub struct HubSettings {
     pub max_rooms: usize,
     /// Messages a client receives when it joins a room afresh.
     pub history_on_join: usize,
+    /// Rooms one connection may be in at once.
+    pub max_rooms_per_session: usize,
 }
 
 impl Default for HubSettings {
@@ -87,6 +89,7 @@ impl Default for HubSettings {
         Self {
             max_rooms: 1000,
             history_on_join: limits::HISTORY_ON_JOIN,
+            max_rooms_per_session: 100,
         }
     }
 }
@@ -404,9 +407,20 @@ impl Hub {
     }
 
     fn join(&mut self, id: SessionId, room: RoomName, after: Option<u64>) -> Result<(), Refusal> {
+        let in_rooms = self.sessions.get(&id).map_or(0, |s| s.rooms.len());
         let Some(r) = self.rooms.get_mut(room.as_str()) else {
             return Err(unknown_room(&room));
         };
+        if !r.online.contains(&id) && in_rooms >= self.settings.max_rooms_per_session {
+            return Err(Refusal::about(
+                &room,
+                ErrorCode::TooManyRooms,
+                format!(
+                    "one connection may be in at most {} rooms: leave one first",
+                    self.settings.max_rooms_per_session
+                ),
+            ));
+        }
         // Re-joining is how a client resumes: it leaves the live set until its replay
         // has caught up, so nothing arrives both replayed and live.
         let was_online = r.online.remove(&id);
@@ -1231,6 +1245,29 @@ mod tests {
         f.hub.handle(1, Command::CreateRoom(room("one")));
         f.hub.handle(1, Command::CreateRoom(room("two")));
         assert_eq!(error_code(&ada.drain()), Some(ErrorCode::TooManyRooms));
+    }
+
+    #[test]
+    fn a_connection_may_be_in_a_limited_number_of_rooms() {
+        let settings = HubSettings {
+            max_rooms_per_session: 2,
+            ..HubSettings::default()
+        };
+        let mut f = Fixture::with(settings, tempfile::tempdir().expect("tempdir"));
+        let mut ada = f.member(1, "ada");
+        for r in ["one", "two"] {
+            f.hub.handle(1, Command::CreateRoom(room(r)));
+        }
+        f.hub.handle(1, join("one", None));
+        ada.drain();
+        f.hub.handle(1, join("two", None));
+        assert_eq!(error_code(&ada.drain()), Some(ErrorCode::TooManyRooms));
+        // Re-joining a room it is in is not a new room.
+        f.hub.handle(1, join("one", None));
+        assert!(matches!(ada.drain().as_slice(), [ServerMsg::Joined { .. }]));
+        f.hub.handle(1, Command::Leave(room("one")));
+        f.hub.handle(1, join("two", None));
+        assert!(matches!(ada.drain().last(), Some(ServerMsg::Joined { .. })));
     }
 
     #[test]

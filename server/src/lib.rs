@@ -58,6 +58,7 @@ pub async fn serve(
     let state = Hub::new(
         HubSettings {
             max_rooms: config.max_rooms,
+            max_rooms_per_session: config.max_rooms_per_connection,
             ..HubSettings::default()
         },
         Box::new(read_store),
