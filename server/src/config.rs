@@ -73,6 +73,11 @@ pub struct Config {
     #[arg(long, env = "CONFAB_MAX_ROOMS_PER_CONNECTION", default_value_t = 100)]
     pub max_rooms_per_connection: usize,
 
+    /// Seconds a client has to send its HTTP request head (the WebSocket handshake)
+    /// before the connection is dropped: slow-trickling clients cannot hold sockets.
+    #[arg(long, env = "CONFAB_HANDSHAKE_TIMEOUT_SECS", default_value_t = 5)]
+    pub handshake_timeout_secs: u64,
+
     /// Most rooms the server holds; creating more is refused.
     #[arg(long, env = "CONFAB_MAX_ROOMS", default_value_t = 1000)]
     pub max_rooms: usize,
@@ -81,6 +86,10 @@ pub struct Config {
 impl Config {
     pub fn ping_interval(&self) -> Duration {
         Duration::from_secs(self.ping_interval_secs.max(1))
+    }
+
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_secs(self.handshake_timeout_secs.max(1))
     }
 
     pub fn idle_timeout(&self) -> Duration {

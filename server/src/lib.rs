@@ -11,12 +11,13 @@ pub mod config;
 pub mod connection;
 pub mod http;
 pub mod hub;
+pub mod listener;
 pub mod outbox;
 pub mod protocol;
 pub mod ratelimit;
 pub mod store;
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -102,21 +103,22 @@ pub async fn serve(
             stop.cancel();
         }
     });
-    let stopped = {
-        let hub = hub.clone();
+    tokio::spawn({
+        let (hub, stop) = (hub.clone(), stop.clone());
         async move {
             stop.cancelled().await;
             tracing::info!("shutting down: closing every connection with 1001");
             hub.send(Event::Shutdown).await;
         }
-    };
-    axum::serve(
+    });
+    listener::serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        app,
+        stop,
+        config.handshake_timeout(),
+        SHUTDOWN_GRACE,
     )
-    .with_graceful_shutdown(stopped)
-    .await
-    .context("HTTP server failed")?;
+    .await;
 
     tracker.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())

@@ -242,3 +242,42 @@ async fn connection_caps_refuse_with_429_per_address_and_503_in_total() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_client_trickling_its_handshake_is_dropped_after_the_deadline() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = start_with(|c| c.handshake_timeout_secs = 1).await;
+    let mut slow = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    let started = tokio::time::Instant::now();
+    slow.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("first bytes");
+    // One more header byte every 200 ms, never finishing the head; meanwhile the server
+    // keeps serving others.
+    let mut other = Client::named(server.addr, "patient").await;
+    other.join("general").await;
+    let mut buf = [0u8; 512];
+    let dropped = loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if slow.write_all(b"X").await.is_err() {
+            break started.elapsed();
+        }
+        match timeout(Duration::from_millis(10), slow.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => break started.elapsed(),
+            // A 408 response may precede the close; keep reading until it closes.
+            Ok(Ok(_)) | Err(_) => {}
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "slowloris kept its socket"
+        );
+    };
+    assert!(
+        dropped >= Duration::from_millis(800),
+        "dropped early, after {dropped:?}"
+    );
+    eprintln!("slowloris client dropped after {dropped:?}");
+}
