@@ -42,12 +42,14 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let open = || {
-        SqliteStore::open(&config.data_dir, config.durability)
-            .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))
+    let opened = |store: Result<SqliteStore, _>| {
+        store.with_context(|| format!("cannot open the store in {}", config.data_dir.display()))
     };
-    let write_store = open()?;
-    let read_store = open()?;
+    let write_store = opened(SqliteStore::open_writer(
+        &config.data_dir,
+        config.durability,
+    ))?;
+    let read_store = opened(SqliteStore::open(&config.data_dir, config.durability))?;
     let (hub, events) = HubHandle::channel();
     let (writer, writer_thread) = store::writer::spawn(write_store, WRITER_QUEUE, {
         let hub = hub.clone();

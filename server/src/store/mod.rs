@@ -5,6 +5,7 @@
 //! module knows SQL: a server database can replace [`sqlite::SqliteStore`] by
 //! implementing the trait.
 
+pub mod checkpoint;
 pub mod sqlite;
 pub mod writer;
 
@@ -65,6 +66,8 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("schema migration failed: {0}")]
     Migration(#[from] rusqlite_migration::Error),
+    #[error("cannot start a storage thread: {0}")]
+    Thread(std::io::Error),
     #[error("cannot create data directory {path}: {source}")]
     DataDir {
         path: std::path::PathBuf,

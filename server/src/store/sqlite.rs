@@ -6,7 +6,10 @@ use confab_shared::{ChatMessage, DEFAULT_ROOM};
 use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 
-use super::{Appended, Durability, Store, StoreError, StoredRoom, Write, Written};
+use super::{
+    Appended, Durability, Store, StoreError, StoredRoom, Write, Written,
+    checkpoint::{self, Checkpointer},
+};
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "confab.sqlite3";
@@ -45,32 +48,47 @@ pub struct SqliteStore {
     /// Last sequence number per room, for assigning the next. Only the writer's
     /// connection uses it, and the writer is the only one that appends.
     last_seq: HashMap<String, u64>,
+    /// Set on the writer's store: takes WAL checkpoints off the commit path.
+    checkpointer: Option<Checkpointer>,
 }
 
 impl SqliteStore {
     /// Opens (creating and migrating if needed) the store in `data_dir`.
     pub fn open(data_dir: &Path, durability: Durability) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
-            path: data_dir.to_owned(),
-            source,
-        })?;
-        let mut conn = Connection::open(data_dir.join(DB_FILE))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(
-            None,
-            "synchronous",
-            match durability {
-                Durability::Process => "NORMAL",
-                Durability::Power => "FULL",
-            },
-        )?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mut conn = connect(data_dir, durability)?;
         migrations().to_latest(&mut conn)?;
         Ok(Self {
             conn,
             last_seq: HashMap::new(),
+            checkpointer: None,
         })
+    }
+
+    /// Opens the store for the writer: like [`SqliteStore::open`], but WAL checkpoints
+    /// run on a thread of their own instead of inside commits (see [`super::checkpoint`]).
+    pub fn open_writer(data_dir: &Path, durability: Durability) -> Result<Self, StoreError> {
+        let mut store = Self::open(data_dir, durability)?;
+        let checkpoints = connect(data_dir, durability)?;
+        store.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        store.checkpointer = Some(Checkpointer::spawn(checkpoints).map_err(StoreError::Thread)?);
+        Ok(store)
+    }
+
+    /// Between transactions, copies the last frames of the log when the checkpoint
+    /// thread asks, so the transaction that follows starts the log over.
+    fn finish_checkpoint(&self) {
+        let Some(checkpointer) = &self.checkpointer else {
+            return;
+        };
+        if !checkpointer.rewind_wanted() {
+            return;
+        }
+        match checkpoint::passive_checkpoint(&self.conn) {
+            Ok(progress) if progress.complete() => checkpointer.rewound(),
+            // The checkpoint thread is busy copying: try again before the next batch.
+            Ok(_) => {}
+            Err(e) => tracing::warn!("WAL checkpoint failed (will retry): {e}"),
+        }
     }
 
     fn next_seq(&mut self, room: &str) -> Result<u64, StoreError> {
@@ -141,6 +159,28 @@ impl SqliteStore {
     }
 }
 
+/// A connection to the database in `data_dir` (created if needed), set up for
+/// `durability`.
+fn connect(data_dir: &Path, durability: Durability) -> Result<Connection, StoreError> {
+    std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+        path: data_dir.to_owned(),
+        source,
+    })?;
+    let conn = Connection::open(data_dir.join(DB_FILE))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        match durability {
+            Durability::Process => "NORMAL",
+            Durability::Power => "FULL",
+        },
+    )?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
 /// SQLite integers are signed: bounds past `i64::MAX` mean "no bound".
 fn as_sql(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -190,11 +230,15 @@ impl Store for SqliteStore {
     }
 
     fn apply(&mut self, writes: &[Write]) -> Result<Vec<Written>, StoreError> {
+        self.finish_checkpoint();
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         let result: Result<Vec<Written>, StoreError> =
             writes.iter().map(|w| self.apply_one(w)).collect();
         let result = result.and_then(|written| {
             self.conn.execute_batch("COMMIT")?;
+            if let Some(checkpointer) = &self.checkpointer {
+                checkpointer.nudge();
+            }
             Ok(written)
         });
         if result.is_err() {
@@ -392,6 +436,59 @@ mod tests {
         assert_eq!(seqs(s.before("general", 8, 3).expect("read")), [5, 6, 7]);
         assert_eq!(seqs(s.before("general", 3, 10).expect("read")), [1, 2]);
         assert!(s.before("general", 1, 10).expect("read").is_empty());
+    }
+
+    #[test]
+    fn the_writer_store_checkpoints_in_the_background() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = SqliteStore::open_writer(dir.path(), Durability::Process).expect("open");
+        let db_bytes = || {
+            std::fs::metadata(dir.path().join(DB_FILE))
+                .expect("db")
+                .len()
+        };
+        let before = db_bytes();
+        let writes: Vec<Write> = (1..=2_000)
+            .map(|i| append("general", "ada", &i.to_string(), "a line of chat"))
+            .collect();
+        s.apply(&writes).expect("append");
+        // Commits only reach the log; the database file grows when the checkpoint thread
+        // copies them over.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while db_bytes() == before {
+            assert!(std::time::Instant::now() < deadline, "no checkpoint ran");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        drop(s);
+        let mut s = open(dir.path());
+        assert_eq!(
+            s.after("general", 0, u64::MAX, 5_000).expect("read").len(),
+            2_000
+        );
+    }
+
+    #[test]
+    fn the_writer_finishes_a_requested_checkpoint_before_its_next_batch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = SqliteStore::open_writer(dir.path(), Durability::Process).expect("open");
+        s.apply(&[append("general", "ada", "1", "one")])
+            .expect("append");
+        let checkpointer = s.checkpointer.as_ref().expect("writer has a checkpointer");
+        checkpointer.request_rewind();
+        s.apply(&[append("general", "ada", "2", "two")])
+            .expect("append");
+        let checkpointer = s.checkpointer.as_ref().expect("writer has a checkpointer");
+        assert!(
+            !checkpointer.rewind_wanted(),
+            "the writer copied the log first"
+        );
+        let seqs: Vec<u64> = s
+            .after("general", 0, u64::MAX, 10)
+            .expect("read")
+            .iter()
+            .map(|m| m.seq)
+            .collect();
+        assert_eq!(seqs, [1, 2]);
     }
 
     #[test]
