@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 
 use super::{
-    Appended, Durability, Store, StoreError, StoredRoom, Write, Written,
+    Appended, Durability, NewMessage, Store, StoreError, StoredRoom, Write, Written,
     checkpoint::{self, Checkpointer},
 };
 
@@ -91,72 +91,81 @@ impl SqliteStore {
         }
     }
 
-    fn next_seq(&mut self, room: &str) -> Result<u64, StoreError> {
-        let last = match self.last_seq.get(room) {
-            Some(last) => *last,
-            None => self.conn.query_row(
-                "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = ?1",
-                [room],
-                |row| row.get::<_, u64>(0),
-            )?,
-        };
-        Ok(last + 1)
+    /// Applies `writes` inside the open transaction.
+    fn apply_all(&mut self, writes: &[Write]) -> Result<Vec<Written>, StoreError> {
+        // One statement handle for the whole batch: fetching it from the statement cache
+        // for every message showed up in profiles (about 4% of the server's CPU).
+        let mut insert = self.conn.prepare_cached(INSERT_MESSAGE)?;
+        let conn = &self.conn;
+        writes
+            .iter()
+            .map(|write| {
+                match write {
+                    Write::Append(m) => return append(conn, &mut self.last_seq, &mut insert, m),
+                    Write::CreateRoom { room, ts } => conn
+                        .prepare_cached(
+                            "INSERT OR IGNORE INTO rooms (name, created_at) VALUES (?1, ?2)",
+                        )?
+                        .execute(params![room, ts])?,
+                    Write::AddMember { room, name } => conn
+                        .prepare_cached(
+                            "INSERT OR IGNORE INTO room_members (room, name) VALUES (?1, ?2)",
+                        )?
+                        .execute(params![room, name])?,
+                    Write::RemoveMember { room, name } => conn
+                        .prepare_cached("DELETE FROM room_members WHERE room = ?1 AND name = ?2")?
+                        .execute(params![room, name])?,
+                };
+                Ok(Written::Done)
+            })
+            .collect()
     }
+}
 
-    fn apply_one(&mut self, write: &Write) -> Result<Written, StoreError> {
-        match write {
-            Write::CreateRoom { room, ts } => {
-                self.conn
-                    .prepare_cached(
-                        "INSERT OR IGNORE INTO rooms (name, created_at) VALUES (?1, ?2)",
-                    )?
-                    .execute(params![room, ts])?;
-            }
-            Write::AddMember { room, name } => {
-                self.conn
-                    .prepare_cached(
-                        "INSERT OR IGNORE INTO room_members (room, name) VALUES (?1, ?2)",
-                    )?
-                    .execute(params![room, name])?;
-            }
-            Write::RemoveMember { room, name } => {
-                self.conn
-                    .prepare_cached("DELETE FROM room_members WHERE room = ?1 AND name = ?2")?
-                    .execute(params![room, name])?;
-            }
-            Write::Append(m) => {
-                let seq = self.next_seq(&m.room)?;
-                let inserted = self
-                    .conn
-                    .prepare_cached(
-                        "INSERT INTO messages (room, seq, sender, client_id, body, ts)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                         ON CONFLICT (sender, client_id) DO NOTHING",
-                    )?
-                    .execute(params![m.room, seq, m.from, m.client_id, m.body, m.ts])?;
-                if inserted == 1 {
-                    self.last_seq.insert(m.room.clone(), seq);
-                    return Ok(Written::Appended(Appended::Stored(ChatMessage {
-                        id: u64::try_from(self.conn.last_insert_rowid()).unwrap_or_default(),
-                        seq,
-                        room: m.room.clone(),
-                        from: m.from.clone(),
-                        body: m.body.clone(),
-                        ts: m.ts,
-                    })));
-                }
-                let original = self
-                    .conn
-                    .prepare_cached(
-                        "SELECT id, room, seq, sender, body, ts FROM messages
-                         WHERE sender = ?1 AND client_id = ?2",
-                    )?
-                    .query_row(params![m.from, m.client_id], row_to_message)?;
-                return Ok(Written::Appended(Appended::Duplicate(original)));
+const INSERT_MESSAGE: &str = "INSERT INTO messages (room, seq, sender, client_id, body, ts)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+     ON CONFLICT (sender, client_id) DO NOTHING";
+
+/// Stores one message with the next sequence number of its room, or finds the one the
+/// same sender already stored under this client id.
+fn append(
+    conn: &Connection,
+    last_seq: &mut HashMap<String, u64>,
+    insert: &mut rusqlite::Statement<'_>,
+    m: &NewMessage,
+) -> Result<Written, StoreError> {
+    let seq = match last_seq.get(&m.room) {
+        Some(last) => *last,
+        None => conn.query_row(
+            "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = ?1",
+            [&m.room],
+            |row| row.get::<_, u64>(0),
+        )?,
+    } + 1;
+    let inserted = insert.execute(params![m.room, seq, m.from, m.client_id, m.body, m.ts])?;
+    if inserted == 1 {
+        match last_seq.get_mut(&m.room) {
+            Some(last) => *last = seq,
+            None => {
+                last_seq.insert(m.room.clone(), seq);
             }
         }
-        Ok(Written::Done)
+        return Ok(Written::Appended(Appended::Stored(ChatMessage {
+            id: u64::try_from(conn.last_insert_rowid()).unwrap_or_default(),
+            seq,
+            room: m.room.clone(),
+            from: m.from.clone(),
+            body: m.body.clone(),
+            ts: m.ts,
+        })));
     }
+    let original = conn
+        .prepare_cached(
+            "SELECT id, room, seq, sender, body, ts FROM messages
+             WHERE sender = ?1 AND client_id = ?2",
+        )?
+        .query_row(params![m.from, m.client_id], row_to_message)?;
+    Ok(Written::Appended(Appended::Duplicate(original)))
 }
 
 /// A connection to the database in `data_dir` (created if needed), set up for
@@ -232,9 +241,7 @@ impl Store for SqliteStore {
     fn apply(&mut self, writes: &[Write]) -> Result<Vec<Written>, StoreError> {
         self.finish_checkpoint();
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
-        let result: Result<Vec<Written>, StoreError> =
-            writes.iter().map(|w| self.apply_one(w)).collect();
-        let result = result.and_then(|written| {
+        let result = self.apply_all(writes).and_then(|written| {
             self.conn.execute_batch("COMMIT")?;
             if let Some(checkpointer) = &self.checkpointer {
                 checkpointer.nudge();
