@@ -81,6 +81,11 @@ pub struct Config {
     /// Most rooms the server holds; creating more is refused.
     #[arg(long, env = "CONFAB_MAX_ROOMS", default_value_t = 1000)]
     pub max_rooms: usize,
+
+    /// Typing indicators one connection may have forwarded per second, over all its
+    /// rooms (on top of one per room every 1.5 s); extra ones are dropped silently.
+    #[arg(long, env = "CONFAB_MAX_TYPING_PER_SEC", default_value_t = 4)]
+    pub max_typing_per_sec: u32,
 }
 
 impl Config {

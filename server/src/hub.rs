@@ -82,6 +82,10 @@ pub struct HubSettings {
     pub history_on_join: usize,
     /// Rooms one connection may be in at once.
     pub max_rooms_per_session: usize,
+    /// Typing events one connection may have forwarded per second, over all its rooms.
+    /// The per-room throttle alone would let a client in 100 rooms fan out 100
+    /// indicators every throttle period.
+    pub max_typing_per_sec: u32,
 }
 
 impl Default for HubSettings {
@@ -90,6 +94,7 @@ impl Default for HubSettings {
             max_rooms: 1000,
             history_on_join: limits::HISTORY_ON_JOIN,
             max_rooms_per_session: 100,
+            max_typing_per_sec: 4,
         }
     }
 }
@@ -103,6 +108,8 @@ struct Session {
     rooms: BTreeSet<String>,
     /// When this session's last typing event per room was forwarded.
     last_typing: HashMap<String, Instant>,
+    /// Start of the current one-second typing window and the events forwarded in it.
+    typing_window: (Instant, u32),
 }
 
 #[derive(Debug, Default)]
@@ -184,6 +191,7 @@ impl Hub {
                 name: None,
                 rooms: BTreeSet::new(),
                 last_typing: HashMap::new(),
+                typing_window: (Instant::now(), 0),
             },
         );
     }
@@ -606,12 +614,20 @@ impl Hub {
         let Some(session) = self.sessions.get_mut(&id) else {
             return Ok(());
         };
-        match session.last_typing.get(room.as_str()) {
-            Some(last) if now.duration_since(*last) < min_gap => return Ok(()),
-            _ => {
-                session.last_typing.insert(room.to_string(), now);
-            }
+        if matches!(session.last_typing.get(room.as_str()), Some(last) if now.duration_since(*last) < min_gap)
+        {
+            return Ok(());
         }
+        let (window_start, forwarded) = &mut session.typing_window;
+        if now.duration_since(*window_start) >= Duration::from_secs(1) {
+            *window_start = now;
+            *forwarded = 0;
+        }
+        if *forwarded >= self.settings.max_typing_per_sec {
+            return Ok(());
+        }
+        *forwarded += 1;
+        session.last_typing.insert(room.to_string(), now);
         let frame = encode(&ServerMsg::Typing {
             room: room.to_string(),
             name: self.name_of(id),
@@ -1493,6 +1509,41 @@ mod tests {
         f.say(&ada, "general", "done", "c1");
         f.hub.handle(1, Command::Typing(room("general")));
         assert_eq!(bob.drain().len(), 2);
+    }
+
+    #[test]
+    fn typing_is_capped_per_second_over_all_rooms() {
+        let settings = HubSettings {
+            max_typing_per_sec: 2,
+            ..HubSettings::default()
+        };
+        let mut f = Fixture::with(settings, tempfile::tempdir().expect("tempdir"));
+        let mut ada = f.member(1, "ada");
+        let mut bob = f.member(2, "bob");
+        for r in ["one", "two"] {
+            f.hub.handle(1, Command::CreateRoom(room(r)));
+        }
+        f.flush();
+        for r in ["one", "two"] {
+            f.hub.handle(1, join(r, None));
+            f.hub.handle(2, join(r, None));
+        }
+        ada.drain();
+        bob.drain();
+        for r in ["general", "one", "two"] {
+            f.hub.handle(1, Command::Typing(room(r)));
+        }
+        let forwarded = bob.drain();
+        assert_eq!(
+            forwarded.len(),
+            2,
+            "only two of three rooms' indicators: {forwarded:?}"
+        );
+        assert!(
+            forwarded
+                .iter()
+                .all(|m| matches!(m, ServerMsg::Typing { .. }))
+        );
     }
 
     #[test]

@@ -62,6 +62,7 @@ pub async fn serve(
         HubSettings {
             max_rooms: config.max_rooms,
             max_rooms_per_session: config.max_rooms_per_connection,
+            max_typing_per_sec: config.max_typing_per_sec,
             ..HubSettings::default()
         },
         Box::new(read_store),
