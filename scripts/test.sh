@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of Confab, in order, stopping at the first failure:
 # tools, formatting, lints (native and wasm), Rust tests, the release client build,
-# the server binary, then the browser tests (Playwright + Debian's Chromium).
+# the server binary, a seconds-long smoke of every benchmark scenario, then the browser
+# tests (Playwright + Debian's Chromium).
 # Usage: scripts/test.sh [extra args for `npx playwright test`]
 set -euo pipefail
 
@@ -9,7 +10,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$CONFAB_ROOT"
 
-TOTAL_STEPS=8
+TOTAL_STEPS=9
 step_no=0
 current_step=""
 summary=""
@@ -44,6 +45,13 @@ step() {
 	summary+="$(printf '  %6ss  %s' "$took" "$current_step")"$'\n'
 }
 
+# Every bench scenario for a second against the debug server: proves the load generator
+# and the server still speak the same protocol. Figures from it mean nothing.
+bench_smoke() {
+	local target_dir="${CARGO_TARGET_DIR:-$CONFAB_ROOT/target}"
+	cargo run -q -p confab-bench -- durable --smoke --server-bin "$target_dir/debug/confab-server"
+}
+
 ensure_all_tools() {
 	ensure_client_tools
 	ensure_chromium
@@ -74,6 +82,7 @@ step "clippy (wasm client)" cargo clippy -p confab-web --target "$WASM_TARGET" -
 step "cargo test" cargo test --workspace
 step "trunk build --release" trunk build --release
 step "build server (debug, for e2e)" cargo build -p confab-server
+step "bench smoke (does it work, not how fast)" bench_smoke
 step "browser tests (playwright)" playwright "$@"
 current_step=""
 
