@@ -136,6 +136,11 @@ ensure_e2e_deps() {
 	npm_ci_if_stale e2e
 }
 
+# The Node `ws` server the benchmarks measure Confab against.
+ensure_bench_peer_deps() {
+	npm_ci_if_stale bench/peers/node-ws
+}
+
 # Everything `trunk build --release` needs: rustc's wasm target, trunk, and local
 # wasm-bindgen and wasm-opt so trunk never tries to download them.
 ensure_client_tools() {

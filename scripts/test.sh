@@ -49,13 +49,14 @@ step() {
 # and the server still speak the same protocol. Figures from it mean nothing.
 bench_smoke() {
 	local target_dir="${CARGO_TARGET_DIR:-$CONFAB_ROOT/target}"
-	cargo run -q -p confab-bench -- durable --smoke --server-bin "$target_dir/debug/confab-server"
+	cargo run -q -p confab-bench -- suite --smoke --server-bin "$target_dir/debug/confab-server"
 }
 
 ensure_all_tools() {
 	ensure_client_tools
 	ensure_chromium
 	ensure_e2e_deps
+	ensure_bench_peer_deps
 }
 
 playwright() {

@@ -1,14 +1,20 @@
 //! A bench client's setup conversation with the server: connect, say hello, make and
 //! join a room. The hot loops of each scenario live with the scenario.
 
-use std::time::Duration;
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
 
 use anyhow::{Context, bail};
 use confab_shared::{ClientMsg, PROTOCOL_VERSION, ServerMsg};
 use futures_util::{SinkExt, StreamExt};
-use tokio::{net::TcpStream, time::timeout};
+use tokio::{
+    net::{TcpSocket, TcpStream},
+    time::timeout,
+};
 use tokio_tungstenite::{
-    MaybeTlsStream, WebSocketStream, connect_async_with_config, tungstenite::Message,
+    MaybeTlsStream, WebSocketStream, client_async, connect_async_with_config, tungstenite::Message,
 };
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -24,6 +30,91 @@ pub async fn connect(url: &str) -> anyhow::Result<Ws> {
         .with_context(|| format!("connecting to {url} timed out"))?
         .with_context(|| format!("cannot connect to {url}"))?;
     Ok(ws)
+}
+
+/// Opens a chat socket to `server` from the loopback address `from`. One source address
+/// has ~28,000 ephemeral ports; spreading thousands of sockets over 127.0.0.x keeps a
+/// big run clear of that limit.
+pub async fn connect_from(server: SocketAddr, from: IpAddr) -> anyhow::Result<Ws> {
+    let open = async {
+        let socket = TcpSocket::new_v4().context("cannot make a socket")?;
+        socket
+            .bind(SocketAddr::new(from, 0))
+            .with_context(|| format!("cannot bind to {from}"))?;
+        let stream = socket
+            .connect(server)
+            .await
+            .with_context(|| format!("cannot connect to {server} from {from}"))?;
+        stream.set_nodelay(true).context("cannot set TCP_NODELAY")?;
+        let url = format!("ws://{server}/ws");
+        let (ws, _) = client_async(url, MaybeTlsStream::Plain(stream))
+            .await
+            .context("WebSocket handshake failed")?;
+        anyhow::Ok(ws)
+    };
+    timeout(STEP_TIMEOUT, open)
+        .await
+        .with_context(|| format!("connecting to {server} timed out"))?
+}
+
+/// The `i`-th loopback source address of a run: 127.0.0.1, then .2, … every `per` sockets.
+pub fn source_address(i: usize, per: usize) -> IpAddr {
+    let host = 1 + (i / per.max(1)) % 254;
+    IpAddr::from([127, 0, 0, u8::try_from(host).unwrap_or(1)])
+}
+
+/// Says hello as `name` and waits for the welcome.
+pub async fn hello(ws: &mut Ws, name: &str) -> anyhow::Result<()> {
+    send(
+        ws,
+        &ClientMsg::Hello {
+            protocol: PROTOCOL_VERSION,
+            name: name.into(),
+        },
+    )
+    .await?;
+    expect(ws, "welcome", |m| {
+        matches!(m, ServerMsg::Welcome { .. }).then_some(())
+    })
+    .await
+}
+
+/// Joins `room` (which must exist) and waits until the client is live in it.
+pub async fn join(ws: &mut Ws, room: &str) -> anyhow::Result<()> {
+    send(
+        ws,
+        &ClientMsg::Join {
+            room: room.into(),
+            after: None,
+        },
+    )
+    .await?;
+    expect(ws, "joined", |m| match m {
+        ServerMsg::Joined { room: r, .. } if r == room => Some(()),
+        _ => None,
+    })
+    .await
+}
+
+/// Creates `rooms` and waits until the last one is listed: then all exist, as rooms are
+/// created in the order asked.
+pub async fn create_rooms(ws: &mut Ws, rooms: &[String]) -> anyhow::Result<()> {
+    let Some(last) = rooms.last() else {
+        return Ok(());
+    };
+    for room in rooms {
+        ws.feed(Message::text(
+            ClientMsg::CreateRoom { room: room.clone() }.to_json(),
+        ))
+        .await
+        .context("cannot send to the server")?;
+    }
+    ws.flush().await.context("cannot send to the server")?;
+    expect(ws, "the new rooms", |m| match m {
+        ServerMsg::Rooms { rooms } if rooms.iter().any(|r| &r.name == last) => Some(()),
+        _ => None,
+    })
+    .await
 }
 
 pub async fn send(ws: &mut Ws, msg: &ClientMsg) -> anyhow::Result<()> {
@@ -66,31 +157,8 @@ pub async fn expect<T>(
 /// Connects as `name`, creates `room` and joins it: a sender ready to post there.
 pub async fn member_of_own_room(url: &str, name: &str, room: &str) -> anyhow::Result<Ws> {
     let mut ws = connect(url).await?;
-    send(
-        &mut ws,
-        &ClientMsg::Hello {
-            protocol: PROTOCOL_VERSION,
-            name: name.into(),
-        },
-    )
-    .await?;
-    expect(&mut ws, "welcome", |m| {
-        matches!(m, ServerMsg::Welcome { .. }).then_some(())
-    })
-    .await?;
-    send(&mut ws, &ClientMsg::CreateRoom { room: room.into() }).await?;
-    send(
-        &mut ws,
-        &ClientMsg::Join {
-            room: room.into(),
-            after: None,
-        },
-    )
-    .await?;
-    expect(&mut ws, "joined", |m| match m {
-        ServerMsg::Joined { room: r, .. } if r == room => Some(()),
-        _ => None,
-    })
-    .await?;
+    hello(&mut ws, name).await?;
+    create_rooms(&mut ws, &[room.to_owned()]).await?;
+    join(&mut ws, room).await?;
     Ok(ws)
 }

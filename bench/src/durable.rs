@@ -40,7 +40,7 @@ use crate::{
     client::Ws,
     pin::Placement,
     report::{self, Report},
-    server::{Launch, ServerProcess},
+    server::{Peer, ServerProcess},
 };
 
 /// How long a sender waits for its last acks once it stops sending.
@@ -101,13 +101,10 @@ pub async fn run(mut args: DurableArgs, placement: Option<Placement>) -> anyhow:
     if args.senders == 0 || args.window == 0 || args.duration_secs == 0 {
         bail!("--senders, --window and --duration-secs must be at least 1");
     }
-    let server = ServerProcess::start(&Launch {
-        bin: args.common.server_bin.clone(),
-        core: placement.map(|p| p.server_core),
-        durability: args.common.durability.clone(),
-        extra_args: args.common.server_args.clone(),
-    })
-    .await?;
+    if args.common.peer != Peer::Confab {
+        bail!("the durable scenario measures Confab's store: only --peer confab");
+    }
+    let server = ServerProcess::start(&args.common.launch(placement)).await?;
     eprintln!(
         "server pid {} on {}, {} senders × window {}, warmup {} s, measuring {} s",
         server.pid(),

@@ -10,9 +10,13 @@
 
 mod client;
 mod durable;
+mod fanout;
+mod idle;
 mod pin;
 mod report;
 mod server;
+mod storm;
+mod suite;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -31,6 +35,19 @@ enum Scenario {
     /// Acknowledged durable sends: N senders, each in its own room, each keeping up to
     /// `window` sends waiting for their ack. Measures acked msgs/s and send→ack latency.
     Durable(durable::DurableArgs),
+    /// Fan-out: R rooms × M members, P of them publishing, at a fixed rate or as fast as
+    /// the server delivers. Measures delivered msgs/s and end-to-end latency (the send
+    /// time travels inside the message).
+    Fanout(fanout::FanoutArgs),
+    /// Idle sockets: opens N joined, silent connections and reports the server's memory
+    /// per socket and the connect rate.
+    Idle(idle::IdleArgs),
+    /// Connect storm: WebSocket handshakes (connect, hello, welcome, close) per second
+    /// at rising concurrency, until the rate stops growing.
+    Storm(storm::StormArgs),
+    /// Every scenario against Confab, and fan-out and idle against the Node `ws` peer,
+    /// in one run: the side-by-side table of docs/PERFORMANCE.md.
+    Suite(suite::SuiteArgs),
 }
 
 /// What every scenario shares: which server to start, where to pin, where to report.
@@ -55,6 +72,27 @@ pub struct CommonArgs {
     /// Also write the figures to this JSON file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Which server to measure. The Node peer speaks only what the fan-out and idle
+    /// scenarios need.
+    #[arg(long, value_enum, default_value_t = server::Peer::Confab)]
+    pub peer: server::Peer,
+    /// Folder of the Node `ws` peer (its `server.js` and `node_modules`).
+    #[arg(long, default_value = "bench/peers/node-ws")]
+    pub node_peer_dir: PathBuf,
+}
+
+impl CommonArgs {
+    /// How to start the server these arguments describe.
+    pub fn launch(&self, placement: Option<pin::Placement>) -> server::Launch {
+        server::Launch {
+            peer: self.peer,
+            bin: self.server_bin.clone(),
+            node_peer_dir: self.node_peer_dir.clone(),
+            core: placement.map(|p| p.server_core),
+            durability: self.durability.clone(),
+            extra_args: self.server_args.clone(),
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -71,7 +109,14 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let (common, pinned) = match &cli.scenario {
         Scenario::Durable(args) => (args.common.clone(), !args.smoke),
+        Scenario::Fanout(args) => (args.common.clone(), !args.smoke),
+        Scenario::Idle(args) => (args.common.clone(), !args.smoke),
+        Scenario::Storm(args) => (args.common.clone(), !args.smoke),
+        Scenario::Suite(args) => (args.common.clone(), !args.smoke),
     };
+    // Thousands of sockets: lift this process's file limit to what the system allows.
+    // The server, started from here, inherits it.
+    raise_file_limit()?;
     let placement = if pinned {
         if common.server_core == common.bench_core {
             anyhow::bail!("--server-core and --bench-core must differ");
@@ -89,15 +134,32 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let report = runtime.block_on(async {
+    let reports = runtime.block_on(async {
         match cli.scenario {
-            Scenario::Durable(args) => durable::run(args, placement).await,
+            Scenario::Durable(args) => durable::run(args, placement).await.map(|r| vec![r]),
+            Scenario::Fanout(args) => fanout::run(args, placement).await.map(|r| vec![r]),
+            Scenario::Idle(args) => idle::run(args, placement).await.map(|r| vec![r]),
+            Scenario::Storm(args) => storm::run(args, placement).await.map(|r| vec![r]),
+            Scenario::Suite(args) => suite::run(args, placement).await,
         }
     })?;
-    report.print_table();
+    if let [report] = reports.as_slice() {
+        report.print_table();
+    }
     if let Some(path) = &common.json {
-        report.write_json(path)?;
+        let json = match reports.as_slice() {
+            [report] => report.to_json(),
+            many => serde_json::Value::Array(many.iter().map(report::Report::to_json).collect()),
+        };
+        report::write_json(path, &json)?;
         println!("figures written to {}", path.display());
     }
+    Ok(())
+}
+
+fn raise_file_limit() -> anyhow::Result<()> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).context("cannot read the file limit")?;
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).context("cannot raise the file limit")?;
     Ok(())
 }

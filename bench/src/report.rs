@@ -66,12 +66,65 @@ impl Report {
         out.insert("figures".into(), Value::Object(figures));
         Value::Object(out)
     }
+}
 
-    pub fn write_json(&self, path: &Path) -> anyhow::Result<()> {
-        let text = serde_json::to_string_pretty(&self.to_json())
-            .context("cannot encode the figures as JSON")?;
-        std::fs::write(path, text + "\n")
-            .with_context(|| format!("cannot write {}", path.display()))
+pub fn write_json(path: &Path, json: &Value) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(json).context("cannot encode the figures as JSON")?;
+    std::fs::write(path, text + "\n").with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// CPU time of the server, the bench and everything else over a measured period.
+pub struct CpuMeter {
+    server_pid: u32,
+    wall_from: std::time::Instant,
+    server_from: Duration,
+    bench_from: Duration,
+    machine_from: Duration,
+}
+
+/// What [`CpuMeter`] measured.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuUse {
+    pub wall: Duration,
+    pub server: Duration,
+    pub bench: Duration,
+    /// Other processes: anything well above zero means they competed for the cores.
+    pub other: Duration,
+}
+
+impl CpuMeter {
+    pub fn start(server_pid: u32) -> anyhow::Result<Self> {
+        Ok(Self {
+            server_pid,
+            wall_from: std::time::Instant::now(),
+            server_from: cpu_time_of(&format!("/proc/{server_pid}/stat"))?,
+            bench_from: cpu_time_of("/proc/self/stat")?,
+            machine_from: machine_busy_time()?,
+        })
+    }
+
+    pub fn finish(self) -> anyhow::Result<CpuUse> {
+        let server = cpu_time_of(&format!("/proc/{}/stat", self.server_pid))?
+            .saturating_sub(self.server_from);
+        let bench = cpu_time_of("/proc/self/stat")?.saturating_sub(self.bench_from);
+        let other = machine_busy_time()?
+            .saturating_sub(self.machine_from)
+            .saturating_sub(server + bench);
+        Ok(CpuUse {
+            wall: self.wall_from.elapsed(),
+            server,
+            bench,
+            other,
+        })
+    }
+}
+
+impl CpuUse {
+    /// Adds the three CPU columns every scenario reports.
+    pub fn columns(&self, report: &mut Report) {
+        report.column("server CPU %", cpu_percent(self.server, self.wall));
+        report.column("bench CPU %", cpu_percent(self.bench, self.wall));
+        report.column("other CPU %", cpu_percent(self.other, self.wall));
     }
 }
 

@@ -18,13 +18,35 @@ use tokio::{
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// A rate no bench reaches.
+/// A rate or count no bench reaches.
 const UNLIMITED: &str = "1000000000";
+
+/// Which server a run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Peer {
+    /// `confab-server`, the binary given by `--server-bin`.
+    Confab,
+    /// The Node `ws` broadcast server in `bench/peers/node-ws` (fan-out and idle only).
+    NodeWs,
+}
+
+impl Peer {
+    pub fn name(self) -> &'static str {
+        match self {
+            Peer::Confab => "confab",
+            Peer::NodeWs => "node-ws",
+        }
+    }
+}
 
 /// How to start the server.
 #[derive(Debug, Clone)]
 pub struct Launch {
+    pub peer: Peer,
+    /// The `confab-server` binary (for [`Peer::Confab`]).
     pub bin: PathBuf,
+    /// The folder of the Node peer's `server.js` (for [`Peer::NodeWs`]).
+    pub node_peer_dir: PathBuf,
     /// `taskset -c` core, or `None` to let it run anywhere.
     pub core: Option<usize>,
     pub durability: String,
@@ -45,54 +67,29 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts the server on a free loopback port and waits until it listens.
     pub async fn start(launch: &Launch) -> anyhow::Result<ServerProcess> {
-        if !launch.bin.is_file() {
-            bail!(
-                "no server binary at {} (build it with `cargo build --release -p confab-server`, \
-                 or pass --server-bin)",
-                launch.bin.display()
-            );
-        }
         let data_dir = TempDir::with_prefix("confab-bench-").context("cannot make a data dir")?;
-        // A folder that does not exist: the server then serves the socket only.
-        let static_dir = data_dir.path().join("no-static");
         let mut cmd = match launch.core {
             Some(core) => {
                 let mut cmd = Command::new("taskset");
-                cmd.arg("-c").arg(core.to_string()).arg(&launch.bin);
+                cmd.arg("-c").arg(core.to_string());
                 cmd
             }
-            None => Command::new(&launch.bin),
+            // `env` runs the program as `taskset` would, so both cases build alike.
+            None => Command::new("env"),
         };
-        // Port 0 and reading the address back avoids racing another process for a port.
-        cmd.arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(data_dir.path().join("data"))
-            .arg("--static-dir")
-            .arg(&static_dir)
-            .arg("--durability")
-            .arg(&launch.durability)
-            .env("RUST_LOG", "warn")
+        match launch.peer {
+            Peer::Confab => confab_command(&mut cmd, launch, &data_dir)?,
+            Peer::NodeWs => node_command(&mut cmd, launch)?,
+        }
+        cmd.env("RUST_LOG", "warn")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
-        // Settings inherited from the environment would make runs incomparable.
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("CONFAB_") {
-                cmd.env_remove(key);
-            }
-        }
-        // The per-connection rate limit is a policy for people, far below what one
-        // bench sender posts; the bench measures capacity, so it lifts the limit.
-        // Variables rather than flags, so a server without a rate limit ignores them.
-        cmd.env("CONFAB_RATE_LIMIT_PER_SEC", UNLIMITED)
-            .env("CONFAB_RATE_LIMIT_BURST", UNLIMITED);
-        cmd.args(&launch.extra_args);
         let mut child = cmd
             .spawn()
-            .with_context(|| format!("cannot start {}", launch.bin.display()))?;
+            .with_context(|| format!("cannot start the {} server", launch.peer.name()))?;
         let pid = child.id().context("the server exited at once")?;
         let stdout = child.stdout.take().context("no stdout pipe")?;
         let mut lines = BufReader::new(stdout).lines();
@@ -158,7 +155,70 @@ impl ServerProcess {
     }
 }
 
-/// The address in the server's start-up line, `Confab is running: open http://ADDR/`.
+/// `confab-server` on a free port with a fresh data directory, every setting of the
+/// caller's environment removed, and the limits meant for people lifted.
+fn confab_command(cmd: &mut Command, launch: &Launch, data_dir: &TempDir) -> anyhow::Result<()> {
+    if !launch.bin.is_file() {
+        bail!(
+            "no server binary at {} (build it with `cargo build --release -p confab-server`, \
+             or pass --server-bin)",
+            launch.bin.display()
+        );
+    }
+    // A folder that does not exist: the server then serves the socket only.
+    let static_dir = data_dir.path().join("no-static");
+    // Port 0 and reading the address back avoids racing another process for a port.
+    cmd.arg(&launch.bin)
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(data_dir.path().join("data"))
+        .arg("--static-dir")
+        .arg(&static_dir)
+        .arg("--durability")
+        .arg(&launch.durability);
+    // Settings inherited from the environment would make runs incomparable.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("CONFAB_") {
+            cmd.env_remove(key);
+        }
+    }
+    // The rate and connection limits are policies for people on the internet, far below
+    // what one bench client posts or how many sockets it opens from one address; the
+    // bench measures capacity, so it lifts them. Variables rather than flags, so a
+    // server without one of the limits ignores it.
+    for var in [
+        "CONFAB_RATE_LIMIT_PER_SEC",
+        "CONFAB_RATE_LIMIT_BURST",
+        "CONFAB_MAX_CONNECTIONS",
+        "CONFAB_MAX_CONNECTIONS_PER_IP",
+        "CONFAB_MAX_ROOMS",
+    ] {
+        cmd.env(var, UNLIMITED);
+    }
+    cmd.args(&launch.extra_args);
+    Ok(())
+}
+
+/// The Node `ws` peer on a free port. Its packages must be installed (`npm ci` in its
+/// folder; `scripts/bench.sh` and the test command do it).
+fn node_command(cmd: &mut Command, launch: &Launch) -> anyhow::Result<()> {
+    let script = launch.node_peer_dir.join("server.js");
+    if !launch.node_peer_dir.join("node_modules/ws").is_dir() {
+        bail!(
+            "the Node peer's packages are missing: run `npm ci` in {}",
+            launch.node_peer_dir.display()
+        );
+    }
+    cmd.arg("node")
+        .arg(&script)
+        .arg("--listen")
+        .arg("127.0.0.1:0");
+    Ok(())
+}
+
+/// The address in the server's start-up line, `Confab is running: open http://ADDR/`
+/// (the Node peer prints `... listening on http://ADDR/`).
 fn listening_addr(line: &str) -> Option<SocketAddr> {
     let (_, rest) = line.split_once("http://")?;
     rest.trim_end().trim_end_matches('/').parse().ok()

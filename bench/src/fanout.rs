@@ -1,0 +1,441 @@
+//! Scenario `fanout`: R rooms of M members each; in every room P of the members also
+//! publish. Every message goes to all M members of its room (the publisher included), so
+//! the server delivers P × M messages per round of publishing.
+//!
+//! The send time travels inside the message body (microseconds since the bench
+//! started), so every member measures end-to-end latency — publisher's write to
+//! member's read — for every delivery, with one clock.
+//!
+//! Two ways to publish:
+//! - **at a fixed rate** (`--rate`, total messages per second over all publishers):
+//!   latency at a known load;
+//! - **as fast as the server delivers** (no `--rate`): each publisher keeps at most
+//!   `--window` messages whose own copy has not come back to it yet. Its copy travels
+//!   through the same broadcast as everyone else's, so publishers slow down exactly as
+//!   much as the fan-out does, and the server's queues stay short.
+//!
+//! Delivered msgs/s counts `message` frames read by all members in the measured
+//! period. Works against Confab and the Node `ws` peer alike: both speak the protocol's
+//! `hello`, `create_room`, `join` and `send`.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use confab_shared::ClientMsg;
+use futures_util::{SinkExt, StreamExt, stream::SplitSink};
+use hdrhistogram::Histogram;
+use serde_json::json;
+use tokio::{
+    sync::Semaphore,
+    time::{Instant, MissedTickBehavior, sleep_until, timeout_at},
+};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::{
+    CommonArgs, client,
+    client::Ws,
+    pin::Placement,
+    report::{self, CpuMeter, Report},
+    server::ServerProcess,
+};
+
+/// Bytes of every message body: a short chat line.
+const BODY_BYTES: usize = 64;
+/// How long members keep reading after publishing stops, so the last messages of the
+/// measured period arrive (they are not counted, but must not be cut off mid-frame).
+const DRAIN: Duration = Duration::from_millis(500);
+/// Sockets set up at once.
+const SETUP_CONCURRENCY: usize = 64;
+
+#[derive(Debug, Clone, Args)]
+pub struct FanoutArgs {
+    /// Rooms.
+    #[arg(long, default_value_t = 1)]
+    pub rooms: usize,
+    /// Members of each room (each its own connection).
+    #[arg(long, default_value_t = 32)]
+    pub members: usize,
+    /// Members of each room that also publish.
+    #[arg(long, default_value_t = 32)]
+    pub publishers: usize,
+    /// Messages published per second over all publishers. Without it, publishers go as
+    /// fast as the server delivers.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Without `--rate`: messages a publisher may have on the way before its own copy
+    /// comes back.
+    #[arg(long, default_value_t = 4)]
+    pub window: usize,
+    /// Length of the measured period.
+    #[arg(long, default_value_t = 10)]
+    pub duration_secs: u64,
+    /// Publishing before the measured period, not counted.
+    #[arg(long, default_value_t = 2)]
+    pub warmup_secs: u64,
+    /// A seconds-long "does it work" run for CI: at most 4 members and 2 publishers per
+    /// room, 1 s, no warmup, no pinning. Fails on any error or if nothing is delivered.
+    #[arg(long)]
+    pub smoke: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// When publishing starts, when counting starts and stops.
+#[derive(Debug, Clone, Copy)]
+struct Timeline {
+    /// Zero of the timestamps in message bodies.
+    epoch: Instant,
+    measure_from: Instant,
+    until: Instant,
+}
+
+impl Timeline {
+    fn measured(&self, at: Instant) -> bool {
+        at >= self.measure_from && at < self.until
+    }
+}
+
+/// What one member read.
+struct MemberResult {
+    delivered: u64,
+    latency: Histogram<u64>,
+}
+
+pub async fn run(mut args: FanoutArgs, placement: Option<Placement>) -> anyhow::Result<Report> {
+    if args.smoke {
+        args.members = args.members.min(4);
+        args.publishers = args.publishers.min(2);
+        args.rooms = args.rooms.min(2);
+        args.duration_secs = 1;
+        args.warmup_secs = 0;
+    }
+    if args.rooms == 0 || args.members == 0 || args.duration_secs == 0 {
+        bail!("--rooms, --members and --duration-secs must be at least 1");
+    }
+    if args.publishers == 0 || args.publishers > args.members {
+        bail!("--publishers must be between 1 and --members");
+    }
+    if args.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+        bail!("--rate must be a positive number");
+    }
+    if args.rate.is_none() && args.window == 0 {
+        bail!("--window must be at least 1");
+    }
+    let server = ServerProcess::start(&args.common.launch(placement)).await?;
+    eprintln!(
+        "{} server pid {} on {}: {} room(s) × {} members, {} publishing each, {}",
+        args.common.peer.name(),
+        server.pid(),
+        server.addr,
+        args.rooms,
+        args.members,
+        args.publishers,
+        match args.rate {
+            Some(rate) => format!("{rate} msgs/s in total"),
+            None => format!("as fast as delivered (window {})", args.window),
+        }
+    );
+
+    let rooms: Vec<String> = (0..args.rooms).map(|r| format!("fan-{r}")).collect();
+    let mut admin = client::connect(&server.ws_url()).await?;
+    client::hello(&mut admin, "bench-admin").await?;
+    client::create_rooms(&mut admin, &rooms).await?;
+    drop(admin);
+
+    let sockets = set_up_members(&server, &args, &rooms).await?;
+    let publishers_total = args.rooms * args.publishers;
+    let interval = args
+        .rate
+        .map(|rate| Duration::from_secs_f64(publishers_total as f64 / rate));
+
+    let epoch = Instant::now();
+    let measure_from = epoch + Duration::from_secs(args.warmup_secs);
+    let timeline = Timeline {
+        epoch,
+        measure_from,
+        until: measure_from + Duration::from_secs(args.duration_secs),
+    };
+    let tasks: Vec<_> = sockets
+        .into_iter()
+        .enumerate()
+        .map(|(i, (room, publishes, ws))| {
+            let plan = Plan {
+                id: i,
+                room,
+                publishes,
+                interval,
+                window: args.window,
+                timeline,
+            };
+            tokio::spawn(member(ws, plan))
+        })
+        .collect();
+
+    sleep_until(timeline.measure_from).await;
+    let cpu = CpuMeter::start(server.pid())?;
+    sleep_until(timeline.until).await;
+    let cpu = cpu.finish()?;
+
+    let mut delivered = 0;
+    let mut latency = report::latency_histogram()?;
+    for (i, task) in tasks.into_iter().enumerate() {
+        let result = task
+            .await
+            .with_context(|| format!("member {i} crashed"))?
+            .with_context(|| format!("member {i} failed"))?;
+        delivered += result.delivered;
+        latency
+            .add(&result.latency)
+            .context("cannot merge latency histograms")?;
+    }
+    let rss_kib = server.rss_kib()?;
+    server.stop().await?;
+    if delivered == 0 {
+        bail!("no message was delivered in the measured period");
+    }
+
+    let secs = args.duration_secs as f64;
+    let mut report = Report::new("fanout");
+    report.meta("peer", args.common.peer.name());
+    report.meta("duration_secs", args.duration_secs);
+    report.meta("warmup_secs", args.warmup_secs);
+    report.meta("body_bytes", BODY_BYTES);
+    report.meta("server_args", args.common.server_args.clone());
+    report.meta(
+        "pinning",
+        match placement {
+            Some(p) => json!({"server_core": p.server_core, "bench_core": p.bench_core}),
+            None => json!(null),
+        },
+    );
+    report.column("server", args.common.peer.name());
+    report.column("rooms", args.rooms);
+    report.column("members", args.members);
+    report.column("publishers", args.publishers);
+    report.column(
+        "rate",
+        match args.rate {
+            Some(rate) => json!(rate),
+            None => json!(format!("max/w{}", args.window)),
+        },
+    );
+    report.column("delivered/s", (delivered as f64 / secs).round() as u64);
+    report.column(
+        "published/s",
+        (delivered as f64 / secs / args.members as f64).round() as u64,
+    );
+    report.column("p50 ms", report::ms(latency.value_at_quantile(0.50)));
+    report.column("p99 ms", report::ms(latency.value_at_quantile(0.99)));
+    report.column("p99.9 ms", report::ms(latency.value_at_quantile(0.999)));
+    report.column("max ms", report::ms(latency.max()));
+    report.column("server RSS MiB", (rss_kib as f64 / 1024.0).round() as u64);
+    cpu.columns(&mut report);
+    Ok(report)
+}
+
+/// Connects every member, says hello and joins its room, a few dozen at a time.
+async fn set_up_members(
+    server: &ServerProcess,
+    args: &FanoutArgs,
+    rooms: &[String],
+) -> anyhow::Result<Vec<(String, bool, Ws)>> {
+    let total = args.rooms * args.members;
+    let mut sockets = Vec::with_capacity(total);
+    let mut pending = futures_util::stream::iter((0..total).map(|i| {
+        let room = rooms[i % args.rooms].clone();
+        let publishes = i / args.rooms < args.publishers;
+        let url = server.ws_url();
+        async move {
+            let mut ws = client::connect(&url).await?;
+            client::hello(&mut ws, &format!("fan-{i}")).await?;
+            client::join(&mut ws, &room).await?;
+            anyhow::Ok((room, publishes, ws))
+        }
+    }))
+    .buffer_unordered(SETUP_CONCURRENCY);
+    while let Some(member) = pending.next().await {
+        sockets.push(member.context("a member could not get ready")?);
+    }
+    Ok(sockets)
+}
+
+/// What one member does.
+struct Plan {
+    id: usize,
+    room: String,
+    publishes: bool,
+    /// Fixed rate: time between two of this publisher's messages.
+    interval: Option<Duration>,
+    window: usize,
+    timeline: Timeline,
+}
+
+async fn member(ws: Ws, plan: Plan) -> anyhow::Result<MemberResult> {
+    let (sink, mut stream) = ws.split();
+    let window = Arc::new(Semaphore::new(plan.window));
+    let publisher = plan.publishes.then(|| {
+        tokio::spawn(publish(
+            sink,
+            plan.room.clone(),
+            plan.id,
+            plan.interval,
+            window.clone(),
+            plan.timeline,
+        ))
+    });
+    let own_prefix = format!("{} ", plan.id);
+    let mut result = MemberResult {
+        delivered: 0,
+        latency: report::latency_histogram()?,
+    };
+    let deadline = plan.timeline.until + DRAIN;
+    loop {
+        let frame = match timeout_at(deadline, stream.next()).await {
+            Err(_) => break,
+            Ok(None) => bail!("the server closed the connection"),
+            Ok(Some(frame)) => frame.context("connection failed")?,
+        };
+        let text = match frame {
+            Message::Text(text) => text,
+            Message::Close(frame) => bail!("the server closed the connection: {frame:?}"),
+            _ => continue,
+        };
+        let text = text.as_str();
+        if !text.starts_with(r#"{"type":"message""#) {
+            if text.starts_with(r#"{"type":"error""#) {
+                bail!("the server refused: {text}");
+            }
+            continue;
+        }
+        let now = Instant::now();
+        let body = body_of(text).with_context(|| format!("no body in {text}"))?;
+        if plan.publishes && body.starts_with(&own_prefix) {
+            window.add_permits(1);
+        }
+        if plan.timeline.measured(now) {
+            result.delivered += 1;
+            let sent = sent_micros(body).with_context(|| format!("no send time in {body}"))?;
+            let now_micros = micros_since(plan.timeline.epoch, now);
+            result
+                .latency
+                .saturating_record(now_micros.saturating_sub(sent).max(1));
+        }
+    }
+    if let Some(publisher) = publisher {
+        publisher
+            .await
+            .context("the publisher crashed")?
+            .context("the publisher failed")?;
+    }
+    Ok(result)
+}
+
+/// Publishes until the end of the run: at a fixed interval, or whenever the window has
+/// room (everything it allows in one write).
+async fn publish(
+    mut sink: SplitSink<Ws, Message>,
+    room: String,
+    id: usize,
+    interval: Option<Duration>,
+    window: Arc<Semaphore>,
+    timeline: Timeline,
+) -> anyhow::Result<()> {
+    let mut n: u64 = 0;
+    let mut ticker = interval.map(|every| {
+        let mut ticker = tokio::time::interval(every);
+        // Keep the rate: a late tick is made up at once rather than dropped.
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        ticker
+    });
+    loop {
+        let mut batch = 1;
+        let ready = async {
+            match &mut ticker {
+                Some(ticker) => {
+                    ticker.tick().await;
+                }
+                None => {
+                    if let Ok(permit) = window.acquire().await {
+                        permit.forget();
+                    }
+                    while let Ok(permit) = window.try_acquire() {
+                        permit.forget();
+                        batch += 1;
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            () = ready => {}
+            () = sleep_until(timeline.until) => break,
+        }
+        let now = Instant::now();
+        if now >= timeline.until {
+            break;
+        }
+        let stamp = micros_since(timeline.epoch, now);
+        for _ in 0..batch {
+            n += 1;
+            let msg = ClientMsg::Send {
+                room: room.clone(),
+                body: body(id, stamp),
+                client_id: format!("f{n}"),
+            };
+            sink.feed(Message::text(msg.to_json()))
+                .await
+                .context("cannot send")?;
+        }
+        sink.flush().await.context("cannot send")?;
+    }
+    Ok(())
+}
+
+/// `"<publisher> <send time µs> ----…"`, padded to [`BODY_BYTES`].
+fn body(publisher: usize, sent_micros: u64) -> String {
+    format!("{:-<BODY_BYTES$}", format!("{publisher} {sent_micros} "))
+}
+
+fn sent_micros(body: &str) -> Option<u64> {
+    body.split(' ').nth(1)?.parse().ok()
+}
+
+/// The body of an encoded `message` frame, without decoding the rest: members read
+/// millions of frames, and the bench must not become the bottleneck it measures. Bodies
+/// the bench writes need no JSON escaping.
+fn body_of(frame: &str) -> Option<&str> {
+    const KEY: &str = r#""body":""#;
+    let start = frame.find(KEY)? + KEY.len();
+    let len = frame[start..].find('"')?;
+    Some(&frame[start..start + len])
+}
+
+fn micros_since(epoch: Instant, at: Instant) -> u64 {
+    u64::try_from(at.duration_since(epoch).as_micros()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use confab_shared::{ChatMessage, ServerMsg};
+
+    #[test]
+    fn the_body_carries_publisher_and_send_time_through_a_real_frame() {
+        let body = body(17, 123_456);
+        assert_eq!(body.len(), BODY_BYTES);
+        let frame = ServerMsg::Message(ChatMessage {
+            id: 9,
+            room: "fan-0".into(),
+            seq: 3,
+            from: "fan-17".into(),
+            body: body.clone(),
+            ts: 1,
+        })
+        .to_json();
+        assert!(frame.starts_with(r#"{"type":"message""#), "{frame}");
+        let read = body_of(&frame).expect("body");
+        assert_eq!(read, body);
+        assert!(read.starts_with("17 "));
+        assert_eq!(sent_micros(read), Some(123_456));
+    }
+}

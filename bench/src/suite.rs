@@ -1,0 +1,194 @@
+//! `suite`: the whole benchmark in one run, Confab and the Node `ws` peer side by side
+//! (same machine, same scenario, same pinning, one after the other), ending with the
+//! table of docs/PERFORMANCE.md and the ratios.
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::{
+    CommonArgs,
+    durable::{self, DurableArgs},
+    fanout::{self, FanoutArgs},
+    idle::{self, IdleArgs},
+    pin::Placement,
+    report::Report,
+    server::Peer,
+    storm::{self, StormArgs},
+};
+
+#[derive(Debug, Clone, Args)]
+pub struct SuiteArgs {
+    /// Measured seconds of each fan-out and durable run.
+    #[arg(long, default_value_t = 10)]
+    pub duration_secs: u64,
+    /// Sockets of the idle scenario.
+    #[arg(long, default_value_t = 15_000)]
+    pub idle_sockets: usize,
+    /// Every scenario as a seconds-long smoke run (for CI): does it work, not how fast.
+    #[arg(long)]
+    pub smoke: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// A fan-out shape of the table.
+struct Shape {
+    name: &'static str,
+    members: usize,
+    publishers: usize,
+}
+
+const CHAT_ROOM: Shape = Shape {
+    name: "32-client chat room",
+    members: 32,
+    publishers: 32,
+};
+const BIG_ROOM: Shape = Shape {
+    name: "1 room × 1,000 subscribers, 10 senders",
+    members: 1000,
+    publishers: 10,
+};
+
+pub async fn run(args: SuiteArgs, placement: Option<Placement>) -> anyhow::Result<Vec<Report>> {
+    let mut reports = Vec::new();
+    let mut lines = Vec::new();
+    for shape in [CHAT_ROOM, BIG_ROOM] {
+        let mut delivered = [0.0; 2];
+        for (i, peer) in [Peer::NodeWs, Peer::Confab].into_iter().enumerate() {
+            let report = fanout::run(fanout_args(&args, peer, &shape, None), placement).await?;
+            report.print_table();
+            delivered[i] = number(&report, "delivered/s")?;
+            reports.push(report);
+        }
+        lines.push(format!(
+            "{:<40} node-ws {:>10.0}  confab {:>10.0}  delivered msgs/s  ratio {:.1}×",
+            shape.name,
+            delivered[0],
+            delivered[1],
+            delivered[1] / delivered[0]
+        ));
+        if shape.members == BIG_ROOM.members {
+            // Latency at half of Confab's maximum: the load it should carry comfortably.
+            let published = delivered[1] / shape.members as f64;
+            let half = (published / 2.0).max(1.0);
+            let report = fanout::run(
+                fanout_args(&args, Peer::Confab, &shape, Some(half)),
+                placement,
+            )
+            .await?;
+            report.print_table();
+            lines.push(format!(
+                "{:<40} confab at {:.0} msgs/s published (half of max): p99 {} ms",
+                shape.name,
+                half,
+                number(&report, "p99 ms")?
+            ));
+            reports.push(report);
+        }
+    }
+    let mut per_socket = [0.0; 2];
+    let mut sockets = 0.0;
+    for (i, peer) in [Peer::NodeWs, Peer::Confab].into_iter().enumerate() {
+        let report = idle::run(
+            IdleArgs {
+                sockets: args.idle_sockets,
+                room_size: 100,
+                smoke: args.smoke,
+                common: common(&args, peer),
+            },
+            placement,
+        )
+        .await?;
+        report.print_table();
+        per_socket[i] = number(&report, "KiB/socket")?;
+        sockets = number(&report, "sockets")?;
+        reports.push(report);
+    }
+    lines.push(format!(
+        "{:<40} node-ws {:>10.1}  confab {:>10.1}  KiB of server RSS per idle socket",
+        format!("{sockets} idle sockets"),
+        per_socket[0],
+        per_socket[1]
+    ));
+    let report = storm::run(
+        StormArgs {
+            levels: vec![1, 4, 16, 64, 256],
+            secs_per_level: 3,
+            smoke: args.smoke,
+            common: common(&args, Peer::Confab),
+        },
+        placement,
+    )
+    .await?;
+    report.print_table();
+    lines.push(format!(
+        "{:<40} confab {:>10.0} sessions/s",
+        "connect storm",
+        number(&report, "sessions/s")?
+    ));
+    reports.push(report);
+    let report = durable::run(
+        DurableArgs {
+            senders: 50,
+            window: 8,
+            duration_secs: args.duration_secs,
+            warmup_secs: 2,
+            smoke: args.smoke,
+            common: common(&args, Peer::Confab),
+        },
+        placement,
+    )
+    .await?;
+    report.print_table();
+    lines.push(format!(
+        "{:<40} confab {:>10.0} acked msgs/s, p99 {} ms",
+        "durable sends (50 × window 8)",
+        number(&report, "msgs/s")?,
+        number(&report, "p99 ms")?
+    ));
+    reports.push(report);
+
+    println!(
+        "\nSummary{}:",
+        if args.smoke {
+            " (smoke: figures mean nothing)"
+        } else {
+            ""
+        }
+    );
+    for line in lines {
+        println!("  {line}");
+    }
+    Ok(reports)
+}
+
+fn common(args: &SuiteArgs, peer: Peer) -> CommonArgs {
+    CommonArgs {
+        peer,
+        json: None,
+        ..args.common.clone()
+    }
+}
+
+fn fanout_args(args: &SuiteArgs, peer: Peer, shape: &Shape, rate: Option<f64>) -> FanoutArgs {
+    FanoutArgs {
+        rooms: 1,
+        members: shape.members,
+        publishers: shape.publishers,
+        rate,
+        window: 4,
+        duration_secs: args.duration_secs,
+        warmup_secs: 2,
+        smoke: args.smoke,
+        common: common(args, peer),
+    }
+}
+
+fn number(report: &Report, heading: &str) -> anyhow::Result<f64> {
+    report
+        .columns
+        .iter()
+        .find(|(h, _)| *h == heading)
+        .and_then(|(_, v)| v.as_f64())
+        .with_context(|| format!("no figure '{heading}' in the {:?} report", report.meta))
+}
