@@ -22,20 +22,19 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use confab_shared::ClientMsg;
-use futures_util::{SinkExt, StreamExt, stream::SplitSink};
+use confab_shared::{ClientMsg, PROTOCOL_VERSION};
+use futures_util::StreamExt;
 use hdrhistogram::Histogram;
 use serde_json::json;
 use tokio::{
     sync::Semaphore,
-    time::{Instant, MissedTickBehavior, sleep_until, timeout_at},
+    time::{Instant, MissedTickBehavior, sleep_until, timeout, timeout_at},
 };
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::{
     CommonArgs, client,
-    client::Ws,
     pin::Placement,
+    rawws::{self, Frame, Reader, Writer},
     report::{self, CpuMeter, Report},
     server::ServerProcess,
 };
@@ -47,6 +46,8 @@ const BODY_BYTES: usize = 64;
 const DRAIN: Duration = Duration::from_millis(500);
 /// Sockets set up at once.
 const SETUP_CONCURRENCY: usize = 64;
+/// Upper bound for setting up one member.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Args)]
 pub struct FanoutArgs {
@@ -159,7 +160,7 @@ pub async fn run(mut args: FanoutArgs, placement: Option<Placement>) -> anyhow::
     let tasks: Vec<_> = sockets
         .into_iter()
         .enumerate()
-        .map(|(i, (room, publishes, ws))| {
+        .map(|(i, (room, publishes, reader, writer))| {
             let plan = Plan {
                 id: i,
                 room,
@@ -168,7 +169,7 @@ pub async fn run(mut args: FanoutArgs, placement: Option<Placement>) -> anyhow::
                 window: args.window,
                 timeline,
             };
-            tokio::spawn(member(ws, plan))
+            tokio::spawn(member(reader, writer, plan))
         })
         .collect();
 
@@ -239,18 +240,40 @@ async fn set_up_members(
     server: &ServerProcess,
     args: &FanoutArgs,
     rooms: &[String],
-) -> anyhow::Result<Vec<(String, bool, Ws)>> {
+) -> anyhow::Result<Vec<(String, bool, Reader, Writer)>> {
     let total = args.rooms * args.members;
     let mut sockets = Vec::with_capacity(total);
+    let addr = server.addr;
     let mut pending = futures_util::stream::iter((0..total).map(|i| {
         let room = rooms[i % args.rooms].clone();
         let publishes = i / args.rooms < args.publishers;
-        let url = server.ws_url();
+        let setup = async move {
+            let (mut reader, mut writer) = rawws::connect(addr).await?;
+            writer.text(
+                &ClientMsg::Hello {
+                    protocol: PROTOCOL_VERSION,
+                    name: format!("fan-{i}"),
+                }
+                .to_json(),
+            );
+            writer.flush().await?;
+            rawws::expect(&mut reader, "welcome", r#"{"type":"welcome""#).await?;
+            writer.text(
+                &ClientMsg::Join {
+                    room: room.clone(),
+                    after: None,
+                }
+                .to_json(),
+            );
+            writer.flush().await?;
+            let joined = format!(r#"{{"type":"joined","room":"{room}""#);
+            rawws::expect(&mut reader, "joined", &joined).await?;
+            anyhow::Ok((room, publishes, reader, writer))
+        };
         async move {
-            let mut ws = client::connect(&url).await?;
-            client::hello(&mut ws, &format!("fan-{i}")).await?;
-            client::join(&mut ws, &room).await?;
-            anyhow::Ok((room, publishes, ws))
+            timeout(SETUP_TIMEOUT, setup)
+                .await
+                .with_context(|| format!("member {i} was not ready in time"))?
         }
     }))
     .buffer_unordered(SETUP_CONCURRENCY);
@@ -271,19 +294,22 @@ struct Plan {
     timeline: Timeline,
 }
 
-async fn member(ws: Ws, plan: Plan) -> anyhow::Result<MemberResult> {
-    let (sink, mut stream) = ws.split();
+async fn member(mut reader: Reader, writer: Writer, plan: Plan) -> anyhow::Result<MemberResult> {
     let window = Arc::new(Semaphore::new(plan.window));
-    let publisher = plan.publishes.then(|| {
-        tokio::spawn(publish(
-            sink,
+    let publisher = if plan.publishes {
+        Some(tokio::spawn(publish(
+            writer,
             plan.room.clone(),
             plan.id,
             plan.interval,
             window.clone(),
             plan.timeline,
-        ))
-    });
+        )))
+    } else {
+        // A member that never writes must still answer the server's pings.
+        reader.answer_pings(writer);
+        None
+    };
     let own_prefix = format!("{} ", plan.id);
     let mut result = MemberResult {
         delivered: 0,
@@ -291,17 +317,14 @@ async fn member(ws: Ws, plan: Plan) -> anyhow::Result<MemberResult> {
     };
     let deadline = plan.timeline.until + DRAIN;
     loop {
-        let frame = match timeout_at(deadline, stream.next()).await {
+        let text = match timeout_at(deadline, reader.next()).await {
             Err(_) => break,
-            Ok(None) => bail!("the server closed the connection"),
-            Ok(Some(frame)) => frame.context("connection failed")?,
+            Ok(frame) => match frame? {
+                Frame::Text(text) => text,
+                Frame::Close(code) => bail!("the server closed the connection ({code:?})"),
+                Frame::Other => continue,
+            },
         };
-        let text = match frame {
-            Message::Text(text) => text,
-            Message::Close(frame) => bail!("the server closed the connection: {frame:?}"),
-            _ => continue,
-        };
-        let text = text.as_str();
         if !text.starts_with(r#"{"type":"message""#) {
             if text.starts_with(r#"{"type":"error""#) {
                 bail!("the server refused: {text}");
@@ -323,24 +346,26 @@ async fn member(ws: Ws, plan: Plan) -> anyhow::Result<MemberResult> {
         }
     }
     if let Some(publisher) = publisher {
-        publisher
+        let writer = publisher
             .await
             .context("the publisher crashed")?
             .context("the publisher failed")?;
+        drop(writer);
     }
     Ok(result)
 }
 
 /// Publishes until the end of the run: at a fixed interval, or whenever the window has
-/// room (everything it allows in one write).
+/// room (everything it allows in one write). Hands the writing half back rather than
+/// dropping it: dropping it would end the connection while the member still reads.
 async fn publish(
-    mut sink: SplitSink<Ws, Message>,
+    mut writer: Writer,
     room: String,
     id: usize,
     interval: Option<Duration>,
     window: Arc<Semaphore>,
     timeline: Timeline,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Writer> {
     let mut n: u64 = 0;
     let mut ticker = interval.map(|every| {
         let mut ticker = tokio::time::interval(every);
@@ -382,13 +407,11 @@ async fn publish(
                 body: body(id, stamp),
                 client_id: format!("f{n}"),
             };
-            sink.feed(Message::text(msg.to_json()))
-                .await
-                .context("cannot send")?;
+            writer.text(&msg.to_json());
         }
-        sink.flush().await.context("cannot send")?;
+        writer.flush().await?;
     }
-    Ok(())
+    Ok(writer)
 }
 
 /// `"<publisher> <send time µs> ----…"`, padded to [`BODY_BYTES`].

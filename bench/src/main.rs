@@ -13,6 +13,7 @@ mod durable;
 mod fanout;
 mod idle;
 mod pin;
+mod rawws;
 mod report;
 mod server;
 mod storm;
