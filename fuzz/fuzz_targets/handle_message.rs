@@ -206,7 +206,7 @@ impl Harness {
 
 /// Takes every queued frame, checking each is a server message a client can decode.
 fn drain(rx: &mut OutboxRx) {
-    while let Ok(frame) = rx.frames.try_recv() {
+    while let Some(frame) = rx.try_recv() {
         if let Err(e) = serde_json::from_str::<ServerMsg>(frame.as_str()) {
             panic!("the hub queued a frame clients cannot decode ({e}): {frame}");
         }

@@ -1055,14 +1055,14 @@ mod tests {
     impl Client {
         fn drain(&mut self) -> Vec<ServerMsg> {
             let mut out = Vec::new();
-            while let Ok(frame) = self.rx.frames.try_recv() {
+            while let Some(frame) = self.rx.try_recv() {
                 out.push(serde_json::from_str(frame.as_str()).expect("server JSON"));
             }
             out
         }
 
         fn close_code(&self) -> Option<u16> {
-            self.rx.close.borrow().as_ref().map(|f| u16::from(f.code))
+            self.rx.close_frame().map(|f| u16::from(f.code))
         }
     }
 
