@@ -6,6 +6,7 @@
 //! [`connection`]'s writer puts them on its socket. [`http`] is the edge that accepts
 //! sockets and serves the web client; [`config`] is every setting.
 
+pub mod accounts;
 pub mod admission;
 pub mod config;
 pub mod connection;

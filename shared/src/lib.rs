@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 pub mod close;
 mod validate;
 
-pub use validate::{Body, ClientId, DisplayName, RoomName, ValidationError};
+pub use validate::{Body, ClientId, DisplayName, Password, RoomName, Username, ValidationError};
 
 /// Version of the protocol described by this crate. A client announces the version it
 /// speaks in [`ClientMsg::Hello`]; the server refuses any other with
@@ -50,6 +50,13 @@ pub mod limits {
     pub const TYPING_THROTTLE_MS: u64 = 2_000;
     /// A typing indicator expires this long after the last `typing` event for it.
     pub const TYPING_TTL_MS: u64 = 5_000;
+    /// Account usernames: `[a-z0-9_.-]`, case-insensitive, this many characters.
+    pub const MIN_USERNAME_CHARS: usize = 2;
+    pub const MAX_USERNAME_CHARS: usize = 32;
+    /// Passwords: at least this long (NIST SP 800-63B), and at most this long so that
+    /// hashing a request cannot be made arbitrarily expensive.
+    pub const MIN_PASSWORD_CHARS: usize = 8;
+    pub const MAX_PASSWORD_BYTES: usize = 1024;
 }
 
 /// Messages a client sends to the server.

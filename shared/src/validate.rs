@@ -1,7 +1,10 @@
 //! Validated values: the only way to get a [`DisplayName`], [`RoomName`] or [`Body`] is
 //! through `parse`, so code holding one never re-checks it.
 
-use crate::limits::{MAX_BODY_CHARS, MAX_CLIENT_ID_CHARS, MAX_NAME_CHARS, MAX_ROOM_CHARS};
+use crate::limits::{
+    MAX_BODY_CHARS, MAX_CLIENT_ID_CHARS, MAX_NAME_CHARS, MAX_PASSWORD_BYTES, MAX_ROOM_CHARS,
+    MAX_USERNAME_CHARS, MIN_PASSWORD_CHARS, MIN_USERNAME_CHARS,
+};
 
 /// Why a user-supplied value was refused. The message is meant for people.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,6 +23,14 @@ pub enum ValidationError {
         "client id must be 1 to {MAX_CLIENT_ID_CHARS} characters of A-Z, a-z, 0-9, '-' and '_'"
     )]
     ClientId,
+    #[error(
+        "username must be {MIN_USERNAME_CHARS} to {MAX_USERNAME_CHARS} characters of a-z, 0-9, '_', '.' and '-'"
+    )]
+    Username,
+    #[error(
+        "password must be at least {MIN_PASSWORD_CHARS} characters (and at most {MAX_PASSWORD_BYTES} bytes)"
+    )]
+    PasswordLength,
 }
 
 /// A display name: trimmed, 1..=32 characters, no control characters.
@@ -238,5 +249,98 @@ mod tests {
         );
         // Surrounding whitespace does not count towards the limit.
         assert!(Body::parse(&format!("  {}  ", "x".repeat(4000))).is_ok());
+    }
+}
+
+/// An account's sign-in name: 2..=32 characters of `[a-z0-9_.-]`, compared without case
+/// and stored in lower case, so "Ada" and "ada" are one account. Separate from the
+/// display name, which people may change and which may contain any character.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Username(String);
+
+impl Username {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let name = raw.trim().to_ascii_lowercase();
+        let len = name.chars().count();
+        let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c);
+        if !(MIN_USERNAME_CHARS..=MAX_USERNAME_CHARS).contains(&len) || !name.chars().all(allowed) {
+            return Err(ValidationError::Username);
+        }
+        Ok(Self(name))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A password as typed: never trimmed or normalised (spaces count), at least 8
+/// characters, at most 1 KiB. `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        if raw.chars().count() < MIN_PASSWORD_CHARS || raw.len() > MAX_PASSWORD_BYTES {
+            return Err(ValidationError::PasswordLength);
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(…)")
+    }
+}
+
+#[cfg(test)]
+mod account_tests {
+    use super::*;
+
+    #[test]
+    fn usernames_are_lower_cased_and_limited_to_a_small_alphabet() {
+        assert_eq!(
+            Username::parse(" Ada.L-1_ ").map(|u| u.0),
+            Ok("ada.l-1_".into())
+        );
+        for bad in [
+            "a",
+            "",
+            "ada lovelace",
+            "adá",
+            "x".repeat(33).as_str(),
+            "ada@home",
+        ] {
+            assert_eq!(
+                Username::parse(bad),
+                Err(ValidationError::Username),
+                "{bad:?}"
+            );
+        }
+        assert!(Username::parse(&"x".repeat(32)).is_ok());
+    }
+
+    #[test]
+    fn passwords_keep_every_character_and_never_print() {
+        assert_eq!(
+            Password::parse("  spaced  ").map(|p| p.0),
+            Ok("  spaced  ".into())
+        );
+        assert_eq!(
+            Password::parse("1234567"),
+            Err(ValidationError::PasswordLength)
+        );
+        assert_eq!(
+            Password::parse(&"é".repeat(513)),
+            Err(ValidationError::PasswordLength),
+            "1,026 bytes"
+        );
+        let p = Password::parse("correct horse").expect("valid");
+        assert_eq!(format!("{p:?}"), "Password(…)");
     }
 }

@@ -5,6 +5,7 @@
 //! module knows SQL: a server database can replace [`sqlite::SqliteStore`] by
 //! implementing the trait.
 
+pub mod accounts;
 pub mod checkpoint;
 pub mod sqlite;
 pub mod writer;

@@ -16,8 +16,9 @@ pub const DB_FILE: &str = "confab.sqlite3";
 
 /// The schema, one step per migration. Never edit a released step: add one.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(
-        "CREATE TABLE rooms (
+    Migrations::new(vec![
+        M::up(
+            "CREATE TABLE rooms (
              name       TEXT PRIMARY KEY,
              created_at INTEGER NOT NULL
          ) WITHOUT ROWID;
@@ -38,7 +39,27 @@ fn migrations() -> Migrations<'static> {
              UNIQUE (sender, client_id)
          );
          INSERT INTO rooms (name, created_at) VALUES ('general', 0);",
-    )])
+        ),
+        // Accounts (see `super::accounts`). Usernames arrive lower-cased; NOCASE keeps
+        // them unique even if a row were ever written another way.
+        M::up(
+            "CREATE TABLE users (
+                 id            INTEGER PRIMARY KEY,
+                 username      TEXT NOT NULL UNIQUE COLLATE NOCASE,
+                 display_name  TEXT NOT NULL,
+                 password_hash TEXT NOT NULL,
+                 is_admin      INTEGER NOT NULL DEFAULT 0,
+                 created_at    INTEGER NOT NULL
+             );
+             CREATE TABLE sessions (
+                 token_hash BLOB PRIMARY KEY,
+                 user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                 created_at INTEGER NOT NULL,
+                 expires_at INTEGER NOT NULL
+             ) WITHOUT ROWID;
+             CREATE INDEX sessions_by_user ON sessions (user_id);",
+        ),
+    ])
 }
 
 /// A connection to the store. The server opens one for the writer thread and one for
@@ -55,8 +76,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating and migrating if needed) the store in `data_dir`.
     pub fn open(data_dir: &Path, durability: Durability) -> Result<Self, StoreError> {
-        let mut conn = connect(data_dir, durability)?;
-        migrations().to_latest(&mut conn)?;
+        let conn = open_migrated(data_dir, durability)?;
         Ok(Self {
             conn,
             last_seq: HashMap::new(),
@@ -187,6 +207,17 @@ fn connect(data_dir: &Path, durability: Durability) -> Result<Connection, StoreE
     )?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+/// A connection to the database in `data_dir`, created and migrated to the latest
+/// schema if needed.
+pub(super) fn open_migrated(
+    data_dir: &Path,
+    durability: Durability,
+) -> Result<Connection, StoreError> {
+    let mut conn = connect(data_dir, durability)?;
+    migrations().to_latest(&mut conn)?;
     Ok(conn)
 }
 
