@@ -28,7 +28,6 @@ use futures_util::{
     stream::{SplitSink, SplitStream},
 };
 use hdrhistogram::Histogram;
-use serde_json::json;
 use tokio::{
     sync::{Notify, Semaphore},
     time::{Instant, sleep_until, timeout},
@@ -176,13 +175,7 @@ pub async fn run(mut args: DurableArgs, placement: Option<Placement>) -> anyhow:
     report.meta("body_bytes", BODY_BYTES);
     report.meta("server_args", args.common.server_args.clone());
     report.meta("acked_including_warmup", acked_total);
-    report.meta(
-        "pinning",
-        match placement {
-            Some(p) => json!({"server_core": p.server_core, "bench_core": p.bench_core}),
-            None => json!(null),
-        },
-    );
+    report.pinning(placement);
     report.column("senders", args.senders);
     report.column("window", args.window);
     report.column("acked msgs", acked);

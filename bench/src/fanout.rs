@@ -203,13 +203,7 @@ pub async fn run(mut args: FanoutArgs, placement: Option<Placement>) -> anyhow::
     report.meta("warmup_secs", args.warmup_secs);
     report.meta("body_bytes", BODY_BYTES);
     report.meta("server_args", args.common.server_args.clone());
-    report.meta(
-        "pinning",
-        match placement {
-            Some(p) => json!({"server_core": p.server_core, "bench_core": p.bench_core}),
-            None => json!(null),
-        },
-    );
+    report.pinning(placement);
     report.column("server", args.common.peer.name());
     report.column("rooms", args.rooms);
     report.column("members", args.members);

@@ -14,7 +14,6 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 use futures_util::StreamExt;
-use serde_json::json;
 use tokio::{task::JoinSet, time::Instant};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -124,13 +123,7 @@ pub async fn run(mut args: IdleArgs, placement: Option<Placement>) -> anyhow::Re
     report.meta("peer", args.common.peer.name());
     report.meta("rss_before_kib", rss_before);
     report.meta("rss_after_kib", rss_after);
-    report.meta(
-        "pinning",
-        match placement {
-            Some(p) => json!({"server_core": p.server_core, "bench_core": p.bench_core}),
-            None => json!(null),
-        },
-    );
+    report.pinning(placement);
     report.column("server", args.common.peer.name());
     report.column("sockets", args.sockets);
     report.column("rooms", rooms.len());

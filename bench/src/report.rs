@@ -31,6 +31,15 @@ impl Report {
         self.meta.insert(key.into(), value.into());
     }
 
+    /// Records where the server and the bench ran (`null` when unpinned).
+    pub fn pinning(&mut self, placement: Option<crate::pin::Placement>) {
+        let value = match placement {
+            Some(p) => json!({"server_core": p.server_core, "bench_core": p.bench_core}),
+            None => json!(null),
+        };
+        self.meta("pinning", value);
+    }
+
     pub fn column(&mut self, heading: &'static str, value: impl Into<Value>) {
         self.columns.push((heading, value.into()));
     }

@@ -113,13 +113,7 @@ pub async fn run(mut args: StormArgs, placement: Option<Placement>) -> anyhow::R
             })
             .collect::<Vec<_>>(),
     );
-    report.meta(
-        "pinning",
-        match placement {
-            Some(p) => json!({"server_core": p.server_core, "bench_core": p.bench_core}),
-            None => json!(null),
-        },
-    );
+    report.pinning(placement);
     report.column("server", "confab");
     report.column("best concurrency", best.concurrency);
     report.column("sessions/s", best.per_sec.round() as u64);

@@ -17,7 +17,7 @@
 use std::{
     path::Path,
     sync::{Mutex, PoisonError},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier, password_hash::SaltString};
@@ -25,6 +25,7 @@ use confab_shared::{DisplayName, Password, Username};
 use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
 
+use crate::hub::now_ms;
 use crate::store::{
     Durability, StoreError,
     accounts::{AccountStore, CreateUserError, NewUser, StoredUser},
@@ -195,13 +196,6 @@ fn hash(argon2: &Argon2<'_>, password: &str) -> Result<String, AccountError> {
 
 fn token_digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -818,7 +818,9 @@ fn deliver(
     }
 }
 
-fn now_ms() -> i64 {
+/// Wall-clock time in milliseconds since the Unix epoch, as timestamps are stored and
+/// sent (`ts`). A clock before 1970 reads as 0 rather than failing.
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
