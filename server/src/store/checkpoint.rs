@@ -32,10 +32,12 @@ use rusqlite::Connection;
 /// time is copied once.
 const PAUSE: Duration = Duration::from_millis(100);
 /// Log size past which the writer is asked to let the log start over. Each rewind
-/// pauses the writer for its share of the copying and two fsyncs (~6 ms on the disk of
-/// the benchmark machine, once [`sync_database_file`] took the bulk of the flushing off
-/// it; 30-45 ms before). Under light load the log rewinds by itself, with no pause; the
-/// file keeps its largest size.
+/// pauses the writer for its share of the copying and two fsyncs: 5.6-6.7 ms on the disk
+/// of the benchmark machine when the database file had just been flushed (which
+/// [`sync_database_file`] now does), 30-45 ms before. Rewinds must still be rare: with a
+/// 64 MiB bound p99 ack latency rose from ~13 ms to 23-26 ms (docs/PERFORMANCE.md).
+/// Under light load the log rewinds by itself, with no pause; the file keeps its largest
+/// size.
 pub const REWIND_BYTES: i64 = 256 * 1024 * 1024;
 /// About a commit or two under load: what the writer may be left to copy.
 const LEFT_FOR_WRITER_BYTES: i64 = 2 * 1024 * 1024;
