@@ -197,15 +197,27 @@ impl Drop for Departure {
 
 /// Runs one connection's future so that a panic in it (a bug) is logged and ends only
 /// that connection; the server and everyone else carry on.
-pub async fn supervised(peer: SocketAddr, connection: impl Future<Output = ()>) {
-    if let Err(panic) = AssertUnwindSafe(connection).catch_unwind().await {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a non-string panic".to_owned());
-        tracing::error!(%peer, "connection task panicked: {what}; the connection is closed, the server carries on");
-    }
+///
+/// A plain function returning a combinator rather than an `async fn`: an `async fn`
+/// would keep its `connection` argument and the future it awaits side by side in its
+/// state, and the spawned task of every connection was twice as big as it needed to be
+/// (4,088 bytes instead of ~2,000, `-Zprint-type-sizes`).
+pub fn supervised(
+    peer: SocketAddr,
+    connection: impl Future<Output = ()>,
+) -> impl Future<Output = ()> {
+    AssertUnwindSafe(connection)
+        .catch_unwind()
+        .map(move |outcome| {
+            if let Err(panic) = outcome {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a non-string panic".to_owned());
+                tracing::error!(%peer, "connection task panicked: {what}; the connection is closed, the server carries on");
+            }
+        })
 }
 
 fn rate_limited(retry_after: Duration) -> ServerMsg {
