@@ -40,6 +40,7 @@ use crate::{
     pin::Placement,
     report::{self, Report},
     server::{Peer, ServerProcess},
+    timeline::Timeline,
 };
 
 /// How long a sender waits for its last acks once it stops sending.
@@ -69,19 +70,6 @@ pub struct DurableArgs {
     pub smoke: bool,
     #[command(flatten)]
     pub common: CommonArgs,
-}
-
-/// When the measured period starts and ends.
-#[derive(Debug, Clone, Copy)]
-struct Timeline {
-    measure_from: Instant,
-    until: Instant,
-}
-
-impl Timeline {
-    fn measured(&self, at: Instant) -> bool {
-        at >= self.measure_from && at < self.until
-    }
 }
 
 /// What one sender saw.
@@ -124,12 +112,7 @@ pub async fn run(mut args: DurableArgs, placement: Option<Placement>) -> anyhow:
         sockets.push((name, ws));
     }
 
-    let start = Instant::now();
-    let measure_from = start + Duration::from_secs(args.warmup_secs);
-    let timeline = Timeline {
-        measure_from,
-        until: measure_from + Duration::from_secs(args.duration_secs),
-    };
+    let timeline = Timeline::from_now(args.warmup_secs, args.duration_secs);
     let body = format!("{:-<BODY_BYTES$}", "confab bench message ");
     let tasks: Vec<_> = sockets
         .into_iter()

@@ -37,6 +37,7 @@ use crate::{
     rawws::{self, Frame, Reader, Writer},
     report::{self, CpuMeter, Report},
     server::ServerProcess,
+    timeline::Timeline,
 };
 
 /// Bytes of every message body: a short chat line.
@@ -80,21 +81,6 @@ pub struct FanoutArgs {
     pub smoke: bool,
     #[command(flatten)]
     pub common: CommonArgs,
-}
-
-/// When publishing starts, when counting starts and stops.
-#[derive(Debug, Clone, Copy)]
-struct Timeline {
-    /// Zero of the timestamps in message bodies.
-    epoch: Instant,
-    measure_from: Instant,
-    until: Instant,
-}
-
-impl Timeline {
-    fn measured(&self, at: Instant) -> bool {
-        at >= self.measure_from && at < self.until
-    }
 }
 
 /// What one member read.
@@ -150,13 +136,7 @@ pub async fn run(mut args: FanoutArgs, placement: Option<Placement>) -> anyhow::
         .rate
         .map(|rate| Duration::from_secs_f64(publishers_total as f64 / rate));
 
-    let epoch = Instant::now();
-    let measure_from = epoch + Duration::from_secs(args.warmup_secs);
-    let timeline = Timeline {
-        epoch,
-        measure_from,
-        until: measure_from + Duration::from_secs(args.duration_secs),
-    };
+    let timeline = Timeline::from_now(args.warmup_secs, args.duration_secs);
     let tasks: Vec<_> = sockets
         .into_iter()
         .enumerate()
@@ -333,7 +313,7 @@ async fn member(mut reader: Reader, writer: Writer, plan: Plan) -> anyhow::Resul
         if plan.timeline.measured(now) {
             result.delivered += 1;
             let sent = sent_micros(body).with_context(|| format!("no send time in {body}"))?;
-            let now_micros = micros_since(plan.timeline.epoch, now);
+            let now_micros = micros_since(plan.timeline.start, now);
             result
                 .latency
                 .saturating_record(now_micros.saturating_sub(sent).max(1));
@@ -393,7 +373,7 @@ async fn publish(
         if now >= timeline.until {
             break;
         }
-        let stamp = micros_since(timeline.epoch, now);
+        let stamp = micros_since(timeline.start, now);
         for _ in 0..batch {
             n += 1;
             let msg = ClientMsg::Send {

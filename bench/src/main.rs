@@ -18,6 +18,7 @@ mod report;
 mod server;
 mod storm;
 mod suite;
+mod timeline;
 
 use std::{path::PathBuf, process::ExitCode};
 
