@@ -154,16 +154,28 @@ impl Accounts {
         let Some(user) = stored.filter(|_| matches) else {
             return Err(AccountError::InvalidCredentials);
         };
+        let token = self.start_session(user.id)?;
+        Ok((user.into(), token))
+    }
+
+    /// Opens a session for a user whose password was just checked (or set, at sign-up).
+    pub fn start_session(&self, user_id: i64) -> Result<SessionToken, AccountError> {
         let token = SessionToken::generate();
         let now = now_ms();
         let ttl = i64::try_from(SESSION_TTL.as_millis()).unwrap_or(i64::MAX);
         self.store().create_session(
-            &token_digest(token.as_str()),
-            user.id,
+            &session_key(token.as_str()),
+            user_id,
             now,
             now.saturating_add(ttl),
         )?;
-        Ok((user.into(), token))
+        Ok(token)
+    }
+
+    /// Deletes sessions past their expiry; they no longer authenticate anyway, this
+    /// only keeps the table small.
+    pub fn purge_expired(&self) -> Result<usize, AccountError> {
+        Ok(self.store().delete_expired_sessions(now_ms())?)
     }
 
     /// The user a token belongs to, if it is a live session. Anything else — unknown,
@@ -171,13 +183,13 @@ impl Accounts {
     pub fn authenticate(&self, token: &str) -> Result<Option<User>, AccountError> {
         Ok(self
             .store()
-            .session_user(&token_digest(token), now_ms())?
+            .session_user(&session_key(token), now_ms())?
             .map(User::from))
     }
 
     /// Ends one session (signing out on this device).
     pub fn sign_out(&self, token: &str) -> Result<(), AccountError> {
-        Ok(self.store().delete_session(&token_digest(token))?)
+        Ok(self.store().delete_session(&session_key(token))?)
     }
 
     /// Ends every session of a user (signing out everywhere).
@@ -194,7 +206,8 @@ fn hash(argon2: &Argon2<'_>, password: &str) -> Result<String, AccountError> {
         .map_err(|e| AccountError::Hash(e.to_string()))
 }
 
-fn token_digest(token: &str) -> [u8; 32] {
+/// What the store keeps of a session token, and how the hub tells sign-ins apart.
+pub fn session_key(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 

@@ -1,9 +1,9 @@
 //! Server configuration: every setting is a command-line flag with an environment
 //! variable of the same meaning, so the same binary suits a terminal, systemd and CI.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{net::SocketAddr, num::NonZeroU32, path::PathBuf, time::Duration};
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 use crate::store::Durability;
 
@@ -21,8 +21,26 @@ pub struct Config {
     pub static_dir: PathBuf,
 
     /// Folder of the embedded database (created on first start).
-    #[arg(long, env = "CONFAB_DATA_DIR", default_value = "data")]
+    #[arg(long, env = "CONFAB_DATA_DIR", default_value = "data", global = true)]
     pub data_dir: PathBuf,
+
+    /// Let people in without an account, as guests: they pick a display name, are
+    /// marked as guests, and can use public rooms only.
+    #[arg(long, env = "CONFAB_ALLOW_GUESTS")]
+    pub allow_guests: bool,
+
+    /// Mark the session cookie `Secure` (sent over HTTPS only). It is marked anyway
+    /// when a proxy in front says the page came over TLS (`X-Forwarded-Proto: https`).
+    #[arg(long, env = "CONFAB_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+
+    /// Sign-in and sign-up attempts allowed from one IP address per minute.
+    #[arg(long, env = "CONFAB_SIGN_IN_PER_IP_PER_MIN", default_value = "20")]
+    pub sign_in_per_ip_per_min: NonZeroU32,
+
+    /// Sign-in attempts allowed for one username per minute, from anywhere.
+    #[arg(long, env = "CONFAB_SIGN_IN_PER_USER_PER_MIN", default_value = "5")]
+    pub sign_in_per_user_per_min: NonZeroU32,
 
     /// What a committed message survives: `process` (a crash or kill of the server) or
     /// `power` (also power loss; waits for fsync on every group commit).
@@ -86,6 +104,31 @@ pub struct Config {
     /// rooms (on top of one per room every 1.5 s); extra ones are dropped silently.
     #[arg(long, env = "CONFAB_MAX_TYPING_PER_SEC", default_value_t = 4)]
     pub max_typing_per_sec: u32,
+
+    /// Without a subcommand, the server runs.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Tasks other than serving.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Administer accounts in the data directory.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum AdminCommand {
+    /// Create an administrator account (the first account of a server, typically).
+    /// The password is read from the terminal without echo, or from standard input
+    /// when that is not a terminal.
+    Create {
+        username: String,
+        /// Shown to others; the username when absent.
+        #[arg(long)]
+        display_name: Option<String>,
+    },
 }
 
 impl Config {
@@ -133,6 +176,29 @@ mod tests {
             ["https://a.example", "https://b.example"]
         );
         assert_eq!(c.static_dir, PathBuf::from("dist"));
+        assert!(!c.allow_guests, "guests are off by default");
+        assert!(c.command.is_none());
+    }
+
+    #[test]
+    fn admin_create_parses_with_the_data_dir_anywhere() {
+        let c = Config::try_parse_from([
+            "confab-server",
+            "admin",
+            "create",
+            "ada",
+            "--display-name",
+            "Ada L",
+            "--data-dir",
+            "/tmp/x",
+        ])
+        .expect("parses");
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert!(matches!(
+            c.command,
+            Some(Command::Admin(AdminCommand::Create { username, display_name: Some(d) }))
+                if username == "ada" && d == "Ada L"
+        ));
     }
 
     #[test]

@@ -26,7 +26,7 @@ use tokio_tungstenite::{
 };
 
 use crate::{
-    hub::{Event, HubHandle},
+    hub::{Event, HubHandle, Identity},
     outbox::{CloseWatch, Next, Outbox, OutboxRx},
     protocol,
     ratelimit::{Bucket, RateLimit, Verdict},
@@ -63,9 +63,14 @@ pub fn websocket_config() -> WebSocketConfig {
         .max_write_buffer_size(256 * 1024)
 }
 
-/// Serves one upgraded connection until it ends.
-pub async fn serve<S>(ws: WebSocketStream<S>, hub: HubHandle, settings: Settings, peer: SocketAddr)
-where
+/// Serves one upgraded connection of `identity` until it ends.
+pub async fn serve<S>(
+    ws: WebSocketStream<S>,
+    hub: HubHandle,
+    settings: Settings,
+    peer: SocketAddr,
+    identity: Identity,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let id = hub.next_session_id();
@@ -74,6 +79,7 @@ where
         .send(Event::Connect {
             id,
             outbox: outbox.clone(),
+            identity,
         })
         .await
     {

@@ -36,6 +36,22 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Writes that may wait for the store writer before sends are refused as `unavailable`.
 const WRITER_QUEUE: usize = 65_536;
 
+/// Every minute: forget throttle entries that have recovered, delete expired sessions.
+async fn housekeeping(accounts: Arc<accounts::Accounts>, throttle: Arc<http::Throttle>) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        throttle.forget_idle();
+        let accounts = Arc::clone(&accounts);
+        match tokio::task::spawn_blocking(move || accounts.purge_expired()).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::debug!("deleted {n} expired sessions"),
+            Ok(Err(e)) => tracing::warn!("cannot delete expired sessions: {e}"),
+            Err(e) => tracing::warn!("session cleanup failed: {e}"),
+        }
+    }
+}
+
 /// Runs the server on `listener` until `shutdown` resolves, then closes every socket
 /// with 1001, flushes the store and returns.
 pub async fn serve(
@@ -51,6 +67,10 @@ pub async fn serve(
         config.durability,
     ))?;
     let read_store = opened(SqliteStore::open(&config.data_dir, config.durability))?;
+    let accounts = Arc::new(
+        accounts::Accounts::open(&config.data_dir, config.durability)
+            .context("cannot open the accounts")?,
+    );
     let (hub, events) = HubHandle::channel();
     let (writer, writer_thread) = store::writer::spawn(write_store, WRITER_QUEUE, {
         let hub = hub.clone();
@@ -73,7 +93,16 @@ pub async fn serve(
     let hub_thread = HubHandle::spawn(state, events).context("cannot start the hub")?;
 
     let tracker = TaskTracker::new();
+    let throttle = Arc::new(http::Throttle::new(http::ThrottleLimits {
+        per_ip: config.sign_in_per_ip_per_min,
+        per_username: config.sign_in_per_user_per_min,
+    }));
+    tokio::spawn(housekeeping(Arc::clone(&accounts), Arc::clone(&throttle)));
     let app_state = AppState {
+        accounts,
+        allow_guests: config.allow_guests,
+        secure_cookies: config.secure_cookies,
+        throttle,
         hub: hub.clone(),
         connection: connection::Settings {
             queue_capacity: config.queue_capacity,

@@ -2,13 +2,20 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::Parser;
-use confab_server::config::Config;
+use confab_server::config::{AdminCommand, Command, Config};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
+    if let Some(Command::Admin(AdminCommand::Create {
+        username,
+        display_name,
+    })) = &config.command
+    {
+        return admin_create(&config, username, display_name.as_deref());
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()
@@ -28,6 +35,37 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("Confab is running: open {}", browse_url(addr));
     confab_server::serve(listener, config, shutdown_signal()).await
+}
+
+/// `confab-server admin create`: an administrator account, made from the machine the
+/// data lives on rather than by whoever reaches the sign-up page first.
+fn admin_create(config: &Config, username: &str, display_name: Option<&str>) -> anyhow::Result<()> {
+    use confab_shared::{DisplayName, Password, Username};
+    use std::io::{BufRead, IsTerminal};
+
+    let username = Username::parse(username)?;
+    let display_name = DisplayName::parse(display_name.unwrap_or(username.as_str()))?;
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(format!("Password for {}: ", username.as_str()))?;
+        let again = rpassword::prompt_password("Again: ")?;
+        anyhow::ensure!(first == again, "the two passwords differ");
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    let password = Password::parse(&password)?;
+    let accounts = confab_server::accounts::Accounts::open(&config.data_dir, config.durability)
+        .with_context(|| format!("cannot open the accounts in {}", config.data_dir.display()))?;
+    let user = accounts.sign_up(&username, &display_name, &password, true)?;
+    println!(
+        "Created administrator {} ({}) in {}",
+        user.username,
+        user.display_name,
+        config.data_dir.display()
+    );
+    Ok(())
 }
 
 /// The URL a person on this machine opens; a wildcard address is reachable as localhost.

@@ -4,7 +4,7 @@
 
 use confab_shared::{
     Body, ClientId, ClientMsg, DisplayName, ErrorCode, PROTOCOL_VERSION, RoomName, ServerMsg,
-    limits,
+    Username, limits,
 };
 
 use crate::hub::Command;
@@ -27,12 +27,19 @@ pub fn validate(msg: ClientMsg) -> Result<Command, ServerMsg> {
                     ),
                 ));
             }
-            let name = DisplayName::parse(&name)
-                .map_err(|e| ServerMsg::error(ErrorCode::InvalidName, e.to_string()))?;
+            let name = name
+                .map(|name| {
+                    DisplayName::parse(&name)
+                        .map_err(|e| ServerMsg::error(ErrorCode::InvalidName, e.to_string()))
+                })
+                .transpose()?;
             Command::Hello { name }
         }
         ClientMsg::ListRooms => Command::ListRooms,
-        ClientMsg::CreateRoom { room } => Command::CreateRoom(room_name(&room)?),
+        ClientMsg::CreateRoom { room, private } => Command::CreateRoom {
+            room: room_name(&room)?,
+            private,
+        },
         ClientMsg::Join { room, after } => Command::Join {
             room: room_name(&room)?,
             after,
@@ -81,11 +88,42 @@ pub fn validate(msg: ClientMsg) -> Result<Command, ServerMsg> {
             }),
         },
         ClientMsg::Typing { room } => Command::Typing(room_name(&room)?),
+        ClientMsg::OpenDirect { user } => Command::OpenDirect(username(&user, None)?),
+        ClientMsg::Invite { room, user } => {
+            let room = room_name(&room)?;
+            Command::Invite {
+                user: username(&user, Some(&room))?,
+                room,
+            }
+        }
+        ClientMsg::Remove { room, user } => {
+            let room = room_name(&room)?;
+            Command::Remove {
+                user: username(&user, Some(&room))?,
+                room,
+            }
+        }
+        ClientMsg::RenameRoom { room, title } => Command::RenameRoom {
+            room: room_name(&room)?,
+            title: room_name(&title)?,
+        },
+        ClientMsg::DeleteRoom { room } => Command::DeleteRoom(room_name(&room)?),
     })
 }
 
 fn room_name(raw: &str) -> Result<RoomName, ServerMsg> {
     RoomName::parse(raw).map_err(|e| ServerMsg::error(ErrorCode::InvalidRoom, e.to_string()))
+}
+
+/// A username that cannot be valid names nobody: answered like an unknown one.
+fn username(raw: &str, room: Option<&RoomName>) -> Result<Username, ServerMsg> {
+    Username::parse(raw).map_err(|_| ServerMsg::Error {
+        code: ErrorCode::UnknownUser,
+        message: format!("there is no user {raw:?}"),
+        room: room.map(ToString::to_string),
+        client_id: None,
+        retry_after_ms: None,
+    })
 }
 
 #[cfg(test)]
@@ -103,7 +141,21 @@ mod tests {
     fn valid_frames_become_commands() {
         assert!(matches!(
             parse(&format!(r#"{{"type":"hello","protocol":{PROTOCOL_VERSION},"name":" Ada "}}"#)),
-            Ok(Command::Hello { name }) if name.as_str() == "Ada"
+            Ok(Command::Hello { name: Some(name) }) if name.as_str() == "Ada"
+        ));
+        assert!(matches!(
+            parse(&format!(
+                r#"{{"type":"hello","protocol":{PROTOCOL_VERSION}}}"#
+            )),
+            Ok(Command::Hello { name: None })
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"create_room","room":"plans","private":true}"#),
+            Ok(Command::CreateRoom { private: true, .. })
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"invite","room":"_p1","user":"Bob"}"#),
+            Ok(Command::Invite { user, .. }) if user.as_str() == "bob"
         ));
         assert!(matches!(
             parse(r#"{"type":"send","room":"general","body":" hi ","client_id":"c1"}"#),
@@ -149,6 +201,14 @@ mod tests {
         assert_eq!(
             code(r#"{"type":"send","room":"general","body":"hi","client_id":"no spaces"}"#),
             ErrorCode::InvalidClientId
+        );
+        assert_eq!(
+            code(r#"{"type":"open_direct","user":"no such user!"}"#),
+            ErrorCode::UnknownUser
+        );
+        assert_eq!(
+            code(r#"{"type":"rename_room","room":"ops","title":"Not Valid"}"#),
+            ErrorCode::InvalidRoom
         );
         assert!(matches!(
             parse(r#"{"type":"send","room":"ops","body":"","client_id":"c9"}"#),

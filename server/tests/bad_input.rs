@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::{
 fn hello(protocol: u32, name: &str) -> String {
     ClientMsg::Hello {
         protocol,
-        name: name.into(),
+        name: Some(name.into()),
     }
     .to_json()
 }
@@ -113,7 +113,7 @@ async fn every_kind_of_bad_request_gets_its_error_code() {
     }
 
     // Every refusal left the session as it was: still named, still in #general.
-    assert_eq!(c.say("general", "still here").await.from, "ada");
+    assert_eq!(c.say("general", "still here").await.from, "~ada");
 }
 
 #[tokio::test]
@@ -123,6 +123,7 @@ async fn the_configured_room_cap_is_enforced() {
     ada.create_room("second").await;
     ada.send_json(&ClientMsg::CreateRoom {
         room: "third".into(),
+        private: false,
     })
     .await;
     let about = ada.expect_error(ErrorCode::TooManyRooms).await;
@@ -149,7 +150,7 @@ async fn a_frame_at_the_size_limit_is_read_one_byte_more_closes_with_1009() {
     assert_eq!(big.expect_close().await, close::MESSAGE_TOO_BIG);
 
     ada.recv_until(|m| {
-        matches!(m, ServerMsg::Presence { name, event: PresenceEvent::Left, .. } if name == "big")
+        matches!(m, ServerMsg::Presence { who, event: PresenceEvent::Left, .. } if who.name == "big")
     })
     .await;
     let msg = ada.say("general", "still chatting").await;
@@ -171,7 +172,7 @@ async fn a_binary_frame_closes_with_1003() {
     assert_eq!(bin.expect_close().await, close::UNSUPPORTED_DATA);
 
     ada.recv_until(|m| {
-        matches!(m, ServerMsg::Presence { name, event: PresenceEvent::Left, .. } if name == "bin")
+        matches!(m, ServerMsg::Presence { who, event: PresenceEvent::Left, .. } if who.name == "bin")
     })
     .await;
 }

@@ -6,12 +6,21 @@ mod common;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::{Client, start};
-use confab_shared::{ClientMsg, ErrorCode, PresenceEvent, ServerMsg};
+use confab_shared::{ClientMsg, ErrorCode, Person, PresenceEvent, ServerMsg};
+
+/// A guest as others see them (the test server lets guests in).
+fn guest(name: &str) -> Person {
+    Person {
+        user: format!("~{}", name.to_lowercase()),
+        name: name.into(),
+        guest: true,
+    }
+}
 
 fn presence(room: &str, name: &str, event: PresenceEvent) -> ServerMsg {
     ServerMsg::Presence {
         room: room.into(),
-        name: name.into(),
+        who: guest(name),
         event,
     }
 }
@@ -32,7 +41,7 @@ async fn two_users_exchange_messages() {
     let before = now_ms();
     let sent = ada.say("general", "  hello bob \n").await;
     assert_eq!(sent.room, "general");
-    assert_eq!(sent.from, "ada");
+    assert_eq!((sent.from.as_str(), sent.name.as_str()), ("~ada", "ada"));
     assert_eq!(sent.body, "hello bob", "surrounding whitespace is trimmed");
     assert!(sent.id > 0);
     assert!(
@@ -47,7 +56,7 @@ async fn two_users_exchange_messages() {
     );
 
     let reply = bob.say("general", "hi ada").await;
-    assert_eq!(reply.from, "bob");
+    assert_eq!(reply.from, "~bob");
     assert!(reply.id > sent.id, "ids increase");
     assert_eq!(ada.next_message().await, reply);
 }
@@ -83,7 +92,7 @@ async fn rooms_are_isolated() {
 
     // The refused message was not stored: #ops holds only Ada's.
     let (members, history) = bob.join("ops").await;
-    assert_eq!(members, ["ada", "bob"]);
+    assert_eq!(members, ["~ada", "~bob"]);
     let bodies: Vec<_> = history.iter().map(|m| m.body.as_str()).collect();
     assert_eq!(bodies, ["secret plans"]);
 }
@@ -95,7 +104,7 @@ async fn presence_on_join_leave_and_disconnect() {
     let mut bob = Client::named(server.addr, "bob").await;
 
     let (members, _) = bob.join("general").await;
-    assert_eq!(members, ["ada", "bob"]);
+    assert_eq!(members, ["~ada", "~bob"]);
     assert_eq!(
         ada.recv().await,
         presence("general", "bob", PresenceEvent::Joined)
@@ -131,7 +140,7 @@ async fn joining_delivers_earlier_messages_as_history() {
 
     let mut bob = Client::named(server.addr, "bob").await;
     let (members, history) = bob.join("general").await;
-    assert_eq!(members, ["ada", "bob"]);
+    assert_eq!(members, ["~ada", "~bob"]);
     assert_eq!(history, sent, "the same messages, oldest first");
 }
 
@@ -176,7 +185,7 @@ async fn typing_reaches_the_others_but_not_the_typist() {
         bob.recv().await,
         ServerMsg::Typing {
             room: "general".into(),
-            name: "ada".into(),
+            who: guest("ada"),
         }
     );
     // Had the typing event been echoed, it would reach Ada before the ack of her message.

@@ -165,12 +165,12 @@ impl RawWs {
         let mut ws = RawWs::connect(addr).await;
         let hello = ClientMsg::Hello {
             protocol: PROTOCOL_VERSION,
-            name: name.to_owned(),
+            name: Some(name.to_owned()),
         };
         ws.send(&[RawFrame::text(hello.to_json())]).await;
         let reply = ws.recv().await;
         assert!(
-            matches!(&reply, ServerMsg::Welcome { name: n, .. } if n == name),
+            matches!(&reply, ServerMsg::Welcome { you, .. } if you.name == name),
             "expected a welcome for {name}, got {reply:?}"
         );
         ws
@@ -524,7 +524,7 @@ async fn a_message_of_exactly_64_kib_is_read() {
     let text = hello("whole");
     assert_eq!(text.len(), limits::MAX_FRAME_BYTES);
     whole.send(&[RawFrame::text(text)]).await;
-    assert!(matches!(whole.recv().await, ServerMsg::Welcome { name, .. } if name == "whole"));
+    assert!(matches!(whole.recv().await, ServerMsg::Welcome { you, .. } if you.name == "whole"));
 
     let mut parts = RawWs::connect(server.addr).await;
     let text = hello("parts");
@@ -543,7 +543,7 @@ async fn a_message_of_exactly_64_kib_is_read() {
         parts.next_frame().await,
         Some((PONG, b"interleaved control frames are fine".to_vec()))
     );
-    assert!(matches!(parts.recv().await, ServerMsg::Welcome { name, .. } if name == "parts"));
+    assert!(matches!(parts.recv().await, ServerMsg::Welcome { you, .. } if you.name == "parts"));
 
     // Both connections are still open and answering.
     for ws in [&mut whole, &mut parts] {

@@ -22,3 +22,6 @@ pub const INTERNAL_ERROR: u16 = 1011;
 pub const SLOW_CONSUMER: u16 = 4000;
 /// The client sent no frame (not even a pong) within the idle timeout.
 pub const IDLE_TIMEOUT: u16 = 4001;
+/// The session this socket was opened with was signed out (on this device or
+/// everywhere) or has expired. Do not reconnect: show the sign-in screen.
+pub const SIGNED_OUT: u16 = 4002;

@@ -12,6 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod api;
 pub mod close;
 mod validate;
 
@@ -20,10 +21,19 @@ pub use validate::{Body, ClientId, DisplayName, Password, RoomName, Username, Va
 /// Version of the protocol described by this crate. A client announces the version it
 /// speaks in [`ClientMsg::Hello`]; the server refuses any other with
 /// [`ErrorCode::UnsupportedProtocol`].
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The room every server has, which cannot be deleted.
 pub const DEFAULT_ROOM: &str = "general";
+
+/// Room ids starting with this are made by the server (private rooms, direct
+/// conversations); nobody can create a public room by such a name. Because the server
+/// picks them, a guessed id tells nothing: a non-member gets `unknown_room` whether the
+/// room exists or not.
+pub const RESERVED_ROOM_PREFIX: char = '_';
+
+/// Guests' user handles start with this, which no account's username can.
+pub const GUEST_PREFIX: char = '~';
 
 /// Limits both ends agree on. The server enforces them; the client uses them to give
 /// feedback before the server has to say no.
@@ -63,14 +73,31 @@ pub mod limits {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMsg {
-    /// First message of every session: the protocol version the client speaks and the
-    /// display name it wants. Answered by [`ServerMsg::Welcome`] or an error.
-    Hello { protocol: u32, name: String },
+    /// First message of every session: the protocol version the client speaks.
+    /// Answered by [`ServerMsg::Welcome`] or an error.
+    ///
+    /// Who the client is comes from the session cookie checked before the upgrade
+    /// (see `docs/PROTOCOL.md`). `name` is for guests only (servers started with
+    /// `--allow-guests`): the display name the guest wants. Signed-in users omit it.
+    Hello {
+        protocol: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
     /// Ask for the list of rooms; answered by [`ServerMsg::Rooms`].
     ListRooms,
-    /// Create a room. Everyone connected receives the updated [`ServerMsg::Rooms`].
+    /// Create a room, owned by the sender.
+    ///
+    /// A public room's id is `room`, and everyone receives the updated
+    /// [`ServerMsg::Rooms`]. A private room gets an id chosen by the server, `room` is
+    /// its title, and only the creator (its first member) hears of it. Either way the
+    /// creator's [`ServerMsg::Rooms`] comes first and names the new room in `created`.
     /// Creating does not join: send [`ClientMsg::Join`] next.
-    CreateRoom { room: String },
+    CreateRoom {
+        room: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        private: bool,
+    },
     /// Join a room, or re-join it after a reconnect.
     ///
     /// Without `after`, answered by [`ServerMsg::Joined`] with the most recent history.
@@ -106,28 +133,46 @@ pub enum ClientMsg {
     /// The user is typing in a room. Send at most once per
     /// [`limits::TYPING_THROTTLE_MS`] while typing continues.
     Typing { room: String },
+    /// Open (creating the first time) the direct conversation with `user`, and join
+    /// it. Both people receive [`ServerMsg::Rooms`] with it; the sender then gets
+    /// [`ServerMsg::Joined`].
+    OpenDirect { user: String },
+    /// Add `user` to a private room the sender is a member of. The invitee receives
+    /// [`ServerMsg::Rooms`] with the room in it.
+    Invite { room: String, user: String },
+    /// Take `user` out of a room (owner only). Their sessions receive
+    /// [`ServerMsg::Left`] and a room list without it.
+    Remove { room: String, user: String },
+    /// Give a room a new title (owner only). Its id does not change.
+    RenameRoom { room: String, title: String },
+    /// Delete a room and its messages (owner only; `general` cannot be deleted).
+    DeleteRoom { room: String },
 }
 
 /// Messages the server sends to a client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg {
-    /// The hello was accepted: the session's (normalised) display name and the rooms
-    /// that exist.
+    /// The hello was accepted: who the session is and the rooms it can see.
     Welcome {
         protocol: u32,
-        name: String,
+        you: Person,
         rooms: Vec<RoomInfo>,
     },
-    /// The list of rooms, sent on request and to everyone whenever a room is created.
-    Rooms { rooms: Vec<RoomInfo> },
+    /// The rooms this client can see: on request, and whenever that set or a room's
+    /// title changes. `created` names the room the client's own `create_room` made.
+    Rooms {
+        rooms: Vec<RoomInfo>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        created: Option<String>,
+    },
     /// The client is in `room` and receives its live traffic from now on. `members` is
-    /// everyone who joined the room and has not left; `online` those of them connected
+    /// everyone who belongs to the room; `online` the handles of those connected to it
     /// now. `history` is the recent messages (fresh join) or the rest of a replay,
     /// oldest first.
     Joined {
         room: String,
-        members: Vec<String>,
+        members: Vec<Person>,
         online: Vec<String>,
         history: Vec<ChatMessage>,
     },
@@ -153,20 +198,25 @@ pub enum ServerMsg {
         seq: u64,
         ts: i64,
     },
-    /// The client left `room` and receives nothing more from it.
+    /// The client is out of `room` and receives nothing more from it: it left, was
+    /// removed, or the room was deleted.
     Left { room: String },
+    /// Who belongs to a room the client is in changed (an invitation, a removal, a
+    /// first join, a leave): the whole new list.
+    Members { room: String, members: Vec<Person> },
     /// A message posted to a room the client is in (its own messages included: the
     /// server's copy is the authoritative one, with id and timestamp).
     Message(ChatMessage),
-    /// Someone joined or left a room the client is in.
+    /// Someone came online in or went offline from a room the client is in (their
+    /// first session joined it, or their last one left).
     Presence {
         room: String,
-        name: String,
+        who: Person,
         event: PresenceEvent,
     },
     /// Someone is typing in a room the client is in. Expires after
     /// [`limits::TYPING_TTL_MS`] unless repeated, and ends when their message arrives.
-    Typing { room: String, name: String },
+    Typing { room: String, who: Person },
     /// A request could not be honoured. The connection stays open. `room` names the
     /// room the refused request was about, and `client_id` the refused `send`, when
     /// there was one.
@@ -186,9 +236,43 @@ pub enum ServerMsg {
 /// A room as listed to clients.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomInfo {
+    /// The room's id: what every request about it names. Never changes.
     pub name: String,
+    /// What to call it; the owner may change it.
+    pub title: String,
+    pub kind: RoomKind,
+    /// Handle of the member who created it and may rename, delete and remove members.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     /// Members online in the room now.
     pub online: u32,
+    /// In a direct conversation: the other person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<Person>,
+}
+
+/// Who can see and join a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomKind {
+    /// Listed to every signed-in user; anyone may join.
+    Public,
+    /// Visible to its members only; joined by invitation from a member.
+    Private,
+    /// A conversation between two users.
+    Direct,
+}
+
+/// A person as clients see them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Person {
+    /// Unique handle: the account's username, or `~` and the name for a guest.
+    pub user: String,
+    /// Display name.
+    pub name: String,
+    /// A guest (no account); clients mark them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub guest: bool,
 }
 
 /// A chat message as stored and delivered.
@@ -200,8 +284,10 @@ pub struct ChatMessage {
     /// Position in the room: 1, 2, 3… with no gaps, assigned when the message is
     /// committed to storage.
     pub seq: u64,
-    /// Display name of the sender.
+    /// Handle of the sender (see [`Person::user`]).
     pub from: String,
+    /// Display name of the sender.
+    pub name: String,
     pub body: String,
     /// Server time when the message was accepted, in milliseconds since the Unix epoch.
     pub ts: i64,
@@ -256,11 +342,16 @@ pub enum ErrorCode {
     /// The server could not store the message now (storage busy or failing). Retry
     /// later with the same `client_id`.
     Unavailable,
+    /// The request needs a right the sender lacks: owning the room, an account rather
+    /// than guest access.
+    Forbidden,
+    /// No account has that username.
+    UnknownUser,
 }
 
 impl ErrorCode {
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 19] = [
         ErrorCode::BadJson,
         ErrorCode::UnknownType,
         ErrorCode::BadMessage,
@@ -278,6 +369,8 @@ impl ErrorCode {
         ErrorCode::InvalidClientId,
         ErrorCode::RateLimited,
         ErrorCode::Unavailable,
+        ErrorCode::Forbidden,
+        ErrorCode::UnknownUser,
     ];
 
     /// The code as it appears on the wire, for logs and tests.
@@ -300,6 +393,8 @@ impl ErrorCode {
             ErrorCode::InvalidClientId => "invalid_client_id",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::UnknownUser => "unknown_user",
         }
     }
 }
@@ -361,6 +456,11 @@ const CLIENT_TYPES: &[&str] = &[
     "send",
     "fetch_history",
     "typing",
+    "open_direct",
+    "invite",
+    "remove",
+    "rename_room",
+    "delete_room",
 ];
 
 // Only runs on the error path, so parsing a second time to classify costs nothing on
@@ -399,11 +499,12 @@ mod tests {
         vec![
             ClientMsg::Hello {
                 protocol: PROTOCOL_VERSION,
-                name: "ada".into(),
+                name: None,
             },
             ClientMsg::ListRooms,
             ClientMsg::CreateRoom {
                 room: "rust-help".into(),
+                private: false,
             },
             ClientMsg::Join {
                 room: "general".into(),
@@ -429,7 +530,31 @@ mod tests {
             ClientMsg::Typing {
                 room: "general".into(),
             },
+            ClientMsg::OpenDirect { user: "bob".into() },
+            ClientMsg::Invite {
+                room: "_pq3x".into(),
+                user: "bob".into(),
+            },
+            ClientMsg::Remove {
+                room: "_pq3x".into(),
+                user: "bob".into(),
+            },
+            ClientMsg::RenameRoom {
+                room: "_pq3x".into(),
+                title: "plans".into(),
+            },
+            ClientMsg::DeleteRoom {
+                room: "_pq3x".into(),
+            },
         ]
+    }
+
+    fn grace() -> Person {
+        Person {
+            user: "grace".into(),
+            name: "Grace Hopper".into(),
+            guest: false,
+        }
     }
 
     fn server_examples() -> Vec<ServerMsg> {
@@ -438,23 +563,45 @@ mod tests {
             room: "general".into(),
             seq: 3,
             from: "ada".into(),
+            name: "Ada".into(),
             body: "hi\nthere".into(),
             ts: 1_764_000_000_000,
         };
-        let rooms = vec![RoomInfo {
-            name: "general".into(),
-            online: 2,
-        }];
+        let rooms = vec![
+            RoomInfo {
+                name: "general".into(),
+                title: "general".into(),
+                kind: RoomKind::Public,
+                owner: None,
+                online: 2,
+                peer: None,
+            },
+            RoomInfo {
+                name: "_d0123456789abcdef".into(),
+                title: "Grace Hopper".into(),
+                kind: RoomKind::Direct,
+                owner: None,
+                online: 1,
+                peer: Some(grace()),
+            },
+        ];
         vec![
             ServerMsg::Welcome {
                 protocol: PROTOCOL_VERSION,
-                name: "ada".into(),
+                you: Person {
+                    user: "~ada".into(),
+                    name: "Ada".into(),
+                    guest: true,
+                },
                 rooms: rooms.clone(),
             },
-            ServerMsg::Rooms { rooms },
+            ServerMsg::Rooms {
+                rooms,
+                created: Some("_pq3x".into()),
+            },
             ServerMsg::Joined {
                 room: "general".into(),
-                members: vec!["ada".into(), "grace".into(), "linus".into()],
+                members: vec![grace()],
                 online: vec!["ada".into(), "grace".into()],
                 history: vec![msg.clone()],
             },
@@ -477,20 +624,24 @@ mod tests {
             ServerMsg::Left {
                 room: "general".into(),
             },
+            ServerMsg::Members {
+                room: "general".into(),
+                members: vec![grace()],
+            },
             ServerMsg::Message(msg),
             ServerMsg::Presence {
                 room: "general".into(),
-                name: "grace".into(),
+                who: grace(),
                 event: PresenceEvent::Joined,
             },
             ServerMsg::Presence {
                 room: "general".into(),
-                name: "grace".into(),
+                who: grace(),
                 event: PresenceEvent::Left,
             },
             ServerMsg::Typing {
                 room: "general".into(),
-                name: "grace".into(),
+                who: grace(),
             },
             ServerMsg::error(ErrorCode::NameTaken, "someone online is already called ada"),
             ServerMsg::Error {
@@ -542,20 +693,25 @@ mod tests {
 
     #[test]
     fn wire_format_is_internally_tagged_snake_case() {
-        let json = ClientMsg::CreateRoom { room: "ops".into() }.to_json();
+        let json = ClientMsg::CreateRoom {
+            room: "ops".into(),
+            private: false,
+        }
+        .to_json();
         assert_eq!(json, r#"{"type":"create_room","room":"ops"}"#);
         let json = ServerMsg::Message(ChatMessage {
             id: 1,
             room: "general".into(),
             seq: 1,
             from: "ada".into(),
+            name: "Ada".into(),
             body: "hi".into(),
             ts: 5,
         })
         .to_json();
         assert_eq!(
             json,
-            r#"{"type":"message","id":1,"room":"general","seq":1,"from":"ada","body":"hi","ts":5}"#
+            r#"{"type":"message","id":1,"room":"general","seq":1,"from":"ada","name":"Ada","body":"hi","ts":5}"#
         );
         let json = ServerMsg::error(ErrorCode::BadJson, "x").to_json();
         assert_eq!(json, r#"{"type":"error","code":"bad_json","message":"x"}"#);

@@ -14,8 +14,8 @@
 use std::collections::BTreeSet;
 
 use confab_shared::{
-    Body, ChatMessage, ClientId, ClientMsg, DisplayName, ErrorCode, PresenceEvent, RoomInfo,
-    RoomName, ServerMsg, ValidationError, limits,
+    Body, ChatMessage, ClientId, ClientMsg, DisplayName, ErrorCode, Person, PresenceEvent,
+    RoomInfo, RoomKind, RoomName, ServerMsg, ValidationError, limits,
 };
 use proptest::{
     collection::vec, option, prelude::*, sample::select, strategy::ValueTree,
@@ -38,8 +38,27 @@ fn text() -> impl Strategy<Value = String> {
     ]
 }
 
+fn person() -> impl Strategy<Value = Person> {
+    (text(), text(), any::<bool>()).prop_map(|(user, name, guest)| Person { user, name, guest })
+}
+
 fn room_info() -> impl Strategy<Value = RoomInfo> {
-    (text(), any::<u32>()).prop_map(|(name, online)| RoomInfo { name, online })
+    (
+        text(),
+        text(),
+        select(vec![RoomKind::Public, RoomKind::Private, RoomKind::Direct]),
+        option::of(text()),
+        any::<u32>(),
+        option::of(person()),
+    )
+        .prop_map(|(name, title, kind, owner, online, peer)| RoomInfo {
+            name,
+            title,
+            kind,
+            owner,
+            online,
+            peer,
+        })
 }
 
 fn chat_message() -> impl Strategy<Value = ChatMessage> {
@@ -49,13 +68,15 @@ fn chat_message() -> impl Strategy<Value = ChatMessage> {
         any::<u64>(),
         text(),
         text(),
+        text(),
         any::<i64>(),
     )
-        .prop_map(|(id, room, seq, from, body, ts)| ChatMessage {
+        .prop_map(|(id, room, seq, from, name, body, ts)| ChatMessage {
             id,
             room,
             seq,
             from,
+            name,
             body,
             ts,
         })
@@ -67,9 +88,10 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
 
 fn client_msg() -> impl Strategy<Value = ClientMsg> {
     prop_oneof![
-        (any::<u32>(), text()).prop_map(|(protocol, name)| ClientMsg::Hello { protocol, name }),
+        (any::<u32>(), option::of(text()))
+            .prop_map(|(protocol, name)| ClientMsg::Hello { protocol, name }),
         Just(ClientMsg::ListRooms),
-        text().prop_map(|room| ClientMsg::CreateRoom { room }),
+        (text(), any::<bool>()).prop_map(|(room, private)| ClientMsg::CreateRoom { room, private }),
         (text(), option::of(any::<u64>()))
             .prop_map(|(room, after)| ClientMsg::Join { room, after }),
         text().prop_map(|room| ClientMsg::Leave { room }),
@@ -86,22 +108,29 @@ fn client_msg() -> impl Strategy<Value = ClientMsg> {
             }
         }),
         text().prop_map(|room| ClientMsg::Typing { room }),
+        text().prop_map(|user| ClientMsg::OpenDirect { user }),
+        (text(), text()).prop_map(|(room, user)| ClientMsg::Invite { room, user }),
+        (text(), text()).prop_map(|(room, user)| ClientMsg::Remove { room, user }),
+        (text(), text()).prop_map(|(room, title)| ClientMsg::RenameRoom { room, title }),
+        text().prop_map(|room| ClientMsg::DeleteRoom { room }),
     ]
 }
 
 fn server_msg() -> impl Strategy<Value = ServerMsg> {
     let names = || vec(text(), 0..4);
+    let people = || vec(person(), 0..4);
     let messages = || vec(chat_message(), 0..3);
     prop_oneof![
-        (any::<u32>(), text(), vec(room_info(), 0..4)).prop_map(|(protocol, name, rooms)| {
+        (any::<u32>(), person(), vec(room_info(), 0..4)).prop_map(|(protocol, you, rooms)| {
             ServerMsg::Welcome {
                 protocol,
-                name,
+                you,
                 rooms,
             }
         }),
-        vec(room_info(), 0..4).prop_map(|rooms| ServerMsg::Rooms { rooms }),
-        (text(), names(), names(), messages()).prop_map(|(room, members, online, history)| {
+        (vec(room_info(), 0..4), option::of(text()))
+            .prop_map(|(rooms, created)| ServerMsg::Rooms { rooms, created }),
+        (text(), people(), names(), messages()).prop_map(|(room, members, online, history)| {
             ServerMsg::Joined {
                 room,
                 members,
@@ -127,14 +156,15 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
             }
         ),
         text().prop_map(|room| ServerMsg::Left { room }),
+        (text(), people()).prop_map(|(room, members)| ServerMsg::Members { room, members }),
         chat_message().prop_map(ServerMsg::Message),
         (
             text(),
-            text(),
+            person(),
             prop_oneof![Just(PresenceEvent::Joined), Just(PresenceEvent::Left)]
         )
-            .prop_map(|(room, name, event)| ServerMsg::Presence { room, name, event }),
-        (text(), text()).prop_map(|(room, name)| ServerMsg::Typing { room, name }),
+            .prop_map(|(room, who, event)| ServerMsg::Presence { room, who, event }),
+        (text(), person()).prop_map(|(room, who)| ServerMsg::Typing { room, who }),
         (
             error_code(),
             text(),
@@ -174,10 +204,15 @@ fn client_variant(msg: &ClientMsg) -> &'static str {
         ClientMsg::Send { .. } => "send",
         ClientMsg::FetchHistory { .. } => "fetch_history",
         ClientMsg::Typing { .. } => "typing",
+        ClientMsg::OpenDirect { .. } => "open_direct",
+        ClientMsg::Invite { .. } => "invite",
+        ClientMsg::Remove { .. } => "remove",
+        ClientMsg::RenameRoom { .. } => "rename_room",
+        ClientMsg::DeleteRoom { .. } => "delete_room",
     }
 }
 
-const CLIENT_VARIANTS: [&str; 8] = [
+const CLIENT_VARIANTS: [&str; 13] = [
     "hello",
     "list_rooms",
     "create_room",
@@ -186,6 +221,11 @@ const CLIENT_VARIANTS: [&str; 8] = [
     "send",
     "fetch_history",
     "typing",
+    "open_direct",
+    "invite",
+    "remove",
+    "rename_room",
+    "delete_room",
 ];
 
 fn server_variant(msg: &ServerMsg) -> &'static str {
@@ -197,6 +237,7 @@ fn server_variant(msg: &ServerMsg) -> &'static str {
         ServerMsg::History { .. } => "history",
         ServerMsg::Ack { .. } => "ack",
         ServerMsg::Left { .. } => "left",
+        ServerMsg::Members { .. } => "members",
         ServerMsg::Message(_) => "message",
         ServerMsg::Presence { .. } => "presence",
         ServerMsg::Typing { .. } => "typing",
@@ -204,9 +245,9 @@ fn server_variant(msg: &ServerMsg) -> &'static str {
     }
 }
 
-const SERVER_VARIANTS: [&str; 11] = [
-    "welcome", "rooms", "joined", "replay", "history", "ack", "left", "message", "presence",
-    "typing", "error",
+const SERVER_VARIANTS: [&str; 12] = [
+    "welcome", "rooms", "joined", "replay", "history", "ack", "left", "members", "message",
+    "presence", "typing", "error",
 ];
 
 /// Names `strategy` produces in `samples` draws from a fixed seed.

@@ -10,7 +10,7 @@ pub mod checkpoint;
 pub mod sqlite;
 pub mod writer;
 
-use confab_shared::ChatMessage;
+use confab_shared::{ChatMessage, RoomKind};
 
 pub use sqlite::SqliteStore;
 
@@ -18,7 +18,10 @@ pub use sqlite::SqliteStore;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMessage {
     pub room: String,
+    /// The sender's handle.
     pub from: String,
+    /// The sender's display name when they sent it.
+    pub name: String,
     pub body: String,
     /// The sender's id for this send; a repeat with the same id is not stored twice.
     pub client_id: String,
@@ -37,9 +40,29 @@ pub enum Appended {
 /// One write. Applied in order, in batches; each batch is one transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Write {
-    CreateRoom { room: String, ts: i64 },
-    AddMember { room: String, name: String },
-    RemoveMember { room: String, name: String },
+    CreateRoom {
+        room: String,
+        ts: i64,
+        kind: RoomKind,
+        title: String,
+        owner: Option<String>,
+    },
+    RenameRoom {
+        room: String,
+        title: String,
+    },
+    /// The room, its members and all its messages.
+    DeleteRoom {
+        room: String,
+    },
+    AddMember {
+        room: String,
+        name: String,
+    },
+    RemoveMember {
+        room: String,
+        name: String,
+    },
     Append(NewMessage),
 }
 
@@ -54,10 +77,23 @@ pub enum Written {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredRoom {
     pub name: String,
+    pub kind: RoomKind,
+    pub title: String,
+    /// Handle of the creator, who may manage the room; `None` for rooms from before
+    /// accounts existed (only admins manage those).
+    pub owner: Option<String>,
     /// Highest sequence number committed in the room (0 when empty).
     pub last_seq: u64,
-    /// Everyone who joined and has not left, by display name.
+    /// Everyone who belongs to the room, by handle.
     pub members: Vec<String>,
+}
+
+/// An account as the hub needs to know it: to name people and to check that whoever is
+/// invited or messaged exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPerson {
+    pub username: String,
+    pub display_name: String,
 }
 
 /// Why storage failed. The hub reports it to the clients concerned and keeps running.
@@ -92,6 +128,9 @@ pub enum Durability {
 pub trait Store: Send + 'static {
     /// All rooms, with their last sequence number and members.
     fn rooms(&mut self) -> Result<Vec<StoredRoom>, StoreError>;
+
+    /// Every account.
+    fn people(&mut self) -> Result<Vec<StoredPerson>, StoreError>;
 
     /// Applies `writes` in order in one transaction. On error nothing of the batch is
     /// stored.

@@ -2,17 +2,25 @@
 
 use std::{collections::HashMap, path::Path};
 
-use confab_shared::{ChatMessage, DEFAULT_ROOM};
+use confab_shared::{ChatMessage, DEFAULT_ROOM, RoomKind};
 use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 
 use super::{
-    Appended, Durability, NewMessage, Store, StoreError, StoredRoom, Write, Written,
+    Appended, Durability, NewMessage, Store, StoreError, StoredPerson, StoredRoom, Write, Written,
     checkpoint::{self, Checkpointer},
 };
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "confab.sqlite3";
+
+/// The columns [`row_to_message`] reads, in its order. A macro so the queries that use
+/// it stay `&'static str`s.
+macro_rules! message_columns {
+    () => {
+        "id, room, seq, sender, COALESCE(sender_name, sender), body, ts"
+    };
+}
 
 /// The schema, one step per migration. Never edit a released step: add one.
 fn migrations() -> Migrations<'static> {
@@ -58,6 +66,15 @@ fn migrations() -> Migrations<'static> {
                  expires_at INTEGER NOT NULL
              ) WITHOUT ROWID;
              CREATE INDEX sessions_by_user ON sessions (user_id);",
+        ),
+        // Private rooms and direct conversations. Members and senders are now handles
+        // (usernames); the display name a message was sent under is kept with it, and
+        // rows from before (where `sender` was a display name) fall back to `sender`.
+        M::up(
+            "ALTER TABLE rooms ADD COLUMN kind TEXT NOT NULL DEFAULT 'public';
+             ALTER TABLE rooms ADD COLUMN title TEXT;
+             ALTER TABLE rooms ADD COLUMN owner TEXT;
+             ALTER TABLE messages ADD COLUMN sender_name TEXT;",
         ),
     ])
 }
@@ -122,11 +139,30 @@ impl SqliteStore {
             .map(|write| {
                 match write {
                     Write::Append(m) => return append(conn, &mut self.last_seq, &mut insert, m),
-                    Write::CreateRoom { room, ts } => conn
+                    Write::CreateRoom {
+                        room,
+                        ts,
+                        kind,
+                        title,
+                        owner,
+                    } => conn
                         .prepare_cached(
-                            "INSERT OR IGNORE INTO rooms (name, created_at) VALUES (?1, ?2)",
+                            "INSERT OR IGNORE INTO rooms (name, created_at, kind, title, owner)
+                             VALUES (?1, ?2, ?3, ?4, ?5)",
                         )?
-                        .execute(params![room, ts])?,
+                        .execute(params![room, ts, kind_to_sql(*kind), title, owner])?,
+                    Write::RenameRoom { room, title } => conn
+                        .prepare_cached("UPDATE rooms SET title = ?2 WHERE name = ?1")?
+                        .execute(params![room, title])?,
+                    Write::DeleteRoom { room } => {
+                        conn.prepare_cached("DELETE FROM messages WHERE room = ?1")?
+                            .execute([room])?;
+                        conn.prepare_cached("DELETE FROM room_members WHERE room = ?1")?
+                            .execute([room])?;
+                        self.last_seq.remove(room);
+                        conn.prepare_cached("DELETE FROM rooms WHERE name = ?1")?
+                            .execute([room])?
+                    }
                     Write::AddMember { room, name } => conn
                         .prepare_cached(
                             "INSERT OR IGNORE INTO room_members (room, name) VALUES (?1, ?2)",
@@ -142,9 +178,26 @@ impl SqliteStore {
     }
 }
 
-const INSERT_MESSAGE: &str = "INSERT INTO messages (room, seq, sender, client_id, body, ts)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+const INSERT_MESSAGE: &str =
+    "INSERT INTO messages (room, seq, sender, client_id, body, ts, sender_name)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
      ON CONFLICT (sender, client_id) DO NOTHING";
+
+fn kind_to_sql(kind: RoomKind) -> &'static str {
+    match kind {
+        RoomKind::Public => "public",
+        RoomKind::Private => "private",
+        RoomKind::Direct => "direct",
+    }
+}
+
+fn kind_from_sql(kind: &str) -> RoomKind {
+    match kind {
+        "private" => RoomKind::Private,
+        "direct" => RoomKind::Direct,
+        _ => RoomKind::Public,
+    }
+}
 
 /// Stores one message with the next sequence number of its room, or finds the one the
 /// same sender already stored under this client id.
@@ -162,7 +215,15 @@ fn append(
             |row| row.get::<_, u64>(0),
         )?,
     } + 1;
-    let inserted = insert.execute(params![m.room, seq, m.from, m.client_id, m.body, m.ts])?;
+    let inserted = insert.execute(params![
+        m.room,
+        seq,
+        m.from,
+        m.client_id,
+        m.body,
+        m.ts,
+        m.name
+    ])?;
     if inserted == 1 {
         match last_seq.get_mut(&m.room) {
             Some(last) => *last = seq,
@@ -175,15 +236,17 @@ fn append(
             seq,
             room: m.room.clone(),
             from: m.from.clone(),
+            name: m.name.clone(),
             body: m.body.clone(),
             ts: m.ts,
         })));
     }
     let original = conn
-        .prepare_cached(
-            "SELECT id, room, seq, sender, body, ts FROM messages
-             WHERE sender = ?1 AND client_id = ?2",
-        )?
+        .prepare_cached(concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM messages WHERE sender = ?1 AND client_id = ?2"
+        ))?
         .query_row(params![m.from, m.client_id], row_to_message)?;
     Ok(Written::Appended(Appended::Duplicate(original)))
 }
@@ -232,8 +295,9 @@ fn row_to_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChatMessage> {
         room: row.get(1)?,
         seq: row.get(2)?,
         from: row.get(3)?,
-        body: row.get(4)?,
-        ts: row.get(5)?,
+        name: row.get(4)?,
+        body: row.get(5)?,
+        ts: row.get(6)?,
     })
 }
 
@@ -242,13 +306,17 @@ impl Store for SqliteStore {
         let mut rooms: Vec<StoredRoom> = self
             .conn
             .prepare(
-                "SELECT r.name, COALESCE((SELECT MAX(seq) FROM messages m WHERE m.room = r.name), 0)
+                "SELECT r.name, COALESCE((SELECT MAX(seq) FROM messages m WHERE m.room = r.name), 0),
+                        r.kind, COALESCE(r.title, r.name), r.owner
                  FROM rooms r ORDER BY r.name",
             )?
             .query_map([], |row| {
                 Ok(StoredRoom {
                     name: row.get(0)?,
                     last_seq: row.get(1)?,
+                    kind: kind_from_sql(&row.get::<_, String>(2)?),
+                    title: row.get(3)?,
+                    owner: row.get(4)?,
                     members: Vec::new(),
                 })
             })?
@@ -267,6 +335,19 @@ impl Store for SqliteStore {
         }
         debug_assert!(rooms.iter().any(|r| r.name == DEFAULT_ROOM));
         Ok(rooms)
+    }
+
+    fn people(&mut self) -> Result<Vec<StoredPerson>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT username, display_name FROM users ORDER BY username")?;
+        let rows = stmt.query_map([], |row| {
+            Ok(StoredPerson {
+                username: row.get(0)?,
+                display_name: row.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn apply(&mut self, writes: &[Write]) -> Result<Vec<Written>, StoreError> {
@@ -296,10 +377,11 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<ChatMessage>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, room, seq, sender, body, ts FROM messages
-             WHERE room = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4",
-        )?;
+        let mut stmt = self.conn.prepare_cached(concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM messages WHERE room = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4"
+        ))?;
         let rows = stmt.query_map(
             params![room, as_sql(after), as_sql(until), limit],
             row_to_message,
@@ -314,10 +396,11 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<ChatMessage>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, room, seq, sender, body, ts FROM messages
-             WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
-        )?;
+        let mut stmt = self.conn.prepare_cached(concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM messages WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
+        ))?;
         let rows = stmt.query_map(params![room, as_sql(before), limit], row_to_message)?;
         let mut page: Vec<ChatMessage> = rows.collect::<Result<_, _>>()?;
         page.reverse();
@@ -349,6 +432,7 @@ mod tests {
         Write::Append(NewMessage {
             room: room.into(),
             from: from.into(),
+            name: from.to_uppercase(),
             body: body.into(),
             client_id: client_id.into(),
             ts: 7,
@@ -374,6 +458,9 @@ mod tests {
         s.apply(&[Write::CreateRoom {
             room: "ops".into(),
             ts: 1,
+            kind: RoomKind::Public,
+            title: "ops".into(),
+            owner: Some("ada".into()),
         }])
         .expect("create");
         let w = s

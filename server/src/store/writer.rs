@@ -151,6 +151,7 @@ mod tests {
                     Write::Append(NewMessage {
                         room: room.into(),
                         from: "ada".into(),
+                        name: "Ada".into(),
                         body: format!("m{i}"),
                         client_id: i.to_string(),
                         ts: 0,

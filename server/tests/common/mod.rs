@@ -46,6 +46,10 @@ pub async fn start() -> Server {
 
 /// Starts a server after `configure` has adjusted its configuration. `static_dir` is
 /// already an empty temporary folder, which `configure` may fill.
+///
+/// Guests are allowed unless `configure` says otherwise: most tests are about chat,
+/// not accounts, and a guest is a connection with a name and nothing else to set up.
+/// The account tests (`tests/accounts.rs`) turn it off.
 pub async fn start_with(configure: impl FnOnce(&mut Config)) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
@@ -55,6 +59,7 @@ pub async fn start_with(configure: impl FnOnce(&mut Config)) -> Server {
     let data_dir = TempDir::new().expect("temporary data dir");
     let mut config = Config::with_listen(addr, data_dir.path().to_owned());
     config.static_dir = static_dir.path().to_owned();
+    config.allow_guests = true;
     configure(&mut config);
     let (stop, stopped) = oneshot::channel::<()>();
     let handle = tokio::spawn(confab_server::serve(listener, config, async {
@@ -198,7 +203,7 @@ impl Client {
     pub async fn try_hello(&mut self, name: &str) -> ServerMsg {
         self.send_json(&ClientMsg::Hello {
             protocol: PROTOCOL_VERSION,
-            name: name.to_owned(),
+            name: Some(name.to_owned()),
         })
         .await;
         self.recv().await
@@ -207,7 +212,7 @@ impl Client {
     /// Says hello and expects a welcome; returns the name the server settled on.
     pub async fn hello(&mut self, name: &str) -> String {
         match self.try_hello(name).await {
-            ServerMsg::Welcome { name, .. } => name,
+            ServerMsg::Welcome { you, .. } => you.name,
             other => panic!("expected a welcome for {name:?}, got {other:?}"),
         }
     }
@@ -241,6 +246,7 @@ impl Client {
     pub async fn create_room(&mut self, room: &str) {
         self.send_json(&ClientMsg::CreateRoom {
             room: room.to_owned(),
+            private: false,
         })
         .await;
         self.expect_room_list_with(room).await;
@@ -249,7 +255,7 @@ impl Client {
     /// Waits for a room list that includes `room`.
     pub async fn expect_room_list_with(&mut self, room: &str) {
         self.recv_until(
-            |m| matches!(m, ServerMsg::Rooms { rooms } if rooms.iter().any(|r| r.name == room)),
+            |m| matches!(m, ServerMsg::Rooms { rooms, .. } if rooms.iter().any(|r| r.name == room)),
         )
         .await;
     }

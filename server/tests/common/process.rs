@@ -29,6 +29,8 @@ impl ServerProcess {
             ])
             .arg("--data-dir")
             .arg(data_dir)
+            // As in `super::start_with`: these tests are about chat, not accounts.
+            .arg("--allow-guests")
             .args(flags)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())

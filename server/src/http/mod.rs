@@ -1,10 +1,13 @@
-//! The HTTP edge: `/ws` (the chat socket), `/healthz`, and the built client.
+//! The HTTP edge: `/ws` (the chat socket), the account endpoints under `/api`
+//! ([`account`]), `/healthz`, and the built client.
 //!
 //! The WebSocket upgrade is done here by hand rather than with axum's extractor so the
 //! connection is driven by tokio-tungstenite with our own [`WebSocketConfig`] and no
 //! compression is ever negotiated (see `docs/ARCHITECTURE.md`). Origin is checked
 //! before the upgrade: a page on another site must not be able to open a socket with
-//! our users' browsers (cross-site WebSocket hijacking).
+//! our users' browsers (cross-site WebSocket hijacking). Then the session cookie: a
+//! socket without a valid one is refused with 401 before the upgrade, unless guests
+//! are allowed and there is no cookie at all.
 //!
 //! [`WebSocketConfig`]: tokio_tungstenite::tungstenite::protocol::WebSocketConfig
 
@@ -26,11 +29,21 @@ use tokio_tungstenite::{
 use tokio_util::task::TaskTracker;
 use tower_http::services::{ServeDir, ServeFile};
 
-use crate::{admission::Admission, connection, hub::HubHandle};
+use crate::{accounts::Accounts, admission::Admission, connection, hub::HubHandle};
+
+mod account;
+
+pub use account::{Throttle, ThrottleLimits};
 
 /// What every request handler shares.
 #[derive(Clone)]
 pub struct AppState {
+    pub accounts: Arc<Accounts>,
+    /// Whether a socket without a session cookie is let in as a guest.
+    pub allow_guests: bool,
+    /// Mark session cookies `Secure` even when no proxy says the page came over TLS.
+    pub secure_cookies: bool,
+    pub throttle: Arc<Throttle>,
     pub hub: HubHandle,
     pub connection: connection::Settings,
     /// Origins allowed besides the page's own, normalised by [`normalise_origin`].
@@ -47,6 +60,7 @@ pub fn router(state: AppState, static_dir: &Path) -> Router {
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/ws", get(upgrade))
+        .nest(confab_shared::api::PREFIX, account::routes())
         .with_state(state);
     let index = static_dir.join("index.html");
     if index.is_file() {
@@ -83,6 +97,10 @@ async fn upgrade(
         Ok(key) => key,
         Err(resp) => return resp,
     };
+    let Some(identity) = account::socket_identity(headers, &state).await else {
+        tracing::debug!(%peer, "refused WebSocket without a valid session");
+        return (StatusCode::UNAUTHORIZED, "sign in first\n").into_response();
+    };
     let ticket = match state.admission.admit(peer.ip()) {
         Ok(ticket) => ticket,
         Err(refused) => {
@@ -107,7 +125,8 @@ async fn upgrade(
                     Some(connection::websocket_config()),
                 )
                 .await;
-                connection::supervised(peer, connection::serve(ws, hub, settings, peer)).await;
+                let serve = connection::serve(ws, hub, settings, peer, identity);
+                connection::supervised(peer, serve).await;
                 drop(ticket);
             }
             Err(e) => tracing::debug!(%peer, "upgrade failed: {e}"),
@@ -177,7 +196,7 @@ fn handshake_key(method: &Method, headers: &HeaderMap) -> Result<HeaderValue, Re
 ///   stops runs in a victim's browser, and pages cannot set that header on a WebSocket
 ///   handshake.
 /// - Listed with `--allowed-origin`.
-fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+pub(crate) fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };

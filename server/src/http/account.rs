@@ -1,0 +1,376 @@
+//! The account endpoints (`/api/signup`, `/api/signin`, `/api/signout`, `/api/me`) and
+//! the session cookie they set, which the WebSocket upgrade then checks.
+//!
+//! - The cookie is `HttpOnly` (page scripts, and so injected scripts, cannot read it),
+//!   `SameSite=Strict` (other sites' pages cannot make the browser send it), and
+//!   `Secure` when the page was served over TLS.
+//! - State-changing requests from a page on another origin are refused, as the socket
+//!   refuses them: SameSite does not cover sibling subdomains, the Origin check does.
+//! - Sign-in attempts are throttled per address and per username ([`Throttle`]), and
+//!   every failure reads the same.
+
+use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Duration};
+
+use axum::{
+    Json, Router,
+    extract::{ConnectInfo, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use confab_shared::{
+    DisplayName, Password, Person, Username,
+    api::{ApiError, Me, SESSION_COOKIE, SignIn, SignOut, SignUp},
+};
+use cookie::{Cookie, SameSite};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
+
+use super::{AppState, origin_allowed};
+use crate::{
+    accounts::{AccountError, Accounts, SESSION_TTL, SessionToken, User, session_key},
+    hub::{Event, Identity},
+};
+
+/// The account endpoints, under [`confab_shared::api::PREFIX`].
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/signup", post(sign_up))
+        .route("/signin", post(sign_in))
+        .route("/signout", post(sign_out))
+        .route("/me", get(whoami))
+}
+
+/// How many sign-in (and sign-up) attempts pass, per minute.
+#[derive(Debug, Clone, Copy)]
+pub struct ThrottleLimits {
+    /// From one IP address, for any usernames.
+    pub per_ip: NonZeroU32,
+    /// For one username, from anywhere: what stops a distributed guesser.
+    pub per_username: NonZeroU32,
+}
+
+/// Sign-in attempts allowed so far, per address and per username.
+pub struct Throttle {
+    by_ip: DefaultKeyedRateLimiter<IpAddr>,
+    by_username: DefaultKeyedRateLimiter<String>,
+}
+
+impl Throttle {
+    pub fn new(limits: ThrottleLimits) -> Self {
+        Self {
+            by_ip: RateLimiter::keyed(Quota::per_minute(limits.per_ip)),
+            by_username: RateLimiter::keyed(Quota::per_minute(limits.per_username)),
+        }
+    }
+
+    /// Counts one attempt; `Err` holds how long until the next would pass.
+    fn attempt(&self, ip: IpAddr, username: Option<&str>) -> Result<(), Duration> {
+        let clock = governor::clock::DefaultClock::default();
+        self.by_ip
+            .check_key(&ip)
+            .map_err(|not_until| not_until.wait_time_from(clock.now()))?;
+        if let Some(username) = username {
+            self.by_username
+                .check_key(&username.to_owned())
+                .map_err(|not_until| not_until.wait_time_from(clock.now()))?;
+        }
+        Ok(())
+    }
+
+    /// Forgets addresses and usernames whose allowance is full again, so the maps do
+    /// not grow with every address that ever tried.
+    pub fn forget_idle(&self) {
+        self.by_ip.retain_recent();
+        self.by_username.retain_recent();
+        self.by_ip.shrink_to_fit();
+        self.by_username.shrink_to_fit();
+    }
+}
+
+/// An error answer: a status and the [`ApiError`] body clients show.
+struct Failure(StatusCode, ApiError);
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let Failure(status, body) = self;
+        let retry = body.retry_after_secs;
+        let mut resp = (status, Json(body)).into_response();
+        if let Some(secs) = retry {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
+    }
+}
+
+impl From<AccountError> for Failure {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::UsernameTaken => Failure(
+                StatusCode::CONFLICT,
+                ApiError::on("username", "that username is taken"),
+            ),
+            AccountError::InvalidCredentials => invalid_credentials(),
+            AccountError::Hash(_) | AccountError::Store(_) => {
+                tracing::error!("account request failed: {e}");
+                Failure(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ApiError::new("the server could not do that; try again"),
+                )
+            }
+        }
+    }
+}
+
+fn invalid_credentials() -> Failure {
+    Failure(
+        StatusCode::UNAUTHORIZED,
+        ApiError::new("wrong username or password"),
+    )
+}
+
+fn throttled(wait: Duration) -> Failure {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    Failure(
+        StatusCode::TOO_MANY_REQUESTS,
+        ApiError {
+            retry_after_secs: Some(secs.max(1)),
+            ..ApiError::new("too many attempts; wait a little and try again")
+        },
+    )
+}
+
+/// Refuses a state-changing request from a page on another site.
+fn check_origin(headers: &HeaderMap, state: &AppState) -> Result<(), Failure> {
+    if origin_allowed(headers, &state.allowed_origins) {
+        Ok(())
+    } else {
+        Err(Failure(
+            StatusCode::FORBIDDEN,
+            ApiError::new("origin not allowed"),
+        ))
+    }
+}
+
+/// Runs blocking account work (Argon2, SQLite) off the async workers.
+async fn blocking<T: Send + 'static>(
+    accounts: &Arc<Accounts>,
+    work: impl FnOnce(&Accounts) -> Result<T, AccountError> + Send + 'static,
+) -> Result<T, Failure> {
+    let accounts = Arc::clone(accounts);
+    match tokio::task::spawn_blocking(move || work(&accounts)).await {
+        Ok(result) => result.map_err(Failure::from),
+        Err(e) => {
+            tracing::error!("account task failed: {e}");
+            Err(Failure(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ApiError::new("the server could not do that; try again"),
+            ))
+        }
+    }
+}
+
+fn me(user: &User, state: &AppState) -> Me {
+    Me {
+        you: Person {
+            user: user.username.clone(),
+            name: user.display_name.clone(),
+            guest: false,
+        },
+        admin: user.is_admin,
+        guests_allowed: state.allow_guests,
+    }
+}
+
+/// The `Set-Cookie` value for a new session, or (`None`) one that deletes it.
+fn session_cookie(token: Option<&SessionToken>, headers: &HeaderMap, state: &AppState) -> String {
+    let secure = state.secure_cookies
+        || headers
+            .get("x-forwarded-proto")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    let max_age = if token.is_some() {
+        cookie::time::Duration::seconds(i64::try_from(SESSION_TTL.as_secs()).unwrap_or(i64::MAX))
+    } else {
+        cookie::time::Duration::ZERO
+    };
+    Cookie::build((SESSION_COOKIE, token.map_or("", SessionToken::as_str)))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure)
+        .path("/")
+        .max_age(max_age)
+        .build()
+        .to_string()
+}
+
+fn with_cookie(mut resp: Response, cookie: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(cookie) {
+        resp.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    resp
+}
+
+/// The session token the request carries, if any.
+pub(super) fn session_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == SESSION_COOKIE && !c.value().is_empty())
+        .map(|c| c.value().to_owned())
+}
+
+/// Who the request's cookie signs in: `Ok(None)` without a cookie, `Err` with a
+/// cookie that is not (or no longer) a session.
+pub(super) async fn identify(
+    headers: &HeaderMap,
+    state: &AppState,
+) -> Result<Option<(User, String)>, ()> {
+    let Some(token) = session_token(headers) else {
+        return Ok(None);
+    };
+    let lookup = token.clone();
+    match blocking(&state.accounts, move |a| a.authenticate(&lookup)).await {
+        Ok(Some(user)) => Ok(Some((user, token))),
+        Ok(None) | Err(_) => Err(()),
+    }
+}
+
+/// The identity a socket upgrade gets: the cookie's user, a guest when guests are
+/// allowed and there is no cookie, else refused with 401.
+pub(super) async fn socket_identity(headers: &HeaderMap, state: &AppState) -> Option<Identity> {
+    match identify(headers, state).await {
+        Ok(Some((user, token))) => Some(Identity::User {
+            username: user.username,
+            display_name: user.display_name,
+            admin: user.is_admin,
+            session: session_key(&token),
+        }),
+        Ok(None) if state.allow_guests => Some(Identity::Guest),
+        Ok(None) | Err(()) => None,
+    }
+}
+
+async fn sign_up(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    Json(form): Json<SignUp>,
+) -> Result<Response, Failure> {
+    check_origin(&headers, &state)?;
+    state.throttle.attempt(peer.ip(), None).map_err(throttled)?;
+    let username = Username::parse(&form.username).map_err(|e| {
+        Failure(
+            StatusCode::BAD_REQUEST,
+            ApiError::on("username", e.to_string()),
+        )
+    })?;
+    let password = Password::parse(&form.password).map_err(|e| {
+        Failure(
+            StatusCode::BAD_REQUEST,
+            ApiError::on("password", e.to_string()),
+        )
+    })?;
+    let display = match form.display_name.as_deref().map(str::trim) {
+        Some(name) if !name.is_empty() => name,
+        _ => username.as_str(),
+    };
+    let display_name = DisplayName::parse(display).map_err(|e| {
+        Failure(
+            StatusCode::BAD_REQUEST,
+            ApiError::on("display_name", e.to_string()),
+        )
+    })?;
+    let (user, token) = blocking(&state.accounts, move |a| {
+        let user = a.sign_up(&username, &display_name, &password, false)?;
+        let token = a.start_session(user.id)?;
+        Ok((user, token))
+    })
+    .await?;
+    tracing::info!(user = %user.username, "account created");
+    state
+        .hub
+        .send(Event::UserAdded {
+            username: user.username.clone(),
+            display_name: user.display_name.clone(),
+        })
+        .await;
+    let cookie = session_cookie(Some(&token), &headers, &state);
+    let resp = (StatusCode::CREATED, Json(me(&user, &state))).into_response();
+    Ok(with_cookie(resp, &cookie))
+}
+
+async fn sign_in(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    Json(form): Json<SignIn>,
+) -> Result<Response, Failure> {
+    check_origin(&headers, &state)?;
+    // A username that cannot exist is throttled under its raw spelling, and fails like
+    // a wrong password.
+    let username = Username::parse(&form.username);
+    let key = username
+        .as_ref()
+        .map_or_else(|_| form.username.to_lowercase(), |u| u.as_str().to_owned());
+    state
+        .throttle
+        .attempt(peer.ip(), Some(&key))
+        .map_err(throttled)?;
+    let (Ok(username), Ok(password)) = (username, Password::parse(&form.password)) else {
+        return Err(invalid_credentials());
+    };
+    let (user, token) = blocking(&state.accounts, move |a| a.sign_in(&username, &password))
+        .await
+        .inspect_err(|_| tracing::info!(%peer, user = %key, "sign-in refused"))?;
+    let cookie = session_cookie(Some(&token), &headers, &state);
+    Ok(with_cookie(
+        Json(me(&user, &state)).into_response(),
+        &cookie,
+    ))
+}
+
+async fn sign_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Option<Json<SignOut>>,
+) -> Result<Response, Failure> {
+    check_origin(&headers, &state)?;
+    let everywhere = form.is_some_and(|Json(f)| f.everywhere);
+    if let Ok(Some((user, token))) = identify(&headers, &state).await {
+        let key = session_key(&token);
+        let user_id = user.id;
+        blocking(&state.accounts, move |a| {
+            if everywhere {
+                a.sign_out_everywhere(user_id)
+            } else {
+                a.sign_out(&token)
+            }
+        })
+        .await?;
+        state
+            .hub
+            .send(Event::SignedOut {
+                username: user.username,
+                session: (!everywhere).then_some(key),
+            })
+            .await;
+    }
+    let cookie = session_cookie(None, &headers, &state);
+    Ok(with_cookie(StatusCode::NO_CONTENT.into_response(), &cookie))
+}
+
+async fn whoami(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Me>, Failure> {
+    match identify(&headers, &state).await {
+        Ok(Some((user, _))) => Ok(Json(me(&user, &state))),
+        _ => Err(Failure(
+            StatusCode::UNAUTHORIZED,
+            ApiError {
+                guests_allowed: Some(state.allow_guests),
+                ..ApiError::new("not signed in")
+            },
+        )),
+    }
+}

@@ -1,0 +1,401 @@
+//! Managing rooms: creating public and private ones, direct conversations,
+//! invitations, removals, renames, deletions, and the per-person room lists that
+//! follow from them.
+//!
+//! Every request names a room by id and goes through [`Hub::visible_room`] or
+//! [`Hub::check_member`] first, so a room the requester may not know of is answered as
+//! unknown before any other rule is looked at: whether it exists, who owns it, what
+//! kind it is.
+
+use confab_shared::{
+    DEFAULT_ROOM, ErrorCode, Person, RESERVED_ROOM_PREFIX, RoomInfo, RoomKind, RoomName, ServerMsg,
+    Username,
+};
+use rand_core::{OsRng, RngCore};
+use sha2::{Digest, Sha256};
+
+use super::{Hub, Refusal, Room, SessionId, deliver, encode, now_ms};
+use crate::store::Write;
+
+impl Hub {
+    pub(super) fn create_room(
+        &mut self,
+        id: SessionId,
+        room: RoomName,
+        private: bool,
+    ) -> Result<(), Refusal> {
+        let Some(session) = self.sessions.get(&id) else {
+            return Ok(());
+        };
+        if room.as_str().starts_with(RESERVED_ROOM_PREFIX) {
+            return Err(Refusal::about(
+                &room,
+                ErrorCode::InvalidRoom,
+                format!("room names starting with {RESERVED_ROOM_PREFIX} are the server's"),
+            ));
+        }
+        if private && session.is_guest() {
+            return Err(forbidden(&room, "guests cannot create private rooms"));
+        }
+        let owner = session.handle().map(str::to_owned);
+        if !private && self.rooms.contains_key(room.as_str()) {
+            return Err(Refusal::about(
+                &room,
+                ErrorCode::RoomExists,
+                format!("#{room} already exists"),
+            ));
+        }
+        let counted = self
+            .rooms
+            .values()
+            .filter(|r| r.kind != RoomKind::Direct)
+            .count();
+        if counted >= self.settings.max_rooms {
+            return Err(Refusal::about(
+                &room,
+                ErrorCode::TooManyRooms,
+                format!(
+                    "this server holds at most {} rooms",
+                    self.settings.max_rooms
+                ),
+            ));
+        }
+        let (room_id, kind) = if private {
+            (self.new_private_id(), RoomKind::Private)
+        } else {
+            (room.to_string(), RoomKind::Public)
+        };
+        // Queued before any message to the room, so the writer stores it first.
+        self.submit(
+            Write::CreateRoom {
+                room: room_id.clone(),
+                ts: now_ms(),
+                kind,
+                title: room.to_string(),
+                owner: owner.clone(),
+            },
+            None,
+        )?;
+        let mut created = Room::new(kind, room.into_string(), owner.clone());
+        if let (RoomKind::Private, Some(owner)) = (kind, &owner) {
+            created.members.insert(owner.clone());
+            self.submit_quietly(Write::AddMember {
+                room: room_id.clone(),
+                name: owner.clone(),
+            });
+        }
+        self.rooms.insert(room_id.clone(), created);
+        match kind {
+            RoomKind::Public => self.send_room_lists(|_| true, Some((id, &room_id))),
+            _ => {
+                let owner = owner.unwrap_or_default();
+                self.send_room_lists(|h| h == owner, Some((id, &room_id)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the conversation between the requester and `user`, creating it the first
+    /// time, and joins the requester to it.
+    pub(super) fn open_direct(&mut self, id: SessionId, user: Username) -> Result<(), Refusal> {
+        let Some(session) = self.sessions.get(&id) else {
+            return Ok(());
+        };
+        if session.is_guest() {
+            return Err(Refusal::new(
+                ErrorCode::Forbidden,
+                "guests cannot open direct conversations",
+            ));
+        }
+        let me = self.handle_of(id);
+        let peer = user.as_str();
+        if !self.known_user(peer) {
+            return Err(Refusal::new(
+                ErrorCode::UnknownUser,
+                format!("there is no user {peer:?}"),
+            ));
+        }
+        if peer == me {
+            return Err(Refusal::new(
+                ErrorCode::Forbidden,
+                "a direct conversation needs someone else",
+            ));
+        }
+        let room_id = direct_room_id(&me, peer);
+        if !self.rooms.contains_key(&room_id) {
+            self.submit(
+                Write::CreateRoom {
+                    room: room_id.clone(),
+                    ts: now_ms(),
+                    kind: RoomKind::Direct,
+                    title: String::new(),
+                    owner: None,
+                },
+                None,
+            )?;
+            let mut room = Room::new(RoomKind::Direct, String::new(), None);
+            for member in [me.as_str(), peer] {
+                room.members.insert(member.to_owned());
+                self.submit_quietly(Write::AddMember {
+                    room: room_id.clone(),
+                    name: member.to_owned(),
+                });
+            }
+            self.rooms.insert(room_id.clone(), room);
+            self.send_room_lists(|h| h == me || h == peer, None);
+        }
+        let room = RoomName::parse(&room_id).map_err(|_| unknown_room_id(&room_id))?;
+        self.join(id, room, None)
+    }
+
+    pub(super) fn invite(
+        &mut self,
+        id: SessionId,
+        room: RoomName,
+        user: Username,
+    ) -> Result<(), Refusal> {
+        self.check_member(id, &room)?;
+        if self.rooms[room.as_str()].kind != RoomKind::Private {
+            return Err(forbidden(
+                &room,
+                "only private rooms take invitations: anyone can join a public room",
+            ));
+        }
+        let invitee = user.as_str();
+        if !self.known_user(invitee) {
+            return Err(Refusal::about(
+                &room,
+                ErrorCode::UnknownUser,
+                format!("there is no user {invitee:?}"),
+            ));
+        }
+        if !self.rooms[room.as_str()].members.contains(invitee) {
+            if let Some(r) = self.rooms.get_mut(room.as_str()) {
+                r.members.insert(invitee.to_owned());
+            }
+            self.submit_quietly(Write::AddMember {
+                room: room.to_string(),
+                name: invitee.to_owned(),
+            });
+            self.send_room_lists(|h| h == invitee, None);
+        }
+        // Also the inviter's confirmation when the invitee was a member already.
+        self.send_members(room.as_str());
+        Ok(())
+    }
+
+    pub(super) fn remove(
+        &mut self,
+        id: SessionId,
+        room: RoomName,
+        user: Username,
+    ) -> Result<(), Refusal> {
+        let r = self.visible_room(id, &room)?;
+        let managed = self.sessions.get(&id).is_some_and(|s| r.managed_by(s));
+        if r.kind != RoomKind::Private {
+            return Err(forbidden(
+                &room,
+                "only private rooms have members to remove",
+            ));
+        }
+        if !managed {
+            return Err(forbidden(&room, "only the room's owner can remove members"));
+        }
+        let target = user.as_str();
+        if r.owner.as_deref() == Some(target) {
+            return Err(forbidden(&room, "the owner cannot be removed"));
+        }
+        if !r.members.contains(target) {
+            return Err(Refusal::about(
+                &room,
+                ErrorCode::UnknownUser,
+                format!("{target} is not a member of this room"),
+            ));
+        }
+        self.end_membership(room.as_str(), target);
+        Ok(())
+    }
+
+    pub(super) fn rename(
+        &mut self,
+        id: SessionId,
+        room: RoomName,
+        title: RoomName,
+    ) -> Result<(), Refusal> {
+        let r = self.visible_room(id, &room)?;
+        if r.kind == RoomKind::Direct {
+            return Err(forbidden(&room, "a direct conversation has no title"));
+        }
+        if !self.sessions.get(&id).is_some_and(|s| r.managed_by(s)) {
+            return Err(forbidden(&room, "only the room's owner can rename it"));
+        }
+        self.submit(
+            Write::RenameRoom {
+                room: room.to_string(),
+                title: title.to_string(),
+            },
+            None,
+        )?;
+        let kind = r.kind;
+        if let Some(r) = self.rooms.get_mut(room.as_str()) {
+            r.title = title.into_string();
+        }
+        self.send_room_lists_about(room.as_str(), kind);
+        Ok(())
+    }
+
+    pub(super) fn delete(&mut self, id: SessionId, room: RoomName) -> Result<(), Refusal> {
+        let r = self.visible_room(id, &room)?;
+        if room.as_str() == DEFAULT_ROOM {
+            return Err(forbidden(&room, "#general cannot be deleted"));
+        }
+        if r.kind == RoomKind::Direct {
+            return Err(forbidden(&room, "a direct conversation cannot be deleted"));
+        }
+        if !self.sessions.get(&id).is_some_and(|s| r.managed_by(s)) {
+            return Err(forbidden(&room, "only the room's owner can delete it"));
+        }
+        self.submit(
+            Write::DeleteRoom {
+                room: room.to_string(),
+            },
+            None,
+        )?;
+        let online: Vec<SessionId> = r.online.iter().copied().collect();
+        for session in online {
+            if let Some(s) = self.sessions.get_mut(&session) {
+                s.rooms.remove(room.as_str());
+                s.last_typing.remove(room.as_str());
+            }
+            self.reply(
+                session,
+                &ServerMsg::Left {
+                    room: room.to_string(),
+                },
+            );
+        }
+        let Some(gone) = self.rooms.remove(room.as_str()) else {
+            return Ok(());
+        };
+        match gone.kind {
+            RoomKind::Public => self.send_room_lists(|_| true, None),
+            _ => self.send_room_lists(|h| gone.members.contains(h), None),
+        }
+        Ok(())
+    }
+
+    /// Sends every session that can see `room` its room list again.
+    fn send_room_lists_about(&mut self, room: &str, kind: RoomKind) {
+        match kind {
+            RoomKind::Public => self.send_room_lists(|_| true, None),
+            _ => {
+                let members = self
+                    .rooms
+                    .get(room)
+                    .map(|r| r.members.clone())
+                    .unwrap_or_default();
+                self.send_room_lists(|h| members.contains(h), None);
+            }
+        }
+    }
+
+    /// Sends each identified session whose handle `concerned` accepts its own room
+    /// list; the session in `created` learns which room its request made.
+    pub(super) fn send_room_lists(
+        &mut self,
+        concerned: impl Fn(&str) -> bool,
+        created: Option<(SessionId, &str)>,
+    ) {
+        let lists: Vec<(SessionId, ServerMsg)> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.handle().is_some_and(&concerned))
+            .map(|(sid, _)| {
+                let created = created
+                    .filter(|(creator, _)| creator == sid)
+                    .map(|(_, room)| room.to_owned());
+                let rooms = self.room_list_for(*sid);
+                (*sid, ServerMsg::Rooms { rooms, created })
+            })
+            .collect();
+        for (sid, msg) in lists {
+            self.reply(sid, &msg);
+        }
+    }
+
+    /// Tells a room's online sessions who its members are now.
+    pub(super) fn send_members(&mut self, room: &str) {
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        let frame = encode(&ServerMsg::Members {
+            room: room.to_owned(),
+            members: r.members.iter().map(|m| self.person(m)).collect(),
+        });
+        let online = r.online.iter().copied();
+        deliver(&self.sessions, &mut self.overflowed, online, &frame);
+    }
+
+    /// The rooms a session may know of, as it should show them.
+    pub(super) fn room_list_for(&self, id: SessionId) -> Vec<RoomInfo> {
+        let Some(me) = self.sessions.get(&id).and_then(|s| s.handle()) else {
+            return Vec::new();
+        };
+        self.rooms
+            .iter()
+            .filter(|(_, r)| r.visible_to(me))
+            .map(|(name, r)| {
+                let peer: Option<Person> = (r.kind == RoomKind::Direct).then(|| {
+                    let other = r.members.iter().find(|m| *m != me).map_or(me, |m| m);
+                    self.person(other)
+                });
+                RoomInfo {
+                    name: name.clone(),
+                    title: peer
+                        .as_ref()
+                        .map_or_else(|| r.title.clone(), |p| p.name.clone()),
+                    kind: r.kind,
+                    owner: r.owner.clone(),
+                    online: u32::try_from(r.present.len()).unwrap_or(u32::MAX),
+                    peer,
+                }
+            })
+            .collect()
+    }
+
+    /// A fresh id for a private room. Random, so that it says nothing about the room
+    /// and cannot be guessed.
+    fn new_private_id(&self) -> String {
+        loop {
+            let mut bytes = [0u8; 10];
+            OsRng.fill_bytes(&mut bytes);
+            let id = format!(
+                "{RESERVED_ROOM_PREFIX}p{}",
+                data_encoding::BASE32_NOPAD
+                    .encode(&bytes)
+                    .to_ascii_lowercase()
+            );
+            if !self.rooms.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+}
+
+/// The id of the conversation between two users: the same whoever opens it.
+pub(super) fn direct_room_id(a: &str, b: &str) -> String {
+    let (first, second) = if a <= b { (a, b) } else { (b, a) };
+    let digest = Sha256::digest(format!("{first}\n{second}").as_bytes());
+    format!(
+        "{RESERVED_ROOM_PREFIX}d{}",
+        data_encoding::HEXLOWER.encode(&digest[..8])
+    )
+}
+
+fn forbidden(room: &RoomName, message: &str) -> Refusal {
+    Refusal::about(room, ErrorCode::Forbidden, message.to_owned())
+}
+
+fn unknown_room_id(room: &str) -> Refusal {
+    Refusal::new(ErrorCode::UnknownRoom, format!("there is no room #{room}"))
+}
