@@ -69,7 +69,7 @@ pub async fn hello(ws: &mut Ws, name: &str) -> anyhow::Result<()> {
         ws,
         &ClientMsg::Hello {
             protocol: PROTOCOL_VERSION,
-            name: name.into(),
+            name: Some(name.into()),
         },
     )
     .await?;
@@ -104,14 +104,18 @@ pub async fn create_rooms(ws: &mut Ws, rooms: &[String]) -> anyhow::Result<()> {
     };
     for room in rooms {
         ws.feed(Message::text(
-            ClientMsg::CreateRoom { room: room.clone() }.to_json(),
+            ClientMsg::CreateRoom {
+                room: room.clone(),
+                private: false,
+            }
+            .to_json(),
         ))
         .await
         .context("cannot send to the server")?;
     }
     ws.flush().await.context("cannot send to the server")?;
     expect(ws, "the new rooms", |m| match m {
-        ServerMsg::Rooms { rooms } if rooms.iter().any(|r| &r.name == last) => Some(()),
+        ServerMsg::Rooms { rooms, .. } if rooms.iter().any(|r| &r.name == last) => Some(()),
         _ => None,
     })
     .await

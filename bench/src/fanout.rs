@@ -226,7 +226,7 @@ async fn set_up_members(
             writer.text(
                 &ClientMsg::Hello {
                     protocol: PROTOCOL_VERSION,
-                    name: format!("fan-{i}"),
+                    name: Some(format!("fan-{i}")),
                 }
                 .to_json(),
             );

@@ -1,5 +1,5 @@
 // The Node `ws` peer of confab-bench: the broadcast loop of the `ws` README, grown just
-// enough of Confab's wire protocol (docs/PROTOCOL.md, version 2) for the bench's idle and
+// enough of Confab's wire protocol (docs/PROTOCOL.md, version 3) for the bench's idle and
 // fan-out scenarios: hello → welcome, create_room → rooms, join → joined, send → ack + message to
 // every member of the room (the sender included). No storage, no validation beyond what
 // keeps it running, no presence, history or limits: it is the yardstick, not a product.
@@ -10,7 +10,7 @@
 
 const { WebSocketServer } = require('ws');
 
-const PROTOCOL = 2;
+const PROTOCOL = 3;
 
 function listenAddress(argv) {
   const i = argv.indexOf('--listen');
@@ -55,10 +55,11 @@ wss.on('connection', (ws) => {
     switch (msg.type) {
       case 'hello':
         ws.name = String(msg.name);
-        return send(ws, { type: 'welcome', protocol: PROTOCOL, name: ws.name, rooms: [] });
+        ws.handle = `~${ws.name.toLowerCase()}`;
+        return send(ws, { type: 'welcome', protocol: PROTOCOL, you: { user: ws.handle, name: ws.name, guest: true }, rooms: [] });
       case 'create_room': {
         room(String(msg.room));
-        const list = [...rooms].map(([name, r]) => ({ name, online: r.members.size }));
+        const list = [...rooms].map(([name, r]) => ({ name, title: name, kind: 'public', online: r.members.size }));
         return send(ws, { type: 'rooms', rooms: list });
       }
       case 'join': {
@@ -77,7 +78,7 @@ wss.on('connection', (ws) => {
         const ts = Date.now();
         send(ws, { type: 'ack', room: msg.room, client_id: msg.client_id, id, seq, ts });
         // Encode once, send the same string to every member: the README's broadcast loop.
-        const frame = JSON.stringify({ type: 'message', id, room: msg.room, seq, from: ws.name, body: msg.body, ts });
+        const frame = JSON.stringify({ type: 'message', id, room: msg.room, seq, from: ws.handle, name: ws.name, body: msg.body, ts });
         for (const member of r.members) {
           if (member.readyState === 1) member.send(frame);
         }

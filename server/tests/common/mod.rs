@@ -76,6 +76,11 @@ pub async fn start_with(configure: impl FnOnce(&mut Config)) -> Server {
 }
 
 impl Server {
+    /// Where this server keeps its database.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._data_dir.path()
+    }
+
     /// Triggers shutdown; the returned handle resolves when `serve` returns.
     pub fn shutdown(self) -> JoinHandle<anyhow::Result<()>> {
         let _ = self.stop.send(());
@@ -337,15 +342,66 @@ pub struct HttpResponse {
     pub status: u16,
     /// Header lines, lower-cased.
     pub headers: Vec<String>,
+    /// `Set-Cookie` values as sent (cookie values are case-sensitive).
+    pub set_cookies: Vec<String>,
     pub body: String,
+}
+
+impl HttpResponse {
+    /// The session cookie this response set, as a `Cookie` request header value.
+    pub fn session_cookie(&self) -> Option<String> {
+        self.set_cookies
+            .iter()
+            .filter_map(|c| c.split(';').next())
+            .find(|c| c.starts_with("confab_session=") && c.len() > "confab_session=".len())
+            .map(str::to_owned)
+    }
+
+    /// The body, decoded as JSON of type `T`.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> T {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("expected JSON ({e}) in {self:?}"))
+    }
 }
 
 /// Sends a bare HTTP/1.1 request for `path` over a raw socket and reads the whole
 /// response (the request asks the server to close the connection after it).
 pub async fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
+    http_request(addr, "GET", path, &[], None).await
+}
+
+/// Posts `body` as JSON to `path` with extra `headers` (name, value).
+pub async fn http_post(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &serde_json::Value,
+) -> HttpResponse {
+    http_request(addr, "POST", path, headers, Some(&body.to_string())).await
+}
+
+/// Sends one HTTP/1.1 request over a raw socket and reads the whole response.
+pub async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> HttpResponse {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if let Some(body) = body {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(body.unwrap_or(""));
     let exchange = async {
         let mut tcp = TcpStream::connect(addr).await.expect("TCP connect");
-        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
         tcp.write_all(req.as_bytes()).await.expect("write request");
         let mut raw = Vec::new();
         tcp.read_to_end(&mut raw).await.expect("read response");
@@ -362,7 +418,14 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("bad status line in {head:?}"));
-    let headers: Vec<String> = lines.map(str::to_ascii_lowercase).collect();
+    let lines: Vec<&str> = lines.collect();
+    let set_cookies = lines
+        .iter()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(name, _)| name.eq_ignore_ascii_case("set-cookie"))
+        .map(|(_, value)| value.trim().to_owned())
+        .collect();
+    let headers: Vec<String> = lines.iter().map(|l| l.to_ascii_lowercase()).collect();
     assert!(
         !headers.iter().any(|h| h.starts_with("transfer-encoding:")),
         "tests expect a Content-Length body, got {headers:?}"
@@ -370,6 +433,7 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
     HttpResponse {
         status,
         headers,
+        set_cookies,
         body: body.to_owned(),
     }
 }
