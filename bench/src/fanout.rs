@@ -424,7 +424,8 @@ mod tests {
             id: 9,
             room: "fan-0".into(),
             seq: 3,
-            from: "fan-17".into(),
+            from: "~fan-17".into(),
+            name: "fan-17".into(),
             body: body.clone(),
             ts: 1,
         })
