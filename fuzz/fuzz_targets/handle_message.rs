@@ -2,10 +2,11 @@
 //! hub thread applies them: decode → validate → `Hub::handle` (or `Hub::reject`).
 //!
 //! The input is split on `\n` into frames (at most [`MAX_FRAMES`]). Each frame is sent
-//! by two sessions connected for this input: `a`, which starts without a name (so
-//! `hello` and everything refused before it are reached), and `b`, which the harness
-//! has already named and put in `general` (so one-frame inputs reach sends, joins,
-//! history and typing). After the frames, writes are committed and acknowledged, both
+//! by two sessions connected for this input: `a`, a guest that has not said hello (so
+//! `hello` and everything refused before it are reached), and `b`, the account `fuzz`,
+//! which the harness has already greeted and put in `general` (so one-frame inputs
+//! reach sends, joins, history, typing and room management). The account `other`
+//! exists too, so invitations and direct conversations can succeed. After the frames, writes are committed and acknowledged, both
 //! outboxes are drained and both sessions disconnect.
 //!
 //! Besides "never panics" (debug assertions included), it checks that every frame the
@@ -27,7 +28,7 @@ use std::{
 };
 
 use confab_server::{
-    hub::{Command, Hub, HubSettings, SessionId, Waiter, Writer},
+    hub::{Command, Hub, HubSettings, Identity, SessionId, Waiter, Writer},
     outbox::{Outbox, OutboxRx},
     protocol,
     store::{
@@ -35,7 +36,7 @@ use confab_server::{
         writer::{self, Outcome},
     },
 };
-use confab_shared::{DEFAULT_ROOM, DisplayName, RoomName, ServerMsg};
+use confab_shared::{DEFAULT_ROOM, RoomName, ServerMsg};
 use libfuzzer_sys::fuzz_target;
 use tempfile::TempDir;
 
@@ -101,11 +102,11 @@ impl Harness {
         drop(dir);
     }
 
-    fn connect(&mut self) -> (SessionId, OutboxRx) {
+    fn connect(&mut self, identity: Identity) -> (SessionId, OutboxRx) {
         let id = self.next_id;
         self.next_id += 1;
         let (outbox, rx) = Outbox::new(QUEUE);
-        self.hub.connect(id, outbox);
+        self.hub.connect(id, outbox, identity);
         (id, rx)
     }
 
@@ -122,9 +123,9 @@ impl Harness {
             session: BARRIER,
             client_id: "barrier".into(),
         });
-        let noop = Write::CreateRoom {
-            room: DEFAULT_ROOM.into(),
-            ts: 0,
+        let noop = Write::RenameRoom {
+            room: "no-such-room".into(),
+            title: "noop".into(),
         };
         self.writer
             .try_submit(noop, barrier)
@@ -161,11 +162,16 @@ impl Harness {
 
     fn run(&mut self, data: &[u8]) {
         self.apply_reports();
-        let (a, mut a_rx) = self.connect();
-        let (b, mut b_rx) = self.connect();
-        let name = DisplayName::parse("fuzz").expect("a valid name");
+        let (a, mut a_rx) = self.connect(Identity::Guest);
+        let (b, mut b_rx) = self.connect(Identity::User {
+            username: "fuzz".into(),
+            display_name: "Fuzz".into(),
+            admin: false,
+            session: [0; 32],
+        });
+        self.hub.user_added("other".into(), "Other".into());
         let general = RoomName::parse(DEFAULT_ROOM).expect("a valid room");
-        self.hub.handle(b, Command::Hello { name });
+        self.hub.handle(b, Command::Hello { name: None });
         // Resumed from the end: live at once, without reading history for every input
         // (a join in the input still does).
         self.hub.handle(
