@@ -1,6 +1,8 @@
-//! Confab's browser client. State lives in one reducer ([`state`]), the connection in
-//! one service ([`socket`]); components only render and forward user intent.
+//! Confab's browser client. State lives in one reducer ([`state`]), browser I/O in
+//! services (the chat socket in [`socket`], the account endpoints in [`account`]);
+//! components only render and forward user intent.
 
+mod account;
 mod components;
 mod persist;
 mod socket;

@@ -1,10 +1,11 @@
-//! The connection to the server: one long-lived task that keeps a WebSocket open,
-//! reconnects with exponential backoff and jitter, and after every (re)connect says
-//! hello again, re-joins the user's rooms from the last message it has of each, and
-//! sends what the user wrote while disconnected.
+//! The connection to the server. While a session is on (an account's cookie, or a
+//! guest's name: see [`Chat::connect`]), one task keeps a WebSocket open, reconnects
+//! with exponential backoff and jitter, and after every (re)connect says hello again,
+//! re-joins the user's rooms from the last message it has of each, and sends what the
+//! user wrote while disconnected.
 //!
 //! Components never see the socket. They call [`Chat`]'s methods, which record what
-//! the user wants (name, rooms, messages to deliver) and queue requests; everything the
+//! the user wants (rooms, messages to deliver) and queue requests; everything the
 //! server says is turned into [`Action`]s for the reducer.
 
 use std::{
@@ -13,19 +14,22 @@ use std::{
     rc::Rc,
 };
 
-use confab_shared::{ClientMsg, DEFAULT_ROOM, ErrorCode, PROTOCOL_VERSION, ServerMsg};
+use confab_shared::{
+    ClientMsg, DEFAULT_ROOM, ErrorCode, PROTOCOL_VERSION, RoomInfo, RoomKind, ServerMsg, close,
+};
 use futures::{
     SinkExt, StreamExt,
     channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded},
     select,
 };
-use gloo_net::websocket::{Message, State, futures::WebSocket};
+use gloo_net::websocket::{Message, State, WebSocketError, futures::WebSocket};
 use gloo_timers::future::TimeoutFuture;
 use yew::Callback;
 
 use crate::{
-    persist,
-    state::{Action, Conn, Pending},
+    account::{self, Failure},
+    persist::{self, Outbox},
+    state::{Action, Conn, Pending, RoomTool},
 };
 
 /// First retry delay; doubles per failed attempt up to [`MAX_BACKOFF_MS`].
@@ -34,27 +38,54 @@ const MAX_BACKOFF_MS: f64 = 15_000.0;
 /// How often a `name_taken` is taken to mean "our previous session still holds it"
 /// before the name is handed back to the user to change.
 const MAX_NAME_HELD_RETRIES: u32 = 5;
+/// After this many failed connections in a row, ask `/api/me` whether the session
+/// still exists: a handshake refused for want of one looks like any other failure to
+/// page scripts.
+const RECHECK_AFTER_FAILURES: u32 = 3;
 
 /// What the user wants to be true on the server, replayed after every reconnect.
 #[derive(Default)]
 struct Wanted {
-    name: Option<String>,
+    /// The display name a guest says hello with; `None` for an account, whose cookie
+    /// tells the server who it is.
+    guest: Option<String>,
     rooms: BTreeSet<String>,
+    /// Rooms the user left: direct conversations among them are not joined again by
+    /// themselves.
+    left: BTreeSet<String>,
+    /// People whose direct conversation was asked for, which the server joins for us.
+    opening: BTreeSet<String>,
     /// Highest `seq` received per room: where a re-join resumes from.
     last_seq: BTreeMap<String, u64>,
 }
 
+impl Wanted {
+    fn new(guest: Option<String>) -> Self {
+        Self {
+            guest,
+            rooms: BTreeSet::from([DEFAULT_ROOM.to_owned()]),
+            ..Self::default()
+        }
+    }
+}
+
 struct Inner {
-    out: UnboundedSender<ClientMsg>,
     dispatch: Callback<Action>,
+    /// Requests for the running session's task; `None` while there is no session.
+    out: RefCell<Option<UnboundedSender<ClientMsg>>>,
+    /// Changes with every connect and disconnect, so that the task of an ended session,
+    /// whenever it wakes, stops without touching anything.
+    session: Cell<u64>,
     wanted: RefCell<Wanted>,
     /// Messages written but not acknowledged, oldest first; mirrored to local storage
     /// so they survive a reload.
-    outbox: RefCell<Vec<Pending>>,
+    outbox: RefCell<Outbox>,
     open: Cell<bool>,
+    /// The server accepted this connection's hello.
+    welcomed: Cell<bool>,
     /// Rooms joined on the current connection: sends to them can go out now.
     live: RefCell<BTreeSet<String>>,
-    /// The current name was accepted before (this page or a previous one), so a
+    /// The guest name was accepted before (this page or a previous one), so a
     /// `name_taken` on reconnecting most likely means our own old session holds it.
     name_was_ours: Cell<bool>,
     name_held_retries: Cell<u32>,
@@ -71,58 +102,77 @@ impl PartialEq for Chat {
 }
 
 impl Chat {
-    /// Starts the connection task; server traffic goes to `dispatch`. A name and
-    /// unsent messages remembered from an earlier visit are picked up.
-    pub fn start(dispatch: Callback<Action>) -> Chat {
-        let (out, requests) = unbounded();
-        let name = persist::load_name();
+    /// A connection service with no session yet; server traffic will go to `dispatch`.
+    /// Unsent messages remembered from an earlier visit are shown at once.
+    pub fn new(dispatch: Callback<Action>) -> Chat {
         let inner = Rc::new(Inner {
-            out,
-            dispatch: dispatch.clone(),
-            wanted: RefCell::new(Wanted {
-                name: name.clone(),
-                rooms: BTreeSet::from([DEFAULT_ROOM.to_owned()]),
-                last_seq: BTreeMap::new(),
-            }),
+            dispatch,
+            out: RefCell::new(None),
+            session: Cell::new(0),
+            wanted: RefCell::new(Wanted::default()),
             outbox: RefCell::new(persist::load_outbox()),
             open: Cell::new(false),
+            welcomed: Cell::new(false),
             live: RefCell::new(BTreeSet::new()),
-            name_was_ours: Cell::new(name.is_some()),
+            name_was_ours: Cell::new(false),
             name_held_retries: Cell::new(0),
         });
-        if let Some(name) = name {
-            dispatch.emit(Action::Resuming(name));
-        }
         inner.publish_outbox();
-        wasm_bindgen_futures::spawn_local(run(Rc::clone(&inner), requests));
         Chat(inner)
+    }
+
+    /// Starts a session: as the account of the session cookie (`guest` `None`), or as
+    /// a guest asking for that display name. Any running session ends first, since who
+    /// we are is settled by the handshake and the hello.
+    pub fn connect(&self, guest: Option<String>) {
+        let inner = &self.0;
+        inner.stop();
+        let remembered = guest.is_some() && guest == persist::load_guest_name();
+        inner.name_was_ours.set(remembered);
+        inner.name_held_retries.set(0);
+        *inner.wanted.borrow_mut() = Wanted::new(guest);
+        let (out, requests) = unbounded();
+        *inner.out.borrow_mut() = Some(out);
+        inner.dispatch.emit(Action::Conn(Conn::Connecting));
+        wasm_bindgen_futures::spawn_local(run(Rc::clone(inner), requests, inner.session.get()));
+    }
+
+    /// Ends the session (signing out): closes the socket and forgets its rooms and
+    /// unsent messages.
+    pub fn disconnect(&self) {
+        self.0.clear();
+    }
+
+    pub fn is_guest(&self) -> bool {
+        self.0.wanted.borrow().guest.is_some()
+    }
+
+    /// Unsent messages of someone else (another person used this browser before) must
+    /// not go out as `user`'s.
+    pub fn claim_outbox(&self, user: &str) {
+        self.0.claim_outbox(user);
     }
 
     fn is_open(&self) -> bool {
         self.0.open.get()
     }
 
-    /// Asks for a display name (and, once it is accepted, joins the user's rooms).
-    pub fn hello(&self, name: &str) {
-        self.0.wanted.borrow_mut().name = Some(name.to_owned());
-        self.0.name_was_ours.set(false);
-        if self.is_open() {
-            for msg in self.0.greeting() {
-                self.request(msg);
-            }
-        }
-    }
-
-    pub fn create_room(&self, room: &str) {
+    /// Creates a room; the server's answer names it, and the room is joined then (a
+    /// private room's id is the server's choice).
+    pub fn create_room(&self, room: &str, private: bool) {
         self.request(ClientMsg::CreateRoom {
             room: room.to_owned(),
+            private,
         });
-        self.join(room);
     }
 
     pub fn join(&self, room: &str) {
-        self.0.wanted.borrow_mut().rooms.insert(room.to_owned());
-        let after = self.0.wanted.borrow().last_seq.get(room).copied();
+        let after = {
+            let mut wanted = self.0.wanted.borrow_mut();
+            wanted.rooms.insert(room.to_owned());
+            wanted.left.remove(room);
+            wanted.last_seq.get(room).copied()
+        };
         self.request(ClientMsg::Join {
             room: room.to_owned(),
             after,
@@ -130,9 +180,65 @@ impl Chat {
     }
 
     pub fn leave(&self, room: &str) {
-        self.0.wanted.borrow_mut().rooms.remove(room);
+        {
+            let mut wanted = self.0.wanted.borrow_mut();
+            wanted.rooms.remove(room);
+            wanted.left.insert(room.to_owned());
+        }
+        self.0.dispatch.emit(Action::Leaving(room.to_owned()));
         self.request(ClientMsg::Leave {
             room: room.to_owned(),
+        });
+    }
+
+    /// Opens the direct conversation with `user` (a handle); the server joins it for us
+    /// and the reducer shows it then.
+    pub fn open_direct(&self, user: &str) {
+        self.0.wanted.borrow_mut().opening.insert(user.to_owned());
+        self.0.dispatch.emit(Action::OpeningDirect(user.to_owned()));
+        self.request(ClientMsg::OpenDirect {
+            user: user.to_owned(),
+        });
+    }
+
+    pub fn invite(&self, room: &str, user: &str) {
+        self.room_request(room, RoomTool::Invite, user);
+        self.request(ClientMsg::Invite {
+            room: room.to_owned(),
+            user: user.to_owned(),
+        });
+    }
+
+    pub fn rename_room(&self, room: &str, title: &str) {
+        self.room_request(room, RoomTool::Rename, title);
+        self.request(ClientMsg::RenameRoom {
+            room: room.to_owned(),
+            title: title.to_owned(),
+        });
+    }
+
+    pub fn delete_room(&self, room: &str) {
+        self.room_request(room, RoomTool::Delete, "");
+        // The `left` that follows is the deletion we asked for, not news to announce.
+        self.0.dispatch.emit(Action::Leaving(room.to_owned()));
+        self.request(ClientMsg::DeleteRoom {
+            room: room.to_owned(),
+        });
+    }
+
+    pub fn remove(&self, room: &str, user: &str) {
+        self.room_request(room, RoomTool::Remove, user);
+        self.request(ClientMsg::Remove {
+            room: room.to_owned(),
+            user: user.to_owned(),
+        });
+    }
+
+    fn room_request(&self, room: &str, tool: RoomTool, subject: &str) {
+        self.0.dispatch.emit(Action::RoomRequest {
+            room: room.to_owned(),
+            tool,
+            subject: subject.to_owned(),
         });
     }
 
@@ -148,7 +254,7 @@ impl Chat {
         if self.0.live.borrow().contains(room) {
             self.request(pending.to_send());
         }
-        self.0.outbox.borrow_mut().push(pending);
+        self.0.outbox.borrow_mut().pending.push(pending);
         self.0.publish_outbox();
     }
 
@@ -159,6 +265,7 @@ impl Chat {
             .0
             .outbox
             .borrow_mut()
+            .pending
             .iter_mut()
             .find(|p| p.client_id == client_id)
         {
@@ -178,6 +285,7 @@ impl Chat {
         self.0
             .outbox
             .borrow_mut()
+            .pending
             .retain(|p| p.client_id != client_id);
         self.0.publish_outbox();
     }
@@ -193,6 +301,7 @@ impl Chat {
                 .0
                 .outbox
                 .borrow()
+                .pending
                 .iter()
                 .filter(|p| p.failed.is_none() && live.contains(&p.room))
                 .map(Pending::to_send)
@@ -220,9 +329,13 @@ impl Chat {
         }
     }
 
+    /// Queues a request for the session's socket; without a session there is nobody
+    /// to ask, and it is dropped.
     fn request(&self, msg: ClientMsg) {
-        // Fails only once the task has ended, which happens only when the page unloads.
-        let _ = self.0.out.unbounded_send(msg);
+        if let Some(out) = &*self.0.out.borrow() {
+            // Fails only once the task has ended, and then the session has too.
+            let _ = out.unbounded_send(msg);
+        }
     }
 }
 
@@ -237,19 +350,62 @@ impl Pending {
 }
 
 impl Inner {
-    /// The first request of a fresh connection: hello with the wanted name. The rooms
-    /// are joined once the name is accepted (see [`Inner::joins`]), so a refused name
-    /// does not earn a second, confusing error for each join.
-    fn greeting(&self) -> Vec<ClientMsg> {
-        let wanted = self.wanted.borrow();
-        wanted
-            .name
-            .iter()
-            .map(|name| ClientMsg::Hello {
-                protocol: PROTOCOL_VERSION,
-                name: name.clone(),
-            })
-            .collect()
+    /// Ends the running session's task, if any. Its requests channel closes, so the task
+    /// closes its socket; a task asleep notices the new session number when it wakes.
+    fn stop(&self) {
+        self.session.set(self.session.get().wrapping_add(1));
+        self.out.borrow_mut().take();
+        self.open.set(false);
+        self.welcomed.set(false);
+        self.live.borrow_mut().clear();
+    }
+
+    /// Stops and forgets everything of the session: nothing may be sent later under
+    /// the next person's name.
+    fn clear(&self) {
+        self.stop();
+        *self.wanted.borrow_mut() = Wanted::default();
+        *self.outbox.borrow_mut() = Outbox::default();
+        self.publish_outbox();
+    }
+
+    /// The server ended the session (signed out, expired, guests no longer allowed).
+    fn signed_out(&self, guests_allowed: Option<bool>) {
+        self.clear();
+        persist::forget_guest_name();
+        self.dispatch.emit(Action::SignedOut { guests_allowed });
+    }
+
+    fn is_guest(&self) -> bool {
+        self.wanted.borrow().guest.is_some()
+    }
+
+    fn claim_outbox(&self, user: &str) {
+        let changed = {
+            let mut outbox = self.outbox.borrow_mut();
+            if outbox.user.as_deref() == Some(user) {
+                false
+            } else {
+                if outbox.user.is_some() {
+                    outbox.pending.clear();
+                }
+                outbox.user = Some(user.to_owned());
+                true
+            }
+        };
+        if changed {
+            self.publish_outbox();
+        }
+    }
+
+    /// The first request of a fresh connection. The rooms are joined once the hello is
+    /// accepted (see [`Inner::joins`]), so a refused name does not earn a second,
+    /// confusing error for each join.
+    fn greeting(&self) -> ClientMsg {
+        ClientMsg::Hello {
+            protocol: PROTOCOL_VERSION,
+            name: self.wanted.borrow().guest.clone(),
+        }
     }
 
     /// A join per wanted room, each resuming after the last message we have of it.
@@ -265,6 +421,28 @@ impl Inner {
             .collect()
     }
 
+    /// Direct conversations are joined without asking: otherwise a message someone
+    /// sends us would go unnoticed. Returns the rooms newly wanted that we must join
+    /// ourselves (the server joins us to the ones we opened).
+    fn want_directs(&self, rooms: &[RoomInfo]) -> Vec<String> {
+        let mut wanted = self.wanted.borrow_mut();
+        let mut to_join = Vec::new();
+        for room in rooms.iter().filter(|r| r.kind == RoomKind::Direct) {
+            if wanted.rooms.contains(&room.name) || wanted.left.contains(&room.name) {
+                continue;
+            }
+            wanted.rooms.insert(room.name.clone());
+            let opened_by_us = room
+                .peer
+                .as_ref()
+                .is_some_and(|p| wanted.opening.remove(&p.user));
+            if !opened_by_us {
+                to_join.push(room.name.clone());
+            }
+        }
+        to_join
+    }
+
     fn saw(&self, room: &str, seq: u64) {
         let mut wanted = self.wanted.borrow_mut();
         let last = wanted.last_seq.entry(room.to_owned()).or_default();
@@ -275,11 +453,11 @@ impl Inner {
     fn publish_outbox(&self) {
         let outbox = self.outbox.borrow().clone();
         persist::save_outbox(&outbox);
-        self.dispatch.emit(Action::Outbox(outbox));
+        self.dispatch.emit(Action::Outbox(outbox.pending));
     }
 
     /// Updates what the user wants from what the server answered, and returns the
-    /// requests the answer calls for (the next page of a replay, queued sends).
+    /// requests the answer calls for (joins, the next page of a replay, queued sends).
     fn observe(&self, msg: &ServerMsg) -> Vec<ClientMsg> {
         match msg {
             ServerMsg::Message(m) => self.saw(&m.room, m.seq),
@@ -287,10 +465,17 @@ impl Inner {
                 if let Some(m) = history.last() {
                     self.saw(room, m.seq);
                 }
+                {
+                    // Also how a direct conversation we opened becomes one to re-join.
+                    let mut wanted = self.wanted.borrow_mut();
+                    wanted.rooms.insert(room.clone());
+                    wanted.left.remove(room);
+                }
                 self.live.borrow_mut().insert(room.clone());
                 return self
                     .outbox
                     .borrow()
+                    .pending
                     .iter()
                     .filter(|p| p.room == *room && p.failed.is_none())
                     .map(Pending::to_send)
@@ -306,19 +491,53 @@ impl Inner {
                 }
             }
             ServerMsg::Left { room } => {
+                // Left, removed or deleted: either way not to be re-joined.
                 self.live.borrow_mut().remove(room);
+                let mut wanted = self.wanted.borrow_mut();
+                wanted.rooms.remove(room);
+                wanted.last_seq.remove(room);
             }
             ServerMsg::Ack { client_id, .. } => {
                 self.outbox
                     .borrow_mut()
+                    .pending
                     .retain(|p| p.client_id != *client_id);
                 self.publish_outbox();
             }
-            ServerMsg::Welcome { name, .. } => {
-                self.name_was_ours.set(true);
+            ServerMsg::Welcome { you, rooms, .. } => {
+                self.welcomed.set(true);
                 self.name_held_retries.set(0);
-                persist::save_name(name);
+                if you.guest {
+                    self.name_was_ours.set(true);
+                    persist::save_guest_name(&you.name);
+                } else {
+                    // The handshake carried a session cookie (signed in from another
+                    // tab, say), which wins over a guest name: an account from now on,
+                    // also after a reload.
+                    self.wanted.borrow_mut().guest = None;
+                    persist::forget_guest_name();
+                }
+                self.claim_outbox(&you.user);
+                // Joined with the rest just below.
+                self.want_directs(rooms);
                 return self.joins();
+            }
+            ServerMsg::Rooms { rooms, created } => {
+                let mut to_join = self.want_directs(rooms);
+                if let Some(room) = created {
+                    let mut wanted = self.wanted.borrow_mut();
+                    wanted.rooms.insert(room.clone());
+                    wanted.left.remove(room);
+                    to_join.push(room.clone());
+                }
+                let wanted = self.wanted.borrow();
+                return to_join
+                    .into_iter()
+                    .map(|room| {
+                        let after = wanted.last_seq.get(&room).copied();
+                        ClientMsg::Join { room, after }
+                    })
+                    .collect();
             }
             ServerMsg::Error {
                 client_id: Some(client_id),
@@ -328,20 +547,13 @@ impl Inner {
                 if let Some(p) = self
                     .outbox
                     .borrow_mut()
+                    .pending
                     .iter_mut()
                     .find(|p| p.client_id == *client_id)
                 {
                     p.failed = Some(message.clone());
                 }
                 self.publish_outbox();
-            }
-            // A refused name must not be retried by the next reconnect.
-            ServerMsg::Error {
-                code: ErrorCode::NameTaken | ErrorCode::InvalidName,
-                ..
-            } => {
-                self.wanted.borrow_mut().name = None;
-                persist::forget_name();
             }
             ServerMsg::Error {
                 code: ErrorCode::UnknownRoom,
@@ -370,30 +582,77 @@ enum End {
     /// Closed or failed (or our name is still held by our previous, not yet timed-out
     /// session): retry with backoff.
     Lost,
-    /// The page is going away.
+    /// The session was ended here (signed out, another session started) or the page
+    /// is going away.
     Shutdown,
+    /// The server closed the socket because the session was signed out.
+    SignedOut,
+    /// The guest's hello was refused: the user picks another name.
+    Refused,
 }
 
-async fn run(inner: Rc<Inner>, mut requests: UnboundedReceiver<ClientMsg>) {
+async fn run(inner: Rc<Inner>, mut requests: UnboundedReceiver<ClientMsg>, session: u64) {
     let url = socket_url();
+    let current = |inner: &Inner| inner.session.get() == session;
     let mut failures: u32 = 0;
     loop {
-        if let End::Shutdown = connect_once(&inner, &url, &mut requests, &mut failures).await {
+        let end = connect_once(&inner, session, &url, &mut requests, &mut failures).await;
+        if !current(&inner) {
             return;
         }
         inner.open.set(false);
+        inner.welcomed.set(false);
         inner.live.borrow_mut().clear();
+        match end {
+            End::Shutdown => return,
+            End::SignedOut => return inner.signed_out(None),
+            End::Refused => {
+                // Nor may a reload try the refused name again. What was written under
+                // it is not sent under the next name the guest picks.
+                inner.clear();
+                persist::forget_guest_name();
+                inner.dispatch.emit(Action::Conn(Conn::Idle));
+                return;
+            }
+            End::Lost => {}
+        }
         failures = failures.saturating_add(1);
+        if failures >= RECHECK_AFTER_FAILURES {
+            let gone = session_gone(inner.is_guest()).await;
+            if !current(&inner) {
+                return;
+            }
+            if let Some(guests_allowed) = gone {
+                return inner.signed_out(Some(guests_allowed));
+            }
+        }
         let delay = backoff_ms(failures, js_sys::Math::random());
         inner
             .dispatch
             .emit(Action::Conn(Conn::Reconnecting { retry_in_ms: delay }));
         TimeoutFuture::new(delay).await;
+        if !current(&inner) {
+            return;
+        }
+    }
+}
+
+/// Whether the server says this session is over; `Some(guests_allowed)` when it is.
+/// Anything but a clear "no" (the server is down, say) keeps the session.
+async fn session_gone(guest: bool) -> Option<bool> {
+    match account::me().await {
+        Err(Failure::Refused { status: 401, error }) => {
+            let guests_allowed = error.guests_allowed.unwrap_or(false);
+            // A guest has no session cookie anyway: only guests being turned away ends it.
+            (!guest || !guests_allowed).then_some(guests_allowed)
+        }
+        _ => None,
     }
 }
 
 async fn connect_once(
     inner: &Rc<Inner>,
+    session: u64,
     url: &str,
     requests: &mut UnboundedReceiver<ClientMsg>,
     failures: &mut u32,
@@ -409,9 +668,14 @@ async fn connect_once(
     {
         return End::Lost;
     }
+    if inner.session.get() != session {
+        // Signed out (or in as someone else) while connecting.
+        return End::Shutdown;
+    }
     let (mut tx, rx) = ws.split();
     let mut rx = rx.fuse();
     inner.open.set(true);
+    inner.welcomed.set(false);
     inner.dispatch.emit(Action::Conn(Conn::Open));
     // Requests made while disconnected go out after the greeting; stale typing
     // notices are dropped. (Sends are never among them: the outbox holds those until
@@ -422,7 +686,7 @@ async fn connect_once(
             backlog.push(msg);
         }
     }
-    for msg in inner.greeting().into_iter().chain(backlog) {
+    for msg in std::iter::once(inner.greeting()).chain(backlog) {
         if tx.send(Message::Text(msg.to_json())).await.is_err() {
             return End::Lost;
         }
@@ -433,17 +697,25 @@ async fn connect_once(
                 let text = match incoming {
                     Some(Ok(Message::Text(text))) => text,
                     Some(Ok(Message::Bytes(_))) => continue,
+                    // The close event, with the code that matters, always follows.
+                    Some(Err(WebSocketError::ConnectionError)) => continue,
+                    Some(Err(WebSocketError::ConnectionClose(e))) if e.code == close::SIGNED_OUT => {
+                        return End::SignedOut;
+                    }
                     Some(Err(_)) | None => return End::Lost,
                 };
                 let Ok(msg) = serde_json::from_str::<ServerMsg>(&text) else {
                     continue;
                 };
+                // Hello goes first and the server answers in order, so an error before
+                // the welcome is the hello's refusal.
+                let refused_hello = matches!(msg, ServerMsg::Error { .. }) && !inner.welcomed.get();
                 match &msg {
                     ServerMsg::Welcome { .. } => *failures = 0,
                     // On a reconnect the server may not yet have noticed our old socket
                     // is dead; it will within its idle timeout.
                     ServerMsg::Error { code: ErrorCode::NameTaken, .. }
-                        if inner.name_probably_held_by_us() => return End::Lost,
+                        if refused_hello && inner.name_probably_held_by_us() => return End::Lost,
                     _ => {}
                 }
                 // The reducer sees the message before the outbox changes it answers
@@ -455,6 +727,11 @@ async fn connect_once(
                     let delay = retry_after_ms.unwrap_or(1_000).min(60_000);
                     Chat(Rc::clone(inner)).resend_outbox_after(u32::try_from(delay).unwrap_or(60_000));
                 }
+                if refused_hello {
+                    // A guest picks another name, on a fresh socket. An account's hello
+                    // is refused when its session has just ended: reconnecting finds out.
+                    return if inner.is_guest() { End::Refused } else { End::Lost };
+                }
                 for next in inner.observe(&msg) {
                     if tx.send(Message::Text(next.to_json())).await.is_err() {
                         return End::Lost;
@@ -463,6 +740,10 @@ async fn connect_once(
             }
             request = requests.next() => {
                 let Some(msg) = request else {
+                    // The session ended: say so properly rather than just vanish.
+                    if let Ok(ws) = tx.reunite(rx.into_inner()) {
+                        let _ = ws.close(Some(1000), None);
+                    }
                     return End::Shutdown;
                 };
                 if tx.send(Message::Text(msg.to_json())).await.is_err() {
@@ -475,7 +756,7 @@ async fn connect_once(
 
 /// Full-jitter exponential backoff: a random delay up to the doubled ceiling, so clients
 /// dropped together by a restart do not all come back in the same instant.
-fn backoff_ms(failures: u32, random: f64) -> u32 {
+pub fn backoff_ms(failures: u32, random: f64) -> u32 {
     let ceiling = (BASE_BACKOFF_MS * 2f64.powi(failures.min(16) as i32 - 1)).min(MAX_BACKOFF_MS);
     // Never less than a quarter of the ceiling, so retries do not spin.
     (ceiling * (0.25 + 0.75 * random.clamp(0.0, 1.0))) as u32

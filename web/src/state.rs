@@ -1,13 +1,20 @@
 //! The client's whole view state and the one reducer that changes it.
 //!
 //! Everything the UI shows is derived from [`State`]; every change arrives as an
-//! [`Action`], from the socket service or from the user. The reducer is plain Rust with
-//! no browser calls (time comes in with the actions), so it is unit-tested natively.
+//! [`Action`], from the services (socket, account) or from the user. The reducer is
+//! plain Rust with no browser calls (time comes in with the actions), so it is
+//! unit-tested natively.
 
-use std::{collections::BTreeMap, rc::Rc};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    rc::Rc,
+};
 
 use confab_shared::{
-    ChatMessage, DEFAULT_ROOM, ErrorCode, PresenceEvent, RoomInfo, ServerMsg, limits,
+    ChatMessage, DEFAULT_ROOM, ErrorCode, GUEST_PREFIX, Person, PresenceEvent, RoomInfo, RoomKind,
+    ServerMsg,
+    api::{ApiError, Me},
+    limits,
 };
 use serde::{Deserialize, Serialize};
 use yew::Reducible;
@@ -15,6 +22,8 @@ use yew::Reducible;
 /// State of the connection to the server, as shown to the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Conn {
+    /// No session, so no socket is wanted (the sign-in screen).
+    Idle,
     /// First attempt, nothing received yet.
     Connecting,
     /// Socket open.
@@ -33,15 +42,70 @@ pub struct Pending {
     pub failed: Option<String>,
 }
 
+/// The forms of the sign-in screen, so an error shows next to the one it is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthForm {
+    SignIn,
+    SignUp,
+    Guest,
+}
+
+/// Why the last sign-in, sign-up or guest join failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthError {
+    pub form: AuthForm,
+    pub message: String,
+    /// The field at fault (`username`, `password`, `display_name`), when one is.
+    pub field: Option<String>,
+}
+
+impl AuthError {
+    pub fn new(form: AuthForm, error: ApiError) -> Self {
+        let message = match error.retry_after_secs {
+            Some(secs) => format!("{} (try again in {secs} s)", error.error),
+            None => error.error,
+        };
+        Self {
+            form,
+            message,
+            field: error.field,
+        }
+    }
+}
+
+/// The owner's and members' requests about a room, which the server answers only
+/// when it refuses them: remembered so that refusal shows next to the form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomTool {
+    Invite,
+    Rename,
+    Delete,
+    Remove,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomRequest {
+    pub room: String,
+    pub tool: RoomTool,
+    /// Whom or what it was about: the user invited or removed, the new title.
+    pub subject: String,
+    /// The server's refusal, once it came.
+    pub error: Option<String>,
+    /// The server's word that it was done (a new member list, a new title).
+    pub done: bool,
+}
+
 /// One room the user has joined.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RoomView {
     /// Oldest first, unique by id.
     pub messages: Vec<ChatMessage>,
-    /// Online members, sorted case-insensitively.
-    pub members: Vec<String>,
+    /// Everyone who belongs to the room, as last told, sorted by display name.
+    pub members: Vec<Person>,
+    /// Handles of the members connected to the room now.
+    pub online: BTreeSet<String>,
     /// Who is typing, with when their indicator expires (ms since epoch).
-    pub typing: Vec<(String, f64)>,
+    pub typing: Vec<(Person, f64)>,
     /// Messages arrived while another room was on screen.
     pub unread: bool,
     /// Older messages exist on the server than the oldest one here.
@@ -50,23 +114,72 @@ pub struct RoomView {
     pub loading_older: bool,
 }
 
+impl RoomView {
+    /// The members online now, sorted by display name. A handle the member list does
+    /// not have (yet) still shows, under the name it implies.
+    pub fn online_people(&self) -> Vec<Person> {
+        let mut people: Vec<Person> = self
+            .members
+            .iter()
+            .filter(|p| self.online.contains(&p.user))
+            .cloned()
+            .collect();
+        for user in &self.online {
+            if !self.members.iter().any(|p| p.user == *user) {
+                let guest = user.starts_with(GUEST_PREFIX);
+                people.push(Person {
+                    name: user.trim_start_matches(GUEST_PREFIX).to_owned(),
+                    user: user.clone(),
+                    guest,
+                });
+            }
+        }
+        sort_people(&mut people);
+        people
+    }
+
+    fn add_member(&mut self, who: Person) {
+        match self.members.iter_mut().find(|p| p.user == who.user) {
+            // Display names can change between visits; the newest word wins.
+            Some(known) => *known = who,
+            None => self.members.push(who),
+        }
+        sort_people(&mut self.members);
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct State {
     pub conn: Conn,
-    /// The display name the server confirmed; `None` shows the name prompt.
-    pub me: Option<String>,
-    /// A remembered name the client is signing in with, before the server confirms it.
-    pub resuming: Option<String>,
+    /// Asking the server who we are (page load, or a remembered guest rejoining):
+    /// neither the sign-in screen nor the chat yet.
+    pub checking: bool,
+    /// Who this session is: from `/api/me` or sign-in for an account, from `welcome`
+    /// for a guest. `Some` shows the chat.
+    pub me: Option<Person>,
+    /// An administrator manages every room, like its owner.
+    pub admin: bool,
+    /// Whether the server lets people in without an account.
+    pub guests_allowed: bool,
+    /// The display name a guest asked for, until the server welcomes or refuses it.
+    pub joining_as: Option<String>,
+    /// A sign-in screen form whose request is on its way.
+    pub auth_busy: Option<AuthForm>,
+    pub auth_error: Option<AuthError>,
     /// Messages written but not acknowledged yet, oldest first.
     pub pending: Vec<Pending>,
-    /// Why the last name was refused, shown on the prompt.
-    pub name_error: Option<String>,
-    /// Every room on the server, as last listed.
+    /// The rooms this user can see, as last listed.
     pub rooms: Vec<RoomInfo>,
     /// Rooms this user is in.
     pub joined: BTreeMap<String, RoomView>,
-    /// The room on screen.
+    /// The room on screen (its id).
     pub current: String,
+    /// Rooms this user asked to leave: their `left` is expected, not news.
+    pub leaving: BTreeSet<String>,
+    /// The person whose direct conversation was asked for: shown once joined.
+    pub opening_direct: Option<String>,
+    /// The last room request sent from a form, for showing its refusal there.
+    pub room_request: Option<RoomRequest>,
     /// The last problem worth telling the user about (an error from the server).
     pub notice: Option<String>,
 }
@@ -75,13 +188,20 @@ impl Default for State {
     fn default() -> Self {
         Self {
             conn: Conn::Connecting,
+            checking: true,
             me: None,
-            resuming: None,
+            admin: false,
+            guests_allowed: false,
+            joining_as: None,
+            auth_busy: None,
+            auth_error: None,
             pending: Vec::new(),
-            name_error: None,
             rooms: Vec::new(),
             joined: BTreeMap::new(),
             current: DEFAULT_ROOM.to_owned(),
+            leaving: BTreeSet::new(),
+            opening_direct: None,
+            room_request: None,
             notice: None,
         }
     }
@@ -103,17 +223,89 @@ pub enum Action {
         now: f64,
     },
     DismissNotice,
+    /// Something went wrong that belongs to no form.
+    Notice(String),
     /// The outbox changed (see [`crate::socket::Chat::send`]).
     Outbox(Vec<Pending>),
-    /// Signing in again with a name remembered from an earlier visit.
-    Resuming(String),
     /// Older messages of a room were asked for.
     LoadingOlder(String),
+    /// Asking `/api/me` who we are.
+    Checking,
+    /// An account session exists (or was just made by signing in or up).
+    SignedIn(Me),
+    /// No session: show the sign-in screen with a clean slate. `guests_allowed`
+    /// updates what the server allows when the answer said so.
+    SignedOut {
+        guests_allowed: Option<bool>,
+    },
+    /// A form of the sign-in screen was sent.
+    AuthBusy(AuthForm),
+    AuthFailed(AuthError),
+    /// Saying hello as a guest; `resumed` when the name was remembered from an earlier
+    /// visit (nothing to show but "connecting" meanwhile).
+    JoiningAsGuest {
+        name: String,
+        resumed: bool,
+    },
+    /// The user asked to leave a room.
+    Leaving(String),
+    /// The user asked for the direct conversation with this person (handle).
+    OpeningDirect(String),
+    /// A room form was sent (invite, rename, delete, remove).
+    RoomRequest {
+        room: String,
+        tool: RoomTool,
+        subject: String,
+    },
 }
 
 impl State {
     pub fn current_room(&self) -> Option<&RoomView> {
         self.joined.get(&self.current)
+    }
+
+    pub fn room_info(&self, room: &str) -> Option<&RoomInfo> {
+        self.rooms.iter().find(|r| r.name == room)
+    }
+
+    /// How a room is called on screen: `#title`, or `@name` for a direct conversation.
+    pub fn label(&self, room: &str) -> String {
+        match self.room_info(room) {
+            Some(RoomInfo {
+                kind: RoomKind::Direct,
+                peer: Some(peer),
+                ..
+            }) => format!("@{}", peer.name),
+            Some(RoomInfo {
+                kind: RoomKind::Direct,
+                title,
+                ..
+            }) => format!("@{title}"),
+            Some(info) => format!("#{}", info.title),
+            None => format!("#{room}"),
+        }
+    }
+
+    /// Whether this user owns the room.
+    pub fn owns(&self, room: &str) -> bool {
+        let owner = self.room_info(room).and_then(|r| r.owner.as_deref());
+        owner.is_some() && owner == self.me.as_ref().map(|p| p.user.as_str())
+    }
+
+    /// Whether this user may rename and delete the room and remove its members: its
+    /// owner or an administrator. Direct conversations have no one in charge.
+    pub fn manages(&self, room: &str) -> bool {
+        let direct = self
+            .room_info(room)
+            .is_none_or(|r| r.kind == RoomKind::Direct);
+        !direct && (self.admin || self.owns(room))
+    }
+
+    /// The direct conversation with this person (a handle), if there is one.
+    pub fn direct_with(&self, user: &str) -> Option<&RoomInfo> {
+        self.rooms
+            .iter()
+            .find(|r| r.kind == RoomKind::Direct && r.peer.as_ref().is_some_and(|p| p.user == user))
     }
 
     fn apply(&mut self, action: Action) {
@@ -124,55 +316,156 @@ impl State {
                     // Presence and typing are stale once disconnected; the re-join brings
                     // fresh ones.
                     for room in self.joined.values_mut() {
-                        room.members.clear();
+                        room.online.clear();
                         room.typing.clear();
                     }
                 }
             }
             Action::Server { msg, now } => self.on_server(msg, now),
-            Action::Switch(room) => {
-                if let Some(view) = self.joined.get_mut(&room) {
-                    view.unread = false;
-                }
-                self.current = room;
-            }
+            Action::Switch(room) => self.switch(room),
             Action::Tick { now } => {
                 for room in self.joined.values_mut() {
                     room.typing.retain(|(_, until)| *until > now);
                 }
             }
             Action::DismissNotice => self.notice = None,
+            Action::Notice(text) => self.notice = Some(text),
             Action::Outbox(pending) => self.pending = pending,
-            Action::Resuming(name) => self.resuming = Some(name),
             Action::LoadingOlder(room) => {
                 if let Some(view) = self.joined.get_mut(&room) {
                     view.loading_older = true;
                 }
             }
+            Action::Checking => self.checking = true,
+            Action::SignedIn(me) => {
+                self.me = Some(me.you);
+                self.admin = me.admin;
+                self.guests_allowed = me.guests_allowed;
+                self.checking = false;
+                self.joining_as = None;
+                self.auth_busy = None;
+                self.auth_error = None;
+                self.conn = Conn::Connecting;
+            }
+            Action::SignedOut { guests_allowed } => {
+                // Nothing of the previous session may linger for the next person.
+                *self = State {
+                    conn: Conn::Idle,
+                    checking: false,
+                    guests_allowed: guests_allowed.unwrap_or(self.guests_allowed),
+                    ..State::default()
+                };
+            }
+            Action::AuthBusy(form) => {
+                self.auth_busy = Some(form);
+                self.auth_error = None;
+            }
+            Action::AuthFailed(error) => {
+                self.auth_busy = None;
+                self.checking = false;
+                self.auth_error = Some(error);
+            }
+            Action::JoiningAsGuest { name, resumed } => {
+                self.joining_as = Some(name);
+                self.auth_busy = Some(AuthForm::Guest);
+                self.auth_error = None;
+                self.checking = resumed;
+                self.conn = Conn::Connecting;
+            }
+            Action::Leaving(room) => {
+                self.leaving.insert(room);
+            }
+            Action::OpeningDirect(user) => self.opening_direct = Some(user),
+            Action::RoomRequest {
+                room,
+                tool,
+                subject,
+            } => {
+                self.room_request = Some(RoomRequest {
+                    room,
+                    tool,
+                    subject,
+                    error: None,
+                    done: false,
+                });
+            }
+        }
+    }
+
+    fn switch(&mut self, room: String) {
+        if let Some(view) = self.joined.get_mut(&room) {
+            view.unread = false;
+        }
+        if room != self.current {
+            self.room_request = None;
+        }
+        self.current = room;
+    }
+
+    /// Forgets a joined room; the default one shows instead if it was on screen.
+    fn drop_room(&mut self, room: &str) {
+        self.joined.remove(room);
+        if self.current == room {
+            self.switch(DEFAULT_ROOM.to_owned());
         }
     }
 
     fn on_server(&mut self, msg: ServerMsg, now: f64) {
         match msg {
-            ServerMsg::Welcome { name, rooms, .. } => {
-                self.me = Some(name);
-                self.resuming = None;
-                self.name_error = None;
+            ServerMsg::Welcome { you, rooms, .. } => {
+                if you.guest {
+                    self.admin = false;
+                }
+                self.me = Some(you);
+                self.joining_as = None;
+                self.checking = false;
+                self.auth_busy = None;
+                self.auth_error = None;
                 self.rooms = rooms;
             }
-            ServerMsg::Rooms { rooms } => self.rooms = rooms,
+            ServerMsg::Rooms { rooms, created } => {
+                self.rooms = rooms;
+                if let Some(request) = &mut self.room_request
+                    && request.tool == RoomTool::Rename
+                    && self
+                        .rooms
+                        .iter()
+                        .any(|r| r.name == request.room && r.title == request.subject)
+                {
+                    request.done = true;
+                }
+                // Only our own `create_room` names a room here: show it (the socket
+                // service joins it).
+                if let Some(room) = created {
+                    self.switch(room);
+                }
+            }
             ServerMsg::Joined {
                 room,
+                members,
                 online,
                 history,
-                ..
             } => {
-                let view = self.joined.entry(room).or_default();
-                view.members = online;
+                let view = self.joined.entry(room.clone()).or_default();
+                view.members = members;
+                sort_people(&mut view.members);
+                view.online = online.into_iter().collect();
                 for msg in history {
                     insert_message(&mut view.messages, msg);
                 }
                 view.has_older = view.messages.first().is_some_and(|m| m.seq > 1);
+                self.leaving.remove(&room);
+                let asked_for = self.opening_direct.as_deref();
+                let is_asked_for = asked_for.is_some()
+                    && self
+                        .room_info(&room)
+                        .and_then(|r| r.peer.as_ref())
+                        .map(|p| p.user.as_str())
+                        == asked_for;
+                if is_asked_for {
+                    self.opening_direct = None;
+                    self.switch(room);
+                }
             }
             ServerMsg::Replay { room, messages } => {
                 let view = self.joined.entry(room).or_default();
@@ -208,11 +501,17 @@ impl State {
                     return;
                 };
                 let pending = self.pending.remove(at);
+                let (from, name) = self
+                    .me
+                    .as_ref()
+                    .map(|p| (p.user.clone(), p.name.clone()))
+                    .unwrap_or_default();
                 let msg = ChatMessage {
                     id,
                     room,
                     seq,
-                    from: self.me.clone().unwrap_or_default(),
+                    from,
+                    name,
                     body: pending.body,
                     ts,
                 };
@@ -221,38 +520,60 @@ impl State {
                 }
             }
             ServerMsg::Left { room } => {
-                self.joined.remove(&room);
-                if self.current == room {
-                    self.current = DEFAULT_ROOM.to_owned();
+                let ours = self.leaving.remove(&room);
+                if !ours && self.joined.contains_key(&room) {
+                    // Removed by the owner, or the room was deleted.
+                    let label = self.label(&room);
+                    self.notice = Some(format!("You are no longer in {label}."));
+                }
+                if self.room_request.as_ref().is_some_and(|r| r.room == room) {
+                    self.room_request = None;
+                }
+                self.drop_room(&room);
+            }
+            ServerMsg::Members { room, mut members } => {
+                sort_people(&mut members);
+                if let Some(request) = &mut self.room_request
+                    && request.room == room
+                {
+                    let listed = members.iter().any(|p| p.user == request.subject);
+                    match request.tool {
+                        RoomTool::Invite if listed => request.done = true,
+                        RoomTool::Remove if !listed => request.done = true,
+                        _ => {}
+                    }
+                }
+                if let Some(view) = self.joined.get_mut(&room) {
+                    view.members = members;
                 }
             }
             ServerMsg::Message(msg) => {
                 let on_screen = msg.room == self.current;
                 if let Some(view) = self.joined.get_mut(&msg.room) {
-                    view.typing.retain(|(name, _)| *name != msg.from);
+                    view.typing.retain(|(p, _)| p.user != msg.from);
                     if !on_screen {
                         view.unread = true;
                     }
                     insert_message(&mut view.messages, msg);
                 }
             }
-            ServerMsg::Presence { room, name, event } => {
+            ServerMsg::Presence { room, who, event } => {
                 if let Some(view) = self.joined.get_mut(&room) {
-                    view.members.retain(|m| *m != name);
                     if event == PresenceEvent::Joined {
-                        view.members.push(name);
-                        view.members.sort_by_key(|n| n.to_lowercase());
+                        view.online.insert(who.user.clone());
+                        view.add_member(who);
                     } else {
-                        view.typing.retain(|(n, _)| *n != name);
+                        view.online.remove(&who.user);
+                        view.typing.retain(|(p, _)| p.user != who.user);
                     }
                 }
             }
-            ServerMsg::Typing { room, name } => {
+            ServerMsg::Typing { room, who } => {
                 if let Some(view) = self.joined.get_mut(&room) {
                     let until = now + limits::TYPING_TTL_MS as f64;
-                    match view.typing.iter_mut().find(|(n, _)| *n == name) {
-                        Some(entry) => entry.1 = until,
-                        None => view.typing.push((name, until)),
+                    match view.typing.iter_mut().find(|(p, _)| p.user == who.user) {
+                        Some(entry) => *entry = (who, until),
+                        None => view.typing.push((who, until)),
                     }
                 }
             }
@@ -260,23 +581,54 @@ impl State {
                 code,
                 message,
                 room,
+                client_id,
                 ..
-            } => match (code, room) {
-                (ErrorCode::InvalidName | ErrorCode::NameTaken, _) if self.me.is_none() => {
-                    self.resuming = None;
-                    self.name_error = Some(message);
-                }
-                (ErrorCode::UnknownRoom, Some(room)) => {
-                    // A room we were in vanished (the server restarted without it).
-                    self.joined.remove(&room);
-                    if self.current == room {
-                        self.current = DEFAULT_ROOM.to_owned();
-                    }
-                    self.notice = Some(message);
-                }
-                _ => self.notice = Some(message),
-            },
+            } => self.on_error(code, message, room, client_id.is_some()),
         }
+    }
+
+    fn on_error(&mut self, code: ErrorCode, message: String, room: Option<String>, send: bool) {
+        if self.joining_as.take().is_some() {
+            // The guest's hello was refused: back to the form, with why.
+            let field = matches!(code, ErrorCode::InvalidName | ErrorCode::NameTaken)
+                .then(|| "display_name".to_owned());
+            self.checking = false;
+            self.auth_busy = None;
+            self.auth_error = Some(AuthError {
+                form: AuthForm::Guest,
+                message,
+                field,
+            });
+            return;
+        }
+        if code == ErrorCode::UnknownRoom
+            && let Some(room) = &room
+        {
+            // A room we were in vanished (deleted, or the server restarted without it).
+            self.drop_room(room);
+            self.notice = Some(message);
+            return;
+        }
+        let about_form = !send
+            && matches!(
+                code,
+                ErrorCode::UnknownUser
+                    | ErrorCode::Forbidden
+                    | ErrorCode::InvalidName
+                    | ErrorCode::InvalidRoom
+                    | ErrorCode::NotInRoom
+            );
+        if about_form
+            && let Some(request) = &mut self.room_request
+            && room.as_ref().is_none_or(|r| *r == request.room)
+        {
+            request.error = Some(message);
+            return;
+        }
+        if code == ErrorCode::UnknownUser {
+            self.opening_direct = None;
+        }
+        self.notice = Some(message);
     }
 
     /// The current room's messages still waiting for the server.
@@ -284,12 +636,33 @@ impl State {
         self.pending.iter().filter(|p| p.room == self.current)
     }
 
-    /// Names typing in the current room, for the indicator.
+    /// Display names of those typing in the current room, for the indicator.
     pub fn typing_names(&self) -> Vec<&str> {
         self.current_room()
-            .map(|r| r.typing.iter().map(|(n, _)| n.as_str()).collect())
+            .map(|r| r.typing.iter().map(|(p, _)| p.name.as_str()).collect())
             .unwrap_or_default()
     }
+
+    /// The last request made with `tool` in the current room.
+    pub fn room_request(&self, tool: RoomTool) -> Option<&RoomRequest> {
+        self.room_request
+            .as_ref()
+            .filter(|r| r.room == self.current && r.tool == tool)
+    }
+
+    /// The room-form refusal to show in the current room for `tool`.
+    pub fn room_error(&self, tool: RoomTool) -> Option<&str> {
+        self.room_request(tool).and_then(|r| r.error.as_deref())
+    }
+
+    /// The sign-in screen error for `form`.
+    pub fn auth_error_for(&self, form: AuthForm) -> Option<&AuthError> {
+        self.auth_error.as_ref().filter(|e| e.form == form)
+    }
+}
+
+fn sort_people(people: &mut [Person]) {
+    people.sort_by(|a, b| (a.name.to_lowercase(), &a.user).cmp(&(b.name.to_lowercase(), &b.user)));
 }
 
 /// Inserts in id order, ignoring a message already present (history re-sent on re-join).
@@ -316,245 +689,4 @@ impl Reducible for State {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn msg(id: u64, room: &str, from: &str) -> ChatMessage {
-        ChatMessage {
-            id,
-            seq: id,
-            room: room.into(),
-            from: from.into(),
-            body: format!("m{id}"),
-            ts: 0,
-        }
-    }
-
-    fn server(state: &mut State, msg: ServerMsg) {
-        state.apply(Action::Server { msg, now: 1000.0 });
-    }
-
-    fn joined(room: &str, history: Vec<ChatMessage>) -> ServerMsg {
-        ServerMsg::Joined {
-            room: room.into(),
-            members: vec!["ada".into()],
-            online: vec!["ada".into()],
-            history,
-        }
-    }
-
-    #[test]
-    fn welcome_sets_name_and_clears_name_error() {
-        let mut s = State::default();
-        server(&mut s, ServerMsg::error(ErrorCode::NameTaken, "taken"));
-        assert_eq!(s.name_error.as_deref(), Some("taken"));
-        assert_eq!(s.me, None);
-        server(
-            &mut s,
-            ServerMsg::Welcome {
-                protocol: 1,
-                name: "ada".into(),
-                rooms: vec![],
-            },
-        );
-        assert_eq!(s.me.as_deref(), Some("ada"));
-        assert_eq!(s.name_error, None);
-    }
-
-    #[test]
-    fn history_and_live_messages_merge_without_duplicates() {
-        let mut s = State::default();
-        server(
-            &mut s,
-            joined(
-                "general",
-                vec![msg(1, "general", "a"), msg(2, "general", "a")],
-            ),
-        );
-        server(&mut s, ServerMsg::Message(msg(3, "general", "b")));
-        // After a reconnect the history overlaps what we have.
-        server(
-            &mut s,
-            joined(
-                "general",
-                vec![
-                    msg(2, "general", "a"),
-                    msg(3, "general", "b"),
-                    msg(4, "general", "b"),
-                ],
-            ),
-        );
-        let ids: Vec<u64> = s.joined["general"].messages.iter().map(|m| m.id).collect();
-        assert_eq!(ids, [1, 2, 3, 4]);
-    }
-
-    #[test]
-    fn messages_in_other_rooms_mark_unread_until_switched() {
-        let mut s = State::default();
-        server(&mut s, joined("general", vec![]));
-        server(&mut s, joined("ops", vec![]));
-        server(&mut s, ServerMsg::Message(msg(1, "ops", "b")));
-        server(&mut s, ServerMsg::Message(msg(2, "general", "b")));
-        assert!(s.joined["ops"].unread);
-        assert!(!s.joined["general"].unread);
-        s.apply(Action::Switch("ops".into()));
-        assert_eq!(s.current, "ops");
-        assert!(!s.joined["ops"].unread);
-        // A room being joined is shown at once; its messages arrive with the join.
-        s.apply(Action::Switch("new".into()));
-        assert_eq!(s.current, "new");
-        assert!(s.current_room().is_none());
-    }
-
-    #[test]
-    fn presence_updates_members() {
-        let mut s = State::default();
-        server(&mut s, joined("general", vec![]));
-        let presence = |name: &str, event| ServerMsg::Presence {
-            room: "general".into(),
-            name: name.into(),
-            event,
-        };
-        server(&mut s, presence("Bob", PresenceEvent::Joined));
-        server(&mut s, presence("carol", PresenceEvent::Joined));
-        assert_eq!(s.joined["general"].members, ["ada", "Bob", "carol"]);
-        server(&mut s, presence("Bob", PresenceEvent::Left));
-        assert_eq!(s.joined["general"].members, ["ada", "carol"]);
-    }
-
-    #[test]
-    fn typing_expires_and_ends_with_a_message() {
-        let mut s = State::default();
-        server(&mut s, joined("general", vec![]));
-        let typing = |name: &str| ServerMsg::Typing {
-            room: "general".into(),
-            name: name.into(),
-        };
-        server(&mut s, typing("bob"));
-        server(&mut s, typing("carol"));
-        assert_eq!(s.typing_names(), ["bob", "carol"]);
-        server(&mut s, ServerMsg::Message(msg(1, "general", "bob")));
-        assert_eq!(s.typing_names(), ["carol"]);
-        s.apply(Action::Tick {
-            now: 1000.0 + limits::TYPING_TTL_MS as f64 - 1.0,
-        });
-        assert_eq!(s.typing_names(), ["carol"]);
-        s.apply(Action::Tick {
-            now: 1000.0 + limits::TYPING_TTL_MS as f64 + 1.0,
-        });
-        assert!(s.typing_names().is_empty());
-    }
-
-    #[test]
-    fn leaving_the_current_room_goes_back_to_general() {
-        let mut s = State::default();
-        server(&mut s, joined("general", vec![]));
-        server(&mut s, joined("ops", vec![]));
-        s.apply(Action::Switch("ops".into()));
-        server(&mut s, ServerMsg::Left { room: "ops".into() });
-        assert_eq!(s.current, "general");
-        assert!(!s.joined.contains_key("ops"));
-    }
-
-    #[test]
-    fn a_vanished_room_is_dropped_with_a_notice() {
-        let mut s = State::default();
-        server(&mut s, joined("ops", vec![]));
-        s.apply(Action::Switch("ops".into()));
-        server(
-            &mut s,
-            ServerMsg::Error {
-                code: ErrorCode::UnknownRoom,
-                message: "there is no room #ops".into(),
-                room: Some("ops".into()),
-                client_id: None,
-                retry_after_ms: None,
-            },
-        );
-        assert!(!s.joined.contains_key("ops"));
-        assert_eq!(s.current, "general");
-        assert!(s.notice.is_some());
-    }
-
-    #[test]
-    fn an_ack_turns_the_pending_message_into_a_delivered_one_once() {
-        let mut s = State::default();
-        server(
-            &mut s,
-            ServerMsg::Welcome {
-                protocol: 2,
-                name: "ada".into(),
-                rooms: vec![],
-            },
-        );
-        server(&mut s, joined("general", vec![]));
-        s.apply(Action::Outbox(vec![Pending {
-            client_id: "c1".into(),
-            room: "general".into(),
-            body: "hi".into(),
-            failed: None,
-        }]));
-        assert_eq!(s.pending_here().count(), 1);
-        server(
-            &mut s,
-            ServerMsg::Ack {
-                room: "general".into(),
-                client_id: "c1".into(),
-                id: 9,
-                seq: 4,
-                ts: 5,
-            },
-        );
-        assert_eq!(s.pending_here().count(), 0, "never shown twice");
-        assert_eq!(s.joined["general"].messages.len(), 1);
-        s.apply(Action::Outbox(vec![]));
-        let mut copy = msg(9, "general", "ada");
-        copy.seq = 4;
-        copy.body = "hi".into();
-        copy.ts = 5;
-        server(&mut s, ServerMsg::Message(copy));
-        let view = &s.joined["general"];
-        assert_eq!(view.messages.len(), 1);
-        assert_eq!(
-            (
-                view.messages[0].body.as_str(),
-                view.messages[0].from.as_str()
-            ),
-            ("hi", "ada")
-        );
-        assert_eq!(s.pending_here().count(), 0);
-    }
-
-    #[test]
-    fn older_pages_are_merged_and_tell_whether_more_exist() {
-        let mut s = State::default();
-        server(&mut s, joined("general", vec![msg(50, "general", "a")]));
-        assert!(s.joined["general"].has_older);
-        s.apply(Action::LoadingOlder("general".into()));
-        assert!(s.joined["general"].loading_older);
-        server(
-            &mut s,
-            ServerMsg::History {
-                room: "general".into(),
-                messages: vec![msg(1, "general", "a"), msg(2, "general", "b")],
-                more: false,
-            },
-        );
-        let view = &s.joined["general"];
-        assert_eq!(
-            view.messages.iter().map(|m| m.id).collect::<Vec<_>>(),
-            [1, 2, 50]
-        );
-        assert!(!view.has_older);
-        assert!(!view.loading_older);
-    }
-
-    #[test]
-    fn disconnecting_clears_presence_but_keeps_messages() {
-        let mut s = State::default();
-        server(&mut s, joined("general", vec![msg(1, "general", "a")]));
-        s.apply(Action::Conn(Conn::Reconnecting { retry_in_ms: 500 }));
-        assert!(s.joined["general"].members.is_empty());
-        assert_eq!(s.joined["general"].messages.len(), 1);
-    }
-}
+mod tests;

@@ -2,24 +2,32 @@ use gloo_timers::callback::Interval;
 use yew::prelude::*;
 
 use super::{
-    Ctx, composer::Composer, messages::MessageList, name_prompt::NamePrompt, sidebar::Sidebar,
-    status::ConnectionStatus,
+    Ctx, auth::AuthScreen, composer::Composer, messages::MessageList, room_header::RoomHeader,
+    sidebar::Sidebar, status::ConnectionStatus,
 };
 use crate::{
+    account::Account,
     socket::Chat,
     state::{Action, State},
 };
 
-/// Root: owns the reducer and the connection, and picks the screen.
+/// Root: owns the reducer and the services, and picks the screen.
 #[function_component]
 pub fn App() -> Html {
     let state = use_reducer(State::default);
-    let chat = {
+    let services = {
         let dispatcher = state.dispatcher();
         use_memo((), move |()| {
-            Chat::start(Callback::from(move |a| dispatcher.dispatch(a)))
+            let dispatch = Callback::from(move |a| dispatcher.dispatch(a));
+            let chat = Chat::new(dispatch.clone());
+            let account = Account::new(chat.clone(), dispatch);
+            (chat, account)
         })
     };
+    {
+        let account = services.1.clone();
+        use_effect_with((), move |()| account.check());
+    }
     {
         // Typing indicators expire on their own; one tick a second is precise enough.
         let dispatcher = state.dispatcher();
@@ -34,30 +42,69 @@ pub fn App() -> Html {
     }
     let ctx = Ctx {
         state: state.clone(),
-        chat: (*chat).clone(),
+        chat: services.0.clone(),
+        account: services.1.clone(),
     };
-    let screen = if state.me.is_some() {
+    let screen = if state.checking {
+        let text = match &state.joining_as {
+            Some(name) => format!("Joining as {name}…"),
+            None => "Connecting to Confab…".to_owned(),
+        };
+        html! { <main class="welcome"><p class="loading">{ text }</p></main> }
+    } else if state.me.is_some() {
+        let label = state.label(&state.current);
         html! {
             <div class="chat">
                 <Sidebar />
-                <main class="room" aria-label={format!("Room #{}", state.current)}>
+                <main class="room" aria-label={format!("Room {label}")}>
+                    <RoomHeader key={state.current.clone()} />
                     <MessageList key={state.current.clone()} />
                     <Composer key={state.current.clone()} />
                 </main>
             </div>
         }
     } else {
-        html! { <NamePrompt /> }
+        html! { <AuthScreen /> }
     };
+    let user_menu = user_menu(&ctx);
     html! {
         <ContextProvider<Ctx> context={ctx}>
             <header class="topbar">
                 <h1>{ "Confab" }</h1>
-                <ConnectionStatus />
+                <div class="topbar-side">
+                    <ConnectionStatus />
+                    { user_menu }
+                </div>
             </header>
             <Notice />
             { screen }
         </ContextProvider<Ctx>>
+    }
+}
+
+/// Who is signed in, and the ways out.
+fn user_menu(ctx: &Ctx) -> Html {
+    let Some(me) = ctx.state.me.clone() else {
+        return html! {};
+    };
+    let sign_out = {
+        let account = ctx.account.clone();
+        Callback::from(move |_: MouseEvent| account.sign_out(false))
+    };
+    let everywhere = (!me.guest).then(|| {
+        let account = ctx.account.clone();
+        let onclick = Callback::from(move |_: MouseEvent| account.sign_out(true));
+        html! { <button type="button" {onclick}>{ "Sign out everywhere" }</button> }
+    });
+    html! {
+        <div class="user-menu">
+            <span class="who">
+                { me.name.clone() }
+                if me.guest { <span class="guest-mark">{ " (guest)" }</span> }
+            </span>
+            <button type="button" onclick={sign_out}>{ "Sign out" }</button>
+            { for everywhere }
+        </div>
     }
 }
 

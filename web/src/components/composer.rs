@@ -10,6 +10,7 @@ const COUNTER_FROM: usize = limits::MAX_BODY_CHARS - 500;
 pub fn Composer() -> Html {
     let ctx = super::use_ctx();
     let room = ctx.state.current.clone();
+    let label = ctx.state.label(&room);
     let text = use_state(String::new);
     let last_typing = use_mut_ref(|| 0.0_f64);
     let area = use_node_ref();
@@ -71,9 +72,9 @@ pub fn Composer() -> Html {
     });
     html! {
         <form class="composer" aria-label="Send a message" {onsubmit}>
-            <label for="composer" class="visually-hidden">{ format!("Message #{room}") }</label>
+            <label for="composer" class="visually-hidden">{ format!("Message {label}") }</label>
             <textarea id="composer" ref={area} rows="2" value={(*text).clone()}
-                      placeholder={format!("Message #{room}  (Enter to send, Shift+Enter for a new line)")}
+                      placeholder={format!("Message {label}  (Enter to send, Shift+Enter for a new line)")}
                       aria-describedby={counter.as_ref().map(|_| "composer-counter")}
                       {oninput} {onkeydown} />
             <div class="composer-side">

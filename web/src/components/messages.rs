@@ -82,15 +82,20 @@ pub fn MessageList() -> Html {
         });
     }
 
-    let me = state.me.as_deref().unwrap_or_default();
+    let me = state
+        .me
+        .as_ref()
+        .map(|p| p.user.as_str())
+        .unwrap_or_default();
+    let label = state.label(&state.current);
     let pending: Vec<Html> = state
         .pending_here()
         .map(|p| pending_item(p, &ctx.chat))
         .collect();
     let body = match room {
-        None => html! { <p class="empty">{ format!("Joining #{}…", state.current) }</p> },
+        None => html! { <p class="empty">{ format!("Joining {label}…") }</p> },
         Some(r) if r.messages.is_empty() && pending.is_empty() => {
-            html! { <p class="empty">{ format!("No messages in #{} yet. Say hi!", state.current) }</p> }
+            html! { <p class="empty">{ format!("No messages in {label} yet. Say hi!") }</p> }
         }
         Some(r) => {
             let items = r.messages.iter().enumerate().map(|(i, m)| {
@@ -161,17 +166,18 @@ fn pending_item(p: &Pending, chat: &Chat) -> Html {
 
 fn message(m: &ChatMessage, starts_group: bool, mine: bool) -> Html {
     let (time, full) = format_time(m.ts);
-    // The body is a text node: Yew escapes it, so user text is never parsed as HTML.
+    // The body and the name are text nodes: Yew escapes them, so user text is never
+    // parsed as HTML. `data-from` is the handle: unique, unlike display names.
     html! {
         <li key={m.id} data-testid="message" data-from={m.from.clone()}
             class={classes!("message", mine.then_some("mine"), starts_group.then_some("first"))}>
             if starts_group {
                 <div class="meta">
-                    <span class="from">{ if mine { format!("{} (you)", m.from) } else { m.from.clone() } }</span>
+                    <span class="from">{ if mine { format!("{} (you)", m.name) } else { m.name.clone() } }</span>
                     <time datetime={full.clone()} title={full.clone()}>{ time.clone() }</time>
                 </div>
             } else {
-                <span class="visually-hidden">{ format!("{} at {time}: ", m.from) }</span>
+                <span class="visually-hidden">{ format!("{} at {time}: ", m.name) }</span>
             }
             <div class="body">{ m.body.clone() }</div>
         </li>

@@ -1,10 +1,12 @@
 //! UI components. Each renders from the [`State`](crate::state::State) context and
-//! turns user input into [`Chat`](crate::socket::Chat) requests or reducer actions.
+//! turns user input into [`Chat`](crate::socket::Chat) or
+//! [`Account`](crate::account::Account) requests, or reducer actions.
 
 mod app;
+mod auth;
 mod composer;
 mod messages;
-mod name_prompt;
+mod room_header;
 mod sidebar;
 mod status;
 
@@ -12,17 +14,57 @@ pub use app::App;
 
 use yew::prelude::*;
 
-use crate::{socket::Chat, state::State};
+use crate::{account::Account, socket::Chat, state::State};
 
-/// What every component reads: the state and the way to act on it.
+/// What every component reads: the state and the ways to act on it.
 #[derive(Clone, PartialEq)]
 pub struct Ctx {
     pub state: UseReducerHandle<State>,
     pub chat: Chat,
+    pub account: Account,
 }
 
 /// The shared context; present everywhere below [`App`].
 #[hook]
 pub fn use_ctx() -> Ctx {
     use_context::<Ctx>().unwrap_or_else(|| unreachable!("components render inside App"))
+}
+
+/// The padlock that marks private rooms; drawn rather than an emoji, which not every
+/// system has a font for. Decorative: the text next to it says "(private)".
+pub fn lock_icon() -> Html {
+    html! {
+        <svg class="lock" aria-hidden="true" focusable="false" width="12" height="12" viewBox="0 0 16 16">
+            <path fill="currentColor" d="M4 7V5a4 4 0 1 1 8 0v2h1a1 1 0 0 1 1 1v7a1 1 0 0 1-1 1H3a1 1 0 0 1-1-1V8a1 1 0 0 1 1-1h1zm2 0h4V5a2 2 0 1 0-4 0v2z" />
+        </svg>
+    }
+}
+
+/// The error paragraph of a form field, and the attributes that tie the field to it.
+pub struct FieldError {
+    pub id: &'static str,
+    pub message: Option<String>,
+}
+
+impl FieldError {
+    pub fn invalid(&self) -> &'static str {
+        if self.message.is_some() {
+            "true"
+        } else {
+            "false"
+        }
+    }
+
+    pub fn describedby(&self) -> Option<&'static str> {
+        self.message.as_ref().map(|_| self.id)
+    }
+
+    pub fn render(&self) -> Html {
+        match &self.message {
+            Some(message) => html! {
+                <p id={self.id} class="error" role="alert">{ message.clone() }</p>
+            },
+            None => html! {},
+        }
+    }
 }

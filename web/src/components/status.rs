@@ -7,6 +7,7 @@ use crate::state::Conn;
 pub fn ConnectionStatus() -> Html {
     let ctx = super::use_ctx();
     let (state, text) = match ctx.state.conn {
+        Conn::Idle => ("idle", String::new()),
         Conn::Open => ("open", "Connected".to_owned()),
         Conn::Connecting => ("connecting", "Connecting…".to_owned()),
         Conn::Reconnecting { retry_in_ms } => (

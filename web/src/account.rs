@@ -1,0 +1,289 @@
+//! Accounts: the HTTP endpoints of [`confab_shared::api`], and the session flow built
+//! on them. On load the client asks `/api/me` who it is; signing in, up or out, or
+//! joining as a guest, ends in the chat socket being opened or closed to match (see
+//! [`Chat::connect`]). The session itself is an HttpOnly cookie the browser sends by
+//! itself: nothing here ever sees it.
+
+use confab_shared::{
+    DisplayName, Password, Username,
+    api::{self, ApiError, Me, SignIn, SignOut, SignUp},
+};
+use gloo_net::http::{Request, Response};
+use gloo_timers::future::TimeoutFuture;
+use serde::de::DeserializeOwned;
+use yew::Callback;
+
+use crate::{
+    persist,
+    socket::{Chat, backoff_ms},
+    state::{Action, AuthError, AuthForm, Conn},
+};
+
+/// Why an account request failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// The server said no, with a status and why.
+    Refused { status: u16, error: ApiError },
+    /// No answer, or none this client understands (the server is down, or a proxy
+    /// answered in its place).
+    Unreachable,
+}
+
+impl Failure {
+    fn into_api_error(self) -> ApiError {
+        match self {
+            Failure::Refused { error, .. } => error,
+            Failure::Unreachable => {
+                ApiError::new("Cannot reach the server. Check your connection and try again.")
+            }
+        }
+    }
+}
+
+fn endpoint(name: &str) -> String {
+    format!("{}/{name}", api::PREFIX)
+}
+
+/// Sends a request; any status but 2xx becomes [`Failure::Refused`] with the server's
+/// [`ApiError`] (or one made from the status, when the body is not one).
+async fn send(request: Result<Request, gloo_net::Error>) -> Result<Response, Failure> {
+    let response = request
+        .map_err(|_| Failure::Unreachable)?
+        .send()
+        .await
+        .map_err(|_| Failure::Unreachable)?;
+    if response.ok() {
+        return Ok(response);
+    }
+    let status = response.status();
+    let error = response.json::<ApiError>().await.unwrap_or_else(|_| {
+        ApiError::new(format!(
+            "The server refused ({status} {}).",
+            response.status_text()
+        ))
+    });
+    Err(Failure::Refused { status, error })
+}
+
+async fn json<T: DeserializeOwned>(response: Response) -> Result<T, Failure> {
+    response.json().await.map_err(|_| Failure::Unreachable)
+}
+
+/// Who the session cookie belongs to; 401 when there is no session.
+pub async fn me() -> Result<Me, Failure> {
+    json(send(Request::get(&endpoint("me")).build()).await?).await
+}
+
+async fn sign_in(body: &SignIn) -> Result<Me, Failure> {
+    json(send(Request::post(&endpoint("signin")).json(body)).await?).await
+}
+
+async fn sign_up(body: &SignUp) -> Result<Me, Failure> {
+    json(send(Request::post(&endpoint("signup")).json(body)).await?).await
+}
+
+async fn sign_out(everywhere: bool) -> Result<(), Failure> {
+    send(Request::post(&endpoint("signout")).json(&SignOut { everywhere }))
+        .await
+        .map(drop)
+}
+
+/// The rules the server applies to a new account, checked first for instant feedback.
+/// A blank display name means "use the username".
+pub fn check_sign_up(
+    username: &str,
+    display_name: &str,
+    password: &str,
+) -> Result<SignUp, ApiError> {
+    let username =
+        Username::parse(username).map_err(|e| ApiError::on("username", e.to_string()))?;
+    let display_name = if display_name.trim().is_empty() {
+        None
+    } else {
+        let name = DisplayName::parse(display_name)
+            .map_err(|e| ApiError::on("display_name", e.to_string()))?;
+        Some(name.into_string())
+    };
+    let password =
+        Password::parse(password).map_err(|e| ApiError::on("password", e.to_string()))?;
+    Ok(SignUp {
+        username: username.as_str().to_owned(),
+        password: password.as_str().to_owned(),
+        display_name,
+    })
+}
+
+/// The session flow, shared through the components' context.
+#[derive(Clone)]
+pub struct Account {
+    chat: Chat,
+    dispatch: Callback<Action>,
+}
+
+impl PartialEq for Account {
+    fn eq(&self, other: &Self) -> bool {
+        self.chat == other.chat
+    }
+}
+
+impl Account {
+    pub fn new(chat: Chat, dispatch: Callback<Action>) -> Self {
+        Self { chat, dispatch }
+    }
+
+    /// On load: who are we? Signed in opens the chat; otherwise a guest remembered
+    /// from an earlier visit rejoins, or the sign-in screen shows. While the server
+    /// cannot be reached it asks again with backoff, like the socket.
+    pub fn check(&self) {
+        let this = self.clone();
+        self.dispatch.emit(Action::Checking);
+        wasm_bindgen_futures::spawn_local(async move {
+            let mut failures = 0_u32;
+            loop {
+                match me().await {
+                    Ok(me) => return this.signed_in(me),
+                    Err(Failure::Refused { status: 401, error }) => {
+                        return this.not_signed_in(error.guests_allowed.unwrap_or(false));
+                    }
+                    Err(_) => {
+                        failures = failures.saturating_add(1);
+                        let delay = backoff_ms(failures, js_sys::Math::random());
+                        this.dispatch
+                            .emit(Action::Conn(Conn::Reconnecting { retry_in_ms: delay }));
+                        TimeoutFuture::new(delay).await;
+                    }
+                }
+            }
+        });
+    }
+
+    fn signed_in(&self, me: Me) {
+        persist::forget_guest_name();
+        self.chat.claim_outbox(&me.you.user);
+        self.dispatch.emit(Action::SignedIn(me));
+        self.chat.connect(None);
+    }
+
+    fn not_signed_in(&self, guests_allowed: bool) {
+        self.dispatch.emit(Action::SignedOut {
+            guests_allowed: Some(guests_allowed),
+        });
+        if guests_allowed && let Some(name) = persist::load_guest_name() {
+            self.dispatch.emit(Action::JoiningAsGuest {
+                name: name.clone(),
+                resumed: true,
+            });
+            self.chat.connect(Some(name));
+        }
+    }
+
+    /// Runs an account request for `form`, showing its failure there.
+    fn submit(&self, form: AuthForm, request: impl Future<Output = Result<Me, Failure>> + 'static) {
+        let this = self.clone();
+        self.dispatch.emit(Action::AuthBusy(form));
+        wasm_bindgen_futures::spawn_local(async move {
+            match request.await {
+                Ok(me) => this.signed_in(me),
+                Err(failure) => this.failed(form, failure.into_api_error()),
+            }
+        });
+    }
+
+    fn failed(&self, form: AuthForm, error: ApiError) {
+        self.dispatch
+            .emit(Action::AuthFailed(AuthError::new(form, error)));
+    }
+
+    pub fn sign_in(&self, username: &str, password: &str) {
+        let body = SignIn {
+            username: username.trim().to_owned(),
+            password: password.to_owned(),
+        };
+        if body.username.is_empty() || body.password.is_empty() {
+            return self.failed(
+                AuthForm::SignIn,
+                ApiError::new("Enter your username and password."),
+            );
+        }
+        self.submit(AuthForm::SignIn, async move { sign_in(&body).await });
+    }
+
+    pub fn sign_up(&self, username: &str, display_name: &str, password: &str) {
+        match check_sign_up(username, display_name, password) {
+            Ok(body) => self.submit(AuthForm::SignUp, async move { sign_up(&body).await }),
+            Err(error) => self.failed(AuthForm::SignUp, error),
+        }
+    }
+
+    /// Joins without an account; the server welcomes or refuses the name.
+    pub fn join_as_guest(&self, name: &str) {
+        match DisplayName::parse(name) {
+            Ok(name) => {
+                self.dispatch.emit(Action::JoiningAsGuest {
+                    name: name.as_str().to_owned(),
+                    resumed: false,
+                });
+                self.chat.connect(Some(name.into_string()));
+            }
+            Err(e) => self.failed(AuthForm::Guest, ApiError::on("display_name", e.to_string())),
+        }
+    }
+
+    /// Ends this session (or, for an account, every session of it) and shows the
+    /// sign-in screen. The socket closes here; the server closes the account's other
+    /// sockets with `SIGNED_OUT`.
+    pub fn sign_out(&self, everywhere: bool) {
+        if self.chat.is_guest() {
+            // A guest has no server session: forgetting the name is signing out.
+            persist::forget_guest_name();
+            return self.signed_out();
+        }
+        let this = self.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            match sign_out(everywhere).await {
+                // 401: already signed out (elsewhere, or it expired).
+                Ok(()) | Err(Failure::Refused { status: 401, .. }) => this.signed_out(),
+                Err(failure) => this.dispatch.emit(Action::Notice(format!(
+                    "Could not sign out: {}",
+                    failure.into_api_error().error
+                ))),
+            }
+        });
+    }
+
+    fn signed_out(&self) {
+        self.chat.disconnect();
+        self.dispatch.emit(Action::SignedOut {
+            guests_allowed: None,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_up_is_checked_field_by_field() {
+        let field = |u: &str, d: &str, p: &str| check_sign_up(u, d, p).map_err(|e| e.field);
+        assert_eq!(field("a", "", "long enough"), Err(Some("username".into())));
+        assert_eq!(
+            field("ada", "a\u{7}b", "long enough"),
+            Err(Some("display_name".into()))
+        );
+        assert_eq!(field("ada", "", "short"), Err(Some("password".into())));
+        let ok = check_sign_up(" Ada ", "  ", " spaced pass ").expect("valid");
+        assert_eq!(ok.username, "ada");
+        assert_eq!(ok.display_name, None, "blank means the username");
+        assert_eq!(ok.password, " spaced pass ", "passwords are sent as typed");
+        let named = check_sign_up("ada", " Ada Lovelace ", "long enough").expect("valid");
+        assert_eq!(named.display_name.as_deref(), Some("Ada Lovelace"));
+    }
+
+    #[test]
+    fn an_unreachable_server_reads_as_a_sentence() {
+        let error = Failure::Unreachable.into_api_error();
+        assert!(error.error.starts_with("Cannot reach the server"));
+        assert_eq!(error.field, None);
+    }
+}
