@@ -172,10 +172,16 @@ impl Accounts {
         Ok(token)
     }
 
-    /// Deletes sessions past their expiry; they no longer authenticate anyway, this
-    /// only keeps the table small.
-    pub fn purge_expired(&self) -> Result<usize, AccountError> {
-        Ok(self.store().delete_expired_sessions(now_ms())?)
+    /// Deletes sessions past their expiry (they no longer authenticate anyway) and
+    /// returns each one's username and session key, so sockets still open with them
+    /// can be closed.
+    pub fn purge_expired(&self) -> Result<Vec<(String, [u8; 32])>, AccountError> {
+        Ok(self
+            .store()
+            .delete_expired_sessions(now_ms())?
+            .into_iter()
+            .filter_map(|(username, hash)| Some((username, <[u8; 32]>::try_from(hash).ok()?)))
+            .collect())
     }
 
     /// The user a token belongs to, if it is a live session. Anything else — unknown,

@@ -36,16 +36,29 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Writes that may wait for the store writer before sends are refused as `unavailable`.
 const WRITER_QUEUE: usize = 65_536;
 
-/// Every minute: forget throttle entries that have recovered, delete expired sessions.
-async fn housekeeping(accounts: Arc<accounts::Accounts>, throttle: Arc<http::Throttle>) {
+/// Every minute: forget throttle entries that have recovered, and end expired
+/// sessions, closing the sockets still open with them (as signing out would).
+async fn housekeeping(
+    accounts: Arc<accounts::Accounts>,
+    throttle: Arc<http::Throttle>,
+    hub: HubHandle,
+) {
     let mut every = tokio::time::interval(Duration::from_secs(60));
     loop {
         every.tick().await;
         throttle.forget_idle();
         let accounts = Arc::clone(&accounts);
         match tokio::task::spawn_blocking(move || accounts.purge_expired()).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::debug!("deleted {n} expired sessions"),
+            Ok(Ok(expired)) => {
+                for (username, key) in expired {
+                    tracing::debug!(user = %username, "session expired");
+                    hub.send(Event::SignedOut {
+                        username,
+                        session: Some(key),
+                    })
+                    .await;
+                }
+            }
             Ok(Err(e)) => tracing::warn!("cannot delete expired sessions: {e}"),
             Err(e) => tracing::warn!("session cleanup failed: {e}"),
         }
@@ -97,7 +110,11 @@ pub async fn serve(
         per_ip: config.sign_in_per_ip_per_min,
         per_username: config.sign_in_per_user_per_min,
     }));
-    tokio::spawn(housekeeping(Arc::clone(&accounts), Arc::clone(&throttle)));
+    let housekeeping = tokio::spawn(housekeeping(
+        Arc::clone(&accounts),
+        Arc::clone(&throttle),
+        hub.clone(),
+    ));
     let app_state = AppState {
         accounts,
         allow_guests: config.allow_guests,
@@ -160,6 +177,7 @@ pub async fn serve(
     {
         tracing::warn!("some connections did not close in time; dropping them");
     }
+    housekeeping.abort();
     // The hub lets go of the writer, which commits what is queued and ends.
     hub.send(Event::Stop).await;
     drop(hub);

@@ -153,12 +153,21 @@ impl AccountStore {
         Ok(())
     }
 
-    /// Forgets expired sessions; returns how many.
-    pub fn delete_expired_sessions(&self, now_ms: i64) -> Result<usize, StoreError> {
-        Ok(self
+    /// Forgets expired sessions; returns each one's username and token hash, so their
+    /// open sockets can be closed.
+    pub fn delete_expired_sessions(
+        &self,
+        now_ms: i64,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let expired = self
             .conn
-            .prepare_cached("DELETE FROM sessions WHERE expires_at <= ?1")?
-            .execute([now_ms])?)
+            .prepare_cached(
+                "DELETE FROM sessions WHERE expires_at <= ?1
+                 RETURNING (SELECT username FROM users WHERE id = user_id), token_hash",
+            )?
+            .query_map([now_ms], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(expired)
     }
 }
 
@@ -217,7 +226,11 @@ mod tests {
         assert_eq!(s.session_user(b"two", 50).expect("read"), None);
         s.create_session(b"three", user.id, 10, 20)
             .expect("session");
-        assert_eq!(s.delete_expired_sessions(30).expect("sweep"), 1);
+        assert_eq!(
+            s.delete_expired_sessions(30).expect("sweep"),
+            [("ada".to_owned(), b"three".to_vec())]
+        );
+        assert!(s.delete_expired_sessions(30).expect("sweep").is_empty());
     }
 
     #[test]
