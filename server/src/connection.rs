@@ -1,33 +1,54 @@
-//! One WebSocket connection: a reader that decodes frames into hub commands and a
-//! writer that drains the connection's [`Outbox`] onto the socket.
+//! One WebSocket connection, driven by one task that both reads and writes.
 //!
-//! The reader owns the connection's lifetime. It ends when the peer closes, breaks the
-//! protocol, goes silent past the idle timeout, or when a close was requested and the
-//! peer had a moment to answer it. The writer ends when the close frame is sent or when
-//! nothing can reach the outbox any more.
+//! Reading: frames are decoded into hub commands (or error replies), rate-limited, and
+//! checked against the idle deadline. Writing: frames the hub queued in the
+//! connection's [`Outbox`] go out in one vectored write per batch, straight from the
+//! shared buffers the hub encoded once (no copy into a per-connection buffer), with the
+//! WebSocket frame headers built beside them. Pings and the close handshake go through
+//! tungstenite, which also answers the client's pings.
+//!
+//! Why not tungstenite for the text frames too, and why not a reader task and a writer
+//! task: tungstenite copies every frame into a write buffer that keeps its largest
+//! size for the life of the connection (a `joined` with history made it several KiB
+//! per idle socket), and a split socket costs a lock and a second future per
+//! connection. Both ends of the socket in one `poll` also means a frame is never
+//! interleaved with a control frame: our frames are written only between
+//! tungstenite's, and tungstenite is asked to read (which may write a pong) only
+//! between ours.
+//!
+//! The connection ends when the peer closes or breaks the protocol, when it stays
+//! silent past the idle timeout, or when a close was requested (by the hub, or by the
+//! connection itself on bad input): queued frames and the close frame are then sent
+//! and the peer gets a moment to answer.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    collections::VecDeque,
+    io::IoSlice,
+    net::SocketAddr,
+    panic::AssertUnwindSafe,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use confab_shared::{ErrorCode, ServerMsg, close, limits};
-use std::panic::AssertUnwindSafe;
-
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use tokio::{
     io::{AsyncRead, AsyncWrite},
-    time::{Instant, sleep_until, timeout},
+    time::{Instant, Sleep, sleep_until, timeout},
 };
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{
-        Bytes, Error as WsError, Message,
+        Bytes, Error as WsError, Message, Utf8Bytes,
         error::{CapacityError, ProtocolError},
-        protocol::WebSocketConfig,
+        protocol::{CloseFrame, WebSocketConfig},
     },
 };
 
 use crate::{
-    hub::{Event, HubHandle, Identity},
-    outbox::{CloseWatch, Next, Outbox, OutboxRx},
+    hub::{Event, HubHandle, Identity, TrySend},
+    outbox::{Next, Outbox, OutboxRx},
     protocol,
     ratelimit::{Bucket, RateLimit, Verdict},
 };
@@ -43,24 +64,26 @@ pub struct Settings {
 
 /// How long a peer has to answer our close frame, and how long we try to send it.
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
-/// Frames written per flush: bounds how long the writer goes without checking for a
-/// close request.
+/// Frames per vectored write (two slices each: header and payload; Linux takes 1024).
 const WRITE_BATCH: usize = 64;
+/// Vectored writes per wake-up before the task yields, so one busy connection cannot
+/// hold a runtime thread while a close request or other connections wait.
+const WRITES_PER_POLL: usize = 16;
 
 /// The tungstenite configuration every connection uses.
 pub fn websocket_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .max_message_size(Some(limits::MAX_FRAME_BYTES))
         .max_frame_size(Some(limits::MAX_FRAME_BYTES))
-        // The defaults (128 KiB each) would cost more memory per idle socket than
-        // everything else together; chat frames are small. tungstenite allocates the
-        // read buffer up front and keeps it: 1 KiB holds a client's usual burst (a few
-        // sends) and saves 3 KiB per idle socket over 4 KiB (docs/PERFORMANCE.md).
+        // The default (128 KiB) would cost more memory per idle socket than everything
+        // else together; client frames are small. tungstenite allocates the read buffer
+        // up front and keeps it (docs/PERFORMANCE.md, memory per idle socket).
         .read_buffer_size(1024)
-        .write_buffer_size(16 * 1024)
+        // tungstenite writes only control frames here (pings, pongs, the close).
+        .write_buffer_size(0)
         // A peer that stops reading fills this, then writes fail and the connection
         // ends, rather than buffering without bound.
-        .max_write_buffer_size(256 * 1024)
+        .max_write_buffer_size(64 * 1024)
 }
 
 /// Serves one upgraded connection of `identity` until it ends.
@@ -75,14 +98,13 @@ pub async fn serve<S>(
 {
     let id = hub.next_session_id();
     let (outbox, rx) = Outbox::new(settings.queue_capacity);
-    if !hub
-        .send(Event::Connect {
-            id,
-            outbox: outbox.clone(),
-            identity,
-        })
-        .await
-    {
+    let connect = Event::Connect {
+        id,
+        outbox: outbox.clone(),
+        identity,
+    };
+    // Boxed: otherwise the task would keep room for this first event all its life.
+    if !Box::pin(hub.send(connect)).await {
         return;
     }
     tracing::debug!(session = id, %peer, "connected");
@@ -92,60 +114,65 @@ pub async fn serve<S>(
         hub: hub.clone(),
         id,
     };
-    let (sink, stream) = ws.split();
-    let close_watch = rx.close_watch();
-    let reader = read_loop(stream, id, &hub, outbox, close_watch, &settings);
-    let writer = write_loop(sink, rx, settings.ping_interval);
-    let ((), ()) = tokio::join!(reader, writer);
+    let mut socket = Socket {
+        ws,
+        rx,
+        pending: VecDeque::new(),
+        written: 0,
+        ping_wanted: false,
+    };
+    run(&mut socket, id, &hub, &outbox, &settings).await;
+    Box::pin(hub.send(Event::Disconnect { id })).await;
     tracing::debug!(session = id, %peer, "disconnected");
 }
 
-async fn read_loop<S>(
-    mut stream: futures_util::stream::SplitStream<WebSocketStream<S>>,
+/// What the connection's loop reacts to next.
+enum Step {
+    /// A text frame from the client.
+    Text(Utf8Bytes),
+    /// A binary frame: not part of the protocol.
+    Binary,
+    /// Any other frame (ping, pong): the peer is alive.
+    Traffic,
+    /// A read error that the client should hear about, as a close code and reason.
+    BadInput(u16, String),
+    /// The peer closed or the socket failed: nothing more can be said.
+    Gone,
+    /// A close was requested through the outbox.
+    Close(CloseFrame),
+    /// The hub let go of the session and everything queued is written.
+    Ended,
+    /// The timer fired: the idle deadline, or time to ping.
+    Timer,
+}
+
+async fn run<S>(
+    socket: &mut Socket<S>,
     id: u64,
     hub: &HubHandle,
-    outbox: Outbox,
-    close_watch: CloseWatch,
+    outbox: &Outbox,
     settings: &Settings,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut deadline = Instant::now() + settings.idle_timeout;
-    let mut closing = false;
     let mut bucket = Bucket::new(settings.rate_limit, std::time::Instant::now());
+    // One timer for both deadlines. Traffic moves `deadline` without touching the
+    // timer; when the timer fires early, it is set again for what is due next.
+    let mut deadline = Instant::now() + settings.idle_timeout;
+    let mut next_ping = Instant::now() + settings.ping_interval;
+    let timer = sleep_until(deadline.min(next_ping));
+    tokio::pin!(timer);
+    // Set once the connection asked the hub to close it (flooding): the requests that
+    // follow are not read any more.
+    let mut closing = false;
     loop {
-        let next = tokio::select! {
-            next = stream.next() => next,
-            () = sleep_until(deadline) => {
-                if !closing {
-                    tracing::debug!(session = id, "idle timeout");
-                    outbox.close(close::IDLE_TIMEOUT, "no traffic within the idle timeout");
+        let step = std::future::poll_fn(|cx| socket.poll_step(cx, timer.as_mut())).await;
+        match step {
+            Step::Text(text) => {
+                if closing {
+                    continue;
                 }
-                break;
-            }
-            _ = close_watch.closed(), if !closing => {
-                // Our close frame is on its way: give the peer a moment to answer it.
-                closing = true;
-                deadline = Instant::now() + CLOSE_GRACE;
-                continue;
-            }
-        };
-        let msg = match next {
-            None => break,
-            Some(Ok(msg)) => msg,
-            Some(Err(err)) => {
-                if let Some((code, reason)) = close_for(&err) {
-                    tracing::debug!(session = id, %err, code, "closing on bad input");
-                    outbox.close(code, &reason);
-                }
-                break;
-            }
-        };
-        if !closing {
-            deadline = Instant::now() + settings.idle_timeout;
-        }
-        match msg {
-            Message::Text(text) if !closing => {
+                deadline = Instant::now() + settings.idle_timeout;
                 // Refusals go through the hub too, so replies keep the order of requests.
                 let event = match bucket.take(std::time::Instant::now()) {
                     Verdict::Allow => match protocol::parse(text.as_str()) {
@@ -161,7 +188,6 @@ async fn read_loop<S>(
                         // Through the hub, so the refusals already on their way arrive
                         // before the close.
                         closing = true;
-                        deadline = Instant::now() + CLOSE_GRACE;
                         Event::Kick {
                             id,
                             code: close::POLICY_VIOLATION,
@@ -169,24 +195,275 @@ async fn read_loop<S>(
                         }
                     }
                 };
-                if !hub.send(event).await {
-                    break;
+                // Most of the time the hub's queue has room. Waiting for it is rare, and
+                // boxed so that its state is not part of every idle connection's task.
+                match hub.try_send(event) {
+                    TrySend::Sent => {}
+                    TrySend::Stopped => return,
+                    TrySend::Full(event) => {
+                        if !Box::pin(hub.send(event)).await {
+                            return;
+                        }
+                    }
                 }
             }
-            Message::Binary(_) if !closing => {
-                outbox.close(
-                    close::UNSUPPORTED_DATA,
-                    "binary frames are not supported: send JSON text",
-                );
+            Step::Binary => outbox.close(
+                close::UNSUPPORTED_DATA,
+                "binary frames are not supported: send JSON text",
+            ),
+            Step::Traffic => deadline = Instant::now() + settings.idle_timeout,
+            Step::BadInput(code, reason) => {
+                tracing::debug!(session = id, code, %reason, "closing on bad input");
+                outbox.close(code, &reason);
             }
-            // Pings are answered by tungstenite; the close handshake completes on the next
-            // read, which then ends the stream.
-            _ => {}
+            Step::Timer => {
+                let now = Instant::now();
+                if now >= deadline {
+                    tracing::debug!(session = id, "idle timeout");
+                    outbox.close(close::IDLE_TIMEOUT, "no traffic within the idle timeout");
+                    continue;
+                }
+                if now >= next_ping {
+                    socket.ping_wanted = true;
+                    next_ping = now + settings.ping_interval;
+                }
+                timer.as_mut().reset(deadline.min(next_ping));
+            }
+            Step::Close(frame) => {
+                // Whatever happens, this is the end: the rest is best effort. Boxed like
+                // the hub's queue above: only a closing connection needs this state.
+                let _ = Box::pin(timeout(CLOSE_GRACE, socket.close(frame))).await;
+                return;
+            }
+            Step::Gone | Step::Ended => return,
         }
     }
-    // Now rather than when the writer is done too: the hub's copy of the outbox is
-    // what keeps the writer going.
-    hub.send(Event::Disconnect { id }).await;
+}
+
+/// The socket and what is on its way out.
+struct Socket<S> {
+    ws: WebSocketStream<S>,
+    rx: OutboxRx,
+    /// Frames taken from the outbox and not yet written (the first maybe in part).
+    pending: VecDeque<Utf8Bytes>,
+    /// Bytes of the first pending frame (header and payload) already written.
+    written: usize,
+    /// A ping is due; tungstenite sends it at the next frame boundary.
+    ping_wanted: bool,
+}
+
+/// What the write side did.
+enum Wrote {
+    /// Everything is written and nothing else is queued.
+    Idle,
+    /// Blocked on the socket, or yielding after a long run of writes.
+    Busy,
+    /// The hub let go of the session and everything is written.
+    Ended,
+}
+
+impl<S> Socket<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    fn poll_step(&mut self, cx: &mut Context<'_>, timer: Pin<&mut Sleep>) -> Poll<Step> {
+        // A close request goes before everything, so even a connection whose peer does
+        // not read is told why it is dropped.
+        if let Poll::Ready(frame) = self.rx.poll_close(cx) {
+            return Poll::Ready(Step::Close(frame));
+        }
+        match self.poll_write(cx) {
+            Err(()) => return Poll::Ready(Step::Gone),
+            Ok(Wrote::Ended) => return Poll::Ready(Step::Ended),
+            Ok(Wrote::Idle | Wrote::Busy) => {}
+        }
+        // Reading may make tungstenite write a pong: only between our frames.
+        if self.written == 0 {
+            match Pin::new(&mut self.ws).poll_next(cx) {
+                Poll::Ready(None) => return Poll::Ready(Step::Gone),
+                Poll::Ready(Some(Err(e))) => {
+                    return Poll::Ready(match close_for(&e) {
+                        Some((code, reason)) => Step::BadInput(code, reason),
+                        None => Step::Gone,
+                    });
+                }
+                Poll::Ready(Some(Ok(Message::Text(text)))) => {
+                    return Poll::Ready(Step::Text(text));
+                }
+                Poll::Ready(Some(Ok(Message::Binary(_)))) => return Poll::Ready(Step::Binary),
+                Poll::Ready(Some(Ok(_))) => return Poll::Ready(Step::Traffic),
+                Poll::Pending => {}
+            }
+        }
+        if timer.poll(cx).is_ready() {
+            return Poll::Ready(Step::Timer);
+        }
+        Poll::Pending
+    }
+
+    /// Writes what the outbox holds, as far as the socket takes it. `Err` when the
+    /// socket failed.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Result<Wrote, ()> {
+        for _ in 0..WRITES_PER_POLL {
+            if self.written == 0 {
+                // At a frame boundary: tungstenite's own frames (pongs, our ping) first.
+                if self.poll_control(cx)?.is_pending() {
+                    return Ok(Wrote::Busy);
+                }
+                if self.pending.is_empty() {
+                    match self.rx.poll_take(cx, &mut self.pending) {
+                        Poll::Ready(Next::Frames) => {}
+                        Poll::Ready(Next::Ended) => return Ok(Wrote::Ended),
+                        Poll::Pending => {
+                            // Idle: hold no frame storage.
+                            self.pending = VecDeque::new();
+                            return Ok(Wrote::Idle);
+                        }
+                    }
+                }
+            }
+            match self.poll_write_frames(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(())) => return Err(()),
+                Poll::Pending => return Ok(Wrote::Busy),
+            }
+        }
+        // More to write than one wake-up should do: come back after the others.
+        cx.waker().wake_by_ref();
+        Ok(Wrote::Busy)
+    }
+
+    /// Flushes tungstenite's queued control frames, after queueing a ping if one is due.
+    fn poll_control(&mut self, cx: &mut Context<'_>) -> Result<Poll<()>, ()> {
+        let mut ws = Pin::new(&mut self.ws);
+        if self.ping_wanted {
+            match ws.as_mut().poll_ready(cx) {
+                Poll::Ready(Ok(())) => {
+                    ws.as_mut()
+                        .start_send(Message::Ping(Bytes::new()))
+                        .map_err(|_| ())?;
+                    self.ping_wanted = false;
+                }
+                Poll::Ready(Err(_)) => return Err(()),
+                Poll::Pending => return Ok(Poll::Pending),
+            }
+        }
+        match ws.poll_flush(cx) {
+            Poll::Ready(Ok(())) => Ok(Poll::Ready(())),
+            Poll::Ready(Err(_)) => Err(()),
+            Poll::Pending => Ok(Poll::Pending),
+        }
+    }
+
+    /// One vectored write of up to [`WRITE_BATCH`] pending frames.
+    fn poll_write_frames(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+        let mut headers = [[0u8; MAX_HEADER]; WRITE_BATCH];
+        let mut slices = [IoSlice::new(&[]); 2 * WRITE_BATCH];
+        let mut count = 0;
+        let mut skip = self.written;
+        for (frame, header) in self.pending.iter().zip(headers.iter_mut()) {
+            let header_len = text_frame_header(frame.len(), header);
+            let parts = [&header[..header_len], frame.as_bytes()];
+            for part in parts {
+                let from = skip.min(part.len());
+                skip -= from;
+                if from < part.len() {
+                    slices[count] = IoSlice::new(&part[from..]);
+                    count += 1;
+                }
+            }
+        }
+        if count == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        let n = match Pin::new(self.ws.get_mut()).poll_write_vectored(cx, &slices[..count]) {
+            Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(Err(())),
+            Poll::Ready(Ok(n)) => n,
+            Poll::Pending => return Poll::Pending,
+        };
+        self.advance(n);
+        Poll::Ready(Ok(()))
+    }
+
+    /// Drops the frames the last write completed and remembers how far into the next
+    /// one it got.
+    fn advance(&mut self, mut n: usize) {
+        while let Some(frame) = self.pending.front() {
+            let len = text_frame_header(frame.len(), &mut [0; MAX_HEADER]) + frame.len();
+            let left = len - self.written;
+            if n < left {
+                self.written += n;
+                return;
+            }
+            n -= left;
+            self.written = 0;
+            self.pending.pop_front();
+        }
+    }
+
+    /// Writes every pending frame, tungstenite's before ours at each frame boundary.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+        loop {
+            if self.written == 0 {
+                match self.poll_control(cx) {
+                    Err(()) => return Poll::Ready(Err(())),
+                    Ok(Poll::Pending) => return Poll::Pending,
+                    Ok(Poll::Ready(())) => {}
+                }
+                if self.pending.is_empty() {
+                    return Poll::Ready(Ok(()));
+                }
+            }
+            match self.poll_write_frames(cx) {
+                Poll::Ready(Ok(())) => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// Sends what is queued, then the close frame, then waits for the peer's answer.
+    async fn close(&mut self, frame: CloseFrame) {
+        while let Some(queued) = self.rx.try_recv() {
+            self.pending.push_back(queued);
+        }
+        if std::future::poll_fn(|cx| self.poll_drain(cx))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        if self.ws.send(Message::Close(Some(frame))).await.is_err() {
+            return;
+        }
+        // The answer completes the handshake and ends the stream.
+        while let Some(Ok(_)) = self.ws.next().await {}
+    }
+}
+
+/// Longest WebSocket frame header the server writes: no mask, 64-bit length.
+const MAX_HEADER: usize = 10;
+
+/// Writes the header of a final, unmasked text frame of `len` payload bytes (RFC 6455
+/// §5.2) into `buf`; returns its length.
+fn text_frame_header(len: usize, buf: &mut [u8; MAX_HEADER]) -> usize {
+    const FIN_TEXT: u8 = 0x81;
+    buf[0] = FIN_TEXT;
+    match (u8::try_from(len), u16::try_from(len)) {
+        (Ok(short), _) if short < 126 => {
+            buf[1] = short;
+            2
+        }
+        (_, Ok(medium)) => {
+            buf[1] = 126;
+            buf[2..4].copy_from_slice(&medium.to_be_bytes());
+            4
+        }
+        _ => {
+            buf[1] = 127;
+            buf[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+            10
+        }
+    }
 }
 
 /// Tells the hub a session is gone when dropped.
@@ -258,64 +535,23 @@ fn close_for(err: &WsError) -> Option<(u16, String)> {
     }
 }
 
-async fn write_loop<S>(
-    mut sink: futures_util::stream::SplitSink<WebSocketStream<S>, Message>,
-    rx: OutboxRx,
-    ping_interval: Duration,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
-    let mut batch = Vec::with_capacity(WRITE_BATCH);
-    let close_frame = loop {
-        // Writing can block on a peer that does not read; racing it against the close
-        // request is what lets a stuck connection still be told why it is dropped.
-        tokio::select! {
-            biased;
-            frame = rx.closed() => break Some(frame),
-            step = async {
-                tokio::select! {
-                    next = rx.recv_many(&mut batch, WRITE_BATCH) => {
-                        if let Next::Ended = next {
-                            return Ok(false);
-                        }
-                        for frame in batch.drain(..) {
-                            sink.feed(Message::Text(frame)).await?;
-                        }
-                        sink.flush().await?;
-                        Ok(true)
-                    }
-                    _ = ping.tick() => {
-                        sink.send(Message::Ping(Bytes::new())).await?;
-                        Ok(true)
-                    }
-                }
-            } => match step {
-                Ok(true) => {}
-                Ok(false) => break None,
-                Err::<_, WsError>(_) => return,
-            },
-        }
-    };
-    let end = async {
-        match close_frame {
-            Some(frame) => {
-                // What was queued before the close (such as the errors that explain it)
-                // goes out first, as far as the grace period allows.
-                while let Some(queued) = rx.try_recv() {
-                    sink.feed(Message::Text(queued)).await?;
-                }
-                sink.send(Message::Close(Some(frame))).await
-            }
-            None => sink.close().await,
-        }
-    };
-    let _ = timeout(CLOSE_GRACE, end).await;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frame_headers_follow_rfc_6455() {
+        let header = |len| {
+            let mut buf = [0; MAX_HEADER];
+            let n = text_frame_header(len, &mut buf);
+            buf[..n].to_vec()
+        };
+        assert_eq!(header(0), [0x81, 0]);
+        assert_eq!(header(125), [0x81, 125]);
+        assert_eq!(header(126), [0x81, 126, 0, 126]);
+        assert_eq!(header(65_535), [0x81, 126, 0xff, 0xff]);
+        assert_eq!(header(65_536), [0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
+    }
 
     #[tokio::test]
     async fn a_panicking_connection_is_contained() {

@@ -7,11 +7,13 @@
 //!   told why it is being dropped even when its queue is full. The first reason set
 //!   wins.
 //!
-//! One small shared cell (a mutex-guarded `VecDeque` and two `Notify`s) rather than a
-//! tokio `mpsc` channel plus a `watch`: an idle connection's outbox then holds no frame
+//! One small shared cell (a mutex-guarded `VecDeque` and one `AtomicWaker`) rather than
+//! a tokio `mpsc` channel plus a `watch`: an idle connection's outbox then holds no frame
 //! storage at all (the channel kept a 32-slot block and cache-padded counters per
 //! connection, ~1.9 KiB measured with massif), and a push is one uncontended lock, the
-//! hub's hot path when it fans a message out to thousands of connections.
+//! hub's hot path when it fans a message out to thousands of connections. The
+//! connection polls it from its single task ([`OutboxRx::poll_take`],
+//! [`OutboxRx::poll_close`]), which is why it is a waker and not a `Notify`.
 
 use std::{
     collections::VecDeque,
@@ -21,7 +23,9 @@ use std::{
     },
 };
 
-use tokio::sync::Notify;
+use std::task::{Context, Poll};
+
+use futures_util::task::AtomicWaker;
 use tokio_tungstenite::tungstenite::{
     Utf8Bytes,
     protocol::{CloseFrame, frame::coding::CloseCode},
@@ -30,10 +34,8 @@ use tokio_tungstenite::tungstenite::{
 #[derive(Debug)]
 struct Shared {
     state: Mutex<State>,
-    /// Wakes the writer: frames queued, a close requested, or the last sender gone.
-    wake_writer: Notify,
-    /// Wakes everyone waiting in [`CloseWatch::closed`] when a close is requested.
-    closing: Notify,
+    /// Wakes the connection: frames queued, a close requested, or the last sender gone.
+    waker: AtomicWaker,
     capacity: usize,
     /// Live [`Outbox`] handles; at zero the writer's queue ends once drained.
     senders: AtomicUsize,
@@ -52,37 +54,18 @@ impl Shared {
         // Nothing panics while holding the lock, and the state stays valid if it did.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
-
-    async fn closed(&self) -> CloseFrame {
-        loop {
-            let notified = self.closing.notified();
-            tokio::pin!(notified);
-            // Registered before looking, so a close set in between is not missed.
-            notified.as_mut().enable();
-            if let Some(frame) = self.state().close.clone() {
-                return frame;
-            }
-            notified.await;
-        }
-    }
 }
 
-/// Sending half, cheap to clone: the hub holds one per session, the connection's reader
-/// another (for error replies).
+/// Sending half, cheap to clone: the hub holds one per session, the connection another
+/// (to ask for its own close on bad input).
 #[derive(Debug)]
 pub struct Outbox {
     shared: Arc<Shared>,
 }
 
-/// Receiving half, owned by the connection's writer.
+/// Receiving half, owned by the connection.
 #[derive(Debug)]
 pub struct OutboxRx {
-    shared: Arc<Shared>,
-}
-
-/// Lets a task other than the writer learn that a close was requested.
-#[derive(Debug, Clone)]
-pub struct CloseWatch {
     shared: Arc<Shared>,
 }
 
@@ -95,8 +78,7 @@ impl Outbox {
     pub fn new(capacity: usize) -> (Outbox, OutboxRx) {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
-            wake_writer: Notify::new(),
-            closing: Notify::new(),
+            waker: AtomicWaker::new(),
             capacity: capacity.max(1),
             senders: AtomicUsize::new(1),
             receiver_alive: AtomicBool::new(true),
@@ -122,9 +104,10 @@ impl Outbox {
             state.frames.push_back(frame);
             state.frames.len() == 1
         };
-        // The writer drains everything it finds, so only the first frame needs a wake-up.
+        // The connection takes everything it finds, so only the first frame needs a
+        // wake-up.
         if was_empty {
-            self.shared.wake_writer.notify_one();
+            self.shared.waker.wake();
         }
         Ok(())
     }
@@ -142,8 +125,7 @@ impl Outbox {
                 reason: Utf8Bytes::from(reason.to_owned()),
             });
         }
-        self.shared.wake_writer.notify_one();
-        self.shared.closing.notify_waiters();
+        self.shared.waker.wake();
     }
 
     /// Whether a close has been requested.
@@ -164,42 +146,54 @@ impl Clone for Outbox {
 impl Drop for Outbox {
     fn drop(&mut self) {
         if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.shared.wake_writer.notify_one();
+            self.shared.waker.wake();
         }
     }
 }
 
-/// What the writer should do next.
-#[derive(Debug)]
+/// What [`OutboxRx::poll_take`] found.
+#[derive(Debug, PartialEq, Eq)]
 pub enum Next {
-    /// This many frames were moved into the batch.
-    Frames(usize),
+    /// Frames were moved into the caller's queue.
+    Frames,
     /// Every sender is gone and every frame was taken: end the connection normally.
     Ended,
 }
 
 impl OutboxRx {
-    /// Moves up to `limit` queued frames into `batch`, waiting for at least one.
-    pub async fn recv_many(&self, batch: &mut Vec<Utf8Bytes>, limit: usize) -> Next {
-        loop {
-            {
-                let mut state = self.shared.state();
-                if !state.frames.is_empty() {
-                    let n = state.frames.len().min(limit.max(1));
-                    batch.extend(state.frames.drain(..n));
-                    // An idle connection keeps no frame storage.
-                    if state.frames.is_empty() {
-                        state.frames = VecDeque::new();
-                    }
-                    return Next::Frames(n);
-                }
+    /// Moves every queued frame to the back of `into`, or registers the task to be woken
+    /// when there are some. Swapping queues rather than moving frames one by one: while
+    /// the connection writes one queue, the hub fills the other, and neither allocates
+    /// in the steady state.
+    pub fn poll_take(&self, cx: &mut Context<'_>, into: &mut VecDeque<Utf8Bytes>) -> Poll<Next> {
+        // Registered before looking, so a push between the look and the return wakes us.
+        self.shared.waker.register(cx.waker());
+        let mut state = self.shared.state();
+        if !state.frames.is_empty() {
+            if into.is_empty() {
+                std::mem::swap(&mut state.frames, into);
+            } else {
+                into.extend(state.frames.drain(..));
             }
-            if self.shared.senders.load(Ordering::Acquire) == 0 {
-                return Next::Ended;
-            }
-            // A permit stored by a push or a drop after the check above completes this
-            // at once, so nothing is missed.
-            self.shared.wake_writer.notified().await;
+            return Poll::Ready(Next::Frames);
+        }
+        // Idle: keep no frame storage on this side.
+        if state.frames.capacity() > 0 {
+            state.frames = VecDeque::new();
+        }
+        drop(state);
+        if self.shared.senders.load(Ordering::Acquire) == 0 {
+            return Poll::Ready(Next::Ended);
+        }
+        Poll::Pending
+    }
+
+    /// The close frame once one is requested; registers the task otherwise.
+    pub fn poll_close(&self, cx: &mut Context<'_>) -> Poll<CloseFrame> {
+        self.shared.waker.register(cx.waker());
+        match self.shared.state().close.clone() {
+            Some(frame) => Poll::Ready(frame),
+            None => Poll::Pending,
         }
     }
 
@@ -208,22 +202,9 @@ impl OutboxRx {
         self.shared.state().frames.pop_front()
     }
 
-    /// Resolves with the close frame once one is requested; never resolves otherwise.
-    pub async fn closed(&self) -> CloseFrame {
-        self.shared.closed().await
-    }
-
     /// The close requested so far, if any.
     pub fn close_frame(&self) -> Option<CloseFrame> {
         self.shared.state().close.clone()
-    }
-
-    /// A handle for the connection's reader, which stops reading new requests once a
-    /// close is on its way.
-    pub fn close_watch(&self) -> CloseWatch {
-        CloseWatch {
-            shared: self.shared.clone(),
-        }
     }
 }
 
@@ -232,13 +213,6 @@ impl Drop for OutboxRx {
         self.shared.receiver_alive.store(false, Ordering::Release);
         // Frames nobody will send: free them now rather than when the last handle goes.
         self.shared.state().frames = VecDeque::new();
-    }
-}
-
-impl CloseWatch {
-    /// Resolves with the close frame once one is requested; never resolves otherwise.
-    pub async fn closed(&self) -> CloseFrame {
-        self.shared.closed().await
     }
 }
 
@@ -261,35 +235,31 @@ mod tests {
     #[test]
     fn pushing_fails_once_the_writer_is_gone() {
         let (outbox, rx) = Outbox::new(2);
-        let watch = rx.close_watch();
         drop(rx);
-        assert_eq!(outbox.push("a".into()), Err(PushError));
-        drop(watch);
         assert_eq!(outbox.push("a".into()), Err(PushError));
     }
 
-    #[tokio::test]
-    async fn first_close_reason_wins() {
+    #[test]
+    fn first_close_reason_wins() {
         let (outbox, rx) = Outbox::new(1);
         assert!(!outbox.is_closing());
         outbox.close(4000, "too slow");
         outbox.close(1001, "shutting down");
-        let frame = rx.closed().await;
+        let frame = rx.close_frame().expect("a close");
         assert_eq!(u16::from(frame.code), 4000);
         assert_eq!(frame.reason.as_str(), "too slow");
-        assert_eq!(rx.close_watch().closed().await, frame);
     }
 
     #[tokio::test]
-    async fn a_waiting_writer_wakes_for_frames_and_ends_when_every_sender_is_gone() {
+    async fn a_waiting_connection_wakes_for_frames_and_a_close_and_ends_when_every_sender_is_gone()
+    {
         let (outbox, rx) = Outbox::new(8);
         let second = outbox.clone();
-        let writer = tokio::spawn(async move {
-            let mut batch = Vec::new();
-            let mut got = Vec::new();
+        let connection = tokio::spawn(async move {
+            let mut got = VecDeque::new();
             loop {
-                match rx.recv_many(&mut batch, 8).await {
-                    Next::Frames(_) => got.append(&mut batch),
+                match std::future::poll_fn(|cx| rx.poll_take(cx, &mut got)).await {
+                    Next::Frames => {}
                     Next::Ended => return got,
                 }
             }
@@ -301,30 +271,21 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(10)).await;
         second.push("c".into()).expect("room");
         drop(second);
-        let got = tokio::time::timeout(Duration::from_secs(5), writer)
+        let got = tokio::time::timeout(Duration::from_secs(5), connection)
             .await
-            .expect("the writer ends")
+            .expect("the connection ends")
             .expect("no panic");
-        assert_eq!(got, ["a", "b", "c"].map(Utf8Bytes::from));
-    }
+        assert_eq!(Vec::from(got), ["a", "b", "c"].map(Utf8Bytes::from));
 
-    #[tokio::test]
-    async fn a_close_wakes_every_watcher() {
         let (outbox, rx) = Outbox::new(1);
-        let watchers: Vec<_> = (0..3)
-            .map(|_| {
-                let watch = rx.close_watch();
-                tokio::spawn(async move { watch.closed().await })
-            })
-            .collect();
+        let waiting =
+            tokio::spawn(async move { std::future::poll_fn(|cx| rx.poll_close(cx)).await });
         tokio::time::sleep(Duration::from_millis(10)).await;
         outbox.close(1001, "bye");
-        for w in watchers {
-            let frame = tokio::time::timeout(Duration::from_secs(5), w)
-                .await
-                .expect("woken")
-                .expect("no panic");
-            assert_eq!(u16::from(frame.code), 1001);
-        }
+        let frame = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("woken")
+            .expect("no panic");
+        assert_eq!(u16::from(frame.code), 1001);
     }
 }

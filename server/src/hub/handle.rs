@@ -59,6 +59,16 @@ pub enum Event {
     Stop,
 }
 
+/// What [`HubHandle::try_send`] did.
+#[derive(Debug)]
+pub enum TrySend {
+    Sent,
+    /// The queue is full: here is the event back, to send by waiting.
+    Full(Event),
+    /// The hub has stopped.
+    Stopped,
+}
+
 /// A cloneable way to reach the hub thread.
 #[derive(Debug, Clone)]
 pub struct HubHandle {
@@ -101,6 +111,15 @@ impl HubHandle {
     /// Delivers an event; `false` if the hub has stopped.
     pub async fn send(&self, event: Event) -> bool {
         self.events.send(event).await.is_ok()
+    }
+
+    /// Delivers an event if the queue has room now, or gives it back.
+    pub fn try_send(&self, event: Event) -> TrySend {
+        match self.events.try_send(event) {
+            Ok(()) => TrySend::Sent,
+            Err(mpsc::error::TrySendError::Full(event)) => TrySend::Full(event),
+            Err(mpsc::error::TrySendError::Closed(_)) => TrySend::Stopped,
+        }
     }
 
     /// Tells the hub a session is gone, from code that cannot wait (a destructor): now

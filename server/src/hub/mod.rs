@@ -29,7 +29,7 @@ use confab_shared::{
 };
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-pub use handle::{EVENT_QUEUE, Event, HubHandle};
+pub use handle::{EVENT_QUEUE, Event, HubHandle, TrySend};
 
 use crate::{
     outbox::Outbox,
@@ -148,8 +148,10 @@ struct Session {
     identity: Identity,
     /// `None` until a successful hello.
     person: Option<Person>,
-    /// Rooms whose live traffic this session receives.
-    rooms: BTreeSet<String>,
+    /// Rooms whose live traffic this session receives. A list rather than a set: a
+    /// session is in a few rooms, and a B-tree's first node alone is ~300 bytes, per
+    /// connection.
+    rooms: Vec<String>,
     /// When this session's last typing event per room was forwarded.
     last_typing: HashMap<String, Instant>,
     /// Start of the current one-second typing window and the events forwarded in it.
@@ -297,7 +299,7 @@ impl Hub {
                 outbox,
                 identity,
                 person: None,
-                rooms: BTreeSet::new(),
+                rooms: Vec::new(),
                 last_typing: HashMap::new(),
                 typing_window: (Instant::now(), 0),
             },
@@ -646,8 +648,10 @@ impl Hub {
         *sessions_here += 1;
         let arrived = *sessions_here == 1;
         let new_member = r.members.insert(person.user.clone());
-        if let Some(session) = self.sessions.get_mut(&id) {
-            session.rooms.insert(room.to_string());
+        if let Some(session) = self.sessions.get_mut(&id)
+            && !session.rooms.iter().any(|r| r == room.as_str())
+        {
+            session.rooms.push(room.to_string());
         }
         if new_member {
             self.submit_quietly(Write::AddMember {
@@ -679,7 +683,7 @@ impl Hub {
             .and_then(Session::handle)
             .map(str::to_owned);
         if let Some(session) = self.sessions.get_mut(&id) {
-            session.rooms.remove(room);
+            session.rooms.retain(|r| r != room);
             session.last_typing.remove(room);
         }
         let (Some(r), Some(handle)) = (self.rooms.get_mut(room), handle) else {
@@ -898,7 +902,7 @@ impl Hub {
     /// person is offline, not gone.
     fn remove_session(&mut self, id: SessionId) {
         let rooms: Vec<String> = match self.sessions.get(&id) {
-            Some(session) => session.rooms.iter().cloned().collect(),
+            Some(session) => session.rooms.clone(),
             None => return,
         };
         for room in rooms {

@@ -264,7 +264,7 @@ impl Hub {
         let online: Vec<SessionId> = r.online.iter().copied().collect();
         for session in online {
             if let Some(s) = self.sessions.get_mut(&session) {
-                s.rooms.remove(room.as_str());
+                s.rooms.retain(|r| r != room.as_str());
                 s.last_typing.remove(room.as_str());
             }
             self.reply(
