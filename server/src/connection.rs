@@ -78,7 +78,7 @@ pub fn websocket_config() -> WebSocketConfig {
         // The default (128 KiB) would cost more memory per idle socket than everything
         // else together; client frames are small. tungstenite allocates the read buffer
         // up front and keeps it (docs/PERFORMANCE.md, memory per idle socket).
-        .read_buffer_size(1024)
+        .read_buffer_size(512)
         // tungstenite writes only control frames here (pings, pongs, the close).
         .write_buffer_size(0)
         // A peer that stops reading fills this, then writes fail and the connection
@@ -86,14 +86,38 @@ pub fn websocket_config() -> WebSocketConfig {
         .max_write_buffer_size(64 * 1024)
 }
 
-/// Serves one upgraded connection of `identity` until it ends.
-pub async fn serve<S>(
+/// One upgraded connection, as its task owns it.
+///
+/// Everything the task needs is built here, before the task's future exists, and the
+/// future only borrows it: an `async fn` taking these as arguments would keep a copy
+/// of each argument beside the local it is moved into, for the life of the
+/// connection (`-Zprint-type-sizes` showed ~500 bytes of such copies per socket).
+pub struct Connection<S, H> {
+    socket: Socket<S>,
+    hub: HubHandle,
+    settings: Settings,
+    peer: SocketAddr,
+    id: u64,
+    /// The connection's own handle on its outbox, to ask for its close on bad input.
+    outbox: Outbox,
+    /// The hub's `Connect` event, if the hub's queue was full when the connection was
+    /// made (boxed: it is sent once and then gone).
+    connect: Option<Box<Event>>,
+    /// Whatever must live exactly as long as the connection (its admission ticket).
+    _held: H,
+}
+
+/// Serves an upgraded connection of `identity` until it ends, in a future small enough
+/// to keep one per socket. `held` is dropped when the connection ends.
+pub fn serve<S, H>(
     ws: WebSocketStream<S>,
     hub: HubHandle,
     settings: Settings,
     peer: SocketAddr,
     identity: Identity,
-) where
+    held: H,
+) -> impl Future<Output = ()>
+where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let id = hub.next_session_id();
@@ -103,27 +127,60 @@ pub async fn serve<S>(
         outbox: outbox.clone(),
         identity,
     };
-    // Boxed: otherwise the task would keep room for this first event all its life.
-    if !Box::pin(hub.send(connect)).await {
-        return;
-    }
-    tracing::debug!(session = id, %peer, "connected");
-    // However this function ends — returning, or unwinding from a panic — the hub
-    // forgets the session, so its name and presence never outlive it.
-    let _leave = Departure {
-        hub: hub.clone(),
+    let connect = match hub.try_send(connect) {
+        TrySend::Sent => None,
+        TrySend::Full(event) => Some(Box::new(event)),
+        // The hub is gone: the connection will find out at its first request.
+        TrySend::Stopped => None,
+    };
+    let mut connection = Connection {
+        socket: Socket {
+            ws,
+            rx,
+            pending: VecDeque::new(),
+            written: 0,
+            ping_wanted: false,
+        },
+        hub,
+        settings,
+        peer,
         id,
+        outbox,
+        connect,
+        _held: held,
     };
-    let mut socket = Socket {
-        ws,
-        rx,
-        pending: VecDeque::new(),
-        written: 0,
-        ping_wanted: false,
-    };
-    run(&mut socket, id, &hub, &outbox, &settings).await;
-    Box::pin(hub.send(Event::Disconnect { id })).await;
-    tracing::debug!(session = id, %peer, "disconnected");
+    supervised(peer, async move { connection.run().await })
+}
+
+impl<S, H> Connection<S, H>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    async fn run(&mut self) {
+        if let Some(connect) = self.connect.take()
+            && !Box::pin(self.hub.send(*connect)).await
+        {
+            return;
+        }
+        tracing::debug!(session = self.id, peer = %self.peer, "connected");
+        run(
+            &mut self.socket,
+            self.id,
+            &self.hub,
+            &self.outbox,
+            &self.settings,
+        )
+        .await;
+        tracing::debug!(session = self.id, peer = %self.peer, "disconnected");
+    }
+}
+
+/// However the connection ends — returning, or unwinding from a panic — the hub forgets
+/// the session, so its name and presence never outlive it.
+impl<S, H> Drop for Connection<S, H> {
+    fn drop(&mut self) {
+        self.hub.leave(self.id);
+    }
 }
 
 /// What the connection's loop reacts to next.
@@ -197,14 +254,13 @@ async fn run<S>(
                 };
                 // Most of the time the hub's queue has room. Waiting for it is rare, and
                 // boxed so that its state is not part of every idle connection's task.
-                match hub.try_send(event) {
-                    TrySend::Sent => {}
+                let event = match hub.try_send(event) {
+                    TrySend::Sent => continue,
                     TrySend::Stopped => return,
-                    TrySend::Full(event) => {
-                        if !Box::pin(hub.send(event)).await {
-                            return;
-                        }
-                    }
+                    TrySend::Full(event) => event,
+                };
+                if !Box::pin(hub.send(event)).await {
+                    return;
                 }
             }
             Step::Binary => outbox.close(
@@ -466,18 +522,6 @@ fn text_frame_header(len: usize, buf: &mut [u8; MAX_HEADER]) -> usize {
     }
 }
 
-/// Tells the hub a session is gone when dropped.
-struct Departure {
-    hub: HubHandle,
-    id: u64,
-}
-
-impl Drop for Departure {
-    fn drop(&mut self) {
-        self.hub.leave(self.id);
-    }
-}
-
 /// Runs one connection's future so that a panic in it (a bug) is logged and ends only
 /// that connection; the server and everyone else carry on.
 ///
@@ -564,19 +608,44 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_session_is_forgotten_even_when_its_task_unwinds() {
+    async fn a_session_is_forgotten_however_its_connection_ends() {
         let (hub, mut events) = HubHandle::channel();
-        let task = tokio::spawn(supervised("127.0.0.1:1".parse().expect("addr"), {
-            let hub = hub.clone();
-            async move {
-                let _leave = Departure { hub, id: 7 };
-                panic!("boom");
-            }
-        }));
-        task.await.expect("contained");
-        assert!(matches!(
-            events.recv().await,
-            Some(Event::Disconnect { id: 7 })
-        ));
+        let (server_end, _client_end) = tokio::io::duplex(1024);
+        let ws = WebSocketStream::from_raw_socket(
+            server_end,
+            tokio_tungstenite::tungstenite::protocol::Role::Server,
+            None,
+        )
+        .await;
+        let settings = Settings {
+            queue_capacity: 8,
+            ping_interval: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            rate_limit: RateLimit {
+                per_sec: 1.0,
+                burst: 1.0,
+            },
+        };
+        let peer = "127.0.0.1:1".parse().expect("addr");
+        let connection = serve(ws, hub, settings, peer, Identity::Guest, ());
+        // The client end stays open and silent: the connection is dropped from outside,
+        // as when its task is cancelled or unwinds from a panic.
+        let outcome = tokio::time::timeout(Duration::from_millis(50), connection).await;
+        assert!(outcome.is_err(), "still serving when dropped");
+        let mut seen = Vec::new();
+        while let Ok(Some(event)) =
+            tokio::time::timeout(Duration::from_secs(1), events.recv()).await
+        {
+            seen.push(event);
+        }
+        assert!(
+            matches!(seen.first(), Some(Event::Connect { .. })),
+            "{seen:?}"
+        );
+        assert!(
+            seen.iter()
+                .any(|e| matches!(e, Event::Disconnect { id } if *id == 1)),
+            "{seen:?}"
+        );
     }
 }

@@ -116,6 +116,9 @@ async fn upgrade(
         tracker,
         ..
     } = state;
+    // Two tasks: this one waits for the upgrade, then hands the socket to a task that
+    // holds only what the connection needs for its whole life.
+    let connections = tracker.clone();
     tracker.spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
@@ -125,9 +128,7 @@ async fn upgrade(
                     Some(connection::websocket_config()),
                 )
                 .await;
-                let serve = connection::serve(ws, hub, settings, peer, identity);
-                connection::supervised(peer, serve).await;
-                drop(ticket);
+                connections.spawn(connection::serve(ws, hub, settings, peer, identity, ticket));
             }
             Err(e) => tracing::debug!(%peer, "upgrade failed: {e}"),
         }
