@@ -1,6 +1,8 @@
 // Confab in real browsers: several browser contexts are several people (or tabs) chatting
 // through one production-mode server (the built binary serving the release client).
 // Locators follow the client's DOM contract (accessible names and roles first).
+// Everyone here is a guest (the server runs with --allow-guests): accounts, private
+// rooms and direct messages are in accounts.spec.ts.
 import { test, expect, type Browser, type BrowserContext, type Locator, type Page } from '@playwright/test';
 import { ConfabServer } from '../server';
 
@@ -12,12 +14,17 @@ const RECONNECT_MS = 20_000;
 let server: ConfabServer;
 
 test.beforeAll(async () => {
-  server = await ConfabServer.start();
+  server = await ConfabServer.start(['--allow-guests']);
 });
 
 test.afterAll(async () => {
   await server?.stop();
 });
+
+/** A guest's handle, as messages' `data-from` carries it: `~` and the lower-cased name. */
+function guestHandle(name: string): string {
+  return `~${name.toLowerCase()}`;
+}
 
 /** One person in one browser context, with what the page did that it should not have. */
 class Tab {
@@ -35,8 +42,9 @@ class Tab {
     page.on('pageerror', (err) => this.pageErrors.push(String(err)));
   }
 
+  /** The sign-in screen's "Continue as guest" form. */
   get prompt(): Locator {
-    return this.page.getByRole('form', { name: 'Choose a display name' });
+    return this.page.getByRole('form', { name: 'Continue as guest' });
   }
   get nameInput(): Locator {
     return this.page.getByLabel('Display name', { exact: true });
@@ -64,9 +72,11 @@ class Tab {
   get messages(): Locator {
     return this.log.getByTestId('message');
   }
-  /** The message items sent by `name` that contain `text`. */
+  /** The message items sent by the guest called `name` that contain `text`. */
   message(name: string, text: string): Locator {
-    return this.log.locator(`[data-testid="message"][data-from="${name}"]`).filter({ hasText: text });
+    return this.log
+      .locator(`[data-testid="message"][data-from="${guestHandle(name)}"]`)
+      .filter({ hasText: text });
   }
   get typing(): Locator {
     return this.page.getByTestId('typing');

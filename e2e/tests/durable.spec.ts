@@ -10,8 +10,9 @@ const RECONNECT_MS = 25_000;
 let server: ConfabServer;
 
 test.beforeAll(async () => {
-  // The scroll-back test fills a room faster than the default per-connection rate limit.
-  server = await ConfabServer.start(['--rate-limit-burst', '1000']);
+  // Everyone here is a guest. The scroll-back test fills a room faster than the default
+  // per-connection rate limit.
+  server = await ConfabServer.start(['--allow-guests', '--rate-limit-burst', '1000']);
 });
 
 test.afterAll(async () => {
@@ -24,8 +25,9 @@ async function person(browser: Browser, name: string): Promise<Page> {
     throw new Error(`unexpected dialog: ${d.message()}`);
   });
   await page.goto(server.url);
-  await page.getByLabel('Display name', { exact: true }).fill(name);
-  await page.getByRole('button', { name: 'Join chat' }).click();
+  const guestForm = page.getByRole('form', { name: 'Continue as guest' });
+  await guestForm.getByLabel('Display name', { exact: true }).fill(name);
+  await guestForm.getByRole('button', { name: 'Join chat' }).click();
   await expect(page.getByTestId('connection')).toHaveAttribute('data-state', 'open');
   await expect(page.getByLabel('Message #general')).toBeVisible();
   return page;
@@ -85,7 +87,8 @@ test('scrolling up loads older messages and keeps the place', async ({ browser }
       await new Promise<void>((resolve, reject) => {
         ws.onerror = () => reject(new Error('socket error'));
         ws.onopen = () => {
-          ws.send(JSON.stringify({ type: 'hello', protocol: 2, name: 'loader' }));
+          // No session cookie in this context: the socket is a guest's.
+          ws.send(JSON.stringify({ type: 'hello', protocol: 3, name: 'loader' }));
           ws.send(JSON.stringify({ type: 'create_room', room }));
           ws.send(JSON.stringify({ type: 'join', room }));
           for (let i = 0; i < total; i++) {

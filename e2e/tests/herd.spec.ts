@@ -8,7 +8,8 @@ const TABS = 12;
 let server: ConfabServer;
 
 test.beforeAll(async () => {
-  server = await ConfabServer.start();
+  // Everyone here is a guest: no accounts needed to measure reconnects.
+  server = await ConfabServer.start(['--allow-guests']);
 });
 
 test.afterAll(async () => {
@@ -21,8 +22,9 @@ test('tabs reconnect after a restart spread out in time, each by itself', async 
     // One context per person: each tab keeps its own remembered name.
     const page = await (await browser.newContext()).newPage();
     await page.goto(server.url);
-    await page.getByLabel('Display name', { exact: true }).fill(`herd${i}`);
-    await page.getByRole('button', { name: 'Join chat' }).click();
+    const guestForm = page.getByRole('form', { name: 'Continue as guest' });
+    await guestForm.getByLabel('Display name', { exact: true }).fill(`herd${i}`);
+    await guestForm.getByRole('button', { name: 'Join chat' }).click();
     await expect(page.getByTestId('connection')).toHaveAttribute('data-state', 'open');
     // Record, in the page, when the connection is open again after going offline.
     await page.evaluate(() => {
