@@ -23,7 +23,6 @@
 
 use std::{
     collections::VecDeque,
-    io::IoSlice,
     net::SocketAddr,
     panic::AssertUnwindSafe,
     pin::Pin,
@@ -64,9 +63,7 @@ pub struct Settings {
 
 /// How long a peer has to answer our close frame, and how long we try to send it.
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
-/// Frames per vectored write (two slices each: header and payload; Linux takes 1024).
-const WRITE_BATCH: usize = 64;
-/// Vectored writes per wake-up before the task yields, so one busy connection cannot
+/// Writes per wake-up before the task yields, so one busy connection cannot
 /// hold a runtime thread while a close request or other connections wait.
 const WRITES_PER_POLL: usize = 16;
 
@@ -411,34 +408,36 @@ where
         }
     }
 
-    /// One vectored write of up to [`WRITE_BATCH`] pending frames.
+    /// One write of as many pending frames as fit in the thread's scratch buffer.
     fn poll_write_frames(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
-        let mut headers = [[0u8; MAX_HEADER]; WRITE_BATCH];
-        let mut slices = [IoSlice::new(&[]); 2 * WRITE_BATCH];
-        let mut count = 0;
-        let mut skip = self.written;
-        for (frame, header) in self.pending.iter().zip(headers.iter_mut()) {
-            let header_len = text_frame_header(frame.len(), header);
-            let parts = [&header[..header_len], frame.as_bytes()];
-            for part in parts {
-                let from = skip.min(part.len());
-                skip -= from;
-                if from < part.len() {
-                    slices[count] = IoSlice::new(&part[from..]);
-                    count += 1;
+        SCRATCH.with_borrow_mut(|buf| {
+            buf.clear();
+            let mut skip = self.written;
+            'frames: for frame in &self.pending {
+                let mut header = [0; MAX_HEADER];
+                let header_len = text_frame_header(frame.len(), &mut header);
+                for part in [&header[..header_len], frame.as_bytes()] {
+                    let from = skip.min(part.len());
+                    skip -= from;
+                    let room = SCRATCH_BYTES - buf.len();
+                    if room == 0 {
+                        break 'frames;
+                    }
+                    let take = (part.len() - from).min(room);
+                    buf.extend_from_slice(&part[from..from + take]);
                 }
             }
-        }
-        if count == 0 {
-            return Poll::Ready(Ok(()));
-        }
-        let n = match Pin::new(self.ws.get_mut()).poll_write_vectored(cx, &slices[..count]) {
-            Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(Err(())),
-            Poll::Ready(Ok(n)) => n,
-            Poll::Pending => return Poll::Pending,
-        };
-        self.advance(n);
-        Poll::Ready(Ok(()))
+            if buf.is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+            let n = match Pin::new(self.ws.get_mut()).poll_write(cx, buf) {
+                Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(Err(())),
+                Poll::Ready(Ok(n)) => n,
+                Poll::Pending => return Poll::Pending,
+            };
+            self.advance(n);
+            Poll::Ready(Ok(()))
+        })
     }
 
     /// Drops the frames the last write completed and remembers how far into the next
@@ -494,6 +493,19 @@ where
         // The answer completes the handshake and ends the stream.
         while let Some(Ok(_)) = self.ws.next().await {}
     }
+}
+
+/// Bytes laid end to end for one write.
+const SCRATCH_BYTES: usize = 64 * 1024;
+
+thread_local! {
+    /// Where a connection lays its frames end to end for one write: one buffer per
+    /// runtime thread rather than per connection, because it is only used within one
+    /// poll. Frames are copied in (a copy is cheaper than a kernel walk over a
+    /// two-slice-per-frame `writev` for chat-sized frames) and an idle connection holds
+    /// no write buffer at all.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> =
+        std::cell::RefCell::new(Vec::with_capacity(SCRATCH_BYTES));
 }
 
 /// Longest WebSocket frame header the server writes: no mask, 64-bit length.
