@@ -137,6 +137,7 @@ where
             pending: VecDeque::new(),
             written: 0,
             ping_wanted: false,
+            control_queued: false,
         },
         hub,
         settings,
@@ -303,6 +304,9 @@ struct Socket<S> {
     written: usize,
     /// A ping is due; tungstenite sends it at the next frame boundary.
     ping_wanted: bool,
+    /// tungstenite may hold control frames not yet flushed: it was asked to read (which
+    /// queues pongs and the close reply) or to send a ping since its last flush.
+    control_queued: bool,
 }
 
 /// What the write side did.
@@ -332,6 +336,7 @@ where
         }
         // Reading may make tungstenite write a pong: only between our frames.
         if self.written == 0 {
+            self.control_queued = true;
             match Pin::new(&mut self.ws).poll_next(cx) {
                 Poll::Ready(None) => return Poll::Ready(Step::Gone),
                 Poll::Ready(Some(Err(e))) => {
@@ -388,6 +393,10 @@ where
 
     /// Flushes tungstenite's queued control frames, after queueing a ping if one is due.
     fn poll_control(&mut self, cx: &mut Context<'_>) -> Result<Poll<()>, ()> {
+        if !self.control_queued && !self.ping_wanted {
+            return Ok(Poll::Ready(()));
+        }
+        self.control_queued = true;
         let mut ws = Pin::new(&mut self.ws);
         if self.ping_wanted {
             match ws.as_mut().poll_ready(cx) {
@@ -402,7 +411,10 @@ where
             }
         }
         match ws.poll_flush(cx) {
-            Poll::Ready(Ok(())) => Ok(Poll::Ready(())),
+            Poll::Ready(Ok(())) => {
+                self.control_queued = false;
+                Ok(Poll::Ready(()))
+            }
             Poll::Ready(Err(_)) => Err(()),
             Poll::Pending => Ok(Poll::Pending),
         }
