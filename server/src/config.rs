@@ -1,7 +1,12 @@
 //! Server configuration: every setting is a command-line flag with an environment
 //! variable of the same meaning, so the same binary suits a terminal, systemd and CI.
 
-use std::{net::SocketAddr, num::NonZeroU32, path::PathBuf, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    num::NonZeroU32,
+    path::PathBuf,
+    time::Duration,
+};
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +38,16 @@ pub struct Config {
     /// when a proxy in front says the page came over TLS (`X-Forwarded-Proto: https`).
     #[arg(long, env = "CONFAB_SECURE_COOKIES")]
     pub secure_cookies: bool,
+
+    /// Reverse proxies in front of the server (their IP addresses): the client address in
+    /// their `X-Forwarded-For` is used for the per-address limits (connections, sign-in
+    /// attempts) instead of the proxy's own. Repeat the flag, or separate with commas.
+    #[arg(
+        long = "trusted-proxy",
+        env = "CONFAB_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<IpAddr>,
 
     /// Sign-in and sign-up attempts allowed from one IP address per minute.
     #[arg(long, env = "CONFAB_SIGN_IN_PER_IP_PER_MIN", default_value = "20")]

@@ -138,6 +138,7 @@ pub async fn serve(
                 .collect(),
         ),
         tracker: tracker.clone(),
+        trusted_proxies: Arc::new(config.trusted_proxies.clone()),
         admission: admission::Admission::new(admission::Caps {
             total: config.max_connections,
             per_ip: config.max_connections_per_ip,

@@ -543,3 +543,33 @@ async fn the_admin_command_creates_an_administrator() {
     assert!(me.admin);
     assert_eq!(me.you.name, "The Admin");
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_has_its_own_sign_in_budget() {
+    let server = start_with(|c| {
+        c.allow_guests = false;
+        c.sign_in_per_ip_per_min = 2.try_into().expect("non-zero");
+        c.trusted_proxies = vec!["127.0.0.1".parse().expect("ip")];
+    })
+    .await;
+    let attempt = |client: &'static str| {
+        let addr = server.addr;
+        async move {
+            http_post(
+                addr,
+                "/api/signin",
+                &[("x-forwarded-for", client)],
+                &json!({"username": "nobody", "password": "whatever1"}),
+            )
+            .await
+            .status
+        }
+    };
+    assert_eq!(attempt("203.0.113.1").await, 401);
+    assert_eq!(attempt("203.0.113.1").await, 401);
+    assert_eq!(attempt("203.0.113.1").await, 429);
+    // Another client behind the same proxy is not throttled for the first one's tries;
+    // a forged address prepended by the client itself changes nothing.
+    assert_eq!(attempt("203.0.113.2").await, 401);
+    assert_eq!(attempt("6.6.6.6, 203.0.113.1").await, 429);
+}

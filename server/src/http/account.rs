@@ -25,7 +25,7 @@ use confab_shared::{
 use cookie::{Cookie, SameSite};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 
-use super::{AppState, origin_allowed};
+use super::{AppState, client_ip, origin_allowed};
 use crate::{
     accounts::{AccountError, Accounts, SESSION_TTL, SessionToken, User, session_key},
     hub::{Event, Identity},
@@ -260,7 +260,8 @@ async fn sign_up(
     Json(form): Json<SignUp>,
 ) -> Result<Response, Failure> {
     check_origin(&headers, &state)?;
-    state.throttle.attempt(peer.ip(), None).map_err(throttled)?;
+    let ip = client_ip(peer, &headers, &state.trusted_proxies);
+    state.throttle.attempt(ip, None).map_err(throttled)?;
     let username = Username::parse(&form.username).map_err(|e| {
         Failure(
             StatusCode::BAD_REQUEST,
@@ -317,7 +318,10 @@ async fn sign_in(
         .map_or_else(|_| form.username.to_lowercase(), |u| u.as_str().to_owned());
     state
         .throttle
-        .attempt(peer.ip(), Some(&key))
+        .attempt(
+            client_ip(peer, &headers, &state.trusted_proxies),
+            Some(&key),
+        )
         .map_err(throttled)?;
     let (Ok(username), Ok(password)) = (username, Password::parse(&form.password)) else {
         return Err(invalid_credentials());

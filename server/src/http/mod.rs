@@ -11,7 +11,11 @@
 //!
 //! [`WebSocketConfig`]: tokio_tungstenite::tungstenite::protocol::WebSocketConfig
 
-use std::{net::SocketAddr, path::Path, sync::Arc};
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::Path,
+    sync::Arc,
+};
 
 use axum::{
     Router,
@@ -52,6 +56,8 @@ pub struct AppState {
     pub tracker: TaskTracker,
     /// Caps on open connections, total and per address.
     pub admission: Admission,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (see [`client_ip`]).
+    pub trusted_proxies: Arc<Vec<IpAddr>>,
 }
 
 /// Builds the router. The client is served from `static_dir` when it holds an
@@ -101,7 +107,10 @@ async fn upgrade(
         tracing::debug!(%peer, "refused WebSocket without a valid session");
         return (StatusCode::UNAUTHORIZED, "sign in first\n").into_response();
     };
-    let ticket = match state.admission.admit(peer.ip()) {
+    let ticket = match state
+        .admission
+        .admit(client_ip(peer, headers, &state.trusted_proxies))
+    {
         Ok(ticket) => ticket,
         Err(refused) => {
             tracing::debug!(%peer, ?refused, "connection refused");
@@ -224,6 +233,40 @@ pub(crate) fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
         .any(|host| host.trim().eq_ignore_ascii_case(authority))
 }
 
+/// The address a request came from, for per-address limits. Behind a reverse proxy
+/// every request comes from the proxy, which names the client in `X-Forwarded-For`;
+/// only proxies listed with `--trusted-proxy` are believed, since anyone can send the
+/// header. The list is read from the right (each proxy appends the address it got the
+/// request from), skipping trusted proxies, so a client cannot choose its address by
+/// sending a forged header of its own.
+pub(crate) fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    let peer = peer.ip();
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let mut hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    while let Some(hop) = hops.pop() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !trusted.contains(&ip) {
+                    break;
+                }
+            }
+            // Garbage in the chain: the last address known good is as far as it goes.
+            Err(_) => break,
+        }
+    }
+    client
+}
+
 /// Lower-cases an origin and drops a trailing slash, so configured values compare equal
 /// to what browsers send.
 pub fn normalise_origin(origin: &str) -> String {
@@ -289,6 +332,33 @@ mod tests {
             HeaderValue::from_static("other.example"),
         );
         assert!(!origin_allowed(&h, &[]));
+    }
+
+    #[test]
+    fn the_client_address_comes_from_trusted_proxies_only() {
+        let proxy: SocketAddr = "10.0.0.1:5000".parse().expect("addr");
+        let trusted = [
+            "10.0.0.1".parse().expect("ip"),
+            "10.0.0.2".parse().expect("ip"),
+        ];
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("6.6.6.6, 203.0.113.7, 10.0.0.2"),
+        );
+        // The client could have sent "6.6.6.6" itself; 203.0.113.7 is what our proxies saw.
+        assert_eq!(
+            client_ip(proxy, &h, &trusted),
+            "203.0.113.7".parse::<IpAddr>().expect("ip")
+        );
+        // From anyone else the header means nothing.
+        let direct: SocketAddr = "198.51.100.9:4000".parse().expect("addr");
+        assert_eq!(client_ip(direct, &h, &trusted), direct.ip());
+        assert_eq!(client_ip(proxy, &h, &[]), proxy.ip());
+        // A trusted proxy without the header is the client as far as we know.
+        assert_eq!(client_ip(proxy, &HeaderMap::new(), &trusted), proxy.ip());
+        h.insert("x-forwarded-for", HeaderValue::from_static("nonsense"));
+        assert_eq!(client_ip(proxy, &h, &trusted), proxy.ip());
     }
 
     #[test]
