@@ -196,7 +196,10 @@ test('direct messages and a private room are seen only by their people, until in
 
   // Ada opens a direct conversation with Bob from #general's online list.
   await ada.roomButton('general').click();
-  await ada.online.getByRole('button', { name: `Message Bob ${t}`, exact: true }).click();
+  // Named by display name and username: display names need not be unique.
+  await ada.online
+    .getByRole('button', { name: `Message Bob ${t} (@${bob.username})`, exact: true })
+    .click();
   await expect(ada.composer(`@Bob ${t}`)).toBeVisible();
   await expect(ada.page.getByRole('heading', { name: `Online in @Bob ${t}` })).toBeVisible();
   await expect(ada.directButton(`Bob ${t}`)).toHaveAttribute('aria-current', 'page');

@@ -154,7 +154,7 @@ fn online(ctx: &Ctx) -> Html {
                 }
             });
             html! {
-                <button type="button" class="small" aria-label={format!("Message {}", person.name)} {onclick}>
+                <button type="button" class="small" aria-label={format!("Message {} (@{})", person.name, person.user)} {onclick}>
                     { "Message" }
                 </button>
             }
@@ -189,7 +189,7 @@ fn members(ctx: &Ctx) -> Html {
             let (chat, room, user) = (ctx.chat.clone(), state.current.clone(), person.user.clone());
             let onclick = Callback::from(move |_: MouseEvent| chat.remove(&room, &user));
             html! {
-                <button type="button" class="small" aria-label={format!("Remove {}", person.name)} {onclick}>
+                <button type="button" class="small" aria-label={format!("Remove {} (@{})", person.name, person.user)} {onclick}>
                     { "Remove" }
                 </button>
             }
