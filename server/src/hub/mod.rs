@@ -660,18 +660,23 @@ impl Hub {
             });
         }
         if arrived {
-            let frame = encode(&ServerMsg::Presence {
+            let presence = ServerMsg::Presence {
                 room: room.to_string(),
                 who: person,
                 event: PresenceEvent::Joined,
-            });
-            let others = self.rooms[room.as_str()]
-                .online
-                .iter()
-                .copied()
-                .filter(|m| *m != id);
-            deliver(&self.sessions, &mut self.overflowed, others, &frame);
+            };
+            self.tell_others(room.as_str(), id, &presence);
         }
+    }
+
+    /// Sends `msg` to everyone live in `room` but session `except`.
+    fn tell_others(&mut self, room: &str, except: SessionId, msg: &ServerMsg) {
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        let frame = encode(msg);
+        let others = r.online.iter().copied().filter(|m| *m != except);
+        deliver(&self.sessions, &mut self.overflowed, others, &frame);
     }
 
     /// Takes a session out of a room's live set. Returns whether that was its user's
@@ -872,16 +877,11 @@ impl Hub {
         let Some(who) = session.person.clone() else {
             return Ok(());
         };
-        let frame = encode(&ServerMsg::Typing {
+        let typing = ServerMsg::Typing {
             room: room.to_string(),
             who,
-        });
-        let others = self.rooms[room.as_str()]
-            .online
-            .iter()
-            .copied()
-            .filter(|m| *m != id);
-        deliver(&self.sessions, &mut self.overflowed, others, &frame);
+        };
+        self.tell_others(room.as_str(), id, &typing);
         Ok(())
     }
 

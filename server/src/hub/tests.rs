@@ -701,6 +701,20 @@ fn shutdown_closes_everyone_with_going_away() {
     assert_eq!(late.close_code(), Some(close::GOING_AWAY));
 }
 
+impl Fixture {
+    /// Has `owner` create the private room titled `title`; returns its id.
+    fn create_private(&mut self, owner: &mut Client, title: &str) -> String {
+        self.hub.handle(
+            owner.id,
+            Command::CreateRoom {
+                room: room(title),
+                private: true,
+            },
+        );
+        created_room(owner)
+    }
+}
+
 /// The id of the private room `c`'s own create_room made, from its `rooms` reply.
 fn created_room(c: &mut Client) -> String {
     c.drain()
@@ -760,14 +774,7 @@ fn a_private_room_is_indistinguishable_from_none_to_non_members() {
     let mut f = Fixture::new();
     let mut ada = f.member(1, "ada");
     let mut bob = f.member(2, "bob");
-    f.hub.handle(
-        1,
-        Command::CreateRoom {
-            room: room("plans"),
-            private: true,
-        },
-    );
-    let plans = created_room(&mut ada);
+    let plans = f.create_private(&mut ada, "plans");
     assert!(plans.starts_with("_p"), "{plans}");
     assert!(
         bob.drain().is_empty(),
@@ -920,14 +927,7 @@ fn only_the_owner_renames_removes_and_deletes() {
     let mut f = Fixture::new();
     let mut ada = f.member(1, "ada");
     let mut bob = f.member(2, "bob");
-    f.hub.handle(
-        1,
-        Command::CreateRoom {
-            room: room("plans"),
-            private: true,
-        },
-    );
-    let plans = created_room(&mut ada);
+    let plans = f.create_private(&mut ada, "plans");
     f.hub.handle(1, join(&plans, None));
     f.hub.handle(
         1,
