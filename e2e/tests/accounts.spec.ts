@@ -4,6 +4,7 @@
 // own cookie jar. Locators follow the client's DOM contract (accessible names first).
 import { test, expect, type Browser, type BrowserContext, type Locator, type Page } from '@playwright/test';
 import { ConfabServer } from '../server';
+import { WatchedPage } from '../watched';
 
 /** How soon a message or a room change must reach the other people. */
 const DELIVERY_MS = 2_000;
@@ -31,22 +32,9 @@ function tag(): string {
 }
 
 /** One person in one browser context, with what the page did that it should not have. */
-class Person {
-  readonly dialogs: string[] = [];
-  readonly pageErrors: string[] = [];
+class Person extends WatchedPage {
   /** The account's username once signed up (its handle in `data-from`). */
   username = '';
-
-  constructor(
-    readonly context: BrowserContext,
-    readonly page: Page,
-  ) {
-    page.on('dialog', (dialog) => {
-      this.dialogs.push(`${dialog.type()}: ${dialog.message()}`);
-      dialog.dismiss().catch(() => {});
-    });
-    page.on('pageerror', (err) => this.pageErrors.push(String(err)));
-  }
 
   get signInForm(): Locator {
     return this.page.getByRole('form', { name: 'Sign in' });

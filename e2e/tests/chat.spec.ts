@@ -3,8 +3,9 @@
 // Locators follow the client's DOM contract (accessible names and roles first).
 // Everyone here is a guest (the server runs with --allow-guests): accounts, private
 // rooms and direct messages are in accounts.spec.ts.
-import { test, expect, type Browser, type BrowserContext, type Locator, type Page } from '@playwright/test';
+import { test, expect, type Browser, type Locator, type Page } from '@playwright/test';
 import { ConfabServer } from '../server';
+import { WatchedPage } from '../watched';
 
 /** How soon a message must reach the other tabs after it is sent. */
 const DELIVERY_MS = 2_000;
@@ -27,21 +28,7 @@ function guestHandle(name: string): string {
 }
 
 /** One person in one browser context, with what the page did that it should not have. */
-class Tab {
-  readonly dialogs: string[] = [];
-  readonly pageErrors: string[] = [];
-
-  constructor(
-    readonly context: BrowserContext,
-    readonly page: Page,
-  ) {
-    page.on('dialog', (dialog) => {
-      this.dialogs.push(`${dialog.type()}: ${dialog.message()}`);
-      dialog.dismiss().catch(() => {});
-    });
-    page.on('pageerror', (err) => this.pageErrors.push(String(err)));
-  }
-
+class Tab extends WatchedPage {
   /** The sign-in screen's "Continue as guest" form. */
   get prompt(): Locator {
     return this.page.getByRole('form', { name: 'Continue as guest' });
