@@ -951,22 +951,23 @@ impl Hub {
             .unwrap_or_default()
     }
 
-    /// Whether an account has this username. Reads the store again before saying no:
-    /// accounts can be made by the admin command, outside this process.
+    /// Whether an account has this username. Asks the store before saying no: accounts
+    /// can be made by the admin command, outside this process.
     fn known_user(&mut self, username: &str) -> bool {
         if self.directory.contains_key(username) {
             return true;
         }
-        match self.store.people() {
-            Ok(people) => {
-                self.directory = people
-                    .into_iter()
-                    .map(|p| (p.username, p.display_name))
-                    .collect();
+        match self.store.person(username) {
+            Ok(Some(p)) => {
+                self.directory.insert(p.username, p.display_name);
+                true
             }
-            Err(e) => tracing::warn!("cannot read accounts: {e}"),
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!("cannot read accounts: {e}");
+                false
+            }
         }
-        self.directory.contains_key(username)
     }
 
     /// How clients should show the person with this handle.

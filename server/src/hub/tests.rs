@@ -1044,3 +1044,29 @@ fn signing_out_closes_that_sign_in_or_all_of_them() {
     assert_eq!(laptop.close_code(), Some(close::SIGNED_OUT));
     assert_eq!(bob.close_code(), None);
 }
+
+#[test]
+fn an_account_made_outside_the_server_can_be_messaged_at_once() {
+    let mut f = Fixture::new();
+    let mut ada = f.member(1, "ada");
+    // As `confab-server admin create` does while the server runs: straight into the store.
+    crate::store::accounts::AccountStore::open(f.dir.path(), Durability::Process)
+        .expect("accounts")
+        .create_user(crate::store::accounts::NewUser {
+            username: "root",
+            display_name: "The Admin",
+            password_hash: "$argon2id$not-used-here",
+            is_admin: true,
+            now_ms: 1,
+        })
+        .expect("created");
+    f.hub.handle(
+        1,
+        Command::OpenDirect(Username::parse("root").expect("username")),
+    );
+    assert!(matches!(
+        ada.drain().as_slice(),
+        [ServerMsg::Rooms { rooms, .. }, ServerMsg::Joined { .. }]
+            if rooms.iter().any(|r| r.title == "The Admin")
+    ));
+}

@@ -132,6 +132,9 @@ pub trait Store: Send + 'static {
     /// Every account.
     fn people(&mut self) -> Result<Vec<StoredPerson>, StoreError>;
 
+    /// The account with this username, if there is one.
+    fn person(&mut self, username: &str) -> Result<Option<StoredPerson>, StoreError>;
+
     /// Applies `writes` in order in one transaction. On error nothing of the batch is
     /// stored.
     fn apply(&mut self, writes: &[Write]) -> Result<Vec<Written>, StoreError>;

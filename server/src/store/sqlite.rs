@@ -350,6 +350,19 @@ impl Store for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    fn person(&mut self, username: &str) -> Result<Option<StoredPerson>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT username, display_name FROM users WHERE username = ?1")?
+            .query_row([username], |row| {
+                Ok(StoredPerson {
+                    username: row.get(0)?,
+                    display_name: row.get(1)?,
+                })
+            })
+            .optional()?)
+    }
+
     fn apply(&mut self, writes: &[Write]) -> Result<Vec<Written>, StoreError> {
         self.finish_checkpoint();
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
