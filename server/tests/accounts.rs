@@ -6,7 +6,9 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::{Client, HttpResponse, Server, TIMEOUT, http_get, http_post, open, start_with};
+use common::{
+    Client, HttpResponse, PASSWORD, Server, TIMEOUT, http_get, http_post, open, sign_up, start_with,
+};
 use confab_shared::{ClientMsg, ErrorCode, PROTOCOL_VERSION, RoomKind, ServerMsg, api::Me, close};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::{
@@ -14,23 +16,9 @@ use tokio_tungstenite::tungstenite::{
     http::{HeaderName, HeaderValue},
 };
 
-const PASSWORD: &str = "correct horse battery";
-
 /// A server that lets nobody in without an account (the default).
 async fn start() -> Server {
     start_with(|c| c.allow_guests = false).await
-}
-
-async fn sign_up(addr: SocketAddr, username: &str) -> String {
-    let resp = http_post(
-        addr,
-        "/api/signup",
-        &[],
-        &json!({"username": username, "password": PASSWORD}),
-    )
-    .await;
-    assert_eq!(resp.status, 201, "{resp:?}");
-    resp.session_cookie().expect("a session cookie")
 }
 
 async fn sign_in(addr: SocketAddr, username: &str, password: &str) -> HttpResponse {
@@ -57,23 +45,6 @@ async fn handshake_status(addr: SocketAddr, headers: &[(&str, &str)]) -> u16 {
         Err(WsError::Http(resp)) => resp.status().as_u16(),
         Err(e) => panic!("handshake failed oddly: {e}"),
     }
-}
-
-/// A signed-in socket that said hello.
-async fn connect(addr: SocketAddr, cookie: &str) -> Client {
-    let mut req = common::ws_request(addr);
-    req.headers_mut()
-        .insert("cookie", HeaderValue::from_str(cookie).expect("cookie"));
-    let mut c = Client {
-        ws: open(addr, req).await.expect("a signed-in socket opens"),
-    };
-    c.send_json(&ClientMsg::Hello {
-        protocol: PROTOCOL_VERSION,
-        name: None,
-    })
-    .await;
-    assert!(matches!(c.recv().await, ServerMsg::Welcome { .. }));
-    c
 }
 
 fn db(server: &Server) -> rusqlite::Connection {
@@ -382,9 +353,9 @@ async fn a_non_member_learns_nothing_about_private_rooms_and_direct_messages() {
     let ada_cookie = sign_up(addr, "ada").await;
     let bob_cookie = sign_up(addr, "bob").await;
     let carol_cookie = sign_up(addr, "carol").await;
-    let mut ada = connect(addr, &ada_cookie).await;
-    let mut bob = connect(addr, &bob_cookie).await;
-    let mut carol = connect(addr, &carol_cookie).await;
+    let mut ada = Client::signed_in(addr, &ada_cookie).await;
+    let mut bob = Client::signed_in(addr, &bob_cookie).await;
+    let mut carol = Client::signed_in(addr, &carol_cookie).await;
 
     ada.send_json(&ClientMsg::CreateRoom {
         room: "plans".into(),
@@ -487,8 +458,8 @@ async fn signing_out_closes_open_sockets_with_4002() {
         .await
         .session_cookie()
         .expect("cookie");
-    let mut on_phone = connect(addr, &phone).await;
-    let mut on_laptop = connect(addr, &laptop).await;
+    let mut on_phone = Client::signed_in(addr, &phone).await;
+    let mut on_laptop = Client::signed_in(addr, &laptop).await;
     let out = http_post(addr, "/api/signout", &[("cookie", &phone)], &json!({})).await;
     assert_eq!(out.status, 204);
     assert_eq!(on_phone.expect_close().await, close::SIGNED_OUT);

@@ -170,16 +170,20 @@ async fn rooms_members_and_history_are_there_after_a_clean_restart() {
     let data = tempfile::tempdir().expect("data dir");
     let addr = free_addr();
     let server = ServerProcess::start(addr, data.path()).await;
-    let mut ada = Client::named(addr, "ada").await;
+    // Accounts: members are remembered by account (guests belong only while there).
+    let ada_cookie = common::sign_up(addr, "ada").await;
+    let mut ada = Client::signed_in(addr, &ada_cookie).await;
     ada.create_room("ops").await;
     ada.join("ops").await;
-    let mut bob = Client::named(addr, "bob").await;
+    let bob_cookie = common::sign_up(addr, "bob").await;
+    let mut bob = Client::signed_in(addr, &bob_cookie).await;
     bob.join("ops").await;
     ada.say("ops", "before the restart").await;
     server.terminate().await;
 
     let server = ServerProcess::start(addr, data.path()).await;
-    let mut carol = Client::named(addr, "carol").await;
+    let carol_cookie = common::sign_up(addr, "carol").await;
+    let mut carol = Client::signed_in(addr, &carol_cookie).await;
     carol.send_json(&ClientMsg::ListRooms).await;
     carol.expect_room_list_with("ops").await;
     carol
@@ -199,8 +203,8 @@ async fn rooms_members_and_history_are_there_after_a_clean_restart() {
             ..
         } => {
             let handles: Vec<_> = members.iter().map(|p| p.user.as_str()).collect();
-            assert_eq!(handles, ["~ada", "~bob", "~carol"]);
-            assert_eq!(online, ["~carol"]);
+            assert_eq!(handles, ["ada", "bob", "carol"]);
+            assert_eq!(online, ["carol"]);
             let bodies: Vec<_> = history.iter().map(|m| m.body.as_str()).collect();
             assert_eq!(bodies, ["before the restart"]);
         }

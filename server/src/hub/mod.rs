@@ -247,7 +247,12 @@ impl Hub {
             .into_iter()
             .map(|r| {
                 let mut room = Room::new(r.kind, r.title, r.owner);
-                room.members = r.members.into_iter().collect();
+                // Guests were stored as members by early builds of protocol 3.
+                room.members = r
+                    .members
+                    .into_iter()
+                    .filter(|m| !m.starts_with(GUEST_PREFIX))
+                    .collect();
                 room.last_seq = r.last_seq;
                 (r.name, room)
             })
@@ -653,7 +658,9 @@ impl Hub {
         {
             session.rooms.push(room.to_string());
         }
-        if new_member {
+        // Guests belong to a room only while they are there: storing them would keep
+        // every name a guest ever used in the room's members for good.
+        if new_member && !person.guest {
             self.submit_quietly(Write::AddMember {
                 room: room.to_string(),
                 name: person.user.clone(),
@@ -905,14 +912,19 @@ impl Hub {
             Some(session) => session.rooms.clone(),
             None => return,
         };
-        for room in rooms {
-            self.go_offline(id, &room);
+        for room in &rooms {
+            self.go_offline(id, room);
         }
         if let Some(session) = self.sessions.remove(&id)
             && session.is_guest()
             && let Some(handle) = session.handle()
         {
             self.guests.remove(handle);
+            for room in &rooms {
+                if let Some(r) = self.rooms.get_mut(room) {
+                    r.members.remove(handle);
+                }
+            }
         }
     }
 

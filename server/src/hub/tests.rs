@@ -1070,3 +1070,32 @@ fn an_account_made_outside_the_server_can_be_messaged_at_once() {
             if rooms.iter().any(|r| r.title == "The Admin")
     ));
 }
+
+#[test]
+fn guests_are_members_only_while_they_are_there() {
+    let mut f = Fixture::new();
+    let _ada = f.member(1, "ada");
+    let mut guest = f.connect(2, 64);
+    f.hub.handle(2, hello("Visitor"));
+    f.hub.handle(2, join("general", None));
+    assert!(matches!(
+        guest.drain().last(),
+        Some(ServerMsg::Joined { members, .. }) if handles(members) == ["ada", "~visitor"]
+    ));
+    f.hub.disconnect(2);
+    let mut bob = f.member(3, "bob");
+    f.hub.handle(3, join("general", None));
+    assert!(matches!(
+        bob.drain().last(),
+        Some(ServerMsg::Joined { members, .. }) if handles(members) == ["ada", "bob"]
+    ));
+    // Nor were they stored.
+    f.flush();
+    let mut f = f.restart();
+    let mut carol = f.member(4, "carol");
+    f.hub.handle(4, join("general", None));
+    assert!(matches!(
+        carol.drain().last(),
+        Some(ServerMsg::Joined { members, .. }) if handles(members) == ["ada", "bob", "carol"]
+    ));
+}

@@ -106,12 +106,51 @@ pub fn ws_request(addr: SocketAddr) -> Request<()> {
         .expect("valid ws URL")
 }
 
+/// The password of every account the tests make.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// Creates the account `username` (with [`PASSWORD`]) and returns its session cookie,
+/// as a `Cookie` header value.
+pub async fn sign_up(addr: SocketAddr, username: &str) -> String {
+    let resp = http_post(
+        addr,
+        "/api/signup",
+        &[],
+        &serde_json::json!({"username": username, "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(resp.status, 201, "{resp:?}");
+    resp.session_cookie().expect("a session cookie")
+}
+
 /// A WebSocket client speaking the chat protocol.
 pub struct Client {
     pub ws: Ws,
 }
 
 impl Client {
+    /// Connects with a session cookie (see [`sign_up`]) and says hello, expecting a
+    /// welcome.
+    pub async fn signed_in(addr: SocketAddr, cookie: &str) -> Client {
+        let mut req = ws_request(addr);
+        req.headers_mut().insert(
+            "cookie",
+            tokio_tungstenite::tungstenite::http::HeaderValue::from_str(cookie).expect("cookie"),
+        );
+        let mut c = Client {
+            ws: open(addr, req).await.expect("a signed-in socket opens"),
+        };
+        c.send_json(&ClientMsg::Hello {
+            protocol: PROTOCOL_VERSION,
+            name: None,
+        })
+        .await;
+        match c.recv().await {
+            ServerMsg::Welcome { .. } => c,
+            other => panic!("expected a welcome, got {other:?}"),
+        }
+    }
+
     /// Connects without saying hello.
     pub async fn connect(addr: SocketAddr) -> Client {
         let ws = open(addr, ws_request(addr))
