@@ -236,11 +236,16 @@ impl Hub {
             },
             None,
         )?;
-        let kind = r.kind;
-        if let Some(r) = self.rooms.get_mut(room.as_str()) {
-            r.title = title.into_string();
-        }
-        self.send_room_lists_about(room.as_str(), kind);
+        let Some(r) = self.rooms.get_mut(room.as_str()) else {
+            return Ok(());
+        };
+        r.title = title.into_string();
+        // Who can see it, as of now; the room list itself is read from the hub.
+        let viewers = Room {
+            members: r.members.clone(),
+            ..Room::new(r.kind, String::new(), None)
+        };
+        self.send_room_lists_to_viewers(&viewers);
         Ok(())
     }
 
@@ -277,26 +282,14 @@ impl Hub {
         let Some(gone) = self.rooms.remove(room.as_str()) else {
             return Ok(());
         };
-        match gone.kind {
-            RoomKind::Public => self.send_room_lists(|_| true, None),
-            _ => self.send_room_lists(|h| gone.members.contains(h), None),
-        }
+        self.send_room_lists_to_viewers(&gone);
         Ok(())
     }
 
-    /// Sends every session that can see `room` its room list again.
-    fn send_room_lists_about(&mut self, room: &str, kind: RoomKind) {
-        match kind {
-            RoomKind::Public => self.send_room_lists(|_| true, None),
-            _ => {
-                let members = self
-                    .rooms
-                    .get(room)
-                    .map(|r| r.members.clone())
-                    .unwrap_or_default();
-                self.send_room_lists(|h| members.contains(h), None);
-            }
-        }
+    /// Sends every session that can see `room` (by [`Room::visible_to`]) its room list
+    /// again. `room` may already be out of the hub, as after a deletion.
+    fn send_room_lists_to_viewers(&mut self, room: &Room) {
+        self.send_room_lists(|h| room.visible_to(h), None);
     }
 
     /// Sends each identified session whose handle `concerned` accepts its own room
