@@ -8,7 +8,8 @@
 //!
 //! Two ways to publish:
 //! - **at a fixed rate** (`--rate`, total messages per second over all publishers):
-//!   latency at a known load;
+//!   latency at a known load. Publishers take turns, evenly spaced, so the server sees
+//!   the rate asked for rather than one burst per period;
 //! - **as fast as the server delivers** (no `--rate`): each publisher keeps at most
 //!   `--window` messages whose own copy has not come back to it yet. Its copy travels
 //!   through the same broadcast as everyone else's, so publishers slow down exactly as
@@ -18,17 +19,21 @@
 //! period. Works against Confab and the Node `ws` peer alike: both speak the protocol's
 //! `hello`, `create_room`, `join` and `send`.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, LazyLock, Mutex, PoisonError},
+    time::Duration,
+};
 
 use anyhow::{Context, bail};
 use clap::Args;
 use confab_shared::{ClientMsg, PROTOCOL_VERSION};
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
+use memchr::memmem::Finder;
 use serde_json::json;
 use tokio::{
     sync::Semaphore,
-    time::{Instant, MissedTickBehavior, sleep_until, timeout, timeout_at},
+    time::{Instant, MissedTickBehavior, sleep_until, timeout},
 };
 
 use crate::{
@@ -83,10 +88,20 @@ pub struct FanoutArgs {
     pub common: CommonArgs,
 }
 
-/// What one member read.
-struct MemberResult {
-    delivered: u64,
-    latency: Histogram<u64>,
+/// Latencies a member keeps before adding them to the run's histogram.
+const LATENCY_BATCH: usize = 512;
+
+/// Every member's latencies, in one histogram. One per member (136 KiB each at this
+/// precision) spread the bench's hot loop over a thousand histograms and made it miss
+/// the cache on every frame; members add a batch at a time, so the lock is rare.
+type Latencies = Arc<Mutex<Histogram<u64>>>;
+
+fn record(latencies: &Latencies, batch: &mut Vec<u64>) {
+    let mut histogram = latencies.lock().unwrap_or_else(PoisonError::into_inner);
+    for &micros in batch.iter() {
+        histogram.saturating_record(micros);
+    }
+    batch.clear();
 }
 
 pub async fn run(mut args: FanoutArgs, placement: Option<Placement>) -> anyhow::Result<Report> {
@@ -137,19 +152,20 @@ pub async fn run(mut args: FanoutArgs, placement: Option<Placement>) -> anyhow::
         .map(|rate| Duration::from_secs_f64(publishers_total as f64 / rate));
 
     let timeline = Timeline::from_now(args.warmup_secs, args.duration_secs);
+    let latencies: Latencies = Arc::new(Mutex::new(report::latency_histogram()?));
     let tasks: Vec<_> = sockets
         .into_iter()
-        .enumerate()
-        .map(|(i, (room, publishes, reader, writer))| {
+        .map(|(id, room, publishes, reader, writer)| {
             let plan = Plan {
-                id: i,
+                id,
                 room,
                 publishes,
                 interval,
+                publishers: publishers_total,
                 window: args.window,
                 timeline,
             };
-            tokio::spawn(member(reader, writer, plan))
+            tokio::spawn(member(reader, writer, plan, latencies.clone()))
         })
         .collect();
 
@@ -159,17 +175,16 @@ pub async fn run(mut args: FanoutArgs, placement: Option<Placement>) -> anyhow::
     let cpu = cpu.finish()?;
 
     let mut delivered = 0;
-    let mut latency = report::latency_histogram()?;
     for (i, task) in tasks.into_iter().enumerate() {
-        let result = task
+        delivered += task
             .await
             .with_context(|| format!("member {i} crashed"))?
             .with_context(|| format!("member {i} failed"))?;
-        delivered += result.delivered;
-        latency
-            .add(&result.latency)
-            .context("cannot merge latency histograms")?;
     }
+    let latency = Arc::into_inner(latencies)
+        .context("a member still holds the latencies")?
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
     let rss_kib = server.rss_kib()?;
     server.stop().await?;
     if delivered == 0 {
@@ -209,12 +224,13 @@ pub async fn run(mut args: FanoutArgs, placement: Option<Placement>) -> anyhow::
     Ok(report)
 }
 
-/// Connects every member, says hello and joins its room, a few dozen at a time.
+/// Connects every member, says hello and joins its room, a few dozen at a time. Member
+/// `i` is in room `i % rooms` and publishes if `i < rooms × publishers`.
 async fn set_up_members(
     server: &ServerProcess,
     args: &FanoutArgs,
     rooms: &[String],
-) -> anyhow::Result<Vec<(String, bool, Reader, Writer)>> {
+) -> anyhow::Result<Vec<(usize, String, bool, Reader, Writer)>> {
     let total = args.rooms * args.members;
     let mut sockets = Vec::with_capacity(total);
     let addr = server.addr;
@@ -242,7 +258,7 @@ async fn set_up_members(
             writer.flush().await?;
             let joined = format!(r#"{{"type":"joined","room":"{room}""#);
             rawws::expect(&mut reader, "joined", &joined).await?;
-            anyhow::Ok((room, publishes, reader, writer))
+            anyhow::Ok((i, room, publishes, reader, writer))
         };
         async move {
             timeout(SETUP_TIMEOUT, setup)
@@ -264,11 +280,20 @@ struct Plan {
     publishes: bool,
     /// Fixed rate: time between two of this publisher's messages.
     interval: Option<Duration>,
+    /// Publishers over all rooms; they are members `0..publishers`.
+    publishers: usize,
     window: usize,
     timeline: Timeline,
 }
 
-async fn member(mut reader: Reader, writer: Writer, plan: Plan) -> anyhow::Result<MemberResult> {
+/// Reads until the end of the run (publishing too, if it is a publisher); returns how
+/// many messages it read in the measured period.
+async fn member(
+    mut reader: Reader,
+    writer: Writer,
+    plan: Plan,
+    latencies: Latencies,
+) -> anyhow::Result<u64> {
     let window = Arc::new(Semaphore::new(plan.window));
     let publisher = if plan.publishes {
         Some(tokio::spawn(publish(
@@ -276,6 +301,7 @@ async fn member(mut reader: Reader, writer: Writer, plan: Plan) -> anyhow::Resul
             plan.room.clone(),
             plan.id,
             plan.interval,
+            plan.publishers,
             window.clone(),
             plan.timeline,
         )))
@@ -285,18 +311,20 @@ async fn member(mut reader: Reader, writer: Writer, plan: Plan) -> anyhow::Resul
         None
     };
     let own_prefix = format!("{} ", plan.id);
-    let mut result = MemberResult {
-        delivered: 0,
-        latency: report::latency_histogram()?,
-    };
-    let deadline = plan.timeline.until + DRAIN;
+    let mut delivered = 0;
+    let mut batch = Vec::with_capacity(LATENCY_BATCH);
+    // One timer for the whole run: a timeout around every read would register and
+    // cancel a timer per frame.
+    let deadline = sleep_until(plan.timeline.until + DRAIN);
+    tokio::pin!(deadline);
     loop {
-        let text = match timeout_at(deadline, reader.next()).await {
-            Err(_) => break,
-            Ok(frame) => match frame? {
-                Frame::Text(text) => text,
-                Frame::Close(code) => bail!("the server closed the connection ({code:?})"),
-                Frame::Other => continue,
+        let (now, text) = tokio::select! {
+            biased;
+            () = &mut deadline => break,
+            frame = reader.next_at() => match frame? {
+                (now, Frame::Text(text)) => (now, text),
+                (_, Frame::Close(code)) => bail!("the server closed the connection ({code:?})"),
+                (_, Frame::Other) => continue,
             },
         };
         if !text.starts_with(r#"{"type":"message""#) {
@@ -305,20 +333,21 @@ async fn member(mut reader: Reader, writer: Writer, plan: Plan) -> anyhow::Resul
             }
             continue;
         }
-        let now = Instant::now();
         let body = body_of(text).with_context(|| format!("no body in {text}"))?;
         if plan.publishes && body.starts_with(&own_prefix) {
             window.add_permits(1);
         }
         if plan.timeline.measured(now) {
-            result.delivered += 1;
+            delivered += 1;
             let sent = sent_micros(body).with_context(|| format!("no send time in {body}"))?;
             let now_micros = micros_since(plan.timeline.start, now);
-            result
-                .latency
-                .saturating_record(now_micros.saturating_sub(sent).max(1));
+            batch.push(now_micros.saturating_sub(sent).max(1));
+            if batch.len() == LATENCY_BATCH {
+                record(&latencies, &mut batch);
+            }
         }
     }
+    record(&latencies, &mut batch);
     if let Some(publisher) = publisher {
         let writer = publisher
             .await
@@ -326,7 +355,7 @@ async fn member(mut reader: Reader, writer: Writer, plan: Plan) -> anyhow::Resul
             .context("the publisher failed")?;
         drop(writer);
     }
-    Ok(result)
+    Ok(delivered)
 }
 
 /// Publishes until the end of the run: at a fixed interval, or whenever the window has
@@ -337,12 +366,17 @@ async fn publish(
     room: String,
     id: usize,
     interval: Option<Duration>,
+    publishers: usize,
     window: Arc<Semaphore>,
     timeline: Timeline,
 ) -> anyhow::Result<Writer> {
     let mut n: u64 = 0;
     let mut ticker = interval.map(|every| {
-        let mut ticker = tokio::time::interval(every);
+        // Publishers take turns, evenly spaced: started together, all of them would send
+        // at the same instant of every period, and the server would see bursts of one
+        // message per publisher rather than the rate asked for.
+        let turn = every.mul_f64(id as f64 / publishers as f64);
+        let mut ticker = tokio::time::interval_at(timeline.start + turn, every);
         // Keep the rate: a late tick is made up at once rather than dropped.
         ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
         ticker
@@ -394,17 +428,21 @@ fn body(publisher: usize, sent_micros: u64) -> String {
 }
 
 fn sent_micros(body: &str) -> Option<u64> {
-    body.split(' ').nth(1)?.parse().ok()
+    let (_, rest) = body.split_once(' ')?;
+    let (micros, _) = rest.split_once(' ')?;
+    micros.parse().ok()
 }
 
 /// The body of an encoded `message` frame, without decoding the rest: members read
 /// millions of frames, and the bench must not become the bottleneck it measures. Bodies
 /// the bench writes need no JSON escaping.
 fn body_of(frame: &str) -> Option<&str> {
-    const KEY: &str = r#""body":""#;
-    let start = frame.find(KEY)? + KEY.len();
-    let len = frame[start..].find('"')?;
-    Some(&frame[start..start + len])
+    // Built once: `str::find` sets up a substring searcher on every call.
+    static KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(r#""body":""#));
+    let start = KEY.find(frame.as_bytes())? + KEY.needle().len();
+    let len = memchr::memchr(b'"', &frame.as_bytes()[start..])?;
+    // Both ends are at ASCII quotes, so they are character boundaries.
+    frame.get(start..start + len)
 }
 
 fn micros_since(epoch: Instant, at: Instant) -> u64 {

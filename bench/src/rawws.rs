@@ -17,6 +17,7 @@ use tokio::{
         TcpStream,
         tcp::{OwnedReadHalf, OwnedWriteHalf},
     },
+    time::Instant,
 };
 use tokio_tungstenite::tungstenite::handshake::{client::generate_key, derive_accept_key};
 
@@ -45,6 +46,10 @@ pub struct Reader {
     /// Unparsed bytes are `buf[start..end]`.
     start: usize,
     end: usize,
+    /// When the last read returned: the arrival time of every frame it brought. One
+    /// clock reading per read rather than per frame, and it leaves out the time spent
+    /// parsing the frames ahead of a frame in the same read.
+    read_at: Instant,
     /// Set when the reader answers pings itself.
     pong_to: Option<Writer>,
 }
@@ -110,6 +115,7 @@ pub async fn connect(addr: SocketAddr) -> anyhow::Result<(Reader, Writer)> {
             buf,
             start: head_end,
             end,
+            read_at: Instant::now(),
             pong_to: None,
         },
         Writer {
@@ -134,8 +140,14 @@ impl Reader {
 
     /// The next frame. Cancel-safe between frames: bytes already read stay buffered.
     pub async fn next(&mut self) -> anyhow::Result<Frame<'_>> {
+        Ok(self.next_at().await?.1)
+    }
+
+    /// The next frame and when the read that brought it returned.
+    pub async fn next_at(&mut self) -> anyhow::Result<(Instant, Frame<'_>)> {
         loop {
             if let Some((fin_op, payload_start, payload_end)) = self.parse()? {
+                let at = self.read_at;
                 self.start = payload_end;
                 let op = fin_op & 0x0F;
                 if fin_op & 0x80 == 0 {
@@ -145,12 +157,12 @@ impl Reader {
                     OP_TEXT => {
                         let text = std::str::from_utf8(&self.buf[payload_start..payload_end])
                             .context("text frame that is not UTF-8")?;
-                        return Ok(Frame::Text(text));
+                        return Ok((at, Frame::Text(text)));
                     }
                     OP_CLOSE => {
                         let p = &self.buf[payload_start..payload_end];
                         let code = (p.len() >= 2).then(|| u16::from_be_bytes([p[0], p[1]]));
-                        return Ok(Frame::Close(code));
+                        return Ok((at, Frame::Close(code)));
                     }
                     OP_PING => {
                         if let Some(writer) = &mut self.pong_to {
@@ -158,9 +170,9 @@ impl Reader {
                             writer.frame(OP_PONG, &payload);
                             writer.flush().await?;
                         }
-                        return Ok(Frame::Other);
+                        return Ok((at, Frame::Other));
                     }
-                    _ => return Ok(Frame::Other),
+                    _ => return Ok((at, Frame::Other)),
                 }
             }
             self.fill().await?;
@@ -218,6 +230,7 @@ impl Reader {
         if n == 0 {
             bail!("the server ended the connection");
         }
+        self.read_at = Instant::now();
         self.end += n;
         Ok(())
     }
