@@ -72,8 +72,9 @@ pub struct Config {
     )]
     pub allowed_origins: Vec<String>,
 
-    /// Frames a connection may have queued for sending before it counts as too slow and
-    /// is disconnected (close code 4000).
+    /// Frames a connection may have queued for sending while its socket is full (the
+    /// client is not reading) before it counts as too slow and is disconnected (close code
+    /// 4000).
     #[arg(long, env = "CONFAB_QUEUE_CAPACITY", default_value_t = 1024)]
     pub queue_capacity: usize,
 

@@ -138,6 +138,7 @@ where
             written: 0,
             ping_wanted: false,
             control_queued: false,
+            socket_full: false,
         },
         hub,
         settings,
@@ -307,6 +308,8 @@ struct Socket<S> {
     /// tungstenite may hold control frames not yet flushed: it was asked to read (which
     /// queues pongs and the close reply) or to send a ping since its last flush.
     control_queued: bool,
+    /// The last write found the socket full, and the outbox was told so.
+    socket_full: bool,
 }
 
 /// What the write side did.
@@ -445,11 +448,26 @@ where
             let n = match Pin::new(self.ws.get_mut()).poll_write(cx, buf) {
                 Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(Err(())),
                 Poll::Ready(Ok(n)) => n,
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    self.note_socket_full(true);
+                    return Poll::Pending;
+                }
             };
             self.advance(n);
+            if self.pending.is_empty() {
+                self.note_socket_full(false);
+            }
             Poll::Ready(Ok(()))
         })
+    }
+
+    /// Tells the outbox when the socket starts or stops refusing bytes: a full queue
+    /// then means a slow client (see [`crate::outbox`]).
+    fn note_socket_full(&mut self, full: bool) {
+        if self.socket_full != full {
+            self.socket_full = full;
+            self.rx.set_socket_full(full);
+        }
     }
 
     /// Drops the frames the last write completed and remembers how far into the next

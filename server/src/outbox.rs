@@ -1,8 +1,14 @@
 //! The outgoing side of one connection, as seen by everything that is not the socket.
 //!
 //! - Frames go through a *bounded* queue. Pushing never waits: a hub that waited on one
-//!   slow reader would stall the whole chat. A full queue means the client is not
-//!   keeping up, and it is disconnected instead of being buffered without bound.
+//!   slow reader would stall the whole chat. A full queue while the connection's socket
+//!   is full too means the client is not keeping up, and it is disconnected instead of
+//!   being buffered without bound.
+//! - A full queue while the socket still takes everything is the server's own burst, not
+//!   a slow client: say, a few hundred messages committed together after the disk
+//!   paused, pushed to every recipient before any connection ran. Those pushes are let
+//!   through up to [`BURST_ALLOWANCE`] times the capacity, so a pause of the server's
+//!   never disconnects the clients that keep up.
 //! - A close request has a slot of its own, which always has room, so a client can be
 //!   told why it is being dropped even when its queue is full. The first reason set
 //!   wins.
@@ -31,9 +37,18 @@ use tokio_tungstenite::tungstenite::{
     protocol::{CloseFrame, frame::coding::CloseCode},
 };
 
+/// How many times its capacity a queue may hold while its connection's socket still
+/// takes every write (see the module documentation). Bounds memory all the same: the
+/// frames are shared with the other recipients, so a full allowance costs a pointer per
+/// frame.
+pub const BURST_ALLOWANCE: usize = 8;
+
 #[derive(Debug)]
 struct Shared {
     state: Mutex<State>,
+    /// Set by the connection while its socket refuses more bytes (the peer is not
+    /// reading): only then does a full queue mean the client is too slow.
+    socket_full: AtomicBool,
     /// Wakes the connection: frames queued, a close requested, or the last sender gone.
     waker: AtomicWaker,
     capacity: usize,
@@ -78,6 +93,7 @@ impl Outbox {
     pub fn new(capacity: usize) -> (Outbox, OutboxRx) {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
+            socket_full: AtomicBool::new(false),
             waker: AtomicWaker::new(),
             capacity: capacity.max(1),
             senders: AtomicUsize::new(1),
@@ -91,14 +107,19 @@ impl Outbox {
         )
     }
 
-    /// Queues one encoded frame without waiting.
+    /// Queues one encoded frame without waiting. Refused when the queue is full and the
+    /// socket is too, or past the burst allowance.
     pub fn push(&self, frame: Utf8Bytes) -> Result<(), PushError> {
         if !self.shared.receiver_alive.load(Ordering::Acquire) {
             return Err(PushError);
         }
         let was_empty = {
             let mut state = self.shared.state();
-            if state.frames.len() >= self.shared.capacity {
+            let queued = state.frames.len();
+            if queued >= self.shared.capacity
+                && (self.shared.socket_full.load(Ordering::Relaxed)
+                    || queued >= self.shared.capacity.saturating_mul(BURST_ALLOWANCE))
+            {
                 return Err(PushError);
             }
             state.frames.push_back(frame);
@@ -197,6 +218,11 @@ impl OutboxRx {
         }
     }
 
+    /// Tells the senders whether the socket refuses more bytes right now.
+    pub fn set_socket_full(&self, full: bool) {
+        self.shared.socket_full.store(full, Ordering::Relaxed);
+    }
+
     /// A queued frame, if any (for tests and for flushing before a close).
     pub fn try_recv(&self) -> Option<Utf8Bytes> {
         self.shared.state().frames.pop_front()
@@ -223,13 +249,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_full_queue_refuses_instead_of_growing() {
+    fn a_full_queue_refuses_instead_of_growing_when_the_socket_is_full_too() {
         let (outbox, rx) = Outbox::new(2);
+        rx.set_socket_full(true);
         assert_eq!(outbox.push("a".into()), Ok(()));
         assert_eq!(outbox.push("b".into()), Ok(()));
         assert_eq!(outbox.push("c".into()), Err(PushError));
         assert_eq!(rx.try_recv(), Some("a".into()));
         assert_eq!(outbox.push("c".into()), Ok(()));
+    }
+
+    #[test]
+    fn a_burst_to_a_connection_that_keeps_up_is_let_through_up_to_the_allowance() {
+        let (outbox, rx) = Outbox::new(2);
+        let allowance = 2 * BURST_ALLOWANCE;
+        for i in 0..allowance {
+            assert_eq!(outbox.push(i.to_string().into()), Ok(()), "frame {i}");
+        }
+        assert_eq!(outbox.push("over".into()), Err(PushError));
+        // The socket fills up while the burst is written: now the capacity holds.
+        let mut taken = VecDeque::new();
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert_eq!(rx.poll_take(&mut cx, &mut taken), Poll::Ready(Next::Frames));
+        assert_eq!(taken.len(), allowance);
+        rx.set_socket_full(true);
+        assert_eq!(outbox.push("a".into()), Ok(()));
+        assert_eq!(outbox.push("b".into()), Ok(()));
+        assert_eq!(outbox.push("c".into()), Err(PushError));
     }
 
     #[test]
