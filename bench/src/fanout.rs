@@ -89,14 +89,14 @@ pub struct FanoutArgs {
 }
 
 /// Latencies a member keeps before adding them to the run's histogram.
-const LATENCY_BATCH: usize = 512;
+pub(crate) const LATENCY_BATCH: usize = 512;
 
 /// Every member's latencies, in one histogram. One per member (136 KiB each at this
 /// precision) spread the bench's hot loop over a thousand histograms and made it miss
 /// the cache on every frame; members add a batch at a time, so the lock is rare.
-type Latencies = Arc<Mutex<Histogram<u64>>>;
+pub(crate) type Latencies = Arc<Mutex<Histogram<u64>>>;
 
-fn record(latencies: &Latencies, batch: &mut Vec<u64>) {
+pub(crate) fn record(latencies: &Latencies, batch: &mut Vec<u64>) {
     let mut histogram = latencies.lock().unwrap_or_else(PoisonError::into_inner);
     for &micros in batch.iter() {
         histogram.saturating_record(micros);
@@ -423,11 +423,11 @@ async fn publish(
 }
 
 /// `"<publisher> <send time µs> ----…"`, padded to [`BODY_BYTES`].
-fn body(publisher: usize, sent_micros: u64) -> String {
+pub(crate) fn body(publisher: usize, sent_micros: u64) -> String {
     format!("{:-<BODY_BYTES$}", format!("{publisher} {sent_micros} "))
 }
 
-fn sent_micros(body: &str) -> Option<u64> {
+pub(crate) fn sent_micros(body: &str) -> Option<u64> {
     let (_, rest) = body.split_once(' ')?;
     let (micros, _) = rest.split_once(' ')?;
     micros.parse().ok()
@@ -436,7 +436,7 @@ fn sent_micros(body: &str) -> Option<u64> {
 /// The body of an encoded `message` frame, without decoding the rest: members read
 /// millions of frames, and the bench must not become the bottleneck it measures. Bodies
 /// the bench writes need no JSON escaping.
-fn body_of(frame: &str) -> Option<&str> {
+pub(crate) fn body_of(frame: &str) -> Option<&str> {
     // Built once: `str::find` sets up a substring searcher on every call.
     static KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(r#""body":""#));
     let start = KEY.find(frame.as_bytes())? + KEY.needle().len();
@@ -445,7 +445,7 @@ fn body_of(frame: &str) -> Option<&str> {
     frame.get(start..start + len)
 }
 
-fn micros_since(epoch: Instant, at: Instant) -> u64 {
+pub(crate) fn micros_since(epoch: Instant, at: Instant) -> u64 {
     u64::try_from(at.duration_since(epoch).as_micros()).unwrap_or(u64::MAX)
 }
 

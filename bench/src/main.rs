@@ -11,6 +11,7 @@
 mod client;
 mod durable;
 mod fanout;
+mod floor;
 mod idle;
 mod pin;
 mod rawws;
@@ -41,6 +42,10 @@ enum Scenario {
     /// the server delivers. Measures delivered msgs/s and end-to-end latency (the send
     /// time travels inside the message).
     Fanout(fanout::FanoutArgs),
+    /// The floor: one thread on the server's core writes a frame to each of N sockets in
+    /// turn, with no server at all. The least time a message can take to reach N
+    /// subscribers from one core of this machine.
+    Floor(floor::FloorArgs),
     /// Idle sockets: opens N joined, silent connections and reports the server's memory
     /// per socket and the connect rate.
     Idle(idle::IdleArgs),
@@ -112,6 +117,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let (common, pinned) = match &cli.scenario {
         Scenario::Durable(args) => (args.common.clone(), !args.smoke),
         Scenario::Fanout(args) => (args.common.clone(), !args.smoke),
+        Scenario::Floor(args) => (args.common.clone(), !args.smoke),
         Scenario::Idle(args) => (args.common.clone(), !args.smoke),
         Scenario::Storm(args) => (args.common.clone(), !args.smoke),
         Scenario::Suite(args) => (args.common.clone(), !args.smoke),
@@ -140,6 +146,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         match cli.scenario {
             Scenario::Durable(args) => durable::run(args, placement).await.map(|r| vec![r]),
             Scenario::Fanout(args) => fanout::run(args, placement).await.map(|r| vec![r]),
+            Scenario::Floor(args) => floor::run(args, placement).await.map(|r| vec![r]),
             Scenario::Idle(args) => idle::run(args, placement).await.map(|r| vec![r]),
             Scenario::Storm(args) => storm::run(args, placement).await.map(|r| vec![r]),
             Scenario::Suite(args) => suite::run(args, placement).await,

@@ -133,6 +133,19 @@ fn key_bytes(key: &str) -> [u8; 4] {
 }
 
 impl Reader {
+    /// Reads server frames from a socket with no upgrade before them (the `floor`
+    /// scenario, whose sender writes frames straight away).
+    pub fn without_upgrade(half: OwnedReadHalf) -> Reader {
+        Reader {
+            half,
+            buf: vec![0; READ_BUFFER],
+            start: 0,
+            end: 0,
+            read_at: Instant::now(),
+            pong_to: None,
+        }
+    }
+
     /// Lets the reader answer pings itself (for sockets that otherwise never write).
     pub fn answer_pings(&mut self, writer: Writer) {
         self.pong_to = Some(writer);

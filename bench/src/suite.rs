@@ -9,6 +9,7 @@ use crate::{
     CommonArgs,
     durable::{self, DurableArgs},
     fanout::{self, FanoutArgs},
+    floor::{self, FloorArgs},
     idle::{self, IdleArgs},
     pin::Placement,
     report::Report,
@@ -67,25 +68,46 @@ pub async fn run(args: SuiteArgs, placement: Option<Placement>) -> anyhow::Resul
             delivered[1],
             delivered[1] / delivered[0]
         ));
-        if shape.members == BIG_ROOM.members {
-            // Latency at half of Confab's maximum: the load it should carry comfortably.
-            let published = delivered[1] / shape.members as f64;
-            let half = (published / 2.0).max(1.0);
-            let report = fanout::run(
-                fanout_args(&args, Peer::Confab, &shape, Some(half)),
-                placement,
-            )
-            .await?;
-            report.print_table();
-            lines.push(format!(
-                "{:<40} confab at {:.0} msgs/s published (half of max): p99 {} ms",
-                shape.name,
-                half,
-                number(&report, "p99 ms")?
-            ));
-            reports.push(report);
-        }
+        // Latency at half of Confab's maximum: the load it should carry comfortably.
+        let published = delivered[1] / shape.members as f64;
+        let half = (published / 2.0).max(1.0);
+        let report = fanout::run(
+            fanout_args(&args, Peer::Confab, &shape, Some(half)),
+            placement,
+        )
+        .await?;
+        report.print_table();
+        lines.push(format!(
+            "{:<40} confab at {:.0} msgs/s published (half of max): p99 {} ms",
+            shape.name,
+            half,
+            number(&report, "p99 ms")?
+        ));
+        reports.push(report);
     }
+    // What no server can beat in the big room on this machine: one core writing a
+    // frame to each subscriber in turn, with nothing else to do.
+    let report = floor::run(
+        FloorArgs {
+            sockets: BIG_ROOM.members,
+            rate: 50.0,
+            duration_secs: args.duration_secs.min(5),
+            warmup_secs: 1,
+            smoke: args.smoke,
+            common: common(&args, Peer::Confab),
+        },
+        placement,
+    )
+    .await?;
+    report.print_table();
+    lines.push(format!(
+        "{:<40} no server, {} sockets: sweep {} ms, p99 {} ms",
+        "floor (one core writing, 50 rounds/s)",
+        number(&report, "sockets")?,
+        number(&report, "sweep p50 ms")?,
+        number(&report, "p99 ms")?
+    ));
+    reports.push(report);
     let mut per_socket = [0.0; 2];
     let mut sockets = 0.0;
     for (i, peer) in [Peer::NodeWs, Peer::Confab].into_iter().enumerate() {
