@@ -1,15 +1,16 @@
 //! Scenario `floor`: what one core of this machine allows any server, measured without
 //! a server.
 //!
-//! A thread pinned to the server's core writes one `message` frame (the very bytes
-//! Confab sends in the fan-out scenario, encoded once per round) to each of N loopback
-//! sockets in turn, with blocking writes and nothing else to do. The bench reads them
-//! on its own core exactly as the fan-out members do. No server does less per delivery
-//! than this loop, so:
-//! - the **sweep** (first write to last write of a round) is the least time in which a
-//!   message reaches N subscribers from one core here;
-//! - the **end-to-end latency** (send time in the frame, read time at the member) is a
-//!   lower bound for the fan-out scenario in a room of N at a low rate.
+//! A thread pinned to the server's core sends messages at a fixed rate to N loopback
+//! sockets: the very `message` frame Confab sends in the fan-out scenario, encoded once,
+//! written to each socket in turn with blocking writes (everything due since the last
+//! sweep in one write per socket), and nothing else. The bench reads them on its own
+//! core exactly as the fan-out members do. No server does less per delivery than this
+//! loop, so:
+//! - the **sweep** (first write to last write) is the least time in which a message
+//!   reaches N subscribers from one core here;
+//! - the **end-to-end latency** (due time in the frame, read time at the member) is a
+//!   lower bound for the fan-out scenario in a room of N at the same rate.
 //!
 //! On loopback the kernel runs the receiving side of TCP on the sending core as well,
 //! so most of a write's cost is the kernel's, whichever server makes it.
@@ -47,13 +48,13 @@ pub struct FloorArgs {
     /// Sockets written in every round (the room's subscribers).
     #[arg(long, default_value_t = 1000)]
     pub sockets: usize,
-    /// Rounds per second: each socket receives this many frames a second.
+    /// Messages per second: each socket receives this many frames a second.
     #[arg(long, default_value_t = 50.0)]
     pub rate: f64,
     /// Length of the measured period.
     #[arg(long, default_value_t = 5)]
     pub duration_secs: u64,
-    /// Rounds before the measured period, not counted.
+    /// Sending before the measured period, not counted.
     #[arg(long, default_value_t = 1)]
     pub warmup_secs: u64,
     /// A seconds-long "does it work" run for CI: 16 sockets, 1 s, no pinning.
@@ -67,7 +68,7 @@ pub struct FloorArgs {
 
 /// What the sending thread measured over the measured period.
 struct Sent {
-    /// Time from the first write of a round to the end of its last, in µs.
+    /// Time from the first write of a sweep to the end of its last, in µs.
     sweeps: Histogram<u64>,
     writes: u64,
     /// The thread's CPU time.
@@ -90,7 +91,7 @@ pub async fn run(mut args: FloorArgs, placement: Option<Placement>) -> anyhow::R
     }
     let (senders, readers) = socket_pairs(args.sockets).await?;
     eprintln!(
-        "floor: one thread on core {} writes a message frame to {} sockets, {} rounds/s",
+        "floor: one thread on core {} writes to {} sockets, {} msgs/s",
         placement.map_or("any".to_owned(), |p| p.server_core.to_string()),
         args.sockets,
         args.rate
@@ -108,7 +109,7 @@ pub async fn run(mut args: FloorArgs, placement: Option<Placement>) -> anyhow::R
     let core = placement.map(|p| p.server_core);
     let sender = std::thread::Builder::new()
         .name("floor-sender".into())
-        .spawn(move || send_rounds(senders, core, interval, timeline))
+        .spawn(move || send_sweeps(senders, core, interval, timeline))
         .context("cannot start the sending thread")?;
 
     let mut delivered = 0;
@@ -137,7 +138,7 @@ pub async fn run(mut args: FloorArgs, placement: Option<Placement>) -> anyhow::R
     report.pinning(placement);
     report.column("server", "none (floor)");
     report.column("sockets", args.sockets);
-    report.column("rounds/s", args.rate);
+    report.column("msgs/s", args.rate);
     report.column("delivered/s", (delivered as f64 / secs).round() as u64);
     report.column(
         "sweep p50 ms",
@@ -196,9 +197,13 @@ async fn socket_pairs(
     Ok((senders, readers))
 }
 
-/// The sending thread: every `interval`, one frame to every socket, as fast as blocking
-/// writes go.
-fn send_rounds(
+/// The sending thread. A message is due every `interval`; each sweep writes every
+/// message that fell due since the last sweep to every socket, in one write per socket,
+/// stamped with the time it fell due. At a low rate that is one frame per write; when
+/// a sweep takes longer than the interval, the messages that fell due meanwhile go
+/// together in the next one: the batching a server would do, with nothing else in the
+/// way. Stamping the due time, not the sweep's, counts the wait for the next sweep.
+fn send_sweeps(
     mut sockets: Vec<std::net::TcpStream>,
     core: Option<usize>,
     interval: Duration,
@@ -213,31 +218,37 @@ fn send_rounds(
     let mut sweeps = report::latency_histogram()?;
     let mut writes = 0;
     let mut cpu_from = None;
-    let mut next = start;
-    let mut frame = Vec::new();
+    // Messages `0..sent` have been written; message `k` falls due at start + k × interval.
+    let mut sent: u32 = 0;
+    let due = |k: u32| start + interval * k;
+    let mut buf = Vec::new();
     loop {
-        let now = std::time::Instant::now();
+        let mut now = std::time::Instant::now();
         if now >= until {
             break;
         }
-        if next > now {
-            std::thread::sleep(next - now);
+        if due(sent) > now {
+            std::thread::sleep(due(sent) - now);
+            now = std::time::Instant::now();
         }
-        next += interval;
-        let round_start = std::time::Instant::now();
-        let measured = round_start >= measure_from && round_start < until;
+        buf.clear();
+        while due(sent) <= now && due(sent) < until {
+            let stamp = u64::try_from(due(sent).duration_since(start).as_micros()).unwrap_or(0);
+            encode_frame(stamp, &mut buf);
+            sent += 1;
+        }
+        if buf.is_empty() {
+            continue;
+        }
+        let measured = now >= measure_from && now < until;
         if measured && cpu_from.is_none() {
             cpu_from = Some(thread_cpu()?);
         }
-        let stamp = u64::try_from(round_start.duration_since(start).as_micros()).unwrap_or(0);
-        encode_frame(stamp, &mut frame);
         for socket in &mut sockets {
-            socket
-                .write_all(&frame)
-                .context("cannot write to a reader")?;
+            socket.write_all(&buf).context("cannot write to a reader")?;
         }
         if measured {
-            let sweep = u64::try_from(round_start.elapsed().as_micros()).unwrap_or(u64::MAX);
+            let sweep = u64::try_from(now.elapsed().as_micros()).unwrap_or(u64::MAX);
             sweeps.saturating_record(sweep.max(1));
             writes += sockets.len() as u64;
         }
@@ -254,8 +265,8 @@ fn send_rounds(
     })
 }
 
-/// The `message` frame Confab would send for a fan-out message stamped `stamp`: the
-/// same JSON, behind a server-to-client text frame header.
+/// Appends the `message` frame Confab would send for a fan-out message stamped `stamp`:
+/// the same JSON, behind a server-to-client text frame header.
 fn encode_frame(stamp: u64, out: &mut Vec<u8>) {
     let json = ServerMsg::Message(ChatMessage {
         id: 1,
@@ -267,7 +278,6 @@ fn encode_frame(stamp: u64, out: &mut Vec<u8>) {
         ts: 1,
     })
     .to_json();
-    out.clear();
     out.push(0x81);
     match json.len() {
         n if n < 126 => out.push(n as u8),
