@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole benchmark suite: Confab and the Node `ws` peer side by side, server and
-# load generator pinned to different cores. Takes about five minutes on a quiet machine.
+# load generator pinned to different cores. Takes about three minutes on a quiet machine.
 # Usage: scripts/bench.sh [confab-bench suite flags, e.g. --duration-secs 5]
 # Writes every figure to bench/results/suite-<date>.json (not committed); the tables
 # and the method are in docs/PERFORMANCE.md.
