@@ -88,20 +88,64 @@ pub struct FanoutArgs {
     pub common: CommonArgs,
 }
 
-/// Latencies a member keeps before adding them to the run's histogram.
-pub(crate) const LATENCY_BATCH: usize = 512;
+/// Latencies a reader keeps before adding them to the run's histogram.
+const LATENCY_BATCH: usize = 512;
 
 /// Every member's latencies, in one histogram. One per member (136 KiB each at this
 /// precision) spread the bench's hot loop over a thousand histograms and made it miss
-/// the cache on every frame; members add a batch at a time, so the lock is rare.
+/// the cache on every frame; readers add a batch at a time, so the lock is rare.
 pub(crate) type Latencies = Arc<Mutex<Histogram<u64>>>;
 
-pub(crate) fn record(latencies: &Latencies, batch: &mut Vec<u64>) {
-    let mut histogram = latencies.lock().unwrap_or_else(PoisonError::into_inner);
-    for &micros in batch.iter() {
-        histogram.saturating_record(micros);
+/// One reader's part of a run's figures: counts the messages it reads in the measured
+/// period and records their latency into the shared histogram, a batch at a time.
+pub(crate) struct Recorder {
+    latencies: Latencies,
+    timeline: Timeline,
+    batch: Vec<u64>,
+    delivered: u64,
+}
+
+impl Recorder {
+    pub(crate) fn new(latencies: Latencies, timeline: Timeline) -> Self {
+        Recorder {
+            latencies,
+            timeline,
+            batch: Vec::with_capacity(LATENCY_BATCH),
+            delivered: 0,
+        }
     }
-    batch.clear();
+
+    /// A message whose body is `body`, read at `now`.
+    pub(crate) fn read(&mut self, body: &str, now: Instant) -> anyhow::Result<()> {
+        if !self.timeline.measured(now) {
+            return Ok(());
+        }
+        self.delivered += 1;
+        let sent = sent_micros(body).with_context(|| format!("no send time in {body}"))?;
+        let at = micros_since(self.timeline.start, now);
+        self.batch.push(at.saturating_sub(sent).max(1));
+        if self.batch.len() == LATENCY_BATCH {
+            self.flush();
+        }
+        Ok(())
+    }
+
+    /// Records what is left; returns the messages read in the measured period.
+    pub(crate) fn finish(mut self) -> u64 {
+        self.flush();
+        self.delivered
+    }
+
+    fn flush(&mut self) {
+        let mut histogram = self
+            .latencies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for &micros in &self.batch {
+            histogram.saturating_record(micros);
+        }
+        self.batch.clear();
+    }
 }
 
 pub async fn run(mut args: FanoutArgs, placement: Option<Placement>) -> anyhow::Result<Report> {
@@ -311,8 +355,7 @@ async fn member(
         None
     };
     let own_prefix = format!("{} ", plan.id);
-    let mut delivered = 0;
-    let mut batch = Vec::with_capacity(LATENCY_BATCH);
+    let mut recorder = Recorder::new(latencies, plan.timeline);
     // One timer for the whole run: a timeout around every read would register and
     // cancel a timer per frame.
     let deadline = sleep_until(plan.timeline.until + DRAIN);
@@ -337,17 +380,9 @@ async fn member(
         if plan.publishes && body.starts_with(&own_prefix) {
             window.add_permits(1);
         }
-        if plan.timeline.measured(now) {
-            delivered += 1;
-            let sent = sent_micros(body).with_context(|| format!("no send time in {body}"))?;
-            let now_micros = micros_since(plan.timeline.start, now);
-            batch.push(now_micros.saturating_sub(sent).max(1));
-            if batch.len() == LATENCY_BATCH {
-                record(&latencies, &mut batch);
-            }
-        }
+        recorder.read(body, now)?;
     }
-    record(&latencies, &mut batch);
+    let delivered = recorder.finish();
     if let Some(publisher) = publisher {
         let writer = publisher
             .await
@@ -445,7 +480,7 @@ pub(crate) fn body_of(frame: &str) -> Option<&str> {
     frame.get(start..start + len)
 }
 
-pub(crate) fn micros_since(epoch: Instant, at: Instant) -> u64 {
+fn micros_since(epoch: Instant, at: Instant) -> u64 {
     u64::try_from(at.duration_since(epoch).as_micros()).unwrap_or(u64::MAX)
 }
 

@@ -33,7 +33,7 @@ use tokio::{
 
 use crate::{
     CommonArgs,
-    fanout::{self, LATENCY_BATCH, Latencies},
+    fanout::{self, Latencies, Recorder},
     pin::{self, Placement},
     rawws::{Frame, Reader},
     report::{self, Report},
@@ -306,8 +306,7 @@ async fn read(
     timeline: Timeline,
     latencies: Latencies,
 ) -> anyhow::Result<u64> {
-    let mut delivered = 0;
-    let mut batch = Vec::with_capacity(LATENCY_BATCH);
+    let mut recorder = Recorder::new(latencies, timeline);
     let deadline = sleep_until(timeline.until + DRAIN);
     tokio::pin!(deadline);
     loop {
@@ -320,20 +319,10 @@ async fn read(
                 (_, Frame::Other) => continue,
             },
         };
-        if timeline.measured(now) {
-            delivered += 1;
-            let body = fanout::body_of(text).with_context(|| format!("no body in {text}"))?;
-            let sent =
-                fanout::sent_micros(body).with_context(|| format!("no send time in {body}"))?;
-            let at = fanout::micros_since(timeline.start, now);
-            batch.push(at.saturating_sub(sent).max(1));
-            if batch.len() == LATENCY_BATCH {
-                fanout::record(&latencies, &mut batch);
-            }
-        }
+        let body = fanout::body_of(text).with_context(|| format!("no body in {text}"))?;
+        recorder.read(body, now)?;
     }
-    fanout::record(&latencies, &mut batch);
-    Ok(delivered)
+    Ok(recorder.finish())
 }
 
 #[cfg(test)]
