@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$CONFAB_ROOT"
 
 ensure_client_tools
-say "building the web client: trunk build --release"
-trunk build --release
+say "building the web client: trunk build --release --dist dist"
+trunk build --release --dist dist
 say "starting the server"
 exec cargo run --release -p confab-server -- --static-dir dist "$@"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of Confab, in order, stopping at the first failure:
-# tools, formatting, lints (native and wasm), Rust tests, the release client build,
+# tools, formatting, the docs' Markdown, lints (native and wasm), Rust tests, the release client build,
 # the server binary, a seconds-long smoke of every benchmark scenario, then the browser
 # tests (Playwright + Debian's Chromium).
 # Usage: scripts/test.sh [extra args for `npx playwright test`]
@@ -10,7 +10,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$CONFAB_ROOT"
 
-TOTAL_STEPS=9
+TOTAL_STEPS=10
 step_no=0
 current_step=""
 summary=""
@@ -52,6 +52,14 @@ bench_smoke() {
 	cargo run -q -p confab-bench -- suite --smoke --server-bin "$target_dir/debug/confab-server"
 }
 
+# Every Markdown file of the project, parsed as CommonMark: a code fence that does not
+# close where it was meant to turns the rest of a page into code (tools/check-markdown.mjs).
+check_markdown() {
+	local files
+	mapfile -t files < <(git ls-files --cached --others --exclude-standard '*.md')
+	node tools/check-markdown.mjs "${files[@]}"
+}
+
 ensure_all_tools() {
 	ensure_client_tools
 	ensure_chromium
@@ -78,10 +86,11 @@ playwright() {
 
 step "ensure tools" ensure_all_tools
 step "cargo fmt --check" cargo fmt --all -- --check
+step "markdown renders as written (CommonMark)" check_markdown
 step "clippy (native)" cargo clippy --workspace --all-targets -- -D warnings
 step "clippy (wasm client)" cargo clippy -p confab-web --target "$WASM_TARGET" -- -D warnings
 step "cargo test" cargo test --workspace
-step "trunk build --release" trunk build --release
+step "trunk build --release" trunk build --release --dist dist
 step "build server (debug, for e2e)" cargo build -p confab-server
 step "bench smoke (does it work, not how fast)" bench_smoke
 step "browser tests (playwright)" playwright "$@"

@@ -4,10 +4,12 @@
 
 mod account;
 mod components;
+mod crash;
 mod persist;
 mod socket;
 mod state;
 
 fn main() {
+    crash::install();
     yew::Renderer::<components::App>::new().render();
 }

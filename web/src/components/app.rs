@@ -57,9 +57,10 @@ pub fn App() -> Html {
             <div class="chat">
                 <Sidebar />
                 <main class="room" aria-label={format!("Room {label}")}>
-                    <RoomHeader key={state.current.clone()} />
-                    <MessageList key={state.current.clone()} />
-                    <Composer key={state.current.clone()} />
+                    // One keyed child, so switching rooms starts its parts afresh
+                    // (scroll position, open forms). Keys must be unique among
+                    // siblings: Yew's debug build panics on a repeat.
+                    <RoomPane key={state.current.clone()} />
                 </main>
             </div>
         }
@@ -79,6 +80,18 @@ pub fn App() -> Html {
             <Notice />
             { screen }
         </ContextProvider<Ctx>>
+    }
+}
+
+/// The room on screen: its header, messages and composer.
+#[function_component]
+fn RoomPane() -> Html {
+    html! {
+        <>
+            <RoomHeader />
+            <MessageList />
+            <Composer />
+        </>
     }
 }
 

@@ -156,7 +156,7 @@ fn pending_item(p: &Pending, chat: &Chat) -> Html {
         }
     };
     html! {
-        <li key={p.client_id.clone()} data-testid="pending"
+        <li key={format!("p{}", p.client_id)} data-testid="pending"
             class={classes!("message", "mine", "pending", p.failed.is_some().then_some("failed"))}>
             <div class="body">{ p.body.clone() }</div>
             { status }
@@ -169,7 +169,7 @@ fn message(m: &ChatMessage, starts_group: bool, mine: bool) -> Html {
     // The body and the name are text nodes: Yew escapes them, so user text is never
     // parsed as HTML. `data-from` is the handle: unique, unlike display names.
     html! {
-        <li key={m.id} data-testid="message" data-from={m.from.clone()}
+        <li key={format!("m{}", m.id)} data-testid="message" data-from={m.from.clone()}
             class={classes!("message", mine.then_some("mine"), starts_group.then_some("first"))}>
             if starts_group {
                 <div class="meta">
