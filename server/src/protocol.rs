@@ -108,6 +108,7 @@ pub fn validate(msg: ClientMsg) -> Result<Command, ServerMsg> {
             title: room_name(&title)?,
         },
         ClientMsg::DeleteRoom { room } => Command::DeleteRoom(room_name(&room)?),
+        ClientMsg::Ping => Command::Ping,
     })
 }
 

@@ -21,7 +21,7 @@ pub use validate::{Body, ClientId, DisplayName, Password, RoomName, Username, Va
 /// Version of the protocol described by this crate. A client announces the version it
 /// speaks in [`ClientMsg::Hello`]; the server refuses any other with
 /// [`ErrorCode::UnsupportedProtocol`].
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The room every server has, which cannot be deleted.
 pub const DEFAULT_ROOM: &str = "general";
@@ -147,6 +147,10 @@ pub enum ClientMsg {
     RenameRoom { room: String, title: String },
     /// Delete a room and its messages (owner only; `general` cannot be deleted).
     DeleteRoom { room: String },
+    /// Is the connection still alive? Answered by [`ServerMsg::Pong`]. Browsers cannot
+    /// see WebSocket pings, and a socket over a network that went away can look open for
+    /// minutes: a client pings after a quiet spell and reconnects when no pong comes.
+    Ping,
 }
 
 /// Messages the server sends to a client.
@@ -217,6 +221,8 @@ pub enum ServerMsg {
     /// Someone is typing in a room the client is in. Expires after
     /// [`limits::TYPING_TTL_MS`] unless repeated, and ends when their message arrives.
     Typing { room: String, who: Person },
+    /// The answer to [`ClientMsg::Ping`].
+    Pong,
     /// A request could not be honoured. The connection stays open. `room` names the
     /// room the refused request was about, and `client_id` the refused `send`, when
     /// there was one.
@@ -249,6 +255,10 @@ pub struct RoomInfo {
     /// In a direct conversation: the other person.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer: Option<Person>,
+    /// The user this list is for belongs to the room: every client of theirs (each tab,
+    /// each device, after a reload) should be in it, so they miss nothing said there.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub member: bool,
 }
 
 /// Who can see and join a room.
@@ -461,6 +471,7 @@ const CLIENT_TYPES: &[&str] = &[
     "remove",
     "rename_room",
     "delete_room",
+    "ping",
 ];
 
 // Only runs on the error path, so parsing a second time to classify costs nothing on
@@ -546,6 +557,7 @@ mod tests {
             ClientMsg::DeleteRoom {
                 room: "_pq3x".into(),
             },
+            ClientMsg::Ping,
         ]
     }
 
@@ -575,6 +587,7 @@ mod tests {
                 owner: None,
                 online: 2,
                 peer: None,
+                member: true,
             },
             RoomInfo {
                 name: "_d0123456789abcdef".into(),
@@ -583,6 +596,7 @@ mod tests {
                 owner: None,
                 online: 1,
                 peer: Some(grace()),
+                member: true,
             },
         ];
         vec![
@@ -643,6 +657,7 @@ mod tests {
                 room: "general".into(),
                 who: grace(),
             },
+            ServerMsg::Pong,
             ServerMsg::error(ErrorCode::NameTaken, "someone online is already called ada"),
             ServerMsg::Error {
                 code: ErrorCode::NotInRoom,

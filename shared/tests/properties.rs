@@ -50,15 +50,19 @@ fn room_info() -> impl Strategy<Value = RoomInfo> {
         option::of(text()),
         any::<u32>(),
         option::of(person()),
+        any::<bool>(),
     )
-        .prop_map(|(name, title, kind, owner, online, peer)| RoomInfo {
-            name,
-            title,
-            kind,
-            owner,
-            online,
-            peer,
-        })
+        .prop_map(
+            |(name, title, kind, owner, online, peer, member)| RoomInfo {
+                name,
+                title,
+                kind,
+                owner,
+                online,
+                peer,
+                member,
+            },
+        )
 }
 
 fn chat_message() -> impl Strategy<Value = ChatMessage> {

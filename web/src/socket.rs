@@ -1,8 +1,11 @@
 //! The connection to the server. While a session is on (an account's cookie, or a
 //! guest's name: see [`Chat::connect`]), one task keeps a WebSocket open, reconnects
 //! with exponential backoff and jitter, and after every (re)connect says hello again,
-//! re-joins the user's rooms from the last message it has of each, and sends what the
-//! user wrote while disconnected.
+//! joins every room the person belongs to (and any that holds a message of theirs not
+//! yet sent), resuming each from the last message it has, and sends what the user wrote
+//! while disconnected. A socket can look open long after the network is gone, so the
+//! task also listens to the browser's `offline`/`online` events and pings the server
+//! after a quiet spell: no answer in time counts as a drop.
 //!
 //! Components never see the socket. They call [`Chat`]'s methods, which record what
 //! the user wants (rooms, messages to deliver) and queue requests; everything the
@@ -18,12 +21,13 @@ use confab_shared::{
     ClientMsg, DEFAULT_ROOM, ErrorCode, PROTOCOL_VERSION, RoomInfo, RoomKind, ServerMsg, close,
 };
 use futures::{
-    SinkExt, StreamExt,
+    FutureExt, SinkExt, StreamExt,
     channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded},
     select,
 };
+use gloo_events::EventListener;
 use gloo_net::websocket::{Message, State, WebSocketError, futures::WebSocket};
-use gloo_timers::future::TimeoutFuture;
+use gloo_timers::future::{IntervalStream, TimeoutFuture};
 use yew::Callback;
 
 use crate::{
@@ -42,6 +46,19 @@ const MAX_NAME_HELD_RETRIES: u32 = 5;
 /// still exists: a handshake refused for want of one looks like any other failure to
 /// page scripts.
 const RECHECK_AFTER_FAILURES: u32 = 3;
+/// After this long without a frame from the server, ask it whether it is still there.
+const PING_AFTER_QUIET_MS: f64 = 10_000.0;
+/// A ping unanswered this long means the connection is gone, whatever the socket says.
+const PONG_TIMEOUT_MS: f64 = 5_000.0;
+/// How often the connection checks the two above.
+const HEARTBEAT_TICK_MS: u32 = 1_000;
+
+/// What the browser says about the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Network {
+    Offline,
+    Online,
+}
 
 /// What the user wants to be true on the server, replayed after every reconnect.
 #[derive(Default)]
@@ -50,9 +67,6 @@ struct Wanted {
     /// tells the server who it is.
     guest: Option<String>,
     rooms: BTreeSet<String>,
-    /// Rooms the user left: direct conversations among them are not joined again by
-    /// themselves.
-    left: BTreeSet<String>,
     /// People whose direct conversation was asked for, which the server joins for us.
     opening: BTreeSet<String>,
     /// Highest `seq` received per room: where a re-join resumes from.
@@ -89,6 +103,9 @@ struct Inner {
     /// `name_taken` on reconnecting most likely means our own old session holds it.
     name_was_ours: Cell<bool>,
     name_held_retries: Cell<u32>,
+    /// The window's `offline` and `online` listeners for the running session; dropping
+    /// them stops the events.
+    network: RefCell<Vec<EventListener>>,
 }
 
 /// Handle to the connection, shared through a Yew context.
@@ -116,6 +133,7 @@ impl Chat {
             live: RefCell::new(BTreeSet::new()),
             name_was_ours: Cell::new(false),
             name_held_retries: Cell::new(0),
+            network: RefCell::new(Vec::new()),
         });
         inner.publish_outbox();
         Chat(inner)
@@ -133,8 +151,14 @@ impl Chat {
         *inner.wanted.borrow_mut() = Wanted::new(guest);
         let (out, requests) = unbounded();
         *inner.out.borrow_mut() = Some(out);
+        let network = inner.listen_to_network();
         inner.dispatch.emit(Action::Conn(Conn::Connecting));
-        wasm_bindgen_futures::spawn_local(run(Rc::clone(inner), requests, inner.session.get()));
+        wasm_bindgen_futures::spawn_local(run(
+            Rc::clone(inner),
+            requests,
+            network,
+            inner.session.get(),
+        ));
     }
 
     /// Ends the session (signing out): closes the socket and forgets its rooms and
@@ -170,7 +194,6 @@ impl Chat {
         let after = {
             let mut wanted = self.0.wanted.borrow_mut();
             wanted.rooms.insert(room.to_owned());
-            wanted.left.remove(room);
             wanted.last_seq.get(room).copied()
         };
         self.request(ClientMsg::Join {
@@ -180,11 +203,7 @@ impl Chat {
     }
 
     pub fn leave(&self, room: &str) {
-        {
-            let mut wanted = self.0.wanted.borrow_mut();
-            wanted.rooms.remove(room);
-            wanted.left.insert(room.to_owned());
-        }
+        self.0.wanted.borrow_mut().rooms.remove(room);
         self.0.dispatch.emit(Action::Leaving(room.to_owned()));
         self.request(ClientMsg::Leave {
             room: room.to_owned(),
@@ -355,6 +374,7 @@ impl Inner {
     fn stop(&self) {
         self.session.set(self.session.get().wrapping_add(1));
         self.out.borrow_mut().take();
+        self.network.borrow_mut().clear();
         self.open.set(false);
         self.welcomed.set(false);
         self.live.borrow_mut().clear();
@@ -421,26 +441,49 @@ impl Inner {
             .collect()
     }
 
-    /// Direct conversations are joined without asking: otherwise a message someone
-    /// sends us would go unnoticed. Returns the rooms newly wanted that we must join
-    /// ourselves (the server joins us to the ones we opened).
-    fn want_directs(&self, rooms: &[RoomInfo]) -> Vec<String> {
+    /// Starts following the rooms of `rooms` that are the person's (their member flag)
+    /// or that hold one of their unsent messages, and returns the ones this client must
+    /// join now: the server joins us itself to a direct conversation we just opened.
+    fn follow(&self, rooms: &[RoomInfo]) -> Vec<String> {
+        let unsent: BTreeSet<String> = self
+            .outbox
+            .borrow()
+            .pending
+            .iter()
+            .map(|p| p.room.clone())
+            .collect();
         let mut wanted = self.wanted.borrow_mut();
         let mut to_join = Vec::new();
-        for room in rooms.iter().filter(|r| r.kind == RoomKind::Direct) {
-            if wanted.rooms.contains(&room.name) || wanted.left.contains(&room.name) {
+        for room in rooms {
+            if !(room.member || unsent.contains(&room.name)) || wanted.rooms.contains(&room.name) {
                 continue;
             }
             wanted.rooms.insert(room.name.clone());
-            let opened_by_us = room
-                .peer
-                .as_ref()
-                .is_some_and(|p| wanted.opening.remove(&p.user));
+            let opened_by_us = room.kind == RoomKind::Direct
+                && room
+                    .peer
+                    .as_ref()
+                    .is_some_and(|p| wanted.opening.remove(&p.user));
             if !opened_by_us {
                 to_join.push(room.name.clone());
             }
         }
         to_join
+    }
+
+    /// After a welcome: the rooms to be in are the default one, the person's rooms and
+    /// those with unsent messages, as the server lists them now. A room this tab was in
+    /// that is not among them (left or removed from another device meanwhile) is not
+    /// joined again: that would undo the leave.
+    fn follow_afresh(&self, rooms: &[RoomInfo]) {
+        {
+            let mut wanted = self.wanted.borrow_mut();
+            wanted.rooms.clear();
+            wanted.rooms.insert(DEFAULT_ROOM.to_owned());
+        }
+        self.follow(rooms);
+        let following = self.wanted.borrow().rooms.clone();
+        self.dispatch.emit(Action::Following(following));
     }
 
     fn saw(&self, room: &str, seq: u64) {
@@ -465,12 +508,8 @@ impl Inner {
                 if let Some(m) = history.last() {
                     self.saw(room, m.seq);
                 }
-                {
-                    // Also how a direct conversation we opened becomes one to re-join.
-                    let mut wanted = self.wanted.borrow_mut();
-                    wanted.rooms.insert(room.clone());
-                    wanted.left.remove(room);
-                }
+                // Also how a direct conversation we opened becomes one to re-join.
+                self.wanted.borrow_mut().rooms.insert(room.clone());
                 self.live.borrow_mut().insert(room.clone());
                 return self
                     .outbox
@@ -518,16 +557,14 @@ impl Inner {
                     persist::forget_guest_name();
                 }
                 self.claim_outbox(&you.user);
-                // Joined with the rest just below.
-                self.want_directs(rooms);
+                self.follow_afresh(rooms);
                 return self.joins();
             }
             ServerMsg::Rooms { rooms, created } => {
-                let mut to_join = self.want_directs(rooms);
-                if let Some(room) = created {
-                    let mut wanted = self.wanted.borrow_mut();
-                    wanted.rooms.insert(room.clone());
-                    wanted.left.remove(room);
+                let mut to_join = self.follow(rooms);
+                if let Some(room) = created
+                    && self.wanted.borrow_mut().rooms.insert(room.clone())
+                {
                     to_join.push(room.clone());
                 }
                 let wanted = self.wanted.borrow();
@@ -558,13 +595,41 @@ impl Inner {
             ServerMsg::Error {
                 code: ErrorCode::UnknownRoom,
                 room: Some(room),
+                message,
                 ..
             } => {
                 self.wanted.borrow_mut().rooms.remove(room);
+                // What waited to go there never will: say so, with Retry and Discard.
+                let mut changed = false;
+                for p in &mut self.outbox.borrow_mut().pending {
+                    if p.room == *room && p.failed.is_none() {
+                        p.failed = Some(message.clone());
+                        changed = true;
+                    }
+                }
+                if changed {
+                    self.publish_outbox();
+                }
             }
             _ => {}
         }
         Vec::new()
+    }
+
+    /// Listens to the window's `offline` and `online` events for this session.
+    fn listen_to_network(&self) -> UnboundedReceiver<Network> {
+        let (tx, rx) = unbounded();
+        let mut listeners = self.network.borrow_mut();
+        listeners.clear();
+        if let Some(window) = web_sys::window() {
+            for (event, what) in [("offline", Network::Offline), ("online", Network::Online)] {
+                let tx = tx.clone();
+                listeners.push(EventListener::new(&window, event, move |_| {
+                    let _ = tx.unbounded_send(what);
+                }));
+            }
+        }
+        rx
     }
 
     /// Whether a `name_taken` should be waited out rather than shown.
@@ -591,12 +656,29 @@ enum End {
     Refused,
 }
 
-async fn run(inner: Rc<Inner>, mut requests: UnboundedReceiver<ClientMsg>, session: u64) {
+async fn run(
+    inner: Rc<Inner>,
+    mut requests: UnboundedReceiver<ClientMsg>,
+    mut network: UnboundedReceiver<Network>,
+    session: u64,
+) {
     let url = socket_url();
     let current = |inner: &Inner| inner.session.get() == session;
     let mut failures: u32 = 0;
     loop {
-        let end = connect_once(&inner, session, &url, &mut requests, &mut failures).await;
+        let end = if browser_online() {
+            connect_once(
+                &inner,
+                session,
+                &url,
+                &mut requests,
+                &mut network,
+                &mut failures,
+            )
+            .await
+        } else {
+            End::Lost
+        };
         if !current(&inner) {
             return;
         }
@@ -627,14 +709,33 @@ async fn run(inner: Rc<Inner>, mut requests: UnboundedReceiver<ClientMsg>, sessi
             }
         }
         let delay = backoff_ms(failures, js_sys::Math::random());
-        inner
-            .dispatch
-            .emit(Action::Conn(Conn::Reconnecting { retry_in_ms: delay }));
-        TimeoutFuture::new(delay).await;
+        let conn = if browser_online() {
+            Conn::Reconnecting { retry_in_ms: delay }
+        } else {
+            Conn::NoNetwork
+        };
+        inner.dispatch.emit(Action::Conn(conn));
+        // Back online means try now; while offline, the backoff still runs, in case the
+        // browser's word is wrong.
+        let mut wait = TimeoutFuture::new(delay).fuse();
+        loop {
+            select! {
+                () = wait => break,
+                event = network.next() => if event == Some(Network::Online) {
+                    failures = 0;
+                    break;
+                },
+            }
+        }
         if !current(&inner) {
             return;
         }
     }
+}
+
+/// The browser's idea of whether there is a network at all (`navigator.onLine`).
+fn browser_online() -> bool {
+    web_sys::window().is_none_or(|w| w.navigator().on_line())
 }
 
 /// Whether the server says this session is over; `Some(guests_allowed)` when it is.
@@ -655,6 +756,7 @@ async fn connect_once(
     session: u64,
     url: &str,
     requests: &mut UnboundedReceiver<ClientMsg>,
+    network: &mut UnboundedReceiver<Network>,
     failures: &mut u32,
 ) -> End {
     let Ok(mut ws) = WebSocket::open(url) else {
@@ -691,9 +793,41 @@ async fn connect_once(
             return End::Lost;
         }
     }
+    let mut heartbeat = IntervalStream::new(HEARTBEAT_TICK_MS).fuse();
+    let mut last_heard = js_sys::Date::now();
+    let mut ping_sent: Option<f64> = None;
     loop {
         select! {
+            _ = heartbeat.next() => {
+                let now = js_sys::Date::now();
+                match ping_sent {
+                    Some(at) if now - at > PONG_TIMEOUT_MS => {
+                        // No answer: the socket is as good as closed, whatever it says.
+                        if let Ok(ws) = tx.reunite(rx.into_inner()) {
+                            let _ = ws.close(Some(1000), Some("no answer to ping"));
+                        }
+                        return End::Lost;
+                    }
+                    None if now - last_heard > PING_AFTER_QUIET_MS => {
+                        ping_sent = Some(now);
+                        if tx.send(Message::Text(ClientMsg::Ping.to_json())).await.is_err() {
+                            return End::Lost;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            event = network.next() => {
+                if event == Some(Network::Offline) {
+                    if let Ok(ws) = tx.reunite(rx.into_inner()) {
+                        let _ = ws.close(Some(1000), Some("offline"));
+                    }
+                    return End::Lost;
+                }
+            }
             incoming = rx.next() => {
+                last_heard = js_sys::Date::now();
+                ping_sent = None;
                 let text = match incoming {
                     Some(Ok(Message::Text(text))) => text,
                     Some(Ok(Message::Bytes(_))) => continue,
@@ -707,6 +841,10 @@ async fn connect_once(
                 let Ok(msg) = serde_json::from_str::<ServerMsg>(&text) else {
                     continue;
                 };
+                if msg == ServerMsg::Pong {
+                    // Heard from the server: that was all it was for.
+                    continue;
+                }
                 // Hello goes first and the server answers in order, so an error before
                 // the welcome is the hello's refusal.
                 let refused_hello = matches!(msg, ServerMsg::Error { .. }) && !inner.welcomed.get();

@@ -30,6 +30,8 @@ pub enum Conn {
     Open,
     /// Lost; the service retries after `retry_in_ms`.
     Reconnecting { retry_in_ms: u32 },
+    /// The browser says there is no network; the service reconnects when it is back.
+    NoNetwork,
 }
 
 /// A message the user wrote that the server has not acknowledged yet.
@@ -227,6 +229,10 @@ pub enum Action {
     Notice(String),
     /// The outbox changed (see [`crate::socket::Chat::send`]).
     Outbox(Vec<Pending>),
+    /// After a welcome, the rooms the service follows: the person's, the default one
+    /// and those holding unsent messages. Others this tab showed are gone (left or
+    /// removed from another device while this one was away).
+    Following(BTreeSet<String>),
     /// Older messages of a room were asked for.
     LoadingOlder(String),
     /// Asking `/api/me` who we are.
@@ -331,6 +337,17 @@ impl State {
             Action::DismissNotice => self.notice = None,
             Action::Notice(text) => self.notice = Some(text),
             Action::Outbox(pending) => self.pending = pending,
+            Action::Following(rooms) => {
+                let gone: Vec<String> = self
+                    .joined
+                    .keys()
+                    .filter(|r| !rooms.contains(*r))
+                    .cloned()
+                    .collect();
+                for room in gone {
+                    self.drop_room(&room);
+                }
+            }
             Action::LoadingOlder(room) => {
                 if let Some(view) = self.joined.get_mut(&room) {
                     view.loading_older = true;
@@ -584,6 +601,8 @@ impl State {
                 client_id,
                 ..
             } => self.on_error(code, message, room, client_id.is_some()),
+            // Answered in the socket service, which is all it is for.
+            ServerMsg::Pong => {}
         }
     }
 

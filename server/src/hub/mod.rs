@@ -103,6 +103,7 @@ pub enum Command {
         title: RoomName,
     },
     DeleteRoom(RoomName),
+    Ping,
 }
 
 /// Who is waiting for a write: the sender of a message, to be acknowledged.
@@ -409,6 +410,10 @@ impl Hub {
             Command::Remove { room, user } => self.remove(id, room, user),
             Command::RenameRoom { room, title } => self.rename(id, room, title),
             Command::DeleteRoom(room) => self.delete(id, room),
+            Command::Ping => {
+                self.reply(id, &ServerMsg::Pong);
+                Ok(())
+            }
         }
     }
 
@@ -625,9 +630,7 @@ impl Hub {
                 page
             }
         };
-        if !was_online {
-            self.go_live(id, &room);
-        }
+        let new_member = !was_online && self.go_live(id, &room);
         let r = &self.rooms[room.as_str()];
         let joined = ServerMsg::Joined {
             room: room.to_string(),
@@ -636,23 +639,31 @@ impl Hub {
             history,
         };
         self.reply(id, &joined);
+        if new_member {
+            // Their other tabs and devices follow the rooms they belong to: the room
+            // list tells them this one is theirs now.
+            let user = self.handle_of(id);
+            self.send_room_lists(|h| h == user, None);
+        }
         Ok(())
     }
 
     /// Puts a session in a room's live set, making its user a member of a public room
-    /// and announcing them if this is their first session there.
-    fn go_live(&mut self, id: SessionId, room: &RoomName) {
+    /// and announcing them if this is their first session there. Returns whether an
+    /// account became a member just now.
+    fn go_live(&mut self, id: SessionId, room: &RoomName) -> bool {
         let Some(person) = self.sessions.get(&id).and_then(|s| s.person.clone()) else {
-            return;
+            return false;
         };
         let Some(r) = self.rooms.get_mut(room.as_str()) else {
-            return;
+            return false;
         };
         r.online.insert(id);
         let sessions_here = r.present.entry(person.user.clone()).or_insert(0);
         *sessions_here += 1;
         let arrived = *sessions_here == 1;
         let new_member = r.members.insert(person.user.clone());
+        let stored_member = new_member && !person.guest;
         if let Some(session) = self.sessions.get_mut(&id)
             && !session.rooms.iter().any(|r| r == room.as_str())
         {
@@ -660,7 +671,7 @@ impl Hub {
         }
         // Guests belong to a room only while they are there: storing them would keep
         // every name a guest ever used in the room's members for good.
-        if new_member && !person.guest {
+        if stored_member {
             self.submit_quietly(Write::AddMember {
                 room: room.to_string(),
                 name: person.user.clone(),
@@ -674,6 +685,7 @@ impl Hub {
             };
             self.tell_others(room.as_str(), id, &presence);
         }
+        stored_member
     }
 
     /// Sends `msg` to everyone live in `room` but session `except`.
@@ -755,8 +767,38 @@ impl Hub {
             );
             return Ok(());
         }
+        let successor = self.hand_over(room.as_str(), &handle);
         self.end_membership(room.as_str(), &handle);
+        if successor.is_some()
+            && let Some(r) = self.rooms.get(room.as_str())
+        {
+            // Everyone left in the room sees who is in charge now.
+            let members = r.members.clone();
+            self.send_room_lists(|h| members.contains(h), None);
+        }
         Ok(())
+    }
+
+    /// When the owner of a private room leaves it while others remain, ownership passes
+    /// to one of them (someone online if anyone is, else the first by username): nobody
+    /// else could ever manage the room again, as only members may see it. Returns the
+    /// new owner.
+    fn hand_over(&mut self, room: &str, leaving: &str) -> Option<String> {
+        let r = self.rooms.get_mut(room)?;
+        if r.kind != RoomKind::Private || r.owner.as_deref() != Some(leaving) {
+            return None;
+        }
+        let others = || r.members.iter().filter(|m| *m != leaving);
+        let successor = others()
+            .find(|m| r.present.contains_key(*m))
+            .or_else(|| others().next())?
+            .clone();
+        r.owner = Some(successor.clone());
+        self.submit_quietly(Write::SetOwner {
+            room: room.to_owned(),
+            owner: successor.clone(),
+        });
+        Some(successor)
     }
 
     /// Removes `handle` from a room: every one of their sessions in it is told it
@@ -787,8 +829,9 @@ impl Hub {
                 },
             );
         }
+        // A private room drops off their list; a public one stays, no longer theirs.
+        self.send_room_lists(|h| h == handle, None);
         if self.rooms[room].kind == RoomKind::Private {
-            self.send_room_lists(|h| h == handle, None);
             self.send_members(room);
         }
     }

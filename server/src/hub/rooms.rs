@@ -351,6 +351,7 @@ impl Hub {
                     owner: r.owner.clone(),
                     online: u32::try_from(r.present.len()).unwrap_or(u32::MAX),
                     peer,
+                    member: r.members.contains(me),
                 }
             })
             .collect()

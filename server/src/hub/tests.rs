@@ -392,7 +392,11 @@ fn a_connection_may_be_in_a_limited_number_of_rooms() {
     assert!(matches!(ada.drain().as_slice(), [ServerMsg::Joined { .. }]));
     f.hub.handle(1, Command::Leave(room("one")));
     f.hub.handle(1, join("two", None));
-    assert!(matches!(ada.drain().last(), Some(ServerMsg::Joined { .. })));
+    assert!(
+        ada.drain()
+            .iter()
+            .any(|m| matches!(m, ServerMsg::Joined { room, .. } if room == "two"))
+    );
 }
 
 #[test]
@@ -403,7 +407,7 @@ fn presence_on_join_leave_and_disconnect() {
     f.hub.handle(2, join("general", None));
     let joined = bob.drain();
     assert!(matches!(
-        joined.last(),
+        joined.iter().find(|m| matches!(m, ServerMsg::Joined { .. })),
         Some(ServerMsg::Joined { online, members, .. })
             if online == &["ada", "bob"] && handles(members) == ["ada", "bob"]
     ));
@@ -420,12 +424,10 @@ fn presence_on_join_leave_and_disconnect() {
         }]
     );
     f.hub.handle(2, Command::Leave(room("general")));
-    assert_eq!(
-        bob.drain(),
-        [ServerMsg::Left {
-            room: "general".into()
-        }]
-    );
+    assert!(matches!(
+        bob.drain().as_slice(),
+        [ServerMsg::Left { room }, ServerMsg::Rooms { .. }] if room == "general"
+    ));
     assert!(matches!(
         ada.drain().as_slice(),
         [ServerMsg::Presence {
@@ -571,6 +573,7 @@ fn rooms_members_and_history_survive_a_restart() {
                 history,
                 ..
             },
+            ServerMsg::Rooms { .. },
         ] => {
             assert_eq!(handles(members), ["ada", "bob"]);
             assert_eq!(online, &["bob"]);
@@ -1120,4 +1123,135 @@ fn guests_are_members_only_while_they_are_there() {
         carol.drain().last(),
         Some(ServerMsg::Joined { members, .. }) if handles(members) == ["ada", "bob", "carol"]
     ));
+}
+
+/// The room list marks the rooms a person belongs to, and every session of theirs hears
+/// when that changes, so each tab and device can follow all of them.
+#[test]
+fn every_session_of_a_person_learns_which_rooms_are_theirs() {
+    let mut f = Fixture::new();
+    let mut dan = f.member(1, "dan");
+    let mut dans_tab = f.member(2, "dan");
+    f.hub.handle(1, create("ops"));
+    dan.drain();
+    dans_tab.drain();
+    let theirs = |msgs: &[ServerMsg]| -> Option<bool> {
+        msgs.iter().rev().find_map(|m| match m {
+            ServerMsg::Rooms { rooms, .. } => {
+                rooms.iter().find(|r| r.name == "ops").map(|r| r.member)
+            }
+            _ => None,
+        })
+    };
+
+    f.hub.handle(1, join("ops", None));
+    let first = dan.drain();
+    assert!(
+        matches!(first.first(), Some(ServerMsg::Joined { .. })),
+        "{first:?}"
+    );
+    assert_eq!(theirs(&first), Some(true));
+    assert_eq!(
+        theirs(&dans_tab.drain()),
+        Some(true),
+        "the other tab learns it too"
+    );
+
+    // Joining again (a reconnect) changes nothing, and says nothing about it.
+    f.hub.handle(2, join("ops", None));
+    assert_eq!(theirs(&dans_tab.drain()), None);
+    assert_eq!(theirs(&dan.drain()), None);
+
+    // A fresh session (a reload, another device) sees it in its welcome.
+    let mut dans_phone = f.connect_with(3, 8192, user("dan", "Dan", 3));
+    f.hub.handle(3, hello("dan"));
+    let welcome = dans_phone.drain();
+    let listed = welcome.iter().find_map(|m| match m {
+        ServerMsg::Welcome { rooms, .. } => {
+            rooms.iter().find(|r| r.name == "ops").map(|r| r.member)
+        }
+        _ => None,
+    });
+    assert_eq!(listed, Some(true));
+
+    // Leaving ends the membership on every device.
+    f.hub.handle(1, Command::Leave(room("ops")));
+    assert_eq!(theirs(&dans_phone.drain()), Some(false));
+    assert_eq!(theirs(&dan.drain()), Some(false));
+    assert_eq!(theirs(&dans_tab.drain()), Some(false));
+
+    // Someone else's joins are not news to Dan.
+    let mut eve = f.member(4, "eve");
+    f.hub.handle(4, join("ops", None));
+    assert_eq!(theirs(&eve.drain()), Some(true));
+    assert_eq!(theirs(&dans_tab.drain()), None);
+}
+
+#[test]
+fn the_owner_leaving_a_private_room_hands_it_to_someone_still_there() {
+    let mut f = Fixture::new();
+    let mut ada = f.member(1, "ada");
+    let mut bob = f.member(2, "bob");
+    let mut cy = f.member(3, "cy");
+    let id = f.create_private(&mut ada, "plans");
+    f.hub.handle(1, join(&id, None));
+    for user in ["bob", "cy"] {
+        f.hub.handle(
+            1,
+            Command::Invite {
+                room: room(&id),
+                user: Username::parse(user).expect("username"),
+            },
+        );
+    }
+    // Cy is there now, Bob is not: the room goes to whoever can act on it at once.
+    f.hub.handle(3, join(&id, None));
+    for c in [&mut ada, &mut bob, &mut cy] {
+        c.drain();
+    }
+    f.hub.handle(1, Command::Leave(room(&id)));
+    let owner_in = |msgs: &[ServerMsg]| {
+        msgs.iter().rev().find_map(|m| match m {
+            ServerMsg::Rooms { rooms, .. } => {
+                rooms.iter().find(|r| r.name == id).map(|r| r.owner.clone())
+            }
+            _ => None,
+        })
+    };
+    let adas = ada.drain();
+    let told = cy.drain();
+    assert_eq!(
+        owner_in(&told),
+        Some(Some("cy".to_owned())),
+        "{told:?} {adas:?}"
+    );
+    assert_eq!(owner_in(&bob.drain()), Some(Some("cy".to_owned())));
+    assert_eq!(
+        owner_in(&adas),
+        None,
+        "the room is off Ada's list: {adas:?}"
+    );
+    // Cy manages it now: renaming is accepted.
+    f.hub.handle(
+        3,
+        Command::RenameRoom {
+            room: room(&id),
+            title: room("cy-plans"),
+        },
+    );
+    assert_eq!(error_code(&cy.drain()), None);
+    // Ownership is stored: it survives a restart.
+    f.flush();
+    let mut f = f.restart();
+    let mut cy = f.member(3, "cy");
+    f.hub.handle(3, Command::ListRooms);
+    assert_eq!(owner_in(&cy.drain()), Some(Some("cy".to_owned())));
+}
+
+#[test]
+fn ping_is_answered_with_pong() {
+    let mut f = Fixture::new();
+    let mut ada = f.member(1, "ada");
+    f.hub.handle(1, Command::Ping);
+    assert_eq!(ada.drain(), [ServerMsg::Pong]);
 }

@@ -51,6 +51,11 @@ pub enum Write {
         room: String,
         title: String,
     },
+    /// A new owner (the previous one left a private room with others in it).
+    SetOwner {
+        room: String,
+        owner: String,
+    },
     /// The room, its members and all its messages.
     DeleteRoom {
         room: String,

@@ -154,6 +154,9 @@ impl SqliteStore {
                     Write::RenameRoom { room, title } => conn
                         .prepare_cached("UPDATE rooms SET title = ?2 WHERE name = ?1")?
                         .execute(params![room, title])?,
+                    Write::SetOwner { room, owner } => conn
+                        .prepare_cached("UPDATE rooms SET owner = ?2 WHERE name = ?1")?
+                        .execute(params![room, owner])?,
                     Write::DeleteRoom { room } => {
                         conn.prepare_cached("DELETE FROM messages WHERE room = ?1")?
                             .execute([room])?;

@@ -10,6 +10,7 @@ pub fn ConnectionStatus() -> Html {
         Conn::Idle => ("idle", String::new()),
         Conn::Open => ("open", "Connected".to_owned()),
         Conn::Connecting => ("connecting", "Connecting…".to_owned()),
+        Conn::NoNetwork => ("offline", "Offline: waiting for the network…".to_owned()),
         Conn::Reconnecting { retry_in_ms } => (
             "offline",
             format!(

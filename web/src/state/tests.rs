@@ -32,6 +32,7 @@ fn room(name: &str, title: &str, kind: RoomKind) -> RoomInfo {
         owner: None,
         online: 1,
         peer: None,
+        member: false,
     }
 }
 
@@ -664,4 +665,27 @@ fn deleting_our_room_is_not_news() {
     assert_eq!(s.current, "general");
     assert_eq!(s.notice, None);
     assert_eq!(s.room_request, None);
+}
+
+#[test]
+fn rooms_no_longer_followed_after_a_reconnect_are_dropped() {
+    let mut s = signed_in(vec![room("general", "general", RoomKind::Public)]);
+    for name in ["general", "ops", "design"] {
+        server(
+            &mut s,
+            ServerMsg::Joined {
+                room: name.into(),
+                members: vec![],
+                online: vec![],
+                history: vec![],
+            },
+        );
+    }
+    s.apply(Action::Switch("ops".into()));
+    // Left #ops on another device while this tab was away.
+    s.apply(Action::Following(
+        ["general", "design"].map(str::to_owned).into(),
+    ));
+    assert_eq!(s.joined.keys().collect::<Vec<_>>(), ["design", "general"]);
+    assert_eq!(s.current, "general", "the room on screen was one of them");
 }
