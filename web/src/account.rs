@@ -160,6 +160,10 @@ impl Account {
     fn signed_in(&self, me: Me) {
         persist::forget_guest_name();
         self.chat.claim_outbox(&me.you.user);
+        // Before `SignedIn`: the chat screen saves this list as soon as it has a
+        // person, and must not save the empty one over what is remembered.
+        self.dispatch
+            .emit(Action::Closed(persist::load_closed(&me.you.user)));
         self.dispatch.emit(Action::SignedIn(me));
         self.chat.connect(None);
     }

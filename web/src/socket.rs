@@ -184,6 +184,7 @@ impl Chat {
     /// Creates a room; the server's answer names it, and the room is joined then (a
     /// private room's id is the server's choice).
     pub fn create_room(&self, room: &str, private: bool) {
+        self.room_request(room, RoomTool::Create, room);
         self.request(ClientMsg::CreateRoom {
             room: room.to_owned(),
             private,
@@ -384,6 +385,9 @@ impl Inner {
     /// the next person's name.
     fn clear(&self) {
         self.stop();
+        if let Some(user) = self.outbox.borrow().user.as_deref() {
+            persist::forget_user(user);
+        }
         *self.wanted.borrow_mut() = Wanted::default();
         *self.outbox.borrow_mut() = Outbox::default();
         self.publish_outbox();

@@ -79,6 +79,7 @@ impl AuthError {
 /// when it refuses them: remembered so that refusal shows next to the form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RoomTool {
+    Create,
     Invite,
     Rename,
     Delete,
@@ -87,6 +88,7 @@ pub enum RoomTool {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomRequest {
+    /// The room it is about; for a creation, the name asked for.
     pub room: String,
     pub tool: RoomTool,
     /// Whom or what it was about: the user invited or removed, the new title.
@@ -184,6 +186,18 @@ pub struct State {
     pub room_request: Option<RoomRequest>,
     /// The last problem worth telling the user about (an error from the server).
     pub notice: Option<String>,
+    /// Direct conversations closed on this browser, with the last `seq` seen then: they
+    /// stay out of the list until a newer message arrives.
+    pub closed: BTreeMap<String, u64>,
+    /// At phone width, the panel opened over the conversation.
+    pub drawer: Option<Drawer>,
+}
+
+/// The panels that, at phone width, open over the conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drawer {
+    Rooms,
+    People,
 }
 
 impl Default for State {
@@ -205,6 +219,8 @@ impl Default for State {
             opening_direct: None,
             room_request: None,
             notice: None,
+            closed: BTreeMap::new(),
+            drawer: None,
         }
     }
 }
@@ -257,12 +273,20 @@ pub enum Action {
     Leaving(String),
     /// The user asked for the direct conversation with this person (handle).
     OpeningDirect(String),
-    /// A room form was sent (invite, rename, delete, remove).
+    /// A room form was sent (create, invite, rename, delete, remove).
     RoomRequest {
         room: String,
         tool: RoomTool,
         subject: String,
     },
+    /// The person moved on from a room form: its last answer is old news.
+    ForgetRoomRequest(RoomTool),
+    /// Hide a direct conversation until someone writes there again.
+    CloseDirect(String),
+    /// The direct conversations closed on this browser, as remembered.
+    Closed(BTreeMap<String, u64>),
+    /// Open or close a phone-width panel.
+    Drawer(Option<Drawer>),
 }
 
 impl State {
@@ -392,7 +416,30 @@ impl State {
             Action::Leaving(room) => {
                 self.leaving.insert(room);
             }
-            Action::OpeningDirect(user) => self.opening_direct = Some(user),
+            Action::OpeningDirect(user) => {
+                if let Some(room) = self.direct_with(&user).map(|r| r.name.clone()) {
+                    self.closed.remove(&room);
+                }
+                self.opening_direct = Some(user);
+            }
+            Action::ForgetRoomRequest(tool) => {
+                if self.room_request.as_ref().is_some_and(|r| r.tool == tool) {
+                    self.room_request = None;
+                }
+            }
+            Action::CloseDirect(room) => {
+                let last = self
+                    .joined
+                    .get(&room)
+                    .and_then(|v| v.messages.last())
+                    .map_or(0, |m| m.seq);
+                self.closed.insert(room.clone(), last);
+                if self.current == room {
+                    self.switch(DEFAULT_ROOM.to_owned());
+                }
+            }
+            Action::Closed(closed) => self.closed = closed,
+            Action::Drawer(drawer) => self.drawer = drawer,
             Action::RoomRequest {
                 room,
                 tool,
@@ -414,9 +461,25 @@ impl State {
             view.unread = false;
         }
         if room != self.current {
+            // The person moved on: answers about the room they left are old news.
             self.room_request = None;
+            self.notice = None;
         }
+        self.closed.remove(&room);
+        self.drawer = None;
         self.current = room;
+    }
+
+    /// A message `seq` arrived in `room`: a closed conversation opens again.
+    fn reopen_if_newer(&mut self, room: &str, seq: u64) {
+        if self.closed.get(room).is_some_and(|closed| seq > *closed) {
+            self.closed.remove(room);
+            if let Some(view) = self.joined.get_mut(room)
+                && room != self.current
+            {
+                view.unread = true;
+            }
+        }
     }
 
     /// Forgets a joined room; the default one shows instead if it was on screen.
@@ -471,7 +534,11 @@ impl State {
                     insert_message(&mut view.messages, msg);
                 }
                 view.has_older = view.messages.first().is_some_and(|m| m.seq > 1);
+                let newest = view.messages.last().map(|m| m.seq);
                 self.leaving.remove(&room);
+                if let Some(seq) = newest {
+                    self.reopen_if_newer(&room, seq);
+                }
                 let asked_for = self.opening_direct.as_deref();
                 let is_asked_for = asked_for.is_some()
                     && self
@@ -566,6 +633,7 @@ impl State {
             }
             ServerMsg::Message(msg) => {
                 let on_screen = msg.room == self.current;
+                let (room, seq) = (msg.room.clone(), msg.seq);
                 if let Some(view) = self.joined.get_mut(&msg.room) {
                     view.typing.retain(|(p, _)| p.user != msg.from);
                     if !on_screen {
@@ -573,6 +641,7 @@ impl State {
                     }
                     insert_message(&mut view.messages, msg);
                 }
+                self.reopen_if_newer(&room, seq);
             }
             ServerMsg::Presence { room, who, event } => {
                 if let Some(view) = self.joined.get_mut(&room) {
@@ -636,6 +705,8 @@ impl State {
                     | ErrorCode::InvalidName
                     | ErrorCode::InvalidRoom
                     | ErrorCode::NotInRoom
+                    | ErrorCode::RoomExists
+                    | ErrorCode::TooManyRooms
             );
         if about_form
             && let Some(request) = &mut self.room_request
@@ -662,11 +733,22 @@ impl State {
             .unwrap_or_default()
     }
 
-    /// The last request made with `tool` in the current room.
+    /// The last request made with `tool` in the current room (any room, for a
+    /// creation: its form is not about the room on screen).
     pub fn room_request(&self, tool: RoomTool) -> Option<&RoomRequest> {
         self.room_request
             .as_ref()
-            .filter(|r| r.room == self.current && r.tool == tool)
+            .filter(|r| r.tool == tool && (tool == RoomTool::Create || r.room == self.current))
+    }
+
+    /// Whether a direct conversation is closed on this browser.
+    pub fn is_closed(&self, room: &str) -> bool {
+        self.closed.contains_key(room)
+    }
+
+    /// How many of this person's messages to `room` wait to be sent.
+    pub fn unsent_in(&self, room: &str) -> usize {
+        self.pending.iter().filter(|p| p.room == room).count()
     }
 
     /// The room-form refusal to show in the current room for `tool`.

@@ -7,6 +7,7 @@ use super::{
 };
 use crate::{
     account::Account,
+    persist,
     socket::Chat,
     state::{Action, State},
 };
@@ -38,6 +39,15 @@ pub fn App() -> Html {
                 });
             });
             move || drop(tick)
+        });
+    }
+    {
+        // Closed conversations are remembered per person, across reloads.
+        let user = state.me.as_ref().map(|p| p.user.clone());
+        use_effect_with((user, state.closed.clone()), |(user, closed)| {
+            if let Some(user) = user {
+                persist::save_closed(user, closed);
+            }
         });
     }
     let ctx = Ctx {

@@ -1,23 +1,46 @@
 use confab_shared::{Body, limits};
-use web_sys::HtmlTextAreaElement;
+use web_sys::{HtmlElement, HtmlTextAreaElement};
 use yew::prelude::*;
+
+use crate::persist;
 
 /// Show the remaining-characters counter once this close to the limit.
 const COUNTER_FROM: usize = limits::MAX_BODY_CHARS - 500;
 
-/// Writes and sends a message: Enter sends, Shift+Enter starts a new line.
+/// Writes and sends a message: Enter sends, Shift+Enter starts a new line. Each room
+/// keeps its own draft, also across reloads; the composer takes the focus when a room
+/// opens (except on touch screens, where that would pull up the keyboard).
 #[function_component]
 pub fn Composer() -> Html {
     let ctx = super::use_ctx();
     let room = ctx.state.current.clone();
     let label = ctx.state.label(&room);
-    let text = use_state(String::new);
+    let user = ctx
+        .state
+        .me
+        .as_ref()
+        .map(|p| p.user.clone())
+        .unwrap_or_default();
+    let text = {
+        let (user, room) = (user.clone(), room.clone());
+        use_state(move || persist::load_draft(&user, &room))
+    };
     let last_typing = use_mut_ref(|| 0.0_f64);
     let area = use_node_ref();
+    {
+        let area = area.clone();
+        use_effect_with((), move |()| {
+            if !touch_screen()
+                && let Some(area) = area.cast::<HtmlElement>()
+            {
+                let _ = area.focus();
+            }
+        });
+    }
 
     let submit = {
-        let (chat, room, text) = (ctx.chat.clone(), room.clone(), text.clone());
-        let last_typing = last_typing.clone();
+        let (chat, room, text, area) = (ctx.chat.clone(), room.clone(), text.clone(), area.clone());
+        let (last_typing, user) = (last_typing.clone(), user.clone());
         Callback::from(move |()| {
             let Ok(body) = Body::parse(&text) else {
                 return;
@@ -26,7 +49,12 @@ pub fn Composer() -> Html {
             // reconnect.
             chat.send(&room, body.as_str());
             text.set(String::new());
+            persist::save_draft(&user, &room, "");
             *last_typing.borrow_mut() = 0.0;
+            // Sent with the button, the focus is on it: the person goes on writing.
+            if let Some(area) = area.cast::<HtmlElement>() {
+                let _ = area.focus();
+            }
         })
     };
     let oninput = {
@@ -36,6 +64,7 @@ pub fn Composer() -> Html {
                 return;
             };
             let value = area.value();
+            persist::save_draft(&user, &room, &value);
             let now = js_sys::Date::now();
             if !value.trim().is_empty()
                 && now - *last_typing.borrow() >= limits::TYPING_THROTTLE_MS as f64
@@ -73,7 +102,7 @@ pub fn Composer() -> Html {
     html! {
         <form class="composer" aria-label="Send a message" {onsubmit}>
             <label for="composer" class="visually-hidden">{ format!("Message {label}") }</label>
-            <textarea id="composer" ref={area} rows="2" value={(*text).clone()}
+            <textarea id="composer" ref={area} rows="2" dir="auto" value={(*text).clone()}
                       placeholder={format!("Message {label}  (Enter to send, Shift+Enter for a new line)")}
                       aria-describedby={counter.as_ref().map(|_| "composer-counter")}
                       {oninput} {onkeydown} />
@@ -83,4 +112,12 @@ pub fn Composer() -> Html {
             </div>
         </form>
     }
+}
+
+/// Whether the main pointer is a finger: then focusing a field opens the keyboard over
+/// half the screen, which the person did not ask for.
+fn touch_screen() -> bool {
+    web_sys::window()
+        .and_then(|w| w.match_media("(pointer: coarse)").ok().flatten())
+        .is_some_and(|m| m.matches())
 }

@@ -158,7 +158,7 @@ fn pending_item(p: &Pending, chat: &Chat) -> Html {
     html! {
         <li key={format!("p{}", p.client_id)} data-testid="pending"
             class={classes!("message", "mine", "pending", p.failed.is_some().then_some("failed"))}>
-            <div class="body">{ p.body.clone() }</div>
+            <div class="body" dir="auto">{ p.body.clone() }</div>
             { status }
         </li>
     }
@@ -173,13 +173,13 @@ fn message(m: &ChatMessage, starts_group: bool, mine: bool) -> Html {
             class={classes!("message", mine.then_some("mine"), starts_group.then_some("first"))}>
             if starts_group {
                 <div class="meta">
-                    <span class="from">{ if mine { format!("{} (you)", m.name) } else { m.name.clone() } }</span>
+                    <span class="from" dir="auto">{ if mine { format!("{} (you)", m.name) } else { m.name.clone() } }</span>
                     <time datetime={full.clone()} title={full.clone()}>{ time.clone() }</time>
                 </div>
             } else {
                 <span class="visually-hidden">{ format!("{} at {time}: ", m.name) }</span>
             }
-            <div class="body">{ m.body.clone() }</div>
+            <div class="body" dir="auto">{ m.body.clone() }</div>
         </li>
     }
 }

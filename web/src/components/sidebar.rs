@@ -1,9 +1,12 @@
 use confab_shared::{DEFAULT_ROOM, Person, RESERVED_ROOM_PREFIX, RoomKind, RoomName};
-use web_sys::HtmlInputElement;
+use web_sys::{HtmlElement, HtmlInputElement};
 use yew::prelude::*;
 
-use super::{Ctx, FieldError};
-use crate::state::{Action, RoomTool, State};
+use super::{
+    Ctx, FieldError,
+    room_header::{drawer_toggle_id, focus_by_id},
+};
+use crate::state::{Action, Drawer, RoomTool, RoomView, State};
 
 /// One entry of the room lists.
 struct Entry {
@@ -25,6 +28,9 @@ fn entries(state: &State) -> Vec<Entry> {
             label: state.label(&r.name),
         })
         .collect();
+    // A closed conversation stays out of the list until someone writes there (or it is
+    // on screen).
+    entries.retain(|e| !state.is_closed(&e.id) || e.id == state.current);
     for room in state.joined.keys() {
         if state.room_info(room).is_none() {
             entries.push(Entry {
@@ -42,6 +48,7 @@ fn room_button(ctx: &Ctx, entry: &Entry) -> Html {
     let state = &ctx.state;
     let joined = state.joined.get(&entry.id);
     let unread = joined.is_some_and(|r| r.unread);
+    let unsent = state.unsent_in(&entry.id);
     let current = entry.id == state.current;
     let onclick = {
         let (chat, state, room) = (ctx.chat.clone(), ctx.state.clone(), entry.id.clone());
@@ -65,6 +72,9 @@ fn room_button(ctx: &Ctx, entry: &Entry) -> Html {
                         <span class="visually-hidden">{ " (private)" }</span>
                     }
                 </span>
+                if unsent > 0 {
+                    <span class="unsent" title="Messages waiting to be sent">{ format!(" {unsent} unsent") }</span>
+                }
                 if unread {
                     <span class="unread-dot"><span class="visually-hidden">{ " (unread messages)" }</span></span>
                 }
@@ -74,7 +84,8 @@ fn room_button(ctx: &Ctx, entry: &Entry) -> Html {
 }
 
 /// Rooms and direct conversations (switch, create, leave), and who is in the current
-/// room.
+/// room. At phone width each half is a drawer over the conversation
+/// ([`Drawer`]), opened from the room header.
 #[function_component]
 pub fn Sidebar() -> Html {
     let ctx = super::use_ctx();
@@ -83,20 +94,42 @@ pub fn Sidebar() -> Html {
     let (directs, rooms): (Vec<Entry>, Vec<Entry>) = entries(state)
         .into_iter()
         .partition(|e| e.kind == RoomKind::Direct);
-    let leave =
-        (state.current != DEFAULT_ROOM && state.joined.contains_key(&state.current)).then(|| {
-            let (chat, room) = (ctx.chat.clone(), state.current.clone());
-            let onclick = Callback::from(move |_| chat.leave(&room));
-            html! {
-                <button type="button" class="leave" {onclick}>
-                    { format!("Leave {}", state.label(&state.current)) }
-                </button>
+    let drawer = match state.drawer {
+        Some(Drawer::Rooms) => Some("rooms"),
+        Some(Drawer::People) => Some("people"),
+        None => None,
+    };
+    {
+        // Opened: the focus goes into the drawer. Closed: back to the button that opened
+        // it, rather than to the start of the page.
+        let was = use_mut_ref(|| None::<Drawer>);
+        use_effect_with(state.drawer, move |drawer| {
+            let before = was.replace(*drawer);
+            match (before, drawer) {
+                (_, Some(_)) => focus_by_id("drawer-close"),
+                (Some(d), None) => focus_by_id(drawer_toggle_id(d)),
+                (None, None) => {}
             }
         });
-
+    }
+    let close = {
+        let state = ctx.state.clone();
+        Callback::from(move |_: MouseEvent| state.dispatch(Action::Drawer(None)))
+    };
+    let onkeydown = {
+        let state = ctx.state.clone();
+        Callback::from(move |e: KeyboardEvent| {
+            if e.key() == "Escape" && state.drawer.is_some() {
+                state.dispatch(Action::Drawer(None));
+            }
+        })
+    };
     html! {
-        <aside class="sidebar">
-            <nav aria-label="Rooms">
+        <aside id="sidebar" class={classes!("sidebar", drawer.map(|_| "open"))} data-drawer={drawer} {onkeydown}>
+            if drawer.is_some() {
+                <button type="button" id="drawer-close" class="drawer-close phone-only" onclick={close}>{ "Close" }</button>
+            }
+            <nav aria-label="Rooms" class="rooms-panel">
                 <h2>{ "Rooms" }</h2>
                 <ul class="rooms">{ for rooms.iter().map(|e| room_button(&ctx, e)) }</ul>
                 if !directs.is_empty() {
@@ -106,14 +139,128 @@ pub fn Sidebar() -> Html {
                     </ul>
                 }
                 <CreateRoom />
-                { for leave }
+                <LeaveRoom key={state.current.clone()} />
             </nav>
-            { online(&ctx) }
-            if state.room_info(&state.current).is_some_and(|r| r.kind == RoomKind::Private) {
-                { members(&ctx) }
-            }
+            <div class="people-panel">
+                { online(&ctx) }
+                if state.room_info(&state.current).is_some_and(|r| r.kind == RoomKind::Private) {
+                    { members(&ctx) }
+                }
+            </div>
         </aside>
     }
+}
+
+/// Leaving the current room. A direct conversation cannot be left, only closed on this
+/// browser until someone writes there again. Leaving a private room asks first (only
+/// an invitation brings the person back) and says who takes over a room they own.
+#[function_component]
+fn LeaveRoom() -> Html {
+    let ctx = super::use_ctx();
+    let confirming = use_state(|| false);
+    let cancel_ref = use_node_ref();
+    {
+        let cancel_ref = cancel_ref.clone();
+        use_effect_with(*confirming, move |confirming| {
+            if *confirming && let Some(button) = cancel_ref.cast::<HtmlElement>() {
+                let _ = button.focus();
+            }
+        });
+    }
+    let state = &ctx.state;
+    let room = state.current.clone();
+    let Some(view) = state.joined.get(&room) else {
+        return html! {};
+    };
+    if room == DEFAULT_ROOM {
+        return html! {};
+    }
+    let label = state.label(&room);
+    let kind = state.room_info(&room).map_or(RoomKind::Public, |r| r.kind);
+    if kind == RoomKind::Direct {
+        let onclick = {
+            let (state, room) = (ctx.state.clone(), room.clone());
+            Callback::from(move |_: MouseEvent| state.dispatch(Action::CloseDirect(room.clone())))
+        };
+        return html! {
+            <div class="leave">
+                <button type="button" aria-describedby="close-hint" {onclick}>
+                    { format!("Close {label}") }
+                </button>
+                <p id="close-hint" class="hint-text">
+                    { "Hides the conversation here until a new message arrives there." }
+                </p>
+            </div>
+        };
+    }
+    let leave = {
+        let (chat, room, confirming) = (ctx.chat.clone(), room.clone(), confirming.clone());
+        Callback::from(move |_: MouseEvent| {
+            confirming.set(false);
+            chat.leave(&room);
+        })
+    };
+    if kind != RoomKind::Private {
+        return html! {
+            <button type="button" class="leave" onclick={leave}>{ format!("Leave {label}") }</button>
+        };
+    }
+    let me = state
+        .me
+        .as_ref()
+        .map(|p| p.user.clone())
+        .unwrap_or_default();
+    let successor = state.owns(&room).then(|| successor(view, &me)).flatten();
+    let question = match &successor {
+        Some(next) => format!(
+            "Leave {label}? You own it: {} will manage it after you. Only an invitation brings you back.",
+            next.name
+        ),
+        None => format!("Leave {label}? Only an invitation brings you back."),
+    };
+    let ask = {
+        let confirming = confirming.clone();
+        Callback::from(move |_: MouseEvent| confirming.set(true))
+    };
+    let cancel = {
+        let confirming = confirming.clone();
+        Callback::from(move |_: MouseEvent| confirming.set(false))
+    };
+    let onkeydown = {
+        let confirming = confirming.clone();
+        Callback::from(move |e: KeyboardEvent| {
+            if e.key() == "Escape" {
+                e.stop_propagation();
+                confirming.set(false);
+            }
+        })
+    };
+    html! {
+        <div class="leave">
+            if *confirming {
+                <div class="confirm" role="group" aria-labelledby="leave-question" {onkeydown}>
+                    <p id="leave-question">{ question }</p>
+                    <button type="button" class="danger" onclick={leave}>{ "Yes, leave" }</button>
+                    <button type="button" ref={cancel_ref} onclick={cancel}>{ "Cancel" }</button>
+                </div>
+            } else {
+                <button type="button" onclick={ask}>{ format!("Leave {label}") }</button>
+            }
+        </div>
+    }
+}
+
+/// Who the server will make owner when `me` leaves: someone online if anyone is, else
+/// the first by username (the rule of the server's `hand_over`).
+fn successor(view: &RoomView, me: &str) -> Option<Person> {
+    let others = || view.members.iter().filter(|p| p.user != me);
+    let mut by_handle: Vec<&Person> = others().collect();
+    by_handle.sort_by(|a, b| a.user.cmp(&b.user));
+    by_handle
+        .iter()
+        .find(|p| view.online.contains(&p.user))
+        .or_else(|| by_handle.first())
+        .map(|p| (*p).clone())
 }
 
 /// `name`, marked as a guest and as the user where it applies.
@@ -215,62 +362,113 @@ fn members(ctx: &Ctx) -> Html {
     }
 }
 
-/// Creates a room; the server's answer joins it and shows it.
+/// What a typed room name becomes: room names are lower-case with dashes, and people
+/// type "Q3 Plans". `Ok` is the name that will be used.
+pub fn normalise_room_name(typed: &str) -> Result<String, String> {
+    let name = typed.trim().to_lowercase().replace(' ', "-");
+    RoomName::parse(&name)
+        .map(RoomName::into_string)
+        .map_err(|e| e.to_string())
+}
+
+/// Creates a room; the server's answer joins it and shows it. Shows the name that will
+/// be used while typing, and the server's refusal (it exists, too many rooms) here.
 #[function_component]
 fn CreateRoom() -> Html {
     let ctx = super::use_ctx();
     let input = use_node_ref();
     let private = use_node_ref();
+    let typed = use_state(String::new);
     let error = use_state(|| None::<String>);
+    let is_private = use_state(|| false);
+    let normalised = normalise_room_name(&typed);
     let onsubmit = {
-        let (input, private, error) = (input.clone(), private.clone(), error.clone());
+        let (input, error, typed, is_private) = (
+            input.clone(),
+            error.clone(),
+            typed.clone(),
+            is_private.clone(),
+        );
         let chat = ctx.chat.clone();
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
             let Some(field) = input.cast::<HtmlInputElement>() else {
                 return;
             };
-            let private = private
-                .cast::<HtmlInputElement>()
-                .is_some_and(|c| c.checked());
-            // Room names are lower-case; accept what people type and normalise it.
-            let typed = field.value().trim().to_lowercase().replace(' ', "-");
-            let room = match RoomName::parse(&typed) {
+            let room = match normalise_room_name(&field.value()) {
                 // The server names private rooms (and direct ones) with this prefix.
-                Ok(_) if !private && typed.starts_with(RESERVED_ROOM_PREFIX) => Err(format!(
+                Ok(name) if !*is_private && name.starts_with(RESERVED_ROOM_PREFIX) => Err(format!(
                     "room names starting with '{RESERVED_ROOM_PREFIX}' are reserved"
                 )),
-                parsed => parsed.map(RoomName::into_string).map_err(|e| e.to_string()),
+                other => other,
             };
             match room {
                 Ok(room) => {
                     error.set(None);
                     field.set_value("");
-                    chat.create_room(&room, private);
+                    typed.set(String::new());
+                    chat.create_room(&room, *is_private);
                 }
                 Err(e) => error.set(Some(e)),
             }
         })
     };
+    let oninput = {
+        let (typed, error, state) = (typed.clone(), error.clone(), ctx.state.clone());
+        Callback::from(move |e: InputEvent| {
+            if let Some(field) = e.target_dyn_into::<HtmlInputElement>() {
+                typed.set(field.value());
+            }
+            // Typing again: the last refusal is about another name.
+            error.set(None);
+            state.dispatch(Action::ForgetRoomRequest(RoomTool::Create));
+        })
+    };
+    let onchange = {
+        let is_private = is_private.clone();
+        Callback::from(move |e: Event| {
+            if let Some(check) = e.target_dyn_into::<HtmlInputElement>() {
+                is_private.set(check.checked());
+            }
+        })
+    };
     let guest = ctx.state.me.as_ref().is_none_or(|m| m.guest);
+    let refused = ctx
+        .state
+        .room_request(RoomTool::Create)
+        .and_then(|r| r.error.clone());
     let error = FieldError {
         id: "new-room-error",
-        message: (*error).clone(),
+        message: (*error).clone().or(refused),
+    };
+    // Shown only when it differs from what was typed: then the person sees the change
+    // before it happens.
+    let preview = match &normalised {
+        Ok(name) if typed.trim() != name => Some(format!(
+            "Will be created as {}{name}",
+            if *is_private { "" } else { "#" }
+        )),
+        _ => None,
     };
     html! {
         <form class="create-room" aria-label="Create a room" {onsubmit}>
             <label for="new-room">{ "New room" }</label>
             <div class="row">
                 <input id="new-room" ref={input} type="text" placeholder="e.g. rust-help"
-                       aria-invalid={error.invalid()} aria-describedby={error.describedby()} />
+                       aria-invalid={error.invalid()}
+                       aria-describedby={error.describedby().or(preview.as_ref().map(|_| "new-room-preview"))}
+                       {oninput} />
                 <button type="submit">{ "Create" }</button>
             </div>
             // Private rooms are for accounts; the server refuses them to guests.
             if !guest {
                 <label class="check">
-                    <input type="checkbox" ref={private} />
+                    <input type="checkbox" ref={private} {onchange} />
                     { " Private" }
                 </label>
+            }
+            if let Some(preview) = preview {
+                <p id="new-room-preview" class="hint-text" aria-live="polite">{ preview }</p>
             }
             { error.render() }
         </form>
