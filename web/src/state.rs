@@ -605,15 +605,18 @@ impl State {
             }
             ServerMsg::Left { room } => {
                 let ours = self.leaving.remove(&room);
-                if !ours && self.joined.contains_key(&room) {
+                let news = (!ours && self.joined.contains_key(&room)).then(|| {
                     // Removed by the owner, or the room was deleted.
-                    let label = self.label(&room);
-                    self.notice = Some(format!("You are no longer in {label}."));
-                }
+                    format!("You are no longer in {}.", self.label(&room))
+                });
                 if self.room_request.as_ref().is_some_and(|r| r.room == room) {
                     self.room_request = None;
                 }
+                // Dropped first: going back to the default room clears old notices.
                 self.drop_room(&room);
+                if news.is_some() {
+                    self.notice = news;
+                }
             }
             ServerMsg::Members { room, mut members } => {
                 sort_people(&mut members);

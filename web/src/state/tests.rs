@@ -689,3 +689,66 @@ fn rooms_no_longer_followed_after_a_reconnect_are_dropped() {
     assert_eq!(s.joined.keys().collect::<Vec<_>>(), ["design", "general"]);
     assert_eq!(s.current, "general", "the room on screen was one of them");
 }
+
+#[test]
+fn a_closed_conversation_comes_back_with_the_next_message_only() {
+    let grace = person("grace", "Grace");
+    let mut s = signed_in(vec![
+        room("general", "general", RoomKind::Public),
+        direct("_d1", grace.clone()),
+    ]);
+    server(&mut s, joined("general", vec![]));
+    server(&mut s, joined("_d1", vec![msg(1, "_d1", "grace")]));
+    s.apply(Action::Switch("_d1".into()));
+    s.apply(Action::CloseDirect("_d1".into()));
+    assert!(s.is_closed("_d1"));
+    assert_eq!(
+        s.current, "general",
+        "closing the one on screen goes back to the default room"
+    );
+    // A reconnect resends what was there: not news.
+    server(&mut s, joined("_d1", vec![msg(1, "_d1", "grace")]));
+    assert!(s.is_closed("_d1"));
+    // A new message is: the conversation is back, marked unread.
+    server(&mut s, ServerMsg::Message(msg(2, "_d1", "grace")));
+    assert!(!s.is_closed("_d1"));
+    assert!(s.joined["_d1"].unread);
+}
+
+#[test]
+fn a_refused_creation_shows_at_its_form_until_the_person_moves_on() {
+    let mut s = signed_in(vec![room("general", "general", RoomKind::Public)]);
+    s.apply(Action::RoomRequest {
+        room: "ideas".into(),
+        tool: RoomTool::Create,
+        subject: "ideas".into(),
+    });
+    server(
+        &mut s,
+        error(
+            ErrorCode::RoomExists,
+            "#ideas already exists",
+            Some("ideas"),
+        ),
+    );
+    assert_eq!(s.notice, None, "not in the banner");
+    assert_eq!(
+        s.room_request(RoomTool::Create)
+            .and_then(|r| r.error.as_deref()),
+        Some("#ideas already exists")
+    );
+    s.apply(Action::ForgetRoomRequest(RoomTool::Create));
+    assert_eq!(s.room_request(RoomTool::Create), None);
+}
+
+#[test]
+fn choosing_a_room_closes_the_phone_drawer_and_old_notices() {
+    let mut s = signed_in(vec![room("general", "general", RoomKind::Public)]);
+    server(&mut s, joined("general", vec![]));
+    server(&mut s, joined("ops", vec![]));
+    s.apply(Action::Notice("something old".into()));
+    s.apply(Action::Drawer(Some(Drawer::Rooms)));
+    s.apply(Action::Switch("ops".into()));
+    assert_eq!(s.drawer, None);
+    assert_eq!(s.notice, None);
+}
