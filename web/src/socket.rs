@@ -46,6 +46,8 @@ const MAX_NAME_HELD_RETRIES: u32 = 5;
 /// still exists: a handshake refused for want of one looks like any other failure to
 /// page scripts.
 const RECHECK_AFTER_FAILURES: u32 = 3;
+/// A WebSocket handshake unanswered this long is abandoned and tried again.
+const CONNECT_TIMEOUT_MS: u32 = 8_000;
 /// After this long without a frame from the server, ask it whether it is still there.
 const PING_AFTER_QUIET_MS: f64 = 10_000.0;
 /// A ping unanswered this long means the connection is gone, whatever the socket says.
@@ -766,12 +768,19 @@ async fn connect_once(
     let Ok(mut ws) = WebSocket::open(url) else {
         return End::Lost;
     };
-    // `poll_ready` waits while the socket is connecting; then it is open or failed.
-    if futures::future::poll_fn(|cx| ws.poll_ready_unpin(cx))
-        .await
-        .is_err()
-        || !matches!(ws.state(), State::Open)
-    {
+    // `poll_ready` waits while the socket is connecting; then it is open or failed. A
+    // handshake nobody answers could keep it connecting for minutes: give up sooner.
+    let opened = {
+        let ready = futures::future::poll_fn(|cx| ws.poll_ready_unpin(cx)).fuse();
+        let give_up = TimeoutFuture::new(CONNECT_TIMEOUT_MS).fuse();
+        futures::pin_mut!(ready, give_up);
+        select! {
+            ready = ready => ready.is_ok(),
+            () = give_up => false,
+        }
+    };
+    if !opened || !matches!(ws.state(), State::Open) {
+        let _ = ws.close(None, None);
         return End::Lost;
     }
     if inner.session.get() != session {

@@ -1,3 +1,5 @@
+use std::collections::BTreeSet;
+
 use confab_shared::{DEFAULT_ROOM, Person, RESERVED_ROOM_PREFIX, RoomKind, RoomName};
 use web_sys::{HtmlElement, HtmlInputElement};
 use yew::prelude::*;
@@ -16,8 +18,8 @@ struct Entry {
     label: String,
 }
 
-/// The rooms the user can see, and joined ones the last listing did not have yet,
-/// sorted by what they are called.
+/// The rooms the user can see, and those the last listing did not have (yet), sorted
+/// by what they are called.
 fn entries(state: &State) -> Vec<Entry> {
     let mut entries: Vec<Entry> = state
         .rooms
@@ -31,7 +33,11 @@ fn entries(state: &State) -> Vec<Entry> {
     // A closed conversation stays out of the list until someone writes there (or it is
     // on screen).
     entries.retain(|e| !state.is_closed(&e.id) || e.id == state.current);
-    for room in state.joined.keys() {
+    // Joined rooms the last listing did not have yet, and rooms holding unsent messages
+    // (after a reload with the server out of reach there is no listing at all).
+    let unsent = state.pending.iter().map(|p| &p.room);
+    let extra: BTreeSet<&String> = state.joined.keys().chain(unsent).collect();
+    for room in extra {
         if state.room_info(room).is_none() {
             entries.push(Entry {
                 id: room.clone(),
