@@ -2,13 +2,13 @@
 // --allow-guests): signing up and in, the HttpOnly session cookie, direct messages and
 // private rooms seen only by their people. Each browser context is one person with its
 // own cookie jar. Locators follow the client's DOM contract (accessible names first).
-import { test, expect, type Browser, type BrowserContext, type Locator, type Page } from '@playwright/test';
+import { test, expect, type Browser, type BrowserContext } from '@playwright/test';
 import { ConfabServer } from '../server';
-import { WatchedPage } from '../watched';
+import { PASSWORD, Person as BasePerson, tag } from '../person';
+import { closeAndExpectClean } from '../watched';
 
 /** How soon a message or a room change must reach the other people. */
 const DELIVERY_MS = 2_000;
-const PASSWORD = 'correct horse battery';
 const SESSION_COOKIE = 'confab_session';
 
 let server: ConfabServer;
@@ -24,74 +24,10 @@ test.afterAll(async () => {
   await server?.stop();
 });
 
-/** A fresh suffix per call, so every test (and every repeat of it) has its own usernames. */
-let serial = 0;
-function tag(): string {
-  serial += 1;
-  return `${Date.now().toString(36).slice(-5)}${serial}`;
-}
-
-/** One person in one browser context, with what the page did that it should not have. */
-class Person extends WatchedPage {
-  /** The account's username once signed up (its handle in `data-from`). */
-  username = '';
-
-  get signInForm(): Locator {
-    return this.page.getByRole('form', { name: 'Sign in' });
-  }
-  get signUpForm(): Locator {
-    return this.page.getByRole('form', { name: 'Sign up' });
-  }
-  get guestForm(): Locator {
-    return this.page.getByRole('form', { name: 'Continue as guest' });
-  }
-  get connection(): Locator {
-    return this.page.getByTestId('connection');
-  }
-  get signOutButton(): Locator {
-    return this.page.getByRole('button', { name: 'Sign out', exact: true });
-  }
-  get rooms(): Locator {
-    return this.page.getByRole('navigation', { name: 'Rooms' });
-  }
-  get directs(): Locator {
-    return this.rooms.getByRole('list', { name: 'Direct messages' });
-  }
-  /** The button of the room titled `title`; its name may go on with " (private)" or an unread hint. */
-  roomButton(title: string): Locator {
-    return this.rooms.getByRole('button', { name: new RegExp(`^#${title}(?![\\w-])`) });
-  }
-  /** The button of the direct conversation with `name` (a display name). */
-  directButton(name: string): Locator {
-    return this.directs.getByRole('button', { name: new RegExp(`^@${name}(?! ?\\w)`) });
-  }
-  get online(): Locator {
-    return this.page.getByRole('list', { name: 'Online users' });
-  }
-  get log(): Locator {
-    return this.page.getByRole('log', { name: 'Messages' });
-  }
-  /** The message items sent by the account `username` that contain `text`. */
-  message(username: string, text: string): Locator {
-    return this.log.locator(`[data-testid="message"][data-from="${username}"]`).filter({ hasText: text });
-  }
-  /** The composer of the room on screen, labelled "Message #title" or "Message @Name". */
-  composer(label: string): Locator {
-    return this.page.getByLabel(`Message ${label}`, { exact: true });
-  }
-
-  async send(label: string, text: string): Promise<void> {
-    const composer = this.composer(label);
-    await composer.fill(text);
-    await composer.press('Enter');
-  }
-
-  /** In the chat, connected, with #general on screen (where every session starts). */
-  async expectInChat(): Promise<void> {
-    await expect(this.connection).toHaveAttribute('data-state', 'open');
-    await expect(this.composer('#general')).toBeVisible();
-    await expect(this.signOutButton).toBeVisible();
-    await expect(this.signInForm).toHaveCount(0);
+/** A person of this spec: the shared page object, and the session cookie as the browser holds it. */
+class Person extends BasePerson {
+  async sessionCookies() {
+    return (await this.context.cookies(server.url)).filter((c) => c.name === SESSION_COOKIE);
   }
 
   /** On the sign-in screen, with no socket and nothing of the chat. */
@@ -103,31 +39,6 @@ class Person extends WatchedPage {
     await expect(this.log).toHaveCount(0);
     // This server takes accounts only.
     await expect(this.guestForm).toHaveCount(0);
-  }
-
-  async signUp(username: string, displayName: string, password = PASSWORD): Promise<void> {
-    await expect(this.signInForm).toBeVisible();
-    await this.page.getByRole('button', { name: 'Sign up', exact: true }).click();
-    const form = this.signUpForm;
-    await expect(form).toBeVisible();
-    await form.getByLabel('Username', { exact: true }).fill(username);
-    await form.getByLabel('Display name (optional)', { exact: true }).fill(displayName);
-    await form.getByLabel('Password', { exact: true }).fill(password);
-    await form.getByRole('button', { name: 'Create account' }).click();
-    this.username = username;
-    await this.expectInChat();
-  }
-
-  /** Fills and sends the sign-in form; what follows is up to the caller. */
-  async submitSignIn(username: string, password: string): Promise<void> {
-    const form = this.signInForm;
-    await form.getByLabel('Username', { exact: true }).fill(username);
-    await form.getByLabel('Password', { exact: true }).fill(password);
-    await form.getByRole('button', { name: 'Sign in', exact: true }).click();
-  }
-
-  async sessionCookies() {
-    return (await this.context.cookies(server.url)).filter((c) => c.name === SESSION_COOKIE);
   }
 }
 
@@ -150,12 +61,7 @@ async function signedUp(browser: Browser, username: string, displayName: string)
 test.afterEach(async () => {
   const opened = people;
   people = [];
-  const problems = opened.flatMap((p, i) => [
-    ...p.dialogs.map((d) => `person ${i}: dialog opened: ${d}`),
-    ...p.pageErrors.map((e) => `person ${i}: uncaught page error: ${e}`),
-  ]);
-  await Promise.all([...new Set(opened.map((p) => p.context))].map((c) => c.close()));
-  expect(problems, 'no dialog and no uncaught error in any page').toEqual([]);
+  await closeAndExpectClean(opened, 'person');
 });
 
 test('direct messages and a private room are seen only by their people, until invited', async ({ browser }) => {

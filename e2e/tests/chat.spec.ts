@@ -5,7 +5,7 @@
 // rooms and direct messages are in accounts.spec.ts.
 import { test, expect, type Browser, type Locator, type Page } from '@playwright/test';
 import { ConfabServer } from '../server';
-import { WatchedPage } from '../watched';
+import { WatchedPage, closeAndExpectClean } from '../watched';
 
 /** How soon a message must reach the other tabs after it is sent. */
 const DELIVERY_MS = 2_000;
@@ -134,12 +134,7 @@ async function expectDelivered(receivers: Tab[], from: string, text: string, tim
 test.afterEach(async () => {
   const opened = tabs;
   tabs = [];
-  const problems = opened.flatMap((tab, i) => [
-    ...tab.dialogs.map((d) => `tab ${i}: dialog opened: ${d}`),
-    ...tab.pageErrors.map((e) => `tab ${i}: uncaught page error: ${e}`),
-  ]);
-  await Promise.all(opened.map((tab) => tab.context.close()));
-  expect(problems, 'no dialog and no uncaught error in any tab').toEqual([]);
+  await closeAndExpectClean(opened, 'tab');
 });
 
 test('three people see each other online', async ({ browser }) => {

@@ -3,6 +3,7 @@
 // messages. Each browser context is one person; the server is the production binary.
 import { test, expect, type Browser, type Page } from '@playwright/test';
 import { ConfabServer } from '../server';
+import { WatchedPage, closeAndExpectClean } from '../watched';
 
 /** Tabs reconnect with backoff (at most 15 s between attempts). */
 const RECONNECT_MS = 25_000;
@@ -19,11 +20,24 @@ test.afterAll(async () => {
   await server?.stop();
 });
 
+let opened: WatchedPage[] = [];
+
+test.afterEach(async () => {
+  const pages = opened;
+  opened = [];
+  await closeAndExpectClean(pages);
+});
+
+/** A page in a browser context of its own, watched until the test ends. */
+async function newPage(browser: Browser): Promise<Page> {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  opened.push(new WatchedPage(context, page));
+  return page;
+}
+
 async function person(browser: Browser, name: string): Promise<Page> {
-  const page = await (await browser.newContext()).newPage();
-  page.on('dialog', (d) => {
-    throw new Error(`unexpected dialog: ${d.message()}`);
-  });
+  const page = await newPage(browser);
   await page.goto(server.url);
   const guestForm = page.getByRole('form', { name: 'Continue as guest' });
   await guestForm.getByLabel('Display name', { exact: true }).fill(name);
@@ -77,7 +91,7 @@ test('reloading a tab shows the history without asking for the name again', asyn
 test('scrolling up loads older messages and keeps the place', async ({ browser }) => {
   // A separate room, filled straight through the protocol (faster than typing 150).
   const room = 'scrollback';
-  const loader = await (await browser.newContext()).newPage();
+  const loader = await newPage(browser);
   await loader.goto(server.url);
   const total = 150;
   await loader.evaluate(
@@ -88,7 +102,7 @@ test('scrolling up loads older messages and keeps the place', async ({ browser }
         ws.onerror = () => reject(new Error('socket error'));
         ws.onopen = () => {
           // No session cookie in this context: the socket is a guest's.
-          ws.send(JSON.stringify({ type: 'hello', protocol: 3, name: 'loader' }));
+          ws.send(JSON.stringify({ type: 'hello', protocol: 4, name: 'loader' }));
           ws.send(JSON.stringify({ type: 'create_room', room }));
           ws.send(JSON.stringify({ type: 'join', room }));
           for (let i = 0; i < total; i++) {

@@ -2,6 +2,7 @@
 // in time (exponential backoff with full jitter), not as one thundering herd.
 import { test, expect, type Page } from '@playwright/test';
 import { ConfabServer } from '../server';
+import { WatchedPage, closeAndExpectClean } from '../watched';
 
 const TABS = 12;
 
@@ -16,11 +17,21 @@ test.afterAll(async () => {
   await server?.stop();
 });
 
+let opened: WatchedPage[] = [];
+
+test.afterEach(async () => {
+  const pages = opened;
+  opened = [];
+  await closeAndExpectClean(pages, 'tab');
+});
+
 test('tabs reconnect after a restart spread out in time, each by itself', async ({ browser }) => {
   const tabs: Page[] = [];
   for (let i = 0; i < TABS; i++) {
     // One context per person: each tab keeps its own remembered name.
-    const page = await (await browser.newContext()).newPage();
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    opened.push(new WatchedPage(context, page));
     await page.goto(server.url);
     const guestForm = page.getByRole('form', { name: 'Continue as guest' });
     await guestForm.getByLabel('Display name', { exact: true }).fill(`herd${i}`);
@@ -57,5 +68,4 @@ test('tabs reconnect after a restart spread out in time, each by itself', async 
   // With full jitter, twelve independent delays landing within 20 ms of each other has a
   // probability far below one in a billion: this fails only if the jitter is gone.
   expect(spread).toBeGreaterThan(20);
-  for (const page of tabs) await page.context().close();
 });

@@ -8,7 +8,6 @@
 //! just panicked. Its Reload button submits a `GET` form to the page itself, so
 //! reloading needs no code of ours to run after the abort.
 
-use wasm_bindgen::JsCast;
 use web_sys::{Document, Element};
 
 const NOTICE_ID: &str = "crash-notice";
@@ -31,20 +30,14 @@ fn show_notice() {
     let Some(body) = document.body() else {
         return;
     };
-    let Ok((notice, button)) = build_notice(&document) else {
-        return;
-    };
-    if body.prepend_with_node_1(&notice).is_ok() {
-        // Focus the way out, so a keyboard or screen-reader user is not left on a
-        // dead control.
-        if let Some(button) = button.dyn_ref::<web_sys::HtmlElement>() {
-            let _ = button.focus();
-        }
+    // An alert: screen readers announce it without taking the focus from wherever the
+    // person is (what is left of the app may still render and move it).
+    if let Ok(notice) = build_notice(&document) {
+        let _ = body.prepend_with_node_1(&notice);
     }
 }
 
-/// The notice and its Reload button.
-fn build_notice(document: &Document) -> Result<(Element, Element), wasm_bindgen::JsValue> {
+fn build_notice(document: &Document) -> Result<Element, wasm_bindgen::JsValue> {
     let notice = document.create_element("div")?;
     notice.set_id(NOTICE_ID);
     notice.set_class_name("crash");
@@ -66,5 +59,21 @@ fn build_notice(document: &Document) -> Result<(Element, Element), wasm_bindgen:
     form.append_child(&button)?;
     notice.append_child(&text)?;
     notice.append_child(&form)?;
-    Ok((notice, button))
+    Ok(notice)
 }
+
+/// Debug builds only: a page address with `?confab-test-panic` panics right after the
+/// first render, so the browser test of the dev flow (`e2e/tests/trunk-serve.spec.ts`)
+/// can check what a person sees then. Release builds have no such door.
+#[cfg(debug_assertions)]
+pub fn panic_if_asked() {
+    let asked = web_sys::window()
+        .and_then(|w| w.location().search().ok())
+        .is_some_and(|q| q.contains("confab-test-panic"));
+    if asked {
+        panic!("asked to by the page address (a debug-build test hook)");
+    }
+}
+
+#[cfg(not(debug_assertions))]
+pub fn panic_if_asked() {}

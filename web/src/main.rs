@@ -12,4 +12,5 @@ mod state;
 fn main() {
     crash::install();
     yew::Renderer::<components::App>::new().render();
+    crash::panic_if_asked();
 }

@@ -389,8 +389,9 @@ fn CreateRoom() -> Html {
     let is_private = use_state(|| false);
     let normalised = normalise_room_name(&typed);
     let onsubmit = {
-        let (input, error, typed, is_private) = (
+        let (input, private, error, typed, is_private) = (
             input.clone(),
+            private.clone(),
             error.clone(),
             typed.clone(),
             is_private.clone(),
@@ -401,19 +402,25 @@ fn CreateRoom() -> Html {
             let Some(field) = input.cast::<HtmlInputElement>() else {
                 return;
             };
+            let private_room = *is_private;
             let room = match normalise_room_name(&field.value()) {
                 // The server names private rooms (and direct ones) with this prefix.
-                Ok(name) if !*is_private && name.starts_with(RESERVED_ROOM_PREFIX) => Err(format!(
-                    "room names starting with '{RESERVED_ROOM_PREFIX}' are reserved"
-                )),
+                Ok(name) if !private_room && name.starts_with(RESERVED_ROOM_PREFIX) => Err(
+                    format!("room names starting with '{RESERVED_ROOM_PREFIX}' are reserved"),
+                ),
                 other => other,
             };
             match room {
                 Ok(room) => {
                     error.set(None);
+                    // A fresh form for the next room: public unless asked again.
                     field.set_value("");
                     typed.set(String::new());
-                    chat.create_room(&room, *is_private);
+                    if let Some(check) = private.cast::<HtmlInputElement>() {
+                        check.set_checked(false);
+                    }
+                    is_private.set(false);
+                    chat.create_room(&room, private_room);
                 }
                 Err(e) => error.set(Some(e)),
             }
