@@ -3,6 +3,9 @@
 # tools, formatting, the docs' Markdown, lints (native and wasm), Rust tests, the release client build,
 # the server binary, a seconds-long smoke of every benchmark scenario, then the browser
 # tests (Playwright + Debian's Chromium).
+# The browser tests include the development flow (the server on its default port 9000 and
+# `trunk serve` on 8080, as the README shows it): stop a local server or `trunk serve`
+# first, or that test fails and says which port is taken.
 # Usage: scripts/test.sh [extra args for `npx playwright test`]
 set -euo pipefail
 
