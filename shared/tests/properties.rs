@@ -117,6 +117,7 @@ fn client_msg() -> impl Strategy<Value = ClientMsg> {
         (text(), text()).prop_map(|(room, user)| ClientMsg::Remove { room, user }),
         (text(), text()).prop_map(|(room, title)| ClientMsg::RenameRoom { room, title }),
         text().prop_map(|room| ClientMsg::DeleteRoom { room }),
+        Just(ClientMsg::Ping),
     ]
 }
 
@@ -169,6 +170,7 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
         )
             .prop_map(|(room, who, event)| ServerMsg::Presence { room, who, event }),
         (text(), person()).prop_map(|(room, who)| ServerMsg::Typing { room, who }),
+        Just(ServerMsg::Pong),
         (
             error_code(),
             text(),
@@ -213,10 +215,11 @@ fn client_variant(msg: &ClientMsg) -> &'static str {
         ClientMsg::Remove { .. } => "remove",
         ClientMsg::RenameRoom { .. } => "rename_room",
         ClientMsg::DeleteRoom { .. } => "delete_room",
+        ClientMsg::Ping => "ping",
     }
 }
 
-const CLIENT_VARIANTS: [&str; 13] = [
+const CLIENT_VARIANTS: [&str; 14] = [
     "hello",
     "list_rooms",
     "create_room",
@@ -230,6 +233,7 @@ const CLIENT_VARIANTS: [&str; 13] = [
     "remove",
     "rename_room",
     "delete_room",
+    "ping",
 ];
 
 fn server_variant(msg: &ServerMsg) -> &'static str {
@@ -245,13 +249,14 @@ fn server_variant(msg: &ServerMsg) -> &'static str {
         ServerMsg::Message(_) => "message",
         ServerMsg::Presence { .. } => "presence",
         ServerMsg::Typing { .. } => "typing",
+        ServerMsg::Pong => "pong",
         ServerMsg::Error { .. } => "error",
     }
 }
 
-const SERVER_VARIANTS: [&str; 12] = [
+const SERVER_VARIANTS: [&str; 13] = [
     "welcome", "rooms", "joined", "replay", "history", "ack", "left", "members", "message",
-    "presence", "typing", "error",
+    "presence", "typing", "pong", "error",
 ];
 
 /// Names `strategy` produces in `samples` draws from a fixed seed.

@@ -30,6 +30,12 @@ pub fn use_ctx() -> Ctx {
     use_context::<Ctx>().unwrap_or_else(|| unreachable!("components render inside App"))
 }
 
+/// A click that sets a yes/no state: opening a confirmation, cancelling it.
+pub fn set_on_click(flag: &UseStateHandle<bool>, value: bool) -> Callback<MouseEvent> {
+    let flag = flag.clone();
+    Callback::from(move |_: MouseEvent| flag.set(value))
+}
+
 /// The padlock that marks private rooms; drawn rather than an emoji, which not every
 /// system has a font for. Decorative: the text next to it says "(private)".
 pub fn lock_icon() -> Html {

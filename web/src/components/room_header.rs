@@ -240,14 +240,8 @@ fn rename_form(ctx: &Ctx, local: &Local) -> Html {
 fn delete_room(ctx: &Ctx, local: &Local) -> Html {
     let state = &ctx.state;
     let confirming = local.confirming.clone();
-    let ask = {
-        let confirming = confirming.clone();
-        Callback::from(move |_: MouseEvent| confirming.set(true))
-    };
-    let cancel = {
-        let confirming = confirming.clone();
-        Callback::from(move |_: MouseEvent| confirming.set(false))
-    };
+    let ask = super::set_on_click(&confirming, true);
+    let cancel = super::set_on_click(&confirming, false);
     let delete = {
         let (chat, room, confirming) =
             (ctx.chat.clone(), state.current.clone(), confirming.clone());

@@ -224,14 +224,8 @@ fn LeaveRoom() -> Html {
         ),
         None => format!("Leave {label}? Only an invitation brings you back."),
     };
-    let ask = {
-        let confirming = confirming.clone();
-        Callback::from(move |_: MouseEvent| confirming.set(true))
-    };
-    let cancel = {
-        let confirming = confirming.clone();
-        Callback::from(move |_: MouseEvent| confirming.set(false))
-    };
+    let ask = super::set_on_click(&confirming, true);
+    let cancel = super::set_on_click(&confirming, false);
     let onkeydown = {
         let confirming = confirming.clone();
         Callback::from(move |e: KeyboardEvent| {
