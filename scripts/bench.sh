@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole benchmark suite: Confab and the Node `ws` peer side by side, server and
-# load generator pinned to different cores. Takes about three minutes on a quiet machine.
+# load generator pinned to different cores, then the web client's own check in Chromium
+# (bench/client/keystroke.mjs). Takes about four minutes on a quiet machine.
 # Usage: scripts/bench.sh [confab-bench suite flags, e.g. --duration-secs 5]
-# Writes every figure to bench/results/suite-<date>.json (not committed); the tables
+# Writes every figure to bench/results/{suite,client}-<date>.json (not committed); the tables
 # and the method are in docs/PERFORMANCE.md.
 set -euo pipefail
 
@@ -12,9 +13,16 @@ cd "$CONFAB_ROOT"
 
 ensure_cargo
 ensure_bench_peer_deps
+ensure_client_tools
+ensure_chromium
 command -v taskset >/dev/null 2>&1 || die "taskset not found (Debian package util-linux)"
 say "building the server and the bench (release)"
 cargo build --release -p confab-server -p confab-bench
+say "building the web client (release)"
+trunk build --release --dist dist
 mkdir -p bench/results
-out="bench/results/suite-$(date -u +%Y%m%dT%H%M%SZ).json"
-target/release/confab-bench suite --json "$out" "$@"
+stamp="$(date -u +%Y%m%dT%H%M%SZ)"
+target/release/confab-bench suite --json "bench/results/suite-$stamp.json" "$@"
+say "the web client in Chromium: 5,000 messages, 3 people typing"
+node bench/client/keystroke.mjs --server-bin target/release/confab-server --static-dir dist \
+	--json "bench/results/client-$stamp.json"

@@ -136,9 +136,11 @@ ensure_e2e_deps() {
 	npm_ci_if_stale e2e
 }
 
-# The Node `ws` server the benchmarks measure Confab against.
+# The Node `ws` server the benchmarks measure Confab against, and the Playwright driver of
+# the client benchmark (bench/client).
 ensure_bench_peer_deps() {
 	npm_ci_if_stale bench/peers/node-ws
+	npm_ci_if_stale bench/client
 }
 
 # Everything `trunk build --release` needs: rustc's wasm target, trunk, and local

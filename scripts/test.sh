@@ -53,6 +53,7 @@ step() {
 bench_smoke() {
 	local target_dir="${CARGO_TARGET_DIR:-$CONFAB_ROOT/target}"
 	cargo run -q -p confab-bench -- suite --smoke --server-bin "$target_dir/debug/confab-server"
+	node bench/client/keystroke.mjs --smoke --server-bin "$target_dir/debug/confab-server" --static-dir dist
 }
 
 # Every Markdown file of the project, parsed as CommonMark: a code fence that does not

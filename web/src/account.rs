@@ -6,87 +6,18 @@
 
 use confab_shared::{
     DisplayName, Password, Username,
-    api::{self, ApiError, Me, SignIn, SignOut, SignUp},
+    api::{ApiError, Me, SignIn, SignUp},
 };
-use gloo_net::http::{Request, Response};
 use gloo_timers::future::TimeoutFuture;
-use serde::de::DeserializeOwned;
 use yew::Callback;
 
 use crate::{
+    api::{self, Failure},
+    backoff::backoff_ms,
     persist,
-    socket::{Chat, backoff_ms},
+    socket::Chat,
     state::{Action, AuthError, AuthForm, Conn},
 };
-
-/// Why an account request failed.
-#[derive(Debug)]
-pub enum Failure {
-    /// The server said no, with a status and why.
-    Refused { status: u16, error: ApiError },
-    /// No answer, or none this client understands (the server is down, or a proxy
-    /// answered in its place).
-    Unreachable,
-}
-
-impl Failure {
-    fn into_api_error(self) -> ApiError {
-        match self {
-            Failure::Refused { error, .. } => error,
-            Failure::Unreachable => {
-                ApiError::new("Cannot reach the server. Check your connection and try again.")
-            }
-        }
-    }
-}
-
-fn endpoint(name: &str) -> String {
-    format!("{}/{name}", api::PREFIX)
-}
-
-/// Sends a request; any status but 2xx becomes [`Failure::Refused`] with the server's
-/// [`ApiError`] (or one made from the status, when the body is not one).
-async fn send(request: Result<Request, gloo_net::Error>) -> Result<Response, Failure> {
-    let response = request
-        .map_err(|_| Failure::Unreachable)?
-        .send()
-        .await
-        .map_err(|_| Failure::Unreachable)?;
-    if response.ok() {
-        return Ok(response);
-    }
-    let status = response.status();
-    let error = response.json::<ApiError>().await.unwrap_or_else(|_| {
-        ApiError::new(format!(
-            "The server refused ({status} {}).",
-            response.status_text()
-        ))
-    });
-    Err(Failure::Refused { status, error })
-}
-
-async fn json<T: DeserializeOwned>(response: Response) -> Result<T, Failure> {
-    response.json().await.map_err(|_| Failure::Unreachable)
-}
-
-/// Who the session cookie belongs to; 401 when there is no session.
-pub async fn me() -> Result<Me, Failure> {
-    json(send(Request::get(&endpoint("me")).build()).await?).await
-}
-
-async fn sign_in(body: &SignIn) -> Result<Me, Failure> {
-    json(send(Request::post(&endpoint("signin")).json(body)).await?).await
-}
-
-async fn sign_up(body: &SignUp) -> Result<Me, Failure> {
-    json(send(Request::post(&endpoint("signup")).json(body)).await?).await
-}
-
-async fn sign_out(everywhere: bool) -> Result<(), Failure> {
-    send(Request::post(&endpoint("signout")).json(&SignOut { everywhere }))
-        .await
-        .map(drop)
-}
 
 /// The rules the server applies to a new account, checked first for instant feedback.
 /// A blank display name means "use the username".
@@ -140,7 +71,7 @@ impl Account {
         wasm_bindgen_futures::spawn_local(async move {
             let mut failures = 0_u32;
             loop {
-                match me().await {
+                match api::me().await {
                     Ok(me) => return this.signed_in(me),
                     Err(Failure::Refused { status: 401, error }) => {
                         return this.not_signed_in(error.guests_allowed.unwrap_or(false));
@@ -209,12 +140,12 @@ impl Account {
                 ApiError::new("Enter your username and password."),
             );
         }
-        self.submit(AuthForm::SignIn, async move { sign_in(&body).await });
+        self.submit(AuthForm::SignIn, async move { api::sign_in(&body).await });
     }
 
     pub fn sign_up(&self, username: &str, display_name: &str, password: &str) {
         match check_sign_up(username, display_name, password) {
-            Ok(body) => self.submit(AuthForm::SignUp, async move { sign_up(&body).await }),
+            Ok(body) => self.submit(AuthForm::SignUp, async move { api::sign_up(&body).await }),
             Err(error) => self.failed(AuthForm::SignUp, error),
         }
     }
@@ -244,7 +175,7 @@ impl Account {
         }
         let this = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            match sign_out(everywhere).await {
+            match api::sign_out(everywhere).await {
                 // 401: already signed out (elsewhere, or it expired).
                 Ok(()) | Err(Failure::Refused { status: 401, .. }) => this.signed_out(),
                 Err(failure) => this.dispatch.emit(Action::Notice(format!(

@@ -3,9 +3,12 @@
 //! components only render and forward user intent.
 
 mod account;
+mod api;
+mod backoff;
 mod components;
 mod crash;
 mod persist;
+mod resume;
 mod socket;
 mod state;
 

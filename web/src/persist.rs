@@ -7,9 +7,9 @@
 use std::collections::BTreeMap;
 
 use gloo_storage::{LocalStorage, Storage};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::state::Pending;
+use crate::resume::Outbox;
 
 const GUEST_NAME_KEY: &str = "confab.name";
 const OUTBOX_KEY: &str = "confab.outbox.v2";
@@ -18,15 +18,6 @@ const OLD_OUTBOX_KEY: &str = "confab.outbox.v1";
 /// Followed by the user's handle: one person's drafts never show for another.
 const DRAFTS_KEY: &str = "confab.drafts.v1.";
 const CLOSED_KEY: &str = "confab.closed.v1.";
-
-/// Unsent messages and whose they are, so that another person signing in on the same
-/// browser never sends them as their own.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Outbox {
-    /// Handle of the writer; `None` until a server welcomed the session.
-    pub user: Option<String>,
-    pub pending: Vec<Pending>,
-}
 
 pub fn load_guest_name() -> Option<String> {
     LocalStorage::get(GUEST_NAME_KEY).ok()

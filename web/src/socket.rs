@@ -1,25 +1,22 @@
 //! The connection to the server. While a session is on (an account's cookie, or a
 //! guest's name: see [`Chat::connect`]), one task keeps a WebSocket open, reconnects
-//! with exponential backoff and jitter, and after every (re)connect says hello again,
-//! joins every room the person belongs to (and any that holds a message of theirs not
-//! yet sent), resuming each from the last message it has, and sends what the user wrote
-//! while disconnected. A socket can look open long after the network is gone, so the
-//! task also listens to the browser's `offline`/`online` events and pings the server
-//! after a quiet spell: no answer in time counts as a drop.
+//! with exponential backoff and jitter, and after every (re)connect says hello again and
+//! does what [`Resume`] says: join every room the person follows from the last message
+//! it has, and send what was written while disconnected. A socket can look open long
+//! after the network is gone, so the task also listens to the browser's
+//! `offline`/`online` events and pings the server after a quiet spell: no answer in time
+//! counts as a drop.
 //!
 //! Components never see the socket. They call [`Chat`]'s methods, which record what
-//! the user wants (rooms, messages to deliver) and queue requests; everything the
-//! server says is turned into [`Action`]s for the reducer.
+//! the user wants in the [`Resume`] and queue requests; everything the server says is
+//! turned into [`Action`]s for the reducer.
 
 use std::{
     cell::{Cell, RefCell},
-    collections::{BTreeMap, BTreeSet},
     rc::Rc,
 };
 
-use confab_shared::{
-    ClientMsg, DEFAULT_ROOM, ErrorCode, PROTOCOL_VERSION, RoomInfo, RoomKind, ServerMsg, close,
-};
+use confab_shared::{ClientMsg, ErrorCode, ServerMsg, close};
 use futures::{
     FutureExt, SinkExt, StreamExt,
     channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded},
@@ -31,17 +28,13 @@ use gloo_timers::future::{IntervalStream, TimeoutFuture};
 use yew::Callback;
 
 use crate::{
-    account::{self, Failure},
-    persist::{self, Outbox},
+    api::{self, Failure},
+    backoff::backoff_ms,
+    persist,
+    resume::{Effects, GuestName, Resume},
     state::{Action, Conn, Pending, RoomTool},
 };
 
-/// First retry delay; doubles per failed attempt up to [`MAX_BACKOFF_MS`].
-const BASE_BACKOFF_MS: f64 = 500.0;
-const MAX_BACKOFF_MS: f64 = 15_000.0;
-/// How often a `name_taken` is taken to mean "our previous session still holds it"
-/// before the name is handed back to the user to change.
-const MAX_NAME_HELD_RETRIES: u32 = 5;
 /// After this many failed connections in a row, ask `/api/me` whether the session
 /// still exists: a handshake refused for want of one looks like any other failure to
 /// page scripts.
@@ -62,49 +55,15 @@ enum Network {
     Online,
 }
 
-/// What the user wants to be true on the server, replayed after every reconnect.
-#[derive(Default)]
-struct Wanted {
-    /// The display name a guest says hello with; `None` for an account, whose cookie
-    /// tells the server who it is.
-    guest: Option<String>,
-    rooms: BTreeSet<String>,
-    /// People whose direct conversation was asked for, which the server joins for us.
-    opening: BTreeSet<String>,
-    /// Highest `seq` received per room: where a re-join resumes from.
-    last_seq: BTreeMap<String, u64>,
-}
-
-impl Wanted {
-    fn new(guest: Option<String>) -> Self {
-        Self {
-            guest,
-            rooms: BTreeSet::from([DEFAULT_ROOM.to_owned()]),
-            ..Self::default()
-        }
-    }
-}
-
 struct Inner {
     dispatch: Callback<Action>,
     /// Requests for the running session's task; `None` while there is no session.
     out: RefCell<Option<UnboundedSender<ClientMsg>>>,
     /// Changes with every connect and disconnect, so that the task of an ended session,
     /// whenever it wakes, stops without touching anything.
-    session: Cell<u64>,
-    wanted: RefCell<Wanted>,
-    /// Messages written but not acknowledged, oldest first; mirrored to local storage
-    /// so they survive a reload.
-    outbox: RefCell<Outbox>,
+    run_id: Cell<u64>,
+    resume: RefCell<Resume>,
     open: Cell<bool>,
-    /// The server accepted this connection's hello.
-    welcomed: Cell<bool>,
-    /// Rooms joined on the current connection: sends to them can go out now.
-    live: RefCell<BTreeSet<String>>,
-    /// The guest name was accepted before (this page or a previous one), so a
-    /// `name_taken` on reconnecting most likely means our own old session holds it.
-    name_was_ours: Cell<bool>,
-    name_held_retries: Cell<u32>,
     /// The window's `offline` and `online` listeners for the running session; dropping
     /// them stops the events.
     network: RefCell<Vec<EventListener>>,
@@ -127,14 +86,9 @@ impl Chat {
         let inner = Rc::new(Inner {
             dispatch,
             out: RefCell::new(None),
-            session: Cell::new(0),
-            wanted: RefCell::new(Wanted::default()),
-            outbox: RefCell::new(persist::load_outbox()),
+            run_id: Cell::new(0),
+            resume: RefCell::new(Resume::new(persist::load_outbox())),
             open: Cell::new(false),
-            welcomed: Cell::new(false),
-            live: RefCell::new(BTreeSet::new()),
-            name_was_ours: Cell::new(false),
-            name_held_retries: Cell::new(0),
             network: RefCell::new(Vec::new()),
         });
         inner.publish_outbox();
@@ -148,9 +102,7 @@ impl Chat {
         let inner = &self.0;
         inner.stop();
         let remembered = guest.is_some() && guest == persist::load_guest_name();
-        inner.name_was_ours.set(remembered);
-        inner.name_held_retries.set(0);
-        *inner.wanted.borrow_mut() = Wanted::new(guest);
+        inner.resume.borrow_mut().start(guest, remembered);
         let (out, requests) = unbounded();
         *inner.out.borrow_mut() = Some(out);
         let network = inner.listen_to_network();
@@ -159,7 +111,7 @@ impl Chat {
             Rc::clone(inner),
             requests,
             network,
-            inner.session.get(),
+            inner.run_id.get(),
         ));
     }
 
@@ -170,17 +122,15 @@ impl Chat {
     }
 
     pub fn is_guest(&self) -> bool {
-        self.0.wanted.borrow().guest.is_some()
+        self.0.resume.borrow().is_guest()
     }
 
     /// Unsent messages of someone else (another person used this browser before) must
     /// not go out as `user`'s.
     pub fn claim_outbox(&self, user: &str) {
-        self.0.claim_outbox(user);
-    }
-
-    fn is_open(&self) -> bool {
-        self.0.open.get()
+        if self.0.resume.borrow_mut().claim_outbox(user) {
+            self.0.publish_outbox();
+        }
     }
 
     /// Creates a room; the server's answer names it, and the room is joined then (a
@@ -194,33 +144,22 @@ impl Chat {
     }
 
     pub fn join(&self, room: &str) {
-        let after = {
-            let mut wanted = self.0.wanted.borrow_mut();
-            wanted.rooms.insert(room.to_owned());
-            wanted.last_seq.get(room).copied()
-        };
-        self.request(ClientMsg::Join {
-            room: room.to_owned(),
-            after,
-        });
+        let join = self.0.resume.borrow_mut().join(room);
+        self.request(join);
     }
 
     pub fn leave(&self, room: &str) {
-        self.0.wanted.borrow_mut().rooms.remove(room);
+        let leave = self.0.resume.borrow_mut().leave(room);
         self.0.dispatch.emit(Action::Leaving(room.to_owned()));
-        self.request(ClientMsg::Leave {
-            room: room.to_owned(),
-        });
+        self.request(leave);
     }
 
-    /// Opens the direct conversation with `user` (a handle); the server joins it for us
-    /// and the reducer shows it then.
+    /// Opens the direct conversation with `user` (a username); the server joins it for
+    /// us and the reducer shows it then.
     pub fn open_direct(&self, user: &str) {
-        self.0.wanted.borrow_mut().opening.insert(user.to_owned());
+        let open = self.0.resume.borrow_mut().open_direct(user);
         self.0.dispatch.emit(Action::OpeningDirect(user.to_owned()));
-        self.request(ClientMsg::OpenDirect {
-            user: user.to_owned(),
-        });
+        self.request(open);
     }
 
     pub fn invite(&self, room: &str, user: &str) {
@@ -273,30 +212,17 @@ impl Chat {
             body: body.to_owned(),
             failed: None,
         };
-        if self.0.live.borrow().contains(room) {
-            self.request(pending.to_send());
+        let now = self.0.resume.borrow_mut().send(pending);
+        if let Some(msg) = now {
+            self.request(msg);
         }
-        self.0.outbox.borrow_mut().pending.push(pending);
         self.0.publish_outbox();
     }
 
     /// Sends a refused message again, under the same client id.
     pub fn retry(&self, client_id: &str) {
-        let mut resend = None;
-        if let Some(p) = self
-            .0
-            .outbox
-            .borrow_mut()
-            .pending
-            .iter_mut()
-            .find(|p| p.client_id == client_id)
-        {
-            p.failed = None;
-            if self.0.live.borrow().contains(&p.room) {
-                resend = Some(p.to_send());
-            }
-        }
-        if let Some(msg) = resend {
+        let now = self.0.resume.borrow_mut().retry(client_id);
+        if let Some(msg) = now {
             self.request(msg);
         }
         self.0.publish_outbox();
@@ -304,11 +230,7 @@ impl Chat {
 
     /// Gives up on an unsent message.
     pub fn discard(&self, client_id: &str) {
-        self.0
-            .outbox
-            .borrow_mut()
-            .pending
-            .retain(|p| p.client_id != client_id);
+        self.0.resume.borrow_mut().discard(client_id);
         self.0.publish_outbox();
     }
 
@@ -318,16 +240,7 @@ impl Chat {
         let chat = self.clone();
         wasm_bindgen_futures::spawn_local(async move {
             TimeoutFuture::new(delay_ms).await;
-            let live = chat.0.live.borrow().clone();
-            let resend: Vec<ClientMsg> = chat
-                .0
-                .outbox
-                .borrow()
-                .pending
-                .iter()
-                .filter(|p| p.failed.is_none() && live.contains(&p.room))
-                .map(Pending::to_send)
-                .collect();
+            let resend = chat.0.resume.borrow().resend_due();
             for msg in resend {
                 chat.request(msg);
             }
@@ -344,7 +257,7 @@ impl Chat {
     }
 
     pub fn typing(&self, room: &str) {
-        if self.is_open() {
+        if self.0.open.get() {
             self.request(ClientMsg::Typing {
                 room: room.to_owned(),
             });
@@ -361,37 +274,25 @@ impl Chat {
     }
 }
 
-impl Pending {
-    fn to_send(&self) -> ClientMsg {
-        ClientMsg::Send {
-            room: self.room.clone(),
-            body: self.body.clone(),
-            client_id: self.client_id.clone(),
-        }
-    }
-}
-
 impl Inner {
     /// Ends the running session's task, if any. Its requests channel closes, so the task
-    /// closes its socket; a task asleep notices the new session number when it wakes.
+    /// closes its socket; a task asleep notices the new run id when it wakes.
     fn stop(&self) {
-        self.session.set(self.session.get().wrapping_add(1));
+        self.run_id.set(self.run_id.get().wrapping_add(1));
         self.out.borrow_mut().take();
         self.network.borrow_mut().clear();
         self.open.set(false);
-        self.welcomed.set(false);
-        self.live.borrow_mut().clear();
+        self.resume.borrow_mut().new_connection();
     }
 
     /// Stops and forgets everything of the session: nothing may be sent later under
     /// the next person's name.
     fn clear(&self) {
         self.stop();
-        if let Some(user) = self.outbox.borrow().user.as_deref() {
+        if let Some(user) = self.resume.borrow().outbox().user.as_deref() {
             persist::forget_user(user);
         }
-        *self.wanted.borrow_mut() = Wanted::default();
-        *self.outbox.borrow_mut() = Outbox::default();
+        self.resume.borrow_mut().clear();
         self.publish_outbox();
     }
 
@@ -403,223 +304,38 @@ impl Inner {
     }
 
     fn is_guest(&self) -> bool {
-        self.wanted.borrow().guest.is_some()
-    }
-
-    fn claim_outbox(&self, user: &str) {
-        let changed = {
-            let mut outbox = self.outbox.borrow_mut();
-            if outbox.user.as_deref() == Some(user) {
-                false
-            } else {
-                if outbox.user.is_some() {
-                    outbox.pending.clear();
-                }
-                outbox.user = Some(user.to_owned());
-                true
-            }
-        };
-        if changed {
-            self.publish_outbox();
-        }
-    }
-
-    /// The first request of a fresh connection. The rooms are joined once the hello is
-    /// accepted (see [`Inner::joins`]), so a refused name does not earn a second,
-    /// confusing error for each join.
-    fn greeting(&self) -> ClientMsg {
-        ClientMsg::Hello {
-            protocol: PROTOCOL_VERSION,
-            name: self.wanted.borrow().guest.clone(),
-        }
-    }
-
-    /// A join per wanted room, each resuming after the last message we have of it.
-    fn joins(&self) -> Vec<ClientMsg> {
-        let wanted = self.wanted.borrow();
-        wanted
-            .rooms
-            .iter()
-            .map(|room| ClientMsg::Join {
-                room: room.clone(),
-                after: wanted.last_seq.get(room).copied(),
-            })
-            .collect()
-    }
-
-    /// Starts following the rooms of `rooms` that are the person's (their member flag)
-    /// or that hold one of their unsent messages, and returns the ones this client must
-    /// join now: the server joins us itself to a direct conversation we just opened.
-    fn follow(&self, rooms: &[RoomInfo]) -> Vec<String> {
-        let unsent: BTreeSet<String> = self
-            .outbox
-            .borrow()
-            .pending
-            .iter()
-            .map(|p| p.room.clone())
-            .collect();
-        let mut wanted = self.wanted.borrow_mut();
-        let mut to_join = Vec::new();
-        for room in rooms {
-            if !(room.member || unsent.contains(&room.name)) || wanted.rooms.contains(&room.name) {
-                continue;
-            }
-            wanted.rooms.insert(room.name.clone());
-            let opened_by_us = room.kind == RoomKind::Direct
-                && room
-                    .peer
-                    .as_ref()
-                    .is_some_and(|p| wanted.opening.remove(&p.user));
-            if !opened_by_us {
-                to_join.push(room.name.clone());
-            }
-        }
-        to_join
-    }
-
-    /// After a welcome: the rooms to be in are the default one, the person's rooms and
-    /// those with unsent messages, as the server lists them now. A room this tab was in
-    /// that is not among them (left or removed from another device meanwhile) is not
-    /// joined again: that would undo the leave.
-    fn follow_afresh(&self, rooms: &[RoomInfo]) {
-        {
-            let mut wanted = self.wanted.borrow_mut();
-            wanted.rooms.clear();
-            wanted.rooms.insert(DEFAULT_ROOM.to_owned());
-        }
-        self.follow(rooms);
-        let following = self.wanted.borrow().rooms.clone();
-        self.dispatch.emit(Action::Following(following));
-    }
-
-    fn saw(&self, room: &str, seq: u64) {
-        let mut wanted = self.wanted.borrow_mut();
-        let last = wanted.last_seq.entry(room.to_owned()).or_default();
-        *last = (*last).max(seq);
+        self.resume.borrow().is_guest()
     }
 
     /// Saves the outbox and shows it.
     fn publish_outbox(&self) {
-        let outbox = self.outbox.borrow().clone();
+        let outbox = self.resume.borrow().outbox().clone();
         persist::save_outbox(&outbox);
         self.dispatch.emit(Action::Outbox(outbox.pending));
     }
 
-    /// Updates what the user wants from what the server answered, and returns the
-    /// requests the answer calls for (joins, the next page of a replay, queued sends).
+    /// Feeds a frame to the [`Resume`] and carries out what it says, but for the
+    /// requests, which are returned for the socket.
     fn observe(&self, msg: &ServerMsg) -> Vec<ClientMsg> {
-        match msg {
-            ServerMsg::Message(m) => self.saw(&m.room, m.seq),
-            ServerMsg::Joined { room, history, .. } => {
-                if let Some(m) = history.last() {
-                    self.saw(room, m.seq);
-                }
-                // Also how a direct conversation we opened becomes one to re-join.
-                self.wanted.borrow_mut().rooms.insert(room.clone());
-                self.live.borrow_mut().insert(room.clone());
-                return self
-                    .outbox
-                    .borrow()
-                    .pending
-                    .iter()
-                    .filter(|p| p.room == *room && p.failed.is_none())
-                    .map(Pending::to_send)
-                    .collect();
-            }
-            ServerMsg::Replay { room, messages } => {
-                if let Some(last) = messages.last().map(|m| m.seq) {
-                    self.saw(room, last);
-                    return vec![ClientMsg::Join {
-                        room: room.clone(),
-                        after: Some(last),
-                    }];
-                }
-            }
-            ServerMsg::Left { room } => {
-                // Left, removed or deleted: either way not to be re-joined.
-                self.live.borrow_mut().remove(room);
-                let mut wanted = self.wanted.borrow_mut();
-                wanted.rooms.remove(room);
-                wanted.last_seq.remove(room);
-            }
-            ServerMsg::Ack { client_id, .. } => {
-                self.outbox
-                    .borrow_mut()
-                    .pending
-                    .retain(|p| p.client_id != *client_id);
-                self.publish_outbox();
-            }
-            ServerMsg::Welcome { you, rooms, .. } => {
-                self.welcomed.set(true);
-                self.name_held_retries.set(0);
-                if you.guest {
-                    self.name_was_ours.set(true);
-                    persist::save_guest_name(&you.name);
-                } else {
-                    // The handshake carried a session cookie (signed in from another
-                    // tab, say), which wins over a guest name: an account from now on,
-                    // also after a reload.
-                    self.wanted.borrow_mut().guest = None;
-                    persist::forget_guest_name();
-                }
-                self.claim_outbox(&you.user);
-                self.follow_afresh(rooms);
-                return self.joins();
-            }
-            ServerMsg::Rooms { rooms, created } => {
-                let mut to_join = self.follow(rooms);
-                if let Some(room) = created
-                    && self.wanted.borrow_mut().rooms.insert(room.clone())
-                {
-                    to_join.push(room.clone());
-                }
-                let wanted = self.wanted.borrow();
-                return to_join
-                    .into_iter()
-                    .map(|room| {
-                        let after = wanted.last_seq.get(&room).copied();
-                        ClientMsg::Join { room, after }
-                    })
-                    .collect();
-            }
-            ServerMsg::Error {
-                client_id: Some(client_id),
-                message,
-                ..
-            } => {
-                if let Some(p) = self
-                    .outbox
-                    .borrow_mut()
-                    .pending
-                    .iter_mut()
-                    .find(|p| p.client_id == *client_id)
-                {
-                    p.failed = Some(message.clone());
-                }
-                self.publish_outbox();
-            }
-            ServerMsg::Error {
-                code: ErrorCode::UnknownRoom,
-                room: Some(room),
-                message,
-                ..
-            } => {
-                self.wanted.borrow_mut().rooms.remove(room);
-                // What waited to go there never will: say so, with Retry and Discard.
-                let mut changed = false;
-                for p in &mut self.outbox.borrow_mut().pending {
-                    if p.room == *room && p.failed.is_none() {
-                        p.failed = Some(message.clone());
-                        changed = true;
-                    }
-                }
-                if changed {
-                    self.publish_outbox();
-                }
-            }
-            _ => {}
+        let effects = self.resume.borrow_mut().observe(msg);
+        let Effects {
+            send,
+            outbox_changed,
+            following,
+            guest_name,
+        } = effects;
+        match guest_name {
+            Some(GuestName::Remember(name)) => persist::save_guest_name(&name),
+            Some(GuestName::Forget) => persist::forget_guest_name(),
+            None => {}
         }
-        Vec::new()
+        if outbox_changed {
+            self.publish_outbox();
+        }
+        if let Some(following) = following {
+            self.dispatch.emit(Action::Following(following));
+        }
+        send
     }
 
     /// Listens to the window's `offline` and `online` events for this session.
@@ -636,15 +352,6 @@ impl Inner {
             }
         }
         rx
-    }
-
-    /// Whether a `name_taken` should be waited out rather than shown.
-    fn name_probably_held_by_us(&self) -> bool {
-        if !self.name_was_ours.get() || self.name_held_retries.get() >= MAX_NAME_HELD_RETRIES {
-            return false;
-        }
-        self.name_held_retries.set(self.name_held_retries.get() + 1);
-        true
     }
 }
 
@@ -666,16 +373,16 @@ async fn run(
     inner: Rc<Inner>,
     mut requests: UnboundedReceiver<ClientMsg>,
     mut network: UnboundedReceiver<Network>,
-    session: u64,
+    run_id: u64,
 ) {
     let url = socket_url();
-    let current = |inner: &Inner| inner.session.get() == session;
+    let current = |inner: &Inner| inner.run_id.get() == run_id;
     let mut failures: u32 = 0;
     loop {
         let end = if browser_online() {
             connect_once(
                 &inner,
-                session,
+                run_id,
                 &url,
                 &mut requests,
                 &mut network,
@@ -689,8 +396,7 @@ async fn run(
             return;
         }
         inner.open.set(false);
-        inner.welcomed.set(false);
-        inner.live.borrow_mut().clear();
+        inner.resume.borrow_mut().new_connection();
         match end {
             End::Shutdown => return,
             End::SignedOut => return inner.signed_out(None),
@@ -747,7 +453,7 @@ fn browser_online() -> bool {
 /// Whether the server says this session is over; `Some(guests_allowed)` when it is.
 /// Anything but a clear "no" (the server is down, say) keeps the session.
 async fn session_gone(guest: bool) -> Option<bool> {
-    match account::me().await {
+    match api::me().await {
         Err(Failure::Refused { status: 401, error }) => {
             let guests_allowed = error.guests_allowed.unwrap_or(false);
             // A guest has no session cookie anyway: only guests being turned away ends it.
@@ -759,7 +465,7 @@ async fn session_gone(guest: bool) -> Option<bool> {
 
 async fn connect_once(
     inner: &Rc<Inner>,
-    session: u64,
+    run_id: u64,
     url: &str,
     requests: &mut UnboundedReceiver<ClientMsg>,
     network: &mut UnboundedReceiver<Network>,
@@ -783,14 +489,14 @@ async fn connect_once(
         let _ = ws.close(None, None);
         return End::Lost;
     }
-    if inner.session.get() != session {
+    if inner.run_id.get() != run_id {
         // Signed out (or in as someone else) while connecting.
         return End::Shutdown;
     }
     let (mut tx, rx) = ws.split();
     let mut rx = rx.fuse();
     inner.open.set(true);
-    inner.welcomed.set(false);
+    inner.resume.borrow_mut().new_connection();
     inner.dispatch.emit(Action::Conn(Conn::Open));
     // Requests made while disconnected go out after the greeting; stale typing
     // notices are dropped. (Sends are never among them: the outbox holds those until
@@ -801,7 +507,8 @@ async fn connect_once(
             backlog.push(msg);
         }
     }
-    for msg in std::iter::once(inner.greeting()).chain(backlog) {
+    let greeting = inner.resume.borrow().greeting();
+    for msg in std::iter::once(greeting).chain(backlog) {
         if tx.send(Message::Text(msg.to_json())).await.is_err() {
             return End::Lost;
         }
@@ -860,13 +567,13 @@ async fn connect_once(
                 }
                 // Hello goes first and the server answers in order, so an error before
                 // the welcome is the hello's refusal.
-                let refused_hello = matches!(msg, ServerMsg::Error { .. }) && !inner.welcomed.get();
+                let refused_hello = matches!(msg, ServerMsg::Error { .. }) && !inner.resume.borrow().welcomed();
                 match &msg {
                     ServerMsg::Welcome { .. } => *failures = 0,
                     // On a reconnect the server may not yet have noticed our old socket
                     // is dead; it will within its idle timeout.
                     ServerMsg::Error { code: ErrorCode::NameTaken, .. }
-                        if refused_hello && inner.name_probably_held_by_us() => return End::Lost,
+                        if refused_hello && inner.resume.borrow_mut().name_probably_held_by_us() => return End::Lost,
                     _ => {}
                 }
                 // The reducer sees the message before the outbox changes it answers
@@ -905,14 +612,6 @@ async fn connect_once(
     }
 }
 
-/// Full-jitter exponential backoff: a random delay up to the doubled ceiling, so clients
-/// dropped together by a restart do not all come back in the same instant.
-pub fn backoff_ms(failures: u32, random: f64) -> u32 {
-    let ceiling = (BASE_BACKOFF_MS * 2f64.powi(failures.min(16) as i32 - 1)).min(MAX_BACKOFF_MS);
-    // Never less than a quarter of the ceiling, so retries do not spin.
-    (ceiling * (0.25 + 0.75 * random.clamp(0.0, 1.0))) as u32
-}
-
 /// A fresh id for one sent message: random enough that two tabs never collide.
 fn new_client_id() -> String {
     let random = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
@@ -933,20 +632,4 @@ fn socket_url() -> String {
         .unwrap_or_default();
     let scheme = if protocol == "https:" { "wss" } else { "ws" };
     format!("{scheme}://{host}/ws")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_to_a_ceiling_with_jitter() {
-        assert_eq!(backoff_ms(1, 1.0), 500);
-        assert_eq!(backoff_ms(1, 0.0), 125);
-        assert_eq!(backoff_ms(2, 1.0), 1000);
-        assert_eq!(backoff_ms(3, 1.0), 2000);
-        assert_eq!(backoff_ms(10, 1.0), 15_000);
-        assert_eq!(backoff_ms(u32::MAX, 1.0), 15_000);
-        assert!(backoff_ms(4, 0.5) < backoff_ms(4, 0.9));
-    }
 }

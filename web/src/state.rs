@@ -99,17 +99,22 @@ pub struct RoomRequest {
     pub done: bool,
 }
 
-/// One room the user has joined.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// A room's messages, oldest first, unique by id. Shared, not copied: each state the
+/// reducer makes holds the same list until a message is added, and then copies only the
+/// pointers; the message list component compares it by address to skip re-rendering.
+pub type Messages = Rc<Vec<Rc<ChatMessage>>>;
+
+/// One room the user has joined. Held in an `Rc` by the state: an action that does not
+/// touch the room shares it with the previous state instead of copying it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RoomView {
-    /// Oldest first, unique by id.
-    pub messages: Vec<ChatMessage>,
+    pub messages: Messages,
     /// Everyone who belongs to the room, as last told, sorted by display name.
     pub members: Vec<Person>,
     /// Handles of the members connected to the room now.
     pub online: BTreeSet<String>,
     /// Who is typing, with when their indicator expires (ms since epoch).
-    pub typing: Vec<(Person, f64)>,
+    pub typing: Vec<(Person, u64)>,
     /// Messages arrived while another room was on screen.
     pub unread: bool,
     /// Older messages exist on the server than the oldest one here.
@@ -152,7 +157,7 @@ impl RoomView {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct State {
     pub conn: Conn,
     /// Asking the server who we are (page load, or a remembered guest rejoining):
@@ -175,7 +180,7 @@ pub struct State {
     /// The rooms this user can see, as last listed.
     pub rooms: Vec<RoomInfo>,
     /// Rooms this user is in.
-    pub joined: BTreeMap<String, RoomView>,
+    pub joined: BTreeMap<String, Rc<RoomView>>,
     /// The room on screen (its id).
     pub current: String,
     /// Rooms this user asked to leave: their `left` is expected, not news.
@@ -291,7 +296,7 @@ pub enum Action {
 
 impl State {
     pub fn current_room(&self) -> Option<&RoomView> {
-        self.joined.get(&self.current)
+        self.joined.get(&self.current).map(|view| &**view)
     }
 
     pub fn room_info(&self, room: &str) -> Option<&RoomInfo> {
@@ -345,17 +350,25 @@ impl State {
                 if conn != Conn::Open {
                     // Presence and typing are stale once disconnected; the re-join brings
                     // fresh ones.
-                    for room in self.joined.values_mut() {
-                        room.online.clear();
-                        room.typing.clear();
+                    for view in self.joined.values_mut() {
+                        if !view.online.is_empty() || !view.typing.is_empty() {
+                            let view = Rc::make_mut(view);
+                            view.online.clear();
+                            view.typing.clear();
+                        }
                     }
                 }
             }
             Action::Server { msg, now } => self.on_server(msg, now),
             Action::Switch(room) => self.switch(room),
             Action::Tick { now } => {
-                for room in self.joined.values_mut() {
-                    room.typing.retain(|(_, until)| *until > now);
+                // Most ticks expire nothing: then no room is touched, the state stays the
+                // same and nothing renders.
+                let now = now as u64;
+                for view in self.joined.values_mut() {
+                    if view.typing.iter().any(|(_, until)| *until <= now) {
+                        Rc::make_mut(view).typing.retain(|(_, until)| *until > now);
+                    }
                 }
             }
             Action::DismissNotice => self.notice = None,
@@ -373,7 +386,7 @@ impl State {
                 }
             }
             Action::LoadingOlder(room) => {
-                if let Some(view) = self.joined.get_mut(&room) {
+                if let Some(view) = self.view_mut(&room) {
                     view.loading_older = true;
                 }
             }
@@ -457,7 +470,9 @@ impl State {
     }
 
     fn switch(&mut self, room: String) {
-        if let Some(view) = self.joined.get_mut(&room) {
+        if self.joined.get(&room).is_some_and(|v| v.unread)
+            && let Some(view) = self.view_mut(&room)
+        {
             view.unread = false;
         }
         if room != self.current {
@@ -474,12 +489,22 @@ impl State {
     fn reopen_if_newer(&mut self, room: &str, seq: u64) {
         if self.closed.get(room).is_some_and(|closed| seq > *closed) {
             self.closed.remove(room);
-            if let Some(view) = self.joined.get_mut(room)
-                && room != self.current
+            if room != self.current
+                && let Some(view) = self.view_mut(room)
             {
                 view.unread = true;
             }
         }
+    }
+
+    /// A joined room, to change: copied first if an earlier state still shares it.
+    fn view_mut(&mut self, room: &str) -> Option<&mut RoomView> {
+        self.joined.get_mut(room).map(Rc::make_mut)
+    }
+
+    /// A room being joined, to change (created empty the first time).
+    fn view_entry(&mut self, room: String) -> &mut RoomView {
+        Rc::make_mut(self.joined.entry(room).or_default())
     }
 
     /// Forgets a joined room; the default one shows instead if it was on screen.
@@ -526,7 +551,7 @@ impl State {
                 online,
                 history,
             } => {
-                let view = self.joined.entry(room.clone()).or_default();
+                let view = self.view_entry(room.clone());
                 view.members = members;
                 sort_people(&mut view.members);
                 view.online = online.into_iter().collect();
@@ -552,7 +577,7 @@ impl State {
                 }
             }
             ServerMsg::Replay { room, messages } => {
-                let view = self.joined.entry(room).or_default();
+                let view = self.view_entry(room);
                 for msg in messages {
                     insert_message(&mut view.messages, msg);
                 }
@@ -562,7 +587,7 @@ impl State {
                 messages,
                 more,
             } => {
-                if let Some(view) = self.joined.get_mut(&room) {
+                if let Some(view) = self.view_mut(&room) {
                     for msg in messages {
                         insert_message(&mut view.messages, msg);
                     }
@@ -599,7 +624,7 @@ impl State {
                     body: pending.body,
                     ts,
                 };
-                if let Some(view) = self.joined.get_mut(&msg.room) {
+                if let Some(view) = self.view_mut(&msg.room) {
                     insert_message(&mut view.messages, msg);
                 }
             }
@@ -630,14 +655,14 @@ impl State {
                         _ => {}
                     }
                 }
-                if let Some(view) = self.joined.get_mut(&room) {
+                if let Some(view) = self.view_mut(&room) {
                     view.members = members;
                 }
             }
             ServerMsg::Message(msg) => {
                 let on_screen = msg.room == self.current;
                 let (room, seq) = (msg.room.clone(), msg.seq);
-                if let Some(view) = self.joined.get_mut(&msg.room) {
+                if let Some(view) = self.view_mut(&msg.room) {
                     view.typing.retain(|(p, _)| p.user != msg.from);
                     if !on_screen {
                         view.unread = true;
@@ -647,7 +672,7 @@ impl State {
                 self.reopen_if_newer(&room, seq);
             }
             ServerMsg::Presence { room, who, event } => {
-                if let Some(view) = self.joined.get_mut(&room) {
+                if let Some(view) = self.view_mut(&room) {
                     if event == PresenceEvent::Joined {
                         view.online.insert(who.user.clone());
                         view.add_member(who);
@@ -658,8 +683,8 @@ impl State {
                 }
             }
             ServerMsg::Typing { room, who } => {
-                if let Some(view) = self.joined.get_mut(&room) {
-                    let until = now + limits::TYPING_TTL_MS as f64;
+                if let Some(view) = self.view_mut(&room) {
+                    let until = now as u64 + limits::TYPING_TTL_MS;
                     match view.typing.iter_mut().find(|(p, _)| p.user == who.user) {
                         Some(entry) => *entry = (who, until),
                         None => view.typing.push((who, until)),
@@ -769,26 +794,29 @@ fn sort_people(people: &mut [Person]) {
     people.sort_by(|a, b| (a.name.to_lowercase(), &a.user).cmp(&(b.name.to_lowercase(), &b.user)));
 }
 
-/// Inserts in id order, ignoring a message already present (history re-sent on re-join).
-fn insert_message(messages: &mut Vec<ChatMessage>, msg: ChatMessage) {
-    match messages.last() {
-        Some(last) if last.id < msg.id => messages.push(msg),
-        None => messages.push(msg),
-        Some(_) => {
-            if let Err(pos) = messages.binary_search_by_key(&msg.id, |m| m.id) {
-                messages.insert(pos, msg);
-            }
-        }
-    }
+/// Inserts in id order, ignoring a message already present (history re-sent on re-join)
+/// without copying the list for it.
+fn insert_message(messages: &mut Messages, msg: ChatMessage) {
+    let at = match messages.last() {
+        None => 0,
+        Some(last) if last.id < msg.id => messages.len(),
+        Some(_) => match messages.binary_search_by_key(&msg.id, |m| m.id) {
+            Ok(_) => return,
+            Err(pos) => pos,
+        },
+    };
+    Rc::make_mut(messages).insert(at, Rc::new(msg));
 }
 
 impl Reducible for State {
     type Action = Action;
 
+    /// An action that changes nothing returns the very same state, so Yew skips the
+    /// render. Comparing is cheap: unchanged rooms are the same `Rc`, compared by address.
     fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
         let mut next = (*self).clone();
         next.apply(action);
-        Rc::new(next)
+        if next == *self { self } else { Rc::new(next) }
     }
 }
 

@@ -5,7 +5,7 @@ use yew::prelude::*;
 
 use crate::{
     socket::Chat,
-    state::{Action, Pending},
+    state::{Action, Messages, Pending},
 };
 
 /// Consecutive messages from one sender within this gap share one header.
@@ -82,29 +82,19 @@ pub fn MessageList() -> Html {
         });
     }
 
-    let me = state
+    let me: AttrValue = state
         .me
         .as_ref()
-        .map(|p| p.user.as_str())
+        .map(|p| AttrValue::from(p.user.clone()))
         .unwrap_or_default();
     let label = state.label(&state.current);
-    let pending: Vec<Html> = state
-        .pending_here()
-        .map(|p| pending_item(p, &ctx.chat))
-        .collect();
+    let pending: Vec<Pending> = state.pending_here().cloned().collect();
     let body = match room {
         None => html! { <p class="empty">{ format!("Joining {label}…") }</p> },
         Some(r) if r.messages.is_empty() && pending.is_empty() => {
             html! { <p class="empty">{ format!("No messages in {label} yet. Say hi!") }</p> }
         }
         Some(r) => {
-            let items = r.messages.iter().enumerate().map(|(i, m)| {
-                let starts_group = i == 0 || {
-                    let prev = &r.messages[i - 1];
-                    prev.from != m.from || m.ts - prev.ts > GROUP_GAP_MS
-                };
-                message(m, starts_group, m.from == me)
-            });
             let older = r.has_older.then(|| {
                 let onclick = load_older.reform(|_: MouseEvent| ());
                 html! {
@@ -116,7 +106,7 @@ pub fn MessageList() -> Html {
             html! {
                 <>
                     { for older }
-                    <ul class="message-items">{ for items }{ for pending }</ul>
+                    <Items messages={r.messages.clone()} {pending} {me} chat={ctx.chat.clone()} />
                 </>
             }
         }
@@ -130,6 +120,35 @@ pub fn MessageList() -> Html {
             </div>
             <p class="typing" data-testid="typing" aria-live="polite">{ typing }</p>
         </>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct ItemsProps {
+    messages: Messages,
+    /// The room's messages still waiting for the server.
+    pending: Vec<Pending>,
+    /// The reader's username, to mark their own messages.
+    me: AttrValue,
+    chat: Chat,
+}
+
+/// The list itself. A component of its own so that what changes around it many times a
+/// second (typing indicators, presence, the clock's tick) does not rebuild thousands of
+/// items: its props are the shared message list, compared by address.
+#[function_component]
+fn Items(props: &ItemsProps) -> Html {
+    let messages = &props.messages;
+    let items = messages.iter().enumerate().map(|(i, m)| {
+        let starts_group = i == 0 || {
+            let prev = &messages[i - 1];
+            prev.from != m.from || m.ts - prev.ts > GROUP_GAP_MS
+        };
+        message(m, starts_group, m.from == props.me.as_str())
+    });
+    let pending = props.pending.iter().map(|p| pending_item(p, &props.chat));
+    html! {
+        <ul class="message-items">{ for items }{ for pending }</ul>
     }
 }
 

@@ -752,3 +752,56 @@ fn choosing_a_room_closes_the_phone_drawer_and_old_notices() {
     assert_eq!(s.drawer, None);
     assert_eq!(s.notice, None);
 }
+
+#[test]
+fn a_tick_that_expires_nothing_is_the_same_state_and_renders_nothing() {
+    let mut s = State::default();
+    server(&mut s, joined("general", vec![msg(1, "general", "ada")]));
+    server(
+        &mut s,
+        ServerMsg::Typing {
+            room: "general".into(),
+            who: person("grace", "Grace"),
+        },
+    );
+    let before = Rc::new(s);
+    // The indicator lasts 5 s from the server time 1000 ms of `server`.
+    let after = Rc::clone(&before).reduce(Action::Tick { now: 2_000.0 });
+    assert!(
+        Rc::ptr_eq(&before, &after),
+        "nothing expired: the same state"
+    );
+    let expired = Rc::clone(&before).reduce(Action::Tick {
+        now: 1_000.0 + limits::TYPING_TTL_MS as f64,
+    });
+    assert!(!Rc::ptr_eq(&before, &expired));
+    assert!(expired.joined["general"].typing.is_empty());
+}
+
+#[test]
+fn a_message_in_one_room_shares_every_other_room_with_the_previous_state() {
+    let mut s = State::default();
+    server(&mut s, joined("general", vec![msg(1, "general", "ada")]));
+    server(&mut s, joined("ops", vec![msg(2, "ops", "ada")]));
+    let before = Rc::new(s);
+    let after = Rc::clone(&before).reduce(Action::Server {
+        msg: ServerMsg::Message(msg(3, "ops", "grace")),
+        now: 1_000.0,
+    });
+    assert!(Rc::ptr_eq(
+        &before.joined["general"],
+        &after.joined["general"]
+    ));
+    assert_eq!(after.joined["ops"].messages.len(), 2);
+    // The messages themselves are shared too; only the list of them was copied.
+    assert!(Rc::ptr_eq(
+        &before.joined["ops"].messages[0],
+        &after.joined["ops"].messages[0]
+    ));
+    // A message seen twice (history re-sent on a re-join) changes nothing at all.
+    let again = Rc::clone(&after).reduce(Action::Server {
+        msg: ServerMsg::Message(msg(3, "ops", "grace")),
+        now: 1_000.0,
+    });
+    assert!(Rc::ptr_eq(&after, &again));
+}

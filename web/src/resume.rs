@@ -1,0 +1,379 @@
+//! The client's half of resuming: what the person wants to be true on the server — the
+//! rooms to be in, where each one resumes from, the messages still to deliver — and what
+//! each frame from the server changes about it.
+//!
+//! Plain data and plain functions: no `RefCell`, no callbacks, no browser types. The
+//! socket service ([`crate::socket`]) owns one [`Resume`], feeds it every frame and every
+//! user request, sends the requests it returns and carries out the [`Effects`] (saving the
+//! outbox, telling the reducer). So the rules that make a reconnect lose nothing and
+//! double nothing are unit-tested natively, like the reducer.
+//!
+//! The rules:
+//! - After every (re)connect: `hello`, then once welcomed a `join` for every followed room
+//!   from the highest `seq` seen there, then `replay` pages until `joined`.
+//! - The followed rooms are `general`, every room the server marks `member`, and every room
+//!   holding an unsent message; a room this tab was in but the person no longer belongs
+//!   to (left on another device meanwhile) is not joined again.
+//! - A message goes out as soon as its room is joined on the current connection, and again
+//!   after every reconnect until acknowledged: the server stores a client id once.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use confab_shared::{
+    ClientMsg, DEFAULT_ROOM, ErrorCode, PROTOCOL_VERSION, RoomInfo, RoomKind, ServerMsg,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::state::Pending;
+
+/// How often a `name_taken` is taken to mean "our previous connection still holds it"
+/// before the name is handed back to the user to change.
+const MAX_NAME_HELD_RETRIES: u32 = 5;
+
+/// Unsent messages and whose they are, so that another person signing in on the same
+/// browser never sends them as their own. Saved to local storage as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outbox {
+    /// Username of the writer; `None` until a server welcomed the session.
+    pub user: Option<String>,
+    pub pending: Vec<Pending>,
+}
+
+/// What a guest's display name becomes in local storage after a welcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuestName {
+    /// Welcomed as a guest: a reload says hello with this name again.
+    Remember(String),
+    /// Welcomed as an account (the cookie won): no guest name any more.
+    Forget,
+}
+
+/// What the socket service must do after [`Resume::observe`].
+#[derive(Debug, Default, PartialEq)]
+pub struct Effects {
+    /// Requests to send now, in this order.
+    pub send: Vec<ClientMsg>,
+    /// The outbox changed: save it and show it.
+    pub outbox_changed: bool,
+    /// After a welcome: every room followed from now on (the reducer drops the others).
+    pub following: Option<BTreeSet<String>>,
+    pub guest_name: Option<GuestName>,
+}
+
+/// See the module documentation.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Resume {
+    /// The display name a guest says hello with; `None` for an account, whose cookie
+    /// tells the server who it is.
+    guest: Option<String>,
+    /// Rooms to be in.
+    rooms: BTreeSet<String>,
+    /// People whose direct conversation was asked for, which the server joins for us.
+    opening: BTreeSet<String>,
+    /// Highest `seq` received per room: where a re-join resumes from.
+    last_seq: BTreeMap<String, u64>,
+    /// Messages written but not acknowledged, oldest first.
+    outbox: Outbox,
+    /// Rooms joined on the current connection: sends to them can go out now.
+    live: BTreeSet<String>,
+    /// The server accepted this connection's hello.
+    welcomed: bool,
+    /// The guest name was accepted before (this page or a previous one), so a
+    /// `name_taken` on reconnecting most likely means our own old connection holds it.
+    name_was_ours: bool,
+    name_held_retries: u32,
+}
+
+impl Resume {
+    /// Nothing wanted yet; `outbox` is what an earlier visit left unsent.
+    pub fn new(outbox: Outbox) -> Self {
+        Self {
+            outbox,
+            ..Self::default()
+        }
+    }
+
+    /// A new session: as an account (`guest` `None`) or as a guest asking for that name
+    /// (`name_was_ours`: a name this browser was welcomed with before). The outbox stays:
+    /// [`Resume::claim_outbox`] decides whose it is.
+    pub fn start(&mut self, guest: Option<String>, name_was_ours: bool) {
+        *self = Self {
+            guest,
+            rooms: BTreeSet::from([DEFAULT_ROOM.to_owned()]),
+            outbox: std::mem::take(&mut self.outbox),
+            name_was_ours,
+            ..Self::default()
+        };
+    }
+
+    /// Forgets the session and everything unsent (signing out): nothing may go out later
+    /// under the next person's name.
+    pub fn clear(&mut self) {
+        *self = Self::default();
+    }
+
+    pub fn is_guest(&self) -> bool {
+        self.guest.is_some()
+    }
+
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    /// Unsent messages of someone else (another person used this browser before) are
+    /// dropped, never sent as `user`'s. Returns whether the outbox changed.
+    pub fn claim_outbox(&mut self, user: &str) -> bool {
+        if self.outbox.user.as_deref() == Some(user) {
+            return false;
+        }
+        if self.outbox.user.is_some() {
+            self.outbox.pending.clear();
+        }
+        self.outbox.user = Some(user.to_owned());
+        true
+    }
+
+    /// A socket just opened (or closed): nothing is joined on it, nobody welcomed it.
+    pub fn new_connection(&mut self) {
+        self.live.clear();
+        self.welcomed = false;
+    }
+
+    pub fn welcomed(&self) -> bool {
+        self.welcomed
+    }
+
+    /// The first request of a fresh connection. The rooms are joined once the hello is
+    /// accepted, so a refused name does not earn a second, confusing error per join.
+    pub fn greeting(&self) -> ClientMsg {
+        ClientMsg::Hello {
+            protocol: PROTOCOL_VERSION,
+            name: self.guest.clone(),
+        }
+    }
+
+    /// The person opened a room.
+    pub fn join(&mut self, room: &str) -> ClientMsg {
+        self.rooms.insert(room.to_owned());
+        self.join_request(room.to_owned())
+    }
+
+    pub fn leave(&mut self, room: &str) -> ClientMsg {
+        self.rooms.remove(room);
+        ClientMsg::Leave {
+            room: room.to_owned(),
+        }
+    }
+
+    /// The direct conversation with `user` (a username) was asked for; the server joins
+    /// us to it.
+    pub fn open_direct(&mut self, user: &str) -> ClientMsg {
+        self.opening.insert(user.to_owned());
+        ClientMsg::OpenDirect {
+            user: user.to_owned(),
+        }
+    }
+
+    /// Queues a message; returns the `send` to make now if its room is joined.
+    pub fn send(&mut self, pending: Pending) -> Option<ClientMsg> {
+        let now = self.live.contains(&pending.room).then(|| pending.to_send());
+        self.outbox.pending.push(pending);
+        now
+    }
+
+    /// A refused message is tried again under the same client id; returns the `send` to
+    /// make now if its room is joined.
+    pub fn retry(&mut self, client_id: &str) -> Option<ClientMsg> {
+        let p = self
+            .outbox
+            .pending
+            .iter_mut()
+            .find(|p| p.client_id == client_id)?;
+        p.failed = None;
+        self.live.contains(&p.room).then(|| p.to_send())
+    }
+
+    /// Gives up on an unsent message.
+    pub fn discard(&mut self, client_id: &str) {
+        self.outbox.pending.retain(|p| p.client_id != client_id);
+    }
+
+    /// Every unacknowledged message whose room is joined, to send again (after a
+    /// `rate_limited`, which does not say which request it refused).
+    pub fn resend_due(&self) -> Vec<ClientMsg> {
+        self.outbox
+            .pending
+            .iter()
+            .filter(|p| p.failed.is_none() && self.live.contains(&p.room))
+            .map(Pending::to_send)
+            .collect()
+    }
+
+    /// Whether a `name_taken` should be waited out rather than shown.
+    pub fn name_probably_held_by_us(&mut self) -> bool {
+        if !self.name_was_ours || self.name_held_retries >= MAX_NAME_HELD_RETRIES {
+            return false;
+        }
+        self.name_held_retries += 1;
+        true
+    }
+
+    /// Updates what the person wants from what the server said, and returns what that
+    /// calls for.
+    pub fn observe(&mut self, msg: &ServerMsg) -> Effects {
+        let mut effects = Effects::default();
+        match msg {
+            ServerMsg::Message(m) => self.saw(&m.room, m.seq),
+            ServerMsg::Joined { room, history, .. } => {
+                if let Some(m) = history.last() {
+                    self.saw(room, m.seq);
+                }
+                // Also how a direct conversation we opened becomes one to re-join.
+                self.rooms.insert(room.clone());
+                self.live.insert(room.clone());
+                effects.send = self
+                    .outbox
+                    .pending
+                    .iter()
+                    .filter(|p| p.room == *room && p.failed.is_none())
+                    .map(Pending::to_send)
+                    .collect();
+            }
+            ServerMsg::Replay { room, messages } => {
+                if let Some(last) = messages.last().map(|m| m.seq) {
+                    self.saw(room, last);
+                    effects.send.push(self.join_request(room.clone()));
+                }
+            }
+            ServerMsg::Left { room } => {
+                // Left, removed or deleted: either way not to be re-joined.
+                self.live.remove(room);
+                self.rooms.remove(room);
+                self.last_seq.remove(room);
+            }
+            ServerMsg::Ack { client_id, .. } => {
+                let before = self.outbox.pending.len();
+                self.outbox.pending.retain(|p| p.client_id != *client_id);
+                effects.outbox_changed = self.outbox.pending.len() != before;
+            }
+            ServerMsg::Welcome { you, rooms, .. } => {
+                self.welcomed = true;
+                self.name_held_retries = 0;
+                effects.guest_name = Some(if you.guest {
+                    self.name_was_ours = true;
+                    GuestName::Remember(you.name.clone())
+                } else {
+                    // The handshake carried a session cookie (signed in from another
+                    // tab, say), which wins over a guest name: an account from now on,
+                    // also after a reload.
+                    self.guest = None;
+                    GuestName::Forget
+                });
+                effects.outbox_changed = self.claim_outbox(&you.user);
+                self.rooms = BTreeSet::from([DEFAULT_ROOM.to_owned()]);
+                self.follow(rooms);
+                effects.following = Some(self.rooms.clone());
+                effects.send = self
+                    .rooms
+                    .iter()
+                    .map(|room| self.join_request(room.clone()))
+                    .collect();
+            }
+            ServerMsg::Rooms { rooms, created } => {
+                let mut to_join = self.follow(rooms);
+                if let Some(room) = created
+                    && self.rooms.insert(room.clone())
+                {
+                    to_join.push(room.clone());
+                }
+                effects.send = to_join
+                    .into_iter()
+                    .map(|room| self.join_request(room))
+                    .collect();
+            }
+            ServerMsg::Error {
+                client_id: Some(client_id),
+                message,
+                ..
+            } => {
+                if let Some(p) = self
+                    .outbox
+                    .pending
+                    .iter_mut()
+                    .find(|p| p.client_id == *client_id)
+                {
+                    p.failed = Some(message.clone());
+                    effects.outbox_changed = true;
+                }
+            }
+            ServerMsg::Error {
+                code: ErrorCode::UnknownRoom,
+                room: Some(room),
+                message,
+                ..
+            } => {
+                self.rooms.remove(room);
+                // What waited to go there never will: say so, with Retry and Discard.
+                for p in &mut self.outbox.pending {
+                    if p.room == *room && p.failed.is_none() {
+                        p.failed = Some(message.clone());
+                        effects.outbox_changed = true;
+                    }
+                }
+            }
+            _ => {}
+        }
+        effects
+    }
+
+    /// Starts following the rooms of `rooms` that are the person's (their member flag)
+    /// or that hold one of their unsent messages, and returns the ones this client must
+    /// join now: the server joins us itself to a direct conversation we just opened.
+    fn follow(&mut self, rooms: &[RoomInfo]) -> Vec<String> {
+        let unsent: BTreeSet<&str> = self
+            .outbox
+            .pending
+            .iter()
+            .map(|p| p.room.as_str())
+            .collect();
+        let mut to_join = Vec::new();
+        for room in rooms {
+            let wanted = room.member || unsent.contains(room.name.as_str());
+            if !wanted || !self.rooms.insert(room.name.clone()) {
+                continue;
+            }
+            let opened_by_us = room.kind == RoomKind::Direct
+                && room
+                    .peer
+                    .as_ref()
+                    .is_some_and(|p| self.opening.remove(&p.user));
+            if !opened_by_us {
+                to_join.push(room.name.clone());
+            }
+        }
+        to_join
+    }
+
+    fn join_request(&self, room: String) -> ClientMsg {
+        let after = self.last_seq.get(&room).copied();
+        ClientMsg::Join { room, after }
+    }
+
+    fn saw(&mut self, room: &str, seq: u64) {
+        let last = self.last_seq.entry(room.to_owned()).or_default();
+        *last = (*last).max(seq);
+    }
+}
+
+impl Pending {
+    fn to_send(&self) -> ClientMsg {
+        ClientMsg::Send {
+            room: self.room.clone(),
+            body: self.body.clone(),
+            client_id: self.client_id.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
