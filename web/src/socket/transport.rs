@@ -1,38 +1,21 @@
-//! The connection to the server. While a session is on (an account's cookie, or a
-//! guest's name: see [`Chat::connect`]), one task keeps a WebSocket open, reconnects
-//! with exponential backoff and jitter, and after every (re)connect says hello again and
-//! does what [`Resume`] says: join every room the person follows from the last message
-//! it has, and send what was written while disconnected. A socket can look open long
-//! after the network is gone, so the task also listens to the browser's
-//! `offline`/`online` events and pings the server after a quiet spell: no answer in time
-//! counts as a drop.
-//!
-//! Components never see the socket. They call [`Chat`]'s methods, which record what
-//! the user wants in the [`Resume`] and queue requests; everything the server says is
-//! turned into [`Action`]s for the reducer.
+//! The transport loop: one task per session that opens the WebSocket, says hello,
+//! pumps frames both ways through the [`Resume`](crate::resume::Resume) bookkeeping of
+//! its [`Inner`], notices a dead connection (no pong, the browser offline, a handshake
+//! nobody answers), and reconnects with backoff until the session ends.
 
-use std::{
-    cell::{Cell, RefCell},
-    rc::Rc,
-};
+use std::rc::Rc;
 
 use confab_shared::{ClientMsg, ErrorCode, ServerMsg, close};
-use futures::{
-    FutureExt, SinkExt, StreamExt,
-    channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded},
-    select,
-};
-use gloo_events::EventListener;
+use futures::{FutureExt, SinkExt, StreamExt, channel::mpsc::UnboundedReceiver, select};
 use gloo_net::websocket::{Message, State, WebSocketError, futures::WebSocket};
 use gloo_timers::future::{IntervalStream, TimeoutFuture};
-use yew::Callback;
 
+use super::{Chat, Inner};
 use crate::{
     api::{self, Failure},
     backoff::backoff_ms,
     persist,
-    resume::{Effects, GuestName, Resume},
-    state::{Action, Conn, Pending, RoomTool},
+    state::{Action, Conn},
 };
 
 /// After this many failed connections in a row, ask `/api/me` whether the session
@@ -50,309 +33,9 @@ const HEARTBEAT_TICK_MS: u32 = 1_000;
 
 /// What the browser says about the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Network {
+pub(super) enum Network {
     Offline,
     Online,
-}
-
-struct Inner {
-    dispatch: Callback<Action>,
-    /// Requests for the running session's task; `None` while there is no session.
-    out: RefCell<Option<UnboundedSender<ClientMsg>>>,
-    /// Changes with every connect and disconnect, so that the task of an ended session,
-    /// whenever it wakes, stops without touching anything.
-    run_id: Cell<u64>,
-    resume: RefCell<Resume>,
-    open: Cell<bool>,
-    /// The window's `offline` and `online` listeners for the running session; dropping
-    /// them stops the events.
-    network: RefCell<Vec<EventListener>>,
-}
-
-/// Handle to the connection, shared through a Yew context.
-#[derive(Clone)]
-pub struct Chat(Rc<Inner>);
-
-impl PartialEq for Chat {
-    fn eq(&self, other: &Self) -> bool {
-        Rc::ptr_eq(&self.0, &other.0)
-    }
-}
-
-impl Chat {
-    /// A connection service with no session yet; server traffic will go to `dispatch`.
-    /// Unsent messages remembered from an earlier visit are shown at once.
-    pub fn new(dispatch: Callback<Action>) -> Chat {
-        let inner = Rc::new(Inner {
-            dispatch,
-            out: RefCell::new(None),
-            run_id: Cell::new(0),
-            resume: RefCell::new(Resume::new(persist::load_outbox())),
-            open: Cell::new(false),
-            network: RefCell::new(Vec::new()),
-        });
-        inner.publish_outbox();
-        Chat(inner)
-    }
-
-    /// Starts a session: as the account of the session cookie (`guest` `None`), or as
-    /// a guest asking for that display name. Any running session ends first, since who
-    /// we are is settled by the handshake and the hello.
-    pub fn connect(&self, guest: Option<String>) {
-        let inner = &self.0;
-        inner.stop();
-        let remembered = guest.is_some() && guest == persist::load_guest_name();
-        inner.resume.borrow_mut().start(guest, remembered);
-        let (out, requests) = unbounded();
-        *inner.out.borrow_mut() = Some(out);
-        let network = inner.listen_to_network();
-        inner.dispatch.emit(Action::Conn(Conn::Connecting));
-        wasm_bindgen_futures::spawn_local(run(
-            Rc::clone(inner),
-            requests,
-            network,
-            inner.run_id.get(),
-        ));
-    }
-
-    /// Ends the session (signing out): closes the socket and forgets its rooms and
-    /// unsent messages.
-    pub fn disconnect(&self) {
-        self.0.clear();
-    }
-
-    pub fn is_guest(&self) -> bool {
-        self.0.resume.borrow().is_guest()
-    }
-
-    /// Unsent messages of someone else (another person used this browser before) must
-    /// not go out as `user`'s.
-    pub fn claim_outbox(&self, user: &str) {
-        if self.0.resume.borrow_mut().claim_outbox(user) {
-            self.0.publish_outbox();
-        }
-    }
-
-    /// Creates a room; the server's answer names it, and the room is joined then (a
-    /// private room's id is the server's choice).
-    pub fn create_room(&self, room: &str, private: bool) {
-        self.room_request(room, RoomTool::Create, room);
-        self.request(ClientMsg::CreateRoom {
-            room: room.to_owned(),
-            private,
-        });
-    }
-
-    pub fn join(&self, room: &str) {
-        let join = self.0.resume.borrow_mut().join(room);
-        self.request(join);
-    }
-
-    pub fn leave(&self, room: &str) {
-        let leave = self.0.resume.borrow_mut().leave(room);
-        self.0.dispatch.emit(Action::Leaving(room.to_owned()));
-        self.request(leave);
-    }
-
-    /// Opens the direct conversation with `user` (a username); the server joins it for
-    /// us and the reducer shows it then.
-    pub fn open_direct(&self, user: &str) {
-        let open = self.0.resume.borrow_mut().open_direct(user);
-        self.0.dispatch.emit(Action::OpeningDirect(user.to_owned()));
-        self.request(open);
-    }
-
-    pub fn invite(&self, room: &str, user: &str) {
-        self.room_request(room, RoomTool::Invite, user);
-        self.request(ClientMsg::Invite {
-            room: room.to_owned(),
-            user: user.to_owned(),
-        });
-    }
-
-    pub fn rename_room(&self, room: &str, title: &str) {
-        self.room_request(room, RoomTool::Rename, title);
-        self.request(ClientMsg::RenameRoom {
-            room: room.to_owned(),
-            title: title.to_owned(),
-        });
-    }
-
-    pub fn delete_room(&self, room: &str) {
-        self.room_request(room, RoomTool::Delete, "");
-        // The `left` that follows is the deletion we asked for, not news to announce.
-        self.0.dispatch.emit(Action::Leaving(room.to_owned()));
-        self.request(ClientMsg::DeleteRoom {
-            room: room.to_owned(),
-        });
-    }
-
-    pub fn remove(&self, room: &str, user: &str) {
-        self.room_request(room, RoomTool::Remove, user);
-        self.request(ClientMsg::Remove {
-            room: room.to_owned(),
-            user: user.to_owned(),
-        });
-    }
-
-    fn room_request(&self, room: &str, tool: RoomTool, subject: &str) {
-        self.0.dispatch.emit(Action::RoomRequest {
-            room: room.to_owned(),
-            tool,
-            subject: subject.to_owned(),
-        });
-    }
-
-    /// Queues a message. It shows as "sending…" until the server acknowledges it,
-    /// survives reloads meanwhile, and goes out as soon as the room is joined.
-    pub fn send(&self, room: &str, body: &str) {
-        let pending = Pending {
-            client_id: new_client_id(),
-            room: room.to_owned(),
-            body: body.to_owned(),
-            failed: None,
-        };
-        let now = self.0.resume.borrow_mut().send(pending);
-        if let Some(msg) = now {
-            self.request(msg);
-        }
-        self.0.publish_outbox();
-    }
-
-    /// Sends a refused message again, under the same client id.
-    pub fn retry(&self, client_id: &str) {
-        let now = self.0.resume.borrow_mut().retry(client_id);
-        if let Some(msg) = now {
-            self.request(msg);
-        }
-        self.0.publish_outbox();
-    }
-
-    /// Gives up on an unsent message.
-    pub fn discard(&self, client_id: &str) {
-        self.0.resume.borrow_mut().discard(client_id);
-        self.0.publish_outbox();
-    }
-
-    /// Sends again, after `delay_ms`, every unacknowledged message whose room is joined.
-    /// Safe to repeat: the server stores a client id once.
-    fn resend_outbox_after(&self, delay_ms: u32) {
-        let chat = self.clone();
-        wasm_bindgen_futures::spawn_local(async move {
-            TimeoutFuture::new(delay_ms).await;
-            let resend = chat.0.resume.borrow().resend_due();
-            for msg in resend {
-                chat.request(msg);
-            }
-        });
-    }
-
-    /// Asks for the messages before `before` in `room` (scrolling back).
-    pub fn fetch_older(&self, room: &str, before: u64) {
-        self.request(ClientMsg::FetchHistory {
-            room: room.to_owned(),
-            before,
-            limit: None,
-        });
-    }
-
-    pub fn typing(&self, room: &str) {
-        if self.0.open.get() {
-            self.request(ClientMsg::Typing {
-                room: room.to_owned(),
-            });
-        }
-    }
-
-    /// Queues a request for the session's socket; without a session there is nobody
-    /// to ask, and it is dropped.
-    fn request(&self, msg: ClientMsg) {
-        if let Some(out) = &*self.0.out.borrow() {
-            // Fails only once the task has ended, and then the session has too.
-            let _ = out.unbounded_send(msg);
-        }
-    }
-}
-
-impl Inner {
-    /// Ends the running session's task, if any. Its requests channel closes, so the task
-    /// closes its socket; a task asleep notices the new run id when it wakes.
-    fn stop(&self) {
-        self.run_id.set(self.run_id.get().wrapping_add(1));
-        self.out.borrow_mut().take();
-        self.network.borrow_mut().clear();
-        self.open.set(false);
-        self.resume.borrow_mut().new_connection();
-    }
-
-    /// Stops and forgets everything of the session: nothing may be sent later under
-    /// the next person's name.
-    fn clear(&self) {
-        self.stop();
-        if let Some(user) = self.resume.borrow().outbox().user.as_deref() {
-            persist::forget_user(user);
-        }
-        self.resume.borrow_mut().clear();
-        self.publish_outbox();
-    }
-
-    /// The server ended the session (signed out, expired, guests no longer allowed).
-    fn signed_out(&self, guests_allowed: Option<bool>) {
-        self.clear();
-        persist::forget_guest_name();
-        self.dispatch.emit(Action::SignedOut { guests_allowed });
-    }
-
-    fn is_guest(&self) -> bool {
-        self.resume.borrow().is_guest()
-    }
-
-    /// Saves the outbox and shows it.
-    fn publish_outbox(&self) {
-        let outbox = self.resume.borrow().outbox().clone();
-        persist::save_outbox(&outbox);
-        self.dispatch.emit(Action::Outbox(outbox.pending));
-    }
-
-    /// Feeds a frame to the [`Resume`] and carries out what it says, but for the
-    /// requests, which are returned for the socket.
-    fn observe(&self, msg: &ServerMsg) -> Vec<ClientMsg> {
-        let effects = self.resume.borrow_mut().observe(msg);
-        let Effects {
-            send,
-            outbox_changed,
-            following,
-            guest_name,
-        } = effects;
-        match guest_name {
-            Some(GuestName::Remember(name)) => persist::save_guest_name(&name),
-            Some(GuestName::Forget) => persist::forget_guest_name(),
-            None => {}
-        }
-        if outbox_changed {
-            self.publish_outbox();
-        }
-        if let Some(following) = following {
-            self.dispatch.emit(Action::Following(following));
-        }
-        send
-    }
-
-    /// Listens to the window's `offline` and `online` events for this session.
-    fn listen_to_network(&self) -> UnboundedReceiver<Network> {
-        let (tx, rx) = unbounded();
-        let mut listeners = self.network.borrow_mut();
-        listeners.clear();
-        if let Some(window) = web_sys::window() {
-            for (event, what) in [("offline", Network::Offline), ("online", Network::Online)] {
-                let tx = tx.clone();
-                listeners.push(EventListener::new(&window, event, move |_| {
-                    let _ = tx.unbounded_send(what);
-                }));
-            }
-        }
-        rx
-    }
 }
 
 /// Why a connection ended.
@@ -369,7 +52,7 @@ enum End {
     Refused,
 }
 
-async fn run(
+pub(super) async fn run(
     inner: Rc<Inner>,
     mut requests: UnboundedReceiver<ClientMsg>,
     mut network: UnboundedReceiver<Network>,
@@ -610,12 +293,6 @@ async fn connect_once(
             }
         }
     }
-}
-
-/// A fresh id for one sent message: random enough that two tabs never collide.
-fn new_client_id() -> String {
-    let random = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
-    format!("{:x}-{random:x}", js_sys::Date::now() as u64)
 }
 
 /// `ws(s)://<this page's host>/ws`: the server (or `trunk serve`'s proxy) that served
