@@ -14,8 +14,19 @@ use confab_shared::{
 use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
 
-use super::{Hub, Refusal, Room, SessionId, deliver, encode, now_ms};
+use super::{
+    Hub, Refusal, Room, Session, SessionId,
+    delivery::{deliver, encode},
+    now_ms,
+};
 use crate::store::Write;
+
+impl Room {
+    /// Whether `session` may rename, delete and remove members.
+    fn managed_by(&self, session: &Session) -> bool {
+        session.is_admin() || (self.owner.is_some() && self.owner.as_deref() == session.handle())
+    }
+}
 
 impl Hub {
     pub(super) fn create_room(

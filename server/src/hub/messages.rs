@@ -1,0 +1,225 @@
+//! Messages, from a send to their delivery, and the store writer they go through.
+//!
+//! A message is acknowledged and delivered only when the writer reports it committed
+//! ([`Hub::committed`]), so nobody ever sees a message that could still be lost, and a
+//! re-sent one (its client lost our ack) is acknowledged again but delivered once. A
+//! write whose loss would lose a message is refused when the writer is busy, so the
+//! client retries; the others (membership, room settings) are only logged. Scrolling
+//! back and typing indicators are here as well: both are about one room's messages and
+//! touch nothing else.
+
+use std::time::{Duration, Instant};
+
+use confab_shared::{Body, ChatMessage, ClientId, ErrorCode, RoomName, ServerMsg, limits};
+
+use super::{
+    Hub, Refusal, SessionId, Waiter,
+    delivery::{deliver, encode},
+    now_ms,
+};
+use crate::store::{Appended, NewMessage, StoreError, Write, Written, writer::Outcome};
+
+impl Hub {
+    /// Hands a message to the writer; its sender hears back once [`Hub::committed`]
+    /// reports it.
+    pub(super) fn post(
+        &mut self,
+        id: SessionId,
+        room: RoomName,
+        body: Body,
+        client_id: ClientId,
+    ) -> Result<(), Refusal> {
+        self.check_member(id, &room)
+            .map_err(|r| r.for_send(&client_id))?;
+        let Some(person) = self.sessions.get(&id).and_then(|s| s.person.as_ref()) else {
+            return Ok(());
+        };
+        let msg = NewMessage {
+            room: room.to_string(),
+            from: person.user.clone(),
+            name: person.name.clone(),
+            body: body.into_string(),
+            client_id: client_id.to_string(),
+            ts: now_ms(),
+        };
+        let waiter = Waiter {
+            session: id,
+            client_id: client_id.to_string(),
+        };
+        self.submit(Write::Append(msg), Some(waiter))
+            .map_err(|r| r.for_send(&client_id))?;
+        if let Some(session) = self.sessions.get_mut(&id) {
+            // The message ends the sender's typing indicator on every client; let the
+            // next keystroke announce typing again straight away.
+            session.last_typing.remove(room.as_str());
+        }
+        Ok(())
+    }
+
+    /// The writer committed (or failed) a batch: acknowledge and deliver, in order.
+    pub fn committed(&mut self, outcomes: Vec<Outcome<Option<Waiter>>>) {
+        for Outcome { tag, write, result } in outcomes {
+            match (result, tag) {
+                (Ok(Written::Appended(Appended::Stored(msg))), waiter) => {
+                    self.ack(waiter, &msg);
+                    self.deliver_live(msg);
+                }
+                (Ok(Written::Appended(Appended::Duplicate(msg))), waiter) => {
+                    // Stored before (the client re-sent after losing our ack): confirm
+                    // it again, deliver nothing twice.
+                    self.ack(waiter, &msg);
+                }
+                (Ok(Written::Done), _) => {}
+                (Err(e), Some(waiter)) => {
+                    let room = match &write {
+                        Write::Append(m) => Some(m.room.clone()),
+                        _ => None,
+                    };
+                    self.reply(
+                        waiter.session,
+                        &ServerMsg::Error {
+                            code: ErrorCode::Unavailable,
+                            message: format!("the message could not be stored ({e}); retry"),
+                            room,
+                            client_id: Some(waiter.client_id),
+                            retry_after_ms: None,
+                        },
+                    );
+                }
+                (Err(e), None) => tracing::error!(?write, "store write failed: {e}"),
+            }
+        }
+        self.settle();
+    }
+
+    /// Confirms a stored message to the session that sent it.
+    fn ack(&mut self, waiter: Option<Waiter>, msg: &ChatMessage) {
+        if let Some(Waiter { session, client_id }) = waiter {
+            self.reply(
+                session,
+                &ServerMsg::Ack {
+                    room: msg.room.clone(),
+                    client_id,
+                    id: msg.id,
+                    seq: msg.seq,
+                    ts: msg.ts,
+                },
+            );
+        }
+    }
+
+    fn deliver_live(&mut self, msg: ChatMessage) {
+        // A room deleted while its last messages were being committed: nobody is left
+        // to deliver them to, and they are deleted with it.
+        let Some(room) = self.rooms.get_mut(&msg.room) else {
+            return;
+        };
+        room.last_seq = room.last_seq.max(msg.seq);
+        let frame = encode(&ServerMsg::Message(msg));
+        let online = room.online.iter().copied();
+        deliver(&self.sessions, &mut self.overflowed, online, &frame);
+    }
+
+    /// Queues a write for the store writer without waiting for it. A full queue, or a
+    /// stopped hub, refuses it as unavailable, for the client to retry.
+    pub(super) fn submit(&self, write: Write, waiter: Option<Waiter>) -> Result<(), Refusal> {
+        let busy = || {
+            Refusal::new(
+                ErrorCode::Unavailable,
+                "the server cannot store this right now; retry shortly",
+            )
+        };
+        self.writer
+            .as_ref()
+            .ok_or_else(busy)?
+            .try_submit(write, waiter)
+            .map_err(|_| busy())
+    }
+
+    /// A write whose loss would not lose a message (membership, room settings): logged
+    /// rather than refused when the writer is saturated.
+    pub(super) fn submit_quietly(&self, write: Write) {
+        if self.submit(write.clone(), None).is_err() {
+            tracing::warn!(?write, "not stored: the store writer is busy");
+        }
+    }
+
+    /// Stops the hub's use of storage: pending writes are flushed by the writer, which
+    /// then ends.
+    pub fn stop(&mut self) {
+        self.writer = None;
+    }
+
+    /// A page of the room's messages before `before`, for scrolling back. It stops at
+    /// what was delivered live, so it never shows a message before its commit report
+    /// reaches the hub.
+    pub(super) fn fetch_history(
+        &mut self,
+        id: SessionId,
+        room: RoomName,
+        before: u64,
+        limit: usize,
+    ) -> Result<(), Refusal> {
+        self.check_member(id, &room)?;
+        let last_seq = self.rooms[room.as_str()].last_seq;
+        let messages = self
+            .store
+            .before(room.as_str(), before.min(last_seq + 1), limit)
+            .map_err(|e| history_unavailable(&room, &e))?;
+        let more = messages.first().is_some_and(|m| m.seq > 1);
+        self.reply(
+            id,
+            &ServerMsg::History {
+                room: room.into_string(),
+                messages,
+                more,
+            },
+        );
+        Ok(())
+    }
+
+    /// Forwards a typing indicator to the rest of the room, within two throttles: one
+    /// per room, one per connection over all its rooms.
+    pub(super) fn typing(&mut self, id: SessionId, room: RoomName) -> Result<(), Refusal> {
+        self.check_member(id, &room)?;
+        let now = Instant::now();
+        // Clients throttle themselves; allow some slack for timer jitter, drop the rest.
+        let min_gap = Duration::from_millis(limits::TYPING_THROTTLE_MS * 3 / 4);
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return Ok(());
+        };
+        if matches!(session.last_typing.get(room.as_str()), Some(last) if now.duration_since(*last) < min_gap)
+        {
+            return Ok(());
+        }
+        let (window_start, forwarded) = &mut session.typing_window;
+        if now.duration_since(*window_start) >= Duration::from_secs(1) {
+            *window_start = now;
+            *forwarded = 0;
+        }
+        if *forwarded >= self.settings.max_typing_per_sec {
+            return Ok(());
+        }
+        *forwarded += 1;
+        session.last_typing.insert(room.to_string(), now);
+        let Some(who) = session.person.clone() else {
+            return Ok(());
+        };
+        let typing = ServerMsg::Typing {
+            room: room.to_string(),
+            who,
+        };
+        self.tell_others(room.as_str(), id, &typing);
+        Ok(())
+    }
+}
+
+/// A room's history could not be read: logged here, retried by the client.
+pub(super) fn history_unavailable(room: &RoomName, e: &StoreError) -> Refusal {
+    tracing::error!("reading history of #{room}: {e}");
+    Refusal::about(
+        room,
+        ErrorCode::Unavailable,
+        "history is unavailable right now; retry".to_owned(),
+    )
+}

@@ -1,0 +1,235 @@
+//! Connections and who is behind them.
+//!
+//! A connection arrives with an [`Identity`] and may do nothing but say hello until it
+//! has a name: an account's is its username, a guest's the one it asks for, unique
+//! among the guests online and free again once they go. A connection going away takes
+//! its person offline in its rooms but not out of them (guests excepted, who belong to
+//! a room only while they are there). Signing out closes exactly the sockets opened
+//! with that sign-in. The directory of accounts lives here too, since showing a person
+//! means knowing whether they are an account or a guest online.
+
+use std::{collections::HashMap, time::Instant};
+
+use confab_shared::{
+    DisplayName, ErrorCode, GUEST_PREFIX, PROTOCOL_VERSION, Person, ServerMsg, close,
+};
+
+use super::{Hub, Identity, Refusal, Session, SessionId, SessionKey};
+use crate::outbox::Outbox;
+
+impl Hub {
+    /// Number of open connections, identified or not.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// A new connection. It may only say hello until then.
+    pub fn connect(&mut self, id: SessionId, outbox: Outbox, identity: Identity) {
+        if self.shutting_down {
+            outbox.close(close::GOING_AWAY, "server shutting down");
+            return;
+        }
+        if let Identity::User {
+            username,
+            display_name,
+            ..
+        } = &identity
+        {
+            // Accounts made by `confab-server admin create` while the server runs
+            // reach the hub this way.
+            self.directory
+                .entry(username.clone())
+                .or_insert_with(|| display_name.clone());
+        }
+        self.sessions.insert(
+            id,
+            Session {
+                outbox,
+                identity,
+                person: None,
+                rooms: Vec::new(),
+                last_typing: HashMap::new(),
+                typing_window: (Instant::now(), 0),
+            },
+        );
+    }
+
+    /// Names the connection and welcomes it with the rooms it may see.
+    pub(super) fn hello(
+        &mut self,
+        id: SessionId,
+        name: Option<DisplayName>,
+    ) -> Result<(), Refusal> {
+        let Some(session) = self.sessions.get(&id) else {
+            return Ok(());
+        };
+        let person = match (&session.identity, name) {
+            (
+                Identity::User {
+                    username,
+                    display_name,
+                    ..
+                },
+                _,
+            ) => Person {
+                user: username.clone(),
+                name: display_name.clone(),
+                guest: false,
+            },
+            (Identity::Guest, None) => {
+                return Err(Refusal::new(
+                    ErrorCode::InvalidName,
+                    "a guest says hello with the display name they want",
+                ));
+            }
+            (Identity::Guest, Some(name)) => {
+                let handle = format!("{GUEST_PREFIX}{}", name.key());
+                if self.guests.contains_key(&handle) {
+                    return Err(Refusal::new(
+                        ErrorCode::NameTaken,
+                        format!("a guest online is already called {name}"),
+                    ));
+                }
+                self.guests.insert(handle.clone(), id);
+                Person {
+                    user: handle,
+                    name: name.into_string(),
+                    guest: true,
+                }
+            }
+        };
+        if let Some(session) = self.sessions.get_mut(&id) {
+            session.person = Some(person.clone());
+        }
+        let welcome = ServerMsg::Welcome {
+            protocol: PROTOCOL_VERSION,
+            you: person,
+            rooms: self.room_list_for(id),
+        };
+        self.reply(id, &welcome);
+        Ok(())
+    }
+
+    /// The connection is gone: free its name and tell its rooms.
+    pub fn disconnect(&mut self, id: SessionId) {
+        self.remove_session(id);
+        self.settle();
+    }
+
+    /// Removes a session everywhere, telling each of its rooms. Membership stays: the
+    /// person is offline, not gone.
+    pub(super) fn remove_session(&mut self, id: SessionId) {
+        let rooms: Vec<String> = match self.sessions.get(&id) {
+            Some(session) => session.rooms.clone(),
+            None => return,
+        };
+        for room in &rooms {
+            self.go_offline(id, room);
+        }
+        if let Some(session) = self.sessions.remove(&id)
+            && session.is_guest()
+            && let Some(handle) = session.handle()
+        {
+            self.guests.remove(handle);
+            for room in &rooms {
+                if let Some(r) = self.rooms.get_mut(room) {
+                    r.members.remove(handle);
+                }
+            }
+        }
+    }
+
+    /// Asks one connection to close, after the frames already queued for it.
+    pub fn kick(&mut self, id: SessionId, code: u16, reason: &str) {
+        if let Some(session) = self.sessions.get(&id) {
+            session.outbox.close(code, reason);
+        }
+    }
+
+    /// Closes the sockets of `username` opened with the sign-in `session` (all of the
+    /// user's sockets when `None`): their cookie is no longer valid.
+    pub fn signed_out(&mut self, username: &str, session: Option<SessionKey>) {
+        for s in self.sessions.values() {
+            if let Identity::User {
+                username: user,
+                session: key,
+                ..
+            } = &s.identity
+                && user == username
+                && session.is_none_or(|k| k == *key)
+            {
+                s.outbox.close(close::SIGNED_OUT, "signed out");
+            }
+        }
+    }
+
+    /// Asks every connection to close with 1001 and refuses new ones.
+    pub fn shutdown(&mut self) {
+        self.shutting_down = true;
+        for session in self.sessions.values() {
+            session
+                .outbox
+                .close(close::GOING_AWAY, "server shutting down");
+        }
+    }
+
+    /// A new account: from now on it can be named, invited and messaged.
+    pub fn user_added(&mut self, username: String, display_name: String) {
+        self.directory.insert(username, display_name);
+    }
+
+    /// Whether an account has this username. Asks the store before saying no: accounts
+    /// can be made by the admin command, outside this process.
+    pub(super) fn known_user(&mut self, username: &str) -> bool {
+        if self.directory.contains_key(username) {
+            return true;
+        }
+        match self.store.person(username) {
+            Ok(Some(p)) => {
+                self.directory.insert(p.username, p.display_name);
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!("cannot read accounts: {e}");
+                false
+            }
+        }
+    }
+
+    /// How clients should show the person with this handle.
+    pub(super) fn person(&self, handle: &str) -> Person {
+        if let Some(key) = handle.strip_prefix(GUEST_PREFIX) {
+            // An online guest's name as they typed it; an offline one's as stored.
+            let name = self
+                .guests
+                .get(handle)
+                .and_then(|id| self.sessions.get(id))
+                .and_then(|s| s.person.as_ref())
+                .map_or_else(|| key.to_owned(), |p| p.name.clone());
+            return Person {
+                user: handle.to_owned(),
+                name,
+                guest: true,
+            };
+        }
+        Person {
+            user: handle.to_owned(),
+            name: self
+                .directory
+                .get(handle)
+                .cloned()
+                .unwrap_or_else(|| handle.to_owned()),
+            guest: false,
+        }
+    }
+
+    /// The session's user handle, or an empty string before hello.
+    pub(super) fn handle_of(&self, id: SessionId) -> String {
+        self.sessions
+            .get(&id)
+            .and_then(Session::handle)
+            .map(str::to_owned)
+            .unwrap_or_default()
+    }
+}

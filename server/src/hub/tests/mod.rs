@@ -1,0 +1,293 @@
+//! Tests of the hub, in one file per hub file whose rule they exercise, so a new rule's
+//! tests have an obvious home; this one holds the [`Fixture`] and helpers they share.
+
+mod access;
+mod delivery;
+mod membership;
+mod messages;
+mod rooms;
+mod sessions;
+
+use std::{path::Path, sync::mpsc as std_mpsc, time::Duration};
+
+use confab_shared::{ChatMessage, PresenceEvent, RoomKind, close};
+
+use super::*;
+use crate::{
+    outbox::OutboxRx,
+    store::{Durability, SqliteStore, Write, writer, writer::Outcome},
+};
+
+type Reports = std_mpsc::Receiver<Vec<Outcome<Option<Waiter>>>>;
+
+/// A hub over a real store in a temporary directory, with the writer's reports
+/// applied by hand so each test decides when commits land.
+struct Fixture {
+    hub: Hub,
+    reports: Reports,
+    writer: Writer,
+    dir: tempfile::TempDir,
+}
+
+const BARRIER: SessionId = SessionId::MAX;
+
+impl Fixture {
+    fn new() -> Self {
+        Self::with(
+            HubSettings::default(),
+            tempfile::tempdir().expect("tempdir"),
+        )
+    }
+
+    fn with(settings: HubSettings, dir: tempfile::TempDir) -> Self {
+        let open = |d: &Path| SqliteStore::open(d, Durability::Process).expect("store");
+        let (tx, reports) = std_mpsc::channel();
+        let (writer, _thread) = writer::spawn(open(dir.path()), 1024, move |o| {
+            let _ = tx.send(o);
+        })
+        .expect("writer");
+        let hub = Hub::new(settings, Box::new(open(dir.path())), writer.clone()).expect("hub");
+        Self {
+            hub,
+            reports,
+            writer,
+            dir,
+        }
+    }
+
+    /// A new hub over the same data directory, as after a restart.
+    fn restart(self) -> Self {
+        let Fixture { hub, dir, .. } = self;
+        drop(hub);
+        Self::with(HubSettings::default(), dir)
+    }
+
+    /// Applies every commit of what was submitted so far.
+    fn flush(&mut self) {
+        let barrier = Some(Waiter {
+            session: BARRIER,
+            client_id: "barrier".into(),
+        });
+        let noop = Write::RenameRoom {
+            room: "no-such-room".into(),
+            title: "noop".into(),
+        };
+        self.writer.try_submit(noop, barrier).expect("writer queue");
+        loop {
+            let batch = self
+                .reports
+                .recv_timeout(Duration::from_secs(10))
+                .expect("writer reports");
+            let (mine, rest): (Vec<_>, Vec<_>) = batch
+                .into_iter()
+                .partition(|o| o.tag.as_ref().is_some_and(|w| w.session == BARRIER));
+            self.hub.committed(rest);
+            if !mine.is_empty() {
+                return;
+            }
+        }
+    }
+
+    /// A guest's connection (it names itself in hello).
+    fn connect(&mut self, id: SessionId, capacity: usize) -> Client {
+        self.connect_with(id, capacity, Identity::Guest)
+    }
+
+    fn connect_with(&mut self, id: SessionId, capacity: usize, identity: Identity) -> Client {
+        let (outbox, rx) = Outbox::new(capacity);
+        self.hub.connect(id, outbox, identity);
+        Client { id, rx }
+    }
+
+    /// A connection of the account `username` (created if new), displayed as
+    /// `username` capitalised, after hello.
+    fn signed_in(&mut self, id: SessionId, username: &str) -> Client {
+        let display = capitalised(username);
+        self.hub.user_added(username.to_owned(), display.clone());
+        let mut c = self.connect_with(id, 8192, user(username, &display, id));
+        self.hub.handle(id, hello(username));
+        c.drain();
+        c
+    }
+
+    /// A signed-in connection (see [`Fixture::signed_in`]) that joined `general`;
+    /// returns the client with its queue empty.
+    fn member(&mut self, id: SessionId, name: &str) -> Client {
+        // Roomy enough for the tests that send a few thousand messages unread.
+        let mut c = self.signed_in(id, name);
+        self.hub.handle(id, join("general", None));
+        c.drain();
+        c
+    }
+
+    /// Sends and commits.
+    fn say(&mut self, c: &Client, room_name: &str, body: &str, client_id: &str) {
+        self.hub.handle(c.id, send(room_name, body, client_id));
+        self.flush();
+    }
+
+    /// Has `owner` create the private room titled `title`; returns its id.
+    fn create_private(&mut self, owner: &mut Client, title: &str) -> String {
+        self.hub.handle(
+            owner.id,
+            Command::CreateRoom {
+                room: room(title),
+                private: true,
+            },
+        );
+        created_room(owner)
+    }
+}
+
+fn capitalised(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// An account identity whose sign-in is told apart by `session`.
+fn user(username: &str, display_name: &str, session: SessionId) -> Identity {
+    let mut key = [0u8; 32];
+    key[..8].copy_from_slice(&session.to_le_bytes());
+    Identity::User {
+        username: username.to_owned(),
+        display_name: display_name.to_owned(),
+        admin: false,
+        session: key,
+    }
+}
+
+fn handles(people: &[Person]) -> Vec<&str> {
+    people.iter().map(|p| p.user.as_str()).collect()
+}
+
+fn create(name: &str) -> Command {
+    Command::CreateRoom {
+        room: room(name),
+        private: false,
+    }
+}
+
+struct Client {
+    id: SessionId,
+    rx: OutboxRx,
+}
+
+impl Client {
+    fn drain(&mut self) -> Vec<ServerMsg> {
+        let mut out = Vec::new();
+        while let Some(frame) = self.rx.try_recv() {
+            out.push(serde_json::from_str(frame.as_str()).expect("server JSON"));
+        }
+        out
+    }
+
+    fn close_code(&self) -> Option<u16> {
+        self.rx.close_frame().map(|f| u16::from(f.code))
+    }
+}
+
+fn hello(name: &str) -> Command {
+    Command::Hello {
+        name: Some(DisplayName::parse(name).expect("name")),
+    }
+}
+
+fn room(name: &str) -> RoomName {
+    RoomName::parse(name).expect("room")
+}
+
+fn join(name: &str, after: Option<u64>) -> Command {
+    Command::Join {
+        room: room(name),
+        after,
+    }
+}
+
+fn send(room_name: &str, body: &str, client_id: &str) -> Command {
+    Command::Send {
+        room: room(room_name),
+        body: Body::parse(body).expect("body"),
+        client_id: ClientId::parse(client_id).expect("client id"),
+    }
+}
+
+fn error_code(msgs: &[ServerMsg]) -> Option<ErrorCode> {
+    msgs.iter().find_map(|m| match m {
+        ServerMsg::Error { code, .. } => Some(*code),
+        _ => None,
+    })
+}
+
+fn bodies(msgs: &[ServerMsg]) -> Vec<&str> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            ServerMsg::Message(m) => Some(m.body.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn seqs(msgs: &[ChatMessage]) -> Vec<u64> {
+    msgs.iter().map(|m| m.seq).collect()
+}
+
+/// The id of the private room `c`'s own create_room made, from its `rooms` reply.
+fn created_room(c: &mut Client) -> String {
+    c.drain()
+        .into_iter()
+        .find_map(|m| match m {
+            ServerMsg::Rooms {
+                created: Some(id), ..
+            } => Some(id),
+            _ => None,
+        })
+        .expect("a rooms reply naming the created room")
+}
+
+fn room_names(msgs: &[ServerMsg]) -> Option<Vec<String>> {
+    msgs.iter().rev().find_map(|m| match m {
+        ServerMsg::Rooms { rooms, .. } => Some(rooms.iter().map(|r| r.name.clone()).collect()),
+        _ => None,
+    })
+}
+
+/// Every request about `id` that a non-member could make, and the error frames they get.
+fn probe(f: &mut Fixture, c: &mut Client, id: &str) -> Vec<ServerMsg> {
+    let r = || room(id);
+    let requests = [
+        join(id, None),
+        join(id, Some(0)),
+        send(id, "let me in", "p1"),
+        Command::FetchHistory {
+            room: r(),
+            before: 100,
+            limit: 10,
+        },
+        Command::Typing(r()),
+        Command::Leave(r()),
+        Command::Invite {
+            room: r(),
+            user: Username::parse("bob").expect("username"),
+        },
+        Command::Remove {
+            room: r(),
+            user: Username::parse("ada").expect("username"),
+        },
+        Command::RenameRoom {
+            room: r(),
+            title: room("mine"),
+        },
+        Command::DeleteRoom(r()),
+    ];
+    for request in requests {
+        f.hub.handle(c.id, request);
+    }
+    c.drain()
+}
+
+fn bodies_of(msgs: &[ChatMessage]) -> Vec<&str> {
+    msgs.iter().map(|m| m.body.as_str()).collect()
+}

@@ -1,0 +1,245 @@
+//! Managing rooms (`hub/rooms.rs`): who may create, rename, remove from and delete
+//! them, direct conversations between exactly two people, and rooms, members and
+//! history surviving a restart.
+
+use super::*;
+
+#[test]
+fn creating_a_room_tells_everyone_and_refuses_duplicates() {
+    let mut f = Fixture::new();
+    let mut ada = f.member(1, "ada");
+    let mut bob = f.member(2, "bob");
+    ada.drain();
+    f.hub.handle(1, create("ops"));
+    for c in [&mut ada, &mut bob] {
+        match c.drain().as_slice() {
+            [ServerMsg::Rooms { rooms, .. }] => {
+                let names: Vec<_> = rooms.iter().map(|r| r.name.as_str()).collect();
+                assert_eq!(names, ["general", "ops"]);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    f.hub.handle(2, create("ops"));
+    assert_eq!(error_code(&bob.drain()), Some(ErrorCode::RoomExists));
+}
+
+#[test]
+fn room_cap_is_enforced() {
+    let settings = HubSettings {
+        max_rooms: 2,
+        ..HubSettings::default()
+    };
+    let mut f = Fixture::with(settings, tempfile::tempdir().expect("tempdir"));
+    let mut ada = f.member(1, "ada");
+    f.hub.handle(1, create("one"));
+    f.hub.handle(1, create("two"));
+    assert_eq!(error_code(&ada.drain()), Some(ErrorCode::TooManyRooms));
+}
+
+#[test]
+fn guests_get_public_rooms_only() {
+    let mut f = Fixture::new();
+    let _ada = f.member(1, "ada");
+    let mut guest = f.connect(2, 64);
+    f.hub.handle(2, hello("Visitor"));
+    guest.drain();
+    f.hub.handle(
+        2,
+        Command::CreateRoom {
+            room: room("hideout"),
+            private: true,
+        },
+    );
+    assert_eq!(error_code(&guest.drain()), Some(ErrorCode::Forbidden));
+    f.hub.handle(
+        2,
+        Command::OpenDirect(Username::parse("ada").expect("username")),
+    );
+    assert_eq!(error_code(&guest.drain()), Some(ErrorCode::Forbidden));
+    f.hub.handle(2, join("general", None));
+    assert!(matches!(
+        guest.drain().as_slice(),
+        [ServerMsg::Joined { .. }]
+    ));
+}
+
+#[test]
+fn a_direct_conversation_is_between_two_people_only() {
+    let mut f = Fixture::new();
+    let mut ada = f.member(1, "ada");
+    let mut bob = f.member(2, "bob");
+    let mut carol = f.member(3, "carol");
+    ada.drain();
+    bob.drain();
+    f.hub.handle(
+        1,
+        Command::OpenDirect(Username::parse("bob").expect("username")),
+    );
+    let opened = ada.drain();
+    let dm = match opened.as_slice() {
+        [
+            ServerMsg::Rooms { rooms, .. },
+            ServerMsg::Joined { room, .. },
+        ] => {
+            let info = rooms.iter().find(|r| &r.name == room).expect("listed");
+            assert_eq!(info.kind, RoomKind::Direct);
+            assert_eq!(info.title, "Bob");
+            assert_eq!(info.peer.as_ref().map(|p| p.user.as_str()), Some("bob"));
+            room.clone()
+        }
+        other => panic!("unexpected {other:?}"),
+    };
+    let bob_sees = bob.drain();
+    assert!(matches!(
+        bob_sees.as_slice(),
+        [ServerMsg::Rooms { rooms, .. }]
+            if rooms.iter().any(|r| r.name == dm && r.peer.as_ref().is_some_and(|p| p.user == "ada"))
+    ));
+    assert!(carol.drain().is_empty());
+    f.say(&ada, &dm, "just us", "c1");
+    f.hub.handle(2, join(&dm, None));
+    assert!(matches!(
+        bob.drain().as_slice(),
+        [ServerMsg::Joined { history, .. }] if bodies_of(history) == ["just us"]
+    ));
+    // Opening it again from either side finds the same conversation.
+    f.hub.handle(
+        2,
+        Command::OpenDirect(Username::parse("ada").expect("username")),
+    );
+    assert!(matches!(bob.drain().last(), Some(ServerMsg::Joined { room, .. }) if *room == dm));
+    for msg in probe(&mut f, &mut carol, &dm) {
+        assert!(
+            matches!(
+                msg,
+                ServerMsg::Error {
+                    code: ErrorCode::UnknownRoom,
+                    ..
+                }
+            ),
+            "{msg:?}"
+        );
+    }
+    f.hub.handle(
+        3,
+        Command::OpenDirect(Username::parse("nobody").expect("username")),
+    );
+    assert_eq!(error_code(&carol.drain()), Some(ErrorCode::UnknownUser));
+}
+
+#[test]
+fn only_the_owner_renames_removes_and_deletes() {
+    let mut f = Fixture::new();
+    let mut ada = f.member(1, "ada");
+    let mut bob = f.member(2, "bob");
+    let plans = f.create_private(&mut ada, "plans");
+    f.hub.handle(1, join(&plans, None));
+    f.hub.handle(
+        1,
+        Command::Invite {
+            room: room(&plans),
+            user: Username::parse("bob").expect("username"),
+        },
+    );
+    f.hub.handle(2, join(&plans, None));
+    ada.drain();
+    bob.drain();
+    for request in [
+        Command::RenameRoom {
+            room: room(&plans),
+            title: room("mine"),
+        },
+        Command::Remove {
+            room: room(&plans),
+            user: Username::parse("ada").expect("username"),
+        },
+        Command::DeleteRoom(room(&plans)),
+    ] {
+        f.hub.handle(2, request);
+        assert_eq!(error_code(&bob.drain()), Some(ErrorCode::Forbidden));
+    }
+    f.hub.handle(
+        1,
+        Command::RenameRoom {
+            room: room(&plans),
+            title: room("schemes"),
+        },
+    );
+    for c in [&mut ada, &mut bob] {
+        let renamed = c.drain();
+        assert!(matches!(
+            renamed.as_slice(),
+            [ServerMsg::Rooms { rooms, .. }]
+                if rooms.iter().any(|r| r.name == plans && r.title == "schemes")
+        ));
+    }
+    f.hub.handle(
+        1,
+        Command::Remove {
+            room: room(&plans),
+            user: Username::parse("bob").expect("username"),
+        },
+    );
+    let removed = bob.drain();
+    assert!(removed.contains(&ServerMsg::Left {
+        room: plans.clone()
+    }));
+    assert_eq!(room_names(&removed), Some(vec!["general".to_owned()]));
+    assert!(matches!(
+        probe(&mut f, &mut bob, &plans).first(),
+        Some(ServerMsg::Error {
+            code: ErrorCode::UnknownRoom,
+            ..
+        })
+    ));
+    f.hub.handle(1, Command::DeleteRoom(room(&plans)));
+    let deleted = ada.drain();
+    assert!(deleted.contains(&ServerMsg::Left {
+        room: plans.clone()
+    }));
+    assert_eq!(room_names(&deleted), Some(vec!["general".to_owned()]));
+    f.hub.handle(1, Command::DeleteRoom(room("general")));
+    assert_eq!(error_code(&ada.drain()), Some(ErrorCode::Forbidden));
+    f.flush();
+    let f = f.restart();
+    assert!(!f.hub.rooms.contains_key(&plans), "deleted for good");
+}
+
+#[test]
+fn rooms_members_and_history_survive_a_restart() {
+    let mut f = Fixture::new();
+    let ada = f.member(1, "ada");
+    f.hub.handle(1, create("ops"));
+    f.hub.handle(1, join("ops", None));
+    f.say(&ada, "ops", "kept", "c1");
+    f.hub.disconnect(1);
+    f.flush();
+    let mut f = f.restart();
+    let mut bob = f.member(2, "bob");
+    f.hub.handle(2, join("ops", None));
+    match bob.drain().as_slice() {
+        [
+            ServerMsg::Joined {
+                members,
+                online,
+                history,
+                ..
+            },
+            ServerMsg::Rooms { .. },
+        ] => {
+            assert_eq!(handles(members), ["ada", "bob"]);
+            assert_eq!(online, &["bob"]);
+            assert_eq!(history.len(), 1);
+            assert_eq!((history[0].body.as_str(), history[0].seq), ("kept", 1));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // Sequence numbers continue where they stopped.
+    f.say(&bob, "ops", "next", "c2");
+    assert!(
+        bob.drain()
+            .iter()
+            .any(|m| matches!(m, ServerMsg::Message(m) if m.seq == 2))
+    );
+}

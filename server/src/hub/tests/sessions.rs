@@ -1,0 +1,121 @@
+//! Connections (`hub/sessions.rs`): nothing before hello, guest names unique while
+//! online, signing out and shutting down closing the right sockets, accounts made
+//! outside the server, and ping.
+
+use super::*;
+
+#[test]
+fn hello_then_welcome_lists_general() {
+    let mut f = Fixture::new();
+    let mut c = f.connect(1, 8);
+    f.hub.handle(1, hello("Ada"));
+    match c.drain().as_slice() {
+        [ServerMsg::Welcome { you, rooms, .. }] => {
+            assert_eq!(
+                you,
+                &Person {
+                    user: "~ada".into(),
+                    name: "Ada".into(),
+                    guest: true
+                }
+            );
+            assert_eq!(rooms[0].name, "general");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn everything_but_hello_needs_a_name_first() {
+    let mut f = Fixture::new();
+    let mut c = f.connect(1, 8);
+    f.hub.handle(1, join("general", None));
+    assert_eq!(error_code(&c.drain()), Some(ErrorCode::HelloRequired));
+}
+
+#[test]
+fn guest_names_are_unique_case_insensitively_and_freed_on_disconnect() {
+    let mut f = Fixture::new();
+    let _ada = f.connect(1, 8);
+    f.hub.handle(1, hello("Ada"));
+    // An account called Ada is someone else: handles differ, guests are marked.
+    let _account = f.member(3, "ada");
+    let mut other = f.connect(2, 8);
+    f.hub.handle(2, hello("ada"));
+    assert_eq!(error_code(&other.drain()), Some(ErrorCode::NameTaken));
+    f.hub.disconnect(1);
+    f.hub.handle(2, hello("ada"));
+    assert!(matches!(
+        other.drain().as_slice(),
+        [ServerMsg::Welcome { .. }]
+    ));
+    f.hub.handle(2, hello("bob"));
+    assert_eq!(
+        error_code(&other.drain()),
+        Some(ErrorCode::AlreadyIdentified)
+    );
+}
+
+#[test]
+fn signing_out_closes_that_sign_in_or_all_of_them() {
+    let mut f = Fixture::new();
+    let phone = f.member(1, "ada");
+    let laptop = f.connect_with(2, 64, user("ada", "Ada", 2));
+    let bob = f.member(3, "bob");
+    let phone_key = match user("ada", "Ada", 1) {
+        Identity::User { session, .. } => session,
+        Identity::Guest => unreachable!(),
+    };
+    f.hub.signed_out("ada", Some(phone_key));
+    assert_eq!(phone.close_code(), Some(close::SIGNED_OUT));
+    assert_eq!(laptop.close_code(), None);
+    f.hub.signed_out("ada", None);
+    assert_eq!(laptop.close_code(), Some(close::SIGNED_OUT));
+    assert_eq!(bob.close_code(), None);
+}
+
+#[test]
+fn shutdown_closes_everyone_with_going_away() {
+    let mut f = Fixture::new();
+    let a = f.member(1, "ada");
+    let b = f.connect(2, 8);
+    f.hub.shutdown();
+    assert_eq!(a.close_code(), Some(close::GOING_AWAY));
+    assert_eq!(b.close_code(), Some(close::GOING_AWAY));
+    let late = f.connect(3, 8);
+    assert_eq!(late.close_code(), Some(close::GOING_AWAY));
+}
+
+#[test]
+fn an_account_made_outside_the_server_can_be_messaged_at_once() {
+    let mut f = Fixture::new();
+    let mut ada = f.member(1, "ada");
+    // As `confab-server admin create` does while the server runs: straight into the store.
+    crate::store::accounts::AccountStore::open(f.dir.path(), Durability::Process)
+        .expect("accounts")
+        .create_user(crate::store::accounts::NewUser {
+            username: "root",
+            display_name: "The Admin",
+            password_hash: "$argon2id$not-used-here",
+            is_admin: true,
+            now_ms: 1,
+        })
+        .expect("created");
+    f.hub.handle(
+        1,
+        Command::OpenDirect(Username::parse("root").expect("username")),
+    );
+    assert!(matches!(
+        ada.drain().as_slice(),
+        [ServerMsg::Rooms { rooms, .. }, ServerMsg::Joined { .. }]
+            if rooms.iter().any(|r| r.title == "The Admin")
+    ));
+}
+
+#[test]
+fn ping_is_answered_with_pong() {
+    let mut f = Fixture::new();
+    let mut ada = f.member(1, "ada");
+    f.hub.handle(1, Command::Ping);
+    assert_eq!(ada.drain(), [ServerMsg::Pong]);
+}
