@@ -12,7 +12,8 @@
 //! every frame already copied, and by the time a background checkpoint ends the writer
 //! has appended more. A blocking (`RESTART`) checkpoint from this thread would fix that,
 //! but the writer then waits in SQLite's busy handler, which sleeps in growing steps
-//! (measured: 40-90 ms pauses). So once the log passes [`REWIND_BYTES`] this thread asks the writer instead:
+//! (tens of milliseconds each: docs/PERFORMANCE.md, step 2). So once the log passes
+//! [`REWIND_BYTES`] this thread asks the writer instead:
 //! between two transactions the writer copies the few frames left (one commit's worth)
 //! itself, and its next transaction rewinds the log.
 
@@ -32,12 +33,11 @@ use rusqlite::Connection;
 /// time is copied once.
 const PAUSE: Duration = Duration::from_millis(100);
 /// Log size past which the writer is asked to let the log start over. Each rewind
-/// pauses the writer for its share of the copying and two fsyncs: 5.6-6.7 ms on the disk
-/// of the benchmark machine when the database file had just been flushed (which
-/// [`sync_database_file`] now does), 30-45 ms before. Rewinds must still be rare: with a
-/// 64 MiB bound p99 ack latency rose from ~13 ms to 23-26 ms (docs/PERFORMANCE.md).
-/// Under light load the log rewinds by itself, with no pause; the file keeps its largest
-/// size.
+/// pauses the writer for its share of the copying and two fsyncs, far less when the
+/// database file was just flushed (which [`sync_database_file`] does). Rewinds must still
+/// be rare: a smaller bound showed in the p99 ack latency (docs/PERFORMANCE.md, "Final
+/// build, log bound 65,536 vs 32,768 pages"). Under light load the log rewinds by itself,
+/// with no pause; the file keeps its largest size.
 pub const REWIND_BYTES: i64 = 256 * 1024 * 1024;
 /// About a commit or two under load: what the writer may be left to copy.
 const LEFT_FOR_WRITER_BYTES: i64 = 2 * 1024 * 1024;
@@ -164,9 +164,9 @@ fn catch_up(
 /// SQLite fsyncs the database file only at the end of a checkpoint that reaches the end
 /// of the log, which under sustained writes is only ever the writer's final one before a
 /// rewind. That fsync then had to flush everything this thread had copied since the last
-/// rewind, and took 30-45 ms while the writer, and every acknowledgement behind it, waited
-/// (measured on the benchmark machine; the writer's own copying took ~6 ms). Flushed
-/// here, off the commit path, the writer's fsync finds little left to write. Any
+/// rewind, while the writer, and every acknowledgement behind it, waited (docs/
+/// PERFORMANCE.md, step 4). Flushed here, off the commit path, the writer's fsync finds
+/// little left to write. Any
 /// descriptor of the file will do: dirty pages belong to the file, not to a descriptor.
 fn sync_database_file(conn: &Connection) {
     let Some(path) = conn.path() else { return };

@@ -131,7 +131,8 @@ impl SqliteStore {
     /// Applies `writes` inside the open transaction.
     fn apply_all(&mut self, writes: &[Write]) -> Result<Vec<Written>, StoreError> {
         // One statement handle for the whole batch: fetching it from the statement cache
-        // for every message showed up in profiles (about 4% of the server's CPU).
+        // for every message showed up in profiles (docs/PERFORMANCE.md, "What each change
+        // bought", step 3).
         let mut insert = self.conn.prepare_cached(INSERT_MESSAGE)?;
         let conn = &self.conn;
         writes
