@@ -1,13 +1,15 @@
 //! Confab's chat server.
 //!
-//! Data flows one way: a socket's frames are decoded and validated
-//! ([`protocol`]) into hub commands; the [`hub`] applies them, records messages in the
-//! [`store`] (acknowledging each message once it is committed) and fans encoded frames out to each recipient's [`outbox`]; each
-//! [`connection`]'s writer puts them on its socket. [`http`] is the edge that accepts
-//! sockets and serves the web client; [`config`] is every setting.
+//! Data flows one way: a socket's frames are decoded and validated ([`protocol`]) into
+//! hub commands; the [`hub`] applies them and records messages in the [`store`]; once a
+//! message is committed ([`commit_reports`]), the hub acknowledges it and fans its
+//! encoded frame out to each recipient's [`outbox`]; each [`connection`]'s writer puts
+//! them on its socket. [`http`] is the edge that accepts sockets and serves the web
+//! client; [`config`] is every setting.
 
 pub mod accounts;
 pub mod admission;
+pub mod commit_reports;
 pub mod config;
 pub mod connection;
 pub mod http;
@@ -85,12 +87,11 @@ pub async fn serve(
             .context("cannot open the accounts")?,
     );
     let (hub, events) = HubHandle::channel();
-    let (writer, writer_thread) = store::writer::spawn(write_store, WRITER_QUEUE, {
-        let hub = hub.clone();
-        move |outcomes| {
-            hub.blocking_send(Event::Committed(outcomes));
-        }
-    })
+    let (writer, writer_thread) = store::writer::spawn(
+        write_store,
+        WRITER_QUEUE,
+        commit_reports::to_hub(hub.clone()),
+    )
     .context("cannot start the store writer")?;
     let state = Hub::new(
         HubSettings {

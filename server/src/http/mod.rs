@@ -1,8 +1,10 @@
 //! The HTTP edge: `/ws` (the chat socket), the account endpoints under `/api`
 //! ([`account`]), `/healthz`, and the built client.
 //!
-//! The WebSocket upgrade is done here by hand rather than with axum's extractor so the
-//! connection is driven by tokio-tungstenite with our own [`WebSocketConfig`] and no
+//! The WebSocket upgrade is done here rather than with axum's extractor: tungstenite
+//! checks the handshake and builds the 101, hyper hands over the upgraded socket, and
+//! the connection drives it with tokio-tungstenite over the raw stream (its frame
+//! writer writes to that stream directly), with our own [`WebSocketConfig`]; no
 //! compression is ever negotiated (see `docs/ARCHITECTURE.md`). Origin is checked
 //! before the upgrade: a page on another site must not be able to open a socket with
 //! our users' browsers (cross-site WebSocket hijacking). Then the session cookie: a
@@ -21,14 +23,17 @@ use axum::{
     Router,
     body::Body,
     extract::{ConnectInfo, Request, State},
-    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
 };
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::{
     WebSocketStream,
-    tungstenite::{handshake::derive_accept_key, protocol::Role},
+    tungstenite::{
+        Error as WsError, error::ProtocolError, handshake::server::create_response_with_body,
+        protocol::Role,
+    },
 };
 use tokio_util::task::TaskTracker;
 use tower_http::services::{ServeDir, ServeFile};
@@ -99,9 +104,9 @@ async fn upgrade(
         tracing::warn!(%peer, origin = ?headers.get(header::ORIGIN), "refused WebSocket from foreign origin");
         return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
     }
-    let key = match handshake_key(req.method(), headers) {
-        Ok(key) => key,
-        Err(resp) => return resp,
+    let accept = match accept_handshake(&req) {
+        Ok(accept) => accept,
+        Err(refusal) => return refusal,
     };
     let Some(identity) = account::socket_identity(headers, &state).await else {
         tracing::debug!(%peer, "refused WebSocket without a valid session");
@@ -117,7 +122,6 @@ async fn upgrade(
             return (refused.status(), refused.message()).into_response();
         }
     };
-    let accept = derive_accept_key(key.as_bytes());
     let on_upgrade = hyper::upgrade::on(&mut req);
     let AppState {
         hub,
@@ -142,58 +146,41 @@ async fn upgrade(
             Err(e) => tracing::debug!(%peer, "upgrade failed: {e}"),
         }
     });
-    let mut resp = Response::new(Body::empty());
-    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = resp.headers_mut();
-    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    if let Ok(v) = HeaderValue::from_str(&accept) {
-        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
-    }
-    resp
+    accept
 }
 
-/// Checks the request is a WebSocket handshake (RFC 6455 §4.2.1) and returns its key.
+/// The `101 Switching Protocols` that accepts a WebSocket handshake, or the refusal.
+///
+/// tungstenite checks the request (RFC 6455 §4.2.1) and builds the response with its
+/// `Sec-WebSocket-Accept`; only the refusals are ours: **426** with the version we speak
+/// when `Sec-WebSocket-Version` is not 13, **400** for anything else that is not a
+/// WebSocket handshake.
 #[allow(clippy::result_large_err)]
-fn handshake_key(method: &Method, headers: &HeaderMap) -> Result<HeaderValue, Response> {
-    let has_token = |name: header::HeaderName, token: &str| {
-        headers.get_all(name).iter().any(|v| {
-            v.to_str().is_ok_and(|s| {
-                s.split(',')
-                    .any(|part| part.trim().eq_ignore_ascii_case(token))
-            })
-        })
-    };
-    if method != Method::GET
-        || !has_token(header::CONNECTION, "upgrade")
-        || !has_token(header::UPGRADE, "websocket")
-    {
-        return Err((
-            StatusCode::BAD_REQUEST,
-            "expected a WebSocket upgrade request\n",
-        )
-            .into_response());
-    }
-    if headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .map(|v| v.as_bytes())
-        != Some(b"13")
-    {
-        let mut resp = (
-            StatusCode::UPGRADE_REQUIRED,
-            "unsupported WebSocket version\n",
-        )
-            .into_response();
-        resp.headers_mut().insert(
-            header::SEC_WEBSOCKET_VERSION,
-            HeaderValue::from_static("13"),
-        );
-        return Err(resp);
-    }
-    headers
-        .get(header::SEC_WEBSOCKET_KEY)
-        .cloned()
-        .ok_or_else(|| (StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key\n").into_response())
+fn accept_handshake(req: &Request) -> Result<Response, Response> {
+    create_response_with_body(req, Body::empty).map_err(|e| {
+        let reason = match e {
+            WsError::Protocol(ProtocolError::MissingSecWebSocketVersionHeader) => {
+                let mut resp = (
+                    StatusCode::UPGRADE_REQUIRED,
+                    "unsupported WebSocket version\n",
+                )
+                    .into_response();
+                resp.headers_mut().insert(
+                    header::SEC_WEBSOCKET_VERSION,
+                    HeaderValue::from_static("13"),
+                );
+                return resp;
+            }
+            WsError::Protocol(ProtocolError::MissingSecWebSocketKey) => {
+                "missing Sec-WebSocket-Key\n"
+            }
+            WsError::Protocol(ProtocolError::InvalidSecWebSocketKey) => {
+                "invalid Sec-WebSocket-Key\n"
+            }
+            _ => "expected a WebSocket upgrade request\n",
+        };
+        (StatusCode::BAD_REQUEST, reason).into_response()
+    })
 }
 
 /// Whether a handshake may proceed, judged by its `Origin`.
@@ -275,6 +262,8 @@ pub fn normalise_origin(origin: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::{Method, Version};
+
     use super::*;
 
     fn headers(origin: Option<&str>, host: &str) -> HeaderMap {
@@ -366,10 +355,11 @@ mod tests {
         assert!(origin_allowed(&headers(None, "127.0.0.1:9000"), &[]));
     }
 
-    #[test]
-    fn handshake_requires_upgrade_headers() {
-        let mut h = HeaderMap::new();
-        assert!(handshake_key(&Method::GET, &h).is_err());
+    /// A handshake request as a browser sends it, changed by `edit`.
+    fn handshake(edit: impl FnOnce(&mut Request)) -> Request {
+        let mut req = Request::new(Body::empty());
+        let h = req.headers_mut();
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:9000"));
         h.insert(
             header::CONNECTION,
             HeaderValue::from_static("keep-alive, Upgrade"),
@@ -379,15 +369,82 @@ mod tests {
             header::SEC_WEBSOCKET_VERSION,
             HeaderValue::from_static("13"),
         );
-        assert!(handshake_key(&Method::GET, &h).is_err(), "no key");
         h.insert(
             header::SEC_WEBSOCKET_KEY,
             HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="),
         );
-        assert!(handshake_key(&Method::GET, &h).is_ok());
-        assert!(handshake_key(&Method::POST, &h).is_err());
-        h.insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("8"));
-        let resp = handshake_key(&Method::GET, &h).expect_err("old version");
-        assert_eq!(resp.status(), StatusCode::UPGRADE_REQUIRED);
+        edit(&mut req);
+        req
+    }
+
+    fn status(req: &Request) -> StatusCode {
+        match accept_handshake(req) {
+            Ok(resp) | Err(resp) => resp.status(),
+        }
+    }
+
+    #[test]
+    fn a_handshake_is_accepted_with_the_key_answered() {
+        let resp = accept_handshake(&handshake(|_| {})).expect("accepted");
+        assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
+        // RFC 6455 §1.3's example.
+        assert_eq!(
+            resp.headers().get(header::SEC_WEBSOCKET_ACCEPT),
+            Some(&HeaderValue::from_static("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="))
+        );
+        assert_eq!(
+            resp.headers().get(header::UPGRADE),
+            Some(&HeaderValue::from_static("websocket"))
+        );
+        assert!(resp.headers().contains_key(header::CONNECTION));
+    }
+
+    #[test]
+    fn anything_but_a_websocket_handshake_is_refused_with_400() {
+        let refused: [(_, fn(&mut Request)); 6] = [
+            ("a POST", |r| *r.method_mut() = Method::POST),
+            ("HTTP/1.0", |r| *r.version_mut() = Version::HTTP_10),
+            ("no Connection: Upgrade", |r| {
+                r.headers_mut().remove(header::CONNECTION);
+            }),
+            ("no Upgrade: websocket", |r| {
+                r.headers_mut().remove(header::UPGRADE);
+            }),
+            ("no key", |r| {
+                r.headers_mut().remove(header::SEC_WEBSOCKET_KEY);
+            }),
+            ("a key that is not 16 bytes in base64", |r| {
+                r.headers_mut().insert(
+                    header::SEC_WEBSOCKET_KEY,
+                    HeaderValue::from_static("c2hvcnQ="),
+                );
+            }),
+        ];
+        for (what, edit) in refused {
+            assert_eq!(status(&handshake(edit)), StatusCode::BAD_REQUEST, "{what}");
+        }
+        assert_eq!(
+            status(&Request::new(Body::empty())),
+            StatusCode::BAD_REQUEST
+        );
+    }
+
+    #[test]
+    fn another_websocket_version_is_refused_with_426_naming_ours() {
+        for version in [Some("8"), None] {
+            let resp = accept_handshake(&handshake(|r| {
+                let h = r.headers_mut();
+                h.remove(header::SEC_WEBSOCKET_VERSION);
+                if let Some(v) = version {
+                    h.insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static(v));
+                }
+            }))
+            .expect_err("refused");
+            assert_eq!(resp.status(), StatusCode::UPGRADE_REQUIRED, "{version:?}");
+            assert_eq!(
+                resp.headers().get(header::SEC_WEBSOCKET_VERSION),
+                Some(&HeaderValue::from_static("13"))
+            );
+        }
     }
 }
