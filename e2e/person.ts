@@ -8,7 +8,7 @@ import { WatchedPage } from './watched';
 export const PASSWORD = 'correct horse battery';
 
 export class Person extends WatchedPage {
-  /** The account's username once signed up (its handle in `data-from`). */
+  /** The account's username once signed up (what `data-from` holds). */
   username = '';
 
   get signInForm(): Locator {

@@ -22,7 +22,7 @@ test.afterAll(async () => {
   await server?.stop();
 });
 
-/** A guest's handle, as messages' `data-from` carries it: `~` and the lower-cased name. */
+/** A guest's username, as messages' `data-from` carries it: `~` and the lower-cased name. */
 function guestHandle(name: string): string {
   return `~${name.toLowerCase()}`;
 }

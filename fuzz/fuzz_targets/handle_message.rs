@@ -2,15 +2,15 @@
 //! hub thread applies them: decode → validate → `Hub::handle` (or `Hub::reject`).
 //!
 //! The input is split on `\n` into frames (at most [`MAX_FRAMES`]). Each frame is sent
-//! by two sessions connected for this input: `a`, a guest that has not said hello (so
+//! by two connections connected for this input: `a`, a guest that has not said hello (so
 //! `hello` and everything refused before it are reached), and `b`, the account `fuzz`,
 //! which the harness has already greeted and put in `general` (so one-frame inputs
 //! reach sends, joins, history, typing and room management). The account `other`
 //! exists too, so invitations and direct conversations can succeed. After the frames, writes are committed and acknowledged, both
-//! outboxes are drained and both sessions disconnect.
+//! send queues are drained and both connections disconnect.
 //!
 //! Besides "never panics" (debug assertions included), it checks that every frame the
-//! hub queues is JSON a client can decode, and that no session outlives its
+//! hub queues is JSON a client can decode, and that no connection outlives its
 //! disconnect.
 //!
 //! The hub and its store live for many inputs (opening SQLite and starting the writer
@@ -28,8 +28,8 @@ use std::{
 };
 
 use confab_server::{
-    hub::{Command, Hub, HubSettings, Identity, SessionId, Waiter, Writer},
-    outbox::{Outbox, OutboxRx},
+    hub::{Command, Hub, HubSettings, Identity, ConnId, Waiter, Writer},
+    send_queue::{SendQueue, OutboxRx},
     protocol,
     store::{
         Durability, SqliteStore, Write,
@@ -44,11 +44,11 @@ use tempfile::TempDir;
 const MAX_FRAMES: usize = 64;
 /// Inputs applied to one hub before it is replaced by a fresh one.
 const REBUILD_EVERY: u64 = 5_000;
-/// Outgoing queue of each session. Drained after every frame, so it never fills: a
+/// Outgoing queue of each connection. Drained after every frame, so it never fills: a
 /// slow consumer is not what this target is about.
 const QUEUE: usize = 1024;
 /// Tag of the write that marks "everything submitted before me is committed".
-const BARRIER: SessionId = SessionId::MAX;
+const BARRIER: ConnId = ConnId::MAX;
 
 type Reports = Receiver<Vec<Outcome<Option<Waiter>>>>;
 
@@ -58,7 +58,7 @@ struct Harness {
     writer: Writer,
     reports: Reports,
     writer_thread: JoinHandle<()>,
-    next_id: SessionId,
+    next_id: ConnId,
     inputs: u64,
     dir: TempDir,
 }
@@ -102,11 +102,11 @@ impl Harness {
         drop(dir);
     }
 
-    fn connect(&mut self, identity: Identity) -> (SessionId, OutboxRx) {
+    fn connect(&mut self, identity: Identity) -> (ConnId, OutboxRx) {
         let id = self.next_id;
         self.next_id += 1;
-        let (outbox, rx) = Outbox::new(QUEUE);
-        self.hub.connect(id, outbox, identity);
+        let (queue, rx) = SendQueue::new(QUEUE);
+        self.hub.connect(id, queue, identity);
         (id, rx)
     }
 
@@ -120,7 +120,7 @@ impl Harness {
     /// Waits until everything submitted so far is committed, applying the reports.
     fn flush(&mut self) {
         let barrier = Some(Waiter {
-            session: BARRIER,
+            conn: BARRIER,
             client_id: "barrier".into(),
         });
         let noop = Write::RenameRoom {
@@ -137,7 +137,7 @@ impl Harness {
                 .expect("the writer reports");
             let (mine, rest): (Vec<_>, Vec<_>) = outcomes
                 .into_iter()
-                .partition(|o| o.tag.as_ref().is_some_and(|w| w.session == BARRIER));
+                .partition(|o| o.tag.as_ref().is_some_and(|w| w.conn == BARRIER));
             self.hub.committed(rest);
             if !mine.is_empty() {
                 return;
@@ -145,12 +145,12 @@ impl Harness {
         }
     }
 
-    /// One frame of client text from session `id`, as the connection's reader and the
+    /// One frame of client text from connection `id`, as the connection's reader and the
     /// hub thread handle it. Returns whether it became a command.
-    fn frame(&mut self, id: SessionId, text: &str) -> bool {
+    fn frame(&mut self, id: ConnId, text: &str) -> bool {
         match protocol::parse(text) {
             Ok(cmd) => {
-                self.hub.handle(id, cmd);
+                self.hub.apply(id, cmd);
                 true
             }
             Err(reply) => {
@@ -171,10 +171,10 @@ impl Harness {
         });
         self.hub.user_added("other".into(), "Other".into());
         let general = RoomName::parse(DEFAULT_ROOM).expect("a valid room");
-        self.hub.handle(b, Command::Hello { name: None });
+        self.hub.apply(b, Command::Hello { name: None });
         // Resumed from the end: live at once, without reading history for every input
         // (a join in the input still does).
-        self.hub.handle(
+        self.hub.apply(
             b,
             Command::Join {
                 room: general,
@@ -203,9 +203,9 @@ impl Harness {
         self.hub.disconnect(a);
         self.hub.disconnect(b);
         assert_eq!(
-            self.hub.session_count(),
+            self.hub.connection_count(),
             0,
-            "a session outlived its disconnect"
+            "a connection outlived its disconnect"
         );
     }
 }

@@ -2,22 +2,21 @@
 //!
 //! Data flows one way: a socket's frames are decoded and validated ([`protocol`]) into
 //! hub commands; the [`hub`] applies them and records messages in the [`store`]; once a
-//! message is committed ([`commit_reports`]), the hub acknowledges it and fans its
-//! encoded frame out to each recipient's [`outbox`]; each [`connection`]'s writer puts
+//! message is committed ([`HubSender::commit_reports`](hub::HubSender::commit_reports)), the hub acknowledges it and fans its
+//! encoded frame out to each recipient's [`queue`]; each [`connection`]'s writer puts
 //! them on its socket. [`http`] is the edge that accepts sockets and serves the web
 //! client; [`config`] is every setting.
 
 pub mod accounts;
 pub mod admission;
-pub mod commit_reports;
 pub mod config;
 pub mod connection;
 pub mod http;
 pub mod hub;
 pub mod listener;
-pub mod outbox;
 pub mod protocol;
 pub mod ratelimit;
+pub mod send_queue;
 pub mod store;
 
 use std::{future::Future, sync::Arc, time::Duration};
@@ -29,7 +28,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     config::Config,
     http::AppState,
-    hub::{Event, Hub, HubHandle, HubSettings},
+    hub::{Event, Hub, HubSender, HubSettings},
     store::SqliteStore,
 };
 
@@ -43,7 +42,7 @@ const WRITER_QUEUE: usize = 65_536;
 async fn housekeeping(
     accounts: Arc<accounts::Accounts>,
     throttle: Arc<http::Throttle>,
-    hub: HubHandle,
+    hub: HubSender,
 ) {
     let mut every = tokio::time::interval(Duration::from_secs(60));
     loop {
@@ -86,17 +85,14 @@ pub async fn serve(
         accounts::Accounts::open(&config.data_dir, config.durability)
             .context("cannot open the accounts")?,
     );
-    let (hub, events) = HubHandle::channel();
-    let (writer, writer_thread) = store::writer::spawn(
-        write_store,
-        WRITER_QUEUE,
-        commit_reports::to_hub(hub.clone()),
-    )
-    .context("cannot start the store writer")?;
+    let (hub, events) = HubSender::channel();
+    let (writer, writer_thread) =
+        store::writer::spawn(write_store, WRITER_QUEUE, hub.clone().commit_reports())
+            .context("cannot start the store writer")?;
     let state = Hub::new(
         HubSettings {
             max_rooms: config.max_rooms,
-            max_rooms_per_session: config.max_rooms_per_connection,
+            max_rooms_per_connection: config.max_rooms_per_connection,
             max_typing_per_sec: config.max_typing_per_sec,
             ..HubSettings::default()
         },
@@ -104,7 +100,7 @@ pub async fn serve(
         writer,
     )
     .context("cannot load rooms from the store")?;
-    let hub_thread = HubHandle::spawn(state, events).context("cannot start the hub")?;
+    let hub_thread = HubSender::spawn(state, events).context("cannot start the hub")?;
 
     let tracker = TaskTracker::new();
     let throttle = Arc::new(http::Throttle::new(http::ThrottleLimits {

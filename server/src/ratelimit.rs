@@ -1,7 +1,7 @@
 //! Per-connection message rate limiting: a token bucket.
 //!
 //! Bursts up to `burst` messages pass at once (pasting a few lines, a reconnect that
-//! re-sends its outbox); after that a client gets `per_sec` messages a second. A message
+//! re-sends its queue); after that a client gets `per_sec` messages a second. A message
 //! over the limit is refused with a hint of when to retry; a client that keeps sending
 //! regardless is flooding and is disconnected.
 

@@ -32,7 +32,7 @@ pub const DEFAULT_ROOM: &str = "general";
 /// room exists or not.
 pub const RESERVED_ROOM_PREFIX: char = '_';
 
-/// Guests' user handles start with this, which no account's username can.
+/// Guests' usernames start with this, which no account's username can.
 pub const GUEST_PREFIX: char = '~';
 
 /// Limits both ends agree on. The server enforces them; the client uses them to give
@@ -171,7 +171,7 @@ pub enum ServerMsg {
         created: Option<String>,
     },
     /// The client is in `room` and receives its live traffic from now on. `members` is
-    /// everyone who belongs to the room; `online` the handles of those connected to it
+    /// everyone who belongs to the room; `online` the usernames of those connected to it
     /// now. `history` is the recent messages (fresh join) or the rest of a replay,
     /// oldest first.
     Joined {
@@ -276,7 +276,7 @@ pub enum RoomKind {
 /// A person as clients see them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Person {
-    /// Unique handle: the account's username, or `~` and the name for a guest.
+    /// Unique username: the account's username, or `~` and the name for a guest.
     pub user: String,
     /// Display name.
     pub name: String,

@@ -15,7 +15,7 @@ const GUEST_NAME_KEY: &str = "confab.name";
 const OUTBOX_KEY: &str = "confab.outbox.v2";
 /// Protocol 2's outbox, which did not say whose messages it held.
 const OLD_OUTBOX_KEY: &str = "confab.outbox.v1";
-/// Followed by the user's handle: one person's drafts never show for another.
+/// Followed by the user's username: one person's drafts never show for another.
 const DRAFTS_KEY: &str = "confab.drafts.v1.";
 const CLOSED_KEY: &str = "confab.closed.v1.";
 

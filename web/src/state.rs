@@ -122,7 +122,7 @@ pub struct RoomView {
 }
 
 impl RoomView {
-    /// The members online now, sorted by display name. A handle the member list does
+    /// The members online now, sorted by display name. A username the member list does
     /// not have (yet) still shows, under the name it implies.
     pub fn online_people(&self) -> Vec<Person> {
         let mut people: Vec<Person> = self
@@ -274,7 +274,7 @@ pub enum Action {
     },
     /// The user asked to leave a room.
     Leaving(String),
-    /// The user asked for the direct conversation with this person (handle).
+    /// The user asked for the direct conversation with this person (username).
     OpeningDirect(String),
     /// A room form was sent (create, invite, rename, delete, remove).
     RoomRequest {
@@ -334,7 +334,7 @@ impl State {
         !direct && (self.admin || self.owns(room))
     }
 
-    /// The direct conversation with this person (a handle), if there is one.
+    /// The direct conversation with this person (a username), if there is one.
     pub fn direct_with(&self, user: &str) -> Option<&RoomInfo> {
         self.rooms
             .iter()

@@ -2,7 +2,7 @@
 //!
 //! Reading: frames are decoded into hub commands (or error replies), rate-limited, and
 //! checked against the idle deadline. Writing: frames the hub queued in the
-//! connection's [`Outbox`] are put on the socket by the frame writer in `socket.rs`,
+//! connection's [`SendQueue`] are put on the socket by the frame writer in `socket.rs`,
 //! beside tungstenite, which sends the pings and the close handshake and answers the
 //! client's pings.
 //!
@@ -39,10 +39,10 @@ use tokio_tungstenite::{
 };
 
 use crate::{
-    hub::{Event, HubHandle, Identity, TrySend},
-    outbox::Outbox,
+    hub::{Event, HubSender, Identity, TrySend},
     protocol,
     ratelimit::{Bucket, RateLimit, Verdict},
+    send_queue::SendQueue,
 };
 
 mod socket;
@@ -70,12 +70,12 @@ const CLOSE_GRACE: Duration = Duration::from_secs(3);
 /// connection (`-Zprint-type-sizes` showed ~500 bytes of such copies per socket).
 pub struct Connection<S, H> {
     socket: Socket<S>,
-    hub: HubHandle,
+    hub: HubSender,
     settings: Settings,
     peer: SocketAddr,
     id: u64,
-    /// The connection's own handle on its outbox, to ask for its close on bad input.
-    outbox: Outbox,
+    /// The connection's own handle on its queue, to ask for its close on bad input.
+    queue: SendQueue,
     /// The hub's `Connect` event, if the hub's queue was full when the connection was
     /// made (boxed: it is sent once and then gone).
     connect: Option<Box<Event>>,
@@ -87,7 +87,7 @@ pub struct Connection<S, H> {
 /// to keep one per socket. `held` is dropped when the connection ends.
 pub fn serve<S, H>(
     ws: WebSocketStream<S>,
-    hub: HubHandle,
+    hub: HubSender,
     settings: Settings,
     peer: SocketAddr,
     identity: Identity,
@@ -96,11 +96,11 @@ pub fn serve<S, H>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let id = hub.next_session_id();
-    let (outbox, rx) = Outbox::new(settings.queue_capacity);
+    let id = hub.next_conn_id();
+    let (queue, rx) = SendQueue::new(settings.queue_capacity);
     let connect = Event::Connect {
         id,
-        outbox: outbox.clone(),
+        queue: queue.clone(),
         identity,
     };
     let connect = match hub.try_send(connect) {
@@ -115,7 +115,7 @@ where
         settings,
         peer,
         id,
-        outbox,
+        queue,
         connect,
         _held: held,
     };
@@ -132,21 +132,21 @@ where
         {
             return;
         }
-        tracing::debug!(session = self.id, peer = %self.peer, "connected");
+        tracing::debug!(conn = self.id, peer = %self.peer, "connected");
         run(
             &mut self.socket,
             self.id,
             &self.hub,
-            &self.outbox,
+            &self.queue,
             &self.settings,
         )
         .await;
-        tracing::debug!(session = self.id, peer = %self.peer, "disconnected");
+        tracing::debug!(conn = self.id, peer = %self.peer, "disconnected");
     }
 }
 
 /// However the connection ends — returning, or unwinding from a panic — the hub forgets
-/// the session, so its name and presence never outlive it.
+/// the connection, so its name and presence never outlive it.
 impl<S, H> Drop for Connection<S, H> {
     fn drop(&mut self) {
         self.hub.leave(self.id);
@@ -165,9 +165,9 @@ enum Step {
     BadInput(u16, String),
     /// The peer closed or the socket failed: nothing more can be said.
     Gone,
-    /// A close was requested through the outbox.
+    /// A close was requested through the queue.
     Close(CloseFrame),
-    /// The hub let go of the session and everything queued is written.
+    /// The hub let go of the connection and everything queued is written.
     Ended,
     /// The timer fired: the idle deadline, or time to ping.
     Timer,
@@ -176,8 +176,8 @@ enum Step {
 async fn run<S>(
     socket: &mut Socket<S>,
     id: u64,
-    hub: &HubHandle,
-    outbox: &Outbox,
+    hub: &HubSender,
+    queue: &SendQueue,
     settings: &Settings,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -214,20 +214,20 @@ async fn run<S>(
                     return;
                 }
             }
-            Step::Binary => outbox.close(
+            Step::Binary => queue.close(
                 close::UNSUPPORTED_DATA,
                 "binary frames are not supported: send JSON text",
             ),
             Step::Traffic => deadline = Instant::now() + settings.idle_timeout,
             Step::BadInput(code, reason) => {
-                tracing::debug!(session = id, code, %reason, "closing on bad input");
-                outbox.close(code, &reason);
+                tracing::debug!(conn = id, code, %reason, "closing on bad input");
+                queue.close(code, &reason);
             }
             Step::Timer => {
                 let now = Instant::now();
                 if now >= deadline {
-                    tracing::debug!(session = id, "idle timeout");
-                    outbox.close(close::IDLE_TIMEOUT, "no traffic within the idle timeout");
+                    tracing::debug!(conn = id, "idle timeout");
+                    queue.close(close::IDLE_TIMEOUT, "no traffic within the idle timeout");
                     continue;
                 }
                 if now >= next_ping {
@@ -261,7 +261,7 @@ fn request(id: u64, text: &str, verdict: Verdict) -> Event {
             reply: rate_limited(retry_after),
         },
         Verdict::Flooding => {
-            tracing::info!(session = id, "closing a flooding client");
+            tracing::info!(conn = id, "closing a flooding client");
             // Through the hub, so the refusals already on their way arrive before the
             // close.
             Event::Kick {
@@ -378,8 +378,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_session_is_forgotten_however_its_connection_ends() {
-        let (hub, mut events) = HubHandle::channel();
+    async fn the_hub_forgets_a_connection_however_it_ends() {
+        let (hub, mut events) = HubSender::channel();
         let (server_end, _client_end) = tokio::io::duplex(1024);
         let ws = WebSocketStream::from_raw_socket(
             server_end,

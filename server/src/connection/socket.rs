@@ -3,7 +3,7 @@
 //!
 //! Two writers share one socket. tungstenite writes the control frames (our pings, the
 //! pongs it answers the client's pings with, the close handshake) and reads the
-//! client's frames. The text frames the hub queued in the connection's [`Outbox`] are
+//! client's frames. The text frames the hub queued in the connection's [`SendQueue`] are
 //! written here instead, straight to the raw stream under tungstenite
 //! ([`WebSocketStream::get_mut`]).
 //!
@@ -21,7 +21,7 @@
 //!   write a pong or the reply to a close — only between our frames
 //!   ([`Socket::poll_read`] does nothing while a frame is half written). Both sides are
 //!   driven from the connection's one task, so nothing else can interleave.
-//! - **Frames leave the queue whole.** `pending` holds the frames taken from the outbox
+//! - **Frames leave the queue whole.** `pending` holds the frames taken from the queue
 //!   and not yet written; `written` counts the bytes of the first one (header and
 //!   payload) already on the socket. A partial write moves `written`; a frame is
 //!   dropped from `pending` only once its last byte is written, and the next write
@@ -32,8 +32,8 @@
 //!   cheaper than the kernel walking two slices per chat-sized frame). The buffer is
 //!   per runtime thread, not per connection, because it is only used within one poll.
 //!   Whatever did not fit or was not taken is laid out again from `written` next time.
-//! - **A full socket is reported.** When a write finds the socket full, the outbox is
-//!   told, so that a full queue then means a slow client (see [`crate::outbox`]); it is
+//! - **A full socket is reported.** When a write finds the socket full, the queue is
+//!   told, so that a full queue then means a slow client (see [`crate::send_queue`]); it is
 //!   told again once everything pending is written.
 //! - **Fairness.** At most [`WRITES_PER_POLL`] writes per wake-up, then the task yields.
 //! - **Close.** On a close request, every frame already queued is written whole, then
@@ -60,7 +60,7 @@ use tokio_tungstenite::{
     },
 };
 
-use crate::outbox::{Next, OutboxRx};
+use crate::send_queue::{Next, OutboxRx};
 
 /// Writes per wake-up before the task yields, so one busy connection cannot
 /// hold a runtime thread while a close request or other connections wait.
@@ -86,7 +86,7 @@ pub fn websocket_config() -> WebSocketConfig {
 pub(super) struct Socket<S> {
     ws: WebSocketStream<S>,
     rx: OutboxRx,
-    /// Frames taken from the outbox and not yet written (the first maybe in part).
+    /// Frames taken from the queue and not yet written (the first maybe in part).
     pending: VecDeque<Utf8Bytes>,
     /// Bytes of the first pending frame (header and payload) already written.
     written: usize,
@@ -95,7 +95,7 @@ pub(super) struct Socket<S> {
     /// tungstenite may hold control frames not yet flushed: it was asked to read (which
     /// queues pongs and the close reply) or to send a ping since its last flush.
     control_queued: bool,
-    /// The last write found the socket full, and the outbox was told so.
+    /// The last write found the socket full, and the queue was told so.
     socket_full: bool,
 }
 
@@ -105,7 +105,7 @@ pub(super) enum Wrote {
     Idle,
     /// Blocked on the socket, or yielding after a long run of writes.
     Busy,
-    /// The hub let go of the session and everything is written.
+    /// The hub let go of the connection and everything is written.
     Ended,
 }
 
@@ -125,7 +125,7 @@ where
         }
     }
 
-    /// The close frame once one is requested through the outbox.
+    /// The close frame once one is requested through the queue.
     pub(super) fn poll_close(&self, cx: &mut Context<'_>) -> Poll<CloseFrame> {
         self.rx.poll_close(cx)
     }
@@ -150,7 +150,7 @@ where
         Pin::new(&mut self.ws).poll_next(cx)
     }
 
-    /// Writes what the outbox holds, as far as the socket takes it. `Err` when the
+    /// Writes what the queue holds, as far as the socket takes it. `Err` when the
     /// socket failed.
     pub(super) fn poll_write(&mut self, cx: &mut Context<'_>) -> Result<Wrote, ()> {
         for _ in 0..WRITES_PER_POLL {
@@ -249,8 +249,8 @@ where
         })
     }
 
-    /// Tells the outbox when the socket starts or stops refusing bytes: a full queue
-    /// then means a slow client (see [`crate::outbox`]).
+    /// Tells the queue when the socket starts or stops refusing bytes: a full queue
+    /// then means a slow client (see [`crate::send_queue`]).
     fn note_socket_full(&mut self, full: bool) {
         if self.socket_full != full {
             self.socket_full = full;

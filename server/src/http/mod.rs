@@ -38,7 +38,7 @@ use tokio_tungstenite::{
 use tokio_util::task::TaskTracker;
 use tower_http::services::{ServeDir, ServeFile};
 
-use crate::{accounts::Accounts, admission::Admission, connection, hub::HubHandle};
+use crate::{accounts::Accounts, admission::Admission, connection, hub::HubSender};
 
 mod account;
 
@@ -53,7 +53,7 @@ pub struct AppState {
     /// Mark session cookies `Secure` even when no proxy says the page came over TLS.
     pub secure_cookies: bool,
     pub throttle: Arc<Throttle>,
-    pub hub: HubHandle,
+    pub hub: HubSender,
     pub connection: connection::Settings,
     /// Origins allowed besides the page's own, normalised by [`normalise_origin`].
     pub allowed_origins: Arc<Vec<String>>,

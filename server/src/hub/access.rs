@@ -1,7 +1,7 @@
 //! The access rule, and the refusals it gives.
 //!
-//! One rule decides who may know of a room: a session may if the room is public or the
-//! session's user is one of its members. Every request about a room the session may not
+//! One rule decides who may know of a room: a connection may if the room is public or the
+//! connection's user is one of its members. Every request about a room the connection may not
 //! know is answered exactly as if the room did not exist, so that probing a private
 //! room's id tells a non-member nothing, not even that it exists. Every request that
 //! names a room passes through [`Hub::visible_room`] or [`Hub::check_member`] before
@@ -9,28 +9,28 @@
 
 use confab_shared::{ErrorCode, RoomKind, RoomName};
 
-use super::{Hub, Refusal, Room, Session, SessionId};
+use super::{Conn, ConnId, Hub, Refusal, Room};
 
 impl Room {
     /// The access rule (see the module documentation).
-    pub(super) fn visible_to(&self, handle: &str) -> bool {
-        self.kind == RoomKind::Public || self.members.contains(handle)
+    pub(super) fn visible_to(&self, username: &str) -> bool {
+        self.kind == RoomKind::Public || self.members.contains(username)
     }
 }
 
 impl Hub {
-    /// The room named `room`, if the session may know it exists.
-    pub(super) fn visible_room(&self, id: SessionId, room: &RoomName) -> Result<&Room, Refusal> {
-        let handle = self.sessions.get(&id).and_then(Session::handle);
-        match (self.rooms.get(room.as_str()), handle) {
-            (Some(r), Some(handle)) if r.visible_to(handle) => Ok(r),
+    /// The room named `room`, if the connection may know it exists.
+    pub(super) fn visible_room(&self, id: ConnId, room: &RoomName) -> Result<&Room, Refusal> {
+        let username = self.conns.get(&id).and_then(Conn::username);
+        match (self.rooms.get(room.as_str()), username) {
+            (Some(r), Some(username)) if r.visible_to(username) => Ok(r),
             _ => Err(unknown_room(room)),
         }
     }
 
-    /// Whether the session is in the room's live set. A room it may not know of is
+    /// Whether the connection is in the room's live set. A room it may not know of is
     /// unknown, not merely not joined.
-    pub(super) fn check_member(&self, id: SessionId, room: &RoomName) -> Result<(), Refusal> {
+    pub(super) fn check_member(&self, id: ConnId, room: &RoomName) -> Result<(), Refusal> {
         match self.rooms.get(room.as_str()) {
             Some(r) if r.online.contains(&id) => Ok(()),
             Some(_) => self

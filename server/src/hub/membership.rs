@@ -1,6 +1,6 @@
 //! Joining and leaving rooms, and the presence that follows.
 //!
-//! The resume invariant lives in [`Hub::join`]: a session being replayed what it missed
+//! The resume invariant lives in [`Hub::join`]: a connection being replayed what it missed
 //! is not in the room's live set until the replay has caught up, and the page that
 //! catches up is sent in the same step that puts it back, so nothing arrives both
 //! replayed and live, and nothing falls between. Presence is per person, not per
@@ -12,7 +12,7 @@
 use confab_shared::{ErrorCode, Person, PresenceEvent, RoomKind, RoomName, ServerMsg, limits};
 
 use super::{
-    Hub, Refusal, Session, SessionId,
+    Conn, ConnId, Hub, Refusal,
     access::unknown_room,
     delivery::{deliver, encode},
     messages::history_unavailable,
@@ -21,30 +21,30 @@ use crate::store::Write;
 
 impl Hub {
     /// Joins a room afresh (with its recent history), or resumes after the message
-    /// `after`: a replay page while the session is behind, the rest of it and the live
+    /// `after`: a replay page while the connection is behind, the rest of it and the live
     /// traffic once it has caught up.
     pub(super) fn join(
         &mut self,
-        id: SessionId,
+        id: ConnId,
         room: RoomName,
         after: Option<u64>,
     ) -> Result<(), Refusal> {
         self.visible_room(id, &room)?;
-        let in_rooms = self.sessions.get(&id).map_or(0, |s| s.rooms.len());
+        let in_rooms = self.conns.get(&id).map_or(0, |s| s.rooms.len());
         let Some(r) = self.rooms.get_mut(room.as_str()) else {
             return Err(unknown_room(&room));
         };
-        if !r.online.contains(&id) && in_rooms >= self.settings.max_rooms_per_session {
+        if !r.online.contains(&id) && in_rooms >= self.settings.max_rooms_per_connection {
             return Err(Refusal::about(
                 &room,
                 ErrorCode::TooManyRooms,
                 format!(
                     "one connection may be in at most {} rooms: leave one first",
-                    self.settings.max_rooms_per_session
+                    self.settings.max_rooms_per_connection
                 ),
             ));
         }
-        // Replay pages take a session off the live set (silently: the person is still
+        // Replay pages take a connection off the live set (silently: the person is still
         // there) until the replay has caught up, so nothing arrives both replayed and
         // live. Within one call nothing else happens: the hub is single-threaded.
         let was_online = r.online.contains(&id);
@@ -89,32 +89,32 @@ impl Hub {
         if new_member {
             // Their other tabs and devices follow the rooms they belong to: the room
             // list tells them this one is theirs now.
-            let user = self.handle_of(id);
+            let user = self.username_of(id);
             self.send_room_lists(|h| h == user, None);
         }
         Ok(())
     }
 
-    /// Puts a session in a room's live set, making its user a member of a public room
-    /// and announcing them if this is their first session there. Returns whether an
+    /// Puts a connection in a room's live set, making its user a member of a public room
+    /// and announcing them if this is their first connection there. Returns whether an
     /// account became a member just now.
-    fn go_live(&mut self, id: SessionId, room: &RoomName) -> bool {
-        let Some(person) = self.sessions.get(&id).and_then(|s| s.person.clone()) else {
+    fn go_live(&mut self, id: ConnId, room: &RoomName) -> bool {
+        let Some(person) = self.conns.get(&id).and_then(|s| s.person.clone()) else {
             return false;
         };
         let Some(r) = self.rooms.get_mut(room.as_str()) else {
             return false;
         };
         r.online.insert(id);
-        let sessions_here = r.present.entry(person.user.clone()).or_insert(0);
-        *sessions_here += 1;
-        let arrived = *sessions_here == 1;
+        let conns_here = r.present.entry(person.user.clone()).or_insert(0);
+        *conns_here += 1;
+        let arrived = *conns_here == 1;
         let new_member = r.members.insert(person.user.clone());
         let stored_member = new_member && !person.guest;
-        if let Some(session) = self.sessions.get_mut(&id)
-            && !session.rooms.iter().any(|r| r == room.as_str())
+        if let Some(conn) = self.conns.get_mut(&id)
+            && !conn.rooms.iter().any(|r| r == room.as_str())
         {
-            session.rooms.push(room.to_string());
+            conn.rooms.push(room.to_string());
         }
         // Guests belong to a room only while they are there: storing them would keep
         // every name a guest ever used in the room's members for good.
@@ -135,41 +135,41 @@ impl Hub {
         stored_member
     }
 
-    /// Takes a session out of a room's live set. Returns whether that was its user's
-    /// last session there, so the caller announces the departure.
-    fn go_offline_quietly(&mut self, id: SessionId, room: &str) -> bool {
-        let handle = self
-            .sessions
+    /// Takes a connection out of a room's live set. Returns whether that was its user's
+    /// last connection there, so the caller announces the departure.
+    fn go_offline_quietly(&mut self, id: ConnId, room: &str) -> bool {
+        let username = self
+            .conns
             .get(&id)
-            .and_then(Session::handle)
+            .and_then(Conn::username)
             .map(str::to_owned);
-        if let Some(session) = self.sessions.get_mut(&id) {
-            session.rooms.retain(|r| r != room);
-            session.last_typing.remove(room);
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.rooms.retain(|r| r != room);
+            conn.last_typing.remove(room);
         }
-        let (Some(r), Some(handle)) = (self.rooms.get_mut(room), handle) else {
+        let (Some(r), Some(username)) = (self.rooms.get_mut(room), username) else {
             return false;
         };
         if !r.online.remove(&id) {
             return false;
         }
-        match r.present.get_mut(&handle) {
+        match r.present.get_mut(&username) {
             Some(n) if *n > 1 => {
                 *n -= 1;
                 false
             }
             Some(_) => {
-                r.present.remove(&handle);
+                r.present.remove(&username);
                 true
             }
             None => false,
         }
     }
 
-    /// Takes a session out of a room's live set and tells the others if its user is
+    /// Takes a connection out of a room's live set and tells the others if its user is
     /// gone from the room.
-    pub(super) fn go_offline(&mut self, id: SessionId, room: &str) {
-        let Some(person) = self.sessions.get(&id).and_then(|s| s.person.clone()) else {
+    pub(super) fn go_offline(&mut self, id: ConnId, room: &str) {
+        let Some(person) = self.conns.get(&id).and_then(|s| s.person.clone()) else {
             return;
         };
         if self.go_offline_quietly(id, room) {
@@ -188,14 +188,14 @@ impl Hub {
             event,
         });
         let online = r.online.iter().copied();
-        deliver(&self.sessions, &mut self.overflowed, online, &frame);
+        deliver(&self.conns, &mut self.overflowed, online, &frame);
     }
 
-    /// Ends the requester's membership, on all their sessions; a direct conversation
+    /// Ends the requester's membership, on all their connections; a direct conversation
     /// cannot be left and is only closed on this one.
-    pub(super) fn leave(&mut self, id: SessionId, room: RoomName) -> Result<(), Refusal> {
+    pub(super) fn leave(&mut self, id: ConnId, room: RoomName) -> Result<(), Refusal> {
         self.check_member(id, &room)?;
-        let handle = self.handle_of(id);
+        let username = self.username_of(id);
         if self.rooms[room.as_str()].kind == RoomKind::Direct {
             // A conversation cannot be left, only closed on this device.
             self.go_offline(id, room.as_str());
@@ -207,8 +207,8 @@ impl Hub {
             );
             return Ok(());
         }
-        let successor = self.hand_over(room.as_str(), &handle);
-        self.end_membership(room.as_str(), &handle);
+        let successor = self.hand_over(room.as_str(), &username);
+        self.end_membership(room.as_str(), &username);
         if successor.is_some()
             && let Some(r) = self.rooms.get(room.as_str())
         {
@@ -241,36 +241,36 @@ impl Hub {
         Some(successor)
     }
 
-    /// Removes `handle` from a room: every one of their sessions in it is told it
+    /// Removes `username` from a room: every one of their connections in it is told it
     /// left, the rest of the room sees them go, and a private room drops off their
     /// room list.
-    pub(super) fn end_membership(&mut self, room: &str, handle: &str) {
+    pub(super) fn end_membership(&mut self, room: &str, username: &str) {
         let Some(r) = self.rooms.get_mut(room) else {
             return;
         };
-        if r.members.remove(handle) {
+        if r.members.remove(username) {
             self.submit_quietly(Write::RemoveMember {
                 room: room.to_owned(),
-                name: handle.to_owned(),
+                name: username.to_owned(),
             });
         }
-        let theirs: Vec<SessionId> = self.rooms[room]
+        let theirs: Vec<ConnId> = self.rooms[room]
             .online
             .iter()
             .copied()
-            .filter(|s| self.sessions.get(s).and_then(Session::handle) == Some(handle))
+            .filter(|s| self.conns.get(s).and_then(Conn::username) == Some(username))
             .collect();
-        for session in theirs {
-            self.go_offline(session, room);
+        for conn in theirs {
+            self.go_offline(conn, room);
             self.reply(
-                session,
+                conn,
                 &ServerMsg::Left {
                     room: room.to_owned(),
                 },
             );
         }
         // A private room drops off their list; a public one stays, no longer theirs.
-        self.send_room_lists(|h| h == handle, None);
+        self.send_room_lists(|h| h == username, None);
         if self.rooms[room].kind == RoomKind::Private {
             self.send_members(room);
         }

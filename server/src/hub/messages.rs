@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use confab_shared::{Body, ChatMessage, ClientId, ErrorCode, RoomName, ServerMsg, limits};
 
 use super::{
-    Hub, Refusal, SessionId, Waiter,
+    ConnId, Hub, Refusal, Waiter,
     delivery::{deliver, encode},
     now_ms,
 };
@@ -24,14 +24,14 @@ impl Hub {
     /// reports it.
     pub(super) fn post(
         &mut self,
-        id: SessionId,
+        id: ConnId,
         room: RoomName,
         body: Body,
         client_id: ClientId,
     ) -> Result<(), Refusal> {
         self.check_member(id, &room)
             .map_err(|r| r.for_send(&client_id))?;
-        let Some(person) = self.sessions.get(&id).and_then(|s| s.person.as_ref()) else {
+        let Some(person) = self.conns.get(&id).and_then(|s| s.person.as_ref()) else {
             return Ok(());
         };
         let msg = NewMessage {
@@ -43,15 +43,15 @@ impl Hub {
             ts: now_ms(),
         };
         let waiter = Waiter {
-            session: id,
+            conn: id,
             client_id: client_id.to_string(),
         };
         self.submit(Write::Append(msg), Some(waiter))
             .map_err(|r| r.for_send(&client_id))?;
-        if let Some(session) = self.sessions.get_mut(&id) {
+        if let Some(conn) = self.conns.get_mut(&id) {
             // The message ends the sender's typing indicator on every client; let the
             // next keystroke announce typing again straight away.
-            session.last_typing.remove(room.as_str());
+            conn.last_typing.remove(room.as_str());
         }
         Ok(())
     }
@@ -76,7 +76,7 @@ impl Hub {
                         _ => None,
                     };
                     self.reply(
-                        waiter.session,
+                        waiter.conn,
                         &ServerMsg::Error {
                             code: ErrorCode::Unavailable,
                             message: format!("the message could not be stored ({e}); retry"),
@@ -92,11 +92,11 @@ impl Hub {
         self.settle();
     }
 
-    /// Confirms a stored message to the session that sent it.
+    /// Confirms a stored message to the connection that sent it.
     fn ack(&mut self, waiter: Option<Waiter>, msg: &ChatMessage) {
-        if let Some(Waiter { session, client_id }) = waiter {
+        if let Some(Waiter { conn, client_id }) = waiter {
             self.reply(
-                session,
+                conn,
                 &ServerMsg::Ack {
                     room: msg.room.clone(),
                     client_id,
@@ -117,7 +117,7 @@ impl Hub {
         room.last_seq = room.last_seq.max(msg.seq);
         let frame = encode(&ServerMsg::Message(msg));
         let online = room.online.iter().copied();
-        deliver(&self.sessions, &mut self.overflowed, online, &frame);
+        deliver(&self.conns, &mut self.overflowed, online, &frame);
     }
 
     /// Queues a write for the store writer without waiting for it. A full queue, or a
@@ -155,7 +155,7 @@ impl Hub {
     /// reaches the hub.
     pub(super) fn fetch_history(
         &mut self,
-        id: SessionId,
+        id: ConnId,
         room: RoomName,
         before: u64,
         limit: usize,
@@ -180,19 +180,19 @@ impl Hub {
 
     /// Forwards a typing indicator to the rest of the room, within two throttles: one
     /// per room, one per connection over all its rooms.
-    pub(super) fn typing(&mut self, id: SessionId, room: RoomName) -> Result<(), Refusal> {
+    pub(super) fn typing(&mut self, id: ConnId, room: RoomName) -> Result<(), Refusal> {
         self.check_member(id, &room)?;
         let now = Instant::now();
         // Clients throttle themselves; allow some slack for timer jitter, drop the rest.
         let min_gap = Duration::from_millis(limits::TYPING_THROTTLE_MS * 3 / 4);
-        let Some(session) = self.sessions.get_mut(&id) else {
+        let Some(conn) = self.conns.get_mut(&id) else {
             return Ok(());
         };
-        if matches!(session.last_typing.get(room.as_str()), Some(last) if now.duration_since(*last) < min_gap)
+        if matches!(conn.last_typing.get(room.as_str()), Some(last) if now.duration_since(*last) < min_gap)
         {
             return Ok(());
         }
-        let (window_start, forwarded) = &mut session.typing_window;
+        let (window_start, forwarded) = &mut conn.typing_window;
         if now.duration_since(*window_start) >= Duration::from_secs(1) {
             *window_start = now;
             *forwarded = 0;
@@ -201,8 +201,8 @@ impl Hub {
             return Ok(());
         }
         *forwarded += 1;
-        session.last_typing.insert(room.to_string(), now);
-        let Some(who) = session.person.clone() else {
+        conn.last_typing.insert(room.to_string(), now);
+        let Some(who) = conn.person.clone() else {
             return Ok(());
         };
         let typing = ServerMsg::Typing {

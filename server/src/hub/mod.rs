@@ -3,36 +3,36 @@
 //!
 //! [`Hub`] is a state machine without network I/O: it takes validated [`Command`]s,
 //! reads history from the [`Store`] when someone joins or scrolls back, hands every
-//! write to the store's writer thread, and pushes encoded frames into each session's
-//! [`Outbox`]. A message is acknowledged and delivered only when the writer reports it
+//! write to the store's writer thread, and pushes encoded frames into each connection's
+//! [`SendQueue`]. A message is acknowledged and delivered only when the writer reports it
 //! committed ([`Hub::committed`]), so nobody ever sees a message that could still be
-//! lost. [`HubHandle`] runs one `Hub` on a thread of its own: a single owner means no
+//! lost. [`HubSender`] runs one `Hub` on a thread of its own: a single owner means no
 //! locks on the hot path and one order of events that every client observes alike.
 //!
 //! Where each rule lives (each file adds methods to [`Hub`]):
-//! - `mod.rs`: the state, building it from the store, and [`Hub::handle`], the one way
+//! - `mod.rs`: the state, building it from the store, and [`Hub::username`], the one way
 //!   in for client requests, which sends each [`Command`] to the file that owns it.
-//! - `sessions.rs`: connecting, hello, disconnecting, signing out, shutting down; who
+//! - `connections.rs`: connecting, hello, disconnecting, signing out, shutting down; who
 //!   each person is and how they are shown.
 //! - `membership.rs`: joining (and resuming without gaps or duplicates), leaving,
 //!   presence, handing a private room on when its owner leaves.
 //! - `messages.rs`: sending, acknowledging and delivering after commit, the store
 //!   writer's front and back doors, scrolling back, typing.
 //! - `access.rs`: the one rule for who may know of a room, and its refusals.
-//! - `delivery.rs`: encoding once, pushing into outboxes, replies, disconnecting those
+//! - `delivery.rs`: encoding once, pushing into send queues, replies, disconnecting those
 //!   whose queue overflowed.
 //! - `rooms.rs`: creating, inviting, removing, renaming, deleting rooms; direct
 //!   conversations; each person's room list.
-//! - `handle.rs`: the thread that owns the hub, and the [`Event`]s it receives.
+//! - `username.rs`: the thread that owns the hub, and the [`Event`]s it receives.
 //! - `tests/`: the hub's tests, one file per file above, over a real store.
 
 mod access;
+mod connections;
 mod delivery;
-mod handle;
 mod membership;
 mod messages;
 mod rooms;
-mod sessions;
+mod thread;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -44,15 +44,15 @@ use confab_shared::{
     Username, limits,
 };
 
-pub use handle::{EVENT_QUEUE, Event, HubHandle, TrySend};
+pub use thread::{EVENT_QUEUE, Event, HubSender, TrySend};
 
 use crate::{
-    outbox::Outbox,
+    send_queue::SendQueue,
     store::{Store, StoreError, writer::WriterHandle},
 };
 
 /// Identifies one connection for its whole life; never reused.
-pub type SessionId = u64;
+pub type ConnId = u64;
 
 /// SHA-256 of a sign-in session's token: names the sign-in without being it.
 pub type SessionKey = [u8; 32];
@@ -121,7 +121,7 @@ pub enum Command {
 /// Who is waiting for a write: the sender of a message, to be acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Waiter {
-    pub session: SessionId,
+    pub conn: ConnId,
     pub client_id: String,
 }
 
@@ -137,7 +137,7 @@ pub struct HubSettings {
     /// Messages a client receives when it joins a room afresh.
     pub history_on_join: usize,
     /// Rooms one connection may be in at once.
-    pub max_rooms_per_session: usize,
+    pub max_rooms_per_connection: usize,
     /// Typing events one connection may have forwarded per second, over all its rooms.
     /// The per-room throttle alone would let a client in 100 rooms fan out 100
     /// indicators every throttle period.
@@ -149,31 +149,31 @@ impl Default for HubSettings {
         Self {
             max_rooms: 1000,
             history_on_join: limits::HISTORY_ON_JOIN,
-            max_rooms_per_session: 100,
+            max_rooms_per_connection: 100,
             max_typing_per_sec: 4,
         }
     }
 }
 
 #[derive(Debug)]
-struct Session {
-    outbox: Outbox,
+struct Conn {
+    queue: SendQueue,
     identity: Identity,
     /// `None` until a successful hello.
     person: Option<Person>,
-    /// Rooms whose live traffic this session receives. A list rather than a set: a
-    /// session is in a few rooms, and a B-tree's first node alone is ~300 bytes, per
+    /// Rooms whose live traffic this connection receives. A list rather than a set: a
+    /// connection is in a few rooms, and a B-tree's first node alone is ~300 bytes, per
     /// connection.
     rooms: Vec<String>,
-    /// When this session's last typing event per room was forwarded.
+    /// When this connection's last typing event per room was forwarded.
     last_typing: HashMap<String, Instant>,
     /// Start of the current one-second typing window and the events forwarded in it.
     typing_window: (Instant, u32),
 }
 
-impl Session {
-    /// The session's user handle, once it said hello.
-    fn handle(&self) -> Option<&str> {
+impl Conn {
+    /// The connection's username, once it said hello.
+    fn username(&self) -> Option<&str> {
         self.person.as_ref().map(|p| p.user.as_str())
     }
 
@@ -190,14 +190,14 @@ impl Session {
 struct Room {
     kind: RoomKind,
     title: String,
-    /// Handle of the creator; `None` for rooms from before accounts.
+    /// Username of the creator; `None` for rooms from before accounts.
     owner: Option<String>,
-    /// Everyone who belongs to the room, by handle: for public rooms those who joined
+    /// Everyone who belongs to the room, by username: for public rooms those who joined
     /// and have not left, for the others those invited (and the creator).
     members: BTreeSet<String>,
     /// Sessions receiving the room's live traffic.
-    online: BTreeSet<SessionId>,
-    /// Handles with at least one session in `online`, and how many: a person with
+    online: BTreeSet<ConnId>,
+    /// Usernames with at least one connection in `online`, and how many: a person with
     /// two tabs comes online once and goes offline once.
     present: BTreeMap<String, u32>,
     /// Highest sequence number delivered live. Replays stop here, live traffic starts
@@ -222,9 +222,9 @@ impl Room {
 /// The chat state machine. See the module documentation.
 pub struct Hub {
     settings: HubSettings,
-    sessions: HashMap<SessionId, Session>,
-    /// Guests online, by handle (guest names are unique among those online).
-    guests: HashMap<String, SessionId>,
+    conns: HashMap<ConnId, Conn>,
+    /// Guests online, by username (guest names are unique among those online).
+    guests: HashMap<String, ConnId>,
     /// Every account's display name, by username.
     directory: HashMap<String, String>,
     rooms: BTreeMap<String, Room>,
@@ -234,7 +234,7 @@ pub struct Hub {
     writer: Option<Writer>,
     /// Sessions whose queue overflowed during the current operation; removed at its end
     /// so that removal (which itself broadcasts) never happens mid-iteration.
-    overflowed: Vec<SessionId>,
+    overflowed: Vec<ConnId>,
     shutting_down: bool,
 }
 
@@ -267,7 +267,7 @@ impl Hub {
             .collect();
         Ok(Self {
             settings,
-            sessions: HashMap::new(),
+            conns: HashMap::new(),
             guests: HashMap::new(),
             directory,
             rooms,
@@ -279,18 +279,18 @@ impl Hub {
     }
 
     /// Applies one client request.
-    pub fn handle(&mut self, id: SessionId, cmd: Command) {
-        let Some(session) = self.sessions.get(&id) else {
+    pub fn apply(&mut self, id: ConnId, cmd: Command) {
+        let Some(conn) = self.conns.get(&id) else {
             return;
         };
-        let result = match (session.person.is_some(), cmd) {
+        let result = match (conn.person.is_some(), cmd) {
             (false, Command::Hello { name }) => self.hello(id, name),
             (true, Command::Hello { .. }) => Err(Refusal::new(
                 ErrorCode::AlreadyIdentified,
-                "this session already said hello",
+                "this connection already said hello",
             )),
             (false, _) => Err(Refusal::new(ErrorCode::HelloRequired, "say hello first")),
-            (true, cmd) => self.apply(id, cmd),
+            (true, cmd) => self.route(id, cmd),
         };
         if let Err(refusal) = result {
             self.reply(id, &refusal.into_msg());
@@ -298,10 +298,10 @@ impl Hub {
         self.settle();
     }
 
-    /// Sends an identified session's request to the file that owns it.
-    fn apply(&mut self, id: SessionId, cmd: Command) -> Result<(), Refusal> {
+    /// Sends an identified connection's request to the file that owns it.
+    fn route(&mut self, id: ConnId, cmd: Command) -> Result<(), Refusal> {
         match cmd {
-            Command::Hello { .. } => Ok(()), // answered in `handle`
+            Command::Hello { .. } => Ok(()), // answered in `username`
             Command::ListRooms => {
                 let rooms = self.room_list_for(id);
                 self.reply(
@@ -340,7 +340,7 @@ impl Hub {
     }
 
     /// Answers a frame that could not be decoded or validated.
-    pub fn reject(&mut self, id: SessionId, reply: &ServerMsg) {
+    pub fn reject(&mut self, id: ConnId, reply: &ServerMsg) {
         self.reply(id, reply);
         self.settle();
     }

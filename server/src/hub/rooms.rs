@@ -15,27 +15,27 @@ use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
 
 use super::{
-    Hub, Refusal, Room, Session, SessionId,
+    Conn, ConnId, Hub, Refusal, Room,
     delivery::{deliver, encode},
     now_ms,
 };
 use crate::store::Write;
 
 impl Room {
-    /// Whether `session` may rename, delete and remove members.
-    fn managed_by(&self, session: &Session) -> bool {
-        session.is_admin() || (self.owner.is_some() && self.owner.as_deref() == session.handle())
+    /// Whether `conn` may rename, delete and remove members.
+    fn managed_by(&self, conn: &Conn) -> bool {
+        conn.is_admin() || (self.owner.is_some() && self.owner.as_deref() == conn.username())
     }
 }
 
 impl Hub {
     pub(super) fn create_room(
         &mut self,
-        id: SessionId,
+        id: ConnId,
         room: RoomName,
         private: bool,
     ) -> Result<(), Refusal> {
-        let Some(session) = self.sessions.get(&id) else {
+        let Some(conn) = self.conns.get(&id) else {
             return Ok(());
         };
         if room.as_str().starts_with(RESERVED_ROOM_PREFIX) {
@@ -45,10 +45,10 @@ impl Hub {
                 format!("room names starting with {RESERVED_ROOM_PREFIX} are the server's"),
             ));
         }
-        if private && session.is_guest() {
+        if private && conn.is_guest() {
             return Err(forbidden(&room, "guests cannot create private rooms"));
         }
-        let owner = session.handle().map(str::to_owned);
+        let owner = conn.username().map(str::to_owned);
         if !private && self.rooms.contains_key(room.as_str()) {
             return Err(Refusal::about(
                 &room,
@@ -108,17 +108,17 @@ impl Hub {
 
     /// Opens the conversation between the requester and `user`, creating it the first
     /// time, and joins the requester to it.
-    pub(super) fn open_direct(&mut self, id: SessionId, user: Username) -> Result<(), Refusal> {
-        let Some(session) = self.sessions.get(&id) else {
+    pub(super) fn open_direct(&mut self, id: ConnId, user: Username) -> Result<(), Refusal> {
+        let Some(conn) = self.conns.get(&id) else {
             return Ok(());
         };
-        if session.is_guest() {
+        if conn.is_guest() {
             return Err(Refusal::new(
                 ErrorCode::Forbidden,
                 "guests cannot open direct conversations",
             ));
         }
-        let me = self.handle_of(id);
+        let me = self.username_of(id);
         let peer = user.as_str();
         if !self.known_user(peer) {
             return Err(Refusal::new(
@@ -161,7 +161,7 @@ impl Hub {
 
     pub(super) fn invite(
         &mut self,
-        id: SessionId,
+        id: ConnId,
         room: RoomName,
         user: Username,
     ) -> Result<(), Refusal> {
@@ -197,12 +197,12 @@ impl Hub {
 
     pub(super) fn remove(
         &mut self,
-        id: SessionId,
+        id: ConnId,
         room: RoomName,
         user: Username,
     ) -> Result<(), Refusal> {
         let r = self.visible_room(id, &room)?;
-        let managed = self.sessions.get(&id).is_some_and(|s| r.managed_by(s));
+        let managed = self.conns.get(&id).is_some_and(|s| r.managed_by(s));
         if r.kind != RoomKind::Private {
             return Err(forbidden(
                 &room,
@@ -229,7 +229,7 @@ impl Hub {
 
     pub(super) fn rename(
         &mut self,
-        id: SessionId,
+        id: ConnId,
         room: RoomName,
         title: RoomName,
     ) -> Result<(), Refusal> {
@@ -237,7 +237,7 @@ impl Hub {
         if r.kind == RoomKind::Direct {
             return Err(forbidden(&room, "a direct conversation has no title"));
         }
-        if !self.sessions.get(&id).is_some_and(|s| r.managed_by(s)) {
+        if !self.conns.get(&id).is_some_and(|s| r.managed_by(s)) {
             return Err(forbidden(&room, "only the room's owner can rename it"));
         }
         self.submit(
@@ -260,7 +260,7 @@ impl Hub {
         Ok(())
     }
 
-    pub(super) fn delete(&mut self, id: SessionId, room: RoomName) -> Result<(), Refusal> {
+    pub(super) fn delete(&mut self, id: ConnId, room: RoomName) -> Result<(), Refusal> {
         let r = self.visible_room(id, &room)?;
         if room.as_str() == DEFAULT_ROOM {
             return Err(forbidden(&room, "#general cannot be deleted"));
@@ -268,7 +268,7 @@ impl Hub {
         if r.kind == RoomKind::Direct {
             return Err(forbidden(&room, "a direct conversation cannot be deleted"));
         }
-        if !self.sessions.get(&id).is_some_and(|s| r.managed_by(s)) {
+        if !self.conns.get(&id).is_some_and(|s| r.managed_by(s)) {
             return Err(forbidden(&room, "only the room's owner can delete it"));
         }
         self.submit(
@@ -277,14 +277,14 @@ impl Hub {
             },
             None,
         )?;
-        let online: Vec<SessionId> = r.online.iter().copied().collect();
-        for session in online {
-            if let Some(s) = self.sessions.get_mut(&session) {
+        let online: Vec<ConnId> = r.online.iter().copied().collect();
+        for conn in online {
+            if let Some(s) = self.conns.get_mut(&conn) {
                 s.rooms.retain(|r| r != room.as_str());
                 s.last_typing.remove(room.as_str());
             }
             self.reply(
-                session,
+                conn,
                 &ServerMsg::Left {
                     room: room.to_string(),
                 },
@@ -297,23 +297,23 @@ impl Hub {
         Ok(())
     }
 
-    /// Sends every session that can see `room` (by [`Room::visible_to`]) its room list
+    /// Sends every connection that can see `room` (by [`Room::visible_to`]) its room list
     /// again. `room` may already be out of the hub, as after a deletion.
     fn send_room_lists_to_viewers(&mut self, room: &Room) {
         self.send_room_lists(|h| room.visible_to(h), None);
     }
 
-    /// Sends each identified session whose handle `concerned` accepts its own room
-    /// list; the session in `created` learns which room its request made.
+    /// Sends each identified connection whose username `concerned` accepts its own room
+    /// list; the connection in `created` learns which room its request made.
     pub(super) fn send_room_lists(
         &mut self,
         concerned: impl Fn(&str) -> bool,
-        created: Option<(SessionId, &str)>,
+        created: Option<(ConnId, &str)>,
     ) {
-        let lists: Vec<(SessionId, ServerMsg)> = self
-            .sessions
+        let lists: Vec<(ConnId, ServerMsg)> = self
+            .conns
             .iter()
-            .filter(|(_, s)| s.handle().is_some_and(&concerned))
+            .filter(|(_, s)| s.username().is_some_and(&concerned))
             .map(|(sid, _)| {
                 let created = created
                     .filter(|(creator, _)| creator == sid)
@@ -327,7 +327,7 @@ impl Hub {
         }
     }
 
-    /// Tells a room's online sessions who its members are now.
+    /// Tells a room's online connections who its members are now.
     pub(super) fn send_members(&mut self, room: &str) {
         let Some(r) = self.rooms.get(room) else {
             return;
@@ -337,12 +337,12 @@ impl Hub {
             members: r.members.iter().map(|m| self.person(m)).collect(),
         });
         let online = r.online.iter().copied();
-        deliver(&self.sessions, &mut self.overflowed, online, &frame);
+        deliver(&self.conns, &mut self.overflowed, online, &frame);
     }
 
-    /// The rooms a session may know of, as it should show them.
-    pub(super) fn room_list_for(&self, id: SessionId) -> Vec<RoomInfo> {
-        let Some(me) = self.sessions.get(&id).and_then(|s| s.handle()) else {
+    /// The rooms a connection may know of, as it should show them.
+    pub(super) fn room_list_for(&self, id: ConnId) -> Vec<RoomInfo> {
+        let Some(me) = self.conns.get(&id).and_then(|s| s.username()) else {
             return Vec::new();
         };
         self.rooms

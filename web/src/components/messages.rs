@@ -186,7 +186,7 @@ fn pending_item(p: &Pending, chat: &Chat) -> Html {
 fn message(m: &ChatMessage, starts_group: bool, mine: bool) -> Html {
     let (time, full) = format_time(m.ts);
     // The body and the name are text nodes: Yew escapes them, so user text is never
-    // parsed as HTML. `data-from` is the handle: unique, unlike display names.
+    // parsed as HTML. `data-from` is the username: unique, unlike display names.
     html! {
         <li key={format!("m{}", m.id)} data-testid="message" data-from={m.from.clone()}
             class={classes!("message", mine.then_some("mine"), starts_group.then_some("first"))}>

@@ -254,12 +254,12 @@ fn LeaveRoom() -> Html {
 /// the first by username (the rule of the server's `hand_over`).
 fn successor(view: &RoomView, me: &str) -> Option<Person> {
     let others = || view.members.iter().filter(|p| p.user != me);
-    let mut by_handle: Vec<&Person> = others().collect();
-    by_handle.sort_by(|a, b| a.user.cmp(&b.user));
-    by_handle
+    let mut by_username: Vec<&Person> = others().collect();
+    by_username.sort_by(|a, b| a.user.cmp(&b.user));
+    by_username
         .iter()
         .find(|p| view.online.contains(&p.user))
-        .or_else(|| by_handle.first())
+        .or_else(|| by_username.first())
         .map(|p| (*p).clone())
 }
 

@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::{
 };
 
 use super::*;
-use crate::outbox::Outbox;
+use crate::send_queue::SendQueue;
 
 /// The in-memory socket's buffer, each way.
 const PIPE_BYTES: usize = 64;
@@ -25,13 +25,13 @@ const CLOSE: OpCode = OpCode::Control(Control::Close);
 const PING: OpCode = OpCode::Control(Control::Ping);
 const PONG: OpCode = OpCode::Control(Control::Pong);
 
-/// A socket with a buffer of `pipe_bytes` each way, the outbox that feeds it, and the
+/// A socket with a buffer of `pipe_bytes` each way, the queue that feeds it, and the
 /// client's end.
-async fn socket(pipe_bytes: usize) -> (Socket<DuplexStream>, Outbox, DuplexStream) {
+async fn socket(pipe_bytes: usize) -> (Socket<DuplexStream>, SendQueue, DuplexStream) {
     let (server, client) = duplex(pipe_bytes);
     let ws = WebSocketStream::from_raw_socket(server, Role::Server, Some(websocket_config())).await;
-    let (outbox, rx) = Outbox::new(1024);
-    (Socket::new(ws, rx), outbox, client)
+    let (queue, rx) = SendQueue::new(1024);
+    (Socket::new(ws, rx), queue, client)
 }
 
 /// A frame as the client receives it.
@@ -57,12 +57,10 @@ fn body(frame: usize, len: usize) -> String {
         .collect()
 }
 
-/// Queues every body in the outbox.
-fn push_all(outbox: &Outbox, bodies: &[String]) {
+/// Queues every body in the queue.
+fn push_all(queue: &SendQueue, bodies: &[String]) {
     for body in bodies {
-        outbox
-            .push(body.as_str().into())
-            .expect("room in the queue");
+        queue.push(body.as_str().into()).expect("room in the queue");
     }
 }
 
@@ -132,7 +130,7 @@ fn write_until_full_mid_frame(socket: &mut Socket<DuplexStream>) {
     let mut cx = Context::from_waker(&waker);
     assert!(matches!(socket.poll_write(&mut cx), Ok(Wrote::Busy)));
     assert!(socket.written > 0, "the socket filled up inside a frame");
-    assert!(socket.socket_full, "the outbox was told the socket is full");
+    assert!(socket.socket_full, "the queue was told the socket is full");
 }
 
 async fn within_a_while<F: Future>(future: F) -> F::Output {
@@ -143,11 +141,11 @@ async fn within_a_while<F: Future>(future: F) -> F::Output {
 
 #[tokio::test]
 async fn partial_writes_resume_where_they_stopped() {
-    let (mut socket, outbox, mut client) = socket(PIPE_BYTES).await;
+    let (mut socket, queue, mut client) = socket(PIPE_BYTES).await;
     // Every length up to past the first 16-bit one: headers and payloads straddle the
     // 64-byte writes at every offset.
     let bodies: Vec<String> = (0..=140).map(|len| body(len, len)).collect();
-    push_all(&outbox, &bodies);
+    push_all(&queue, &bodies);
     write_until_full_mid_frame(&mut socket);
 
     let ((), frames) = within_a_while(async {
@@ -159,10 +157,7 @@ async fn partial_writes_resume_where_they_stopped() {
     .await;
     assert_eq!(frames, bodies.iter().map(|b| text(b)).collect::<Vec<_>>());
     assert!(socket.pending.is_empty());
-    assert!(
-        !socket.socket_full,
-        "the outbox was told the socket drained"
-    );
+    assert!(!socket.socket_full, "the queue was told the socket drained");
 }
 
 #[tokio::test]
@@ -172,12 +167,12 @@ async fn a_batch_larger_than_the_socket_and_the_scratch_buffer_arrives_whole() {
     // A small socket takes a little of each write; a large one all of it, so frames are
     // also cut where the scratch buffer ends.
     for pipe_bytes in [PIPE_BYTES, 1 << 20] {
-        let (mut socket, outbox, mut client) = socket(pipe_bytes).await;
+        let (mut socket, queue, mut client) = socket(pipe_bytes).await;
         let bodies: Vec<String> = (0..40)
             .map(|i| body(i, lengths[i % lengths.len()]))
             .collect();
         assert!(bodies.iter().map(String::len).sum::<usize>() > 4 * SCRATCH_BYTES);
-        push_all(&outbox, &bodies);
+        push_all(&queue, &bodies);
 
         let ((), frames) = within_a_while(async {
             tokio::join!(
@@ -196,13 +191,13 @@ async fn a_batch_larger_than_the_socket_and_the_scratch_buffer_arrives_whole() {
 
 #[tokio::test]
 async fn a_close_requested_mid_batch_comes_after_every_queued_frame_whole() {
-    let (mut socket, outbox, mut client) = socket(PIPE_BYTES).await;
+    let (mut socket, queue, mut client) = socket(PIPE_BYTES).await;
     let bodies: Vec<String> = (0..7).map(|i| body(i, 300)).collect();
-    push_all(&outbox, &bodies[..5]);
+    push_all(&queue, &bodies[..5]);
     write_until_full_mid_frame(&mut socket);
     // More frames arrive while the batch is half written, then the close request.
-    push_all(&outbox, &bodies[5..]);
-    outbox.close(4000, "too slow");
+    push_all(&queue, &bodies[5..]);
+    queue.close(4000, "too slow");
     let close = poll_fn(|cx| socket.poll_close(cx)).await;
 
     let client = async move {
@@ -225,9 +220,9 @@ async fn a_close_requested_mid_batch_comes_after_every_queued_frame_whole() {
 
 #[tokio::test]
 async fn a_ping_due_mid_frame_waits_for_the_frame_to_end() {
-    let (mut socket, outbox, mut client) = socket(PIPE_BYTES).await;
+    let (mut socket, queue, mut client) = socket(PIPE_BYTES).await;
     let bodies: Vec<String> = (0..3).map(|i| body(i, 300)).collect();
-    push_all(&outbox, &bodies);
+    push_all(&queue, &bodies);
     write_until_full_mid_frame(&mut socket);
     socket.want_ping();
 
@@ -254,9 +249,9 @@ async fn a_ping_due_mid_frame_waits_for_the_frame_to_end() {
 
 #[tokio::test]
 async fn the_client_is_read_only_between_frames_so_a_pong_never_cuts_one() {
-    let (mut socket, outbox, mut client) = socket(PIPE_BYTES).await;
+    let (mut socket, queue, mut client) = socket(PIPE_BYTES).await;
     let bodies = [body(0, 300)];
-    push_all(&outbox, &bodies);
+    push_all(&queue, &bodies);
     write_until_full_mid_frame(&mut socket);
     // A masked ping with an empty payload, waiting to be read.
     client

@@ -1,4 +1,4 @@
-//! The access rule (`hub/access.rs`): a room a session may not know of is answered
+//! The access rule (`hub/access.rs`): a room a connection may not know of is answered
 //! exactly as if it did not exist, and a room it knows but is not in gives it nothing.
 
 use super::*;
@@ -8,22 +8,22 @@ fn rooms_are_isolated() {
     let mut f = Fixture::new();
     let mut ada = f.member(1, "ada");
     let mut bob = f.member(2, "bob");
-    f.hub.handle(1, create("ops"));
-    f.hub.handle(1, join("ops", None));
+    f.hub.apply(1, create("ops"));
+    f.hub.apply(1, join("ops", None));
     ada.drain();
     bob.drain();
     f.say(&ada, "ops", "secret plans", "c1");
     assert_eq!(bodies(&ada.drain()), ["secret plans"]);
     assert!(bob.drain().is_empty());
-    f.hub.handle(2, send("ops", "let me in", "c2"));
+    f.hub.apply(2, send("ops", "let me in", "c2"));
     let refused = bob.drain();
     assert!(matches!(
         refused.as_slice(),
         [ServerMsg::Error { code: ErrorCode::NotInRoom, client_id: Some(c), .. }] if c == "c2"
     ));
-    f.hub.handle(2, send("nowhere", "hello?", "c3"));
+    f.hub.apply(2, send("nowhere", "hello?", "c3"));
     assert_eq!(error_code(&bob.drain()), Some(ErrorCode::UnknownRoom));
-    f.hub.handle(
+    f.hub.apply(
         2,
         Command::FetchHistory {
             room: room("ops"),
@@ -45,11 +45,11 @@ fn a_private_room_is_indistinguishable_from_none_to_non_members() {
         bob.drain().is_empty(),
         "nobody else hears of a private room"
     );
-    f.hub.handle(1, join(&plans, None));
+    f.hub.apply(1, join(&plans, None));
     f.say(&ada, &plans, "secret", "c1");
     ada.drain();
 
-    f.hub.handle(2, Command::ListRooms);
+    f.hub.apply(2, Command::ListRooms);
     assert_eq!(room_names(&bob.drain()), Some(vec!["general".to_owned()]));
     let about_plans = probe(&mut f, &mut bob, &plans);
     let nowhere = "_pnosuchroomatall00";
@@ -69,7 +69,7 @@ fn a_private_room_is_indistinguishable_from_none_to_non_members() {
     assert!(ada.drain().is_empty(), "probing tells the members nothing");
 
     // An invitation makes it visible, and then it is a room like any other.
-    f.hub.handle(
+    f.hub.apply(
         1,
         Command::Invite {
             room: room(&plans),
@@ -78,14 +78,14 @@ fn a_private_room_is_indistinguishable_from_none_to_non_members() {
     );
     assert!(matches!(
         ada.drain().as_slice(),
-        [ServerMsg::Members { members, .. }] if handles(members) == ["ada", "bob"]
+        [ServerMsg::Members { members, .. }] if usernames(members) == ["ada", "bob"]
     ));
     let lists = bob.drain();
     assert_eq!(
         room_names(&lists),
         Some(vec![plans.clone(), "general".to_owned()])
     );
-    f.hub.handle(2, join(&plans, None));
+    f.hub.apply(2, join(&plans, None));
     assert!(matches!(
         bob.drain().as_slice(),
         [ServerMsg::Joined { history, .. }] if bodies_of(history) == ["secret"]

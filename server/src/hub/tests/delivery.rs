@@ -10,18 +10,18 @@ fn a_slow_consumer_is_disconnected_and_others_keep_receiving() {
     let ada = f.member(1, "ada");
     let mut bob = f.member(2, "bob");
     let mut slow = f.connect(3, 4);
-    f.hub.handle(3, hello("slow"));
-    f.hub.handle(3, join("general", None));
+    f.hub.apply(3, hello("slow"));
+    f.hub.apply(3, join("general", None));
     // Its connection cannot write: the peer stopped reading.
     slow.rx.set_socket_full(true);
     bob.drain();
     for i in 0..10 {
         f.hub
-            .handle(1, send("general", &format!("m{i}"), &format!("c{i}")));
+            .apply(1, send("general", &format!("m{i}"), &format!("c{i}")));
     }
     f.flush();
     assert_eq!(slow.close_code(), Some(close::SLOW_CONSUMER));
-    assert_eq!(f.hub.session_count(), 2);
+    assert_eq!(f.hub.connection_count(), 2);
     let got = bob.drain();
     assert_eq!(bodies(&got).len(), 10);
     assert!(got.iter().any(|m| matches!(
@@ -38,14 +38,14 @@ fn a_burst_does_not_disconnect_a_client_whose_socket_takes_everything() {
     let mut f = Fixture::new();
     let ada = f.member(1, "ada");
     let mut quick = f.connect(3, 4);
-    f.hub.handle(3, hello("quick"));
-    f.hub.handle(3, join("general", None));
+    f.hub.apply(3, hello("quick"));
+    f.hub.apply(3, join("general", None));
     quick.drain();
     // Ten messages reach the hub before the connection runs (as when commits held back
     // by a slow disk all come in together): more than its queue holds.
     for i in 0..10 {
         f.hub
-            .handle(1, send("general", &format!("m{i}"), &format!("c{i}")));
+            .apply(1, send("general", &format!("m{i}"), &format!("c{i}")));
     }
     f.flush();
     assert_eq!(quick.close_code(), None);

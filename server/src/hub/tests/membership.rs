@@ -1,5 +1,5 @@
 //! Joining, resuming, leaving and presence (`hub/membership.rs`): above all that a
-//! resumed session gets every message it missed exactly once, and that a person is
+//! resumed connection gets every message it missed exactly once, and that a person is
 //! present once however many connections they have.
 
 use super::*;
@@ -7,23 +7,23 @@ use super::*;
 #[test]
 fn a_connection_may_be_in_a_limited_number_of_rooms() {
     let settings = HubSettings {
-        max_rooms_per_session: 2,
+        max_rooms_per_connection: 2,
         ..HubSettings::default()
     };
     let mut f = Fixture::with(settings, tempfile::tempdir().expect("tempdir"));
     let mut ada = f.member(1, "ada");
     for r in ["one", "two"] {
-        f.hub.handle(1, create(r));
+        f.hub.apply(1, create(r));
     }
-    f.hub.handle(1, join("one", None));
+    f.hub.apply(1, join("one", None));
     ada.drain();
-    f.hub.handle(1, join("two", None));
+    f.hub.apply(1, join("two", None));
     assert_eq!(error_code(&ada.drain()), Some(ErrorCode::TooManyRooms));
     // Re-joining a room it is in is not a new room.
-    f.hub.handle(1, join("one", None));
+    f.hub.apply(1, join("one", None));
     assert!(matches!(ada.drain().as_slice(), [ServerMsg::Joined { .. }]));
-    f.hub.handle(1, Command::Leave(room("one")));
-    f.hub.handle(1, join("two", None));
+    f.hub.apply(1, Command::Leave(room("one")));
+    f.hub.apply(1, join("two", None));
     assert!(
         ada.drain()
             .iter()
@@ -36,12 +36,12 @@ fn presence_on_join_leave_and_disconnect() {
     let mut f = Fixture::new();
     let mut ada = f.member(1, "ada");
     let mut bob = f.signed_in(2, "bob");
-    f.hub.handle(2, join("general", None));
+    f.hub.apply(2, join("general", None));
     let joined = bob.drain();
     assert!(matches!(
         joined.iter().find(|m| matches!(m, ServerMsg::Joined { .. })),
         Some(ServerMsg::Joined { online, members, .. })
-            if online == &["ada", "bob"] && handles(members) == ["ada", "bob"]
+            if online == &["ada", "bob"] && usernames(members) == ["ada", "bob"]
     ));
     assert_eq!(
         ada.drain(),
@@ -55,7 +55,7 @@ fn presence_on_join_leave_and_disconnect() {
             event: PresenceEvent::Joined
         }]
     );
-    f.hub.handle(2, Command::Leave(room("general")));
+    f.hub.apply(2, Command::Leave(room("general")));
     assert!(matches!(
         bob.drain().as_slice(),
         [ServerMsg::Left { room }, ServerMsg::Rooms { .. }] if room == "general"
@@ -67,7 +67,7 @@ fn presence_on_join_leave_and_disconnect() {
             ..
         }]
     ));
-    f.hub.handle(2, join("general", None));
+    f.hub.apply(2, join("general", None));
     ada.drain();
     f.hub.disconnect(2);
     assert!(matches!(
@@ -82,7 +82,7 @@ fn joining_twice_resends_state_without_a_second_arrival() {
     let mut ada = f.member(1, "ada");
     let mut bob = f.member(2, "bob");
     ada.drain();
-    f.hub.handle(2, join("general", None));
+    f.hub.apply(2, join("general", None));
     assert!(matches!(bob.drain().as_slice(), [ServerMsg::Joined { .. }]));
     assert!(ada.drain().is_empty());
 }
@@ -93,11 +93,11 @@ fn a_fresh_join_delivers_recent_history_oldest_first() {
     let ada = f.member(1, "ada");
     for i in 0..150 {
         f.hub
-            .handle(1, send("general", &format!("m{i}"), &format!("c{i}")));
+            .apply(1, send("general", &format!("m{i}"), &format!("c{i}")));
     }
     f.flush();
     let mut bob = f.member(2, "bob");
-    f.hub.handle(2, join("general", None));
+    f.hub.apply(2, join("general", None));
     match bob.drain().as_slice() {
         [ServerMsg::Joined { history, .. }] => {
             assert_eq!(history.len(), limits::HISTORY_ON_JOIN);
@@ -117,16 +117,16 @@ fn resuming_replays_in_pages_then_goes_live_without_gap_or_duplicate() {
     let total = limits::REPLAY_PAGE as u64 * 2 + 10;
     for i in 1..=total {
         f.hub
-            .handle(1, send("general", &format!("m{i}"), &format!("c{i}")));
+            .apply(1, send("general", &format!("m{i}"), &format!("c{i}")));
     }
     f.flush();
     let mut bob = f.connect(2, 4096);
-    f.hub.handle(2, hello("bob"));
+    f.hub.apply(2, hello("bob"));
     bob.drain();
     let mut got = Vec::new();
     let mut after = 5;
     loop {
-        f.hub.handle(2, join("general", Some(after)));
+        f.hub.apply(2, join("general", Some(after)));
         match bob.drain().as_slice() {
             [ServerMsg::Replay { messages, .. }] => {
                 // While replaying, live messages are not delivered to bob.
@@ -159,8 +159,8 @@ fn two_tabs_of_one_person_arrive_and_leave_once() {
     let mut bob_tab1 = f.member(2, "bob");
     ada.drain();
     let mut bob_tab2 = f.connect_with(3, 64, user("bob", "Bob", 3));
-    f.hub.handle(3, hello("bob"));
-    f.hub.handle(3, join("general", None));
+    f.hub.apply(3, hello("bob"));
+    f.hub.apply(3, join("general", None));
     bob_tab2.drain();
     assert!(ada.drain().is_empty(), "bob was already here");
     f.hub.disconnect(2);
@@ -184,38 +184,38 @@ fn guests_are_members_only_while_they_are_there() {
     let mut f = Fixture::new();
     let _ada = f.member(1, "ada");
     let mut guest = f.connect(2, 64);
-    f.hub.handle(2, hello("Visitor"));
-    f.hub.handle(2, join("general", None));
+    f.hub.apply(2, hello("Visitor"));
+    f.hub.apply(2, join("general", None));
     assert!(matches!(
         guest.drain().last(),
-        Some(ServerMsg::Joined { members, .. }) if handles(members) == ["ada", "~visitor"]
+        Some(ServerMsg::Joined { members, .. }) if usernames(members) == ["ada", "~visitor"]
     ));
     f.hub.disconnect(2);
     let mut bob = f.member(3, "bob");
-    f.hub.handle(3, join("general", None));
+    f.hub.apply(3, join("general", None));
     assert!(matches!(
         bob.drain().last(),
-        Some(ServerMsg::Joined { members, .. }) if handles(members) == ["ada", "bob"]
+        Some(ServerMsg::Joined { members, .. }) if usernames(members) == ["ada", "bob"]
     ));
     // Nor were they stored.
     f.flush();
     let mut f = f.restart();
     let mut carol = f.member(4, "carol");
-    f.hub.handle(4, join("general", None));
+    f.hub.apply(4, join("general", None));
     assert!(matches!(
         carol.drain().last(),
-        Some(ServerMsg::Joined { members, .. }) if handles(members) == ["ada", "bob", "carol"]
+        Some(ServerMsg::Joined { members, .. }) if usernames(members) == ["ada", "bob", "carol"]
     ));
 }
 
-/// The room list marks the rooms a person belongs to, and every session of theirs hears
+/// The room list marks the rooms a person belongs to, and every connection of theirs hears
 /// when that changes, so each tab and device can follow all of them.
 #[test]
 fn every_session_of_a_person_learns_which_rooms_are_theirs() {
     let mut f = Fixture::new();
     let mut dan = f.member(1, "dan");
     let mut dans_tab = f.member(2, "dan");
-    f.hub.handle(1, create("ops"));
+    f.hub.apply(1, create("ops"));
     dan.drain();
     dans_tab.drain();
     let theirs = |msgs: &[ServerMsg]| -> Option<bool> {
@@ -227,7 +227,7 @@ fn every_session_of_a_person_learns_which_rooms_are_theirs() {
         })
     };
 
-    f.hub.handle(1, join("ops", None));
+    f.hub.apply(1, join("ops", None));
     let first = dan.drain();
     assert!(
         matches!(first.first(), Some(ServerMsg::Joined { .. })),
@@ -241,13 +241,13 @@ fn every_session_of_a_person_learns_which_rooms_are_theirs() {
     );
 
     // Joining again (a reconnect) changes nothing, and says nothing about it.
-    f.hub.handle(2, join("ops", None));
+    f.hub.apply(2, join("ops", None));
     assert_eq!(theirs(&dans_tab.drain()), None);
     assert_eq!(theirs(&dan.drain()), None);
 
-    // A fresh session (a reload, another device) sees it in its welcome.
+    // A fresh connection (a reload, another device) sees it in its welcome.
     let mut dans_phone = f.connect_with(3, 8192, user("dan", "Dan", 3));
-    f.hub.handle(3, hello("dan"));
+    f.hub.apply(3, hello("dan"));
     let welcome = dans_phone.drain();
     let listed = welcome.iter().find_map(|m| match m {
         ServerMsg::Welcome { rooms, .. } => {
@@ -258,14 +258,14 @@ fn every_session_of_a_person_learns_which_rooms_are_theirs() {
     assert_eq!(listed, Some(true));
 
     // Leaving ends the membership on every device.
-    f.hub.handle(1, Command::Leave(room("ops")));
+    f.hub.apply(1, Command::Leave(room("ops")));
     assert_eq!(theirs(&dans_phone.drain()), Some(false));
     assert_eq!(theirs(&dan.drain()), Some(false));
     assert_eq!(theirs(&dans_tab.drain()), Some(false));
 
     // Someone else's joins are not news to Dan.
     let mut eve = f.member(4, "eve");
-    f.hub.handle(4, join("ops", None));
+    f.hub.apply(4, join("ops", None));
     assert_eq!(theirs(&eve.drain()), Some(true));
     assert_eq!(theirs(&dans_tab.drain()), None);
 }
@@ -277,9 +277,9 @@ fn the_owner_leaving_a_private_room_hands_it_to_someone_still_there() {
     let mut bob = f.member(2, "bob");
     let mut cy = f.member(3, "cy");
     let id = f.create_private(&mut ada, "plans");
-    f.hub.handle(1, join(&id, None));
+    f.hub.apply(1, join(&id, None));
     for user in ["bob", "cy"] {
-        f.hub.handle(
+        f.hub.apply(
             1,
             Command::Invite {
                 room: room(&id),
@@ -288,11 +288,11 @@ fn the_owner_leaving_a_private_room_hands_it_to_someone_still_there() {
         );
     }
     // Cy is there now, Bob is not: the room goes to whoever can act on it at once.
-    f.hub.handle(3, join(&id, None));
+    f.hub.apply(3, join(&id, None));
     for c in [&mut ada, &mut bob, &mut cy] {
         c.drain();
     }
-    f.hub.handle(1, Command::Leave(room(&id)));
+    f.hub.apply(1, Command::Leave(room(&id)));
     let owner_in = |msgs: &[ServerMsg]| {
         msgs.iter().rev().find_map(|m| match m {
             ServerMsg::Rooms { rooms, .. } => {
@@ -315,7 +315,7 @@ fn the_owner_leaving_a_private_room_hands_it_to_someone_still_there() {
         "the room is off Ada's list: {adas:?}"
     );
     // Cy manages it now: renaming is accepted.
-    f.hub.handle(
+    f.hub.apply(
         3,
         Command::RenameRoom {
             room: room(&id),
@@ -327,6 +327,6 @@ fn the_owner_leaving_a_private_room_hands_it_to_someone_still_there() {
     f.flush();
     let mut f = f.restart();
     let mut cy = f.member(3, "cy");
-    f.hub.handle(3, Command::ListRooms);
+    f.hub.apply(3, Command::ListRooms);
     assert_eq!(owner_in(&cy.drain()), Some(Some("cy".to_owned())));
 }

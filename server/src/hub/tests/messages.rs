@@ -9,7 +9,7 @@ fn a_message_is_acked_then_delivered_only_after_commit() {
     let mut ada = f.member(1, "ada");
     let mut bob = f.member(2, "bob");
     ada.drain();
-    f.hub.handle(1, send("general", "  hi bob ", "c1"));
+    f.hub.apply(1, send("general", "  hi bob ", "c1"));
     assert!(ada.drain().is_empty(), "nothing before the commit");
     assert!(bob.drain().is_empty(), "nothing before the commit");
     f.flush();
@@ -55,7 +55,7 @@ fn scrolling_back_pages_older_messages() {
     let mut ada = f.member(1, "ada");
     for i in 1..=30 {
         f.hub
-            .handle(1, send("general", &format!("m{i}"), &format!("c{i}")));
+            .apply(1, send("general", &format!("m{i}"), &format!("c{i}")));
     }
     f.flush();
     ada.drain();
@@ -64,7 +64,7 @@ fn scrolling_back_pages_older_messages() {
         before,
         limit: 20,
     };
-    f.hub.handle(1, fetch(31));
+    f.hub.apply(1, fetch(31));
     match ada.drain().as_slice() {
         [ServerMsg::History { messages, more, .. }] => {
             assert_eq!(seqs(messages), (11..=30).collect::<Vec<_>>());
@@ -72,7 +72,7 @@ fn scrolling_back_pages_older_messages() {
         }
         other => panic!("unexpected {other:?}"),
     }
-    f.hub.handle(1, fetch(11));
+    f.hub.apply(1, fetch(11));
     match ada.drain().as_slice() {
         [ServerMsg::History { messages, more, .. }] => {
             assert_eq!(seqs(messages), (1..=10).collect::<Vec<_>>());
@@ -87,7 +87,7 @@ fn sends_are_refused_as_unavailable_once_storage_is_gone() {
     let mut f = Fixture::new();
     let mut ada = f.member(1, "ada");
     f.hub.stop();
-    f.hub.handle(1, send("general", "lost?", "c1"));
+    f.hub.apply(1, send("general", "lost?", "c1"));
     assert!(matches!(
         ada.drain().as_slice(),
         [ServerMsg::Error { code: ErrorCode::Unavailable, client_id: Some(c), .. }] if c == "c1"
@@ -100,8 +100,8 @@ fn typing_goes_to_others_and_is_throttled() {
     let mut ada = f.member(1, "ada");
     let mut bob = f.member(2, "bob");
     ada.drain();
-    f.hub.handle(1, Command::Typing(room("general")));
-    f.hub.handle(1, Command::Typing(room("general")));
+    f.hub.apply(1, Command::Typing(room("general")));
+    f.hub.apply(1, Command::Typing(room("general")));
     assert!(ada.drain().is_empty(), "no echo of one's own typing");
     assert_eq!(
         bob.drain(),
@@ -117,7 +117,7 @@ fn typing_goes_to_others_and_is_throttled() {
     );
     // Sending a message resets the throttle.
     f.say(&ada, "general", "done", "c1");
-    f.hub.handle(1, Command::Typing(room("general")));
+    f.hub.apply(1, Command::Typing(room("general")));
     assert_eq!(bob.drain().len(), 2);
 }
 
@@ -131,17 +131,17 @@ fn typing_is_capped_per_second_over_all_rooms() {
     let mut ada = f.member(1, "ada");
     let mut bob = f.member(2, "bob");
     for r in ["one", "two"] {
-        f.hub.handle(1, create(r));
+        f.hub.apply(1, create(r));
     }
     f.flush();
     for r in ["one", "two"] {
-        f.hub.handle(1, join(r, None));
-        f.hub.handle(2, join(r, None));
+        f.hub.apply(1, join(r, None));
+        f.hub.apply(2, join(r, None));
     }
     ada.drain();
     bob.drain();
     for r in ["general", "one", "two"] {
-        f.hub.handle(1, Command::Typing(room(r)));
+        f.hub.apply(1, Command::Typing(room(r)));
     }
     let forwarded = bob.drain();
     assert_eq!(

@@ -2,11 +2,11 @@
 //! tests have an obvious home; this one holds the [`Fixture`] and helpers they share.
 
 mod access;
+mod connections;
 mod delivery;
 mod membership;
 mod messages;
 mod rooms;
-mod sessions;
 
 use std::{path::Path, sync::mpsc as std_mpsc, time::Duration};
 
@@ -14,7 +14,7 @@ use confab_shared::{ChatMessage, PresenceEvent, RoomKind, close};
 
 use super::*;
 use crate::{
-    outbox::OutboxRx,
+    send_queue::OutboxRx,
     store::{Durability, SqliteStore, Write, writer, writer::Outcome},
 };
 
@@ -29,7 +29,7 @@ struct Fixture {
     dir: tempfile::TempDir,
 }
 
-const BARRIER: SessionId = SessionId::MAX;
+const BARRIER: ConnId = ConnId::MAX;
 
 impl Fixture {
     fn new() -> Self {
@@ -65,7 +65,7 @@ impl Fixture {
     /// Applies every commit of what was submitted so far.
     fn flush(&mut self) {
         let barrier = Some(Waiter {
-            session: BARRIER,
+            conn: BARRIER,
             client_id: "barrier".into(),
         });
         let noop = Write::RenameRoom {
@@ -80,7 +80,7 @@ impl Fixture {
                 .expect("writer reports");
             let (mine, rest): (Vec<_>, Vec<_>) = batch
                 .into_iter()
-                .partition(|o| o.tag.as_ref().is_some_and(|w| w.session == BARRIER));
+                .partition(|o| o.tag.as_ref().is_some_and(|w| w.conn == BARRIER));
             self.hub.committed(rest);
             if !mine.is_empty() {
                 return;
@@ -89,46 +89,46 @@ impl Fixture {
     }
 
     /// A guest's connection (it names itself in hello).
-    fn connect(&mut self, id: SessionId, capacity: usize) -> Client {
+    fn connect(&mut self, id: ConnId, capacity: usize) -> Client {
         self.connect_with(id, capacity, Identity::Guest)
     }
 
-    fn connect_with(&mut self, id: SessionId, capacity: usize, identity: Identity) -> Client {
-        let (outbox, rx) = Outbox::new(capacity);
-        self.hub.connect(id, outbox, identity);
+    fn connect_with(&mut self, id: ConnId, capacity: usize, identity: Identity) -> Client {
+        let (queue, rx) = SendQueue::new(capacity);
+        self.hub.connect(id, queue, identity);
         Client { id, rx }
     }
 
     /// A connection of the account `username` (created if new), displayed as
     /// `username` capitalised, after hello.
-    fn signed_in(&mut self, id: SessionId, username: &str) -> Client {
+    fn signed_in(&mut self, id: ConnId, username: &str) -> Client {
         let display = capitalised(username);
         self.hub.user_added(username.to_owned(), display.clone());
         let mut c = self.connect_with(id, 8192, user(username, &display, id));
-        self.hub.handle(id, hello(username));
+        self.hub.apply(id, hello(username));
         c.drain();
         c
     }
 
     /// A signed-in connection (see [`Fixture::signed_in`]) that joined `general`;
     /// returns the client with its queue empty.
-    fn member(&mut self, id: SessionId, name: &str) -> Client {
+    fn member(&mut self, id: ConnId, name: &str) -> Client {
         // Roomy enough for the tests that send a few thousand messages unread.
         let mut c = self.signed_in(id, name);
-        self.hub.handle(id, join("general", None));
+        self.hub.apply(id, join("general", None));
         c.drain();
         c
     }
 
     /// Sends and commits.
     fn say(&mut self, c: &Client, room_name: &str, body: &str, client_id: &str) {
-        self.hub.handle(c.id, send(room_name, body, client_id));
+        self.hub.apply(c.id, send(room_name, body, client_id));
         self.flush();
     }
 
     /// Has `owner` create the private room titled `title`; returns its id.
     fn create_private(&mut self, owner: &mut Client, title: &str) -> String {
-        self.hub.handle(
+        self.hub.apply(
             owner.id,
             Command::CreateRoom {
                 room: room(title),
@@ -147,10 +147,10 @@ fn capitalised(s: &str) -> String {
         .unwrap_or_default()
 }
 
-/// An account identity whose sign-in is told apart by `session`.
-fn user(username: &str, display_name: &str, session: SessionId) -> Identity {
+/// An account identity whose sign-in is told apart by `conn`.
+fn user(username: &str, display_name: &str, conn: ConnId) -> Identity {
     let mut key = [0u8; 32];
-    key[..8].copy_from_slice(&session.to_le_bytes());
+    key[..8].copy_from_slice(&conn.to_le_bytes());
     Identity::User {
         username: username.to_owned(),
         display_name: display_name.to_owned(),
@@ -159,7 +159,7 @@ fn user(username: &str, display_name: &str, session: SessionId) -> Identity {
     }
 }
 
-fn handles(people: &[Person]) -> Vec<&str> {
+fn usernames(people: &[Person]) -> Vec<&str> {
     people.iter().map(|p| p.user.as_str()).collect()
 }
 
@@ -171,7 +171,7 @@ fn create(name: &str) -> Command {
 }
 
 struct Client {
-    id: SessionId,
+    id: ConnId,
     rx: OutboxRx,
 }
 
@@ -283,7 +283,7 @@ fn probe(f: &mut Fixture, c: &mut Client, id: &str) -> Vec<ServerMsg> {
         Command::DeleteRoom(r()),
     ];
     for request in requests {
-        f.hub.handle(c.id, request);
+        f.hub.apply(c.id, request);
     }
     c.drain()
 }

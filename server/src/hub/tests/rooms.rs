@@ -10,7 +10,7 @@ fn creating_a_room_tells_everyone_and_refuses_duplicates() {
     let mut ada = f.member(1, "ada");
     let mut bob = f.member(2, "bob");
     ada.drain();
-    f.hub.handle(1, create("ops"));
+    f.hub.apply(1, create("ops"));
     for c in [&mut ada, &mut bob] {
         match c.drain().as_slice() {
             [ServerMsg::Rooms { rooms, .. }] => {
@@ -20,7 +20,7 @@ fn creating_a_room_tells_everyone_and_refuses_duplicates() {
             other => panic!("unexpected {other:?}"),
         }
     }
-    f.hub.handle(2, create("ops"));
+    f.hub.apply(2, create("ops"));
     assert_eq!(error_code(&bob.drain()), Some(ErrorCode::RoomExists));
 }
 
@@ -32,8 +32,8 @@ fn room_cap_is_enforced() {
     };
     let mut f = Fixture::with(settings, tempfile::tempdir().expect("tempdir"));
     let mut ada = f.member(1, "ada");
-    f.hub.handle(1, create("one"));
-    f.hub.handle(1, create("two"));
+    f.hub.apply(1, create("one"));
+    f.hub.apply(1, create("two"));
     assert_eq!(error_code(&ada.drain()), Some(ErrorCode::TooManyRooms));
 }
 
@@ -42,9 +42,9 @@ fn guests_get_public_rooms_only() {
     let mut f = Fixture::new();
     let _ada = f.member(1, "ada");
     let mut guest = f.connect(2, 64);
-    f.hub.handle(2, hello("Visitor"));
+    f.hub.apply(2, hello("Visitor"));
     guest.drain();
-    f.hub.handle(
+    f.hub.apply(
         2,
         Command::CreateRoom {
             room: room("hideout"),
@@ -52,12 +52,12 @@ fn guests_get_public_rooms_only() {
         },
     );
     assert_eq!(error_code(&guest.drain()), Some(ErrorCode::Forbidden));
-    f.hub.handle(
+    f.hub.apply(
         2,
         Command::OpenDirect(Username::parse("ada").expect("username")),
     );
     assert_eq!(error_code(&guest.drain()), Some(ErrorCode::Forbidden));
-    f.hub.handle(2, join("general", None));
+    f.hub.apply(2, join("general", None));
     assert!(matches!(
         guest.drain().as_slice(),
         [ServerMsg::Joined { .. }]
@@ -72,7 +72,7 @@ fn a_direct_conversation_is_between_two_people_only() {
     let mut carol = f.member(3, "carol");
     ada.drain();
     bob.drain();
-    f.hub.handle(
+    f.hub.apply(
         1,
         Command::OpenDirect(Username::parse("bob").expect("username")),
     );
@@ -98,13 +98,13 @@ fn a_direct_conversation_is_between_two_people_only() {
     ));
     assert!(carol.drain().is_empty());
     f.say(&ada, &dm, "just us", "c1");
-    f.hub.handle(2, join(&dm, None));
+    f.hub.apply(2, join(&dm, None));
     assert!(matches!(
         bob.drain().as_slice(),
         [ServerMsg::Joined { history, .. }] if bodies_of(history) == ["just us"]
     ));
     // Opening it again from either side finds the same conversation.
-    f.hub.handle(
+    f.hub.apply(
         2,
         Command::OpenDirect(Username::parse("ada").expect("username")),
     );
@@ -121,7 +121,7 @@ fn a_direct_conversation_is_between_two_people_only() {
             "{msg:?}"
         );
     }
-    f.hub.handle(
+    f.hub.apply(
         3,
         Command::OpenDirect(Username::parse("nobody").expect("username")),
     );
@@ -134,15 +134,15 @@ fn only_the_owner_renames_removes_and_deletes() {
     let mut ada = f.member(1, "ada");
     let mut bob = f.member(2, "bob");
     let plans = f.create_private(&mut ada, "plans");
-    f.hub.handle(1, join(&plans, None));
-    f.hub.handle(
+    f.hub.apply(1, join(&plans, None));
+    f.hub.apply(
         1,
         Command::Invite {
             room: room(&plans),
             user: Username::parse("bob").expect("username"),
         },
     );
-    f.hub.handle(2, join(&plans, None));
+    f.hub.apply(2, join(&plans, None));
     ada.drain();
     bob.drain();
     for request in [
@@ -156,10 +156,10 @@ fn only_the_owner_renames_removes_and_deletes() {
         },
         Command::DeleteRoom(room(&plans)),
     ] {
-        f.hub.handle(2, request);
+        f.hub.apply(2, request);
         assert_eq!(error_code(&bob.drain()), Some(ErrorCode::Forbidden));
     }
-    f.hub.handle(
+    f.hub.apply(
         1,
         Command::RenameRoom {
             room: room(&plans),
@@ -174,7 +174,7 @@ fn only_the_owner_renames_removes_and_deletes() {
                 if rooms.iter().any(|r| r.name == plans && r.title == "schemes")
         ));
     }
-    f.hub.handle(
+    f.hub.apply(
         1,
         Command::Remove {
             room: room(&plans),
@@ -193,13 +193,13 @@ fn only_the_owner_renames_removes_and_deletes() {
             ..
         })
     ));
-    f.hub.handle(1, Command::DeleteRoom(room(&plans)));
+    f.hub.apply(1, Command::DeleteRoom(room(&plans)));
     let deleted = ada.drain();
     assert!(deleted.contains(&ServerMsg::Left {
         room: plans.clone()
     }));
     assert_eq!(room_names(&deleted), Some(vec!["general".to_owned()]));
-    f.hub.handle(1, Command::DeleteRoom(room("general")));
+    f.hub.apply(1, Command::DeleteRoom(room("general")));
     assert_eq!(error_code(&ada.drain()), Some(ErrorCode::Forbidden));
     f.flush();
     let f = f.restart();
@@ -210,14 +210,14 @@ fn only_the_owner_renames_removes_and_deletes() {
 fn rooms_members_and_history_survive_a_restart() {
     let mut f = Fixture::new();
     let ada = f.member(1, "ada");
-    f.hub.handle(1, create("ops"));
-    f.hub.handle(1, join("ops", None));
+    f.hub.apply(1, create("ops"));
+    f.hub.apply(1, join("ops", None));
     f.say(&ada, "ops", "kept", "c1");
     f.hub.disconnect(1);
     f.flush();
     let mut f = f.restart();
     let mut bob = f.member(2, "bob");
-    f.hub.handle(2, join("ops", None));
+    f.hub.apply(2, join("ops", None));
     match bob.drain().as_slice() {
         [
             ServerMsg::Joined {
@@ -228,7 +228,7 @@ fn rooms_members_and_history_survive_a_restart() {
             },
             ServerMsg::Rooms { .. },
         ] => {
-            assert_eq!(handles(members), ["ada", "bob"]);
+            assert_eq!(usernames(members), ["ada", "bob"]);
             assert_eq!(online, &["bob"]);
             assert_eq!(history.len(), 1);
             assert_eq!((history[0].body.as_str(), history[0].seq), ("kept", 1));

@@ -48,7 +48,7 @@ fn messages_in_other_rooms_mark_unread_until_switched() {
 }
 
 #[test]
-fn presence_updates_who_is_online_by_handle() {
+fn presence_updates_who_is_online_by_username() {
     let mut s = State::default();
     server(&mut s, joined("general", vec![]));
     let presence = |who: Person, event| ServerMsg::Presence {
@@ -72,7 +72,7 @@ fn presence_updates_who_is_online_by_handle() {
             .collect()
     };
     assert_eq!(names(&s), ["Ada Lovelace", "Bob", "carol"]);
-    // A new display name replaces the old one, under the same handle.
+    // A new display name replaces the old one, under the same username.
     server(
         &mut s,
         presence(person("bob", "Robert"), PresenceEvent::Joined),
@@ -135,7 +135,7 @@ fn typing_shows_display_names_and_ends_with_a_message() {
     server(&mut s, typing(person("carol", "Carol")));
     server(&mut s, typing(person("bob", "Bob B")));
     assert_eq!(s.typing_names(), ["Bob B", "Carol"]);
-    // Messages name their sender by handle.
+    // Messages name their sender by username.
     server(&mut s, ServerMsg::Message(msg(1, "general", "bob")));
     assert_eq!(s.typing_names(), ["Carol"]);
     s.apply(Action::Tick {
@@ -213,7 +213,7 @@ fn an_ack_turns_the_pending_message_into_a_delivered_one_once() {
     assert_eq!(
         (shown.from.as_str(), shown.name.as_str()),
         ("ada", "Ada Lovelace"),
-        "ours: our handle and display name"
+        "ours: our username and display name"
     );
     s.apply(Action::Outbox(vec![]));
     let mut copy = msg(9, "general", "ada");

@@ -14,7 +14,7 @@
 //!   wins.
 //!
 //! One small shared cell (a mutex-guarded `VecDeque` and one `AtomicWaker`) rather than
-//! a tokio `mpsc` channel plus a `watch`: an idle connection's outbox then holds no frame
+//! a tokio `mpsc` channel plus a `watch`: an idle connection's queue then holds no frame
 //! storage at all (the channel kept a 32-slot block and cache-padded counters per
 //! connection, ~1.9 KiB measured with massif), and a push is one uncontended lock, the
 //! hub's hot path when it fans a message out to thousands of connections. The
@@ -52,7 +52,7 @@ struct Shared {
     /// Wakes the connection: frames queued, a close requested, or the last sender gone.
     waker: AtomicWaker,
     capacity: usize,
-    /// Live [`Outbox`] handles; at zero the writer's queue ends once drained.
+    /// Live [`SendQueue`] handles; at zero the writer's queue ends once drained.
     senders: AtomicUsize,
     /// Cleared when the writer's [`OutboxRx`] is dropped: nobody will send any more.
     receiver_alive: AtomicBool,
@@ -71,10 +71,10 @@ impl Shared {
     }
 }
 
-/// Sending half, cheap to clone: the hub holds one per session, the connection another
+/// Sending half, cheap to clone: the hub holds one per connection, the connection another
 /// (to ask for its own close on bad input).
 #[derive(Debug)]
-pub struct Outbox {
+pub struct SendQueue {
     shared: Arc<Shared>,
 }
 
@@ -89,8 +89,8 @@ pub struct OutboxRx {
 #[error("outgoing queue full or closed")]
 pub struct PushError;
 
-impl Outbox {
-    pub fn new(capacity: usize) -> (Outbox, OutboxRx) {
+impl SendQueue {
+    pub fn new(capacity: usize) -> (SendQueue, OutboxRx) {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             socket_full: AtomicBool::new(false),
@@ -100,7 +100,7 @@ impl Outbox {
             receiver_alive: AtomicBool::new(true),
         });
         (
-            Outbox {
+            SendQueue {
                 shared: shared.clone(),
             },
             OutboxRx { shared },
@@ -155,16 +155,16 @@ impl Outbox {
     }
 }
 
-impl Clone for Outbox {
+impl Clone for SendQueue {
     fn clone(&self) -> Self {
         self.shared.senders.fetch_add(1, Ordering::AcqRel);
-        Outbox {
+        SendQueue {
             shared: self.shared.clone(),
         }
     }
 }
 
-impl Drop for Outbox {
+impl Drop for SendQueue {
     fn drop(&mut self) {
         if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.shared.waker.wake();
@@ -250,23 +250,23 @@ mod tests {
 
     #[test]
     fn a_full_queue_refuses_instead_of_growing_when_the_socket_is_full_too() {
-        let (outbox, rx) = Outbox::new(2);
+        let (queue, rx) = SendQueue::new(2);
         rx.set_socket_full(true);
-        assert_eq!(outbox.push("a".into()), Ok(()));
-        assert_eq!(outbox.push("b".into()), Ok(()));
-        assert_eq!(outbox.push("c".into()), Err(PushError));
+        assert_eq!(queue.push("a".into()), Ok(()));
+        assert_eq!(queue.push("b".into()), Ok(()));
+        assert_eq!(queue.push("c".into()), Err(PushError));
         assert_eq!(rx.try_recv(), Some("a".into()));
-        assert_eq!(outbox.push("c".into()), Ok(()));
+        assert_eq!(queue.push("c".into()), Ok(()));
     }
 
     #[test]
     fn a_burst_to_a_connection_that_keeps_up_is_let_through_up_to_the_allowance() {
-        let (outbox, rx) = Outbox::new(2);
+        let (queue, rx) = SendQueue::new(2);
         let allowance = 2 * BURST_ALLOWANCE;
         for i in 0..allowance {
-            assert_eq!(outbox.push(i.to_string().into()), Ok(()), "frame {i}");
+            assert_eq!(queue.push(i.to_string().into()), Ok(()), "frame {i}");
         }
-        assert_eq!(outbox.push("over".into()), Err(PushError));
+        assert_eq!(queue.push("over".into()), Err(PushError));
         // The socket fills up while the burst is written: now the capacity holds.
         let mut taken = VecDeque::new();
         let waker = futures_util::task::noop_waker();
@@ -274,24 +274,24 @@ mod tests {
         assert_eq!(rx.poll_take(&mut cx, &mut taken), Poll::Ready(Next::Frames));
         assert_eq!(taken.len(), allowance);
         rx.set_socket_full(true);
-        assert_eq!(outbox.push("a".into()), Ok(()));
-        assert_eq!(outbox.push("b".into()), Ok(()));
-        assert_eq!(outbox.push("c".into()), Err(PushError));
+        assert_eq!(queue.push("a".into()), Ok(()));
+        assert_eq!(queue.push("b".into()), Ok(()));
+        assert_eq!(queue.push("c".into()), Err(PushError));
     }
 
     #[test]
     fn pushing_fails_once_the_writer_is_gone() {
-        let (outbox, rx) = Outbox::new(2);
+        let (queue, rx) = SendQueue::new(2);
         drop(rx);
-        assert_eq!(outbox.push("a".into()), Err(PushError));
+        assert_eq!(queue.push("a".into()), Err(PushError));
     }
 
     #[test]
     fn first_close_reason_wins() {
-        let (outbox, rx) = Outbox::new(1);
-        assert!(!outbox.is_closing());
-        outbox.close(4000, "too slow");
-        outbox.close(1001, "shutting down");
+        let (queue, rx) = SendQueue::new(1);
+        assert!(!queue.is_closing());
+        queue.close(4000, "too slow");
+        queue.close(1001, "shutting down");
         let frame = rx.close_frame().expect("a close");
         assert_eq!(u16::from(frame.code), 4000);
         assert_eq!(frame.reason.as_str(), "too slow");
@@ -300,8 +300,8 @@ mod tests {
     #[tokio::test]
     async fn a_waiting_connection_wakes_for_frames_and_a_close_and_ends_when_every_sender_is_gone()
     {
-        let (outbox, rx) = Outbox::new(8);
-        let second = outbox.clone();
+        let (queue, rx) = SendQueue::new(8);
+        let second = queue.clone();
         let connection = tokio::spawn(async move {
             let mut got = VecDeque::new();
             loop {
@@ -312,9 +312,9 @@ mod tests {
             }
         });
         tokio::time::sleep(Duration::from_millis(10)).await;
-        outbox.push("a".into()).expect("room");
+        queue.push("a".into()).expect("room");
         second.push("b".into()).expect("room");
-        drop(outbox);
+        drop(queue);
         tokio::time::sleep(Duration::from_millis(10)).await;
         second.push("c".into()).expect("room");
         drop(second);
@@ -324,11 +324,11 @@ mod tests {
             .expect("no panic");
         assert_eq!(Vec::from(got), ["a", "b", "c"].map(Utf8Bytes::from));
 
-        let (outbox, rx) = Outbox::new(1);
+        let (queue, rx) = SendQueue::new(1);
         let waiting =
             tokio::spawn(async move { std::future::poll_fn(|cx| rx.poll_close(cx)).await });
         tokio::time::sleep(Duration::from_millis(10)).await;
-        outbox.close(1001, "bye");
+        queue.close(1001, "bye");
         let frame = tokio::time::timeout(Duration::from_secs(5), waiting)
             .await
             .expect("woken")

@@ -14,19 +14,19 @@ use confab_shared::{
     DisplayName, ErrorCode, GUEST_PREFIX, PROTOCOL_VERSION, Person, ServerMsg, close,
 };
 
-use super::{Hub, Identity, Refusal, Session, SessionId, SessionKey};
-use crate::outbox::Outbox;
+use super::{Conn, ConnId, Hub, Identity, Refusal, SessionKey};
+use crate::send_queue::SendQueue;
 
 impl Hub {
     /// Number of open connections, identified or not.
-    pub fn session_count(&self) -> usize {
-        self.sessions.len()
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
     }
 
     /// A new connection. It may only say hello until then.
-    pub fn connect(&mut self, id: SessionId, outbox: Outbox, identity: Identity) {
+    pub fn connect(&mut self, id: ConnId, queue: SendQueue, identity: Identity) {
         if self.shutting_down {
-            outbox.close(close::GOING_AWAY, "server shutting down");
+            queue.close(close::GOING_AWAY, "server shutting down");
             return;
         }
         if let Identity::User {
@@ -41,10 +41,10 @@ impl Hub {
                 .entry(username.clone())
                 .or_insert_with(|| display_name.clone());
         }
-        self.sessions.insert(
+        self.conns.insert(
             id,
-            Session {
-                outbox,
+            Conn {
+                queue,
                 identity,
                 person: None,
                 rooms: Vec::new(),
@@ -55,15 +55,11 @@ impl Hub {
     }
 
     /// Names the connection and welcomes it with the rooms it may see.
-    pub(super) fn hello(
-        &mut self,
-        id: SessionId,
-        name: Option<DisplayName>,
-    ) -> Result<(), Refusal> {
-        let Some(session) = self.sessions.get(&id) else {
+    pub(super) fn hello(&mut self, id: ConnId, name: Option<DisplayName>) -> Result<(), Refusal> {
+        let Some(conn) = self.conns.get(&id) else {
             return Ok(());
         };
-        let person = match (&session.identity, name) {
+        let person = match (&conn.identity, name) {
             (
                 Identity::User {
                     username,
@@ -83,23 +79,23 @@ impl Hub {
                 ));
             }
             (Identity::Guest, Some(name)) => {
-                let handle = format!("{GUEST_PREFIX}{}", name.key());
-                if self.guests.contains_key(&handle) {
+                let username = format!("{GUEST_PREFIX}{}", name.key());
+                if self.guests.contains_key(&username) {
                     return Err(Refusal::new(
                         ErrorCode::NameTaken,
                         format!("a guest online is already called {name}"),
                     ));
                 }
-                self.guests.insert(handle.clone(), id);
+                self.guests.insert(username.clone(), id);
                 Person {
-                    user: handle,
+                    user: username,
                     name: name.into_string(),
                     guest: true,
                 }
             }
         };
-        if let Some(session) = self.sessions.get_mut(&id) {
-            session.person = Some(person.clone());
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.person = Some(person.clone());
         }
         let welcome = ServerMsg::Welcome {
             protocol: PROTOCOL_VERSION,
@@ -111,45 +107,45 @@ impl Hub {
     }
 
     /// The connection is gone: free its name and tell its rooms.
-    pub fn disconnect(&mut self, id: SessionId) {
-        self.remove_session(id);
+    pub fn disconnect(&mut self, id: ConnId) {
+        self.remove_conn(id);
         self.settle();
     }
 
-    /// Removes a session everywhere, telling each of its rooms. Membership stays: the
+    /// Removes a connection everywhere, telling each of its rooms. Membership stays: the
     /// person is offline, not gone.
-    pub(super) fn remove_session(&mut self, id: SessionId) {
-        let rooms: Vec<String> = match self.sessions.get(&id) {
-            Some(session) => session.rooms.clone(),
+    pub(super) fn remove_conn(&mut self, id: ConnId) {
+        let rooms: Vec<String> = match self.conns.get(&id) {
+            Some(conn) => conn.rooms.clone(),
             None => return,
         };
         for room in &rooms {
             self.go_offline(id, room);
         }
-        if let Some(session) = self.sessions.remove(&id)
-            && session.is_guest()
-            && let Some(handle) = session.handle()
+        if let Some(conn) = self.conns.remove(&id)
+            && conn.is_guest()
+            && let Some(username) = conn.username()
         {
-            self.guests.remove(handle);
+            self.guests.remove(username);
             for room in &rooms {
                 if let Some(r) = self.rooms.get_mut(room) {
-                    r.members.remove(handle);
+                    r.members.remove(username);
                 }
             }
         }
     }
 
     /// Asks one connection to close, after the frames already queued for it.
-    pub fn kick(&mut self, id: SessionId, code: u16, reason: &str) {
-        if let Some(session) = self.sessions.get(&id) {
-            session.outbox.close(code, reason);
+    pub fn kick(&mut self, id: ConnId, code: u16, reason: &str) {
+        if let Some(conn) = self.conns.get(&id) {
+            conn.queue.close(code, reason);
         }
     }
 
     /// Closes the sockets of `username` opened with the sign-in `session` (all of the
     /// user's sockets when `None`): their cookie is no longer valid.
     pub fn signed_out(&mut self, username: &str, session: Option<SessionKey>) {
-        for s in self.sessions.values() {
+        for s in self.conns.values() {
             if let Identity::User {
                 username: user,
                 session: key,
@@ -158,7 +154,7 @@ impl Hub {
                 && user == username
                 && session.is_none_or(|k| k == *key)
             {
-                s.outbox.close(close::SIGNED_OUT, "signed out");
+                s.queue.close(close::SIGNED_OUT, "signed out");
             }
         }
     }
@@ -166,10 +162,8 @@ impl Hub {
     /// Asks every connection to close with 1001 and refuses new ones.
     pub fn shutdown(&mut self) {
         self.shutting_down = true;
-        for session in self.sessions.values() {
-            session
-                .outbox
-                .close(close::GOING_AWAY, "server shutting down");
+        for conn in self.conns.values() {
+            conn.queue.close(close::GOING_AWAY, "server shutting down");
         }
     }
 
@@ -197,38 +191,38 @@ impl Hub {
         }
     }
 
-    /// How clients should show the person with this handle.
-    pub(super) fn person(&self, handle: &str) -> Person {
-        if let Some(key) = handle.strip_prefix(GUEST_PREFIX) {
+    /// How clients should show the person with this username.
+    pub(super) fn person(&self, username: &str) -> Person {
+        if let Some(key) = username.strip_prefix(GUEST_PREFIX) {
             // An online guest's name as they typed it; an offline one's as stored.
             let name = self
                 .guests
-                .get(handle)
-                .and_then(|id| self.sessions.get(id))
+                .get(username)
+                .and_then(|id| self.conns.get(id))
                 .and_then(|s| s.person.as_ref())
                 .map_or_else(|| key.to_owned(), |p| p.name.clone());
             return Person {
-                user: handle.to_owned(),
+                user: username.to_owned(),
                 name,
                 guest: true,
             };
         }
         Person {
-            user: handle.to_owned(),
+            user: username.to_owned(),
             name: self
                 .directory
-                .get(handle)
+                .get(username)
                 .cloned()
-                .unwrap_or_else(|| handle.to_owned()),
+                .unwrap_or_else(|| username.to_owned()),
             guest: false,
         }
     }
 
-    /// The session's user handle, or an empty string before hello.
-    pub(super) fn handle_of(&self, id: SessionId) -> String {
-        self.sessions
+    /// The connection's username, or an empty string before hello.
+    pub(super) fn username_of(&self, id: ConnId) -> String {
+        self.conns
             .get(&id)
-            .and_then(Session::handle)
+            .and_then(Conn::username)
             .map(str::to_owned)
             .unwrap_or_default()
     }

@@ -1,4 +1,4 @@
-//! Connections (`hub/sessions.rs`): nothing before hello, guest names unique while
+//! Connections (`hub/connections.rs`): nothing before hello, guest names unique while
 //! online, signing out and shutting down closing the right sockets, accounts made
 //! outside the server, and ping.
 
@@ -8,7 +8,7 @@ use super::*;
 fn hello_then_welcome_lists_general() {
     let mut f = Fixture::new();
     let mut c = f.connect(1, 8);
-    f.hub.handle(1, hello("Ada"));
+    f.hub.apply(1, hello("Ada"));
     match c.drain().as_slice() {
         [ServerMsg::Welcome { you, rooms, .. }] => {
             assert_eq!(
@@ -29,7 +29,7 @@ fn hello_then_welcome_lists_general() {
 fn everything_but_hello_needs_a_name_first() {
     let mut f = Fixture::new();
     let mut c = f.connect(1, 8);
-    f.hub.handle(1, join("general", None));
+    f.hub.apply(1, join("general", None));
     assert_eq!(error_code(&c.drain()), Some(ErrorCode::HelloRequired));
 }
 
@@ -37,19 +37,19 @@ fn everything_but_hello_needs_a_name_first() {
 fn guest_names_are_unique_case_insensitively_and_freed_on_disconnect() {
     let mut f = Fixture::new();
     let _ada = f.connect(1, 8);
-    f.hub.handle(1, hello("Ada"));
-    // An account called Ada is someone else: handles differ, guests are marked.
+    f.hub.apply(1, hello("Ada"));
+    // An account called Ada is someone else: usernames differ, guests are marked.
     let _account = f.member(3, "ada");
     let mut other = f.connect(2, 8);
-    f.hub.handle(2, hello("ada"));
+    f.hub.apply(2, hello("ada"));
     assert_eq!(error_code(&other.drain()), Some(ErrorCode::NameTaken));
     f.hub.disconnect(1);
-    f.hub.handle(2, hello("ada"));
+    f.hub.apply(2, hello("ada"));
     assert!(matches!(
         other.drain().as_slice(),
         [ServerMsg::Welcome { .. }]
     ));
-    f.hub.handle(2, hello("bob"));
+    f.hub.apply(2, hello("bob"));
     assert_eq!(
         error_code(&other.drain()),
         Some(ErrorCode::AlreadyIdentified)
@@ -101,7 +101,7 @@ fn an_account_made_outside_the_server_can_be_messaged_at_once() {
             now_ms: 1,
         })
         .expect("created");
-    f.hub.handle(
+    f.hub.apply(
         1,
         Command::OpenDirect(Username::parse("root").expect("username")),
     );
@@ -116,6 +116,6 @@ fn an_account_made_outside_the_server_can_be_messaged_at_once() {
 fn ping_is_answered_with_pong() {
     let mut f = Fixture::new();
     let mut ada = f.member(1, "ada");
-    f.hub.handle(1, Command::Ping);
+    f.hub.apply(1, Command::Ping);
     assert_eq!(ada.drain(), [ServerMsg::Pong]);
 }
