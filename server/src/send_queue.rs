@@ -16,10 +16,10 @@
 //! One small shared cell (a mutex-guarded `VecDeque` and one `AtomicWaker`) rather than
 //! a tokio `mpsc` channel plus a `watch`: an idle connection's queue then holds no frame
 //! storage at all (the channel kept a 32-slot block and cache-padded counters per
-//! connection, ~1.9 KiB measured with massif), and a push is one uncontended lock, the
+//! connection: docs/PERFORMANCE.md, step 5), and a push is one uncontended lock, the
 //! hub's hot path when it fans a message out to thousands of connections. The
-//! connection polls it from its single task ([`OutboxRx::poll_take`],
-//! [`OutboxRx::poll_close`]), which is why it is a waker and not a `Notify`.
+//! connection polls it from its single task ([`SendQueueRx::poll_take`],
+//! [`SendQueueRx::poll_close`]), which is why it is a waker and not a `Notify`.
 
 use std::{
     collections::VecDeque,
@@ -54,7 +54,7 @@ struct Shared {
     capacity: usize,
     /// Live [`SendQueue`] handles; at zero the writer's queue ends once drained.
     senders: AtomicUsize,
-    /// Cleared when the writer's [`OutboxRx`] is dropped: nobody will send any more.
+    /// Cleared when the writer's [`SendQueueRx`] is dropped: nobody will send any more.
     receiver_alive: AtomicBool,
 }
 
@@ -80,7 +80,7 @@ pub struct SendQueue {
 
 /// Receiving half, owned by the connection.
 #[derive(Debug)]
-pub struct OutboxRx {
+pub struct SendQueueRx {
     shared: Arc<Shared>,
 }
 
@@ -90,7 +90,7 @@ pub struct OutboxRx {
 pub struct PushError;
 
 impl SendQueue {
-    pub fn new(capacity: usize) -> (SendQueue, OutboxRx) {
+    pub fn new(capacity: usize) -> (SendQueue, SendQueueRx) {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             socket_full: AtomicBool::new(false),
@@ -103,7 +103,7 @@ impl SendQueue {
             SendQueue {
                 shared: shared.clone(),
             },
-            OutboxRx { shared },
+            SendQueueRx { shared },
         )
     }
 
@@ -172,7 +172,7 @@ impl Drop for SendQueue {
     }
 }
 
-/// What [`OutboxRx::poll_take`] found.
+/// What [`SendQueueRx::poll_take`] found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Next {
     /// Frames were moved into the caller's queue.
@@ -181,7 +181,7 @@ pub enum Next {
     Ended,
 }
 
-impl OutboxRx {
+impl SendQueueRx {
     /// Moves every queued frame to the back of `into`, or registers the task to be woken
     /// when there are some. Swapping queues rather than moving frames one by one: while
     /// the connection writes one queue, the hub fills the other, and neither allocates
@@ -234,7 +234,7 @@ impl OutboxRx {
     }
 }
 
-impl Drop for OutboxRx {
+impl Drop for SendQueueRx {
     fn drop(&mut self) {
         self.shared.receiver_alive.store(false, Ordering::Release);
         // Frames nobody will send: free them now rather than when the last handle goes.

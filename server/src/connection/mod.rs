@@ -67,7 +67,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(3);
 /// Everything the task needs is built here, before the task's future exists, and the
 /// future only borrows it: an `async fn` taking these as arguments would keep a copy
 /// of each argument beside the local it is moved into, for the life of the
-/// connection (`-Zprint-type-sizes` showed ~500 bytes of such copies per socket).
+/// connection (docs/PERFORMANCE.md, "What each change bought", step 10).
 pub struct Connection<S, H> {
     socket: Socket<S>,
     hub: HubSender,
@@ -312,7 +312,7 @@ where
 /// A plain function returning a combinator rather than an `async fn`: an `async fn`
 /// would keep its `connection` argument and the future it awaits side by side in its
 /// state, and the spawned task of every connection was twice as big as it needed to be
-/// (4,088 bytes instead of ~2,000, `-Zprint-type-sizes`).
+/// (docs/PERFORMANCE.md, step 7).
 pub fn supervised(
     peer: SocketAddr,
     connection: impl Future<Output = ()>,

@@ -8,8 +8,8 @@
 //! ([`WebSocketStream::get_mut`]).
 //!
 //! Why not tungstenite for the text frames too: it copies every frame into a write
-//! buffer that keeps its largest size for the life of the connection (a `joined` with
-//! history made it several KiB per idle socket). Here an idle connection holds no write
+//! buffer that keeps its largest size for the life of the connection (after a `joined`
+//! with history, docs/PERFORMANCE.md step 9). Here an idle connection holds no write
 //! buffer and no frame storage at all.
 //!
 //! # Invariants
@@ -60,7 +60,7 @@ use tokio_tungstenite::{
     },
 };
 
-use crate::send_queue::{Next, OutboxRx};
+use crate::send_queue::{Next, SendQueueRx};
 
 /// Writes per wake-up before the task yields, so one busy connection cannot
 /// hold a runtime thread while a close request or other connections wait.
@@ -85,7 +85,7 @@ pub fn websocket_config() -> WebSocketConfig {
 /// The socket and what is on its way out.
 pub(super) struct Socket<S> {
     ws: WebSocketStream<S>,
-    rx: OutboxRx,
+    rx: SendQueueRx,
     /// Frames taken from the queue and not yet written (the first maybe in part).
     pending: VecDeque<Utf8Bytes>,
     /// Bytes of the first pending frame (header and payload) already written.
@@ -113,7 +113,7 @@ impl<S> Socket<S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    pub(super) fn new(ws: WebSocketStream<S>, rx: OutboxRx) -> Self {
+    pub(super) fn new(ws: WebSocketStream<S>, rx: SendQueueRx) -> Self {
         Socket {
             ws,
             rx,

@@ -14,7 +14,7 @@ use confab_shared::{ChatMessage, PresenceEvent, RoomKind, close};
 
 use super::*;
 use crate::{
-    send_queue::OutboxRx,
+    send_queue::SendQueueRx,
     store::{Durability, SqliteStore, Write, writer, writer::Outcome},
 };
 
@@ -172,7 +172,7 @@ fn create(name: &str) -> Command {
 
 struct Client {
     id: ConnId,
-    rx: OutboxRx,
+    rx: SendQueueRx,
 }
 
 impl Client {
