@@ -48,7 +48,7 @@ pub use thread::{EVENT_QUEUE, Event, HubSender, TrySend};
 
 use crate::{
     send_queue::SendQueue,
-    store::{Store, StoreError, writer::WriterHandle},
+    store::{Store, StoreError, writer::WriterSender},
 };
 
 /// Identifies one connection for its whole life; never reused.
@@ -126,7 +126,7 @@ pub struct Waiter {
 }
 
 /// The hub's end of the store writer.
-pub type Writer = WriterHandle<Option<Waiter>>;
+pub type Writer = WriterSender<Option<Waiter>>;
 
 /// Tunables of the hub.
 #[derive(Debug, Clone)]

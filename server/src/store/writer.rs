@@ -29,11 +29,11 @@ pub struct Outcome<T> {
 /// Submits writes to the writer thread. Dropping every handle lets the thread finish
 /// the queued writes and exit: that is how shutdown flushes the store.
 #[derive(Debug)]
-pub struct WriterHandle<T> {
+pub struct WriterSender<T> {
     tx: SyncSender<(Write, T)>,
 }
 
-impl<T> Clone for WriterHandle<T> {
+impl<T> Clone for WriterSender<T> {
     fn clone(&self) -> Self {
         Self {
             tx: self.tx.clone(),
@@ -46,7 +46,7 @@ impl<T> Clone for WriterHandle<T> {
 #[error("storage is busy")]
 pub struct Busy;
 
-impl<T> WriterHandle<T> {
+impl<T> WriterSender<T> {
     /// Queues a write without waiting.
     pub fn try_submit(&self, write: Write, tag: T) -> Result<(), Busy> {
         self.tx.try_send((write, tag)).map_err(|e| match e {
@@ -60,7 +60,7 @@ pub fn spawn<S, T, R>(
     store: S,
     capacity: usize,
     report: R,
-) -> std::io::Result<(WriterHandle<T>, JoinHandle<()>)>
+) -> std::io::Result<(WriterSender<T>, JoinHandle<()>)>
 where
     S: Store,
     T: Send + 'static,
@@ -70,7 +70,7 @@ where
     let thread = std::thread::Builder::new()
         .name("confab-store-writer".into())
         .spawn(move || run(store, rx, report))?;
-    Ok((WriterHandle { tx }, thread))
+    Ok((WriterSender { tx }, thread))
 }
 
 fn run<S: Store, T, R: FnMut(Vec<Outcome<T>>)>(
