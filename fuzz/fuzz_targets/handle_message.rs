@@ -29,7 +29,7 @@ use std::{
 
 use confab_server::{
     hub::{Command, Hub, HubSettings, Identity, ConnId, Waiter, Writer},
-    send_queue::{SendQueue, OutboxRx},
+    send_queue::{SendQueue, SendQueueRx},
     protocol,
     store::{
         Durability, SqliteStore, Write,
@@ -102,7 +102,7 @@ impl Harness {
         drop(dir);
     }
 
-    fn connect(&mut self, identity: Identity) -> (ConnId, OutboxRx) {
+    fn connect(&mut self, identity: Identity) -> (ConnId, SendQueueRx) {
         let id = self.next_id;
         self.next_id += 1;
         let (queue, rx) = SendQueue::new(QUEUE);
@@ -211,7 +211,7 @@ impl Harness {
 }
 
 /// Takes every queued frame, checking each is a server message a client can decode.
-fn drain(rx: &mut OutboxRx) {
+fn drain(rx: &mut SendQueueRx) {
     while let Some(frame) = rx.try_recv() {
         if let Err(e) = serde_json::from_str::<ServerMsg>(frame.as_str()) {
             panic!("the hub queued a frame clients cannot decode ({e}): {frame}");
