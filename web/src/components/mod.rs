@@ -14,7 +14,14 @@ pub use app::App;
 
 use yew::prelude::*;
 
-use crate::{account::Account, socket::Chat, state::State};
+use confab_shared::RoomName;
+use web_sys::HtmlElement;
+
+use crate::{
+    account::Account,
+    socket::Chat,
+    state::{Drawer, State},
+};
 
 /// What every component reads: the state and the ways to act on it.
 #[derive(Clone, PartialEq)]
@@ -72,5 +79,34 @@ impl FieldError {
             },
             None => html! {},
         }
+    }
+}
+
+/// What a typed room name becomes: room names are lower-case with dashes, and people
+/// type "Q3 Plans". `Ok` is the name that will be used.
+pub fn normalise_room_name(typed: &str) -> Result<String, String> {
+    let name = typed.trim().to_lowercase().replace(' ', "-");
+    RoomName::parse(&name)
+        .map(RoomName::into_string)
+        .map_err(|e| e.to_string())
+}
+
+/// The id of the button that opens `drawer` at phone width.
+pub fn drawer_toggle_id(drawer: Drawer) -> &'static str {
+    match drawer {
+        Drawer::Rooms => "rooms-toggle",
+        Drawer::People => "people-toggle",
+    }
+}
+
+/// Focuses the element with this id, if it is on the page.
+pub fn focus_by_id(id: &str) {
+    let element = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.get_element_by_id(id));
+    if let Some(element) =
+        element.and_then(|e| wasm_bindgen::JsCast::dyn_into::<HtmlElement>(e).ok())
+    {
+        let _ = element.focus();
     }
 }

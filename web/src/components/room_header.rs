@@ -2,7 +2,7 @@ use confab_shared::{DEFAULT_ROOM, RoomKind, Username};
 use web_sys::{HtmlElement, HtmlInputElement};
 use yew::prelude::*;
 
-use super::{Ctx, FieldError, sidebar::normalise_room_name};
+use super::{Ctx, FieldError, drawer_toggle_id, focus_by_id, normalise_room_name};
 use crate::state::{Action, Drawer, RoomTool};
 
 /// The header's hooks. One component with plain functions for its parts: every Yew
@@ -286,24 +286,5 @@ fn drawer_button(ctx: &Ctx, drawer: Drawer, text: String) -> Html {
                 aria-expanded={open.to_string()} aria-controls="sidebar" {onclick}>
             { text }
         </button>
-    }
-}
-
-pub fn drawer_toggle_id(drawer: Drawer) -> &'static str {
-    match drawer {
-        Drawer::Rooms => "rooms-toggle",
-        Drawer::People => "people-toggle",
-    }
-}
-
-/// Focuses the element with this id, if it is on the page.
-pub fn focus_by_id(id: &str) {
-    let element = web_sys::window()
-        .and_then(|w| w.document())
-        .and_then(|d| d.get_element_by_id(id));
-    if let Some(element) =
-        element.and_then(|e| wasm_bindgen::JsCast::dyn_into::<HtmlElement>(e).ok())
-    {
-        let _ = element.focus();
     }
 }

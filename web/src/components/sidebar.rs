@@ -1,13 +1,10 @@
 use std::collections::BTreeSet;
 
-use confab_shared::{DEFAULT_ROOM, Person, RESERVED_ROOM_PREFIX, RoomKind, RoomName};
+use confab_shared::{DEFAULT_ROOM, Person, RESERVED_ROOM_PREFIX, RoomKind};
 use web_sys::{HtmlElement, HtmlInputElement};
 use yew::prelude::*;
 
-use super::{
-    Ctx, FieldError,
-    room_header::{drawer_toggle_id, focus_by_id},
-};
+use super::{Ctx, FieldError, drawer_toggle_id, focus_by_id, normalise_room_name};
 use crate::state::{Action, Drawer, RoomTool, RoomView, State};
 
 /// One entry of the room lists.
@@ -360,15 +357,6 @@ fn members(ctx: &Ctx) -> Html {
             { error.render() }
         </section>
     }
-}
-
-/// What a typed room name becomes: room names are lower-case with dashes, and people
-/// type "Q3 Plans". `Ok` is the name that will be used.
-pub fn normalise_room_name(typed: &str) -> Result<String, String> {
-    let name = typed.trim().to_lowercase().replace(' ', "-");
-    RoomName::parse(&name)
-        .map(RoomName::into_string)
-        .map_err(|e| e.to_string())
 }
 
 /// Creates a room; the server's answer joins it and shows it. Shows the name that will
