@@ -177,11 +177,13 @@ test('the typing indicator shows in another tab while someone types', async ({ b
   await expect(ken.typing).toHaveText('');
 
   await ada.composer().pressSequentially('Hello th', { delay: 50 });
-  await expect(ken.typing).toHaveText('ada is typing…');
+  // A guest is marked as one wherever the name shows: anyone may call themselves Ada.
+  await expect(ken.typing).toHaveText('ada (guest) is typing…');
 
   // The indicator ends when the message arrives (well before its 5 s expiry).
   await ada.composer().press('Enter');
   await expect(ken.message('ada', 'Hello th')).toHaveCount(1, { timeout: DELIVERY_MS });
+  await expect(ken.message('ada', 'Hello th').locator('.from')).toHaveText('ada (guest)');
   await expect(ken.typing).toHaveText('', { timeout: 3_000 });
 });
 

@@ -16,7 +16,9 @@ pub mod api;
 pub mod close;
 mod validate;
 
-pub use validate::{Body, ClientId, DisplayName, Password, RoomName, Username, ValidationError};
+pub use validate::{
+    Body, ClientId, DisplayName, Password, RoomName, Username, ValidationError, has_invisible_chars,
+};
 
 /// Version of the protocol described by this crate. A client announces the version it
 /// speaks in [`ClientMsg::Hello`]; the server refuses any other with

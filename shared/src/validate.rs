@@ -13,6 +13,8 @@ pub enum ValidationError {
     NameLength,
     #[error("display name must not contain control characters")]
     NameControlChars,
+    #[error("display name must not contain invisible or text-direction characters")]
+    NameInvisibleChars,
     #[error("room name must be 1 to {MAX_ROOM_CHARS} characters")]
     RoomLength,
     #[error("room name may only use a-z, 0-9, '-' and '_'")]
@@ -50,6 +52,12 @@ impl DisplayName {
         if name.chars().any(char::is_control) {
             return Err(ValidationError::NameControlChars);
         }
+        // Invisible characters make two names that look the same different ("Ada" and
+        // "A\u{200b}da"), and direction overrides make a name display as another
+        // ("\u{202e}ada" reads "ada" backwards into what follows it).
+        if has_invisible_chars(name) {
+            return Err(ValidationError::NameInvisibleChars);
+        }
         Ok(Self(name.to_owned()))
     }
 
@@ -65,6 +73,56 @@ impl DisplayName {
     pub fn into_string(self) -> String {
         self.0
     }
+}
+
+/// Whether `name` holds a character that changes the direction of text or shows as
+/// nothing: Unicode's format characters (general category Cf: bidi marks, embeddings,
+/// overrides and isolates, zero-width spaces and joiners, the soft hyphen, tags…) and the
+/// blank fillers (Hangul fillers, the braille blank). A zero-width joiner is allowed
+/// between two emoji (or an emoji and its variation selector), where it builds one
+/// emoji such as 👩‍💻 instead of hiding anything.
+pub fn has_invisible_chars(name: &str) -> bool {
+    let chars: Vec<char> = name.chars().collect();
+    chars.iter().enumerate().any(|(i, &c)| {
+        if c == '\u{200d}' {
+            let before = i.checked_sub(1).and_then(|j| chars.get(j));
+            let after = chars.get(i + 1);
+            return !(before.is_some_and(|&b| is_emoji_part(b))
+                && after.is_some_and(|&a| is_emoji(a)));
+        }
+        is_invisible(c)
+    })
+}
+
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00ad}'                      // soft hyphen
+        | '\u{034f}'                    // combining grapheme joiner
+        | '\u{061c}'                    // Arabic letter mark
+        | '\u{0600}'..='\u{0605}' | '\u{06dd}' | '\u{070f}' | '\u{08e2}'
+        | '\u{115f}' | '\u{1160}' | '\u{3164}' | '\u{ffa0}' // Hangul fillers
+        | '\u{17b4}' | '\u{17b5}' | '\u{180e}'
+        | '\u{200b}'..='\u{200f}'      // zero-width space, joiners, LRM, RLM
+        | '\u{202a}'..='\u{202e}'      // embeddings and overrides
+        | '\u{2060}'..='\u{2064}'      // word joiner, invisible operators
+        | '\u{2066}'..='\u{206f}'      // isolates and deprecated format characters
+        | '\u{2800}'                    // braille blank
+        | '\u{feff}'                    // zero-width no-break space
+        | '\u{fff9}'..='\u{fffb}'      // interlinear annotations
+        | '\u{110bd}' | '\u{110cd}' | '\u{13430}'..='\u{1343f}' | '\u{1bca0}'..='\u{1bca3}'
+        | '\u{1d173}'..='\u{1d17a}'
+        | '\u{e0001}' | '\u{e0020}'..='\u{e007f}' // tags
+    )
+}
+
+/// Pictographs, symbols and dingbats: what emoji are drawn from.
+fn is_emoji(c: char) -> bool {
+    matches!(c, '\u{2600}'..='\u{27bf}' | '\u{2b00}'..='\u{2bff}' | '\u{1f000}'..='\u{1faff}')
+}
+
+/// An emoji, or what may end one before a joiner (a variation selector, a skin tone).
+fn is_emoji_part(c: char) -> bool {
+    is_emoji(c) || c == '\u{fe0f}'
 }
 
 /// A room name: 1..=40 characters of `[a-z0-9-_]`.
@@ -165,6 +223,38 @@ impl std::fmt::Display for RoomName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn display_names_with_invisible_or_direction_characters_are_refused() {
+        for sneaky in [
+            "A\u{200b}da",  // zero-width space: looks like "Ada"
+            "\u{202e}ada",  // right-to-left override
+            "ada\u{2066}",  // isolate
+            "\u{200f}Ada",  // right-to-left mark
+            "Ad\u{00ad}a",  // soft hyphen
+            "\u{3164}",     // Hangul filler: a blank name
+            "Ada\u{feff}",  // zero-width no-break space
+            "A\u{200d}da",  // a joiner between letters hides nothing good
+            "\u{e0061}Ada", // tag character
+        ] {
+            assert_eq!(
+                DisplayName::parse(sneaky),
+                Err(ValidationError::NameInvisibleChars),
+                "{sneaky:?}"
+            );
+        }
+        for fine in [
+            "Ada",
+            "Zoë",
+            "李雷",
+            "עדה",
+            "أحمد",
+            "👩\u{200d}💻 Ada",
+            "❤\u{fe0f}\u{200d}🔥",
+        ] {
+            assert!(DisplayName::parse(fine).is_ok(), "{fine:?}");
+        }
+    }
 
     #[test]
     fn names_are_trimmed_and_bounded() {

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 
 use confab_shared::{
     Body, ChatMessage, ClientId, ClientMsg, DisplayName, ErrorCode, Person, PresenceEvent,
-    RoomInfo, RoomKind, RoomName, ServerMsg, ValidationError, limits,
+    RoomInfo, RoomKind, RoomName, ServerMsg, ValidationError, has_invisible_chars, limits,
 };
 use proptest::{
     collection::vec, option, prelude::*, sample::select, strategy::ValueTree,
@@ -33,6 +33,7 @@ fn text() -> impl Strategy<Value = String> {
         "[a-z0-9_-]{0,45}",
         "[A-Za-z0-9_ -]{0,70}",
         "[\\s\\x00-\\x1f\\x7f\\u{85}\\u{a0}\\u{200b}\\u{2028}\"\\\\<>]{0,8}",
+        "[Ad\\u{200b}-\\u{200f}\\u{202a}-\\u{202e}\\u{2066}-\\u{2069}\\u{feff}\\u{1F469}\\u{1F4BB} ]{1,12}",
         "\\s{0,3}[^\\x00-\\x1f]{0,40}\\s{0,3}",
         "[a\\u{e9}\\u{1F600}\\t\\n ]{0,40}",
     ]
@@ -297,7 +298,9 @@ fn chars(s: &str) -> usize {
 /// "Display names are 1..=32 characters after trimming", "no control characters".
 fn name_rule(raw: &str) -> bool {
     let t = raw.trim();
-    (1..=limits::MAX_NAME_CHARS).contains(&chars(t)) && !t.chars().any(char::is_control)
+    (1..=limits::MAX_NAME_CHARS).contains(&chars(t))
+        && !t.chars().any(char::is_control)
+        && !has_invisible_chars(t)
 }
 
 /// "Room names are 1..=40 characters of `[a-z0-9-_]`" (no trimming).
@@ -443,11 +446,14 @@ proptest! {
             }
             Err(e) => {
                 prop_assert!(!name_rule(&raw), "refused {:?}: {}", raw, e);
-                let length_ok = (1..=limits::MAX_NAME_CHARS).contains(&chars(raw.trim()));
-                let expected = if length_ok {
+                let t = raw.trim();
+                let length_ok = (1..=limits::MAX_NAME_CHARS).contains(&chars(t));
+                let expected = if !length_ok {
+                    ValidationError::NameLength
+                } else if t.chars().any(char::is_control) {
                     ValidationError::NameControlChars
                 } else {
-                    ValidationError::NameLength
+                    ValidationError::NameInvisibleChars
                 };
                 prop_assert_eq!(e, expected);
             }

@@ -518,10 +518,15 @@ impl State {
         self.pending.iter().filter(|p| p.room == self.current)
     }
 
-    /// Display names of those typing in the current room, for the indicator.
-    pub fn typing_names(&self) -> Vec<&str> {
+    /// Display names of those typing in the current room, for the indicator (guests
+    /// marked as such).
+    pub fn typing_names(&self) -> Vec<String> {
+        let shown = |p: &Person| match p.guest {
+            true => format!("{} (guest)", p.name),
+            false => p.name.clone(),
+        };
         self.current_room()
-            .map(|r| r.typing.iter().map(|(p, _)| p.name.as_str()).collect())
+            .map(|r| r.typing.iter().map(|(p, _)| shown(p)).collect())
             .unwrap_or_default()
     }
 

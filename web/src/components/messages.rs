@@ -1,4 +1,4 @@
-use confab_shared::ChatMessage;
+use confab_shared::{ChatMessage, GUEST_PREFIX};
 use wasm_bindgen::JsValue;
 use web_sys::HtmlElement;
 use yew::prelude::*;
@@ -185,6 +185,8 @@ fn pending_item(p: &Pending, chat: &Chat) -> Html {
 
 fn message(m: &ChatMessage, starts_group: bool, mine: bool) -> Html {
     let (time, full) = format_time(m.ts);
+    // Anyone can call themselves anything as a guest: say so wherever the name shows.
+    let guest = m.from.starts_with(GUEST_PREFIX);
     // The body and the name are text nodes: Yew escapes them, so user text is never
     // parsed as HTML. `data-from` is the username: unique, unlike display names.
     html! {
@@ -192,11 +194,14 @@ fn message(m: &ChatMessage, starts_group: bool, mine: bool) -> Html {
             class={classes!("message", mine.then_some("mine"), starts_group.then_some("first"))}>
             if starts_group {
                 <div class="meta">
-                    <span class="from" dir="auto">{ if mine { format!("{} (you)", m.name) } else { m.name.clone() } }</span>
+                    <span class="from"><bdi>{ m.name.clone() }</bdi>
+                        if guest { <span class="guest-mark">{ " (guest)" }</span> }
+                        if mine { <span class="you">{ " (you)" }</span> }
+                    </span>
                     <time datetime={full.clone()} title={full.clone()}>{ time.clone() }</time>
                 </div>
             } else {
-                <span class="visually-hidden">{ format!("{} at {time}: ", m.name) }</span>
+                <span class="visually-hidden">{ format!("{}{} at {time}: ", m.name, if guest { " (guest)" } else { "" }) }</span>
             }
             <div class="body" dir="auto">{ m.body.clone() }</div>
         </li>
@@ -211,7 +216,7 @@ fn format_time(ts: i64) -> (String, String) {
     (short, full)
 }
 
-fn typing_text(names: &[&str]) -> String {
+fn typing_text(names: &[String]) -> String {
     match names {
         [] => String::new(),
         [one] => format!("{one} is typing…"),
@@ -224,11 +229,21 @@ fn typing_text(names: &[&str]) -> String {
 mod tests {
     use super::typing_text;
 
+    fn names(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| (*n).to_owned()).collect()
+    }
+
     #[test]
     fn typing_text_reads_naturally() {
         assert_eq!(typing_text(&[]), "");
-        assert_eq!(typing_text(&["ada"]), "ada is typing…");
-        assert_eq!(typing_text(&["ada", "bob"]), "ada and bob are typing…");
-        assert_eq!(typing_text(&["a", "b", "c"]), "Several people are typing…");
+        assert_eq!(typing_text(&names(&["ada"])), "ada is typing…");
+        assert_eq!(
+            typing_text(&names(&["ada", "bob"])),
+            "ada and bob are typing…"
+        );
+        assert_eq!(
+            typing_text(&names(&["a", "b", "c"])),
+            "Several people are typing…"
+        );
     }
 }
