@@ -52,7 +52,7 @@ struct Shared {
     /// Wakes the connection: frames queued, a close requested, or the last sender gone.
     waker: AtomicWaker,
     capacity: usize,
-    /// Live [`SendQueue`] handles; at zero the writer's queue ends once drained.
+    /// Live [`SendQueue`] clones; at zero the writer's queue ends once drained.
     senders: AtomicUsize,
     /// Cleared when the writer's [`SendQueueRx`] is dropped: nobody will send any more.
     receiver_alive: AtomicBool,
@@ -237,7 +237,7 @@ impl SendQueueRx {
 impl Drop for SendQueueRx {
     fn drop(&mut self) {
         self.shared.receiver_alive.store(false, Ordering::Release);
-        // Frames nobody will send: free them now rather than when the last handle goes.
+        // Frames nobody will send: free them now rather than when the last clone goes.
         self.shared.state().frames = VecDeque::new();
     }
 }

@@ -86,7 +86,9 @@ impl Hub {
                         },
                     );
                 }
-                (Err(e), None) => tracing::error!(?write, "store write failed: {e}"),
+                (Err(e), None) => {
+                    tracing::error!(write = %write.summary(), "store write failed: {e}");
+                }
             }
         }
         self.settle();

@@ -18,7 +18,7 @@ pub use sqlite::SqliteStore;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMessage {
     pub room: String,
-    /// The sender's handle.
+    /// The sender's username.
     pub from: String,
     /// The sender's display name when they sent it.
     pub name: String,
@@ -71,6 +71,39 @@ pub enum Write {
     Append(NewMessage),
 }
 
+impl Write {
+    /// What a log line may say about this write: its kind, its room and the sender's
+    /// client id, all of them validated to a small alphabet. Never what people wrote (a
+    /// message body is private, may hold line breaks that would forge log lines, and runs
+    /// to kilobytes).
+    pub fn summary(&self) -> WriteSummary<'_> {
+        WriteSummary(self)
+    }
+}
+
+/// See [`Write::summary`].
+pub struct WriteSummary<'a>(&'a Write);
+
+impl std::fmt::Display for WriteSummary<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Write::CreateRoom { room, kind, .. } => write!(f, "create {kind:?} room {room}"),
+            Write::RenameRoom { room, .. } => write!(f, "rename room {room}"),
+            Write::SetOwner { room, .. } => write!(f, "new owner of room {room}"),
+            Write::DeleteRoom { room } => write!(f, "delete room {room}"),
+            Write::AddMember { room, .. } => write!(f, "add a member to room {room}"),
+            Write::RemoveMember { room, .. } => write!(f, "remove a member from room {room}"),
+            Write::Append(m) => write!(
+                f,
+                "append to room {} (client id {}, {} bytes)",
+                m.room,
+                m.client_id,
+                m.body.len()
+            ),
+        }
+    }
+}
+
 /// What a committed [`Write`] produced (only appends produce something to report).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Written {
@@ -89,7 +122,7 @@ pub struct StoredRoom {
     pub owner: Option<String>,
     /// Highest sequence number committed in the room (0 when empty).
     pub last_seq: u64,
-    /// Everyone who belongs to the room, by handle.
+    /// Everyone who belongs to the room, by username.
     pub members: Vec<String>,
 }
 
@@ -161,4 +194,27 @@ pub trait Store: Send + 'static {
         before: u64,
         limit: usize,
     ) -> Result<Vec<ChatMessage>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_is_logged_without_what_people_wrote() {
+        let write = Write::Append(NewMessage {
+            room: "general".into(),
+            from: "ada".into(),
+            name: "Ada".into(),
+            body: format!(
+                "hi\n2026-12-01T00:00:00Z ERROR forged line{}",
+                "x".repeat(4000)
+            ),
+            client_id: "c1".into(),
+            ts: 0,
+        });
+        let line = write.summary().to_string();
+        assert_eq!(line, "append to room general (client id c1, 4041 bytes)");
+        assert!(!line.contains('\n') && !line.contains("forged"));
+    }
 }

@@ -67,7 +67,7 @@ fn migrations() -> Migrations<'static> {
              ) WITHOUT ROWID;
              CREATE INDEX sessions_by_user ON sessions (user_id);",
         ),
-        // Private rooms and direct conversations. Members and senders are now handles
+        // Private rooms and direct conversations. Members and senders are now usernames
         // (usernames); the display name a message was sent under is kept with it, and
         // rows from before (where `sender` was a display name) fall back to `sender`.
         M::up(
