@@ -62,6 +62,23 @@ impl Refused {
     }
 }
 
+/// The address a per-address limit counts a client under. An IPv6 client is counted by
+/// its /64: one ordinary allocation (a home, a phone, a server) is a whole /64, and
+/// counting each of its 2^64 addresses apart would make the limit no limit. An IPv4
+/// address written as IPv6 (`::ffff:a.b.c.d`) is the IPv4 address.
+pub fn limit_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let network = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(std::net::Ipv6Addr::from(network))
+            }
+        },
+    }
+}
+
 impl Admission {
     pub fn new(caps: Caps) -> Self {
         Self {
@@ -70,8 +87,10 @@ impl Admission {
         }
     }
 
-    /// Takes a place for a connection from `ip`, if there is one.
+    /// Takes a place for a connection from `ip` (counted by [`limit_key`]), if there is
+    /// one.
     pub fn admit(&self, ip: IpAddr) -> Result<Ticket, Refused> {
+        let ip = limit_key(ip);
         // The counts stay consistent even if a holder panicked: every update is a
         // single increment or decrement.
         let mut counts = self.open.lock().unwrap_or_else(PoisonError::into_inner);
@@ -107,6 +126,31 @@ impl Drop for Ticket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64() {
+        let caps = Caps {
+            total: 100,
+            per_ip: 2,
+        };
+        let admission = Admission::new(caps);
+        let ip = |s: &str| -> IpAddr { s.parse().expect("ip") };
+        let _a = admission.admit(ip("2001:db8:1:2::1")).expect("first");
+        let _b = admission
+            .admit(ip("2001:db8:1:2:ffff:ffff:ffff:fffe"))
+            .expect("second");
+        assert_eq!(
+            admission.admit(ip("2001:db8:1:2:aaaa::7")).err(),
+            Some(Refused::TooManyFromAddress),
+            "a third address of the same /64 is the same client"
+        );
+        assert!(
+            admission.admit(ip("2001:db8:1:3::1")).is_ok(),
+            "the next /64 is another"
+        );
+        assert_eq!(limit_key(ip("::ffff:10.0.0.1")), ip("10.0.0.1"));
+        assert_eq!(limit_key(ip("10.0.0.1")), ip("10.0.0.1"));
+    }
 
     #[test]
     fn caps_apply_and_places_come_back() {

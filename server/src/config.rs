@@ -49,7 +49,8 @@ pub struct Config {
     )]
     pub trusted_proxies: Vec<IpAddr>,
 
-    /// Sign-in and sign-up attempts allowed from one IP address per minute.
+    /// Sign-in and sign-up attempts allowed from one IP address (an IPv6 client counts as
+    /// its /64) per minute.
     #[arg(long, env = "CONFAB_SIGN_IN_PER_IP_PER_MIN", default_value = "20")]
     pub sign_in_per_ip_per_min: NonZeroU32,
 
@@ -90,7 +91,8 @@ pub struct Config {
     #[arg(long, env = "CONFAB_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
-    /// Most WebSocket connections from one IP address; more are refused with 429.
+    /// Most WebSocket connections from one IP address (an IPv6 client counts as its /64);
+    /// more are refused with 429.
     #[arg(long, env = "CONFAB_MAX_CONNECTIONS_PER_IP", default_value_t = 100)]
     pub max_connections_per_ip: usize,
 

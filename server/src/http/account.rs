@@ -67,7 +67,7 @@ impl Throttle {
     fn attempt(&self, ip: IpAddr, username: Option<&str>) -> Result<(), Duration> {
         let clock = governor::clock::DefaultClock::default();
         self.by_ip
-            .check_key(&ip)
+            .check_key(&crate::admission::limit_key(ip))
             .map_err(|not_until| not_until.wait_time_from(clock.now()))?;
         if let Some(username) = username {
             self.by_username
@@ -376,5 +376,26 @@ async fn whoami(State(state): State<AppState>, headers: HeaderMap) -> Result<Jso
                 ..ApiError::new("not signed in")
             },
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sign_in_throttle_counts_an_ipv6_client_by_its_64() {
+        let throttle = Throttle::new(ThrottleLimits {
+            per_ip: NonZeroU32::new(2).expect("non-zero"),
+            per_username: NonZeroU32::new(100).expect("non-zero"),
+        });
+        let ip = |s: &str| -> IpAddr { s.parse().expect("ip") };
+        assert!(throttle.attempt(ip("2001:db8::1"), None).is_ok());
+        assert!(throttle.attempt(ip("2001:db8::2"), None).is_ok());
+        assert!(
+            throttle.attempt(ip("2001:db8::3"), None).is_err(),
+            "a third address of the same /64 is the same client"
+        );
+        assert!(throttle.attempt(ip("2001:db8:0:1::1"), None).is_ok());
     }
 }
