@@ -7,7 +7,7 @@
 //! connection: someone with two tabs arrives once and leaves once. An account's
 //! membership outlives its connections and ends by leaving or being removed; when a
 //! private room's owner leaves, the room is handed to someone still in it, since nobody
-//! outside could ever manage it again.
+//! outside could ever manage it again, and when its last member goes, the room goes too.
 
 use confab_shared::{ErrorCode, Person, PresenceEvent, RoomKind, RoomName, ServerMsg, limits};
 
@@ -22,7 +22,11 @@ use crate::store::Write;
 impl Hub {
     /// Joins a room afresh (with its recent history), or resumes after the message
     /// `after`: a replay page while the connection is behind, the rest of it and the live
-    /// traffic once it has caught up.
+    /// traffic once it has caught up. Joining again without `after` while live answers
+    /// `joined` without history: the connection has it already (everything since it went
+    /// live came to it live), and resending a page of history on every repeat would
+    /// make a cheap request an expensive answer. A client that wants history asks with
+    /// `after` or `fetch_history`.
     pub(super) fn join(
         &mut self,
         id: ConnId,
@@ -51,6 +55,7 @@ impl Hub {
         let last_seq = r.last_seq;
         let store_failed = |e| history_unavailable(&room, &e);
         let history = match after {
+            None if was_online => Vec::new(),
             None => self
                 .store
                 .before(room.as_str(), last_seq + 1, self.settings.history_on_join)
@@ -208,7 +213,7 @@ impl Hub {
             return Ok(());
         }
         let successor = self.hand_over(room.as_str(), &username);
-        self.end_membership(room.as_str(), &username);
+        self.end_membership(room.as_str(), &username)?;
         if successor.is_some()
             && let Some(r) = self.rooms.get(room.as_str())
         {
@@ -243,11 +248,17 @@ impl Hub {
 
     /// Removes `username` from a room: every one of their connections in it is told it
     /// left, the rest of the room sees them go, and a private room drops off their
-    /// room list.
-    pub(super) fn end_membership(&mut self, room: &str, username: &str) {
+    /// room list. A private room's last member takes the room with them: nobody could
+    /// see, join, manage or delete it any more, and it would count against the room cap
+    /// for good. That deletion is refused as unavailable when the writer cannot take it,
+    /// and then nothing changes.
+    pub(super) fn end_membership(&mut self, room: &str, username: &str) -> Result<(), Refusal> {
         let Some(r) = self.rooms.get_mut(room) else {
-            return;
+            return Ok(());
         };
+        if r.kind == RoomKind::Private && r.members.len() == 1 && r.members.contains(username) {
+            return self.delete_room(room);
+        }
         if r.members.remove(username) {
             self.submit_quietly(Write::RemoveMember {
                 room: room.to_owned(),
@@ -274,5 +285,6 @@ impl Hub {
         if self.rooms[room].kind == RoomKind::Private {
             self.send_members(room);
         }
+        Ok(())
     }
 }

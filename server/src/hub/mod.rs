@@ -10,12 +10,13 @@
 //! locks on the hot path and one order of events that every client observes alike.
 //!
 //! Where each rule lives (each file adds methods to [`Hub`]):
-//! - `mod.rs`: the state, building it from the store, and [`Hub::username`], the one way
+//! - `mod.rs`: the state, building it from the store, and [`Hub::apply`], the one way
 //!   in for client requests, which sends each [`Command`] to the file that owns it.
 //! - `connections.rs`: connecting, hello, disconnecting, signing out, shutting down; who
 //!   each person is and how they are shown.
 //! - `membership.rs`: joining (and resuming without gaps or duplicates), leaving,
-//!   presence, handing a private room on when its owner leaves.
+//!   presence, handing a private room on when its owner leaves, ending it when its last
+//!   member does.
 //! - `messages.rs`: sending, acknowledging and delivering after commit, the store
 //!   writer's front and back doors, scrolling back, typing.
 //! - `access.rs`: the one rule for who may know of a room, and its refusals.
@@ -23,7 +24,7 @@
 //!   whose queue overflowed.
 //! - `rooms.rs`: creating, inviting, removing, renaming, deleting rooms; direct
 //!   conversations; each person's room list.
-//! - `username.rs`: the thread that owns the hub, and the [`Event`]s it receives.
+//! - `thread.rs`: the thread that owns the hub, and the [`Event`]s it receives.
 //! - `tests/`: the hub's tests, one file per file above, over a real store.
 
 mod access;
@@ -48,7 +49,7 @@ pub use thread::{EVENT_QUEUE, Event, HubSender, TrySend};
 
 use crate::{
     send_queue::SendQueue,
-    store::{Store, StoreError, writer::WriterSender},
+    store::{Store, StoreError, Write, writer::WriterSender},
 };
 
 /// Identifies one connection for its whole life; never reused.
@@ -190,7 +191,8 @@ impl Conn {
 struct Room {
     kind: RoomKind,
     title: String,
-    /// Username of the creator; `None` for rooms from before accounts.
+    /// Username of the creator; `None` for rooms from before accounts and rooms guests
+    /// created (a guest owns nothing).
     owner: Option<String>,
     /// Everyone who belongs to the room, by username: for public rooms those who joined
     /// and have not left, for the others those invited (and the creator).
@@ -245,11 +247,14 @@ impl Hub {
         mut store: Box<dyn Store>,
         writer: Writer,
     ) -> Result<Self, StoreError> {
-        let rooms = store
+        let mut rooms: BTreeMap<String, Room> = store
             .rooms()?
             .into_iter()
             .map(|r| {
-                let mut room = Room::new(r.kind, r.title, r.owner);
+                // Rooms guests created before guests could own nothing were stored with
+                // the guest as owner; a later guest of that name must not inherit them.
+                let owner = r.owner.filter(|o| !o.starts_with(GUEST_PREFIX));
+                let mut room = Room::new(r.kind, r.title, owner);
                 // Guests were stored as members by early builds of protocol 3.
                 room.members = r
                     .members
@@ -260,6 +265,26 @@ impl Hub {
                 (r.name, room)
             })
             .collect();
+        // A private room without members is one nobody can see, join, manage or delete
+        // (its last member left it before leaving took such a room along): it goes now
+        // rather than count against the room cap for good.
+        let orphans: Vec<String> = rooms
+            .iter()
+            .filter(|(_, r)| r.kind == RoomKind::Private && r.members.is_empty())
+            .map(|(name, _)| name.clone())
+            .collect();
+        for room in orphans {
+            rooms.remove(&room);
+            if writer
+                .try_submit(Write::DeleteRoom { room: room.clone() }, None)
+                .is_err()
+            {
+                tracing::warn!(
+                    room,
+                    "empty private room not deleted: the store writer is busy"
+                );
+            }
+        }
         let directory = store
             .people()?
             .into_iter()
@@ -301,7 +326,7 @@ impl Hub {
     /// Sends an identified connection's request to the file that owns it.
     fn route(&mut self, id: ConnId, cmd: Command) -> Result<(), Refusal> {
         match cmd {
-            Command::Hello { .. } => Ok(()), // answered in `username`
+            Command::Hello { .. } => Ok(()), // answered in `apply`
             Command::ListRooms => {
                 let rooms = self.room_list_for(id);
                 self.reply(

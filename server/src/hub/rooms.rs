@@ -22,9 +22,13 @@ use super::{
 use crate::store::Write;
 
 impl Room {
-    /// Whether `conn` may rename, delete and remove members.
+    /// Whether `conn` may rename, delete and remove members. Never a guest, whose
+    /// username the next guest of the same name gets.
     fn managed_by(&self, conn: &Conn) -> bool {
-        conn.is_admin() || (self.owner.is_some() && self.owner.as_deref() == conn.username())
+        conn.is_admin()
+            || (!conn.is_guest()
+                && self.owner.is_some()
+                && self.owner.as_deref() == conn.username())
     }
 }
 
@@ -48,7 +52,12 @@ impl Hub {
         if private && conn.is_guest() {
             return Err(forbidden(&room, "guests cannot create private rooms"));
         }
-        let owner = conn.username().map(str::to_owned);
+        // A guest owns nothing: their username is free for the next guest to take, who
+        // must not inherit the room. Only administrators manage a guest's room.
+        let owner = conn
+            .username()
+            .filter(|_| !conn.is_guest())
+            .map(str::to_owned);
         if !private && self.rooms.contains_key(room.as_str()) {
             return Err(Refusal::about(
                 &room,
@@ -223,8 +232,7 @@ impl Hub {
                 format!("{target} is not a member of this room"),
             ));
         }
-        self.end_membership(room.as_str(), target);
-        Ok(())
+        self.end_membership(room.as_str(), target)
     }
 
     pub(super) fn rename(
@@ -271,26 +279,38 @@ impl Hub {
         if !self.conns.get(&id).is_some_and(|s| r.managed_by(s)) {
             return Err(forbidden(&room, "only the room's owner can delete it"));
         }
+        self.delete_room(room.as_str())
+    }
+
+    /// Deletes a room with its messages, once the writer has taken the deletion (a full
+    /// queue refuses it as unavailable, and nothing changes): everyone in it gets `left`,
+    /// everyone who saw it a room list without it. Also how a private room ends when its
+    /// last member goes.
+    pub(super) fn delete_room(&mut self, room: &str) -> Result<(), Refusal> {
         self.submit(
             Write::DeleteRoom {
-                room: room.to_string(),
+                room: room.to_owned(),
             },
             None,
         )?;
-        let online: Vec<ConnId> = r.online.iter().copied().collect();
+        let online: Vec<ConnId> = self
+            .rooms
+            .get(room)
+            .map(|r| r.online.iter().copied().collect())
+            .unwrap_or_default();
         for conn in online {
             if let Some(s) = self.conns.get_mut(&conn) {
-                s.rooms.retain(|r| r != room.as_str());
-                s.last_typing.remove(room.as_str());
+                s.rooms.retain(|r| r != room);
+                s.last_typing.remove(room);
             }
             self.reply(
                 conn,
                 &ServerMsg::Left {
-                    room: room.to_string(),
+                    room: room.to_owned(),
                 },
             );
         }
-        let Some(gone) = self.rooms.remove(room.as_str()) else {
+        let Some(gone) = self.rooms.remove(room) else {
             return Ok(());
         };
         self.send_room_lists_to_viewers(&gone);

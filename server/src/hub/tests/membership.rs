@@ -76,15 +76,50 @@ fn presence_on_join_leave_and_disconnect() {
     ));
 }
 
+/// A repeated `join` is cheap to send: it must not be answered with a page of history
+/// each time (the connection has it already), nor announce the person again.
 #[test]
-fn joining_twice_resends_state_without_a_second_arrival() {
+fn joining_again_resends_state_but_not_history_nor_a_second_arrival() {
     let mut f = Fixture::new();
-    let mut ada = f.member(1, "ada");
-    let mut bob = f.member(2, "bob");
+    let ada = f.member(1, "ada");
+    for i in 1..=3 {
+        f.say(&ada, "general", &format!("m{i}"), &format!("c{i}"));
+    }
+    let mut ada = ada;
+    let mut bob = f.signed_in(2, "bob");
+    f.hub.apply(2, join("general", None));
+    assert!(matches!(
+        bob.drain().first(),
+        Some(ServerMsg::Joined { history, .. }) if bodies_of(history) == ["m1", "m2", "m3"]
+    ));
     ada.drain();
     f.hub.apply(2, join("general", None));
-    assert!(matches!(bob.drain().as_slice(), [ServerMsg::Joined { .. }]));
+    match bob.drain().as_slice() {
+        [
+            ServerMsg::Joined {
+                members,
+                online,
+                history,
+                ..
+            },
+        ] => {
+            assert_eq!(usernames(members), ["ada", "bob"]);
+            assert_eq!(online, &["ada", "bob"]);
+            assert!(history.is_empty(), "history resent: {history:?}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(ada.drain().is_empty(), "no second arrival");
+    // Asking with `after` still follows the resume rules: what is after it.
+    f.hub.apply(2, join("general", Some(1)));
+    assert!(matches!(
+        bob.drain().as_slice(),
+        [ServerMsg::Joined { history, .. }] if bodies_of(history) == ["m2", "m3"]
+    ));
     assert!(ada.drain().is_empty());
+    // And the connection is still live.
+    f.say(&ada, "general", "m4", "c4");
+    assert_eq!(bodies(&bob.drain()), ["m4"]);
 }
 
 #[test]
@@ -96,10 +131,10 @@ fn a_fresh_join_delivers_recent_history_oldest_first() {
             .apply(1, send("general", &format!("m{i}"), &format!("c{i}")));
     }
     f.flush();
-    let mut bob = f.member(2, "bob");
+    let mut bob = f.signed_in(2, "bob");
     f.hub.apply(2, join("general", None));
     match bob.drain().as_slice() {
-        [ServerMsg::Joined { history, .. }] => {
+        [ServerMsg::Joined { history, .. }, ServerMsg::Rooms { .. }] => {
             assert_eq!(history.len(), limits::HISTORY_ON_JOIN);
             assert_eq!(history[0].body, "m50");
             assert_eq!(history[99].body, "m149");
@@ -329,4 +364,93 @@ fn the_owner_leaving_a_private_room_hands_it_to_someone_still_there() {
     let mut cy = f.member(3, "cy");
     f.hub.apply(3, Command::ListRooms);
     assert_eq!(owner_in(&cy.drain()), Some(Some("cy".to_owned())));
+}
+
+/// Nobody could ever see, join, manage or delete a private room without members: it goes
+/// with its last member, messages and all, and frees its place under the room cap.
+#[test]
+fn a_private_room_goes_with_its_last_member() {
+    // #general and one more.
+    let settings = HubSettings {
+        max_rooms: 2,
+        ..HubSettings::default()
+    };
+    let mut f = Fixture::with(settings, tempfile::tempdir().expect("tempdir"));
+    let mut ada = f.member(1, "ada");
+    let mut adas_tab = f.member(2, "ada");
+    let id = f.create_private(&mut ada, "secret");
+    f.hub.apply(1, join(&id, None));
+    f.hub.apply(2, join(&id, None));
+    f.say(&ada, &id, "for nobody", "c1");
+    ada.drain();
+    adas_tab.drain();
+
+    f.hub.apply(1, Command::Leave(room(&id)));
+    for c in [&mut ada, &mut adas_tab] {
+        let left = c.drain();
+        assert!(
+            left.contains(&ServerMsg::Left { room: id.clone() }),
+            "{left:?}"
+        );
+        assert_eq!(room_names(&left), Some(vec!["general".to_owned()]));
+    }
+    assert!(!f.hub.rooms.contains_key(&id), "the room is gone");
+    // Its place under the cap is free again.
+    f.hub.apply(
+        1,
+        Command::CreateRoom {
+            room: room("another"),
+            private: true,
+        },
+    );
+    let created = ada.drain();
+    assert_eq!(error_code(&created), None, "{created:?}");
+    // Gone for good, messages and all.
+    f.flush();
+    let mut f = f.restart();
+    assert!(!f.hub.rooms.contains_key(&id), "deleted for good");
+    assert_eq!(f.hub.store.before(&id, u64::MAX, 10).expect("read"), []);
+}
+
+/// A private room its last member left before such rooms were deleted goes when the
+/// server starts.
+#[test]
+fn an_empty_private_room_from_before_is_deleted_at_start() {
+    let mut f = Fixture::new();
+    for write in [
+        Write::CreateRoom {
+            room: "_pforgotten".into(),
+            ts: 0,
+            kind: RoomKind::Private,
+            title: "forgotten".into(),
+            owner: Some("ada".into()),
+        },
+        Write::Append(crate::store::NewMessage {
+            room: "_pforgotten".into(),
+            from: "ada".into(),
+            name: "Ada".into(),
+            body: "lost".into(),
+            client_id: "c1".into(),
+            ts: 0,
+        }),
+    ] {
+        f.writer.try_submit(write, None).expect("writer queue");
+    }
+    f.flush();
+    let stored = |f: &mut Fixture| {
+        let rooms = f.hub.store.rooms().expect("rooms");
+        rooms.iter().any(|r| r.name == "_pforgotten")
+    };
+    assert!(stored(&mut f));
+    let mut f = f.restart();
+    assert!(!f.hub.rooms.contains_key("_pforgotten"));
+    f.flush();
+    assert!(!stored(&mut f), "deleted from the store");
+    assert_eq!(
+        f.hub
+            .store
+            .before("_pforgotten", u64::MAX, 10)
+            .expect("read"),
+        []
+    );
 }

@@ -243,3 +243,108 @@ fn rooms_members_and_history_survive_a_restart() {
             .any(|m| matches!(m, ServerMsg::Message(m) if m.seq == 2))
     );
 }
+
+/// The owner of `room` as the last room list in `msgs` shows it (`None` if none lists it).
+fn owner_in(msgs: &[ServerMsg], room: &str) -> Option<Option<String>> {
+    msgs.iter().rev().find_map(|m| match m {
+        ServerMsg::Rooms { rooms, .. } | ServerMsg::Welcome { rooms, .. } => rooms
+            .iter()
+            .find(|r| r.name == room)
+            .map(|r| r.owner.clone()),
+        _ => None,
+    })
+}
+
+/// A guest's username (`~ada`) is free again once they go, for any guest to take: the
+/// room a guest made must not become the next one's.
+#[test]
+fn a_room_a_guest_creates_has_no_owner_and_a_later_guest_of_that_name_gains_no_rights() {
+    let mut f = Fixture::new();
+    let mut first = f.connect(1, 64);
+    f.hub.apply(1, hello("Ada"));
+    first.drain();
+    f.hub.apply(1, create("lobby"));
+    assert_eq!(owner_in(&first.drain(), "lobby"), Some(None));
+    f.hub.disconnect(1);
+
+    let mut second = f.connect(2, 64);
+    f.hub.apply(2, hello("Ada"));
+    let welcome = second.drain();
+    assert!(
+        matches!(welcome.first(), Some(ServerMsg::Welcome { you, .. }) if you.user == "~ada"),
+        "{welcome:?}"
+    );
+    assert_eq!(owner_in(&welcome, "lobby"), Some(None));
+    for request in [
+        Command::RenameRoom {
+            room: room("lobby"),
+            title: room("mine"),
+        },
+        Command::DeleteRoom(room("lobby")),
+    ] {
+        f.hub.apply(2, request);
+        assert_eq!(error_code(&second.drain()), Some(ErrorCode::Forbidden));
+    }
+    f.hub.apply(2, Command::ListRooms);
+    let listed = second.drain();
+    assert!(
+        matches!(
+            listed.as_slice(),
+            [ServerMsg::Rooms { rooms, .. }]
+                if rooms.iter().any(|r| r.name == "lobby" && r.title == "lobby" && r.owner.is_none())
+        ),
+        "{listed:?}"
+    );
+
+    // Administrators still manage it.
+    let mut admin = f.connect_with(
+        3,
+        64,
+        Identity::User {
+            username: "root".into(),
+            display_name: "Root".into(),
+            admin: true,
+            session: [3; 32],
+        },
+    );
+    f.hub.apply(3, hello("root"));
+    admin.drain();
+    f.hub.apply(3, Command::DeleteRoom(room("lobby")));
+    assert_eq!(error_code(&admin.drain()), None);
+    assert_eq!(
+        room_names(&second.drain()),
+        Some(vec!["general".to_owned()])
+    );
+}
+
+/// Rooms guests made before guests could own nothing were stored with the guest as owner:
+/// they lose that owner when the server starts.
+#[test]
+fn a_stored_guest_owner_is_no_owner() {
+    let mut f = Fixture::new();
+    f.writer
+        .try_submit(
+            Write::CreateRoom {
+                room: "lobby".into(),
+                ts: 0,
+                kind: RoomKind::Public,
+                title: "lobby".into(),
+                owner: Some("~ada".into()),
+            },
+            None,
+        )
+        .expect("writer queue");
+    f.flush();
+    let mut f = f.restart();
+    let mut guest = f.connect(1, 64);
+    f.hub.apply(1, hello("Ada"));
+    assert_eq!(owner_in(&guest.drain(), "lobby"), Some(None));
+    f.hub.apply(
+        1,
+        Command::RenameRoom {
+            room: room("lobby"),
+            title: room("mine"),
+        },
+    );
+    assert_eq!(error_code(&guest.drain()), Some(ErrorCode::Forbidden));
+}

@@ -251,6 +251,41 @@ fn older_pages_are_merged_and_tell_whether_more_exist() {
     assert!(!view.loading_older);
 }
 
+/// The server answers a repeated `join` on a live connection with an empty `history`:
+/// the room keeps its messages, and what it knew about older ones.
+#[test]
+fn a_joined_without_history_keeps_the_messages_and_whether_older_exist() {
+    let mut s = State::default();
+    server(
+        &mut s,
+        joined(
+            "general",
+            vec![msg(50, "general", "a"), msg(51, "general", "b")],
+        ),
+    );
+    server(&mut s, ServerMsg::Message(msg(52, "general", "a")));
+    server(&mut s, joined("general", vec![]));
+    let view = &s.joined["general"];
+    let ids = |v: &RoomView| v.messages.iter().map(|m| m.id).collect::<Vec<_>>();
+    assert_eq!(ids(view), [50, 51, 52]);
+    assert!(view.has_older);
+    server(
+        &mut s,
+        ServerMsg::History {
+            room: "general".into(),
+            messages: (1..50).map(|i| msg(i, "general", "a")).collect(),
+            more: false,
+        },
+    );
+    server(&mut s, joined("general", vec![]));
+    let view = &s.joined["general"];
+    assert_eq!(ids(view), (1..=52).collect::<Vec<_>>());
+    assert!(
+        !view.has_older,
+        "scrolled back to the first message already"
+    );
+}
+
 #[test]
 fn disconnecting_clears_presence_but_keeps_messages() {
     let mut s = State::default();
