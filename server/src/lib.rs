@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod admission;
 pub mod config;
 pub mod connection;
+pub mod health;
 pub mod http;
 pub mod hub;
 pub mod listener;
@@ -27,6 +28,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     config::Config,
+    health::{Health, Part},
     http::AppState,
     hub::{Event, Hub, HubSender, HubSettings},
     store::SqliteStore,
@@ -34,6 +36,10 @@ use crate::{
 
 /// How long shutdown waits for connections to finish their close handshake.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// After the hub or the writer died: how long each step of the way out may take (the
+/// sockets' 1011 close handshakes, the HTTP requests in flight, the writer's last
+/// commit), so a process that cannot chat any more is gone within a few seconds.
+const FAILURE_GRACE: Duration = Duration::from_secs(2);
 /// Writes that may wait for the store writer before sends are refused as `unavailable`.
 const WRITER_QUEUE: usize = 65_536;
 
@@ -68,6 +74,10 @@ async fn housekeeping(
 
 /// Runs the server on `listener` until `shutdown` resolves, then closes every socket
 /// with 1001, flushes the store and returns.
+///
+/// If the hub thread or the store writer dies first (see [`health`]), it closes the
+/// sockets it can with 1011, stops listening and returns an error naming the part, all
+/// within a few seconds: the process should then exit non-zero and be restarted.
 pub async fn serve(
     listener: TcpListener,
     config: Config,
@@ -85,10 +95,22 @@ pub async fn serve(
         accounts::Accounts::open(&config.data_dir, config.durability)
             .context("cannot open the accounts")?,
     );
+    #[cfg(debug_assertions)]
+    if let Some(part) = health::fault::armed() {
+        tracing::warn!(
+            "{}: the {part} will panic on purpose (a test build's fault injection)",
+            health::fault::VAR
+        );
+    }
+    let health = Health::new();
     let (hub, events) = HubSender::channel();
-    let (writer, writer_thread) =
-        store::writer::spawn(write_store, WRITER_QUEUE, hub.clone().commit_reports())
-            .context("cannot start the store writer")?;
+    let (writer, writer_thread) = store::writer::spawn_watched(
+        write_store,
+        WRITER_QUEUE,
+        hub.clone().commit_reports(),
+        &health,
+    )
+    .context("cannot start the store writer")?;
     let state = Hub::new(
         HubSettings {
             max_rooms: config.max_rooms,
@@ -100,7 +122,7 @@ pub async fn serve(
         writer,
     )
     .context("cannot load rooms from the store")?;
-    let hub_thread = HubSender::spawn(state, events).context("cannot start the hub")?;
+    let hub_thread = HubSender::spawn(state, events, &health).context("cannot start the hub")?;
 
     let tracker = TaskTracker::new();
     let throttle = Arc::new(http::Throttle::new(http::ThrottleLimits {
@@ -118,6 +140,7 @@ pub async fn serve(
         secure_cookies: config.secure_cookies,
         throttle,
         hub: hub.clone(),
+        health: health.clone(),
         connection: connection::Settings {
             queue_capacity: config.queue_capacity,
             ping_interval: config.ping_interval(),
@@ -144,29 +167,32 @@ pub async fn serve(
     let app = http::router(app_state, &config.static_dir);
 
     let stop = CancellationToken::new();
-    tokio::spawn({
-        let stop = stop.clone();
-        async move {
-            shutdown.await;
-            stop.cancel();
-        }
-    });
+    // Only a shutdown signal says 1001; after a failure (see `fail`) `stop` is cancelled
+    // too, but the sockets were already told 1011.
     tokio::spawn({
         let (hub, stop) = (hub.clone(), stop.clone());
         async move {
-            stop.cancelled().await;
+            shutdown.await;
+            stop.cancel();
             tracing::info!("shutting down: closing every connection with 1001");
             hub.send(Event::Shutdown).await;
         }
     });
-    listener::serve(
+    let listening = listener::serve(
         listener,
         app,
-        stop,
+        stop.clone(),
         config.handshake_timeout(),
         SHUTDOWN_GRACE,
-    )
-    .await;
+    );
+    tokio::pin!(listening);
+    tokio::select! {
+        () = &mut listening => {}
+        part = health.failure() => {
+            housekeeping.abort();
+            return Err(fail(part, listening, &stop, &hub, &tracker, writer_thread).await);
+        }
+    }
 
     tracker.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
@@ -190,4 +216,70 @@ pub async fn serve(
     .context("the hub or the store writer panicked")?;
     tracing::info!("store flushed; bye");
     Ok(())
+}
+
+/// The way out after `part` died: every step bounded by [`FAILURE_GRACE`]. Returns the
+/// error `serve` ends with.
+///
+/// 1. The sockets are asked to close with 1011: by the dying hub thread itself, or by
+///    the hub on [`Event::Fail`] when the writer died. Meanwhile the listener keeps
+///    serving, so `/healthz` answers 503 and new sockets are refused with 503 while
+///    the sockets close (a client that does not answer holds this up for at most the
+///    grace).
+/// 2. The listener stops, and HTTP requests in flight get the grace to finish.
+/// 3. If the hub died, the writer has been let go and commits what was queued (never
+///    acknowledged, so losing it would be fine too); it gets the grace to do it.
+async fn fail(
+    part: Part,
+    listening: std::pin::Pin<&mut impl Future<Output = ()>>,
+    stop: &CancellationToken,
+    hub: &HubSender,
+    tracker: &TaskTracker,
+    writer_thread: std::thread::JoinHandle<()>,
+) -> anyhow::Error {
+    tracing::error!(
+        "the {part} stopped: chat cannot go on; closing the connections with 1011 and \
+         exiting so that a supervisor restarts the server"
+    );
+    let mut listening = listening;
+    let mut listening_done = false;
+    let drain = async {
+        // A dead hub answers at once (its queue is closed); a live one has room soon.
+        let _ = tokio::time::timeout(FAILURE_GRACE, hub.send(Event::Fail)).await;
+        tracker.close();
+        if tokio::time::timeout(FAILURE_GRACE, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some connections did not close in time; dropping them");
+        }
+    };
+    tokio::select! {
+        () = drain => {}
+        // Only if a shutdown signal came meanwhile.
+        () = &mut listening => listening_done = true,
+    }
+    stop.cancel();
+    if !listening_done
+        && tokio::time::timeout(FAILURE_GRACE, listening)
+            .await
+            .is_err()
+    {
+        tracing::warn!("some HTTP requests did not finish in time");
+    }
+    if part == Part::Hub {
+        // Joined on a thread of its own: a blocking task would hold up the runtime's
+        // exit if the disk never answered.
+        let (joined, flushed) = tokio::sync::oneshot::channel();
+        let _ = std::thread::Builder::new()
+            .name("confab-writer-join".into())
+            .spawn(move || {
+                let _ = joined.send(writer_thread.join().is_ok());
+            });
+        match tokio::time::timeout(FAILURE_GRACE, flushed).await {
+            Ok(Ok(true)) => tracing::info!("the store writer committed what was queued"),
+            _ => tracing::warn!("the store writer did not finish in time"),
+        }
+    }
+    anyhow::anyhow!("the {part} stopped; exiting so that the server can be restarted")
 }

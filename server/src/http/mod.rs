@@ -38,7 +38,7 @@ use tokio_tungstenite::{
 use tokio_util::task::TaskTracker;
 use tower_http::services::{ServeDir, ServeFile};
 
-use crate::{accounts::Accounts, admission::Admission, connection, hub::HubSender};
+use crate::{accounts::Accounts, admission::Admission, connection, health::Health, hub::HubSender};
 
 mod account;
 
@@ -54,6 +54,9 @@ pub struct AppState {
     pub secure_cookies: bool,
     pub throttle: Arc<Throttle>,
     pub hub: HubSender,
+    /// Whether the hub thread and the store writer are alive: `/healthz` and the
+    /// upgrade read it.
+    pub health: Health,
     pub connection: connection::Settings,
     /// Origins allowed besides the page's own, normalised by [`normalise_origin`].
     pub allowed_origins: Arc<Vec<String>>,
@@ -82,8 +85,13 @@ pub fn router(state: AppState, static_dir: &Path) -> Router {
     }
 }
 
-async fn healthz() -> &'static str {
-    "ok"
+/// 200 "ok" while the server can chat; 503 naming what stopped (the hub thread, the
+/// store writer) once it cannot, until the process exits to be restarted.
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.health.check() {
+        Ok(()) => "ok".into_response(),
+        Err(report) => (StatusCode::SERVICE_UNAVAILABLE, report).into_response(),
+    }
 }
 
 async fn no_client() -> (StatusCode, &'static str) {
@@ -99,6 +107,12 @@ async fn upgrade(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     mut req: Request,
 ) -> Response {
+    // A socket now would be accepted and then dropped: say so instead, and the client
+    // retries (with backoff) until the restarted server answers.
+    if let Err(report) = state.health.check() {
+        tracing::debug!(%peer, "refused WebSocket: {}", report.trim_end());
+        return (StatusCode::SERVICE_UNAVAILABLE, report).into_response();
+    }
     let headers = req.headers();
     if !origin_allowed(headers, &state.allowed_origins) {
         tracing::warn!(%peer, origin = ?headers.get(header::ORIGIN), "refused WebSocket from foreign origin");

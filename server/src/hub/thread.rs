@@ -1,6 +1,13 @@
 //! Running a [`Hub`] on its own thread, and what the rest of the server tells it.
+//!
+//! If the hub panics, chat is over for this process: its state may be half-updated, and
+//! nothing else can deliver a message. The thread then records the failure in
+//! [`Health`] (so `/healthz` says 503 and the server exits to be restarted), asks every
+//! connection it knows to close with 1011, and ends. Dropping the hub lets the store
+//! writer commit what is queued and finish.
 
 use std::{
+    panic::{AssertUnwindSafe, catch_unwind},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -8,11 +15,18 @@ use std::{
     thread::JoinHandle,
 };
 
-use confab_shared::ServerMsg;
+use confab_shared::{ServerMsg, close};
 use tokio::sync::mpsc;
 
 use super::{Command, ConnId, Hub, Identity, SessionKey, Waiter};
-use crate::{send_queue::SendQueue, store::writer::Outcome};
+use crate::{
+    health::{Guard, Health, Part, panic_message},
+    send_queue::SendQueue,
+    store::writer::Outcome,
+};
+
+/// The close reason sent with 1011 when a part of the server failed.
+pub const FAILURE_REASON: &str = "server error; restarting";
 
 /// What connections (and the store writer) tell the hub thread.
 #[derive(Debug)]
@@ -55,6 +69,9 @@ pub enum Event {
     Committed(Vec<Outcome<Option<Waiter>>>),
     /// Close every connection with 1001.
     Shutdown,
+    /// Another part of the server (the store writer) failed and the server is about to
+    /// exit: close every connection with 1011 and take no new ones.
+    Fail,
     /// Let go of storage and end the hub thread.
     Stop,
 }
@@ -95,12 +112,17 @@ impl HubSender {
     }
 
     /// Runs `hub` on a thread of its own until [`Event::Stop`] (or every username is
-    /// dropped). A thread, not a task, because the hub reads history from storage
-    /// synchronously.
-    pub fn spawn(hub: Hub, events: mpsc::Receiver<Event>) -> std::io::Result<JoinHandle<()>> {
+    /// dropped), or until it panics, which is recorded in `health`. A thread, not a
+    /// task, because the hub reads history from storage synchronously.
+    pub fn spawn(
+        hub: Hub,
+        events: mpsc::Receiver<Event>,
+        health: &Health,
+    ) -> std::io::Result<JoinHandle<()>> {
+        let guard = health.guard(Part::Hub);
         std::thread::Builder::new()
             .name("confab-hub".into())
-            .spawn(move || run(hub, events))
+            .spawn(move || run(hub, events, &guard))
     }
 
     /// A fresh connection id.
@@ -149,7 +171,7 @@ impl HubSender {
     ///
     /// Why a step of its own: the [store writer](crate::store::writer) is a plain thread
     /// that knows nothing of the hub (it reports to whatever it is given), and the hub
-    /// cannot exist before the writer (it is built with the writer's handle). So the hub's
+    /// cannot exist before the writer (it is built with the writer's sender). So the hub's
     /// queue is made first ([`HubSender::channel`]) and the writer is given this, which
     /// sends into it.
     ///
@@ -166,37 +188,215 @@ impl HubSender {
     }
 }
 
-fn run(mut hub: Hub, mut events: mpsc::Receiver<Event>) {
+fn run(mut hub: Hub, mut events: mpsc::Receiver<Event>, guard: &Guard) {
     while let Some(event) = events.blocking_recv() {
-        match event {
-            Event::Connect {
-                id,
-                queue,
-                identity,
-            } => hub.connect(id, queue, identity),
-            Event::Command { id, cmd } => hub.apply(id, cmd),
-            Event::Reject { id, reply } => hub.reject(id, &reply),
-            Event::Disconnect { id } => hub.disconnect(id),
-            Event::Kick { id, code, reason } => hub.kick(id, code, reason),
-            Event::UserAdded {
-                username,
-                display_name,
-            } => hub.user_added(username, display_name),
-            Event::SignedOut { username, session } => hub.signed_out(&username, session),
-            Event::Committed(outcomes) => hub.committed(outcomes),
-            Event::Shutdown => hub.shutdown(),
-            Event::Stop => {
-                hub.stop();
-                break;
+        let stop = matches!(event, Event::Stop);
+        // Caught here rather than where the thread unwinds, so the hub's connections are
+        // still there to be told.
+        match catch_unwind(AssertUnwindSafe(|| dispatch(&mut hub, event))) {
+            Ok(()) if stop => break,
+            Ok(()) => {}
+            Err(panic) => {
+                tracing::error!(
+                    "the hub thread panicked: {}; chat has stopped, closing every connection with 1011",
+                    panic_message(panic.as_ref())
+                );
+                // First, so a client that reconnects at once is refused (503) rather than
+                // let in to a server that cannot chat.
+                guard.stopped();
+                close_all(&hub);
+                return;
             }
         }
     }
 }
 
+/// Asks every connection the hub knows to close with 1011. Reads the connection table
+/// and nothing else, so it works on a hub that a panic left half-updated; each
+/// connection sends what is queued for it, then the close frame.
+fn close_all(hub: &Hub) {
+    for conn in hub.conns.values() {
+        conn.queue.close(close::INTERNAL_ERROR, FAILURE_REASON);
+    }
+}
+
+fn dispatch(hub: &mut Hub, event: Event) {
+    #[cfg(debug_assertions)]
+    if let Event::Command {
+        cmd: Command::Send { body, .. },
+        ..
+    } = &event
+    {
+        crate::health::fault::maybe_panic(Part::Hub, body.as_str());
+    }
+    match event {
+        Event::Connect {
+            id,
+            queue,
+            identity,
+        } => hub.connect(id, queue, identity),
+        Event::Command { id, cmd } => hub.apply(id, cmd),
+        Event::Reject { id, reply } => hub.reject(id, &reply),
+        Event::Disconnect { id } => hub.disconnect(id),
+        Event::Kick { id, code, reason } => hub.kick(id, code, reason),
+        Event::UserAdded {
+            username,
+            display_name,
+        } => hub.user_added(username, display_name),
+        Event::SignedOut { username, session } => hub.signed_out(&username, session),
+        Event::Committed(outcomes) => hub.committed(outcomes),
+        Event::Shutdown => hub.shutdown(),
+        Event::Fail => {
+            close_all(hub);
+            // Takes no new connections; the 1001 it asks for comes second, so
+            // the connections above keep their 1011.
+            hub.shutdown();
+        }
+        Event::Stop => hub.stop(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use confab_shared::{ChatMessage, DisplayName, RoomName};
+
     use super::*;
-    use crate::store::{Write, Written};
+    use crate::{
+        hub::HubSettings,
+        send_queue::SendQueueRx,
+        store::{
+            Durability, SqliteStore, Store, StoreError, StoredPerson, StoredRoom, Write, Written,
+            writer,
+        },
+    };
+
+    /// A SQLite store whose history reads panic: a bug inside the hub's thread.
+    struct PanickingReads(SqliteStore);
+
+    impl Store for PanickingReads {
+        fn rooms(&mut self) -> Result<Vec<StoredRoom>, StoreError> {
+            self.0.rooms()
+        }
+        fn people(&mut self) -> Result<Vec<StoredPerson>, StoreError> {
+            self.0.people()
+        }
+        fn person(&mut self, username: &str) -> Result<Option<StoredPerson>, StoreError> {
+            self.0.person(username)
+        }
+        fn apply(&mut self, writes: &[Write]) -> Result<Vec<Written>, StoreError> {
+            self.0.apply(writes)
+        }
+        fn after(
+            &mut self,
+            _: &str,
+            _: u64,
+            _: u64,
+            _: usize,
+        ) -> Result<Vec<ChatMessage>, StoreError> {
+            panic!("a bug reading history")
+        }
+        fn before(&mut self, _: &str, _: u64, _: usize) -> Result<Vec<ChatMessage>, StoreError> {
+            panic!("a bug reading history")
+        }
+    }
+
+    /// A hub thread over `store`, watched by the returned health.
+    fn hub_thread(
+        dir: &std::path::Path,
+        store: Box<dyn Store>,
+    ) -> (HubSender, JoinHandle<()>, JoinHandle<()>, Health) {
+        let health = Health::new();
+        let (hub, events) = HubSender::channel();
+        let write_store = SqliteStore::open(dir, Durability::Process).expect("store");
+        let (writer, writer_thread) =
+            writer::spawn_watched(write_store, 64, hub.clone().commit_reports(), &health)
+                .expect("writer");
+        let state = Hub::new(HubSettings::default(), store, writer).expect("hub");
+        let thread = HubSender::spawn(state, events, &health).expect("hub thread");
+        (hub, thread, writer_thread, health)
+    }
+
+    /// Connects a guest named `name` and returns its queue.
+    fn guest(hub: &HubSender, name: &str) -> (ConnId, SendQueueRx) {
+        let id = hub.next_conn_id();
+        let (queue, rx) = SendQueue::new(64);
+        let send = |event| assert!(matches!(hub.try_send(event), TrySend::Sent));
+        send(Event::Connect {
+            id,
+            queue,
+            identity: Identity::Guest,
+        });
+        send(Event::Command {
+            id,
+            cmd: Command::Hello {
+                name: Some(DisplayName::parse(name).expect("name")),
+            },
+        });
+        (id, rx)
+    }
+
+    /// Waits (boundedly) for the close requested on `rx`; returns its code.
+    fn close_code(rx: &SendQueueRx) -> u16 {
+        for _ in 0..500 {
+            if let Some(frame) = rx.close_frame() {
+                return u16::from(frame.code);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("no close requested within 5 s");
+    }
+
+    #[test]
+    fn a_panicking_hub_is_recorded_closes_its_connections_with_1011_and_ends() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path(), Durability::Process).expect("store");
+        let (hub, thread, writer_thread, health) =
+            hub_thread(dir.path(), Box::new(PanickingReads(store)));
+        let (_, bystander) = guest(&hub, "ada");
+        let (bob, bob_rx) = guest(&hub, "bob");
+        // Joining reads the room's history, which panics.
+        assert!(matches!(
+            hub.try_send(Event::Command {
+                id: bob,
+                cmd: Command::Join {
+                    room: RoomName::parse("general").expect("room"),
+                    after: None,
+                },
+            }),
+            TrySend::Sent
+        ));
+        thread
+            .join()
+            .expect("the hub thread ends after its panic is caught");
+        assert_eq!(health.check(), Err("hub thread stopped\n".to_owned()));
+        assert_eq!(close_code(&bystander), close::INTERNAL_ERROR);
+        assert_eq!(close_code(&bob_rx), close::INTERNAL_ERROR);
+        assert_eq!(
+            bob_rx.close_frame().map(|f| f.reason.as_str().to_owned()),
+            Some(FAILURE_REASON.to_owned())
+        );
+        // Nobody is left to tell; the writer let go with the hub and finished cleanly.
+        assert!(matches!(hub.try_send(Event::Shutdown), TrySend::Stopped));
+        writer_thread.join().expect("the writer finishes");
+        assert!(!health.has_stopped(Part::Writer));
+    }
+
+    #[test]
+    fn on_fail_the_hub_closes_everyone_with_1011_and_refuses_newcomers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path(), Durability::Process).expect("store");
+        let (hub, thread, _writer_thread, health) = hub_thread(dir.path(), Box::new(store));
+        let (_, ada) = guest(&hub, "ada");
+        assert!(matches!(hub.try_send(Event::Fail), TrySend::Sent));
+        assert_eq!(close_code(&ada), close::INTERNAL_ERROR);
+        let (_, late) = guest(&hub, "late");
+        assert_eq!(close_code(&late), close::GOING_AWAY);
+        assert!(hub.blocking_send(Event::Stop));
+        thread.join().expect("the hub ends normally");
+        assert_eq!(health.check(), Ok(()), "Fail reports another part's death");
+    }
 
     fn outcome(client_id: &str) -> Outcome<Option<Waiter>> {
         Outcome {

@@ -6,6 +6,11 @@
 //! messages, and durability does not cost one flush per message. Results are reported
 //! after the commit, in submission order: the hub acknowledges and delivers a message
 //! only once it is stored.
+//!
+//! The thread carries a [`health::Guard`](crate::health::Guard): if it panics, the server
+//! learns that its writes stopped (`/healthz` answers 503) and exits to be restarted. What
+//! was committed stays committed; what was queued and not committed was never
+//! acknowledged, and clients send it again after they reconnect.
 
 use std::{
     sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel},
@@ -13,6 +18,7 @@ use std::{
 };
 
 use super::{Store, Write, Written};
+use crate::health::{Guard, Health, Part};
 
 /// Largest batch applied in one transaction: bounds the latency one commit adds.
 pub const MAX_BATCH: usize = 4096;
@@ -26,7 +32,7 @@ pub struct Outcome<T> {
     pub result: Result<Written, String>,
 }
 
-/// Submits writes to the writer thread. Dropping every handle lets the thread finish
+/// Submits writes to the writer thread. Dropping every sender lets the thread finish
 /// the queued writes and exit: that is how shutdown flushes the store.
 #[derive(Debug)]
 pub struct WriterSender<T> {
@@ -56,6 +62,7 @@ impl<T> WriterSender<T> {
 }
 
 /// Starts the writer thread. `report` is called on that thread after every commit.
+/// Nobody is told if the thread panics: for tests; the server uses [`spawn_watched`].
 pub fn spawn<S, T, R>(
     store: S,
     capacity: usize,
@@ -66,10 +73,26 @@ where
     T: Send + 'static,
     R: FnMut(Vec<Outcome<T>>) + Send + 'static,
 {
+    spawn_watched(store, capacity, report, &Health::new())
+}
+
+/// Starts the writer thread like [`spawn`], recording in `health` if it panics.
+pub fn spawn_watched<S, T, R>(
+    store: S,
+    capacity: usize,
+    report: R,
+    health: &Health,
+) -> std::io::Result<(WriterSender<T>, JoinHandle<()>)>
+where
+    S: Store,
+    T: Send + 'static,
+    R: FnMut(Vec<Outcome<T>>) + Send + 'static,
+{
     let (tx, rx) = sync_channel(capacity.max(1));
+    let guard = health.guard(Part::Writer);
     let thread = std::thread::Builder::new()
         .name("confab-store-writer".into())
-        .spawn(move || run(store, rx, report))?;
+        .spawn(move || run(store, rx, report, guard))?;
     Ok((WriterSender { tx }, thread))
 }
 
@@ -77,10 +100,12 @@ fn run<S: Store, T, R: FnMut(Vec<Outcome<T>>)>(
     mut store: S,
     rx: Receiver<(Write, T)>,
     mut report: R,
+    // Held for the thread's life: records a panic anywhere below.
+    _guard: Guard,
 ) {
     let mut writes = Vec::with_capacity(MAX_BATCH);
     let mut tags = Vec::with_capacity(MAX_BATCH);
-    // `recv` fails only once every handle is gone and the queue is empty.
+    // `recv` fails only once every sender is gone and the queue is empty.
     while let Ok((write, tag)) = rx.recv() {
         writes.push(write);
         tags.push(tag);
@@ -91,6 +116,12 @@ fn run<S: Store, T, R: FnMut(Vec<Outcome<T>>)>(
                     tags.push(tag);
                 }
                 Err(_) => break,
+            }
+        }
+        #[cfg(debug_assertions)]
+        for write in &writes {
+            if let Write::Append(m) = write {
+                crate::health::fault::maybe_panic(Part::Writer, &m.body);
             }
         }
         let results = match store.apply(&writes) {
@@ -108,7 +139,7 @@ fn run<S: Store, T, R: FnMut(Vec<Outcome<T>>)>(
                             .apply(std::slice::from_ref(w))
                             .map(|mut v| v.pop().unwrap_or(Written::Done))
                             .map_err(|e| {
-                                tracing::error!(?w, "write failed: {e}");
+                                tracing::error!(write = %w.summary(), "write failed: {e}");
                                 e.to_string()
                             })
                     })
@@ -132,6 +163,41 @@ mod tests {
 
     use super::*;
     use crate::store::{Appended, Durability, NewMessage, SqliteStore};
+
+    #[test]
+    fn a_panic_on_the_writer_thread_is_recorded_in_health() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path(), Durability::Process).expect("open");
+        let health = Health::new();
+        let (writer, thread) = spawn_watched(
+            store,
+            8,
+            |_: Vec<Outcome<()>>| panic!("a bug after a commit"),
+            &health,
+        )
+        .expect("spawn");
+        assert_eq!(health.check(), Ok(()));
+        writer
+            .try_submit(
+                Write::DeleteRoom {
+                    room: "nowhere".into(),
+                },
+                (),
+            )
+            .expect("room in queue");
+        assert!(thread.join().is_err(), "the thread panicked");
+        assert_eq!(health.check(), Err("store writer stopped\n".to_owned()));
+        // And the hub finds out at its next write: sends are refused as `unavailable`.
+        assert_eq!(
+            writer.try_submit(
+                Write::DeleteRoom {
+                    room: "nowhere".into()
+                },
+                ()
+            ),
+            Err(Busy)
+        );
+    }
 
     #[test]
     fn writes_are_committed_and_reported_in_order_then_flushed_on_drop() {
