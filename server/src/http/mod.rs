@@ -41,6 +41,7 @@ use tower_http::services::{ServeDir, ServeFile};
 use crate::{accounts::Accounts, admission::Admission, connection, health::Health, hub::HubSender};
 
 mod account;
+mod headers;
 
 pub use account::{Throttle, ThrottleLimits};
 
@@ -77,11 +78,20 @@ pub fn router(state: AppState, static_dir: &Path) -> Router {
         .nest(confab_shared::api::PREFIX, account::routes())
         .with_state(state);
     let index = static_dir.join("index.html");
-    if index.is_file() {
+    let page = std::fs::read_to_string(&index).ok();
+    let router = if page.is_some() {
         // Unknown paths get the app itself, so a reload on any URL still works.
         router.fallback_service(ServeDir::new(static_dir).fallback(ServeFile::new(index)))
     } else {
         router.fallback(no_client)
+    };
+    let csp = headers::content_security_policy(page.as_deref().unwrap_or_default());
+    match headers::layers(&csp) {
+        Some(layers) => layers.into_iter().fold(router, Router::layer),
+        None => {
+            tracing::warn!("the Content-Security-Policy is not a valid header value: not sent");
+            router
+        }
     }
 }
 
