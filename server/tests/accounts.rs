@@ -544,3 +544,18 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_sign_in_budget() {
     assert_eq!(attempt("203.0.113.2").await, 401);
     assert_eq!(attempt("6.6.6.6, 203.0.113.1").await, 429);
 }
+
+/// The account endpoints read small bodies only: anything over 4 KiB is refused with 413
+/// before it is parsed (axum's default would buffer and parse 2 MB per request).
+#[tokio::test]
+async fn account_requests_with_large_bodies_are_refused_with_413() {
+    let server = start().await;
+    let addr = server.addr;
+    let padding = "x".repeat(64 * 1024);
+    for path in ["/api/signin", "/api/signup", "/api/signout"] {
+        let big = json!({"username": "ada", "password": PASSWORD, "padding": padding});
+        assert_eq!(http_post(addr, path, &[], &big).await.status, 413, "{path}");
+    }
+    // An ordinary request still gets its ordinary answer.
+    assert_eq!(sign_in(addr, "nobody", PASSWORD).await.status, 401);
+}

@@ -31,6 +31,12 @@ use crate::{
     hub::{Event, Identity},
 };
 
+/// Largest request body the account endpoints read. Their largest request, a sign-up at
+/// the longest username, display name and password, is under 1.5 KiB; axum's default
+/// (2 MB) would let each request make the server buffer and parse a thousand times that.
+/// Larger bodies are refused with 413 before they are read whole.
+pub const MAX_BODY_BYTES: usize = 4 * 1024;
+
 /// The account endpoints, under [`confab_shared::api::PREFIX`].
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -38,6 +44,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/signin", post(sign_in))
         .route("/signout", post(sign_out))
         .route("/me", get(whoami))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
 /// How many sign-in (and sign-up) attempts pass, per minute.
