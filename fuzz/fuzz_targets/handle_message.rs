@@ -167,7 +167,7 @@ impl Harness {
             username: "fuzz".into(),
             display_name: "Fuzz".into(),
             admin: false,
-            session: [0; 32],
+            session: [0; 32],            checked_at: std::time::Instant::now(),
         });
         self.hub.user_added("other".into(), "Other".into());
         let general = RoomName::parse(DEFAULT_ROOM).expect("a valid room");

@@ -62,6 +62,7 @@ async fn housekeeping(
                     hub.send(Event::SignedOut {
                         username,
                         session: Some(key),
+                        at: std::time::Instant::now(),
                     })
                     .await;
                 }

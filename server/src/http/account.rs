@@ -248,12 +248,15 @@ pub(super) async fn identify(
 /// The identity a socket upgrade gets: the cookie's user, a guest when guests are
 /// allowed and there is no cookie, else refused with 401.
 pub(super) async fn socket_identity(headers: &HeaderMap, state: &AppState) -> Option<Identity> {
+    // Taken before the lookup: a session found valid was valid at this instant or later.
+    let checked_at = std::time::Instant::now();
     match identify(headers, state).await {
         Ok(Some((user, token))) => Some(Identity::User {
             username: user.username,
             display_name: user.display_name,
             admin: user.is_admin,
             session: session_key(&token),
+            checked_at,
         }),
         Ok(None) if state.allow_guests => Some(Identity::Guest),
         Ok(None) | Err(()) => None,
@@ -366,6 +369,7 @@ async fn sign_out(
             .send(Event::SignedOut {
                 username: user.username,
                 session: (!everywhere).then_some(key),
+                at: std::time::Instant::now(),
             })
             .await;
     }

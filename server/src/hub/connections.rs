@@ -8,7 +8,10 @@
 //! with that sign-in. The directory of accounts lives here too, since showing a person
 //! means knowing whether they are an account or a guest online.
 
-use std::{collections::HashMap, time::Instant};
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
 use confab_shared::{
     DisplayName, ErrorCode, GUEST_PREFIX, PROTOCOL_VERSION, Person, ServerMsg, close,
@@ -16,6 +19,10 @@ use confab_shared::{
 
 use super::{Conn, ConnId, Hub, Identity, Refusal, SessionKey};
 use crate::send_queue::SendQueue;
+
+/// How long the hub remembers a sign-out for sockets still on their way (see
+/// [`Hub::connect`]).
+const SIGNED_OUT_MEMORY: Duration = Duration::from_secs(60);
 
 impl Hub {
     /// Number of open connections, identified or not.
@@ -29,9 +36,12 @@ impl Hub {
             queue.close(close::GOING_AWAY, "server shutting down");
             return;
         }
+        let mut signed_out = false;
         if let Identity::User {
             username,
             display_name,
+            session,
+            checked_at,
             ..
         } = &identity
         {
@@ -40,6 +50,13 @@ impl Hub {
             self.directory
                 .entry(username.clone())
                 .or_insert_with(|| display_name.clone());
+            // Signed out between the check of its cookie and its arrival here.
+            signed_out = self.signed_out.iter().any(|(user, key, at)| {
+                user == username && key.is_none_or(|k| k == *session) && at > checked_at
+            });
+        }
+        if signed_out {
+            queue.close(close::SIGNED_OUT, "signed out");
         }
         self.conns.insert(
             id,
@@ -144,7 +161,12 @@ impl Hub {
 
     /// Closes the sockets of `username` opened with the sign-in `session` (all of the
     /// user's sockets when `None`): their cookie is no longer valid.
-    pub fn signed_out(&mut self, username: &str, session: Option<SessionKey>) {
+    pub fn signed_out(&mut self, username: &str, session: Option<SessionKey>, at: Instant) {
+        // A socket checked before `at` reaches the hub within the handshake timeout;
+        // a minute covers it with room to spare, and keeps the list short.
+        self.signed_out
+            .retain(|(_, _, when)| at.saturating_duration_since(*when) < SIGNED_OUT_MEMORY);
+        self.signed_out.push((username.to_owned(), session, at));
         for s in self.conns.values() {
             if let Identity::User {
                 username: user,

@@ -69,6 +69,9 @@ pub enum Identity {
         /// The sign-in the socket was opened with, so signing out one device closes
         /// exactly that device's sockets.
         session: SessionKey,
+        /// When the session was checked, before the upgrade: a sign-out after it that
+        /// the hub hears of before the socket arrives still closes the socket.
+        checked_at: Instant,
     },
     /// Let in without an account (`--allow-guests`); names itself in `hello`.
     Guest,
@@ -234,9 +237,12 @@ pub struct Hub {
     store: Box<dyn Store>,
     /// `None` once the hub stops, which lets the writer flush and finish.
     writer: Option<Writer>,
-    /// Sessions whose queue overflowed during the current operation; removed at its end
-    /// so that removal (which itself broadcasts) never happens mid-iteration.
+    /// Connections whose queue overflowed during the current operation; removed at its
+    /// end so that removal (which itself broadcasts) never happens mid-iteration.
     overflowed: Vec<ConnId>,
+    /// Recent sign-outs (username, the session or all of them, when), for a socket
+    /// whose session was checked before the sign-out but which reaches the hub after it.
+    signed_out: Vec<(String, Option<SessionKey>, Instant)>,
     shutting_down: bool,
 }
 
@@ -299,6 +305,7 @@ impl Hub {
             store,
             writer: Some(writer),
             overflowed: Vec::new(),
+            signed_out: Vec::new(),
             shutting_down: false,
         })
     }

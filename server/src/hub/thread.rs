@@ -13,6 +13,7 @@ use std::{
         atomic::{AtomicU64, Ordering},
     },
     thread::JoinHandle,
+    time::Instant,
 };
 
 use confab_shared::{ServerMsg, close};
@@ -64,6 +65,9 @@ pub enum Event {
     SignedOut {
         username: String,
         session: Option<SessionKey>,
+        /// When the sessions were deleted: sockets whose session was checked before
+        /// this are closed, also those the hub has not heard of yet.
+        at: Instant,
     },
     /// A batch of writes is committed (or failed).
     Committed(Vec<Outcome<Option<Waiter>>>),
@@ -243,7 +247,11 @@ fn dispatch(hub: &mut Hub, event: Event) {
             username,
             display_name,
         } => hub.user_added(username, display_name),
-        Event::SignedOut { username, session } => hub.signed_out(&username, session),
+        Event::SignedOut {
+            username,
+            session,
+            at,
+        } => hub.signed_out(&username, session, at),
         Event::Committed(outcomes) => hub.committed(outcomes),
         Event::Shutdown => hub.shutdown(),
         Event::Fail => {

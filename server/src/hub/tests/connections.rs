@@ -66,10 +66,10 @@ fn signing_out_closes_that_sign_in_or_all_of_them() {
         Identity::User { session, .. } => session,
         Identity::Guest => unreachable!(),
     };
-    f.hub.signed_out("ada", Some(phone_key));
+    f.hub.signed_out("ada", Some(phone_key), Instant::now());
     assert_eq!(phone.close_code(), Some(close::SIGNED_OUT));
     assert_eq!(laptop.close_code(), None);
-    f.hub.signed_out("ada", None);
+    f.hub.signed_out("ada", None, Instant::now());
     assert_eq!(laptop.close_code(), Some(close::SIGNED_OUT));
     assert_eq!(bob.close_code(), None);
 }
@@ -118,4 +118,35 @@ fn ping_is_answered_with_pong() {
     let mut ada = f.member(1, "ada");
     f.hub.apply(1, Command::Ping);
     assert_eq!(ada.drain(), [ServerMsg::Pong]);
+}
+
+/// A socket whose cookie was checked just before its sign-in ended, but which reaches the
+/// hub only after the sign-out did: it is closed too. A sign-in made after the sign-out
+/// is not.
+#[test]
+fn a_socket_checked_before_a_sign_out_that_arrives_after_it_is_closed() {
+    let mut f = Fixture::new();
+    let checked = Instant::now();
+    let key = [7u8; 32];
+    let identity = |key: [u8; 32], checked_at: Instant| Identity::User {
+        username: "ada".into(),
+        display_name: "Ada".into(),
+        admin: false,
+        session: key,
+        checked_at,
+    };
+    // The phone signs out; the laptop's socket, opened with that sign-in, is late.
+    f.hub.signed_out("ada", Some(key), Instant::now());
+    let late = f.connect_with(1, 64, identity(key, checked));
+    assert_eq!(late.close_code(), Some(close::SIGNED_OUT));
+    // Another sign-in of Ada's is untouched by that sign-out.
+    let other = f.connect_with(2, 64, identity([8u8; 32], checked));
+    assert_eq!(other.close_code(), None);
+    // Signing out everywhere reaches sockets of every sign-in checked before it...
+    f.hub.signed_out("ada", None, Instant::now());
+    let late_too = f.connect_with(3, 64, identity([9u8; 32], checked));
+    assert_eq!(late_too.close_code(), Some(close::SIGNED_OUT));
+    // ...but not a sign-in made, and checked, after it.
+    let fresh = f.connect_with(4, 64, identity([10u8; 32], Instant::now()));
+    assert_eq!(fresh.close_code(), None);
 }

@@ -156,6 +156,7 @@ fn user(username: &str, display_name: &str, conn: ConnId) -> Identity {
         display_name: display_name.to_owned(),
         admin: false,
         session: key,
+        checked_at: Instant::now(),
     }
 }
 

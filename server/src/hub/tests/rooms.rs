@@ -305,6 +305,7 @@ fn a_room_a_guest_creates_has_no_owner_and_a_later_guest_of_that_name_gains_no_r
             display_name: "Root".into(),
             admin: true,
             session: [3; 32],
+            checked_at: Instant::now(),
         },
     );
     f.hub.apply(3, hello("root"));
