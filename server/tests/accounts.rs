@@ -559,3 +559,26 @@ async fn account_requests_with_large_bodies_are_refused_with_413() {
     // An ordinary request still gets its ordinary answer.
     assert_eq!(sign_in(addr, "nobody", PASSWORD).await.status, 401);
 }
+
+/// The connection caps are checked before the session: a client over them costs a
+/// counter, never a store lookup, whatever cookie it sends (or none).
+#[tokio::test]
+async fn the_connection_caps_come_before_any_session_lookup() {
+    let server = start_with(|c| {
+        c.allow_guests = false;
+        c.max_connections_per_ip = 1;
+    })
+    .await;
+    let addr = server.addr;
+    let cookie = sign_up(addr, "ada").await;
+    let _open = Client::signed_in(addr, &cookie).await;
+    assert_eq!(
+        handshake_status(addr, &[]).await,
+        429,
+        "over the cap: 429, not 401"
+    );
+    assert_eq!(
+        handshake_status(addr, &[("Cookie", cookie.as_str())]).await,
+        429
+    );
+}

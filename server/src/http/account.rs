@@ -160,6 +160,85 @@ fn check_origin(headers: &HeaderMap, state: &AppState) -> Result<(), Failure> {
 }
 
 /// Runs blocking account work (Argon2, SQLite) off the async workers.
+/// Password hashes (Argon2id: 19 MiB and a few tens of milliseconds of one core each) run
+/// on a pool of their own, one thread per core, and only that many at once. Without a
+/// bound, a thousand sign-in attempts in flight would take a thousand blocking threads and
+/// 19 GiB, and a real person's sign-in would wait behind all of them for CPU. A pool of its
+/// own rather than tokio's blocking threads also keeps the memory of past hashes to one
+/// allocator arena per core: each new blocking thread would keep its own 19 MiB. Waiting
+/// attempts hold no thread and no memory. Session lookups (socket upgrades, `/api/me`) are
+/// plain reads on tokio's blocking threads, so they never queue behind hashing.
+struct Hashers {
+    /// One place per hashing thread: at most this many jobs are queued or running.
+    places: tokio::sync::Semaphore,
+    jobs: std::sync::Mutex<std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>>,
+}
+
+static HASHERS: std::sync::LazyLock<Hashers> = std::sync::LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let (jobs, queue) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+    let queue = Arc::new(std::sync::Mutex::new(queue));
+    for n in 0..cores {
+        let queue = Arc::clone(&queue);
+        let spawned = std::thread::Builder::new()
+            .name(format!("hasher-{n}"))
+            .spawn(move || {
+                loop {
+                    // Poisoning needs a panic while holding the lock, and `recv` does not
+                    // panic; take the queue either way.
+                    let job = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => break,
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start a password hashing thread: {e}");
+        }
+    }
+    Hashers {
+        places: tokio::sync::Semaphore::new(cores),
+        jobs: std::sync::Mutex::new(jobs),
+    }
+});
+
+/// Runs account work that hashes a password on the hashing pool (see [`Hashers`]).
+async fn hashing<T: Send + 'static>(
+    accounts: &Arc<Accounts>,
+    work: impl FnOnce(&Accounts) -> Result<T, AccountError> + Send + 'static,
+) -> Result<T, Failure> {
+    let failed = || {
+        Failure(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::new("the server could not do that; try again"),
+        )
+    };
+    // The semaphore is never closed, so acquiring cannot fail.
+    let _place = HASHERS.places.acquire().await.map_err(|_| failed())?;
+    let (done, result) = tokio::sync::oneshot::channel();
+    let accounts = Arc::clone(accounts);
+    let job: Box<dyn FnOnce() + Send> = Box::new(move || {
+        let _ = done.send(work(&accounts));
+    });
+    let queued = HASHERS
+        .jobs
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send(job);
+    if queued.is_err() {
+        tracing::error!("the password hashing threads are gone");
+        return Err(failed());
+    }
+    match result.await {
+        Ok(result) => result.map_err(Failure::from),
+        Err(_) => {
+            tracing::error!("a password hashing job was dropped (the thread panicked?)");
+            Err(failed())
+        }
+    }
+}
+
 async fn blocking<T: Send + 'static>(
     accounts: &Arc<Accounts>,
     work: impl FnOnce(&Accounts) -> Result<T, AccountError> + Send + 'static,
@@ -294,7 +373,7 @@ async fn sign_up(
             ApiError::on("display_name", e.to_string()),
         )
     })?;
-    let (user, token) = blocking(&state.accounts, move |a| {
+    let (user, token) = hashing(&state.accounts, move |a| {
         let user = a.sign_up(&username, &display_name, &password, false)?;
         let token = a.start_session(user.id)?;
         Ok((user, token))
@@ -336,7 +415,7 @@ async fn sign_in(
     let (Ok(username), Ok(password)) = (username, Password::parse(&form.password)) else {
         return Err(invalid_credentials());
     };
-    let (user, token) = blocking(&state.accounts, move |a| a.sign_in(&username, &password))
+    let (user, token) = hashing(&state.accounts, move |a| a.sign_in(&username, &password))
         .await
         .inspect_err(|_| tracing::info!(%peer, user = %key, "sign-in refused"))?;
     let cookie = session_cookie(Some(&token), &headers, &state);

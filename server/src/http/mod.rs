@@ -132,10 +132,7 @@ async fn upgrade(
         Ok(accept) => accept,
         Err(refusal) => return refusal,
     };
-    let Some(identity) = account::socket_identity(headers, &state).await else {
-        tracing::debug!(%peer, "refused WebSocket without a valid session");
-        return (StatusCode::UNAUTHORIZED, "sign in first\n").into_response();
-    };
+    // The caps first: a client over them costs a counter, not a store lookup.
     let ticket = match state
         .admission
         .admit(client_ip(peer, headers, &state.trusted_proxies))
@@ -145,6 +142,10 @@ async fn upgrade(
             tracing::debug!(%peer, ?refused, "connection refused");
             return (refused.status(), refused.message()).into_response();
         }
+    };
+    let Some(identity) = account::socket_identity(headers, &state).await else {
+        tracing::debug!(%peer, "refused WebSocket without a valid session");
+        return (StatusCode::UNAUTHORIZED, "sign in first\n").into_response();
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
     let AppState {
