@@ -582,3 +582,50 @@ async fn the_connection_caps_come_before_any_session_lookup() {
         429
     );
 }
+
+/// Over TLS the session cookie is `__Host-confab_session`: Secure, `Path=/`, host-only.
+/// A plain `confab_session` (planted by a sibling subdomain, say) is not a session there,
+/// also when it sits beside the real one.
+#[tokio::test]
+async fn over_tls_the_session_cookie_is_host_prefixed_and_a_planted_one_is_ignored() {
+    let server = start_with(|c| {
+        c.allow_guests = false;
+        c.secure_cookies = true;
+    })
+    .await;
+    let addr = server.addr;
+    let signed_up = http_post(
+        addr,
+        "/api/signup",
+        &[],
+        &json!({"username": "ada", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(signed_up.status, 201);
+    let set = signed_up
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("__Host-confab_session="))
+        .expect("a __Host- session cookie");
+    assert!(set.contains("Secure") && set.contains("Path=/"), "{set}");
+    assert!(!set.contains("Domain"), "{set}");
+    let real = signed_up.session_cookie().expect("a session cookie");
+    let token = real
+        .split_once('=')
+        .map(|(_, v)| v.to_owned())
+        .expect("a value");
+
+    let me = |cookie: String| async move {
+        http_get_with(addr, "/api/me", &[("Cookie", cookie.as_str())])
+            .await
+            .status
+    };
+    assert_eq!(me(real.clone()).await, 200);
+    assert_eq!(me(format!("confab_session=planted; {real}")).await, 200);
+    // The same token under the unprefixed name is not the session on a TLS server.
+    assert_eq!(me(format!("confab_session={token}")).await, 401);
+}
+
+async fn http_get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
+    common::http_request(addr, "GET", path, headers, None).await
+}

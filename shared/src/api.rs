@@ -19,6 +19,10 @@ use crate::Person;
 pub const PREFIX: &str = "/api";
 /// Name of the session cookie. `HttpOnly`: page scripts never see it.
 pub const SESSION_COOKIE: &str = "confab_session";
+/// Its name when the page came over TLS. With the `__Host-` prefix the browser accepts the
+/// cookie only `Secure`, for `Path=/` and from this very host, so a cookie planted by a
+/// sibling subdomain or for a narrower path cannot stand in for the session.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-confab_session";
 
 /// Create an account and sign in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -20,7 +20,7 @@ use axum::{
 };
 use confab_shared::{
     DisplayName, Password, Person, Username,
-    api::{ApiError, Me, SESSION_COOKIE, SignIn, SignOut, SignUp},
+    api::{ApiError, Me, SECURE_SESSION_COOKIE, SESSION_COOKIE, SignIn, SignOut, SignUp},
 };
 use cookie::{Cookie, SameSite};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
@@ -268,25 +268,43 @@ fn me(user: &User, state: &AppState) -> Me {
     }
 }
 
-/// The `Set-Cookie` value for a new session, or (`None`) one that deletes it.
-fn session_cookie(token: Option<&SessionToken>, headers: &HeaderMap, state: &AppState) -> String {
-    let secure = state.secure_cookies
+/// Whether the page came over TLS (as a proxy says, or as the operator says with
+/// `--secure-cookies`): then the session cookie is `Secure` and `__Host-` named.
+fn secure(headers: &HeaderMap, state: &AppState) -> bool {
+    state.secure_cookies
         || headers
             .get("x-forwarded-proto")
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
+}
+
+/// The session cookie's name for this request (see [`SECURE_SESSION_COOKIE`]).
+fn cookie_name(headers: &HeaderMap, state: &AppState) -> &'static str {
+    if secure(headers, state) {
+        SECURE_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    }
+}
+
+/// The `Set-Cookie` value for a new session, or (`None`) one that deletes it.
+fn session_cookie(token: Option<&SessionToken>, headers: &HeaderMap, state: &AppState) -> String {
+    let secure = secure(headers, state);
     let max_age = if token.is_some() {
         cookie::time::Duration::seconds(i64::try_from(SESSION_TTL.as_secs()).unwrap_or(i64::MAX))
     } else {
         cookie::time::Duration::ZERO
     };
-    Cookie::build((SESSION_COOKIE, token.map_or("", SessionToken::as_str)))
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .secure(secure)
-        .path("/")
-        .max_age(max_age)
-        .build()
-        .to_string()
+    Cookie::build((
+        cookie_name(headers, state),
+        token.map_or("", SessionToken::as_str),
+    ))
+    .http_only(true)
+    .same_site(SameSite::Strict)
+    .secure(secure)
+    .path("/")
+    .max_age(max_age)
+    .build()
+    .to_string()
 }
 
 fn with_cookie(mut resp: Response, cookie: &str) -> Response {
@@ -296,15 +314,17 @@ fn with_cookie(mut resp: Response, cookie: &str) -> Response {
     resp
 }
 
-/// The session token the request carries, if any.
-pub(super) fn session_token(headers: &HeaderMap) -> Option<String> {
+/// The session token the request carries, if any: only in the cookie of this request's
+/// name, so over TLS a plain `confab_session` someone planted is ignored.
+pub(super) fn session_token(headers: &HeaderMap, state: &AppState) -> Option<String> {
+    let name = cookie_name(headers, state);
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(Cookie::split_parse)
         .filter_map(Result::ok)
-        .find(|c| c.name() == SESSION_COOKIE && !c.value().is_empty())
+        .find(|c| c.name() == name && !c.value().is_empty())
         .map(|c| c.value().to_owned())
 }
 
@@ -314,7 +334,7 @@ pub(super) async fn identify(
     headers: &HeaderMap,
     state: &AppState,
 ) -> Result<Option<(User, String)>, ()> {
-    let Some(token) = session_token(headers) else {
+    let Some(token) = session_token(headers, state) else {
         return Ok(None);
     };
     let lookup = token.clone();

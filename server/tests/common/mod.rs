@@ -392,7 +392,12 @@ impl HttpResponse {
         self.set_cookies
             .iter()
             .filter_map(|c| c.split(';').next())
-            .find(|c| c.starts_with("confab_session=") && c.len() > "confab_session=".len())
+            .find(|c| {
+                let value = c
+                    .strip_prefix("__Host-confab_session=")
+                    .or_else(|| c.strip_prefix("confab_session="));
+                value.is_some_and(|v| !v.is_empty())
+            })
             .map(str::to_owned)
     }
 
