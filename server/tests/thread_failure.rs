@@ -16,11 +16,15 @@ use std::{
     time::Duration,
 };
 
-use common::{Client, http_get, open, process::free_addr, ws_request};
+use common::{
+    Client, http_get, open,
+    process::{free_addr, server_command, spawn_listening},
+    ws_request,
+};
 use confab_server::health::fault;
 use confab_shared::close;
 use tokio::{
-    process::{Child, Command},
+    process::Child,
     time::{Instant, sleep, timeout},
 };
 use tokio_tungstenite::tungstenite::Error as WsError;
@@ -31,16 +35,8 @@ const EXIT_WITHIN: Duration = Duration::from_secs(10);
 
 /// The server binary `cargo test` built, started with `env` on `addr`.
 async fn start(addr: SocketAddr, data_dir: &Path, env: &[(&str, &str)]) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_confab-server"))
-        .args([
-            "--listen",
-            &addr.to_string(),
-            "--static-dir",
-            "no-client-here",
-        ])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg("--allow-guests")
+    let mut command = server_command(addr, data_dir);
+    command
         .env_remove(fault::VAR)
         .envs(env.iter().copied())
         .env("RUST_LOG", "confab_server=info,warn")
@@ -55,16 +51,8 @@ async fn start(addr: SocketAddr, data_dir: &Path, env: &[(&str, &str)]) -> Child
         ))
         .stderr(Stdio::from(
             std::fs::File::create(data_dir.join("stderr.log")).expect("a log file"),
-        ))
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start confab-server");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(Instant::now() < deadline, "server did not start listening");
-        sleep(Duration::from_millis(20)).await;
-    }
-    child
+        ));
+    spawn_listening(command, addr).await
 }
 
 /// What the server wrote: its log, then its standard error.

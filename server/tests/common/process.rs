@@ -8,6 +8,35 @@ use tokio::{
     time::{Instant, sleep, timeout},
 };
 
+/// The server binary `cargo test` built, on `addr` with `data_dir`, guests allowed (as in
+/// `super::start_with`: these tests are about chat, not accounts) and no client.
+pub fn server_command(addr: SocketAddr, data_dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_confab-server"));
+    command
+        .args([
+            "--listen",
+            &addr.to_string(),
+            "--static-dir",
+            "no-client-here",
+        ])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--allow-guests")
+        .kill_on_drop(true);
+    command
+}
+
+/// Starts `command` and waits until the server listens on `addr`.
+pub async fn spawn_listening(mut command: Command, addr: SocketAddr) -> Child {
+    let child = command.spawn().expect("start confab-server");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(Instant::now() < deadline, "server did not start listening");
+        sleep(Duration::from_millis(20)).await;
+    }
+    child
+}
+
 /// A running server binary on a fixed address and data directory.
 pub struct ServerProcess {
     child: Child,
@@ -20,29 +49,14 @@ impl ServerProcess {
 
     /// Starts the binary with extra flags and waits until it listens.
     pub async fn start_with(addr: SocketAddr, data_dir: &Path, flags: &[&str]) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_confab-server"))
-            .args([
-                "--listen",
-                &addr.to_string(),
-                "--static-dir",
-                "no-client-here",
-            ])
-            .arg("--data-dir")
-            .arg(data_dir)
-            // As in `super::start_with`: these tests are about chat, not accounts.
-            .arg("--allow-guests")
+        let mut command = server_command(addr, data_dir);
+        command
             .args(flags)
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start confab-server");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(addr).await.is_err() {
-            assert!(Instant::now() < deadline, "server did not start listening");
-            sleep(Duration::from_millis(20)).await;
+            .stdout(Stdio::null());
+        ServerProcess {
+            child: spawn_listening(command, addr).await,
         }
-        ServerProcess { child }
     }
 
     pub fn pid(&self) -> u32 {
