@@ -79,6 +79,13 @@ pub struct Config {
     #[arg(long, env = "CONFAB_QUEUE_CAPACITY", default_value_t = 1024)]
     pub queue_capacity: usize,
 
+    /// Bytes a connection may have queued for sending (and taken but not yet written)
+    /// while its socket is full, before it counts as too slow and is disconnected (close
+    /// code 4000). Larger than the largest single reply (a page of history is at most
+    /// 256 KiB of messages plus one), so one reply always fits.
+    #[arg(long, env = "CONFAB_QUEUE_BYTES", default_value_t = 1024 * 1024)]
+    pub queue_bytes: usize,
+
     /// Seconds between the server's pings to each client.
     #[arg(long, env = "CONFAB_PING_INTERVAL_SECS", default_value_t = 10)]
     pub ping_interval_secs: u64,

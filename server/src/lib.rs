@@ -143,7 +143,10 @@ pub async fn serve(
         hub: hub.clone(),
         health: health.clone(),
         connection: connection::Settings {
-            queue_capacity: config.queue_capacity,
+            queue: send_queue::QueueLimits {
+                frames: config.queue_capacity,
+                bytes: config.queue_bytes,
+            },
             ping_interval: config.ping_interval(),
             idle_timeout: config.idle_timeout(),
             rate_limit: ratelimit::RateLimit {

@@ -9,6 +9,14 @@
 //!   paused, pushed to every recipient before any connection ran. Those pushes are let
 //!   through up to [`BURST_ALLOWANCE`] times the capacity, so a pause of the server's
 //!   never disconnects the clients that keep up.
+//! - The queue is bounded in bytes as well as in frames: one reply (a `replay` page, a
+//!   `joined` with history) can be hundreds of KiB, so a count of frames alone would let a
+//!   client that asks for replays and never reads hold gigabytes. The bytes counted are
+//!   those queued *and* those the connection has taken but not yet written to its
+//!   socket ([`SendQueueRx::written`]), the same two states as frames, with the same
+//!   burst allowance while the socket keeps up. A frame counts its full length for each
+//!   connection even when shared with other recipients: the budget bounds what one slow
+//!   client can make the server hold, not the allocator's view of it.
 //! - A close request has a slot of its own, which always has room, so a client can be
 //!   told why it is being dropped even when its queue is full. The first reason set
 //!   wins.
@@ -52,6 +60,12 @@ struct Shared {
     /// Wakes the connection: frames queued, a close requested, or the last sender gone.
     waker: AtomicWaker,
     capacity: usize,
+    /// Bytes a connection may have queued or pending while its socket is full.
+    byte_budget: usize,
+    /// Bytes pushed and not yet written to the socket (see the module documentation).
+    /// Raised under the state lock by pushes, lowered without it by the connection, so a
+    /// push's check can only err on the safe side.
+    bytes: AtomicUsize,
     /// Live [`SendQueue`] clones; at zero the writer's queue ends once drained.
     senders: AtomicUsize,
     /// Cleared when the writer's [`SendQueueRx`] is dropped: nobody will send any more.
@@ -89,13 +103,22 @@ pub struct SendQueueRx {
 #[error("outgoing queue full or closed")]
 pub struct PushError;
 
+/// How much one connection's queue may hold while its socket is full: frames and bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    pub frames: usize,
+    pub bytes: usize,
+}
+
 impl SendQueue {
-    pub fn new(capacity: usize) -> (SendQueue, SendQueueRx) {
+    pub fn new(limits: QueueLimits) -> (SendQueue, SendQueueRx) {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             socket_full: AtomicBool::new(false),
             waker: AtomicWaker::new(),
-            capacity: capacity.max(1),
+            capacity: limits.frames.max(1),
+            byte_budget: limits.bytes.max(1),
+            bytes: AtomicUsize::new(0),
             senders: AtomicUsize::new(1),
             receiver_alive: AtomicBool::new(true),
         });
@@ -107,21 +130,25 @@ impl SendQueue {
         )
     }
 
-    /// Queues one encoded frame without waiting. Refused when the queue is full and the
-    /// socket is too, or past the burst allowance.
+    /// Queues one encoded frame without waiting. Refused when the queue is full (in
+    /// frames or in bytes) and the socket is too, or past the burst allowance.
     pub fn push(&self, frame: Utf8Bytes) -> Result<(), PushError> {
-        if !self.shared.receiver_alive.load(Ordering::Acquire) {
+        let shared = &*self.shared;
+        if !shared.receiver_alive.load(Ordering::Acquire) {
             return Err(PushError);
         }
         let was_empty = {
-            let mut state = self.shared.state();
-            let queued = state.frames.len();
-            if queued >= self.shared.capacity
-                && (self.shared.socket_full.load(Ordering::Relaxed)
-                    || queued >= self.shared.capacity.saturating_mul(BURST_ALLOWANCE))
-            {
+            let mut state = shared.state();
+            let over = |used: usize, limit: usize| {
+                used >= limit
+                    && (shared.socket_full.load(Ordering::Relaxed)
+                        || used >= limit.saturating_mul(BURST_ALLOWANCE))
+            };
+            let bytes = shared.bytes.load(Ordering::Acquire) + frame.len();
+            if over(state.frames.len(), shared.capacity) || over(bytes, shared.byte_budget + 1) {
                 return Err(PushError);
             }
+            shared.bytes.fetch_add(frame.len(), Ordering::AcqRel);
             state.frames.push_back(frame);
             state.frames.len() == 1
         };
@@ -218,12 +245,24 @@ impl SendQueueRx {
         }
     }
 
+    /// Tells the senders that a frame of `len` bytes has left for the socket, freeing its
+    /// share of the byte budget.
+    pub fn written(&self, len: usize) {
+        self.shared.bytes.fetch_sub(len, Ordering::AcqRel);
+    }
+
+    /// Bytes queued or taken and not yet written (for tests).
+    pub fn bytes(&self) -> usize {
+        self.shared.bytes.load(Ordering::Acquire)
+    }
+
     /// Tells the senders whether the socket refuses more bytes right now.
     pub fn set_socket_full(&self, full: bool) {
         self.shared.socket_full.store(full, Ordering::Relaxed);
     }
 
-    /// A queued frame, if any (for tests and for flushing before a close).
+    /// A queued frame, if any (for flushing before a close). It still counts against
+    /// the byte budget until [`SendQueueRx::written`].
     pub fn try_recv(&self) -> Option<Utf8Bytes> {
         self.shared.state().frames.pop_front()
     }
@@ -248,9 +287,17 @@ mod tests {
 
     use super::*;
 
+    /// Limits in frames only: a budget in bytes no test frame comes near.
+    fn frames(frames: usize) -> QueueLimits {
+        QueueLimits {
+            frames,
+            bytes: 1 << 20,
+        }
+    }
+
     #[test]
     fn a_full_queue_refuses_instead_of_growing_when_the_socket_is_full_too() {
-        let (queue, rx) = SendQueue::new(2);
+        let (queue, rx) = SendQueue::new(frames(2));
         rx.set_socket_full(true);
         assert_eq!(queue.push("a".into()), Ok(()));
         assert_eq!(queue.push("b".into()), Ok(()));
@@ -261,7 +308,7 @@ mod tests {
 
     #[test]
     fn a_burst_to_a_connection_that_keeps_up_is_let_through_up_to_the_allowance() {
-        let (queue, rx) = SendQueue::new(2);
+        let (queue, rx) = SendQueue::new(frames(2));
         let allowance = 2 * BURST_ALLOWANCE;
         for i in 0..allowance {
             assert_eq!(queue.push(i.to_string().into()), Ok(()), "frame {i}");
@@ -280,15 +327,47 @@ mod tests {
     }
 
     #[test]
+    fn bytes_count_until_written_and_bound_the_queue_when_the_socket_is_full() {
+        let (queue, rx) = SendQueue::new(QueueLimits {
+            frames: 1024,
+            bytes: 100,
+        });
+        let frame = || Utf8Bytes::from("x".repeat(60));
+        rx.set_socket_full(true);
+        assert_eq!(queue.push(frame()), Ok(()));
+        assert_eq!(queue.push(frame()), Err(PushError), "120 bytes > 100");
+        // Taken by the connection but not yet on the socket: still counted.
+        let mut taken = VecDeque::new();
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert_eq!(rx.poll_take(&mut cx, &mut taken), Poll::Ready(Next::Frames));
+        assert_eq!(rx.bytes(), 60);
+        assert_eq!(queue.push(frame()), Err(PushError));
+        rx.written(60);
+        assert_eq!(queue.push(frame()), Ok(()));
+        // While the socket keeps up, a burst may go past the budget up to the allowance.
+        rx.set_socket_full(false);
+        let mut pushed = 1;
+        while queue.push(frame()).is_ok() {
+            pushed += 1;
+        }
+        let allowance = 100 * BURST_ALLOWANCE;
+        assert!(
+            pushed * 60 <= allowance + BURST_ALLOWANCE && (pushed + 1) * 60 > allowance,
+            "{pushed} frames of 60 bytes for an allowance of {allowance}"
+        );
+    }
+
+    #[test]
     fn pushing_fails_once_the_writer_is_gone() {
-        let (queue, rx) = SendQueue::new(2);
+        let (queue, rx) = SendQueue::new(frames(2));
         drop(rx);
         assert_eq!(queue.push("a".into()), Err(PushError));
     }
 
     #[test]
     fn first_close_reason_wins() {
-        let (queue, rx) = SendQueue::new(1);
+        let (queue, rx) = SendQueue::new(frames(1));
         assert!(!queue.is_closing());
         queue.close(4000, "too slow");
         queue.close(1001, "shutting down");
@@ -300,7 +379,7 @@ mod tests {
     #[tokio::test]
     async fn a_waiting_connection_wakes_for_frames_and_a_close_and_ends_when_every_sender_is_gone()
     {
-        let (queue, rx) = SendQueue::new(8);
+        let (queue, rx) = SendQueue::new(frames(8));
         let second = queue.clone();
         let connection = tokio::spawn(async move {
             let mut got = VecDeque::new();
@@ -324,7 +403,7 @@ mod tests {
             .expect("no panic");
         assert_eq!(Vec::from(got), ["a", "b", "c"].map(Utf8Bytes::from));
 
-        let (queue, rx) = SendQueue::new(1);
+        let (queue, rx) = SendQueue::new(frames(1));
         let waiting =
             tokio::spawn(async move { std::future::poll_fn(|cx| rx.poll_close(cx)).await });
         tokio::time::sleep(Duration::from_millis(10)).await;

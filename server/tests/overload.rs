@@ -280,3 +280,107 @@ async fn a_client_trickling_its_handshake_is_dropped_after_the_deadline() {
     );
     eprintln!("slowloris client dropped after {dropped:?}");
 }
+
+/// Many clients ask for full replays of a room of the largest messages there are and
+/// never read the answers, while three others chat: the replies count against each
+/// connection's byte budget (`--queue-bytes`), pages of history end at
+/// `limits::MAX_PAGE_BYTES`, and the server's memory stays bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_nobody_reads_are_bounded_in_bytes_and_the_others_chat_on() {
+    const HEAVY_MESSAGES: usize = 200;
+    const SLEEPERS: usize = 50;
+    const REPLAYS_EACH: u64 = 40;
+    const ROUNDS: usize = 30;
+    /// Stated bound for the server's resident memory during the test. Without the byte
+    /// budget they would be 50 × 40 pages (of 256 KiB, or ~4.8 MB without the page
+    /// limit), less what the kernel's socket buffers hold.
+    const RSS_BOUND_KIB: u64 = 100 * 1024;
+    /// A round trip any chatter may take while the storm runs (a debug build on a
+    /// shared machine: far above the usual milliseconds, far below a stalled hub).
+    const ROUND_TRIP_BOUND: Duration = Duration::from_secs(2);
+
+    let data = tempfile::tempdir().expect("data dir");
+    let addr = free_addr();
+    let unlimited = ["--rate-limit-per-sec", "1e9", "--rate-limit-burst", "1e9"];
+    let server = ServerProcess::start_with(addr, data.path(), &unlimited).await;
+
+    // Each body escapes to six bytes a character in JSON: ~24 KB a message.
+    let heavy = "\u{1}".repeat(confab_shared::limits::MAX_BODY_CHARS);
+    let mut writer = Client::in_room(addr, "writer", "general").await;
+    for _ in 0..HEAVY_MESSAGES {
+        writer.send_to("general", &heavy).await;
+    }
+    for _ in 0..HEAVY_MESSAGES {
+        writer
+            .recv_until(|m| matches!(m, ServerMsg::Ack { .. }))
+            .await;
+    }
+    let (_, history) = Client::named(addr, "check").await.join("general").await;
+    assert!(
+        !history.is_empty() && history.len() < HEAVY_MESSAGES,
+        "a joined page of heavy messages ends at the byte limit, got {}",
+        history.len()
+    );
+    drop(writer);
+
+    let mut chatters = Vec::new();
+    for i in 0..3 {
+        chatters.push(Client::in_room(addr, &format!("chatter{i}"), "general").await);
+    }
+    let baseline_rss = server.rss_kib();
+
+    let mut sleepers = Vec::new();
+    for i in 0..SLEEPERS {
+        let mut s = Client::named(addr, &format!("sleeper{i}")).await;
+        for _ in 0..REPLAYS_EACH {
+            s.send_json(&ClientMsg::Join {
+                room: "general".into(),
+                after: Some(0),
+            })
+            .await;
+        }
+        sleepers.push(s);
+    }
+
+    let mut peak_rss = server.rss_kib();
+    let mut slowest = Duration::ZERO;
+    for round in 0..ROUNDS {
+        let sent = tokio::time::Instant::now();
+        let body = format!("round {round}");
+        chatters[round % 3].send_to("general", &body).await;
+        for c in &mut chatters {
+            c.recv_until(|m| matches!(m, ServerMsg::Message(m) if m.body == body))
+                .await;
+        }
+        slowest = slowest.max(sent.elapsed());
+        peak_rss = peak_rss.max(server.rss_kib());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "replay storm: {SLEEPERS} sockets × {REPLAYS_EACH} unread replays; server RSS \
+         {baseline_rss} KiB before, peak {peak_rss} KiB; slowest chatter round trip {slowest:?}"
+    );
+    assert!(
+        peak_rss < RSS_BOUND_KIB,
+        "server RSS peaked at {peak_rss} KiB, over the {RSS_BOUND_KIB} KiB bound"
+    );
+    assert!(
+        slowest < ROUND_TRIP_BOUND,
+        "a chatter waited {slowest:?} for a round trip"
+    );
+    // The sleepers were dropped as too slow: draining one ends in its close.
+    let mut sleeper = sleepers.pop().expect("a sleeper");
+    let code = timeout(Duration::from_secs(20), async {
+        loop {
+            match sleeper.ws.next().await {
+                Some(Ok(Message::Close(f))) => return f.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => {}
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("the sleeper's connection ends");
+    assert!(code.is_none_or(|code| code == close::SLOW_CONSUMER));
+    server.terminate().await;
+}

@@ -55,6 +55,11 @@ pub mod limits {
     pub const REPLAY_PAGE: usize = 500;
     /// Most messages one `fetch_history` returns (and the default).
     pub const HISTORY_PAGE: usize = 100;
+    /// Most bytes of encoded messages in one page of history (`joined`, `replay`,
+    /// `history`), besides the message that crosses it: a page ends early rather than
+    /// grow past it. Large messages (a body of control characters escapes to six bytes a
+    /// character) would otherwise make a 500-message page many megabytes.
+    pub const MAX_PAGE_BYTES: usize = 256 * 1024;
     /// Client ids are 1..=64 characters of `[A-Za-z0-9_-]`.
     pub const MAX_CLIENT_ID_CHARS: usize = 64;
     /// A client should send at most one `typing` per room in this interval; the server

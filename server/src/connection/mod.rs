@@ -42,7 +42,7 @@ use crate::{
     hub::{Event, HubSender, Identity, TrySend},
     protocol,
     ratelimit::{Bucket, RateLimit, Verdict},
-    send_queue::SendQueue,
+    send_queue::{QueueLimits, SendQueue},
 };
 
 mod socket;
@@ -53,7 +53,7 @@ use socket::{Socket, Wrote};
 /// Per-connection settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub queue_capacity: usize,
+    pub queue: QueueLimits,
     pub ping_interval: Duration,
     pub idle_timeout: Duration,
     pub rate_limit: RateLimit,
@@ -97,7 +97,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let id = hub.next_conn_id();
-    let (queue, rx) = SendQueue::new(settings.queue_capacity);
+    let (queue, rx) = SendQueue::new(settings.queue);
     let connect = Event::Connect {
         id,
         queue: queue.clone(),
@@ -388,7 +388,10 @@ mod tests {
         )
         .await;
         let settings = Settings {
-            queue_capacity: 8,
+            queue: QueueLimits {
+                frames: 8,
+                bytes: 1 << 20,
+            },
             ping_interval: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             rate_limit: RateLimit {

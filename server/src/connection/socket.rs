@@ -270,6 +270,7 @@ where
             }
             n -= left;
             self.written = 0;
+            self.rx.written(frame.len());
             self.pending.pop_front();
         }
     }

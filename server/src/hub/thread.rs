@@ -273,7 +273,7 @@ mod tests {
     use super::*;
     use crate::{
         hub::HubSettings,
-        send_queue::SendQueueRx,
+        send_queue::{QueueLimits, SendQueueRx},
         store::{
             Durability, SqliteStore, Store, StoreError, StoredPerson, StoredRoom, Write, Written,
             writer,
@@ -329,7 +329,10 @@ mod tests {
     /// Connects a guest named `name` and returns its queue.
     fn guest(hub: &HubSender, name: &str) -> (ConnId, SendQueueRx) {
         let id = hub.next_conn_id();
-        let (queue, rx) = SendQueue::new(64);
+        let (queue, rx) = SendQueue::new(QueueLimits {
+            frames: 64,
+            bytes: 1 << 20,
+        });
         let send = |event| assert!(matches!(hub.try_send(event), TrySend::Sent));
         send(Event::Connect {
             id,

@@ -2,7 +2,7 @@
 
 use std::{collections::HashMap, path::Path};
 
-use confab_shared::{ChatMessage, DEFAULT_ROOM, RoomKind};
+use confab_shared::{ChatMessage, DEFAULT_ROOM, RoomKind, limits};
 use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 
@@ -293,6 +293,45 @@ fn as_sql(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// Collects rows until their encoded size would pass [`limits::MAX_PAGE_BYTES`] (the
+/// message that crosses it is the last one; a page is never empty while rows are left).
+/// The callers already treat a short page as "more to come": a `replay` that ends before
+/// the room's last seq asks to be followed, a history page that does not reach seq 1
+/// says `more`.
+fn page_within_bytes(
+    rows: impl Iterator<Item = rusqlite::Result<ChatMessage>>,
+) -> Result<Vec<ChatMessage>, StoreError> {
+    let mut page = Vec::new();
+    let mut bytes = 0;
+    for row in rows {
+        let message = row?;
+        bytes += encoded_len(&message);
+        page.push(message);
+        if bytes >= limits::MAX_PAGE_BYTES {
+            break;
+        }
+    }
+    Ok(page)
+}
+
+/// The length of `message` as JSON, counted without building the string.
+fn encoded_len(message: &ChatMessage) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing to a counter cannot fail, and a message always serializes.
+    let _ = serde_json::to_writer(&mut count, message);
+    count.0
+}
+
 fn row_to_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChatMessage> {
     Ok(ChatMessage {
         id: row.get(0)?,
@@ -403,7 +442,7 @@ impl Store for SqliteStore {
             params![room, as_sql(after), as_sql(until), limit],
             row_to_message,
         )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        page_within_bytes(rows)
     }
 
     fn before(
@@ -419,7 +458,8 @@ impl Store for SqliteStore {
             " FROM messages WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
         ))?;
         let rows = stmt.query_map(params![room, as_sql(before), limit], row_to_message)?;
-        let mut page: Vec<ChatMessage> = rows.collect::<Result<_, _>>()?;
+        // Newest first, so a page cut short by its size keeps the newest messages.
+        let mut page = page_within_bytes(rows)?;
         page.reverse();
         Ok(page)
     }

@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::{
 };
 
 use super::*;
-use crate::send_queue::SendQueue;
+use crate::send_queue::{QueueLimits, SendQueue};
 
 /// The in-memory socket's buffer, each way.
 const PIPE_BYTES: usize = 64;
@@ -30,7 +30,10 @@ const PONG: OpCode = OpCode::Control(Control::Pong);
 async fn socket(pipe_bytes: usize) -> (Socket<DuplexStream>, SendQueue, DuplexStream) {
     let (server, client) = duplex(pipe_bytes);
     let ws = WebSocketStream::from_raw_socket(server, Role::Server, Some(websocket_config())).await;
-    let (queue, rx) = SendQueue::new(1024);
+    let (queue, rx) = SendQueue::new(QueueLimits {
+        frames: 1024,
+        bytes: 1 << 20,
+    });
     (Socket::new(ws, rx), queue, client)
 }
 

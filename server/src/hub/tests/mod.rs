@@ -14,7 +14,7 @@ use confab_shared::{ChatMessage, PresenceEvent, RoomKind, close};
 
 use super::*;
 use crate::{
-    send_queue::SendQueueRx,
+    send_queue::{QueueLimits, SendQueueRx},
     store::{Durability, SqliteStore, Write, writer, writer::Outcome},
 };
 
@@ -94,7 +94,10 @@ impl Fixture {
     }
 
     fn connect_with(&mut self, id: ConnId, capacity: usize, identity: Identity) -> Client {
-        let (queue, rx) = SendQueue::new(capacity);
+        let (queue, rx) = SendQueue::new(QueueLimits {
+            frames: capacity,
+            bytes: 1 << 20,
+        });
         self.hub.connect(id, queue, identity);
         Client { id, rx }
     }

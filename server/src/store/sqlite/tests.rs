@@ -222,3 +222,65 @@ fn members_persist_and_leave() {
     let rooms = s.rooms().expect("rooms");
     assert_eq!(rooms[0].members, ["ada"]);
 }
+
+#[test]
+fn pages_of_large_messages_end_at_the_byte_limit_and_resume_where_they_ended() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = open(dir.path());
+    // Each body escapes to six bytes a character: about 24 KB per message.
+    let heavy = "\u{1}".repeat(limits::MAX_BODY_CHARS);
+    let writes: Vec<Write> = (0..40)
+        .map(|i| append("general", "ada", &format!("c{i}"), &heavy))
+        .collect();
+    s.apply(&writes).expect("append");
+    let page_bytes = |page: &[ChatMessage]| page.iter().map(encoded_len).sum::<usize>();
+    let one = encoded_len(&s.after("general", 0, 40, 1).expect("read")[0]);
+    assert!(one > 20_000, "a heavy message encodes to {one} bytes");
+
+    let mut after = 0;
+    let mut pages = 0;
+    while after < 40 {
+        let page = s
+            .after("general", after, 40, limits::REPLAY_PAGE)
+            .expect("replay page");
+        assert!(!page.is_empty());
+        assert!(
+            page_bytes(&page) < limits::MAX_PAGE_BYTES + one,
+            "a page of {} bytes",
+            page_bytes(&page)
+        );
+        assert_eq!(
+            page[0].seq,
+            after + 1,
+            "pages follow each other without a gap"
+        );
+        after = page.last().map_or(after, |m| m.seq);
+        pages += 1;
+    }
+    assert!(
+        pages >= 4,
+        "40 heavy messages take several pages, got {pages}"
+    );
+
+    let newest = s
+        .before("general", 41, limits::HISTORY_PAGE)
+        .expect("history page");
+    assert!(page_bytes(&newest) < limits::MAX_PAGE_BYTES + one);
+    assert_eq!(
+        newest.last().map(|m| m.seq),
+        Some(40),
+        "the newest are kept"
+    );
+    assert!(newest.len() < 40);
+    // Small messages are not affected: a page holds its full count.
+    let light: Vec<Write> = (0..200)
+        .map(|i| append("general", "bob", &format!("l{i}"), "hello"))
+        .collect();
+    s.apply(&light).expect("append");
+    assert_eq!(
+        s.before("general", 241, limits::HISTORY_PAGE)
+            .expect("read")
+            .len(),
+        limits::HISTORY_PAGE
+    );
+}
