@@ -15,6 +15,7 @@ pub mod health;
 pub mod http;
 pub mod hub;
 pub mod listener;
+pub mod logsafe;
 pub mod protocol;
 pub mod ratelimit;
 pub mod send_queue;

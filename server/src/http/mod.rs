@@ -125,7 +125,11 @@ async fn upgrade(
     }
     let headers = req.headers();
     if !origin_allowed(headers, &state.allowed_origins) {
-        tracing::warn!(%peer, origin = ?headers.get(header::ORIGIN), "refused WebSocket from foreign origin");
+        tracing::warn!(
+            %peer,
+            origin = %crate::logsafe::bytes(headers.get(header::ORIGIN).map_or(&[][..], |o| o.as_bytes())),
+            "refused WebSocket from foreign origin"
+        );
         return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
     }
     let accept = match accept_handshake(&req) {
