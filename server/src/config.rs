@@ -114,6 +114,27 @@ pub struct Config {
     #[arg(long, env = "CONFAB_HANDSHAKE_TIMEOUT_SECS", default_value_t = 5)]
     pub handshake_timeout_secs: u64,
 
+    /// Seconds a client has to send a whole request body once its head arrived; a
+    /// slower one gets 408 and its connection is closed.
+    #[arg(long, env = "CONFAB_BODY_TIMEOUT_SECS", default_value_t = 10)]
+    pub body_timeout_secs: u64,
+
+    /// Most HTTP connections open at once before any upgrade to a WebSocket (page and
+    /// asset loads, account requests, handshakes in progress); more are answered 503
+    /// and closed as they are accepted.
+    #[arg(long, env = "CONFAB_MAX_HTTP_CONNECTIONS", default_value_t = 2048)]
+    pub max_http_connections: usize,
+
+    /// Most HTTP connections open at once from one IP address (an IPv6 client counts
+    /// as its /64) before any upgrade; more are answered 429 and closed. A
+    /// `--trusted-proxy` counts in the total only.
+    #[arg(
+        long,
+        env = "CONFAB_MAX_HTTP_CONNECTIONS_PER_IP",
+        default_value_t = 100
+    )]
+    pub max_http_connections_per_ip: usize,
+
     /// Most rooms the server holds; creating more is refused.
     #[arg(long, env = "CONFAB_MAX_ROOMS", default_value_t = 1000)]
     pub max_rooms: usize,
@@ -156,6 +177,10 @@ impl Config {
 
     pub fn handshake_timeout(&self) -> Duration {
         Duration::from_secs(self.handshake_timeout_secs.max(1))
+    }
+
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout_secs.max(1))
     }
 
     pub fn idle_timeout(&self) -> Duration {

@@ -9,6 +9,7 @@
 
 pub mod accounts;
 pub mod admission;
+pub mod body_deadline;
 pub mod config;
 pub mod connection;
 pub mod health;
@@ -184,7 +185,15 @@ pub async fn serve(
         listener,
         app,
         stop.clone(),
-        config.handshake_timeout(),
+        listener::Edge {
+            header_timeout: config.handshake_timeout(),
+            body_timeout: config.body_timeout(),
+            connections: admission::Admission::new(admission::Caps {
+                total: config.max_http_connections,
+                per_ip: config.max_http_connections_per_ip,
+            }),
+            trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+        },
         SHUTDOWN_GRACE,
     );
     tokio::pin!(listening);

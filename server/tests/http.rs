@@ -3,7 +3,13 @@
 
 mod common;
 
-use common::{Client, http_get, open, start, start_with, ws_request};
+use std::time::Duration;
+
+use common::{
+    Client, http_get, open,
+    process::{ServerProcess, free_addr},
+    start, start_with, ws_request,
+};
 use tokio_tungstenite::tungstenite::{
     Error as WsError,
     http::{HeaderValue, Request, header::ORIGIN},
@@ -125,4 +131,180 @@ async fn without_a_built_client_the_root_explains_how_to_build_it() {
         "{}",
         resp.body
     );
+}
+
+/// A TCP connection to `server` from the loopback address `from` (127.0.0.x are all
+/// this machine, and count as different clients).
+async fn tcp_from(from: &str, server: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(format!("{from}:0").parse().expect("address"))
+        .expect("bind a loopback source address");
+    socket.connect(server).await.expect("TCP connect")
+}
+
+/// Everything the server sends on `tcp` until it closes it, which must happen within
+/// `within`.
+async fn read_until_closed(tcp: &mut tokio::net::TcpStream, within: Duration) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut raw = Vec::new();
+    tokio::time::timeout(within, tcp.read_to_end(&mut raw))
+        .await
+        .expect("the server closes the connection in time")
+        .expect("read");
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
+/// Whether the server serves a request on `tcp` (it was admitted).
+async fn served(tcp: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncWriteExt;
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    read_until_closed(tcp, common::TIMEOUT)
+        .await
+        .starts_with("HTTP/1.1 200")
+}
+
+#[tokio::test]
+async fn http_connections_over_the_caps_are_refused_as_they_are_accepted() {
+    let dir = tempfile::TempDir::new().expect("temporary dir");
+    let addr = free_addr();
+    let server = ServerProcess::start_with(
+        addr,
+        dir.path(),
+        &[
+            "--max-http-connections",
+            "3",
+            "--max-http-connections-per-ip",
+            "2",
+            // The idle connections below must outlive the test's steps.
+            "--handshake-timeout-secs",
+            "60",
+        ],
+    )
+    .await;
+    // The accept loop runs once a request is served; the connections before it (the
+    // start-up probe, this one) end a moment after their close.
+    assert!(served(&mut tcp_from("127.0.0.9", addr).await).await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Idle connections (nothing sent: the slowloris stance), two from .1, one from .2.
+    let mut a1 = tcp_from("127.0.0.1", addr).await;
+    let _a2 = tcp_from("127.0.0.1", addr).await;
+    let mut a3 = tcp_from("127.0.0.1", addr).await;
+    let refused = read_until_closed(&mut a3, common::TIMEOUT).await;
+    assert!(refused.starts_with("HTTP/1.1 429 "), "{refused}");
+    assert!(refused.ends_with("too many connections from your address\n"));
+    let mut b1 = tcp_from("127.0.0.2", addr).await;
+    let mut c1 = tcp_from("127.0.0.3", addr).await;
+    let refused = read_until_closed(&mut c1, common::TIMEOUT).await;
+    assert!(refused.starts_with("HTTP/1.1 503 "), "{refused}");
+    assert!(refused.contains("retry-after: 1\r\n"), "{refused}");
+
+    // The admitted ones are served, and a closed connection gives its place back.
+    assert!(served(&mut b1).await, "the connection from .2 was admitted");
+    assert!(served(&mut a1).await, "the first from .1 was admitted");
+    let deadline = tokio::time::Instant::now() + common::TIMEOUT;
+    while !served(&mut tcp_from("127.0.0.1", addr).await).await {
+        assert!(tokio::time::Instant::now() < deadline, "place never freed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A refusal is cheap: measured over many, while the caps are full.
+    let _b2 = tcp_from("127.0.0.2", addr).await;
+    let _c2 = tcp_from("127.0.0.3", addr).await;
+    let rss_before = server.rss_kib();
+    let started = std::time::Instant::now();
+    const REFUSED: u32 = 500;
+    for _ in 0..REFUSED {
+        let mut tcp = tcp_from("127.0.0.4", addr).await;
+        let answer = read_until_closed(&mut tcp, common::TIMEOUT).await;
+        assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+    }
+    let each = started.elapsed() / REFUSED;
+    eprintln!(
+        "{REFUSED} connections refused, {each:?} each (connect to close), server RSS {rss_before} -> {} KiB",
+        server.rss_kib()
+    );
+    server.terminate().await;
+}
+
+#[tokio::test]
+async fn an_upgraded_websocket_no_longer_counts_as_an_http_connection() {
+    let dir = tempfile::TempDir::new().expect("temporary dir");
+    let addr = free_addr();
+    let server = ServerProcess::start_with(
+        addr,
+        dir.path(),
+        &[
+            "--max-http-connections",
+            "2",
+            "--max-http-connections-per-ip",
+            "1",
+        ],
+    )
+    .await;
+    let mut sockets = Vec::new();
+    for i in 0..5 {
+        let mut client = Client::named(addr, &format!("ws{i}")).await;
+        client.join("general").await;
+        sockets.push(client);
+    }
+    server.terminate().await;
+}
+
+#[tokio::test]
+async fn a_request_body_trickled_a_byte_at_a_time_is_cut_off_at_the_deadline() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::TempDir::new().expect("temporary dir");
+    let addr = free_addr();
+    let server = ServerProcess::start_with(addr, dir.path(), &["--body-timeout-secs", "2"]).await;
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    tcp.write_all(
+        format!(
+            "POST /api/signin HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Content-Length: 100\r\n\r\n{{"
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("head");
+    let started = tokio::time::Instant::now();
+    // One more byte every 500 ms (the whole body would take 50 s), until the server
+    // answers.
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 1024];
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let closed_after = loop {
+        tokio::select! {
+            read = tcp.read(&mut buf) => match read {
+                Ok(0) | Err(_) => break started.elapsed(),
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+            },
+            _ = tick.tick() => {
+                assert!(started.elapsed() < Duration::from_secs(8), "still open after 8 s");
+                // The server may have closed its side already.
+                let _ = tcp.write_all(b" ").await;
+            }
+        }
+    };
+    let answer = String::from_utf8_lossy(&raw);
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    assert!(
+        closed_after >= Duration::from_millis(1900) && closed_after < Duration::from_secs(4),
+        "answered and closed {closed_after:?} after the head, deadline 2 s"
+    );
+    eprintln!("trickled body: 408 and closed {closed_after:?} after the head (deadline 2 s)");
+
+    // A body sent at once is not affected.
+    let resp = common::http_post(
+        addr,
+        "/api/signin",
+        &[],
+        &serde_json::json!({"username": "nobody", "password": "not the password"}),
+    )
+    .await;
+    assert_eq!(resp.status, 401);
+    server.terminate().await;
 }
