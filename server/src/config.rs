@@ -41,7 +41,9 @@ pub struct Config {
 
     /// Reverse proxies in front of the server (their IP addresses): the client address in
     /// their `X-Forwarded-For` is used for the per-address limits (connections, sign-in
-    /// attempts) instead of the proxy's own. Repeat the flag, or separate with commas.
+    /// attempts) instead of the proxy's own, and their `X-Forwarded-Host` and
+    /// `X-Forwarded-Proto` are believed (from anyone else they are ignored). Repeat the
+    /// flag, or separate with commas.
     #[arg(
         long = "trusted-proxy",
         env = "CONFAB_TRUSTED_PROXIES",
@@ -72,6 +74,23 @@ pub struct Config {
         value_delimiter = ','
     )]
     pub allowed_origins: Vec<String>,
+
+    /// The URL people open to reach the server, such as `https://chat.example.com`.
+    /// Its host name is answered to (besides IP addresses and `localhost`; any other
+    /// `Host` gets 421, against DNS rebinding), and its origin may open the chat socket;
+    /// a page on the same host under another scheme or port may not.
+    #[arg(long, env = "CONFAB_PUBLIC_URL", value_parser = crate::http::PublicUrl::parse)]
+    pub public_url: Option<crate::http::PublicUrl>,
+
+    /// More host names the server answers to (it always answers to IP addresses and
+    /// `localhost`; other `Host` values get 421). Repeat the flag, or separate values
+    /// with commas in the variable.
+    #[arg(
+        long = "allowed-host",
+        env = "CONFAB_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
 
     /// Frames a connection may have queued for sending while its socket is full (the
     /// client is not reading) before it counts as too slow and is disconnected (close code

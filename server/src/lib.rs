@@ -153,13 +153,14 @@ pub async fn serve(
                 burst: config.rate_limit_burst,
             },
         },
-        allowed_origins: Arc::new(
-            config
+        allowed_origins: Arc::new(http::Origins {
+            listed: config
                 .allowed_origins
                 .iter()
                 .map(|o| http::normalise_origin(o))
                 .collect(),
-        ),
+            public: config.public_url.clone(),
+        }),
         tracker: tracker.clone(),
         trusted_proxies: Arc::new(config.trusted_proxies.clone()),
         admission: admission::Admission::new(admission::Caps {
@@ -167,7 +168,13 @@ pub async fn serve(
             per_ip: config.max_connections_per_ip,
         }),
     };
-    let app = http::router(app_state, &config.static_dir);
+    let hosts = http::Hosts::new(
+        config.public_url.as_ref(),
+        &config.allowed_hosts,
+        Arc::new(config.trusted_proxies.clone()),
+    );
+    http::host::advise(listener.local_addr().unwrap_or(config.listen), &hosts);
+    let app = http::router(app_state, &config.static_dir, hosts);
 
     let stop = CancellationToken::new();
     // Only a shutdown signal says 1001; after a failure (see `fail`) `stop` is cancelled

@@ -244,9 +244,27 @@ async fn an_upgraded_websocket_no_longer_counts_as_an_http_connection() {
         ],
     )
     .await;
+    // Each handshake's HTTP connection leaves the count a moment after its 101 (when
+    // hyper hands the socket over): a refusal in that moment is retried; a WebSocket
+    // that still counted would be refused for good.
     let mut sockets = Vec::new();
     for i in 0..5 {
-        let mut client = Client::named(addr, &format!("ws{i}")).await;
+        let deadline = tokio::time::Instant::now() + common::TIMEOUT;
+        let ws = loop {
+            match open(addr, ws_request(addr)).await {
+                Ok(ws) => break ws,
+                Err(WsError::Http(resp)) if resp.status() == 429 => {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "socket {i} refused for good"
+                    );
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("socket {i}: {e}"),
+            }
+        };
+        let mut client = Client { ws };
+        client.hello(&format!("ws{i}")).await;
         client.join("general").await;
         sockets.push(client);
     }
@@ -307,4 +325,246 @@ async fn a_request_body_trickled_a_byte_at_a_time_is_cut_off_at_the_deadline() {
     .await;
     assert_eq!(resp.status, 401);
     server.terminate().await;
+}
+
+/// The status of a request for `path` sent with `Host: host` and `extra` headers.
+async fn status_for_host(
+    addr: std::net::SocketAddr,
+    path: &str,
+    host: &str,
+    extra: &[(&str, &str)],
+) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n");
+    if !extra
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("connection"))
+    {
+        req.push_str("Connection: close\r\n");
+    }
+    for (name, value) in extra {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    req.push_str("\r\n");
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    tcp.write_all(req.as_bytes()).await.expect("write");
+    // The status line is enough (a 101 leaves the connection open).
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !raw.windows(2).any(|w| w == b"\r\n") {
+        let n = tokio::time::timeout(common::TIMEOUT, tcp.read(&mut buf))
+            .await
+            .expect("an answer in time")
+            .expect("read");
+        assert!(n > 0, "closed without an answer");
+        raw.extend_from_slice(&buf[..n]);
+    }
+    let answer = String::from_utf8_lossy(&raw);
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {answer:?}"))
+}
+
+/// A WebSocket handshake's headers, with `Origin: origin`.
+fn handshake_headers(origin: &str) -> [(&str, &str); 5] {
+    [
+        ("Connection", "Upgrade"),
+        ("Upgrade", "websocket"),
+        ("Sec-WebSocket-Version", "13"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("Origin", origin),
+    ]
+}
+
+#[tokio::test]
+async fn requests_for_another_host_name_are_refused_with_421_on_every_route() {
+    let server = start_with(|config| {
+        std::fs::write(config.static_dir.join("index.html"), "<!doctype html>").expect("index");
+        std::fs::write(config.static_dir.join("app.js"), "1;").expect("asset");
+    })
+    .await;
+    let addr = server.addr;
+    let port = addr.port();
+    let evil = format!("rebound.evil.example:{port}");
+    let evil_origin = format!("http://{evil}");
+    for path in [
+        "/",
+        "/index.html",
+        "/app.js",
+        "/rooms/x",
+        "/healthz",
+        "/api/me",
+    ] {
+        assert_eq!(status_for_host(addr, path, &evil, &[]).await, 421, "{path}");
+        // The header cannot vouch for the name: the test client is no trusted proxy.
+        let forged = [("X-Forwarded-Host", "127.0.0.1")];
+        assert_eq!(
+            status_for_host(addr, path, &evil, &forged).await,
+            421,
+            "{path}"
+        );
+    }
+    // The socket: refused before the Origin check (which the page's own origin passes).
+    let ws = handshake_headers(&evil_origin);
+    assert_eq!(status_for_host(addr, "/ws", &evil, &ws).await, 421);
+    // An account request too (the body is never read).
+    let resp = common::http_request(addr, "POST", "/api/signin", &[("Host", &evil)], None).await;
+    assert!(resp.status == 421 || resp.status == 400, "{resp:?}");
+
+    // By address or as localhost, any port: answered.
+    for host in [
+        addr.to_string(),
+        format!("localhost:{port}"),
+        "127.0.0.1".to_owned(),
+        "[::1]:1".to_owned(),
+    ] {
+        assert_eq!(
+            status_for_host(addr, "/healthz", &host, &[]).await,
+            200,
+            "{host}"
+        );
+        assert_eq!(
+            status_for_host(addr, "/app.js", &host, &[]).await,
+            200,
+            "{host}"
+        );
+    }
+    let origin = format!("http://localhost:{port}");
+    let ws = handshake_headers(&origin);
+    let host = format!("localhost:{port}");
+    assert_eq!(status_for_host(addr, "/ws", &host, &ws).await, 101);
+}
+
+#[tokio::test]
+async fn a_public_url_names_the_server_and_its_scheme_is_compared_with_the_origin() {
+    let server = start_with(|config| {
+        config.public_url =
+            Some(confab_server::http::PublicUrl::parse("https://chat.example.com").expect("url"));
+        config.allowed_hosts = vec!["chat.internal.lan".into()];
+    })
+    .await;
+    let addr = server.addr;
+    for host in [
+        "chat.example.com",
+        "Chat.Example.COM:443",
+        "chat.internal.lan:9000",
+    ] {
+        assert_eq!(
+            status_for_host(addr, "/healthz", host, &[]).await,
+            200,
+            "{host}"
+        );
+    }
+    assert_eq!(
+        status_for_host(addr, "/healthz", "evil.example", &[]).await,
+        421
+    );
+    let ws = handshake_headers("https://chat.example.com");
+    assert_eq!(
+        status_for_host(addr, "/ws", "chat.example.com", &ws).await,
+        101
+    );
+    // The same host over plain HTTP, or on another port, is another origin.
+    for origin in ["http://chat.example.com", "https://chat.example.com:8443"] {
+        let ws = handshake_headers(origin);
+        assert_eq!(
+            status_for_host(addr, "/ws", "chat.example.com", &ws).await,
+            403,
+            "{origin}"
+        );
+    }
+    // By address, the page's own origin as ever.
+    let own = format!("http://{addr}");
+    let ws = handshake_headers(&own);
+    assert_eq!(
+        status_for_host(addr, "/ws", &addr.to_string(), &ws).await,
+        101
+    );
+}
+
+#[tokio::test]
+async fn forwarded_host_and_proto_are_believed_from_a_trusted_proxy_only() {
+    let trusted = start_with(|config| {
+        config.trusted_proxies = vec!["127.0.0.1".parse().expect("ip")];
+        config.allowed_hosts = vec!["chat.example.com".into()];
+    })
+    .await;
+    // Behind the proxy, Host is whatever it uses for the backend; X-Forwarded-Host is
+    // what the browser asked for.
+    let asked = |name| [("X-Forwarded-Host", name)];
+    let addr = trusted.addr;
+    assert_eq!(
+        status_for_host(addr, "/healthz", "backend", &asked("chat.example.com")).await,
+        200
+    );
+    assert_eq!(
+        status_for_host(addr, "/healthz", "127.0.0.1", &asked("evil.example")).await,
+        421
+    );
+    // The session cookie is Secure when the trusted proxy says the page came over TLS.
+    let sign_up = |addr, proto: &'static str| async move {
+        common::http_post(
+            addr,
+            "/api/signup",
+            &[("X-Forwarded-Proto", proto)],
+            &serde_json::json!({"username": format!("u{}", common::fresh_client_id()), "password": common::PASSWORD}),
+        )
+        .await
+    };
+    let resp = sign_up(addr, "https").await;
+    assert_eq!(resp.status, 201, "{resp:?}");
+    assert!(resp.set_cookies[0].starts_with("__Host-"), "{resp:?}");
+
+    // From anyone else, neither header counts.
+    let untrusted = start_with(|config| {
+        config.allowed_hosts = vec!["chat.example.com".into()];
+    })
+    .await;
+    let addr = untrusted.addr;
+    assert_eq!(
+        status_for_host(addr, "/healthz", "backend", &asked("chat.example.com")).await,
+        421
+    );
+    let resp = sign_up(addr, "https").await;
+    assert_eq!(resp.status, 201, "{resp:?}");
+    assert!(
+        resp.set_cookies[0].starts_with("confab_session=")
+            && !resp.set_cookies[0].contains("Secure"),
+        "{resp:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_trunk_serve_proxy_is_let_through_with_the_defaults() {
+    // What trunk 0.21's proxy sends to the backend (captured from `trunk serve`): Host
+    // rewritten to the backend's address without its port, the page's host in
+    // X-Forwarded-Host, X-Forwarded-Proto http, the browser's Origin passed on.
+    let server = start().await;
+    let mut ws = handshake_headers("http://127.0.0.1:8080").to_vec();
+    ws.push(("X-Forwarded-Host", "127.0.0.1:8080"));
+    ws.push(("X-Forwarded-Proto", "http"));
+    assert_eq!(
+        status_for_host(server.addr, "/ws", "127.0.0.1", &ws).await,
+        101
+    );
+    let mut ws = handshake_headers("http://localhost:8080").to_vec();
+    ws.push(("X-Forwarded-Host", "localhost:8080"));
+    assert_eq!(
+        status_for_host(server.addr, "/ws", "127.0.0.1", &ws).await,
+        101
+    );
+    let resp = common::http_request(
+        server.addr,
+        "GET",
+        "/api/me",
+        &[
+            ("X-Forwarded-Host", "127.0.0.1:8080"),
+            ("Origin", "http://127.0.0.1:8080"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(resp.status, 401, "answered (no session): {resp:?}");
 }
