@@ -192,6 +192,8 @@ fn confab_command(cmd: &mut Command, launch: &Launch, data_dir: &TempDir) -> any
         "CONFAB_RATE_LIMIT_BURST",
         "CONFAB_MAX_CONNECTIONS",
         "CONFAB_MAX_CONNECTIONS_PER_IP",
+        "CONFAB_MAX_HTTP_CONNECTIONS",
+        "CONFAB_MAX_HTTP_CONNECTIONS_PER_IP",
         "CONFAB_MAX_ROOMS",
     ] {
         cmd.env(var, UNLIMITED);

@@ -1,6 +1,8 @@
-//! Admission control: how many WebSocket connections the server holds in total and per
-//! client IP address. Checked before the upgrade, so a refused client costs one HTTP
-//! response, not a WebSocket session.
+//! Admission control: how many connections the server holds in total and per client IP
+//! address. Two counts use it: WebSockets, checked before the upgrade, so a refused
+//! client costs one HTTP response, not a WebSocket session; and HTTP connections before
+//! any upgrade, checked as they are accepted (see [`crate::listener`]), so a refused one
+//! costs a few bytes written and a close.
 
 use std::{
     collections::HashMap,
@@ -34,7 +36,8 @@ struct Counts {
 #[derive(Debug)]
 pub struct Ticket {
     open: Arc<Mutex<Counts>>,
-    ip: IpAddr,
+    /// `None` for a place counted in the total only.
+    ip: Option<IpAddr>,
 }
 
 /// Why a connection was refused, as the HTTP status that says so.
@@ -105,7 +108,21 @@ impl Admission {
         counts.total += 1;
         Ok(Ticket {
             open: Arc::clone(&self.open),
-            ip,
+            ip: Some(ip),
+        })
+    }
+
+    /// Takes a place counted in the total only: for a reverse proxy listed with
+    /// `--trusted-proxy`, whose connections carry many clients.
+    pub fn admit_any(&self) -> Result<Ticket, Refused> {
+        let mut counts = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if counts.total >= self.caps.total {
+            return Err(Refused::Full);
+        }
+        counts.total += 1;
+        Ok(Ticket {
+            open: Arc::clone(&self.open),
+            ip: None,
         })
     }
 }
@@ -114,10 +131,11 @@ impl Drop for Ticket {
     fn drop(&mut self) {
         let mut counts = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         counts.total = counts.total.saturating_sub(1);
-        if let Some(n) = counts.per_ip.get_mut(&self.ip) {
+        let Some(ip) = self.ip else { return };
+        if let Some(n) = counts.per_ip.get_mut(&ip) {
             *n -= 1;
             if *n == 0 {
-                counts.per_ip.remove(&self.ip);
+                counts.per_ip.remove(&ip);
             }
         }
     }
@@ -167,5 +185,21 @@ mod tests {
         assert_eq!(adm.admit(b).err(), Some(Refused::Full));
         drop(t1);
         assert!(adm.admit(a).is_ok(), "a dropped ticket frees its place");
+    }
+
+    #[test]
+    fn a_place_in_the_total_only_ignores_the_per_address_cap_but_not_the_total() {
+        let adm = Admission::new(Caps {
+            total: 3,
+            per_ip: 1,
+        });
+        let a: IpAddr = "10.0.0.1".parse().expect("ip");
+        let _t1 = adm.admit(a).expect("first");
+        let t2 = adm.admit_any().expect("total only");
+        let _t3 = adm.admit_any().expect("total only, again");
+        assert_eq!(adm.admit_any().err(), Some(Refused::Full));
+        drop(t2);
+        assert_eq!(adm.admit(a).err(), Some(Refused::TooManyFromAddress));
+        assert!(adm.admit_any().is_ok(), "its place came back");
     }
 }

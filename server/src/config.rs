@@ -41,7 +41,9 @@ pub struct Config {
 
     /// Reverse proxies in front of the server (their IP addresses): the client address in
     /// their `X-Forwarded-For` is used for the per-address limits (connections, sign-in
-    /// attempts) instead of the proxy's own. Repeat the flag, or separate with commas.
+    /// attempts) instead of the proxy's own, and their `X-Forwarded-Host` and
+    /// `X-Forwarded-Proto` are believed (from anyone else they are ignored). Repeat the
+    /// flag, or separate with commas.
     #[arg(
         long = "trusted-proxy",
         env = "CONFAB_TRUSTED_PROXIES",
@@ -72,6 +74,23 @@ pub struct Config {
         value_delimiter = ','
     )]
     pub allowed_origins: Vec<String>,
+
+    /// The URL people open to reach the server, such as `https://chat.example.com`.
+    /// Its host name is answered to (besides IP addresses and `localhost`; any other
+    /// `Host` gets 421, against DNS rebinding), and its origin may open the chat socket;
+    /// a page on the same host under another scheme or port may not.
+    #[arg(long, env = "CONFAB_PUBLIC_URL", value_parser = crate::http::PublicUrl::parse)]
+    pub public_url: Option<crate::http::PublicUrl>,
+
+    /// More host names the server answers to (it always answers to IP addresses and
+    /// `localhost`; other `Host` values get 421). Repeat the flag, or separate values
+    /// with commas in the variable.
+    #[arg(
+        long = "allowed-host",
+        env = "CONFAB_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
 
     /// Frames a connection may have queued for sending while its socket is full (the
     /// client is not reading) before it counts as too slow and is disconnected (close code
@@ -121,6 +140,27 @@ pub struct Config {
     #[arg(long, env = "CONFAB_HANDSHAKE_TIMEOUT_SECS", default_value_t = 5)]
     pub handshake_timeout_secs: u64,
 
+    /// Seconds a client has to send a whole request body once its head arrived; a
+    /// slower one gets 408 and its connection is closed.
+    #[arg(long, env = "CONFAB_BODY_TIMEOUT_SECS", default_value_t = 10)]
+    pub body_timeout_secs: u64,
+
+    /// Most HTTP connections open at once before any upgrade to a WebSocket (page and
+    /// asset loads, account requests, handshakes in progress); more are answered 503
+    /// and closed as they are accepted.
+    #[arg(long, env = "CONFAB_MAX_HTTP_CONNECTIONS", default_value_t = 2048)]
+    pub max_http_connections: usize,
+
+    /// Most HTTP connections open at once from one IP address (an IPv6 client counts
+    /// as its /64) before any upgrade; more are answered 429 and closed. A
+    /// `--trusted-proxy` counts in the total only.
+    #[arg(
+        long,
+        env = "CONFAB_MAX_HTTP_CONNECTIONS_PER_IP",
+        default_value_t = 100
+    )]
+    pub max_http_connections_per_ip: usize,
+
     /// Most rooms the server holds; creating more is refused.
     #[arg(long, env = "CONFAB_MAX_ROOMS", default_value_t = 1000)]
     pub max_rooms: usize,
@@ -163,6 +203,10 @@ impl Config {
 
     pub fn handshake_timeout(&self) -> Duration {
         Duration::from_secs(self.handshake_timeout_secs.max(1))
+    }
+
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout_secs.max(1))
     }
 
     pub fn idle_timeout(&self) -> Duration {

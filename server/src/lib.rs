@@ -9,12 +9,14 @@
 
 pub mod accounts;
 pub mod admission;
+pub mod body_deadline;
 pub mod config;
 pub mod connection;
 pub mod health;
 pub mod http;
 pub mod hub;
 pub mod listener;
+pub mod logsafe;
 pub mod protocol;
 pub mod ratelimit;
 pub mod send_queue;
@@ -154,13 +156,14 @@ pub async fn serve(
                 burst: config.rate_limit_burst,
             },
         },
-        allowed_origins: Arc::new(
-            config
+        allowed_origins: Arc::new(http::Origins {
+            listed: config
                 .allowed_origins
                 .iter()
                 .map(|o| http::normalise_origin(o))
                 .collect(),
-        ),
+            public: config.public_url.clone(),
+        }),
         tracker: tracker.clone(),
         trusted_proxies: Arc::new(config.trusted_proxies.clone()),
         admission: admission::Admission::new(admission::Caps {
@@ -168,7 +171,13 @@ pub async fn serve(
             per_ip: config.max_connections_per_ip,
         }),
     };
-    let app = http::router(app_state, &config.static_dir);
+    let hosts = http::Hosts::new(
+        config.public_url.as_ref(),
+        &config.allowed_hosts,
+        Arc::new(config.trusted_proxies.clone()),
+    );
+    http::host::advise(listener.local_addr().unwrap_or(config.listen), &hosts);
+    let app = http::router(app_state, &config.static_dir, hosts);
 
     let stop = CancellationToken::new();
     // Only a shutdown signal says 1001; after a failure (see `fail`) `stop` is cancelled
@@ -186,7 +195,15 @@ pub async fn serve(
         listener,
         app,
         stop.clone(),
-        config.handshake_timeout(),
+        listener::Edge {
+            header_timeout: config.handshake_timeout(),
+            body_timeout: config.body_timeout(),
+            connections: admission::Admission::new(admission::Caps {
+                total: config.max_http_connections,
+                per_ip: config.max_http_connections_per_ip,
+            }),
+            trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+        },
         SHUTDOWN_GRACE,
     );
     tokio::pin!(listening);

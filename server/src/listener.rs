@@ -1,17 +1,84 @@
 //! The accept loop: TCP connections in, HTTP/1.1 served by hyper with the router.
 //!
-//! Written out instead of `axum::serve` for two settings that one does not expose: a
-//! deadline for a client to send its request head (a slowloris client that trickles
-//! its headers is dropped after it), and `TCP_NODELAY` on every socket.
+//! Written out instead of `axum::serve` for what that one does not do: a deadline for a
+//! client to send its request head (a slowloris client that trickles its headers is
+//! dropped after it) and another for its body ([`crate::body_deadline`]), a cap on the
+//! HTTP connections open before any upgrade (in total and per address), and
+//! `TCP_NODELAY` on every socket.
 
-use std::{convert::Infallible, time::Duration};
+use std::{
+    convert::Infallible,
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
 
-use axum::{Router, extract::ConnectInfo, http::Request};
+use axum::{
+    Router,
+    extract::ConnectInfo,
+    http::{Request, StatusCode, header},
+    response::{IntoResponse, Response},
+};
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower::ServiceExt;
+
+use crate::{
+    admission::{Admission, Refused, Ticket},
+    body_deadline::DeadlineBody,
+};
+
+/// The limits of the HTTP edge, before any upgrade.
+#[derive(Debug, Clone)]
+pub struct Edge {
+    /// Time a client has to send a request head (`--handshake-timeout-secs`).
+    pub header_timeout: Duration,
+    /// Time a client has to send a whole request body once its head arrived
+    /// (`--body-timeout-secs`).
+    pub body_timeout: Duration,
+    /// HTTP connections open at once (`--max-http-connections`, `...-per-ip`).
+    pub connections: Admission,
+    /// Reverse proxies (`--trusted-proxy`): their connections carry many clients, so
+    /// they count in the total only.
+    pub trusted_proxies: Arc<Vec<IpAddr>>,
+}
+
+impl Edge {
+    fn admit(&self, peer: SocketAddr) -> Result<Ticket, Refused> {
+        if self.trusted_proxies.contains(&peer.ip()) {
+            self.connections.admit_any()
+        } else {
+            self.connections.admit(peer.ip())
+        }
+    }
+}
+
+/// Turns away a connection over the caps: one write of a complete response that does
+/// not wait for the socket, then the close. No request is read, no task is spawned.
+fn refuse(tcp: &TcpStream, refused: Refused) {
+    let status = refused.status();
+    let body = refused.message();
+    let response = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n\
+         retry-after: 1\r\nconnection: close\r\n\r\n{body}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        body.len()
+    );
+    let _ = tcp.try_write(response.as_bytes());
+}
+
+/// What a client whose body ran out of time gets; the connection is closed after it.
+fn too_slow() -> Response {
+    (
+        StatusCode::REQUEST_TIMEOUT,
+        [(header::CONNECTION, "close")],
+        "the request body did not arrive in time\n",
+    )
+        .into_response()
+}
 
 /// Serves `app` on `listener` until `stop` is cancelled, then lets requests in flight
 /// finish (upgraded WebSockets are not HTTP connections any more: they are closed by
@@ -20,7 +87,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     stop: CancellationToken,
-    header_timeout: Duration,
+    edge: Edge,
     grace: Duration,
 ) {
     let connections = TaskTracker::new();
@@ -38,6 +105,14 @@ pub async fn serve(
                 }
             },
         };
+        let ticket = match edge.admit(peer) {
+            Ok(ticket) => ticket,
+            Err(refused) => {
+                tracing::debug!(%peer, ?refused, "HTTP connection refused");
+                refuse(&tcp, refused);
+                continue;
+            }
+        };
         // Nagle's algorithm would hold back a small frame while an earlier one is
         // unacknowledged, stalling request/response exchanges by the peer's delayed-ack
         // timer (40 ms on Linux).
@@ -46,11 +121,26 @@ pub async fn serve(
         }
         let app = app.clone();
         let stop = stop.clone();
+        let (header_timeout, body_timeout) = (edge.header_timeout, edge.body_timeout);
         connections.spawn(async move {
-            let service = service_fn(move |mut req: Request<Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
+            // Held until the connection ends or is upgraded (then the WebSocket caps
+            // take over).
+            let _ticket = ticket;
+            let service = service_fn(move |req: Request<Incoming>| {
+                let (mut parts, body) = req.into_parts();
+                parts.extensions.insert(ConnectInfo(peer));
+                let (body, expired) =
+                    DeadlineBody::new(body, tokio::time::Instant::now() + body_timeout);
+                let req = Request::from_parts(parts, body);
                 let app = app.clone();
-                async move { Ok::<_, Infallible>(app.oneshot(req).await.unwrap_or_else(|e| match e {})) }
+                async move {
+                    let resp = app.oneshot(req).await.unwrap_or_else(|e| match e {});
+                    if expired.get() {
+                        tracing::debug!(%peer, "request body too slow: 408");
+                        return Ok::<_, Infallible>(too_slow());
+                    }
+                    Ok(resp)
+                }
             });
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())

@@ -22,6 +22,7 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| EnvFilter::new("confab_server=info,warn")),
         )
         .init();
+    confab_server::logsafe::escape_panic_messages();
 
     let listener = TcpListener::bind(config.listen)
         .await

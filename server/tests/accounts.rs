@@ -93,7 +93,13 @@ async fn forged_expired_and_signed_out_tokens_are_refused_with_401() {
 
 #[tokio::test]
 async fn the_session_cookie_is_http_only_and_same_site_strict() {
-    let server = start().await;
+    // The test client stands in for a TLS-terminating proxy too: only a trusted proxy
+    // is believed about `X-Forwarded-Proto`.
+    let server = start_with(|c| {
+        c.allow_guests = false;
+        c.trusted_proxies = vec!["127.0.0.1".parse().expect("ip")];
+    })
+    .await;
     let addr = server.addr;
     let resp = http_post(
         addr,

@@ -220,7 +220,7 @@ async fn run<S>(
             ),
             Step::Traffic => deadline = Instant::now() + settings.idle_timeout,
             Step::BadInput(code, reason) => {
-                tracing::debug!(conn = id, code, %reason, "closing on bad input");
+                tracing::debug!(conn = id, code, reason = %crate::logsafe::text(&reason), "closing on bad input");
                 queue.close(code, &reason);
             }
             Step::Timer => {
@@ -326,7 +326,11 @@ pub fn supervised(
                     .map(|s| (*s).to_owned())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "a non-string panic".to_owned());
-                tracing::error!(%peer, "connection task panicked: {what}; the connection is closed, the server carries on");
+                tracing::error!(
+                    %peer,
+                    "connection task panicked: {}; the connection is closed, the server carries on",
+                    crate::logsafe::text(&what)
+                );
             }
         })
 }

@@ -433,11 +433,15 @@ async fn sign_in(
         )
         .map_err(throttled)?;
     let (Ok(username), Ok(password)) = (username, Password::parse(&form.password)) else {
+        // Logged like any other refusal, so whoever watches the log sees every attempt.
+        tracing::info!(%peer, user = %crate::logsafe::text(&key), "sign-in refused");
         return Err(invalid_credentials());
     };
     let (user, token) = hashing(&state.accounts, move |a| a.sign_in(&username, &password))
         .await
-        .inspect_err(|_| tracing::info!(%peer, user = %key, "sign-in refused"))?;
+        .inspect_err(
+            |_| tracing::info!(%peer, user = %crate::logsafe::text(&key), "sign-in refused"),
+        )?;
     let cookie = session_cookie(Some(&token), &headers, &state);
     Ok(with_cookie(
         Json(me(&user, &state)).into_response(),

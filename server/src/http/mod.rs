@@ -42,8 +42,10 @@ use crate::{accounts::Accounts, admission::Admission, connection, health::Health
 
 mod account;
 mod headers;
+pub mod host;
 
 pub use account::{Throttle, ThrottleLimits};
+pub use host::{Hosts, PublicUrl};
 
 /// What every request handler shares.
 #[derive(Clone)]
@@ -59,8 +61,8 @@ pub struct AppState {
     /// upgrade read it.
     pub health: Health,
     pub connection: connection::Settings,
-    /// Origins allowed besides the page's own, normalised by [`normalise_origin`].
-    pub allowed_origins: Arc<Vec<String>>,
+    /// Origins allowed besides the page's own.
+    pub allowed_origins: Arc<Origins>,
     /// Upgraded connections, so shutdown can wait for them.
     pub tracker: TaskTracker,
     /// Caps on open connections, total and per address.
@@ -69,9 +71,20 @@ pub struct AppState {
     pub trusted_proxies: Arc<Vec<IpAddr>>,
 }
 
+/// Origins allowed to open the socket and call the account endpoints besides the
+/// page's own (see [`origin_allowed`]).
+#[derive(Debug, Clone, Default)]
+pub struct Origins {
+    /// `--allowed-origin`, normalised by [`normalise_origin`].
+    pub listed: Vec<String>,
+    /// `--public-url`.
+    pub public: Option<PublicUrl>,
+}
+
 /// Builds the router. The client is served from `static_dir` when it holds an
-/// `index.html`; otherwise `/` explains how to build it.
-pub fn router(state: AppState, static_dir: &Path) -> Router {
+/// `index.html`; otherwise `/` explains how to build it. Every route, the client's
+/// files included, answers only requests addressed to one of `hosts` ([`host`]).
+pub fn router(state: AppState, static_dir: &Path, hosts: Hosts) -> Router {
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/ws", get(upgrade))
@@ -85,6 +98,10 @@ pub fn router(state: AppState, static_dir: &Path) -> Router {
     } else {
         router.fallback(no_client)
     };
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        Arc::new(hosts),
+        host::check,
+    ));
     let csp = headers::content_security_policy(page.as_deref().unwrap_or_default());
     match headers::layers(&csp) {
         Some(layers) => layers.into_iter().fold(router, Router::layer),
@@ -125,7 +142,11 @@ async fn upgrade(
     }
     let headers = req.headers();
     if !origin_allowed(headers, &state.allowed_origins) {
-        tracing::warn!(%peer, origin = ?headers.get(header::ORIGIN), "refused WebSocket from foreign origin");
+        tracing::warn!(
+            %peer,
+            origin = %crate::logsafe::bytes(headers.get(header::ORIGIN).map_or(&[][..], |o| o.as_bytes())),
+            "refused WebSocket from foreign origin"
+        );
         return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
     }
     let accept = match accept_handshake(&req) {
@@ -208,17 +229,20 @@ fn accept_handshake(req: &Request) -> Result<Response, Response> {
     })
 }
 
-/// Whether a handshake may proceed, judged by its `Origin`.
+/// Whether a handshake (or an account request) may proceed, judged by its `Origin`.
 ///
 /// - No `Origin`: not a browser (browsers always send it on WebSocket handshakes), so
 ///   there is no victim's cookie jar to hijack.
+/// - Listed with `--allowed-origin`, or the origin of `--public-url`. An origin on the
+///   public URL's host with another scheme or port is refused: a page injected into
+///   `http://` must not reach the `https://` server's sessions.
 /// - Same origin as the host the browser addressed: the `Host` header, or the
 ///   `X-Forwarded-Host` a reverse proxy (nginx, `trunk serve`) sets when it rewrites
-///   `Host`. Trusting the forwarded header is safe here because the attack this check
-///   stops runs in a victim's browser, and pages cannot set that header on a WebSocket
-///   handshake.
-/// - Listed with `--allowed-origin`.
-pub(crate) fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+///   `Host`, as far as [`host::check`] left it in place (from a trusted proxy or a
+///   loopback one). Comparing with it is safe because the attack this check stops runs
+///   in a victim's browser, and pages cannot set that header on a WebSocket handshake.
+///   The host itself was checked by [`host::check`] already.
+pub(crate) fn origin_allowed(headers: &HeaderMap, allowed: &Origins) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };
@@ -226,12 +250,20 @@ pub(crate) fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
         return false;
     };
     let origin = normalise_origin(origin);
-    if allowed.contains(&origin) {
+    if allowed.listed.contains(&origin) {
         return true;
     }
     let Some((_, authority)) = origin.split_once("://") else {
         return false; // "null" and other opaque origins
     };
+    if let Some(public) = &allowed.public {
+        if origin == public.origin {
+            return true;
+        }
+        if host::host_name(authority) == public.host {
+            return false;
+        }
+    }
     let forwarded = headers
         .get_all("x-forwarded-host")
         .iter()
@@ -304,30 +336,33 @@ mod tests {
     fn same_origin_passes() {
         assert!(origin_allowed(
             &headers(Some("http://127.0.0.1:9000"), "127.0.0.1:9000"),
-            &[]
+            &Origins::default()
         ));
         assert!(origin_allowed(
             &headers(Some("https://Chat.Example.com"), "chat.example.com"),
-            &[]
+            &Origins::default()
         ));
     }
 
     #[test]
     fn foreign_origins_fail_unless_allowed() {
         let h = headers(Some("https://evil.example"), "127.0.0.1:9000");
-        assert!(!origin_allowed(&h, &[]));
+        assert!(!origin_allowed(&h, &Origins::default()));
         assert!(origin_allowed(
             &h,
-            &[normalise_origin("https://EVIL.example/")]
+            &Origins {
+                listed: vec![normalise_origin("https://EVIL.example/")],
+                public: None,
+            }
         ));
         // Same host, other port: a different origin.
         assert!(!origin_allowed(
             &headers(Some("http://127.0.0.1:8081"), "127.0.0.1:9000"),
-            &[]
+            &Origins::default()
         ));
         assert!(!origin_allowed(
             &headers(Some("null"), "127.0.0.1:9000"),
-            &[]
+            &Origins::default()
         ));
     }
 
@@ -335,17 +370,17 @@ mod tests {
     fn a_proxy_forwarded_host_counts_as_same_origin() {
         // What `trunk serve` sends: Host rewritten to the backend, the page's host kept.
         let mut h = headers(Some("http://127.0.0.1:8080"), "127.0.0.1");
-        assert!(!origin_allowed(&h, &[]));
+        assert!(!origin_allowed(&h, &Origins::default()));
         h.insert(
             "x-forwarded-host",
             HeaderValue::from_static("127.0.0.1:8080"),
         );
-        assert!(origin_allowed(&h, &[]));
+        assert!(origin_allowed(&h, &Origins::default()));
         h.insert(
             "x-forwarded-host",
             HeaderValue::from_static("other.example"),
         );
-        assert!(!origin_allowed(&h, &[]));
+        assert!(!origin_allowed(&h, &Origins::default()));
     }
 
     #[test]
@@ -376,8 +411,30 @@ mod tests {
     }
 
     #[test]
+    fn with_a_public_url_its_origin_passes_and_its_host_under_another_scheme_does_not() {
+        let public = Origins {
+            listed: Vec::new(),
+            public: Some(PublicUrl::parse("https://chat.example.com").expect("url")),
+        };
+        // Behind a proxy that does not say who the page asked for.
+        let h = headers(Some("https://chat.example.com"), "127.0.0.1:9000");
+        assert!(origin_allowed(&h, &public));
+        assert!(!origin_allowed(&h, &Origins::default()));
+        // Same host, plain HTTP: even though it is "same origin" as the Host.
+        let h = headers(Some("http://chat.example.com"), "chat.example.com");
+        assert!(!origin_allowed(&h, &public));
+        assert!(origin_allowed(&h, &Origins::default()));
+        // Someone on the machine itself, by address: same origin as ever.
+        let h = headers(Some("http://127.0.0.1:9000"), "127.0.0.1:9000");
+        assert!(origin_allowed(&h, &public));
+    }
+
+    #[test]
     fn no_origin_is_not_a_browser_and_passes() {
-        assert!(origin_allowed(&headers(None, "127.0.0.1:9000"), &[]));
+        assert!(origin_allowed(
+            &headers(None, "127.0.0.1:9000"),
+            &Origins::default()
+        ));
     }
 
     /// A handshake request as a browser sends it, changed by `edit`.

@@ -142,7 +142,7 @@ impl Hub {
     /// rather than refused when the writer is saturated.
     pub(super) fn submit_quietly(&self, write: Write) {
         if self.submit(write.clone(), None).is_err() {
-            tracing::warn!(?write, "not stored: the store writer is busy");
+            tracing::warn!(write = %write.summary(), "not stored: the store writer is busy");
         }
     }
 

@@ -203,7 +203,7 @@ fn run(mut hub: Hub, mut events: mpsc::Receiver<Event>, guard: &Guard) {
             Err(panic) => {
                 tracing::error!(
                     "the hub thread panicked: {}; chat has stopped, closing every connection with 1011",
-                    panic_message(panic.as_ref())
+                    crate::logsafe::text(&panic_message(panic.as_ref()))
                 );
                 // First, so a client that reconnects at once is refused (503) rather than
                 // let in to a server that cannot chat.
