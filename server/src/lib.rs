@@ -30,7 +30,7 @@ use crate::{
     config::Config,
     health::{Health, Part},
     http::AppState,
-    hub::{Event, Hub, HubSender, HubSettings},
+    hub::{Event, Hub, HubSender, HubSettings, Sessions},
     store::SqliteStore,
 };
 
@@ -61,7 +61,7 @@ async fn housekeeping(
                     tracing::debug!(user = %username, "session expired");
                     hub.send(Event::SignedOut {
                         username,
-                        session: Some(key),
+                        sessions: Sessions::One(key),
                         at: std::time::Instant::now(),
                     })
                     .await;

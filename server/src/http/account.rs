@@ -28,7 +28,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 use super::{AppState, client_ip, origin_allowed};
 use crate::{
     accounts::{AccountError, Accounts, SESSION_TTL, SessionToken, User, session_key},
-    hub::{Event, Identity},
+    hub::{Event, Identity, Sessions},
 };
 
 /// Largest request body the account endpoints read. Their largest request, a sign-up at
@@ -467,7 +467,7 @@ async fn sign_out(
             .hub
             .send(Event::SignedOut {
                 username: user.username,
-                session: (!everywhere).then_some(key),
+                sessions: if everywhere { Sessions::All } else { Sessions::One(key) },
                 at: std::time::Instant::now(),
             })
             .await;
