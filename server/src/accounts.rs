@@ -368,9 +368,17 @@ mod tests {
             Err(AccountError::InvalidCredentials)
         ));
         assert!(a.authenticate(there.as_str()).expect("auth").is_some());
-        a.change_password(&ada, &pw("correct horse"), &pw("new battery"), here.as_str())
-            .expect("change");
-        assert_eq!(a.authenticate(here.as_str()).expect("auth"), Some(ada.clone()));
+        a.change_password(
+            &ada,
+            &pw("correct horse"),
+            &pw("new battery"),
+            here.as_str(),
+        )
+        .expect("change");
+        assert_eq!(
+            a.authenticate(here.as_str()).expect("auth"),
+            Some(ada.clone())
+        );
         assert_eq!(a.authenticate(there.as_str()).expect("auth"), None);
         assert!(matches!(
             a.sign_in(&name("ada"), &pw("correct horse")),

@@ -26,8 +26,7 @@ pub fn is_common(password: &str) -> bool {
 }
 
 /// What a person is told when their password is on the list.
-pub const REFUSAL: &str =
-    "that password is one of the 10,000 most common ones; choose another (a few unrelated words make a good one)";
+pub const REFUSAL: &str = "that password is one of the 10,000 most common ones; choose another (a few unrelated words make a good one)";
 
 #[cfg(test)]
 mod tests {
@@ -42,7 +41,13 @@ mod tests {
 
     #[test]
     fn common_passwords_are_found_whatever_their_case() {
-        for common in ["password", "Password1", "QWERTYUIOP", "iloveyou", "trustno1"] {
+        for common in [
+            "password",
+            "Password1",
+            "QWERTYUIOP",
+            "iloveyou",
+            "trustno1",
+        ] {
             assert!(is_common(common), "{common}");
         }
         for fine in [

@@ -379,7 +379,13 @@ async fn sign_in(
     // spelling, and fails like a wrong password.
     let username = Username::parse(&form.username);
     let key = username.as_ref().map_or_else(
-        |_| form.username.chars().take(64).collect::<String>().to_lowercase(),
+        |_| {
+            form.username
+                .chars()
+                .take(64)
+                .collect::<String>()
+                .to_lowercase()
+        },
         |u| u.as_str().to_owned(),
     );
     let device = state
@@ -463,7 +469,11 @@ async fn sign_out(
             .hub
             .send(Event::SignedOut {
                 username: user.username,
-                sessions: if everywhere { Sessions::All } else { Sessions::One(key) },
+                sessions: if everywhere {
+                    Sessions::All
+                } else {
+                    Sessions::One(key)
+                },
                 at: std::time::Instant::now(),
             })
             .await;

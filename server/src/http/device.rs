@@ -46,9 +46,8 @@ impl Devices {
         let mut key = [0u8; 32];
         match std::fs::File::open(&path) {
             Ok(mut f) => {
-                f.read_exact(&mut key).map_err(|e| {
-                    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-                })?;
+                f.read_exact(&mut key)
+                    .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 OsRng.fill_bytes(&mut key);
@@ -92,7 +91,11 @@ impl Devices {
         if named != username {
             return None;
         }
-        let id: DeviceId = BASE64URL_NOPAD.decode(id.as_bytes()).ok()?.try_into().ok()?;
+        let id: DeviceId = BASE64URL_NOPAD
+            .decode(id.as_bytes())
+            .ok()?
+            .try_into()
+            .ok()?;
         let tag = BASE64URL_NOPAD.decode(tag.as_bytes()).ok()?;
         // verify_slice compares in constant time.
         self.mac(username, &id)?.verify_slice(&tag).ok()?;
@@ -101,7 +104,12 @@ impl Devices {
 
     /// The device id of the request's device cookie, if it holds a valid one for
     /// `username`.
-    pub fn of_request(&self, headers: &HeaderMap, secure: bool, username: &str) -> Option<DeviceId> {
+    pub fn of_request(
+        &self,
+        headers: &HeaderMap,
+        secure: bool,
+        username: &str,
+    ) -> Option<DeviceId> {
         let name = cookie_name(secure);
         headers
             .get_all(header::COOKIE)
@@ -115,7 +123,12 @@ impl Devices {
 
     /// The `Set-Cookie` value that marks this browser as a known device of `username`:
     /// the device it already was, or a new one.
-    pub fn set_cookie(&self, username: &str, known: Option<DeviceId>, secure: bool) -> Option<String> {
+    pub fn set_cookie(
+        &self,
+        username: &str,
+        known: Option<DeviceId>,
+        secure: bool,
+    ) -> Option<String> {
         let id = known.unwrap_or_else(|| {
             let mut id = [0u8; 16];
             OsRng.fill_bytes(&mut id);
@@ -168,8 +181,13 @@ mod tests {
         let h = request_with(&set);
         let id = devices.of_request(&h, false, "ada.l").expect("valid");
         // The same device keeps its id when the cookie is renewed.
-        let renewed = devices.set_cookie("ada.l", Some(id), false).expect("cookie");
-        assert_eq!(devices.of_request(&request_with(&renewed), false, "ada.l"), Some(id));
+        let renewed = devices
+            .set_cookie("ada.l", Some(id), false)
+            .expect("cookie");
+        assert_eq!(
+            devices.of_request(&request_with(&renewed), false, "ada.l"),
+            Some(id)
+        );
         // Not for another username, nor under the other cookie name.
         assert_eq!(devices.of_request(&h, false, "bob"), None);
         assert_eq!(devices.of_request(&h, true, "ada.l"), None);
@@ -187,9 +205,19 @@ mod tests {
         let mut forged = pair.to_owned();
         let last = forged.pop().expect("a char");
         forged.push(if last == 'A' { 'B' } else { 'A' });
-        assert_eq!(devices.of_request(&request_with(&forged), false, "ada.l"), None);
-        for junk in ["confab_device=", "confab_device=ada.l", "confab_device=ada.l.x.y"] {
-            assert_eq!(devices.of_request(&request_with(junk), false, "ada.l"), None);
+        assert_eq!(
+            devices.of_request(&request_with(&forged), false, "ada.l"),
+            None
+        );
+        for junk in [
+            "confab_device=",
+            "confab_device=ada.l",
+            "confab_device=ada.l.x.y",
+        ] {
+            assert_eq!(
+                devices.of_request(&request_with(junk), false, "ada.l"),
+                None
+            );
         }
     }
 }

@@ -159,8 +159,8 @@ impl Throttle {
         }
         local.level += 1.0;
         let everywhere = level(&mut counts.by_username, username.to_owned(), now);
-        let over = everywhere.at(now, limits.per_username) + 1.0
-            - f64::from(limits.per_username.get());
+        let over =
+            everywhere.at(now, limits.per_username) + 1.0 - f64::from(limits.per_username.get());
         everywhere.level += 1.0;
         let delay = if device.is_some() || over <= 0.0 {
             Duration::ZERO

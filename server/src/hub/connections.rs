@@ -51,9 +51,10 @@ impl Hub {
                 .entry(username.clone())
                 .or_insert_with(|| display_name.clone());
             // Signed out between the check of its cookie and its arrival here.
-            signed_out = self.signed_out.iter().any(|(user, key, at)| {
-                user == username && key.covers(session) && at > checked_at
-            });
+            signed_out = self
+                .signed_out
+                .iter()
+                .any(|(user, key, at)| user == username && key.covers(session) && at > checked_at);
         }
         if signed_out {
             queue.close(close::SIGNED_OUT, "signed out");

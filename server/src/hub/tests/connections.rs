@@ -66,7 +66,8 @@ fn signing_out_closes_that_sign_in_or_all_of_them() {
         Identity::User { session, .. } => session,
         Identity::Guest => unreachable!(),
     };
-    f.hub.signed_out("ada", Sessions::One(phone_key), Instant::now());
+    f.hub
+        .signed_out("ada", Sessions::One(phone_key), Instant::now());
     assert_eq!(phone.close_code(), Some(close::SIGNED_OUT));
     assert_eq!(laptop.close_code(), None);
     f.hub.signed_out("ada", Sessions::All, Instant::now());
