@@ -314,7 +314,12 @@ async fn a_password_change_signs_out_every_other_session_and_closes_its_sockets(
     )
     .await;
     assert_eq!(changed.status, 204, "{changed:?}");
+    let answered = Instant::now();
     assert_eq!(on_phone.expect_close().await, close::SIGNED_OUT);
+    eprintln!(
+        "the other session's socket closed {:?} after the 204",
+        answered.elapsed()
+    );
     assert_eq!(me_status(addr, &phone).await, 401);
     assert_eq!(me_status(addr, &laptop).await, 200);
     on_laptop.send_json(&ClientMsg::ListRooms).await;

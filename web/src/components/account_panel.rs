@@ -241,7 +241,10 @@ mod tests {
     #[test]
     fn a_change_is_checked_before_it_is_sent() {
         let field = |c: &str, n: &str| check(c, n).map_err(|e| e.field);
-        assert_eq!(field("", "long enough"), Err(Some("current_password".into())));
+        assert_eq!(
+            field("", "long enough"),
+            Err(Some("current_password".into()))
+        );
         assert_eq!(field("old one", "short"), Err(Some("new_password".into())));
         let ok = check("old one", " new and long ").expect("valid");
         assert_eq!(ok.new_password, " new and long ", "sent as typed");

@@ -2,8 +2,8 @@ use gloo_timers::callback::Interval;
 use yew::prelude::*;
 
 use super::{
-    Ctx, account_panel::AccountButton, auth::AuthScreen, composer::Composer, messages::MessageList, room_header::RoomHeader,
-    sidebar::Sidebar, status::ConnectionStatus,
+    Ctx, account_panel::AccountButton, auth::AuthScreen, composer::Composer, messages::MessageList,
+    room_header::RoomHeader, sidebar::Sidebar, status::ConnectionStatus,
 };
 use crate::{
     account::Account,
