@@ -391,3 +391,36 @@ async fn guessing_the_current_password_in_a_stolen_session_is_throttled() {
     }
     assert_eq!(statuses, [400, 400, 400, 429]);
 }
+
+/// The administrator made on the server's machine is held to the same rule: an
+/// administrator's common password would be the most valuable guess of all.
+#[tokio::test]
+async fn the_admin_command_refuses_a_common_password() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_confab-server"))
+        .args(["admin", "create", "root"])
+        .arg("--data-dir")
+        .arg(data.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the admin command");
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(b"Password1\n")
+            .await
+            .expect("password on stdin");
+    }
+    let done = tokio::time::timeout(common::TIMEOUT * 4, child.wait_with_output())
+        .await
+        .expect("the admin command finishes")
+        .expect("output");
+    assert!(!done.status.success(), "{done:?}");
+    assert!(
+        String::from_utf8_lossy(&done.stderr).contains("most common"),
+        "{done:?}"
+    );
+}

@@ -1,5 +1,5 @@
 //! Passwords too common to allow: the ones a guesser tries first, whatever throttle is in
-//! front of sign-in. Sign-up and password change refuse them.
+//! front of sign-in. Sign-up, password change and `admin create` refuse them.
 //!
 //! The list (`common-passwords.txt` beside this file, one a line, most common first) is
 //! the 10,000 most frequent passwords of at least 8 characters (shorter ones are refused by
