@@ -8,6 +8,7 @@ import { expect, type BrowserContext, type ConsoleMessage, type Page } from '@pl
 /** A URL on the test's own server (any port), whose path matches `path`. */
 const local = (path: string) => new RegExp(`^http://127\\.0\\.0\\.1:\\d+/${path}$`);
 const UNAUTHORIZED = /^Failed to load resource: the server responded with a status of 401 \(Unauthorized\)$/;
+const BAD_REQUEST = /^Failed to load resource: the server responded with a status of 400 \(Bad Request\)$/;
 const REFUSED = 'net::ERR_CONNECTION_REFUSED';
 
 /**
@@ -20,6 +21,9 @@ const HARMLESS_CONSOLE_ERRORS: { text: RegExp; url: RegExp }[] = [
   { text: UNAUTHORIZED, url: local('api/me') },
   // A wrong username or password: the client shows the error in the sign-in form.
   { text: UNAUTHORIZED, url: local('api/signin') },
+  // A password change refused (wrong current password, a common new one): the client
+  // shows the error under the field at fault.
+  { text: BAD_REQUEST, url: local('api/password') },
   // Specs that stop the server on purpose: while nothing listens, every reconnect attempt
   // (and the session check after a few) is refused, and Chromium logs each one. Those
   // specs then check that the client comes back.

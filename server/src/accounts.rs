@@ -25,6 +25,8 @@ use confab_shared::{DisplayName, Password, Username};
 use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
 
+pub mod common_passwords;
+
 use crate::hub::now_ms;
 use crate::store::{
     Durability, StoreError,
@@ -198,6 +200,44 @@ impl Accounts {
         Ok(self.store().delete_session(&session_key(token))?)
     }
 
+    /// Changes the password of `user` after checking `current`, and ends every other
+    /// session of theirs (whoever knew the old password is signed out), keeping the one
+    /// with `keep_token`: the device that made the change. A wrong `current` is
+    /// [`AccountError::InvalidCredentials`] and changes nothing.
+    pub fn change_password(
+        &self,
+        user: &User,
+        current: &Password,
+        new: &Password,
+        keep_token: &str,
+    ) -> Result<(), AccountError> {
+        let stored = self
+            .store()
+            .user_by_username(&user.username)?
+            .filter(|u| u.id == user.id)
+            .ok_or(AccountError::InvalidCredentials)?;
+        let matches = PasswordHash::new(&stored.password_hash).is_ok_and(|parsed| {
+            self.argon2
+                .verify_password(current.as_str().as_bytes(), &parsed)
+                .is_ok()
+        });
+        if !matches {
+            return Err(AccountError::InvalidCredentials);
+        }
+        let password_hash = hash(&self.argon2, new.as_str())?;
+        Ok(self
+            .store()
+            .change_password(user.id, &password_hash, &session_key(keep_token))?)
+    }
+
+    /// Ends every session of a user but the one with `keep_token` (signing out the
+    /// other devices).
+    pub fn sign_out_others(&self, user_id: i64, keep_token: &str) -> Result<(), AccountError> {
+        Ok(self
+            .store()
+            .delete_sessions_of_except(user_id, &session_key(keep_token))?)
+    }
+
     /// Ends every session of a user (signing out everywhere).
     pub fn sign_out_everywhere(&self, user_id: i64) -> Result<(), AccountError> {
         Ok(self.store().delete_sessions_of(user_id)?)
@@ -313,6 +353,41 @@ mod tests {
                 .map_err(|e| e.to_string()),
             Err("that username is taken".to_owned())
         );
+    }
+
+    #[test]
+    fn a_password_change_needs_the_current_password_and_ends_the_other_sessions() {
+        let (a, _dir) = accounts();
+        let ada = a
+            .sign_up(&name("ada"), &display("Ada"), &pw("correct horse"), false)
+            .expect("sign up");
+        let (_, here) = a.sign_in(&name("ada"), &pw("correct horse")).expect("in");
+        let (_, there) = a.sign_in(&name("ada"), &pw("correct horse")).expect("in");
+        assert!(matches!(
+            a.change_password(&ada, &pw("wrong horse"), &pw("new battery"), here.as_str()),
+            Err(AccountError::InvalidCredentials)
+        ));
+        assert!(a.authenticate(there.as_str()).expect("auth").is_some());
+        a.change_password(
+            &ada,
+            &pw("correct horse"),
+            &pw("new battery"),
+            here.as_str(),
+        )
+        .expect("change");
+        assert_eq!(
+            a.authenticate(here.as_str()).expect("auth"),
+            Some(ada.clone())
+        );
+        assert_eq!(a.authenticate(there.as_str()).expect("auth"), None);
+        assert!(matches!(
+            a.sign_in(&name("ada"), &pw("correct horse")),
+            Err(AccountError::InvalidCredentials)
+        ));
+        let (_, third) = a.sign_in(&name("ada"), &pw("new battery")).expect("new");
+        a.sign_out_others(ada.id, third.as_str()).expect("others");
+        assert_eq!(a.authenticate(here.as_str()).expect("auth"), None);
+        assert!(a.authenticate(third.as_str()).expect("auth").is_some());
     }
 
     #[test]

@@ -56,9 +56,21 @@ pub struct Config {
     #[arg(long, env = "CONFAB_SIGN_IN_PER_IP_PER_MIN", default_value = "20")]
     pub sign_in_per_ip_per_min: NonZeroU32,
 
-    /// Sign-in attempts allowed for one username per minute, from anywhere.
-    #[arg(long, env = "CONFAB_SIGN_IN_PER_USER_PER_MIN", default_value = "5")]
+    /// Wrong passwords for one username from one address (an IPv6 client counts as its
+    /// /64), or from one known device (a browser with a device cookie for that username),
+    /// per minute; past that, attempts from there get 429 until the count has leaked back.
+    #[arg(long, env = "CONFAB_SIGN_IN_PER_USER_IP_PER_MIN", default_value = "5")]
+    pub sign_in_per_user_ip_per_min: NonZeroU32,
+
+    /// Wrong passwords for one username from everywhere per minute before its sign-in
+    /// attempts are slowed (never refused): each waits a second per wrong password over
+    /// this, at most `--sign-in-max-delay-secs`. Known devices are never slowed.
+    #[arg(long, env = "CONFAB_SIGN_IN_PER_USER_PER_MIN", default_value = "10")]
     pub sign_in_per_user_per_min: NonZeroU32,
+
+    /// The longest a slowed sign-in attempt waits, in seconds.
+    #[arg(long, env = "CONFAB_SIGN_IN_MAX_DELAY_SECS", default_value = "10")]
+    pub sign_in_max_delay_secs: u64,
 
     /// What a committed message survives: `process` (a crash or kill of the server) or
     /// `power` (also power loss; waits for fsync on every group commit).

@@ -32,7 +32,7 @@ use crate::{
     config::Config,
     health::{Health, Part},
     http::AppState,
-    hub::{Event, Hub, HubSender, HubSettings},
+    hub::{Event, Hub, HubSender, HubSettings, Sessions},
     store::SqliteStore,
 };
 
@@ -63,7 +63,7 @@ async fn housekeeping(
                     tracing::debug!(user = %username, "session expired");
                     hub.send(Event::SignedOut {
                         username,
-                        session: Some(key),
+                        sessions: Sessions::One(key),
                         at: std::time::Instant::now(),
                     })
                     .await;
@@ -130,8 +130,13 @@ pub async fn serve(
     let tracker = TaskTracker::new();
     let throttle = Arc::new(http::Throttle::new(http::ThrottleLimits {
         per_ip: config.sign_in_per_ip_per_min,
+        per_user_ip: config.sign_in_per_user_ip_per_min,
         per_username: config.sign_in_per_user_per_min,
+        max_delay: Duration::from_secs(config.sign_in_max_delay_secs),
     }));
+    let devices = Arc::new(
+        http::Devices::open(&config.data_dir).context("cannot open the device cookie key")?,
+    );
     let housekeeping = tokio::spawn(housekeeping(
         Arc::clone(&accounts),
         Arc::clone(&throttle),
@@ -142,6 +147,7 @@ pub async fn serve(
         allow_guests: config.allow_guests,
         secure_cookies: config.secure_cookies,
         throttle,
+        devices,
         hub: hub.clone(),
         health: health.clone(),
         connection: connection::Settings {

@@ -57,6 +57,13 @@ fn admin_create(config: &Config, username: &str, display_name: Option<&str>) -> 
         line.trim_end_matches(['\r', '\n']).to_owned()
     };
     let password = Password::parse(&password)?;
+    {
+        use confab_server::accounts::common_passwords;
+        anyhow::ensure!(
+            !common_passwords::is_common(password.as_str()),
+            common_passwords::REFUSAL
+        );
+    }
     let accounts = confab_server::accounts::Accounts::open(&config.data_dir, config.durability)
         .with_context(|| format!("cannot open the accounts in {}", config.data_dir.display()))?;
     let user = accounts.sign_up(&username, &display_name, &password, true)?;

@@ -29,6 +29,7 @@ async fn a_flood_of_sign_ins_hashes_one_per_core_and_does_not_hold_up_a_signed_i
     let server = start_with(|c| {
         c.allow_guests = false;
         c.sign_in_per_ip_per_min = many;
+        c.sign_in_per_user_ip_per_min = many;
         c.sign_in_per_user_per_min = many;
     })
     .await;

@@ -7,6 +7,8 @@
 //! | `POST /api/signin` | [`SignIn`] | 200, [`Me`], session cookie set |
 //! | `POST /api/signout` | [`SignOut`] | 204, cookie cleared |
 //! | `GET /api/me` | — | 200 [`Me`], or 401 [`ApiError`] |
+//! | `POST /api/password` | [`ChangePassword`] | 204; every other session ended |
+//! | `POST /api/signout-others` | — | 204; every other session ended |
 //!
 //! Every failure is a status code with an [`ApiError`] body. `POST`s from a page on
 //! another origin are refused with 403, like the socket.
@@ -23,6 +25,11 @@ pub const SESSION_COOKIE: &str = "confab_session";
 /// cookie only `Secure`, for `Path=/` and from this very host, so a cookie planted by a
 /// sibling subdomain or for a narrower path cannot stand in for the session.
 pub const SECURE_SESSION_COOKIE: &str = "__Host-confab_session";
+/// Name of the device cookie: set at sign-in, it marks a browser where the person signed
+/// in before, which sign-in throttling then treats apart from everyone else. `HttpOnly`.
+pub const DEVICE_COOKIE: &str = "confab_device";
+/// Its name when the page came over TLS (see [`SECURE_SESSION_COOKIE`]).
+pub const SECURE_DEVICE_COOKIE: &str = "__Host-confab_device";
 
 /// Create an account and sign in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +53,14 @@ pub struct SignIn {
 pub struct SignOut {
     #[serde(default)]
     pub everywhere: bool,
+}
+
+/// Change the signed-in person's password. Every other session of theirs ends; the one
+/// that asked stays signed in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangePassword {
+    pub current_password: String,
+    pub new_password: String,
 }
 
 /// Who the session cookie belongs to, and what the server allows.

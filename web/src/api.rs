@@ -1,9 +1,9 @@
 //! The account endpoints of [`confab_shared::api`] over HTTP (`fetch`): who am I, sign
-//! in, sign up, sign out. A leaf: the session flow ([`crate::account`]) and the socket
+//! in, sign up, sign out, change the password. A leaf: the session flow ([`crate::account`]) and the socket
 //! service ([`crate::socket`], which asks `/api/me` when reconnecting keeps failing) both
 //! use it, and it uses neither.
 
-use confab_shared::api::{self, ApiError, Me, SignIn, SignOut, SignUp};
+use confab_shared::api::{self, ApiError, ChangePassword, Me, SignIn, SignOut, SignUp};
 use gloo_net::http::{Request, Response};
 use serde::de::DeserializeOwned;
 
@@ -72,6 +72,20 @@ pub async fn sign_up(body: &SignUp) -> Result<Me, Failure> {
 
 pub async fn sign_out(everywhere: bool) -> Result<(), Failure> {
     send(Request::post(&endpoint("signout")).json(&SignOut { everywhere }))
+        .await
+        .map(drop)
+}
+
+/// Changes the password; the server ends every other session of the account.
+pub async fn change_password(body: &ChangePassword) -> Result<(), Failure> {
+    send(Request::post(&endpoint("password")).json(body))
+        .await
+        .map(drop)
+}
+
+/// Ends every session of the account but this one.
+pub async fn sign_out_others() -> Result<(), Failure> {
+    send(Request::post(&endpoint("signout-others")).json(&serde_json::json!({})))
         .await
         .map(drop)
 }

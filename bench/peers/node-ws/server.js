@@ -1,5 +1,5 @@
 // The Node `ws` peer of confab-bench: the broadcast loop of the `ws` README, grown just
-// enough of Confab's wire protocol (docs/PROTOCOL.md, version 4) for the bench's idle and
+// enough of Confab's wire protocol (docs/PROTOCOL.md, version 5) for the bench's idle and
 // fan-out scenarios: hello → welcome, create_room → rooms, join → joined, send → ack + message to
 // every member of the room (the sender included). No storage, no validation beyond what
 // keeps it running, no presence, history or limits: it is the yardstick, not a product.
@@ -10,7 +10,7 @@
 
 const { WebSocketServer } = require('ws');
 
-const PROTOCOL = 4;
+const PROTOCOL = 5;
 
 function listenAddress(argv) {
   const i = argv.indexOf('--listen');

@@ -6,10 +6,11 @@
 //!   `Secure` when the page was served over TLS.
 //! - State-changing requests from a page on another origin are refused, as the socket
 //!   refuses them: SameSite does not cover sibling subdomains, the Origin check does.
-//! - Sign-in attempts are throttled per address and per username ([`Throttle`]), and
-//!   every failure reads the same.
+//! - Sign-in attempts are throttled per address, per (username, address or known
+//!   device) and slowed per username ([`super::throttle`]), and every failure reads the
+//!   same.
 
-use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     Json, Router,
@@ -23,12 +24,13 @@ use confab_shared::{
     api::{ApiError, Me, SECURE_SESSION_COOKIE, SESSION_COOKIE, SignIn, SignOut, SignUp},
 };
 use cookie::{Cookie, SameSite};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 
 use super::{AppState, client_ip, origin_allowed};
 use crate::{
-    accounts::{AccountError, Accounts, SESSION_TTL, SessionToken, User, session_key},
-    hub::{Event, Identity},
+    accounts::{
+        AccountError, Accounts, SESSION_TTL, SessionToken, User, common_passwords, session_key,
+    },
+    hub::{Event, Identity, Sessions},
 };
 
 /// Largest request body the account endpoints read. Their largest request, a sign-up at
@@ -47,55 +49,8 @@ pub(super) fn routes() -> Router<AppState> {
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
-/// How many sign-in (and sign-up) attempts pass, per minute.
-#[derive(Debug, Clone, Copy)]
-pub struct ThrottleLimits {
-    /// From one IP address, for any usernames.
-    pub per_ip: NonZeroU32,
-    /// For one username, from anywhere: what stops a distributed guesser.
-    pub per_username: NonZeroU32,
-}
-
-/// Sign-in attempts allowed so far, per address and per username.
-pub struct Throttle {
-    by_ip: DefaultKeyedRateLimiter<IpAddr>,
-    by_username: DefaultKeyedRateLimiter<String>,
-}
-
-impl Throttle {
-    pub fn new(limits: ThrottleLimits) -> Self {
-        Self {
-            by_ip: RateLimiter::keyed(Quota::per_minute(limits.per_ip)),
-            by_username: RateLimiter::keyed(Quota::per_minute(limits.per_username)),
-        }
-    }
-
-    /// Counts one attempt; `Err` holds how long until the next would pass.
-    fn attempt(&self, ip: IpAddr, username: Option<&str>) -> Result<(), Duration> {
-        let clock = governor::clock::DefaultClock::default();
-        self.by_ip
-            .check_key(&crate::admission::limit_key(ip))
-            .map_err(|not_until| not_until.wait_time_from(clock.now()))?;
-        if let Some(username) = username {
-            self.by_username
-                .check_key(&username.to_owned())
-                .map_err(|not_until| not_until.wait_time_from(clock.now()))?;
-        }
-        Ok(())
-    }
-
-    /// Forgets addresses and usernames whose allowance is full again, so the maps do
-    /// not grow with every address that ever tried.
-    pub fn forget_idle(&self) {
-        self.by_ip.retain_recent();
-        self.by_username.retain_recent();
-        self.by_ip.shrink_to_fit();
-        self.by_username.shrink_to_fit();
-    }
-}
-
 /// An error answer: a status and the [`ApiError`] body clients show.
-struct Failure(StatusCode, ApiError);
+pub(super) struct Failure(pub(super) StatusCode, pub(super) ApiError);
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
@@ -136,7 +91,7 @@ fn invalid_credentials() -> Failure {
     )
 }
 
-fn throttled(wait: Duration) -> Failure {
+pub(super) fn throttled(wait: Duration) -> Failure {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     Failure(
         StatusCode::TOO_MANY_REQUESTS,
@@ -148,7 +103,7 @@ fn throttled(wait: Duration) -> Failure {
 }
 
 /// Refuses a state-changing request from a page on another site.
-fn check_origin(headers: &HeaderMap, state: &AppState) -> Result<(), Failure> {
+pub(super) fn check_origin(headers: &HeaderMap, state: &AppState) -> Result<(), Failure> {
     if origin_allowed(headers, &state.allowed_origins) {
         Ok(())
     } else {
@@ -204,7 +159,7 @@ static HASHERS: std::sync::LazyLock<Hashers> = std::sync::LazyLock::new(|| {
 });
 
 /// Runs account work that hashes a password on the hashing pool (see [`Hashers`]).
-async fn hashing<T: Send + 'static>(
+pub(super) async fn hashing<T: Send + 'static>(
     accounts: &Arc<Accounts>,
     work: impl FnOnce(&Accounts) -> Result<T, AccountError> + Send + 'static,
 ) -> Result<T, Failure> {
@@ -239,7 +194,7 @@ async fn hashing<T: Send + 'static>(
     }
 }
 
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     accounts: &Arc<Accounts>,
     work: impl FnOnce(&Accounts) -> Result<T, AccountError> + Send + 'static,
 ) -> Result<T, Failure> {
@@ -270,7 +225,7 @@ fn me(user: &User, state: &AppState) -> Me {
 
 /// Whether the page came over TLS (as a proxy says, or as the operator says with
 /// `--secure-cookies`): then the session cookie is `Secure` and `__Host-` named.
-fn secure(headers: &HeaderMap, state: &AppState) -> bool {
+pub(super) fn secure(headers: &HeaderMap, state: &AppState) -> bool {
     state.secure_cookies
         || headers
             .get("x-forwarded-proto")
@@ -307,7 +262,7 @@ fn session_cookie(token: Option<&SessionToken>, headers: &HeaderMap, state: &App
     .to_string()
 }
 
-fn with_cookie(mut resp: Response, cookie: &str) -> Response {
+pub(super) fn with_cookie(mut resp: Response, cookie: &str) -> Response {
     if let Ok(value) = HeaderValue::from_str(cookie) {
         resp.headers_mut().insert(header::SET_COOKIE, value);
     }
@@ -370,19 +325,14 @@ async fn sign_up(
 ) -> Result<Response, Failure> {
     check_origin(&headers, &state)?;
     let ip = client_ip(peer, &headers, &state.trusted_proxies);
-    state.throttle.attempt(ip, None).map_err(throttled)?;
+    state.throttle.per_address(ip).map_err(throttled)?;
     let username = Username::parse(&form.username).map_err(|e| {
         Failure(
             StatusCode::BAD_REQUEST,
             ApiError::on("username", e.to_string()),
         )
     })?;
-    let password = Password::parse(&form.password).map_err(|e| {
-        Failure(
-            StatusCode::BAD_REQUEST,
-            ApiError::on("password", e.to_string()),
-        )
-    })?;
+    let password = new_password(&form.password, "password")?;
     let display = match form.display_name.as_deref().map(str::trim) {
         Some(name) if !name.is_empty() => name,
         _ => username.as_str(),
@@ -409,7 +359,13 @@ async fn sign_up(
         .await;
     let cookie = session_cookie(Some(&token), &headers, &state);
     let resp = (StatusCode::CREATED, Json(me(&user, &state))).into_response();
-    Ok(with_cookie(resp, &cookie))
+    Ok(known_device(
+        with_cookie(resp, &cookie),
+        &user.username,
+        None,
+        &headers,
+        &state,
+    ))
 }
 
 async fn sign_in(
@@ -419,19 +375,29 @@ async fn sign_in(
     Json(form): Json<SignIn>,
 ) -> Result<Response, Failure> {
     check_origin(&headers, &state)?;
-    // A username that cannot exist is throttled under its raw spelling, and fails like
-    // a wrong password.
+    // A username that cannot exist is throttled under (a bounded prefix of) its raw
+    // spelling, and fails like a wrong password.
     let username = Username::parse(&form.username);
-    let key = username
-        .as_ref()
-        .map_or_else(|_| form.username.to_lowercase(), |u| u.as_str().to_owned());
-    state
+    let key = username.as_ref().map_or_else(
+        |_| {
+            form.username
+                .chars()
+                .take(64)
+                .collect::<String>()
+                .to_lowercase()
+        },
+        |u| u.as_str().to_owned(),
+    );
+    let device = state
+        .devices
+        .of_request(&headers, secure(&headers, &state), &key);
+    let ip = client_ip(peer, &headers, &state.trusted_proxies);
+    let attempt = state
         .throttle
-        .attempt(
-            client_ip(peer, &headers, &state.trusted_proxies),
-            Some(&key),
-        )
+        .sign_in(ip, &key, device, std::time::Instant::now())
         .map_err(throttled)?;
+    // Slowed, not refused: see `throttle`. Waiting holds no hashing place.
+    tokio::time::sleep(attempt.delay).await;
     let (Ok(username), Ok(password)) = (username, Password::parse(&form.password)) else {
         // Logged like any other refusal, so whoever watches the log sees every attempt.
         tracing::info!(%peer, user = %crate::logsafe::text(&key), "sign-in refused");
@@ -442,11 +408,47 @@ async fn sign_in(
         .inspect_err(
             |_| tracing::info!(%peer, user = %crate::logsafe::text(&key), "sign-in refused"),
         )?;
+    state.throttle.succeeded(&attempt);
     let cookie = session_cookie(Some(&token), &headers, &state);
-    Ok(with_cookie(
-        Json(me(&user, &state)).into_response(),
-        &cookie,
+    Ok(known_device(
+        with_cookie(Json(me(&user, &state)).into_response(), &cookie),
+        &user.username,
+        device,
+        &headers,
+        &state,
     ))
+}
+
+/// Checks a new password against the rules (length, not a common one); `field` names the
+/// form field an error is shown under.
+pub(super) fn new_password(raw: &str, field: &str) -> Result<Password, Failure> {
+    let password = Password::parse(raw)
+        .map_err(|e| Failure(StatusCode::BAD_REQUEST, ApiError::on(field, e.to_string())))?;
+    if common_passwords::is_common(password.as_str()) {
+        return Err(Failure(
+            StatusCode::BAD_REQUEST,
+            ApiError::on(field, common_passwords::REFUSAL),
+        ));
+    }
+    Ok(password)
+}
+
+/// Adds the device cookie that makes this browser a known device of `username` (see
+/// [`super::device`]), renewing the one it has.
+fn known_device(
+    mut resp: Response,
+    username: &str,
+    known: Option<super::device::DeviceId>,
+    headers: &HeaderMap,
+    state: &AppState,
+) -> Response {
+    let cookie = state
+        .devices
+        .set_cookie(username, known, secure(headers, state));
+    if let Some(value) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        resp.headers_mut().append(header::SET_COOKIE, value);
+    }
+    resp
 }
 
 async fn sign_out(
@@ -471,7 +473,11 @@ async fn sign_out(
             .hub
             .send(Event::SignedOut {
                 username: user.username,
-                session: (!everywhere).then_some(key),
+                sessions: if everywhere {
+                    Sessions::All
+                } else {
+                    Sessions::One(key)
+                },
                 at: std::time::Instant::now(),
             })
             .await;
@@ -490,26 +496,5 @@ async fn whoami(State(state): State<AppState>, headers: HeaderMap) -> Result<Jso
                 ..ApiError::new("not signed in")
             },
         )),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_sign_in_throttle_counts_an_ipv6_client_by_its_64() {
-        let throttle = Throttle::new(ThrottleLimits {
-            per_ip: NonZeroU32::new(2).expect("non-zero"),
-            per_username: NonZeroU32::new(100).expect("non-zero"),
-        });
-        let ip = |s: &str| -> IpAddr { s.parse().expect("ip") };
-        assert!(throttle.attempt(ip("2001:db8::1"), None).is_ok());
-        assert!(throttle.attempt(ip("2001:db8::2"), None).is_ok());
-        assert!(
-            throttle.attempt(ip("2001:db8::3"), None).is_err(),
-            "a third address of the same /64 is the same client"
-        );
-        assert!(throttle.attempt(ip("2001:db8:0:1::1"), None).is_ok());
     }
 }

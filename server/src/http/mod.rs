@@ -1,5 +1,5 @@
 //! The HTTP edge: `/ws` (the chat socket), the account endpoints under `/api`
-//! ([`account`]), `/healthz`, and the built client.
+//! ([`account`], [`password`]), `/healthz`, and the built client.
 //!
 //! The WebSocket upgrade is done here rather than with axum's extractor: tungstenite
 //! checks the handshake and builds the 101, hyper hands over the upgraded socket, and
@@ -41,11 +41,15 @@ use tower_http::services::{ServeDir, ServeFile};
 use crate::{accounts::Accounts, admission::Admission, connection, health::Health, hub::HubSender};
 
 mod account;
+mod device;
 mod headers;
 pub mod host;
+mod password;
+mod throttle;
 
-pub use account::{Throttle, ThrottleLimits};
+pub use device::Devices;
 pub use host::{Hosts, PublicUrl};
+pub use throttle::{Throttle, ThrottleLimits};
 
 /// What every request handler shares.
 #[derive(Clone)]
@@ -56,6 +60,8 @@ pub struct AppState {
     /// Mark session cookies `Secure` even when no proxy says the page came over TLS.
     pub secure_cookies: bool,
     pub throttle: Arc<Throttle>,
+    /// Signs and checks device cookies, which the throttle reads.
+    pub devices: Arc<Devices>,
     pub hub: HubSender,
     /// Whether the hub thread and the store writer are alive: `/healthz` and the
     /// upgrade read it.
@@ -88,7 +94,10 @@ pub fn router(state: AppState, static_dir: &Path, hosts: Hosts) -> Router {
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/ws", get(upgrade))
-        .nest(confab_shared::api::PREFIX, account::routes())
+        .nest(
+            confab_shared::api::PREFIX,
+            account::routes().merge(password::routes()),
+        )
         .with_state(state);
     let index = static_dir.join("index.html");
     let page = std::fs::read_to_string(&index).ok();

@@ -17,7 +17,7 @@ use confab_shared::{
     DisplayName, ErrorCode, GUEST_PREFIX, PROTOCOL_VERSION, Person, ServerMsg, close,
 };
 
-use super::{Conn, ConnId, Hub, Identity, Refusal, SessionKey};
+use super::{Conn, ConnId, Hub, Identity, Refusal, Sessions};
 use crate::send_queue::SendQueue;
 
 /// How long the hub remembers a sign-out for sockets still on their way (see
@@ -51,9 +51,10 @@ impl Hub {
                 .entry(username.clone())
                 .or_insert_with(|| display_name.clone());
             // Signed out between the check of its cookie and its arrival here.
-            signed_out = self.signed_out.iter().any(|(user, key, at)| {
-                user == username && key.is_none_or(|k| k == *session) && at > checked_at
-            });
+            signed_out = self
+                .signed_out
+                .iter()
+                .any(|(user, key, at)| user == username && key.covers(session) && at > checked_at);
         }
         if signed_out {
             queue.close(close::SIGNED_OUT, "signed out");
@@ -161,12 +162,12 @@ impl Hub {
 
     /// Closes the sockets of `username` opened with the sign-in `session` (all of the
     /// user's sockets when `None`): their cookie is no longer valid.
-    pub fn signed_out(&mut self, username: &str, session: Option<SessionKey>, at: Instant) {
+    pub fn signed_out(&mut self, username: &str, sessions: Sessions, at: Instant) {
         // A socket checked before `at` reaches the hub within the handshake timeout;
         // a minute covers it with room to spare, and keeps the list short.
         self.signed_out
             .retain(|(_, _, when)| at.saturating_duration_since(*when) < SIGNED_OUT_MEMORY);
-        self.signed_out.push((username.to_owned(), session, at));
+        self.signed_out.push((username.to_owned(), sessions, at));
         for s in self.conns.values() {
             if let Identity::User {
                 username: user,
@@ -174,7 +175,7 @@ impl Hub {
                 ..
             } = &s.identity
                 && user == username
-                && session.is_none_or(|k| k == *key)
+                && sessions.covers(key)
             {
                 s.queue.close(close::SIGNED_OUT, "signed out");
             }

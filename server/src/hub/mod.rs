@@ -58,6 +58,29 @@ pub type ConnId = u64;
 /// SHA-256 of a sign-in session's token: names the sign-in without being it.
 pub type SessionKey = [u8; 32];
 
+/// Which of a person's sign-ins a sign-out ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sessions {
+    /// One sign-in (signing out on this device, or a session that expired).
+    One(SessionKey),
+    /// Every sign-in (signing out everywhere).
+    All,
+    /// Every sign-in but this one: the device that changed the password, or asked to
+    /// sign out its other sessions, stays signed in.
+    AllBut(SessionKey),
+}
+
+impl Sessions {
+    /// Whether the sign-in with `key` is one of these.
+    pub fn covers(self, key: &SessionKey) -> bool {
+        match self {
+            Sessions::One(k) => k == *key,
+            Sessions::All => true,
+            Sessions::AllBut(k) => k != *key,
+        }
+    }
+}
+
 /// Who a connection is, established from its cookie before the WebSocket upgrade.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Identity {
@@ -240,9 +263,9 @@ pub struct Hub {
     /// Connections whose queue overflowed during the current operation; removed at its
     /// end so that removal (which itself broadcasts) never happens mid-iteration.
     overflowed: Vec<ConnId>,
-    /// Recent sign-outs (username, the session or all of them, when), for a socket
+    /// Recent sign-outs (username, which sessions, when), for a socket
     /// whose session was checked before the sign-out but which reaches the hub after it.
-    signed_out: Vec<(String, Option<SessionKey>, Instant)>,
+    signed_out: Vec<(String, Sessions, Instant)>,
     shutting_down: bool,
 }
 

@@ -19,7 +19,7 @@ use std::{
 use confab_shared::{ServerMsg, close};
 use tokio::sync::mpsc;
 
-use super::{Command, ConnId, Hub, Identity, SessionKey, Waiter};
+use super::{Command, ConnId, Hub, Identity, Sessions, Waiter};
 use crate::{
     health::{Guard, Health, Part, panic_message},
     send_queue::SendQueue,
@@ -60,11 +60,11 @@ pub enum Event {
         username: String,
         display_name: String,
     },
-    /// Sign-in sessions ended: close the sockets of `username` opened with `session`,
-    /// or all of them when `session` is `None`.
+    /// Sign-in sessions ended: close the sockets of `username` opened with any of
+    /// `sessions`.
     SignedOut {
         username: String,
-        session: Option<SessionKey>,
+        sessions: Sessions,
         /// When the sessions were deleted: sockets whose session was checked before
         /// this are closed, also those the hub has not heard of yet.
         at: Instant,
@@ -249,9 +249,9 @@ fn dispatch(hub: &mut Hub, event: Event) {
         } => hub.user_added(username, display_name),
         Event::SignedOut {
             username,
-            session,
+            sessions,
             at,
-        } => hub.signed_out(&username, session, at),
+        } => hub.signed_out(&username, sessions, at),
         Event::Committed(outcomes) => hub.committed(outcomes),
         Event::Shutdown => hub.shutdown(),
         Event::Fail => {

@@ -153,6 +153,35 @@ impl AccountStore {
         Ok(())
     }
 
+    /// Every session of a user but the one with `keep_hash` ends.
+    pub fn delete_sessions_of_except(
+        &self,
+        user_id: i64,
+        keep_hash: &[u8],
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("DELETE FROM sessions WHERE user_id = ?1 AND token_hash <> ?2")?
+            .execute(params![user_id, keep_hash])?;
+        Ok(())
+    }
+
+    /// Sets a user's password hash and ends every session but `keep_hash`, together: a
+    /// password change that took effect always ends the sessions the old password opened.
+    pub fn change_password(
+        &self,
+        user_id: i64,
+        password_hash: &str,
+        keep_hash: &[u8],
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        tx.prepare_cached("UPDATE users SET password_hash = ?2 WHERE id = ?1")?
+            .execute(params![user_id, password_hash])?;
+        tx.prepare_cached("DELETE FROM sessions WHERE user_id = ?1 AND token_hash <> ?2")?
+            .execute(params![user_id, keep_hash])?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Forgets expired sessions; returns each one's username and token hash, so their
     /// open sockets can be closed.
     pub fn delete_expired_sessions(

@@ -199,7 +199,7 @@ fn sign_up_form(ctx: &Ctx, refs: &Refs) -> Html {
                    autocomplete="new-password" required=true
                    aria-invalid={pass_error.invalid()}
                    aria-describedby={described(&pass_error, "signup-password-hint")} />
-            <p id="signup-password-hint" class="hint-text">{ "At least 8 characters." }</p>
+            <p id="signup-password-hint" class="hint-text">{ "At least 8 characters, and not one of the most common passwords." }</p>
             { pass_error.render() }
             <button type="submit">{ "Create account" }</button>
             { form_error.render() }

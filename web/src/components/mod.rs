@@ -2,6 +2,7 @@
 //! turns user input into [`Chat`](crate::socket::Chat) or
 //! [`Account`](crate::account::Account) requests, or reducer actions.
 
+mod account_panel;
 mod app;
 mod auth;
 mod composer;

@@ -66,12 +66,48 @@ fn signing_out_closes_that_sign_in_or_all_of_them() {
         Identity::User { session, .. } => session,
         Identity::Guest => unreachable!(),
     };
-    f.hub.signed_out("ada", Some(phone_key), Instant::now());
+    f.hub
+        .signed_out("ada", Sessions::One(phone_key), Instant::now());
     assert_eq!(phone.close_code(), Some(close::SIGNED_OUT));
     assert_eq!(laptop.close_code(), None);
-    f.hub.signed_out("ada", None, Instant::now());
+    f.hub.signed_out("ada", Sessions::All, Instant::now());
     assert_eq!(laptop.close_code(), Some(close::SIGNED_OUT));
     assert_eq!(bob.close_code(), None);
+}
+
+#[test]
+fn signing_out_the_other_sessions_keeps_this_one() {
+    let mut f = Fixture::new();
+    let phone = f.member(1, "ada");
+    let laptop = f.connect_with(2, 64, user("ada", "Ada", 2));
+    let tablet = f.connect_with(3, 64, user("ada", "Ada", 3));
+    let bob = f.member(4, "bob");
+    let laptop_key = match user("ada", "Ada", 2) {
+        Identity::User { session, .. } => session,
+        Identity::Guest => unreachable!(),
+    };
+    let checked = Instant::now();
+    f.hub
+        .signed_out("ada", Sessions::AllBut(laptop_key), Instant::now());
+    assert_eq!(phone.close_code(), Some(close::SIGNED_OUT));
+    assert_eq!(tablet.close_code(), Some(close::SIGNED_OUT));
+    assert_eq!(laptop.close_code(), None, "the device that asked stays");
+    assert_eq!(bob.close_code(), None);
+    // A socket of another sign-in, checked before and arriving after, is closed too;
+    // one more socket of the kept sign-in is not.
+    let mut late = user("ada", "Ada", 5);
+    if let Identity::User { checked_at, .. } = &mut late {
+        *checked_at = checked;
+    }
+    assert_eq!(
+        f.connect_with(5, 64, late).close_code(),
+        Some(close::SIGNED_OUT)
+    );
+    let mut kept = user("ada", "Ada", 2);
+    if let Identity::User { checked_at, .. } = &mut kept {
+        *checked_at = checked;
+    }
+    assert_eq!(f.connect_with(6, 64, kept).close_code(), None);
 }
 
 #[test]
@@ -136,14 +172,14 @@ fn a_socket_checked_before_a_sign_out_that_arrives_after_it_is_closed() {
         checked_at,
     };
     // The phone signs out; the laptop's socket, opened with that sign-in, is late.
-    f.hub.signed_out("ada", Some(key), Instant::now());
+    f.hub.signed_out("ada", Sessions::One(key), Instant::now());
     let late = f.connect_with(1, 64, identity(key, checked));
     assert_eq!(late.close_code(), Some(close::SIGNED_OUT));
     // Another sign-in of Ada's is untouched by that sign-out.
     let other = f.connect_with(2, 64, identity([8u8; 32], checked));
     assert_eq!(other.close_code(), None);
     // Signing out everywhere reaches sockets of every sign-in checked before it...
-    f.hub.signed_out("ada", None, Instant::now());
+    f.hub.signed_out("ada", Sessions::All, Instant::now());
     let late_too = f.connect_with(3, 64, identity([9u8; 32], checked));
     assert_eq!(late_too.close_code(), Some(close::SIGNED_OUT));
     // ...but not a sign-in made, and checked, after it.
