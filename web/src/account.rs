@@ -41,6 +41,7 @@ pub fn check_sign_up(
         username: username.as_str().to_owned(),
         password: password.as_str().to_owned(),
         display_name,
+        invite: None,
     })
 }
 

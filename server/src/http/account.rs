@@ -95,7 +95,7 @@ impl Throttle {
 }
 
 /// An error answer: a status and the [`ApiError`] body clients show.
-struct Failure(StatusCode, ApiError);
+pub(super) struct Failure(pub(super) StatusCode, pub(super) ApiError);
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
@@ -118,6 +118,7 @@ impl From<AccountError> for Failure {
                 ApiError::on("username", "that username is taken"),
             ),
             AccountError::InvalidCredentials => invalid_credentials(),
+            AccountError::InviteRefused(why) => super::invites::refused(why),
             AccountError::Hash(_) | AccountError::Store(_) => {
                 tracing::error!("account request failed: {e}");
                 Failure(
@@ -148,7 +149,7 @@ fn throttled(wait: Duration) -> Failure {
 }
 
 /// Refuses a state-changing request from a page on another site.
-fn check_origin(headers: &HeaderMap, state: &AppState) -> Result<(), Failure> {
+pub(super) fn check_origin(headers: &HeaderMap, state: &AppState) -> Result<(), Failure> {
     if origin_allowed(headers, &state.allowed_origins) {
         Ok(())
     } else {
@@ -239,7 +240,7 @@ async fn hashing<T: Send + 'static>(
     }
 }
 
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     accounts: &Arc<Accounts>,
     work: impl FnOnce(&Accounts) -> Result<T, AccountError> + Send + 'static,
 ) -> Result<T, Failure> {
@@ -265,6 +266,8 @@ fn me(user: &User, state: &AppState) -> Me {
         },
         admin: user.is_admin,
         guests_allowed: state.allow_guests,
+        sign_up: state.sign_up,
+        can_invite: crate::invites::may_invite(user, state.members_invite),
     }
 }
 
@@ -371,6 +374,7 @@ async fn sign_up(
     check_origin(&headers, &state)?;
     let ip = client_ip(peer, &headers, &state.trusted_proxies);
     state.throttle.attempt(ip, None).map_err(throttled)?;
+    let invite = super::invites::sign_up_admission(&state, form.invite.clone()).await?;
     let username = Username::parse(&form.username).map_err(|e| {
         Failure(
             StatusCode::BAD_REQUEST,
@@ -394,7 +398,10 @@ async fn sign_up(
         )
     })?;
     let (user, token) = hashing(&state.accounts, move |a| {
-        let user = a.sign_up(&username, &display_name, &password, false)?;
+        let user = match &invite {
+            Some(invite) => a.sign_up_invited(&username, &display_name, &password, invite)?,
+            None => a.sign_up(&username, &display_name, &password, false)?,
+        };
         let token = a.start_session(user.id)?;
         Ok((user, token))
     })
@@ -483,6 +490,7 @@ async fn whoami(State(state): State<AppState>, headers: HeaderMap) -> Result<Jso
             StatusCode::UNAUTHORIZED,
             ApiError {
                 guests_allowed: Some(state.allow_guests),
+                sign_up: Some(state.sign_up),
                 ..ApiError::new("not signed in")
             },
         )),

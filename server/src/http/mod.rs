@@ -42,6 +42,7 @@ use crate::{accounts::Accounts, admission::Admission, connection, health::Health
 
 mod account;
 mod headers;
+mod invites;
 
 pub use account::{Throttle, ThrottleLimits};
 
@@ -51,6 +52,11 @@ pub struct AppState {
     pub accounts: Arc<Accounts>,
     /// Whether a socket without a session cookie is let in as a guest.
     pub allow_guests: bool,
+    /// Who may create an account (`--sign-up`); guests are `allow_guests` alone.
+    pub sign_up: confab_shared::api::SignUpPolicy,
+    /// Whether members, not only administrators, may make invite links.
+    pub members_invite: bool,
+    pub invite_limits: crate::invites::InviteLimits,
     /// Mark session cookies `Secure` even when no proxy says the page came over TLS.
     pub secure_cookies: bool,
     pub throttle: Arc<Throttle>,
@@ -75,7 +81,10 @@ pub fn router(state: AppState, static_dir: &Path) -> Router {
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/ws", get(upgrade))
-        .nest(confab_shared::api::PREFIX, account::routes())
+        .nest(
+            confab_shared::api::PREFIX,
+            account::routes().merge(invites::routes()),
+        )
         .with_state(state);
     let index = static_dir.join("index.html");
     let page = std::fs::read_to_string(&index).ok();

@@ -79,6 +79,8 @@ fn me(you: Person, guests_allowed: bool) -> Me {
         you,
         admin: false,
         guests_allowed,
+        sign_up: confab_shared::api::SignUpPolicy::Open,
+        can_invite: false,
     }
 }
 
