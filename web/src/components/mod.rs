@@ -5,6 +5,7 @@
 mod app;
 mod auth;
 mod composer;
+mod invites;
 mod messages;
 mod room_header;
 mod sidebar;

@@ -120,6 +120,30 @@ fn signing_in_shows_the_chat_and_connects() {
 }
 
 #[test]
+fn the_sign_up_policy_outlives_a_sign_out_and_the_right_to_invite_does_not() {
+    use confab_shared::api::SignUpPolicy;
+    let mut s = State::default();
+    assert_eq!(s.sign_up, SignUpPolicy::Open, "until the server says");
+    s.apply(Action::SignUpPolicy(SignUpPolicy::Closed));
+    assert_eq!(s.sign_up, SignUpPolicy::Closed);
+    s.apply(Action::SignedIn(Me {
+        sign_up: SignUpPolicy::Invite,
+        can_invite: true,
+        ..me(ada(), false)
+    }));
+    assert!(s.can_invite);
+    assert_eq!(s.sign_up, SignUpPolicy::Invite);
+    s.apply(Action::SignedOut {
+        guests_allowed: None,
+    });
+    assert!(
+        !s.can_invite,
+        "the next person to sign in here is someone else"
+    );
+    assert_eq!(s.sign_up, SignUpPolicy::Invite);
+}
+
+#[test]
 fn a_refused_sign_in_shows_on_its_form_only() {
     let mut s = State::default();
     s.apply(Action::SignedOut {
