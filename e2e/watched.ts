@@ -8,6 +8,7 @@ import { expect, type BrowserContext, type ConsoleMessage, type Page } from '@pl
 /** A URL on the test's own server (any port), whose path matches `path`. */
 const local = (path: string) => new RegExp(`^http://127\\.0\\.0\\.1:\\d+/${path}$`);
 const UNAUTHORIZED = /^Failed to load resource: the server responded with a status of 401 \(Unauthorized\)$/;
+const FORBIDDEN = /^Failed to load resource: the server responded with a status of 403 \(Forbidden\)$/;
 const REFUSED = 'net::ERR_CONNECTION_REFUSED';
 
 /**
@@ -20,6 +21,9 @@ const HARMLESS_CONSOLE_ERRORS: { text: RegExp; url: RegExp }[] = [
   { text: UNAUTHORIZED, url: local('api/me') },
   // A wrong username or password: the client shows the error in the sign-in form.
   { text: UNAUTHORIZED, url: local('api/signin') },
+  // A sign-up the server's policy refuses (no invite, or one used up, expired or
+  // revoked): the client shows why in the sign-up form.
+  { text: FORBIDDEN, url: local('api/signup') },
   // Specs that stop the server on purpose: while nothing listens, every reconnect attempt
   // (and the session check after a few) is refused, and Chromium logs each one. Those
   // specs then check that the client comes back.

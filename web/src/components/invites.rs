@@ -14,6 +14,7 @@ use crate::invites::{self, DEFAULT_LIFETIME_SECS, LIFETIMES};
 
 const TOGGLE_ID: &str = "invites-toggle";
 const PANEL_ID: &str = "invites-panel";
+const LIST_HEADING_ID: &str = "invites-open-heading";
 
 /// The top bar's "Invite people" button and, while open, its panel.
 #[function_component]
@@ -61,7 +62,8 @@ enum Listing {
 #[function_component]
 fn InvitePanel(props: &PanelProps) -> Html {
     let uses = use_node_ref();
-    let lifetime = use_node_ref();
+    // Held here so that what is picked stays picked when the panel renders again.
+    let lifetime = use_state(|| DEFAULT_LIFETIME_SECS);
     let busy = use_state(|| false);
     let error = use_state(|| None::<String>);
     let created = use_state(|| None::<String>);
@@ -90,7 +92,7 @@ fn InvitePanel(props: &PanelProps) -> Html {
         });
     }
     let onsubmit = {
-        let (uses, lifetime) = (uses.clone(), lifetime.clone());
+        let (uses, secs) = (uses.clone(), *lifetime);
         let (busy, error, created, copied, version) = (
             busy.clone(),
             error.clone(),
@@ -111,10 +113,6 @@ fn InvitePanel(props: &PanelProps) -> Html {
                 error.set(Some("Enter how many accounts the link may create.".into()));
                 return;
             };
-            let secs = lifetime
-                .cast::<HtmlSelectElement>()
-                .and_then(|f| f.value().parse::<u64>().ok())
-                .unwrap_or(DEFAULT_LIFETIME_SECS);
             let body = NewInvite {
                 uses: Some(count),
                 expires_in_secs: Some(secs),
@@ -184,16 +182,28 @@ fn InvitePanel(props: &PanelProps) -> Html {
             html! { <p class="hint-text">{ "No open invites." }</p> }
         }
         Listing::Loaded(list) => html! {
-            <ul class="invite-list" aria-labelledby="invites-open-heading">
+            <ul class="invite-list" aria-labelledby={LIST_HEADING_ID}>
                 { for list.iter().map(|invite| invite_row(invite, &error, &version)) }
             </ul>
         },
     };
+    let picked = *lifetime;
     let lifetimes = LIFETIMES.iter().map(|(secs, words)| {
         html! {
-            <option value={secs.to_string()} selected={*secs == DEFAULT_LIFETIME_SECS}>{ *words }</option>
+            <option value={secs.to_string()} selected={*secs == picked}>{ *words }</option>
         }
     });
+    let pick = {
+        let lifetime = lifetime.clone();
+        Callback::from(move |e: Event| {
+            if let Some(secs) = e
+                .target_dyn_into::<HtmlSelectElement>()
+                .and_then(|f| f.value().parse::<u64>().ok())
+            {
+                lifetime.set(secs);
+            }
+        })
+    };
     html! {
         <section id={PANEL_ID} class="invites-panel" aria-labelledby="invites-heading" {onkeydown}>
             <div class="invites-head">
@@ -209,7 +219,7 @@ fn InvitePanel(props: &PanelProps) -> Html {
                     </div>
                     <div class="field">
                         <label for="invite-lifetime">{ "Expires after" }</label>
-                        <select id="invite-lifetime" ref={lifetime}>{ for lifetimes }</select>
+                        <select id="invite-lifetime" onchange={pick}>{ for lifetimes }</select>
                     </div>
                 </div>
                 <p id="invite-uses-hint" class="hint-text">{ "How many accounts the link may create." }</p>
@@ -217,7 +227,7 @@ fn InvitePanel(props: &PanelProps) -> Html {
                 { form_error.render() }
             </form>
             { for link }
-            <h3 id="invites-open-heading">{ "Open invites" }</h3>
+            <h3 id={LIST_HEADING_ID} tabindex="-1">{ "Open invites" }</h3>
             { list }
         </section>
     }
@@ -236,7 +246,11 @@ fn invite_row(
             let (error, version) = (error.clone(), version.clone());
             wasm_bindgen_futures::spawn_local(async move {
                 match invites::revoke(id).await {
-                    Ok(()) => error.set(None),
+                    Ok(()) => {
+                        error.set(None);
+                        // Its button goes with it: keep the keyboard in the panel.
+                        focus_by_id(LIST_HEADING_ID);
+                    }
                     Err(failure) => error.set(Some(failure.into_api_error().error)),
                 }
                 version.set(version.wrapping_add(1));
