@@ -2,6 +2,7 @@
 // sign-up without a link; an administrator (made with `confab-server admin create`)
 // makes a link in the app; a second person opens it, signs up and is in; a third with
 // the same used-up link is told why; the administrator revokes an open link.
+import AxeBuilder from '@axe-core/playwright';
 import { test, expect } from '@playwright/test';
 import { ConfabServer } from '../server';
 import { PASSWORD, Person, tag } from '../person';
@@ -58,6 +59,11 @@ test('an administrator makes an invite link in the app and someone signs up with
   await expect(field).not.toBeEditable();
   await expect(panel.getByRole('button', { name: 'Copy link' })).toBeVisible();
   const link = await field.inputValue();
+  // The open panel, its form, link field and list: no serious accessibility problem.
+  const axe = await new AxeBuilder({ page: admin.page }).include('#invites-panel').analyze();
+  expect(
+    axe.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.help}`),
+  ).toEqual([]);
   const open = panel.getByRole('listitem').filter({ hasText: '1 of 1 use left' });
   await expect(open).toHaveCount(1);
   await expect(open).toContainText(/expires in 2[34] hours, by root/);
