@@ -4,6 +4,7 @@
 //   const server = await ConfabServer.start();   // free port, waits for /healthz
 //   await page.goto(server.url);
 //   await server.restart();                      // SIGTERM, wait for exit, start again on the same port
+//   await server.admin(['create', 'root'], 'password\n'); // `confab-server admin …` on its data
 //   await server.stop();                          // in afterAll
 //
 // Binary: $CONFAB_SERVER_BIN (default ../target/debug/confab-server); client:
@@ -98,6 +99,24 @@ export class ConfabServer {
   async start(): Promise<void> {
     if (this.child) throw new Error('server is already running');
     await this.launch();
+  }
+
+  /** Runs `confab-server admin ARGS` on this server's data (its working folder's `data`,
+   * the server's default), with `input` on standard input (the password of `admin
+   * create`); resolves to what it printed, rejects if it failed. */
+  admin(args: string[], input = ''): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(this.bin, ['admin', ...args], { cwd: this.workDir, stdio: ['pipe', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+      child.on('error', reject);
+      child.on('exit', (code) =>
+        code === 0 ? resolve(out) : reject(new Error(`admin ${args.join(' ')} exited with ${code}: ${err}`)),
+      );
+      child.stdin.end(input);
+    });
   }
 
   /** SIGTERM (graceful shutdown: clients get close 1001), then waits for the exit. */

@@ -9,6 +9,7 @@ import { expect, type BrowserContext, type ConsoleMessage, type Page } from '@pl
 const local = (path: string) => new RegExp(`^http://127\\.0\\.0\\.1:\\d+/${path}$`);
 const UNAUTHORIZED = /^Failed to load resource: the server responded with a status of 401 \(Unauthorized\)$/;
 const BAD_REQUEST = /^Failed to load resource: the server responded with a status of 400 \(Bad Request\)$/;
+const FORBIDDEN = /^Failed to load resource: the server responded with a status of 403 \(Forbidden\)$/;
 const REFUSED = 'net::ERR_CONNECTION_REFUSED';
 
 /**
@@ -24,6 +25,9 @@ const HARMLESS_CONSOLE_ERRORS: { text: RegExp; url: RegExp }[] = [
   // A password change refused (wrong current password, a common new one): the client
   // shows the error under the field at fault.
   { text: BAD_REQUEST, url: local('api/password') },
+  // A sign-up the server's policy refuses (no invite, or one used up, expired or
+  // revoked): the client shows why in the sign-up form.
+  { text: FORBIDDEN, url: local('api/signup') },
   // Specs that stop the server on purpose: while nothing listens, every reconnect attempt
   // (and the session check after a few) is refused, and Chromium logs each one. Those
   // specs then check that the client comes back.

@@ -31,6 +31,7 @@ use crate::hub::now_ms;
 use crate::store::{
     Durability, StoreError,
     accounts::{AccountStore, CreateUserError, NewUser, StoredUser},
+    invites::InviteRefusal,
 };
 
 /// How long a session lasts after sign-in.
@@ -86,6 +87,9 @@ pub enum AccountError {
     /// Unknown username or wrong password: deliberately one error.
     #[error("wrong username or password")]
     InvalidCredentials,
+    /// Signing up with an invite that cannot be used (see [`crate::invites`]).
+    #[error("the invite link is {0}")]
+    InviteRefused(InviteRefusal),
     #[error("cannot hash the password: {0}")]
     Hash(String),
     #[error(transparent)]
@@ -111,7 +115,7 @@ impl Accounts {
         })
     }
 
-    fn store(&self) -> std::sync::MutexGuard<'_, AccountStore> {
+    pub(crate) fn store(&self) -> std::sync::MutexGuard<'_, AccountStore> {
         self.store.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -123,17 +127,35 @@ impl Accounts {
         password: &Password,
         is_admin: bool,
     ) -> Result<User, AccountError> {
+        self.create_account(username, display_name, password, is_admin, None)
+    }
+
+    /// Creates an account, using up one use of the invite whose secret hashes to
+    /// `invite` when there is one (both or neither).
+    pub(crate) fn create_account(
+        &self,
+        username: &Username,
+        display_name: &DisplayName,
+        password: &Password,
+        is_admin: bool,
+        invite: Option<&[u8; 32]>,
+    ) -> Result<User, AccountError> {
         let password_hash = hash(&self.argon2, password.as_str())?;
-        let created = self.store().create_user(NewUser {
+        let user = NewUser {
             username: username.as_str(),
             display_name: display_name.as_str(),
             password_hash: &password_hash,
             is_admin,
             now_ms: now_ms(),
-        });
+        };
+        let created = match invite {
+            Some(key) => self.store().create_user_invited(user, key),
+            None => self.store().create_user(user),
+        };
         match created {
             Ok(user) => Ok(user.into()),
             Err(CreateUserError::UsernameTaken) => Err(AccountError::UsernameTaken),
+            Err(CreateUserError::InviteRefused(why)) => Err(AccountError::InviteRefused(why)),
             Err(CreateUserError::Store(e)) => Err(e.into()),
         }
     }

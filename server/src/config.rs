@@ -10,7 +10,9 @@ use std::{
 
 use clap::{Parser, Subcommand};
 
-use crate::store::Durability;
+use confab_shared::api::SignUpPolicy;
+
+use crate::{invites::InviteLimits, store::Durability};
 
 /// Confab chat server: serves the web client and the chat WebSocket on one port.
 #[derive(Debug, Clone, Parser)]
@@ -33,6 +35,31 @@ pub struct Config {
     /// marked as guests, and can use public rooms only.
     #[arg(long, env = "CONFAB_ALLOW_GUESTS")]
     pub allow_guests: bool,
+
+    /// Who may create an account: `open` (anyone), `invite` (only with an invite link
+    /// that an administrator, or a member with `--members-invite`, made) or `closed`
+    /// (nobody; accounts are made with `confab-server admin create`). Guests are let in
+    /// or not by `--allow-guests` alone.
+    #[arg(long, env = "CONFAB_SIGN_UP", default_value = "open")]
+    pub sign_up: SignUpPolicy,
+
+    /// Let every member create invite links, not only administrators.
+    #[arg(long, env = "CONFAB_MEMBERS_INVITE")]
+    pub members_invite: bool,
+
+    /// Longest an invite link may stay good, in days (one asked without a lifetime
+    /// lasts 7 days, or this if shorter).
+    #[arg(long, env = "CONFAB_INVITE_MAX_DAYS", default_value = "30")]
+    pub invite_max_days: NonZeroU32,
+
+    /// Most accounts one invite link may create (one asked without a number creates 1).
+    #[arg(long, env = "CONFAB_INVITE_MAX_USES", default_value = "100")]
+    pub invite_max_uses: NonZeroU32,
+
+    /// Most unexpired invite links one person may hold (used up or not); more are
+    /// refused until one expires or is revoked.
+    #[arg(long, env = "CONFAB_INVITES_PER_PERSON", default_value = "20")]
+    pub invites_per_person: NonZeroU32,
 
     /// Mark the session cookie `Secure` (sent over HTTPS only). It is marked anyway
     /// when a proxy in front says the page came over TLS (`X-Forwarded-Proto: https`).
@@ -206,6 +233,17 @@ pub enum AdminCommand {
         #[arg(long)]
         display_name: Option<String>,
     },
+    /// Create an invite link and print it (its path: it goes after the server's
+    /// address). For servers run with `--sign-up invite`.
+    Invite {
+        /// How many accounts it may create (1 when absent; at most `--invite-max-uses`).
+        #[arg(long)]
+        uses: Option<u32>,
+        /// How long it stays good: `30m`, `12h`, `7d` (7 days when absent; at most
+        /// `--invite-max-days`).
+        #[arg(long, value_parser = crate::invites::parse_lifetime)]
+        expires_in: Option<Duration>,
+    },
 }
 
 impl Config {
@@ -223,6 +261,15 @@ impl Config {
 
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_secs.max(1))
+    }
+
+    /// The caps on invite links, from their flags.
+    pub fn invite_limits(&self) -> InviteLimits {
+        InviteLimits {
+            max_lifetime: Duration::from_secs(u64::from(self.invite_max_days.get()) * 86_400),
+            max_uses: self.invite_max_uses.get(),
+            per_person: self.invites_per_person.get(),
+        }
     }
 
     /// A configuration with every default, listening on `listen` and storing in
@@ -279,6 +326,37 @@ mod tests {
             c.command,
             Some(Command::Admin(AdminCommand::Create { username, display_name: Some(d) }))
                 if username == "ada" && d == "Ada L"
+        ));
+    }
+
+    #[test]
+    fn sign_up_is_open_by_default_and_takes_three_policies() {
+        let c = Config::try_parse_from(["confab-server"]).expect("parses");
+        assert_eq!(c.sign_up, SignUpPolicy::Open);
+        assert!(!c.members_invite);
+        for (flag, policy) in [
+            ("open", SignUpPolicy::Open),
+            ("invite", SignUpPolicy::Invite),
+            ("closed", SignUpPolicy::Closed),
+        ] {
+            let c = Config::try_parse_from(["confab-server", "--sign-up", flag]).expect("parses");
+            assert_eq!(c.sign_up, policy);
+        }
+        assert!(Config::try_parse_from(["confab-server", "--sign-up", "sometimes"]).is_err());
+        let c = Config::try_parse_from([
+            "confab-server",
+            "admin",
+            "invite",
+            "--uses",
+            "3",
+            "--expires-in",
+            "12h",
+        ])
+        .expect("parses");
+        assert!(matches!(
+            c.command,
+            Some(Command::Admin(AdminCommand::Invite { uses: Some(3), expires_in: Some(d) }))
+                if d == Duration::from_secs(12 * 3_600)
         ));
     }
 

@@ -15,6 +15,7 @@ pub mod connection;
 pub mod health;
 pub mod http;
 pub mod hub;
+pub mod invites;
 pub mod listener;
 pub mod logsafe;
 pub mod protocol;
@@ -45,8 +46,9 @@ const FAILURE_GRACE: Duration = Duration::from_secs(2);
 /// Writes that may wait for the store writer before sends are refused as `unavailable`.
 const WRITER_QUEUE: usize = 65_536;
 
-/// Every minute: forget throttle entries that have recovered, and end expired
-/// sessions, closing the sockets still open with them (as signing out would).
+/// Every minute: forget throttle entries that have recovered, end expired sessions,
+/// closing the sockets still open with them (as signing out would), and forget expired
+/// invites.
 async fn housekeeping(
     accounts: Arc<accounts::Accounts>,
     throttle: Arc<http::Throttle>,
@@ -56,8 +58,8 @@ async fn housekeeping(
     loop {
         every.tick().await;
         throttle.forget_idle();
-        let accounts = Arc::clone(&accounts);
-        match tokio::task::spawn_blocking(move || accounts.purge_expired()).await {
+        let sessions = Arc::clone(&accounts);
+        match tokio::task::spawn_blocking(move || sessions.purge_expired()).await {
             Ok(Ok(expired)) => {
                 for (username, key) in expired {
                     tracing::debug!(user = %username, "session expired");
@@ -71,6 +73,12 @@ async fn housekeeping(
             }
             Ok(Err(e)) => tracing::warn!("cannot delete expired sessions: {e}"),
             Err(e) => tracing::warn!("session cleanup failed: {e}"),
+        }
+        let invites = Arc::clone(&accounts);
+        match tokio::task::spawn_blocking(move || invites.purge_expired_invites()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!("cannot delete expired invites: {e}"),
+            Err(e) => tracing::warn!("invite cleanup failed: {e}"),
         }
     }
 }
@@ -145,6 +153,9 @@ pub async fn serve(
     let app_state = AppState {
         accounts,
         allow_guests: config.allow_guests,
+        sign_up: config.sign_up,
+        members_invite: config.members_invite,
+        invite_limits: config.invite_limits(),
         secure_cookies: config.secure_cookies,
         throttle,
         devices,

@@ -16,6 +16,9 @@ async fn main() -> anyhow::Result<()> {
     {
         return admin_create(&config, username, display_name.as_deref());
     }
+    if let Some(Command::Admin(AdminCommand::Invite { uses, expires_in })) = &config.command {
+        return admin_invite(&config, *uses, *expires_in);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()
@@ -72,6 +75,31 @@ fn admin_create(config: &Config, username: &str, display_name: Option<&str>) -> 
         user.username,
         user.display_name,
         config.data_dir.display()
+    );
+    Ok(())
+}
+
+/// `confab-server admin invite`: an invite link made from the machine the data lives on
+/// (the first invite of a `--sign-up invite` server, typically). The server's public
+/// address is not known here, so it prints the link's path to put after it.
+fn admin_invite(
+    config: &Config,
+    uses: Option<u32>,
+    expires_in: Option<std::time::Duration>,
+) -> anyhow::Result<()> {
+    use confab_server::invites;
+
+    let limits = config.invite_limits();
+    let (uses, lifetime) = invites::check_request(uses, expires_in, limits)?;
+    let accounts = confab_server::accounts::Accounts::open(&config.data_dir, config.durability)
+        .with_context(|| format!("cannot open the accounts in {}", config.data_dir.display()))?;
+    let (_, token) = accounts.create_invite(None, uses, lifetime, limits)?;
+    let path = token.path();
+    println!(
+        "Invite link ({uses} {}, good for {}):\n{path}\n\
+         Put it after the server's address, as in https://chat.example.com{path}",
+        if uses == 1 { "use" } else { "uses" },
+        invites::describe(lifetime),
     );
     Ok(())
 }

@@ -9,6 +9,9 @@
 //! | `GET /api/me` | — | 200 [`Me`], or 401 [`ApiError`] |
 //! | `POST /api/password` | [`ChangePassword`] | 204; every other session ended |
 //! | `POST /api/signout-others` | — | 204; every other session ended |
+//! | `POST /api/invites` | [`NewInvite`] | 201, [`CreatedInvite`] |
+//! | `GET /api/invites` | — | 200, [`Invites`] |
+//! | `DELETE /api/invites/{id}` | — | 204 |
 //!
 //! Every failure is a status code with an [`ApiError`] body. `POST`s from a page on
 //! another origin are refused with 403, like the socket.
@@ -39,6 +42,10 @@ pub struct SignUp {
     /// Shown to others; the username when absent or blank.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
+    /// The secret of an invite link (its `?invite=` parameter): needed when the server's
+    /// [`SignUpPolicy`] is `invite`, ignored (and not used up) when it is `open`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invite: Option<String>,
 }
 
 /// Sign in to an existing account.
@@ -71,6 +78,13 @@ pub struct Me {
     pub admin: bool,
     /// Whether the server lets people in without an account.
     pub guests_allowed: bool,
+    /// Who may create an account on this server.
+    #[serde(default)]
+    pub sign_up: SignUpPolicy,
+    /// Whether this person may create invite links (an administrator, or any member
+    /// when the server allows members to invite).
+    #[serde(default)]
+    pub can_invite: bool,
 }
 
 /// Why a request failed. `field` names the form field at fault, when one is.
@@ -83,6 +97,10 @@ pub struct ApiError {
     /// the sign-in screen knows whether to offer it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guests_allowed: Option<bool>,
+    /// Who may create an account (on 401 from `/api/me`, so the sign-in screen knows
+    /// whether to offer sign-up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_up: Option<SignUpPolicy>,
     /// With 429: seconds until another attempt is accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_secs: Option<u64>,
@@ -94,6 +112,7 @@ impl ApiError {
             error: error.into(),
             field: None,
             guests_allowed: None,
+            sign_up: None,
             retry_after_secs: None,
         }
     }
@@ -104,4 +123,94 @@ impl ApiError {
             ..Self::new(error)
         }
     }
+}
+
+/// The query parameter of an invite link: `/?invite=SECRET`.
+pub const INVITE_PARAM: &str = "invite";
+
+/// Who may create an account (the server's `--sign-up`). Guests are not accounts: they
+/// are let in or not by `--allow-guests` alone, whatever this says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignUpPolicy {
+    /// Anyone who reaches the server.
+    #[default]
+    Open,
+    /// Only with an invite link that is still good.
+    Invite,
+    /// Nobody: accounts are made with `confab-server admin create`.
+    Closed,
+}
+
+impl SignUpPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignUpPolicy::Open => "open",
+            SignUpPolicy::Invite => "invite",
+            SignUpPolicy::Closed => "closed",
+        }
+    }
+}
+
+impl std::fmt::Display for SignUpPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for SignUpPolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "open" => Ok(SignUpPolicy::Open),
+            "invite" => Ok(SignUpPolicy::Invite),
+            "closed" => Ok(SignUpPolicy::Closed),
+            other => Err(format!(
+                "{other:?} is not a sign-up policy: use open, invite or closed"
+            )),
+        }
+    }
+}
+
+/// Create an invite link. Absent fields take the server's defaults (one use, 7 days).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewInvite {
+    /// How many accounts it may create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uses: Option<u32>,
+    /// How long it stays good, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_secs: Option<u64>,
+}
+
+/// An invite link as listed: everything but its secret, which only its creator saw once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invite {
+    pub id: i64,
+    /// The username of whoever made it; `None` for one made with `confab-server admin
+    /// invite`.
+    #[serde(default)]
+    pub created_by: Option<String>,
+    /// Milliseconds since the Unix epoch, like message timestamps.
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub max_uses: u32,
+    pub uses_left: u32,
+}
+
+/// A new invite and its secret, shown this once (the server keeps only a hash of it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedInvite {
+    pub invite: Invite,
+    pub token: String,
+    /// The link's path and query, `/?invite=SECRET`: it goes after the server's address.
+    pub path: String,
+}
+
+/// The invites a person may see: every live one for an administrator, their own for a
+/// member. Newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invites {
+    pub invites: Vec<Invite>,
 }

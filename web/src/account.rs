@@ -14,7 +14,7 @@ use yew::Callback;
 use crate::{
     api::{self, Failure},
     backoff::backoff_ms,
-    persist,
+    invites, persist,
     socket::Chat,
     state::{Action, AuthError, AuthForm, Conn},
 };
@@ -41,6 +41,7 @@ pub fn check_sign_up(
         username: username.as_str().to_owned(),
         password: password.as_str().to_owned(),
         display_name,
+        invite: None,
     })
 }
 
@@ -74,6 +75,9 @@ impl Account {
                 match api::me().await {
                     Ok(me) => return this.signed_in(me),
                     Err(Failure::Refused { status: 401, error }) => {
+                        if let Some(policy) = error.sign_up {
+                            this.dispatch.emit(Action::SignUpPolicy(policy));
+                        }
                         return this.not_signed_in(error.guests_allowed.unwrap_or(false));
                     }
                     Err(_) => {
@@ -145,7 +149,21 @@ impl Account {
 
     pub fn sign_up(&self, username: &str, display_name: &str, password: &str) {
         match check_sign_up(username, display_name, password) {
-            Ok(body) => self.submit(AuthForm::SignUp, async move { api::sign_up(&body).await }),
+            Ok(body) => {
+                // An invite link's secret goes along; once it made the account, it
+                // leaves the address.
+                let body = SignUp {
+                    invite: invites::invite_in_address(),
+                    ..body
+                };
+                self.submit(AuthForm::SignUp, async move {
+                    let signed_up = api::sign_up(&body).await;
+                    if signed_up.is_ok() && body.invite.is_some() {
+                        invites::forget_invite_in_address();
+                    }
+                    signed_up
+                });
+            }
             Err(error) => self.failed(AuthForm::SignUp, error),
         }
     }

@@ -28,13 +28,13 @@ impl Failure {
     }
 }
 
-fn endpoint(name: &str) -> String {
+pub(crate) fn endpoint(name: &str) -> String {
     format!("{}/{name}", api::PREFIX)
 }
 
 /// Sends a request; any status but 2xx becomes [`Failure::Refused`] with the server's
 /// [`ApiError`] (or one made from the status, when the body is not one).
-async fn send(request: Result<Request, gloo_net::Error>) -> Result<Response, Failure> {
+pub(crate) async fn send(request: Result<Request, gloo_net::Error>) -> Result<Response, Failure> {
     let response = request
         .map_err(|_| Failure::Unreachable)?
         .send()
@@ -53,7 +53,7 @@ async fn send(request: Result<Request, gloo_net::Error>) -> Result<Response, Fai
     Err(Failure::Refused { status, error })
 }
 
-async fn json<T: DeserializeOwned>(response: Response) -> Result<T, Failure> {
+pub(crate) async fn json<T: DeserializeOwned>(response: Response) -> Result<T, Failure> {
     response.json().await.map_err(|_| Failure::Unreachable)
 }
 

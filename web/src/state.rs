@@ -12,7 +12,7 @@ use std::{
 
 use confab_shared::{
     ChatMessage, DEFAULT_ROOM, GUEST_PREFIX, Person, RoomInfo, RoomKind, ServerMsg,
-    api::{ApiError, Me},
+    api::{ApiError, Me, SignUpPolicy},
 };
 use serde::{Deserialize, Serialize};
 use yew::Reducible;
@@ -168,6 +168,11 @@ pub struct State {
     pub admin: bool,
     /// Whether the server lets people in without an account.
     pub guests_allowed: bool,
+    /// Who may create an account on the server: the sign-in screen offers sign-up
+    /// (or says why not) by it.
+    pub sign_up: SignUpPolicy,
+    /// Whether this person may make invite links.
+    pub can_invite: bool,
     /// The display name a guest asked for, until the server welcomes or refuses it.
     pub joining_as: Option<String>,
     /// A sign-in screen form whose request is on its way.
@@ -211,6 +216,8 @@ impl Default for State {
             me: None,
             admin: false,
             guests_allowed: false,
+            sign_up: SignUpPolicy::Open,
+            can_invite: false,
             joining_as: None,
             auth_busy: None,
             auth_error: None,
@@ -263,6 +270,8 @@ pub enum Action {
     SignedOut {
         guests_allowed: Option<bool>,
     },
+    /// What the server said of sign-up while nobody is signed in.
+    SignUpPolicy(SignUpPolicy),
     /// A form of the sign-in screen was sent.
     AuthBusy(AuthForm),
     AuthFailed(AuthError),
@@ -393,6 +402,8 @@ impl State {
                 self.me = Some(me.you);
                 self.admin = me.admin;
                 self.guests_allowed = me.guests_allowed;
+                self.sign_up = me.sign_up;
+                self.can_invite = me.can_invite;
                 self.checking = false;
                 self.joining_as = None;
                 self.auth_busy = None;
@@ -405,9 +416,11 @@ impl State {
                     conn: Conn::Idle,
                     checking: false,
                     guests_allowed: guests_allowed.unwrap_or(self.guests_allowed),
+                    sign_up: self.sign_up,
                     ..State::default()
                 };
             }
+            Action::SignUpPolicy(policy) => self.sign_up = policy,
             Action::AuthBusy(form) => {
                 self.auth_busy = Some(form);
                 self.auth_error = None;

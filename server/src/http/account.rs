@@ -73,6 +73,7 @@ impl From<AccountError> for Failure {
                 ApiError::on("username", "that username is taken"),
             ),
             AccountError::InvalidCredentials => invalid_credentials(),
+            AccountError::InviteRefused(why) => super::invites::refused(why),
             AccountError::Hash(_) | AccountError::Store(_) => {
                 tracing::error!("account request failed: {e}");
                 Failure(
@@ -220,6 +221,8 @@ fn me(user: &User, state: &AppState) -> Me {
         },
         admin: user.is_admin,
         guests_allowed: state.allow_guests,
+        sign_up: state.sign_up,
+        can_invite: crate::invites::may_invite(user, state.members_invite),
     }
 }
 
@@ -326,6 +329,7 @@ async fn sign_up(
     check_origin(&headers, &state)?;
     let ip = client_ip(peer, &headers, &state.trusted_proxies);
     state.throttle.per_address(ip).map_err(throttled)?;
+    let invite = super::invites::sign_up_admission(&state, form.invite.clone()).await?;
     let username = Username::parse(&form.username).map_err(|e| {
         Failure(
             StatusCode::BAD_REQUEST,
@@ -344,7 +348,10 @@ async fn sign_up(
         )
     })?;
     let (user, token) = hashing(&state.accounts, move |a| {
-        let user = a.sign_up(&username, &display_name, &password, false)?;
+        let user = match &invite {
+            Some(invite) => a.sign_up_invited(&username, &display_name, &password, invite)?,
+            None => a.sign_up(&username, &display_name, &password, false)?,
+        };
         let token = a.start_session(user.id)?;
         Ok((user, token))
     })
@@ -493,6 +500,7 @@ async fn whoami(State(state): State<AppState>, headers: HeaderMap) -> Result<Jso
             StatusCode::UNAUTHORIZED,
             ApiError {
                 guests_allowed: Some(state.allow_guests),
+                sign_up: Some(state.sign_up),
                 ..ApiError::new("not signed in")
             },
         )),

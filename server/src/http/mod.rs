@@ -44,6 +44,7 @@ mod account;
 mod device;
 mod headers;
 pub mod host;
+mod invites;
 mod password;
 mod throttle;
 
@@ -57,6 +58,11 @@ pub struct AppState {
     pub accounts: Arc<Accounts>,
     /// Whether a socket without a session cookie is let in as a guest.
     pub allow_guests: bool,
+    /// Who may create an account (`--sign-up`); guests are `allow_guests` alone.
+    pub sign_up: confab_shared::api::SignUpPolicy,
+    /// Whether members, not only administrators, may make invite links.
+    pub members_invite: bool,
+    pub invite_limits: crate::invites::InviteLimits,
     /// Mark session cookies `Secure` even when no proxy says the page came over TLS.
     pub secure_cookies: bool,
     pub throttle: Arc<Throttle>,
@@ -96,7 +102,9 @@ pub fn router(state: AppState, static_dir: &Path, hosts: Hosts) -> Router {
         .route("/ws", get(upgrade))
         .nest(
             confab_shared::api::PREFIX,
-            account::routes().merge(password::routes()),
+            account::routes()
+                .merge(password::routes())
+                .merge(invites::routes()),
         )
         .with_state(state);
     let index = static_dir.join("index.html");

@@ -34,12 +34,16 @@ pub struct NewUser<'a> {
 pub enum CreateUserError {
     #[error("the username is taken")]
     UsernameTaken,
+    #[error("the invite cannot be used: {0}")]
+    InviteRefused(super::invites::InviteRefusal),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 pub struct AccountStore {
-    conn: Connection,
+    /// Also used by [`super::invites`], whose sign-up consumes an invite and creates the
+    /// account in one transaction.
+    pub(super) conn: Connection,
 }
 
 const USER_COLUMNS: &str = "id, username, display_name, password_hash, is_admin";

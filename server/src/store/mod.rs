@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod checkpoint;
+pub mod invites;
 pub mod sqlite;
 pub mod writer;
 

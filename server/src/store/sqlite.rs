@@ -76,6 +76,21 @@ fn migrations() -> Migrations<'static> {
              ALTER TABLE rooms ADD COLUMN owner TEXT;
              ALTER TABLE messages ADD COLUMN sender_name TEXT;",
         ),
+        // Invite links (see `super::invites`): only a hash of each secret; `created_by`
+        // is NULL for invites made with `confab-server admin invite`. An invite goes
+        // with the account that made it.
+        M::up(
+            "CREATE TABLE invites (
+                 id         INTEGER PRIMARY KEY,
+                 token_hash BLOB NOT NULL UNIQUE,
+                 created_by INTEGER REFERENCES users(id) ON DELETE CASCADE,
+                 created_at INTEGER NOT NULL,
+                 expires_at INTEGER NOT NULL,
+                 max_uses   INTEGER NOT NULL,
+                 uses_left  INTEGER NOT NULL CHECK (uses_left >= 0)
+             );
+             CREATE INDEX invites_by_creator ON invites (created_by);",
+        ),
     ])
 }
 

@@ -2,8 +2,8 @@ use gloo_timers::callback::Interval;
 use yew::prelude::*;
 
 use super::{
-    Ctx, account_panel::AccountButton, auth::AuthScreen, composer::Composer, messages::MessageList,
-    room_header::RoomHeader, sidebar::Sidebar, status::ConnectionStatus,
+    Ctx, account_panel::AccountButton, auth::AuthScreen, composer::Composer, invites::InviteMenu,
+    messages::MessageList, room_header::RoomHeader, sidebar::Sidebar, status::ConnectionStatus,
 };
 use crate::{
     account::Account,
@@ -125,6 +125,7 @@ fn user_menu(ctx: &Ctx) -> Html {
                 { me.name.clone() }
                 if me.guest { <span class="guest-mark">{ " (guest)" }</span> }
             </span>
+            <InviteMenu />
             if !me.guest { <AccountButton /> }
             <button type="button" onclick={sign_out}>{ "Sign out" }</button>
             { for everywhere }

@@ -1,4 +1,7 @@
-use confab_shared::limits::{MAX_NAME_CHARS, MAX_USERNAME_CHARS};
+use confab_shared::{
+    api::SignUpPolicy,
+    limits::{MAX_NAME_CHARS, MAX_USERNAME_CHARS},
+};
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
@@ -18,7 +21,20 @@ enum Mode {
 pub fn AuthScreen() -> Html {
     let ctx = super::use_ctx();
     let state = &ctx.state;
-    let mode = use_state(|| Mode::SignIn);
+    // Someone who came by an invite link is here to sign up: that form comes first.
+    let invited = use_memo((), |()| crate::invites::invite_in_address().is_some());
+    let may_sign_up = match state.sign_up {
+        SignUpPolicy::Open => true,
+        SignUpPolicy::Invite => *invited,
+        SignUpPolicy::Closed => false,
+    };
+    let mode = use_state(|| {
+        if *invited && may_sign_up {
+            Mode::SignUp
+        } else {
+            Mode::SignIn
+        }
+    });
     // One component with plain functions for its forms: every Yew component costs
     // download size, and these forms share the screen's lifetime anyway.
     let refs = Refs {
@@ -41,8 +57,25 @@ pub fn AuthScreen() -> Html {
         let mode = mode.clone();
         Callback::from(move |_: MouseEvent| mode.set(to))
     };
+    // Sign-up is offered only where the server takes it; otherwise the screen says why.
+    let no_sign_up = match state.sign_up {
+        SignUpPolicy::Open => "",
+        SignUpPolicy::Invite => {
+            "New accounts here need an invite link from someone on this server."
+        }
+        SignUpPolicy::Closed => "This server is not taking new accounts.",
+    };
     let account_form = match *mode {
-        Mode::SignIn => html! {
+        Mode::SignUp if may_sign_up => html! {
+            <>
+                { sign_up_form(&ctx, &refs, *invited) }
+                <p class="switch">
+                    { "Already have an account? " }
+                    <button type="button" class="link" onclick={switch_to(Mode::SignIn)}>{ "Sign in" }</button>
+                </p>
+            </>
+        },
+        _ if may_sign_up => html! {
             <>
                 { sign_in_form(&ctx, &refs) }
                 <p class="switch">
@@ -51,13 +84,10 @@ pub fn AuthScreen() -> Html {
                 </p>
             </>
         },
-        Mode::SignUp => html! {
+        _ => html! {
             <>
-                { sign_up_form(&ctx, &refs) }
-                <p class="switch">
-                    { "Already have an account? " }
-                    <button type="button" class="link" onclick={switch_to(Mode::SignIn)}>{ "Sign in" }</button>
-                </p>
+                { sign_in_form(&ctx, &refs) }
+                <p class="switch" id="no-sign-up">{ no_sign_up }</p>
             </>
         },
     };
@@ -149,7 +179,7 @@ fn sign_in_form(ctx: &Ctx, refs: &Refs) -> Html {
     }
 }
 
-fn sign_up_form(ctx: &Ctx, refs: &Refs) -> Html {
+fn sign_up_form(ctx: &Ctx, refs: &Refs, invited: bool) -> Html {
     let (display_name, password) = (refs.display_name.clone(), refs.password.clone());
     let busy = ctx.state.auth_busy == Some(AuthForm::SignUp);
     let onsubmit = {
@@ -179,6 +209,9 @@ fn sign_up_form(ctx: &Ctx, refs: &Refs) -> Html {
     html! {
         <form key="signup" class="auth-form" aria-labelledby="signup-heading" aria-busy={busy.to_string()} {onsubmit}>
             <h3 id="signup-heading">{ "Sign up" }</h3>
+            if invited {
+                <p class="hint-text">{ "You are signing up with an invite link." }</p>
+            }
             <label for="signup-username">{ "Username" }</label>
             <input id="signup-username" ref={refs.first_field.clone()} type="text"
                    autocomplete="username" autocapitalize="none" spellcheck="false" required=true

@@ -6,6 +6,7 @@ mod account_panel;
 mod app;
 mod auth;
 mod composer;
+mod invites;
 mod messages;
 mod room_header;
 mod sidebar;

@@ -79,6 +79,8 @@ fn me(you: Person, guests_allowed: bool) -> Me {
         you,
         admin: false,
         guests_allowed,
+        sign_up: confab_shared::api::SignUpPolicy::Open,
+        can_invite: false,
     }
 }
 
@@ -115,6 +117,30 @@ fn signing_in_shows_the_chat_and_connects() {
     assert_eq!(s.conn, Conn::Connecting);
     assert_eq!(s.auth_busy, None);
     assert!(!s.guests_allowed);
+}
+
+#[test]
+fn the_sign_up_policy_outlives_a_sign_out_and_the_right_to_invite_does_not() {
+    use confab_shared::api::SignUpPolicy;
+    let mut s = State::default();
+    assert_eq!(s.sign_up, SignUpPolicy::Open, "until the server says");
+    s.apply(Action::SignUpPolicy(SignUpPolicy::Closed));
+    assert_eq!(s.sign_up, SignUpPolicy::Closed);
+    s.apply(Action::SignedIn(Me {
+        sign_up: SignUpPolicy::Invite,
+        can_invite: true,
+        ..me(ada(), false)
+    }));
+    assert!(s.can_invite);
+    assert_eq!(s.sign_up, SignUpPolicy::Invite);
+    s.apply(Action::SignedOut {
+        guests_allowed: None,
+    });
+    assert!(
+        !s.can_invite,
+        "the next person to sign in here is someone else"
+    );
+    assert_eq!(s.sign_up, SignUpPolicy::Invite);
 }
 
 #[test]
