@@ -117,6 +117,11 @@ pub async fn serve(
             max_rooms: config.max_rooms,
             max_rooms_per_connection: config.max_rooms_per_connection,
             max_typing_per_sec: config.max_typing_per_sec,
+            room_list_interval: Duration::from_millis(config.room_list_interval_ms.max(1)),
+            room_changes: ratelimit::RateLimit {
+                per_sec: f64::from(config.room_changes_per_min) / 60.0,
+                burst: f64::from(config.room_changes_burst.max(1)),
+            },
             ..HubSettings::default()
         },
         Box::new(read_store),
