@@ -85,7 +85,7 @@ fn a_private_room_is_indistinguishable_from_none_to_non_members() {
         [ServerMsg::Members { members, .. }] if usernames(members) == ["ada", "bob"]
     ));
     let lists = bob.drain();
-    assert_eq!(changed_names(&lists), [plans.clone()]);
+    assert_eq!(changed_names(&lists), std::slice::from_ref(&plans));
     f.hub.apply(2, join(&plans, None));
     assert!(matches!(
         bob.drain().as_slice(),

@@ -399,7 +399,7 @@ fn a_private_room_goes_with_its_last_member() {
             left.contains(&ServerMsg::Left { room: id.clone() }),
             "{left:?}"
         );
-        assert_eq!(changes(&left).1, [id.clone()]);
+        assert_eq!(changes(&left).1, std::slice::from_ref(&id));
     }
     assert!(!f.hub.rooms.contains_key(&id), "the room is gone");
     // Its place under the cap is free again.

@@ -89,12 +89,7 @@ fn an_opened_direct_conversation_is_shown_once_joined() {
     let mut s = signed_in(vec![]);
     s.apply(Action::OpeningDirect("grace".into()));
     let rooms = vec![direct("_d1", person("grace", "Grace"))];
-    server(
-        &mut s,
-        ServerMsg::Rooms {
-            rooms,
-        },
-    );
+    server(&mut s, ServerMsg::Rooms { rooms });
     // Someone else's direct conversation joined meanwhile changes nothing.
     server(&mut s, joined("_d0", vec![]));
     assert_eq!(s.current, "general");
