@@ -68,7 +68,9 @@ pub async fn run(mut args: RoomStormArgs, placement: Option<Placement>) -> anyho
     }
     let mut launch = args.common.launch(placement);
     // The bench lifts the room cap; the storm is about the server's own cap.
-    launch.extra_args.extend(["--max-rooms".into(), "1000".into()]);
+    launch
+        .extra_args
+        .extend(["--max-rooms".into(), "1000".into()]);
     let server = ServerProcess::start(&launch).await?;
     eprintln!(
         "confab server pid {} on {}: {} guests create a room each while one chats every {} ms",

@@ -79,6 +79,11 @@ pub struct Config {
     #[arg(long, env = "CONFAB_QUEUE_CAPACITY", default_value_t = 1024)]
     pub queue_capacity: usize,
 
+    /// Writes that may wait for the store writer before sends are refused as
+    /// `unavailable` (access changes are never refused for it: they wait regardless).
+    #[arg(long, env = "CONFAB_WRITER_QUEUE", default_value_t = 65_536)]
+    pub writer_queue: usize,
+
     /// Seconds between the server's pings to each client.
     #[arg(long, env = "CONFAB_PING_INTERVAL_SECS", default_value_t = 10)]
     pub ping_interval_secs: u64,

@@ -40,8 +40,6 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// sockets' 1011 close handshakes, the HTTP requests in flight, the writer's last
 /// commit), so a process that cannot chat any more is gone within a few seconds.
 const FAILURE_GRACE: Duration = Duration::from_secs(2);
-/// Writes that may wait for the store writer before sends are refused as `unavailable`.
-const WRITER_QUEUE: usize = 65_536;
 
 /// Every minute: forget throttle entries that have recovered, and end expired
 /// sessions, closing the sockets still open with them (as signing out would).
@@ -107,7 +105,7 @@ pub async fn serve(
     let (hub, events) = HubSender::channel();
     let (writer, writer_thread) = store::writer::spawn_watched(
         write_store,
-        WRITER_QUEUE,
+        config.writer_queue.max(1),
         hub.clone().commit_reports(),
         &health,
     )
