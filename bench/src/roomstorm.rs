@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use confab_shared::{ClientMsg, ServerMsg};
+use confab_shared::ClientMsg;
 use std::sync::Arc;
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use tokio::{
     sync::{Semaphore, watch},
     time::Instant,
@@ -49,6 +49,10 @@ pub struct RoomStormArgs {
     /// Milliseconds between the chatter's messages.
     #[arg(long, default_value_t = 50)]
     pub chat_interval_ms: u64,
+    /// The protocol version the clients announce: 4 measures a server from before room
+    /// changes were sent as deltas (its answers are read either way).
+    #[arg(long, default_value_t = confab_shared::PROTOCOL_VERSION)]
+    pub protocol: u32,
     /// A seconds-long "does it work" run for CI: 200 sockets, no pinning.
     #[arg(long)]
     pub smoke: bool,
@@ -80,12 +84,33 @@ pub async fn run(mut args: RoomStormArgs, placement: Option<Placement>) -> anyho
         args.chat_interval_ms
     );
     let url = server.ws_url();
-    let mut chatter = client::connect(&url).await?;
-    client::hello(&mut chatter, "chatter").await?;
-    client::join(&mut chatter, "general").await?;
+    let protocol = args.protocol;
     let (stop_tx, stop_rx) = watch::channel(false);
     let interval = Duration::from_millis(args.chat_interval_ms);
-    let chat = tokio::spawn(chat(chatter, interval, stop_rx));
+    // On a thread and runtime of its own: behind the storm's thousands of sockets in one
+    // runtime's queue, the chatter would measure the bench's scheduling, not the server.
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let chat = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async move {
+            let mut chatter = client::connect(&url).await?;
+            hello(&mut chatter, "chatter", protocol).await?;
+            client::send(
+                &mut chatter,
+                &ClientMsg::Join {
+                    room: "general".into(),
+                    after: None,
+                },
+            )
+            .await?;
+            until(&mut chatter, "joined", |m| m["type"] == "joined").await?;
+            let _ = ready_tx.send(());
+            chat(chatter, interval, stop_rx).await
+        })
+    });
+    ready_rx.await.context("the chatter did not get into #general")?;
 
     let cpu = CpuMeter::start(server.pid())?;
     let started = Instant::now();
@@ -102,7 +127,7 @@ pub async fn run(mut args: RoomStormArgs, placement: Option<Placement>) -> anyho
                 let permit = connecting.acquire_owned().await?;
                 let from = client::source_address(i, PER_SOURCE_ADDRESS);
                 let mut ws = client::connect_from(addr, from).await?;
-                client::hello(&mut ws, &format!("rs{i}")).await?;
+                hello(&mut ws, &format!("rs{i}"), protocol).await?;
                 let create = ClientMsg::CreateRoom {
                     room: format!("storm-{i}"),
                     private: false,
@@ -118,10 +143,13 @@ pub async fn run(mut args: RoomStormArgs, placement: Option<Placement>) -> anyho
                             let Some(Ok(Message::Text(text))) = frame else { break };
                             frames += 1;
                             if permit.is_some() {
-                                let created = match serde_json::from_str::<ServerMsg>(text.as_str()) {
-                                    Ok(ServerMsg::RoomsChanged { created: Some(_), .. }) => Some(true),
-                                    Ok(ServerMsg::Error { .. }) => Some(false),
-                                    _ => None,
+                                // `rooms_changed` now, `rooms` before protocol 5: either
+                                // names the room in `created`.
+                                let m: serde_json::Value = serde_json::from_str(text.as_str())?;
+                                let created = if m["type"] == "error" {
+                                    Some(false)
+                                } else {
+                                    m.get("created").map(|_| true)
                                 };
                                 if let Some(created) = created {
                                     permit = None;
@@ -162,7 +190,9 @@ pub async fn run(mut args: RoomStormArgs, placement: Option<Placement>) -> anyho
             _ => failed += 1,
         }
     }
-    let latency = chat.await.context("the chatter crashed")??;
+    let latency = chat
+        .join()
+        .map_err(|_| anyhow::anyhow!("the chatter crashed"))??;
     // Idle: a window in which the server used less than IDLE_SHARE of a core.
     let idle_after = loop {
         let before = server.cpu_time()?;
@@ -247,9 +277,10 @@ async fn chat(
             frame = ws.next() => {
                 let frame = frame.context("the chatter's socket closed")?.context("the chatter's socket failed")?;
                 let Message::Text(text) = frame else { continue };
-                if let Ok(ServerMsg::Message(m)) = serde_json::from_str::<ServerMsg>(text.as_str())
+                let m: serde_json::Value = serde_json::from_str(text.as_str())?;
+                if m["type"] == "message"
                     && let Some((body, at)) = &sent_at
-                    && m.body == *body
+                    && m["body"] == body.as_str()
                 {
                     latency.saturating_record(u64::try_from(at.elapsed().as_micros()).unwrap_or(u64::MAX));
                     sent_at = None;
@@ -259,4 +290,41 @@ async fn chat(
     }
     let _ = ws.close(None).await;
     Ok(latency)
+}
+
+/// Says hello as `name` in protocol `protocol` and waits for the welcome.
+async fn hello(ws: &mut client::Ws, name: &str, protocol: u32) -> anyhow::Result<()> {
+    let hello = serde_json::json!({"type": "hello", "protocol": protocol, "name": name});
+    ws.send(Message::text(hello.to_string()))
+        .await
+        .context("cannot send to the server")?;
+    until(ws, "welcome", |m| m["type"] == "welcome").await
+}
+
+/// Reads frames until `pick` accepts one; an `error` frame fails.
+async fn until(
+    ws: &mut client::Ws,
+    what: &str,
+    pick: impl Fn(&serde_json::Value) -> bool,
+) -> anyhow::Result<()> {
+    let wait = async {
+        loop {
+            let frame = ws
+                .next()
+                .await
+                .with_context(|| format!("closed while waiting for {what}"))?
+                .with_context(|| format!("failed while waiting for {what}"))?;
+            let Message::Text(text) = frame else { continue };
+            let m: serde_json::Value = serde_json::from_str(text.as_str())?;
+            if m["type"] == "error" {
+                bail!("refused while waiting for {what}: {text}");
+            }
+            if pick(&m) {
+                return Ok(());
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .with_context(|| format!("timed out waiting for {what}"))?
 }

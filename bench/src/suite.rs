@@ -184,6 +184,7 @@ pub async fn run(args: SuiteArgs, placement: Option<Placement>) -> anyhow::Resul
             sockets: 5_000,
             concurrency: 256,
             chat_interval_ms: 50,
+            protocol: confab_shared::PROTOCOL_VERSION,
             smoke: args.smoke,
             common: common(&args, Peer::Confab),
         },
