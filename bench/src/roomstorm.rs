@@ -110,7 +110,9 @@ pub async fn run(mut args: RoomStormArgs, placement: Option<Placement>) -> anyho
             chat(chatter, interval, stop_rx).await
         })
     });
-    ready_rx.await.context("the chatter did not get into #general")?;
+    ready_rx
+        .await
+        .context("the chatter did not get into #general")?;
 
     let cpu = CpuMeter::start(server.pid())?;
     let started = Instant::now();
@@ -208,7 +210,7 @@ pub async fn run(mut args: RoomStormArgs, placement: Option<Placement>) -> anyho
     let cpu = cpu.finish()?;
     let rss_kib = server.rss_kib()?;
     server.stop().await?;
-    if latency.len() == 0 {
+    if latency.is_empty() {
         bail!("no chat message came back");
     }
     eprintln!(
