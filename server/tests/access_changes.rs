@@ -91,7 +91,15 @@ async fn members_removed_while_the_writer_queue_is_full_stay_removed_after_a_res
         let ServerMsg::RoomsChanged {
             created: Some(id), ..
         } = ada
-            .recv_until(|m| matches!(m, ServerMsg::RoomsChanged { created: Some(_), .. }))
+            .recv_until(|m| {
+                matches!(
+                    m,
+                    ServerMsg::RoomsChanged {
+                        created: Some(_),
+                        ..
+                    }
+                )
+            })
             .await
         else {
             unreachable!("filtered above")
