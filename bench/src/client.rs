@@ -96,7 +96,7 @@ pub async fn join(ws: &mut Ws, room: &str) -> anyhow::Result<()> {
     .await
 }
 
-/// Creates `rooms` and waits until the last one is listed: then all exist, as rooms are
+/// Creates `rooms` and waits for the answer to the last: then all exist, as rooms are
 /// created in the order asked.
 pub async fn create_rooms(ws: &mut Ws, rooms: &[String]) -> anyhow::Result<()> {
     let Some(last) = rooms.last() else {
@@ -115,7 +115,10 @@ pub async fn create_rooms(ws: &mut Ws, rooms: &[String]) -> anyhow::Result<()> {
     }
     ws.flush().await.context("cannot send to the server")?;
     expect(ws, "the new rooms", |m| match m {
-        ServerMsg::Rooms { rooms, .. } if rooms.iter().any(|r| &r.name == last) => Some(()),
+        ServerMsg::RoomsChanged {
+            created: Some(room),
+            ..
+        } if &room == last => Some(()),
         _ => None,
     })
     .await

@@ -16,6 +16,7 @@ mod idle;
 mod pin;
 mod rawws;
 mod report;
+mod roomstorm;
 mod server;
 mod storm;
 mod suite;
@@ -52,6 +53,10 @@ enum Scenario {
     /// Connect storm: WebSocket handshakes (connect, hello, welcome, close) per second
     /// at rising concurrency, until the rate stops growing.
     Storm(storm::StormArgs),
+    /// Room storm: N guests each create a public room while one person chats in
+    /// #general. Measures the chatter's round trips, the server's CPU, and how soon it is
+    /// idle after the storm's sockets close.
+    Roomstorm(roomstorm::RoomStormArgs),
     /// Every scenario against Confab, and fan-out and idle against the Node `ws` peer,
     /// in one run: the side-by-side table of docs/PERFORMANCE.md.
     Suite(suite::SuiteArgs),
@@ -120,6 +125,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Scenario::Floor(args) => (args.common.clone(), !args.smoke),
         Scenario::Idle(args) => (args.common.clone(), !args.smoke),
         Scenario::Storm(args) => (args.common.clone(), !args.smoke),
+        Scenario::Roomstorm(args) => (args.common.clone(), !args.smoke),
         Scenario::Suite(args) => (args.common.clone(), !args.smoke),
     };
     // Thousands of sockets: lift this process's file limit to what the system allows.
@@ -149,6 +155,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Scenario::Floor(args) => floor::run(args, placement).await.map(|r| vec![r]),
             Scenario::Idle(args) => idle::run(args, placement).await.map(|r| vec![r]),
             Scenario::Storm(args) => storm::run(args, placement).await.map(|r| vec![r]),
+            Scenario::Roomstorm(args) => roomstorm::run(args, placement).await.map(|r| vec![r]),
             Scenario::Suite(args) => suite::run(args, placement).await,
         }
     })?;

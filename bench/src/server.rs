@@ -195,6 +195,8 @@ fn confab_command(cmd: &mut Command, launch: &Launch, data_dir: &TempDir) -> any
         "CONFAB_MAX_HTTP_CONNECTIONS",
         "CONFAB_MAX_HTTP_CONNECTIONS_PER_IP",
         "CONFAB_MAX_ROOMS",
+        "CONFAB_ROOM_CHANGES_PER_MIN",
+        "CONFAB_ROOM_CHANGES_BURST",
     ] {
         cmd.env(var, UNLIMITED);
     }

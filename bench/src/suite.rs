@@ -13,6 +13,7 @@ use crate::{
     idle::{self, IdleArgs},
     pin::Placement,
     report::Report,
+    roomstorm::{self, RoomStormArgs},
     server::Peer,
     storm::{self, StormArgs},
 };
@@ -175,6 +176,28 @@ pub async fn run(args: SuiteArgs, placement: Option<Placement>) -> anyhow::Resul
         "durable sends (50 × window 8)",
         number(&report, "msgs/s")?,
         number(&report, "p99 ms")?
+    ));
+    reports.push(report);
+
+    let report = roomstorm::run(
+        RoomStormArgs {
+            sockets: 5_000,
+            concurrency: 256,
+            chat_interval_ms: 50,
+            protocol: confab_shared::PROTOCOL_VERSION,
+            smoke: args.smoke,
+            common: common(&args, Peer::Confab),
+        },
+        placement,
+    )
+    .await?;
+    report.print_table();
+    lines.push(format!(
+        "{:<40} confab chatter p99 {} ms, {} server CPU-s, idle {} s after",
+        "room storm (5,000 guests create rooms)",
+        number(&report, "p99 ms")?,
+        number(&report, "server CPU-s")?,
+        number(&report, "idle after s")?
     ));
     reports.push(report);
 

@@ -144,6 +144,11 @@ pub struct Config {
     #[arg(long, env = "CONFAB_QUEUE_BYTES", default_value_t = 1024 * 1024)]
     pub queue_bytes: usize,
 
+    /// Writes that may wait for the store writer before sends are refused as
+    /// `unavailable` (access changes are never refused for it: they wait regardless).
+    #[arg(long, env = "CONFAB_WRITER_QUEUE", default_value_t = 65_536)]
+    pub writer_queue: usize,
+
     /// Seconds between the server's pings to each client.
     #[arg(long, env = "CONFAB_PING_INTERVAL_SECS", default_value_t = 10)]
     pub ping_interval_secs: u64,
@@ -208,6 +213,20 @@ pub struct Config {
     /// rooms (on top of one per room every 1.5 s); extra ones are dropped silently.
     #[arg(long, env = "CONFAB_MAX_TYPING_PER_SEC", default_value_t = 4)]
     pub max_typing_per_sec: u32,
+
+    /// Milliseconds between two room-list updates a session receives: rooms created,
+    /// renamed or deleted by others meanwhile come together in one `rooms_changed`.
+    #[arg(long, env = "CONFAB_ROOM_LIST_INTERVAL_MS", default_value_t = 1000)]
+    pub room_list_interval_ms: u64,
+
+    /// Room changes (creating, renaming, deleting rooms, inviting, removing members) one
+    /// person may make per minute, sustained; more are refused as `rate_limited`.
+    #[arg(long, env = "CONFAB_ROOM_CHANGES_PER_MIN", default_value_t = 30)]
+    pub room_changes_per_min: u32,
+
+    /// Room changes one person may make at once, before the per-minute rate applies.
+    #[arg(long, env = "CONFAB_ROOM_CHANGES_BURST", default_value_t = 10)]
+    pub room_changes_burst: u32,
 
     /// Without a subcommand, the server runs.
     #[command(subcommand)]

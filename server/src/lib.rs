@@ -43,8 +43,6 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// sockets' 1011 close handshakes, the HTTP requests in flight, the writer's last
 /// commit), so a process that cannot chat any more is gone within a few seconds.
 const FAILURE_GRACE: Duration = Duration::from_secs(2);
-/// Writes that may wait for the store writer before sends are refused as `unavailable`.
-const WRITER_QUEUE: usize = 65_536;
 
 /// Every minute: forget throttle entries that have recovered, end expired sessions,
 /// closing the sockets still open with them (as signing out would), and forget expired
@@ -117,7 +115,7 @@ pub async fn serve(
     let (hub, events) = HubSender::channel();
     let (writer, writer_thread) = store::writer::spawn_watched(
         write_store,
-        WRITER_QUEUE,
+        config.writer_queue.max(1),
         hub.clone().commit_reports(),
         &health,
     )
@@ -127,6 +125,11 @@ pub async fn serve(
             max_rooms: config.max_rooms,
             max_rooms_per_connection: config.max_rooms_per_connection,
             max_typing_per_sec: config.max_typing_per_sec,
+            room_list_interval: Duration::from_millis(config.room_list_interval_ms.max(1)),
+            room_changes: ratelimit::RateLimit {
+                per_sec: f64::from(config.room_changes_per_min) / 60.0,
+                burst: f64::from(config.room_changes_burst.max(1)),
+            },
             ..HubSettings::default()
         },
         Box::new(read_store),

@@ -70,6 +70,21 @@ impl Bucket {
     }
 }
 
+impl Bucket {
+    /// How long until the next token, as of the last `take`.
+    pub fn next_token(&self) -> Duration {
+        let missing = (1.0 - self.tokens).max(0.0);
+        Duration::from_secs_f64(missing / self.limit.per_sec.max(f64::EPSILON))
+    }
+
+    /// Whether the bucket has refilled to its burst by `now`: it is then the same as a
+    /// new one, and whoever keeps many of them may forget it.
+    pub fn is_full(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.tokens + elapsed * self.limit.per_sec >= self.limit.burst
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -372,7 +372,7 @@ async fn a_non_member_learns_nothing_about_private_rooms_and_direct_messages() {
         .recv_until(|m| {
             matches!(
                 m,
-                ServerMsg::Rooms {
+                ServerMsg::RoomsChanged {
                     created: Some(_),
                     ..
                 }
@@ -380,9 +380,10 @@ async fn a_non_member_learns_nothing_about_private_rooms_and_direct_messages() {
         })
         .await
     {
-        ServerMsg::Rooms {
+        ServerMsg::RoomsChanged {
             created: Some(id),
             rooms,
+            ..
         } => {
             let info = rooms.iter().find(|r| r.name == id).expect("listed");
             assert_eq!(

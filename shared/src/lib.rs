@@ -95,10 +95,12 @@ pub enum ClientMsg {
     ListRooms,
     /// Create a room, owned by the sender.
     ///
-    /// A public room's id is `room`, and everyone receives the updated
-    /// [`ServerMsg::Rooms`]. A private room gets an id chosen by the server, `room` is
-    /// its title, and only the creator (its first member) hears of it. Either way the
-    /// creator's [`ServerMsg::Rooms`] comes first and names the new room in `created`.
+    /// A public room's id is `room`, and everyone hears of it in their next
+    /// [`ServerMsg::RoomsChanged`]. A private room gets an id chosen by the server, `room`
+    /// is its title, and only the creator (its first member) hears of it. Either way the
+    /// creator is answered at once with a [`ServerMsg::RoomsChanged`] naming the new room
+    /// in `created`. Rate-limited per person, with renaming, deleting, inviting and
+    /// removing (`rate_limited`).
     /// Creating does not join: send [`ClientMsg::Join`] next.
     CreateRoom {
         room: String,
@@ -141,11 +143,11 @@ pub enum ClientMsg {
     /// [`limits::TYPING_THROTTLE_MS`] while typing continues.
     Typing { room: String },
     /// Open (creating the first time) the direct conversation with `user`, and join
-    /// it. Both people receive [`ServerMsg::Rooms`] with it; the sender then gets
+    /// it. Both people receive [`ServerMsg::RoomsChanged`] with it; the sender then gets
     /// [`ServerMsg::Joined`].
     OpenDirect { user: String },
     /// Add `user` to a private room the sender is a member of. The invitee receives
-    /// [`ServerMsg::Rooms`] with the room in it.
+    /// [`ServerMsg::RoomsChanged`] with the room in it, once the invitation is stored.
     Invite { room: String, user: String },
     /// Take `user` out of a room (owner only). Their sessions receive
     /// [`ServerMsg::Left`] and a room list without it.
@@ -170,10 +172,20 @@ pub enum ServerMsg {
         you: Person,
         rooms: Vec<RoomInfo>,
     },
-    /// The rooms this client can see: on request, and whenever that set or a room's
-    /// title changes. `created` names the room the client's own `create_room` made.
-    Rooms {
+    /// Every room this client can see, answering [`ClientMsg::ListRooms`]. Changes
+    /// after `welcome` come as [`ServerMsg::RoomsChanged`].
+    Rooms { rooms: Vec<RoomInfo> },
+    /// Some rooms this client can see changed: `rooms` are new or changed entries
+    /// (replace the entry with the same `name`, or add it), `removed` the ids of rooms it
+    /// can no longer see. Changes made by others are collected and sent at most once per
+    /// interval (one second by default); the answer to the client's own `create_room`,
+    /// `rename_room` or `delete_room` comes at once, and `created` then names the room
+    /// its `create_room` made.
+    RoomsChanged {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         rooms: Vec<RoomInfo>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        removed: Vec<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         created: Option<String>,
     },
@@ -617,7 +629,11 @@ mod tests {
                 rooms: rooms.clone(),
             },
             ServerMsg::Rooms {
+                rooms: rooms.clone(),
+            },
+            ServerMsg::RoomsChanged {
                 rooms,
+                removed: vec!["old-news".into()],
                 created: Some("_pq3x".into()),
             },
             ServerMsg::Joined {

@@ -134,8 +134,14 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
                 rooms,
             }
         }),
-        (vec(room_info(), 0..4), option::of(text()))
-            .prop_map(|(rooms, created)| ServerMsg::Rooms { rooms, created }),
+        vec(room_info(), 0..4).prop_map(|rooms| ServerMsg::Rooms { rooms }),
+        (vec(room_info(), 0..4), names(), option::of(text())).prop_map(
+            |(rooms, removed, created)| ServerMsg::RoomsChanged {
+                rooms,
+                removed,
+                created,
+            }
+        ),
         (text(), people(), names(), messages()).prop_map(|(room, members, online, history)| {
             ServerMsg::Joined {
                 room,
@@ -241,6 +247,7 @@ fn server_variant(msg: &ServerMsg) -> &'static str {
     match msg {
         ServerMsg::Welcome { .. } => "welcome",
         ServerMsg::Rooms { .. } => "rooms",
+        ServerMsg::RoomsChanged { .. } => "rooms_changed",
         ServerMsg::Joined { .. } => "joined",
         ServerMsg::Replay { .. } => "replay",
         ServerMsg::History { .. } => "history",
@@ -255,9 +262,21 @@ fn server_variant(msg: &ServerMsg) -> &'static str {
     }
 }
 
-const SERVER_VARIANTS: [&str; 13] = [
-    "welcome", "rooms", "joined", "replay", "history", "ack", "left", "members", "message",
-    "presence", "typing", "pong", "error",
+const SERVER_VARIANTS: [&str; 14] = [
+    "welcome",
+    "rooms",
+    "rooms_changed",
+    "joined",
+    "replay",
+    "history",
+    "ack",
+    "left",
+    "members",
+    "message",
+    "presence",
+    "typing",
+    "pong",
+    "error",
 ];
 
 /// Names `strategy` produces in `samples` draws from a fixed seed.

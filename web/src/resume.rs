@@ -279,7 +279,14 @@ impl Resume {
                     .map(|room| self.join_request(room.clone()))
                     .collect();
             }
-            ServerMsg::Rooms { rooms, created } => {
+            ServerMsg::Rooms { rooms } => {
+                effects.send = self
+                    .follow(rooms)
+                    .into_iter()
+                    .map(|room| self.join_request(room))
+                    .collect();
+            }
+            ServerMsg::RoomsChanged { rooms, created, .. } => {
                 let mut to_join = self.follow(rooms);
                 if let Some(room) = created
                     && self.rooms.insert(room.clone())

@@ -1,6 +1,6 @@
 // The Node `ws` peer of confab-bench: the broadcast loop of the `ws` README, grown just
 // enough of Confab's wire protocol (docs/PROTOCOL.md, version 5) for the bench's idle and
-// fan-out scenarios: hello → welcome, create_room → rooms, join → joined, send → ack + message to
+// fan-out scenarios: hello → welcome, create_room → rooms_changed, join → joined, send → ack + message to
 // every member of the room (the sender included). No storage, no validation beyond what
 // keeps it running, no presence, history or limits: it is the yardstick, not a product.
 //
@@ -58,9 +58,11 @@ wss.on('connection', (ws) => {
         ws.handle = `~${ws.name.toLowerCase()}`;
         return send(ws, { type: 'welcome', protocol: PROTOCOL, you: { user: ws.handle, name: ws.name, guest: true }, rooms: [] });
       case 'create_room': {
-        room(String(msg.room));
-        const list = [...rooms].map(([name, r]) => ({ name, title: name, kind: 'public', online: r.members.size }));
-        return send(ws, { type: 'rooms', rooms: list });
+        const name = String(msg.room);
+        const r = room(name);
+        // As Confab answers its creator: the new room's entry, naming it in `created`.
+        const entry = { name, title: name, kind: 'public', online: r.members.size };
+        return send(ws, { type: 'rooms_changed', rooms: [entry], created: name });
       }
       case 'join': {
         const r = room(String(msg.room));

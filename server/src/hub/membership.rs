@@ -95,7 +95,7 @@ impl Hub {
             // Their other tabs and devices follow the rooms they belong to: the room
             // list tells them this one is theirs now.
             let user = self.username_of(id);
-            self.send_room_lists(|h| h == user, None);
+            self.room_changed_for(room.as_str(), [user]);
         }
         Ok(())
     }
@@ -218,8 +218,8 @@ impl Hub {
             && let Some(r) = self.rooms.get(room.as_str())
         {
             // Everyone left in the room sees who is in charge now.
-            let members = r.members.clone();
-            self.send_room_lists(|h| members.contains(h), None);
+            let members: Vec<String> = r.members.iter().cloned().collect();
+            self.room_changed_for(room.as_str(), members);
         }
         Ok(())
     }
@@ -259,12 +259,23 @@ impl Hub {
         if r.kind == RoomKind::Private && r.members.len() == 1 && r.members.contains(username) {
             return self.delete_room(room);
         }
-        if r.members.remove(username) {
+        if r.members.contains(username) {
             self.submit_quietly(Write::RemoveMember {
                 room: room.to_owned(),
                 name: username.to_owned(),
             });
         }
+        self.membership_ended(room, username);
+        Ok(())
+    }
+
+    /// The in-memory side of [`Hub::end_membership`], also for a removal once it is
+    /// stored ([`Hub::access_committed`]).
+    pub(super) fn membership_ended(&mut self, room: &str, username: &str) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        r.members.remove(username);
         let theirs: Vec<ConnId> = self.rooms[room]
             .online
             .iter()
@@ -281,10 +292,13 @@ impl Hub {
             );
         }
         // A private room drops off their list; a public one stays, no longer theirs.
-        self.send_room_lists(|h| h == username, None);
-        if self.rooms[room].kind == RoomKind::Private {
+        self.room_changed_for(room, [username.to_owned()]);
+        if self
+            .rooms
+            .get(room)
+            .is_some_and(|r| r.kind == RoomKind::Private)
+        {
             self.send_members(room);
         }
-        Ok(())
     }
 }

@@ -69,7 +69,10 @@ impl Hub {
                     // it again, deliver nothing twice.
                     self.ack(waiter, &msg);
                 }
-                (Ok(Written::Done), _) => {}
+                (Ok(Written::Done), None) => {
+                    self.access_committed(&write, Ok(()));
+                }
+                (Ok(Written::Done), Some(_)) => {}
                 (Err(e), Some(waiter)) => {
                     let room = match &write {
                         Write::Append(m) => Some(m.room.clone()),
@@ -87,7 +90,9 @@ impl Hub {
                     );
                 }
                 (Err(e), None) => {
-                    tracing::error!(write = %write.summary(), "store write failed: {e}");
+                    if !self.access_committed(&write, Err(&e)) {
+                        tracing::error!(write = %write.summary(), "store write failed: {e}");
+                    }
                 }
             }
         }

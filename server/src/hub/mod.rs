@@ -23,7 +23,11 @@
 //! - `delivery.rs`: encoding once, pushing into send queues, replies, disconnecting those
 //!   whose queue overflowed.
 //! - `rooms.rs`: creating, inviting, removing, renaming, deleting rooms; direct
-//!   conversations; each person's room list.
+//!   conversations; each person's room list; the per-person limit on room changes.
+//! - `room_changes.rs`: telling sessions which rooms changed, coalesced, to those who may
+//!   see them ([`Hub::tick`]).
+//! - `pending.rs`: access changes (removing, deleting, inviting, renaming) held until
+//!   their write is committed.
 //! - `thread.rs`: the thread that owns the hub, and the [`Event`]s it receives.
 //! - `tests/`: the hub's tests, one file per file above, over a real store.
 
@@ -32,12 +36,14 @@ mod connections;
 mod delivery;
 mod membership;
 mod messages;
+mod pending;
+mod room_changes;
 mod rooms;
 mod thread;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
-    time::{Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use confab_shared::{
@@ -48,6 +54,7 @@ use confab_shared::{
 pub use thread::{EVENT_QUEUE, Event, HubSender, TrySend};
 
 use crate::{
+    ratelimit::{Bucket, RateLimit},
     send_queue::SendQueue,
     store::{Store, StoreError, Write, writer::WriterSender},
 };
@@ -169,7 +176,19 @@ pub struct HubSettings {
     /// The per-room throttle alone would let a client in 100 rooms fan out 100
     /// indicators every throttle period.
     pub max_typing_per_sec: u32,
+    /// Room-list changes made by others reach each session at most once per this
+    /// interval, collected in one `rooms_changed`.
+    pub room_list_interval: Duration,
+    /// Room changes (creating, renaming, deleting, inviting, removing) one person may
+    /// make: a burst, then a sustained rate.
+    pub room_changes: RateLimit,
 }
+
+/// Default of [`HubSettings::room_changes`]: 10 at once, then 30 a minute.
+pub const ROOM_CHANGES: RateLimit = RateLimit {
+    per_sec: 0.5,
+    burst: 10.0,
+};
 
 impl Default for HubSettings {
     fn default() -> Self {
@@ -178,6 +197,8 @@ impl Default for HubSettings {
             history_on_join: limits::HISTORY_ON_JOIN,
             max_rooms_per_connection: 100,
             max_typing_per_sec: 4,
+            room_list_interval: Duration::from_secs(1),
+            room_changes: ROOM_CHANGES,
         }
     }
 }
@@ -266,6 +287,12 @@ pub struct Hub {
     /// Recent sign-outs (username, which sessions, when), for a socket
     /// whose session was checked before the sign-out but which reaches the hub after it.
     signed_out: Vec<(String, Sessions, Instant)>,
+    /// Room changes not yet sent to the sessions concerned (`room_changes.rs`).
+    room_changes: room_changes::RoomChanges,
+    /// Each person's allowance of room changes, by username; forgotten once full again.
+    room_change_buckets: HashMap<String, Bucket>,
+    /// Access changes waiting for their commit (`pending.rs`).
+    pending_access: pending::PendingAccess,
     shutting_down: bool,
 }
 
@@ -329,6 +356,9 @@ impl Hub {
             writer: Some(writer),
             overflowed: Vec::new(),
             signed_out: Vec::new(),
+            room_changes: room_changes::RoomChanges::default(),
+            room_change_buckets: HashMap::new(),
+            pending_access: pending::PendingAccess::default(),
             shutting_down: false,
         })
     }
@@ -359,13 +389,7 @@ impl Hub {
             Command::Hello { .. } => Ok(()), // answered in `apply`
             Command::ListRooms => {
                 let rooms = self.room_list_for(id);
-                self.reply(
-                    id,
-                    &ServerMsg::Rooms {
-                        rooms,
-                        created: None,
-                    },
-                );
+                self.reply(id, &ServerMsg::Rooms { rooms });
                 Ok(())
             }
             Command::CreateRoom { room, private } => self.create_room(id, room, private),
@@ -408,6 +432,7 @@ struct Refusal {
     message: String,
     room: Option<String>,
     client_id: Option<String>,
+    retry_after_ms: Option<u64>,
 }
 
 impl Refusal {
@@ -417,6 +442,7 @@ impl Refusal {
             message: message.into(),
             room: None,
             client_id: None,
+            retry_after_ms: None,
         }
     }
 
@@ -441,7 +467,7 @@ impl Refusal {
             message: self.message,
             room: self.room,
             client_id: self.client_id,
-            retry_after_ms: None,
+            retry_after_ms: self.retry_after_ms,
         }
     }
 }

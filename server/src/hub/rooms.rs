@@ -7,8 +7,10 @@
 //! unknown before any other rule is looked at: whether it exists, who owns it, what
 //! kind it is.
 
+use std::time::Instant;
+
 use confab_shared::{
-    DEFAULT_ROOM, ErrorCode, Person, RESERVED_ROOM_PREFIX, RoomInfo, RoomKind, RoomName, ServerMsg,
+    DEFAULT_ROOM, ErrorCode, RESERVED_ROOM_PREFIX, RoomInfo, RoomKind, RoomName, ServerMsg,
     Username,
 };
 use rand_core::{OsRng, RngCore};
@@ -18,8 +20,12 @@ use super::{
     Conn, ConnId, Hub, Refusal, Room,
     delivery::{deliver, encode},
     now_ms,
+    pending::AccessChange,
 };
-use crate::store::Write;
+use crate::{
+    ratelimit::{Bucket, Verdict},
+    store::Write,
+};
 
 impl Room {
     /// Whether `conn` may rename, delete and remove members. Never a guest, whose
@@ -39,6 +45,7 @@ impl Hub {
         room: RoomName,
         private: bool,
     ) -> Result<(), Refusal> {
+        self.take_room_change(id, &room)?;
         let Some(conn) = self.conns.get(&id) else {
             return Ok(());
         };
@@ -105,13 +112,8 @@ impl Hub {
             });
         }
         self.rooms.insert(room_id.clone(), created);
-        match kind {
-            RoomKind::Public => self.send_room_lists(|_| true, Some((id, &room_id))),
-            _ => {
-                let owner = owner.unwrap_or_default();
-                self.send_room_lists(|h| h == owner, Some((id, &room_id)));
-            }
-        }
+        self.room_changed(&room_id);
+        self.tell_requester(id, &room_id, true);
         Ok(())
     }
 
@@ -162,7 +164,10 @@ impl Hub {
                 });
             }
             self.rooms.insert(room_id.clone(), room);
-            self.send_room_lists(|h| h == me || h == peer, None);
+            // The opener's client needs the entry before `joined`; the peer hears of it
+            // with the next changes.
+            self.room_changed_for(&room_id, [peer.to_owned()]);
+            self.tell_requester(id, &room_id, false);
         }
         let room = RoomName::parse(&room_id).map_err(|_| unknown_room_id(&room_id))?;
         self.join(id, room, None)
@@ -175,6 +180,7 @@ impl Hub {
         user: Username,
     ) -> Result<(), Refusal> {
         self.check_member(id, &room)?;
+        self.take_room_change(id, &room)?;
         if self.rooms[room.as_str()].kind != RoomKind::Private {
             return Err(forbidden(
                 &room,
@@ -189,19 +195,18 @@ impl Hub {
                 format!("there is no user {invitee:?}"),
             ));
         }
-        if !self.rooms[room.as_str()].members.contains(invitee) {
-            if let Some(r) = self.rooms.get_mut(room.as_str()) {
-                r.members.insert(invitee.to_owned());
-            }
-            self.submit_quietly(Write::AddMember {
-                room: room.to_string(),
-                name: invitee.to_owned(),
-            });
-            self.send_room_lists(|h| h == invitee, None);
+        if self.rooms[room.as_str()].members.contains(invitee) {
+            // The inviter's confirmation: nothing to store.
+            self.send_members(room.as_str());
+            return Ok(());
         }
-        // Also the inviter's confirmation when the invitee was a member already.
-        self.send_members(room.as_str());
-        Ok(())
+        self.submit_access(
+            id,
+            AccessChange::Invite {
+                room: room.into_string(),
+                user: invitee.to_owned(),
+            },
+        )
     }
 
     pub(super) fn remove(
@@ -210,6 +215,8 @@ impl Hub {
         room: RoomName,
         user: Username,
     ) -> Result<(), Refusal> {
+        self.visible_room(id, &room)?;
+        self.take_room_change(id, &room)?;
         let r = self.visible_room(id, &room)?;
         let managed = self.conns.get(&id).is_some_and(|s| r.managed_by(s));
         if r.kind != RoomKind::Private {
@@ -232,7 +239,18 @@ impl Hub {
                 format!("{target} is not a member of this room"),
             ));
         }
-        self.end_membership(room.as_str(), target)
+        let change = if r.members.len() == 1 {
+            // Its last member: the room goes with them, as when they leave.
+            AccessChange::Delete {
+                room: room.into_string(),
+            }
+        } else {
+            AccessChange::Remove {
+                room: room.into_string(),
+                user: target.to_owned(),
+            }
+        };
+        self.submit_access(id, change)
     }
 
     pub(super) fn rename(
@@ -241,6 +259,8 @@ impl Hub {
         room: RoomName,
         title: RoomName,
     ) -> Result<(), Refusal> {
+        self.visible_room(id, &room)?;
+        self.take_room_change(id, &room)?;
         let r = self.visible_room(id, &room)?;
         if r.kind == RoomKind::Direct {
             return Err(forbidden(&room, "a direct conversation has no title"));
@@ -248,27 +268,18 @@ impl Hub {
         if !self.conns.get(&id).is_some_and(|s| r.managed_by(s)) {
             return Err(forbidden(&room, "only the room's owner can rename it"));
         }
-        self.submit(
-            Write::RenameRoom {
-                room: room.to_string(),
-                title: title.to_string(),
+        self.submit_access(
+            id,
+            AccessChange::Rename {
+                room: room.into_string(),
+                title: title.into_string(),
             },
-            None,
-        )?;
-        let Some(r) = self.rooms.get_mut(room.as_str()) else {
-            return Ok(());
-        };
-        r.title = title.into_string();
-        // Who can see it, as of now; the room list itself is read from the hub.
-        let viewers = Room {
-            members: r.members.clone(),
-            ..Room::new(r.kind, String::new(), None)
-        };
-        self.send_room_lists_to_viewers(&viewers);
-        Ok(())
+        )
     }
 
     pub(super) fn delete(&mut self, id: ConnId, room: RoomName) -> Result<(), Refusal> {
+        self.visible_room(id, &room)?;
+        self.take_room_change(id, &room)?;
         let r = self.visible_room(id, &room)?;
         if room.as_str() == DEFAULT_ROOM {
             return Err(forbidden(&room, "#general cannot be deleted"));
@@ -279,13 +290,17 @@ impl Hub {
         if !self.conns.get(&id).is_some_and(|s| r.managed_by(s)) {
             return Err(forbidden(&room, "only the room's owner can delete it"));
         }
-        self.delete_room(room.as_str())
+        self.submit_access(
+            id,
+            AccessChange::Delete {
+                room: room.into_string(),
+            },
+        )
     }
 
     /// Deletes a room with its messages, once the writer has taken the deletion (a full
-    /// queue refuses it as unavailable, and nothing changes): everyone in it gets `left`,
-    /// everyone who saw it a room list without it. Also how a private room ends when its
-    /// last member goes.
+    /// queue refuses it as unavailable, and nothing changes). How a private room ends
+    /// when its last member leaves.
     pub(super) fn delete_room(&mut self, room: &str) -> Result<(), Refusal> {
         self.submit(
             Write::DeleteRoom {
@@ -293,6 +308,15 @@ impl Hub {
             },
             None,
         )?;
+        self.room_deleted(room);
+        Ok(())
+    }
+
+    /// Takes a deleted room out of the hub: everyone in it gets `left`, everyone who saw
+    /// it hears it is gone.
+    pub(super) fn room_deleted(&mut self, room: &str) {
+        // Its audience, while it is still there to ask.
+        self.room_changed(room);
         let online: Vec<ConnId> = self
             .rooms
             .get(room)
@@ -310,41 +334,48 @@ impl Hub {
                 },
             );
         }
-        let Some(gone) = self.rooms.remove(room) else {
+        self.rooms.remove(room);
+    }
+
+    /// Takes one of the requester's room changes (creating, renaming, deleting, inviting,
+    /// removing) from their per-person allowance, or refuses it as `rate_limited`.
+    fn take_room_change(&mut self, id: ConnId, room: &RoomName) -> Result<(), Refusal> {
+        let Some(user) = self.conns.get(&id).and_then(Conn::username) else {
             return Ok(());
         };
-        self.send_room_lists_to_viewers(&gone);
-        Ok(())
-    }
-
-    /// Sends every connection that can see `room` (by [`Room::visible_to`]) its room list
-    /// again. `room` may already be out of the hub, as after a deletion.
-    fn send_room_lists_to_viewers(&mut self, room: &Room) {
-        self.send_room_lists(|h| room.visible_to(h), None);
-    }
-
-    /// Sends each identified connection whose username `concerned` accepts its own room
-    /// list; the connection in `created` learns which room its request made.
-    pub(super) fn send_room_lists(
-        &mut self,
-        concerned: impl Fn(&str) -> bool,
-        created: Option<(ConnId, &str)>,
-    ) {
-        let lists: Vec<(ConnId, ServerMsg)> = self
-            .conns
-            .iter()
-            .filter(|(_, s)| s.username().is_some_and(&concerned))
-            .map(|(sid, _)| {
-                let created = created
-                    .filter(|(creator, _)| creator == sid)
-                    .map(|(_, room)| room.to_owned());
-                let rooms = self.room_list_for(*sid);
-                (*sid, ServerMsg::Rooms { rooms, created })
-            })
-            .collect();
-        for (sid, msg) in lists {
-            self.reply(sid, &msg);
+        let now = Instant::now();
+        let limit = self.settings.room_changes;
+        let bucket = self
+            .room_change_buckets
+            .entry(user.to_owned())
+            .or_insert_with(|| Bucket::new(limit, now));
+        match bucket.take(now) {
+            Verdict::Allow => Ok(()),
+            // Going on regardless is no worse here than once: refused all the same.
+            verdict @ (Verdict::Refuse { .. } | Verdict::Flooding) => {
+                let retry_after = match verdict {
+                    Verdict::Refuse { retry_after } => retry_after,
+                    _ => bucket.next_token(),
+                };
+                Err(Refusal {
+                    retry_after_ms: Some(
+                        u64::try_from(retry_after.as_millis())
+                            .unwrap_or(u64::MAX)
+                            .max(1),
+                    ),
+                    ..Refusal::about(
+                        room,
+                        ErrorCode::RateLimited,
+                        "too many room changes; wait a moment".to_owned(),
+                    )
+                })
+            }
         }
+    }
+
+    /// Forgets the allowances that have filled up again: they are as a new one would be.
+    pub(super) fn prune_room_change_buckets(&mut self, now: Instant) {
+        self.room_change_buckets.retain(|_, b| !b.is_full(now));
     }
 
     /// Tells a room's online connections who its members are now.
@@ -368,23 +399,7 @@ impl Hub {
         self.rooms
             .iter()
             .filter(|(_, r)| r.visible_to(me))
-            .map(|(name, r)| {
-                let peer: Option<Person> = (r.kind == RoomKind::Direct).then(|| {
-                    let other = r.members.iter().find(|m| *m != me).map_or(me, |m| m);
-                    self.person(other)
-                });
-                RoomInfo {
-                    name: name.clone(),
-                    title: peer
-                        .as_ref()
-                        .map_or_else(|| r.title.clone(), |p| p.name.clone()),
-                    kind: r.kind,
-                    owner: r.owner.clone(),
-                    online: u32::try_from(r.present.len()).unwrap_or(u32::MAX),
-                    peer,
-                    member: r.members.contains(me),
-                }
-            })
+            .map(|(name, r)| self.room_info(name, r, Some(me)))
             .collect()
     }
 

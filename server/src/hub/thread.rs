@@ -192,12 +192,72 @@ impl HubSender {
     }
 }
 
+/// What the hub thread waits for next.
+enum Wake {
+    Event(Event),
+    /// [`Hub::next_tick`] came: time to send the room changes collected.
+    Tick,
+    Closed,
+}
+
+/// Waits for the next event, or until `tick` if it comes first. Only a clock is needed
+/// for that, so a runtime of the thread's own with nothing but timers.
+fn next(
+    clock: &tokio::runtime::Runtime,
+    events: &mut mpsc::Receiver<Event>,
+    tick: Option<Instant>,
+) -> Wake {
+    // Under load there is always an event waiting: take it without entering the clock.
+    match events.try_recv() {
+        Ok(event) => return Wake::Event(event),
+        Err(mpsc::error::TryRecvError::Disconnected) => return Wake::Closed,
+        Err(mpsc::error::TryRecvError::Empty) => {}
+    }
+    clock.block_on(async {
+        let recv = async {
+            match events.recv().await {
+                Some(event) => Wake::Event(event),
+                None => Wake::Closed,
+            }
+        };
+        match tick {
+            None => recv.await,
+            Some(at) => tokio::time::timeout_at(at.into(), recv)
+                .await
+                .unwrap_or(Wake::Tick),
+        }
+    })
+}
+
 fn run(mut hub: Hub, mut events: mpsc::Receiver<Event>, guard: &Guard) {
-    while let Some(event) = events.blocking_recv() {
-        let stop = matches!(event, Event::Stop);
+    let clock = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(clock) => clock,
+        Err(e) => {
+            tracing::error!("the hub thread cannot start its clock: {e}");
+            guard.stopped();
+            return;
+        }
+    };
+    loop {
+        let event = match next(&clock, &mut events, hub.next_tick()) {
+            Wake::Event(event) => Some(event),
+            Wake::Tick => None,
+            Wake::Closed => break,
+        };
+        let stop = matches!(event, Some(Event::Stop));
         // Caught here rather than where the thread unwinds, so the hub's connections are
         // still there to be told.
-        match catch_unwind(AssertUnwindSafe(|| dispatch(&mut hub, event))) {
+        let step = || {
+            if let Some(event) = event {
+                dispatch(&mut hub, event);
+            }
+            // Also after events: under load the timer may never be the first to come.
+            hub.tick(Instant::now());
+        };
+        match catch_unwind(AssertUnwindSafe(step)) {
             Ok(()) if stop => break,
             Ok(()) => {}
             Err(panic) => {

@@ -7,13 +7,23 @@
 //! after the commit, in submission order: the hub acknowledges and delivers a message
 //! only once it is stored.
 //!
+//! The queue is bounded by count for ordinary writes ([`WriterSender::try_submit`]
+//! refuses when it is full, and the hub refuses the send as `unavailable`). Access changes
+//! have a way in that is never refused for being full ([`WriterSender::submit_access`]):
+//! dropping one would undo who may read what at the next restart. Both go through the
+//! same queue, so every write is committed in the order it was submitted.
+//!
 //! The thread carries a [`health::Guard`](crate::health::Guard): if it panics, the server
 //! learns that its writes stopped (`/healthz` answers 503) and exits to be restarted. What
 //! was committed stays committed; what was queued and not committed was never
 //! acknowledged, and clients send it again after they reconnect.
 
 use std::{
-    sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+        mpsc::{Receiver, Sender, channel},
+    },
     thread::JoinHandle,
 };
 
@@ -36,13 +46,19 @@ pub struct Outcome<T> {
 /// the queued writes and exit: that is how shutdown flushes the store.
 #[derive(Debug)]
 pub struct WriterSender<T> {
-    tx: SyncSender<(Write, T)>,
+    tx: Sender<(Write, T)>,
+    /// Writes queued and not yet taken by the writer.
+    queued: Arc<AtomicUsize>,
+    /// Most writes [`WriterSender::try_submit`] lets wait.
+    capacity: usize,
 }
 
 impl<T> Clone for WriterSender<T> {
     fn clone(&self) -> Self {
         Self {
             tx: self.tx.clone(),
+            queued: Arc::clone(&self.queued),
+            capacity: self.capacity,
         }
     }
 }
@@ -54,9 +70,27 @@ pub struct Busy;
 
 impl<T> WriterSender<T> {
     /// Queues a write without waiting.
+    /// Queues a write without waiting, unless `capacity` writes are waiting already.
     pub fn try_submit(&self, write: Write, tag: T) -> Result<(), Busy> {
-        self.tx.try_send((write, tag)).map_err(|e| match e {
-            TrySendError::Full(_) | TrySendError::Disconnected(_) => Busy,
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(Busy);
+        }
+        self.send(write, tag)
+    }
+
+    /// Queues an access change however full the queue is (it still counts against
+    /// `capacity` for the others). Its callers bound how many there can be (a rate limit
+    /// per person). Fails only when the writer has stopped.
+    pub fn submit_access(&self, write: Write, tag: T) -> Result<(), Busy> {
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        self.send(write, tag)
+    }
+
+    fn send(&self, write: Write, tag: T) -> Result<(), Busy> {
+        self.tx.send((write, tag)).map_err(|_| {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            Busy
         })
     }
 }
@@ -88,18 +122,28 @@ where
     T: Send + 'static,
     R: FnMut(Vec<Outcome<T>>) + Send + 'static,
 {
-    let (tx, rx) = sync_channel(capacity.max(1));
+    let (tx, rx) = channel();
+    let queued = Arc::new(AtomicUsize::new(0));
     let guard = health.guard(Part::Writer);
+    let taken = Arc::clone(&queued);
     let thread = std::thread::Builder::new()
         .name("confab-store-writer".into())
-        .spawn(move || run(store, rx, report, guard))?;
-    Ok((WriterSender { tx }, thread))
+        .spawn(move || run(store, rx, report, &taken, guard))?;
+    Ok((
+        WriterSender {
+            tx,
+            queued,
+            capacity: capacity.max(1),
+        },
+        thread,
+    ))
 }
 
 fn run<S: Store, T, R: FnMut(Vec<Outcome<T>>)>(
     mut store: S,
     rx: Receiver<(Write, T)>,
     mut report: R,
+    queued: &AtomicUsize,
     // Held for the thread's life: records a panic anywhere below.
     _guard: Guard,
 ) {
@@ -118,6 +162,7 @@ fn run<S: Store, T, R: FnMut(Vec<Outcome<T>>)>(
                 Err(_) => break,
             }
         }
+        queued.fetch_sub(writes.len(), Ordering::AcqRel);
         #[cfg(debug_assertions)]
         for write in &writes {
             if let Write::Append(m) = write {

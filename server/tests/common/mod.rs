@@ -296,10 +296,10 @@ impl Client {
         self.expect_room_list_with(room).await;
     }
 
-    /// Waits for a room list that includes `room`.
+    /// Waits for a room list (or a change to it) that includes `room`.
     pub async fn expect_room_list_with(&mut self, room: &str) {
         self.recv_until(
-            |m| matches!(m, ServerMsg::Rooms { rooms, .. } if rooms.iter().any(|r| r.name == room)),
+            |m| matches!(m, ServerMsg::Rooms { rooms } | ServerMsg::RoomsChanged { rooms, .. } if rooms.iter().any(|r| r.name == room)),
         )
         .await;
     }

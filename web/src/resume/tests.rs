@@ -205,7 +205,6 @@ fn rooms_joined_elsewhere_or_invited_to_are_joined_here_once() {
     let mut r = connected(vec![]);
     let list = ServerMsg::Rooms {
         rooms: vec![room("general", true), room("ops", true)],
-        created: None,
     };
     assert_eq!(r.observe(&list).send, [join("ops", None)]);
     assert!(r.observe(&list).send.is_empty(), "already followed");
@@ -231,7 +230,6 @@ fn a_direct_conversation_we_opened_is_joined_by_the_server_not_by_us() {
     };
     let effects = r.observe(&ServerMsg::Rooms {
         rooms: vec![direct.clone()],
-        created: None,
     });
     assert!(effects.send.is_empty(), "{:?}", effects.send);
     r.observe(&joined("_d1", vec![msg("_d1", 1)]));
@@ -295,4 +293,19 @@ impl Resume {
     fn send_due_after_join(&mut self, room: &str) -> Vec<ClientMsg> {
         self.observe(&joined(room, vec![])).send
     }
+}
+
+#[test]
+fn a_room_in_a_delta_that_is_ours_is_joined_and_our_created_room_too() {
+    let mut r = connected(vec![]);
+    let delta = ServerMsg::RoomsChanged {
+        rooms: vec![room("ops", true), room("music", false)],
+        removed: vec![],
+        created: Some("made".into()),
+    };
+    assert_eq!(
+        r.observe(&delta).send,
+        [join("ops", None), join("made", None)]
+    );
+    assert!(r.observe(&delta).send.is_empty(), "already followed");
 }

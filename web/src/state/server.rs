@@ -21,22 +21,23 @@ impl State {
                 self.auth_error = None;
                 self.rooms = rooms;
             }
-            ServerMsg::Rooms { rooms, created } => {
+            ServerMsg::Rooms { rooms } => {
                 self.rooms = rooms;
-                if let Some(request) = &mut self.room_request
-                    && request.tool == RoomTool::Rename
-                    && self
-                        .rooms
-                        .iter()
-                        .any(|r| r.name == request.room && r.title == request.subject)
-                {
-                    request.done = true;
+                self.rooms_changed(None);
+            }
+            ServerMsg::RoomsChanged {
+                rooms,
+                removed,
+                created,
+            } => {
+                self.rooms.retain(|r| !removed.contains(&r.name));
+                for room in rooms {
+                    match self.rooms.binary_search_by(|r| r.name.cmp(&room.name)) {
+                        Ok(i) => self.rooms[i] = room,
+                        Err(i) => self.rooms.insert(i, room),
+                    }
                 }
-                // Only our own `create_room` names a room here: show it (the socket
-                // service joins it).
-                if let Some(room) = created {
-                    self.switch(room);
-                }
+                self.rooms_changed(created);
             }
             ServerMsg::Joined {
                 room,
@@ -255,4 +256,23 @@ fn insert_message(messages: &mut Messages, msg: ChatMessage) {
         },
     };
     Rc::make_mut(messages).insert(at, Rc::new(msg));
+}
+
+impl State {
+    /// After the room list changed: a rename we asked for is done once it shows, and the
+    /// room our own `create_room` made (`created`) is shown (the socket service joins it).
+    fn rooms_changed(&mut self, created: Option<String>) {
+        if let Some(request) = &mut self.room_request
+            && request.tool == RoomTool::Rename
+            && self
+                .rooms
+                .iter()
+                .any(|r| r.name == request.room && r.title == request.subject)
+        {
+            request.done = true;
+        }
+        if let Some(room) = created {
+            self.switch(room);
+        }
+    }
 }

@@ -143,7 +143,7 @@ fn an_account_made_outside_the_server_can_be_messaged_at_once() {
     );
     assert!(matches!(
         ada.drain().as_slice(),
-        [ServerMsg::Rooms { rooms, .. }, ServerMsg::Joined { .. }]
+        [ServerMsg::RoomsChanged { rooms, .. }, ServerMsg::Joined { .. }]
             if rooms.iter().any(|r| r.title == "The Admin")
     ));
 }

@@ -10,7 +10,7 @@ mod rooms;
 
 use std::{path::Path, sync::mpsc as std_mpsc, time::Duration};
 
-use confab_shared::{ChatMessage, PresenceEvent, RoomKind, close};
+use confab_shared::{ChatMessage, PresenceEvent, RoomInfo, RoomKind, close};
 
 use super::*;
 use crate::{
@@ -55,6 +55,35 @@ impl Fixture {
         }
     }
 
+    /// A hub whose writer's store is [`Controlled`], with a queue of `capacity` writes.
+    fn controlled(capacity: usize) -> (Self, Controls) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let open = |d: &Path| SqliteStore::open(d, Durability::Process).expect("store");
+        let controls = Controls::default();
+        let store = Controlled {
+            inner: open(dir.path()),
+            controls: controls.clone(),
+        };
+        let (tx, reports) = std_mpsc::channel();
+        let (writer, _thread) = writer::spawn(store, capacity, move |o| {
+            let _ = tx.send(o);
+        })
+        .expect("writer");
+        let hub = Hub::new(
+            HubSettings::default(),
+            Box::new(open(dir.path())),
+            writer.clone(),
+        )
+        .expect("hub");
+        let f = Self {
+            hub,
+            reports,
+            writer,
+            dir,
+        };
+        (f, controls)
+    }
+
     /// A new hub over the same data directory, as after a restart.
     fn restart(self) -> Self {
         let Fixture { hub, dir, .. } = self;
@@ -72,7 +101,10 @@ impl Fixture {
             room: "no-such-room".into(),
             title: "noop".into(),
         };
-        self.writer.try_submit(noop, barrier).expect("writer queue");
+        // However full the queue: a test may have filled it.
+        self.writer
+            .submit_access(noop, barrier)
+            .expect("writer queue");
         loop {
             let batch = self
                 .reports
@@ -121,6 +153,13 @@ impl Fixture {
         self.hub.apply(id, join("general", None));
         c.drain();
         c
+    }
+
+    /// Commits what was submitted, then sends the room changes collected, as the hub
+    /// thread does once the interval is over.
+    fn settle_rooms(&mut self) {
+        self.flush();
+        self.hub.flush_room_changes(Instant::now());
     }
 
     /// Sends and commits.
@@ -243,7 +282,7 @@ fn created_room(c: &mut Client) -> String {
     c.drain()
         .into_iter()
         .find_map(|m| match m {
-            ServerMsg::Rooms {
+            ServerMsg::RoomsChanged {
                 created: Some(id), ..
             } => Some(id),
             _ => None,
@@ -256,6 +295,23 @@ fn room_names(msgs: &[ServerMsg]) -> Option<Vec<String>> {
         ServerMsg::Rooms { rooms, .. } => Some(rooms.iter().map(|r| r.name.clone()).collect()),
         _ => None,
     })
+}
+
+/// The room entries and removed ids of every `rooms_changed` in `msgs`, in order.
+fn changes(msgs: &[ServerMsg]) -> (Vec<RoomInfo>, Vec<String>) {
+    let mut out = (Vec::new(), Vec::new());
+    for m in msgs {
+        if let ServerMsg::RoomsChanged { rooms, removed, .. } = m {
+            out.0.extend(rooms.iter().cloned());
+            out.1.extend(removed.iter().cloned());
+        }
+    }
+    out
+}
+
+/// The ids `rooms_changed` frames in `msgs` list as changed (not removed).
+fn changed_names(msgs: &[ServerMsg]) -> Vec<String> {
+    changes(msgs).0.into_iter().map(|r| r.name).collect()
 }
 
 /// Every request about `id` that a non-member could make, and the error frames they get.
@@ -294,4 +350,74 @@ fn probe(f: &mut Fixture, c: &mut Client, id: &str) -> Vec<ServerMsg> {
 
 fn bodies_of(msgs: &[ChatMessage]) -> Vec<&str> {
     msgs.iter().map(|m| m.body.as_str()).collect()
+}
+
+/// What a test can do to the writer's store of [`Fixture::controlled`].
+#[derive(Clone, Default)]
+struct Controls {
+    /// Held by the test: the writer waits in its next commit, and its queue fills.
+    gate: std::sync::Arc<std::sync::Mutex<()>>,
+    /// Every write of a member's removal fails, as on a full disk.
+    fail_removals: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// A SQLite store that waits at [`Controls::gate`] and fails as told.
+struct Controlled {
+    inner: SqliteStore,
+    controls: Controls,
+}
+
+impl crate::store::Store for Controlled {
+    fn rooms(&mut self) -> Result<Vec<crate::store::StoredRoom>, crate::store::StoreError> {
+        self.inner.rooms()
+    }
+    fn people(&mut self) -> Result<Vec<crate::store::StoredPerson>, crate::store::StoreError> {
+        self.inner.people()
+    }
+    fn person(
+        &mut self,
+        username: &str,
+    ) -> Result<Option<crate::store::StoredPerson>, crate::store::StoreError> {
+        self.inner.person(username)
+    }
+    fn apply(
+        &mut self,
+        writes: &[Write],
+    ) -> Result<Vec<crate::store::Written>, crate::store::StoreError> {
+        let _open = self.controls.gate.lock();
+        let fail = self
+            .controls
+            .fail_removals
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if fail
+            && writes
+                .iter()
+                .any(|w| matches!(w, Write::RemoveMember { .. }))
+        {
+            return Err(crate::store::StoreError::Sqlite(
+                rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+                    Some("database or disk is full".into()),
+                ),
+            ));
+        }
+        self.inner.apply(writes)
+    }
+    fn after(
+        &mut self,
+        room: &str,
+        after: u64,
+        until: u64,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, crate::store::StoreError> {
+        self.inner.after(room, after, until, limit)
+    }
+    fn before(
+        &mut self,
+        room: &str,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, crate::store::StoreError> {
+        self.inner.before(room, before, limit)
+    }
 }

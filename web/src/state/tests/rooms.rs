@@ -55,7 +55,6 @@ fn an_administrator_manages_every_room_but_direct_ones() {
                 room("_p2", "other", RoomKind::Private),
                 direct("_d1", person("grace", "Grace")),
             ],
-            created: None,
         },
     );
     assert!(s.manages("general") && s.manages("_p2"));
@@ -70,14 +69,14 @@ fn our_created_room_is_shown_once_listed() {
         &mut s,
         ServerMsg::Rooms {
             rooms: vec![room("_p9", "plans", RoomKind::Private)],
-            created: None,
         },
     );
     assert_eq!(s.current, "general", "someone else's room");
     server(
         &mut s,
-        ServerMsg::Rooms {
+        ServerMsg::RoomsChanged {
             rooms: vec![room("_p9", "plans", RoomKind::Private)],
+            removed: vec![],
             created: Some("_p9".into()),
         },
     );
@@ -90,13 +89,7 @@ fn an_opened_direct_conversation_is_shown_once_joined() {
     let mut s = signed_in(vec![]);
     s.apply(Action::OpeningDirect("grace".into()));
     let rooms = vec![direct("_d1", person("grace", "Grace"))];
-    server(
-        &mut s,
-        ServerMsg::Rooms {
-            rooms,
-            created: None,
-        },
-    );
+    server(&mut s, ServerMsg::Rooms { rooms });
     // Someone else's direct conversation joined meanwhile changes nothing.
     server(&mut s, joined("_d0", vec![]));
     assert_eq!(s.current, "general");
@@ -171,8 +164,9 @@ fn room_requests_are_done_when_the_server_says_so() {
     });
     server(
         &mut s,
-        ServerMsg::Rooms {
+        ServerMsg::RoomsChanged {
             rooms: vec![room("_p1", "schemes", RoomKind::Private)],
+            removed: vec![],
             created: None,
         },
     );
@@ -281,4 +275,30 @@ fn choosing_a_room_closes_the_phone_drawer_and_old_notices() {
     s.apply(Action::Switch("ops".into()));
     assert_eq!(s.drawer, None);
     assert_eq!(s.notice, None);
+}
+
+/// `rooms_changed` replaces the entries it names, adds new ones in id order, and drops
+/// the removed ones; the rest of the list stays as it was.
+#[test]
+fn a_rooms_delta_updates_adds_and_removes_entries() {
+    let mut s = signed_in(vec![
+        room("general", "general", RoomKind::Public),
+        room("ops", "ops", RoomKind::Public),
+        room("zoo", "zoo", RoomKind::Public),
+    ]);
+    server(
+        &mut s,
+        ServerMsg::RoomsChanged {
+            rooms: vec![
+                room("ops", "operations", RoomKind::Public),
+                room("music", "music", RoomKind::Public),
+            ],
+            removed: vec!["zoo".into(), "never-seen".into()],
+            created: None,
+        },
+    );
+    let names: Vec<&str> = s.rooms.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["general", "music", "ops"]);
+    assert_eq!(s.label("ops"), "#operations");
+    assert_eq!(s.current, "general", "someone else's changes move nothing");
 }
