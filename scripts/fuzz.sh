@@ -66,8 +66,10 @@ for target in "${targets[@]}"; do
 		-- "${args[@]}" 2>&1 | tee "$log" | grep -E '^#[0-9]+.*(pulse|DONE)|^Done|crash|panicked' | tail -n 5
 	rc=${PIPESTATUS[0]}
 	set -e
-	stats="$(grep -E '^#[0-9]+' "$log" | tail -n 1)"
+	# No stats line at all when the target did not even build.
+	stats="$(grep -E '^#[0-9]+' "$log" | tail -n 1 || true)"
 	if [ "$rc" -ne 0 ]; then
+		[ -n "$stats" ] || tail -n 30 "$log" >&2
 		printf '%s\n' "$summary" >&2
 		die "$target FAILED (exit $rc): see $log and fuzz/artifacts/$target/"
 	fi

@@ -13,7 +13,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$CONFAB_ROOT"
 
-TOTAL_STEPS=10
+TOTAL_STEPS=11
 step_no=0
 current_step=""
 summary=""
@@ -93,6 +93,9 @@ step "cargo fmt --check" cargo fmt --all -- --check
 step "markdown renders as written (CommonMark)" check_markdown
 step "clippy (native)" cargo clippy --workspace --all-targets -- -D warnings
 step "clippy (wasm client)" cargo clippy -p confab-web --target "$WASM_TARGET" -- -D warnings
+# The fuzz targets live outside the workspace (cargo-fuzz needs nightly to run them), so
+# nothing else would notice when a change to the server stops them compiling.
+step "fuzz targets compile" cargo check --manifest-path fuzz/Cargo.toml --bins
 step "cargo test" cargo test --workspace
 step "trunk build --release" trunk build --release --dist dist
 step "build server (debug, for e2e)" cargo build -p confab-server

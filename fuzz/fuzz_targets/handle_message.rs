@@ -28,9 +28,9 @@ use std::{
 };
 
 use confab_server::{
-    hub::{Command, Hub, HubSettings, Identity, ConnId, Waiter, Writer},
-    send_queue::{SendQueue, SendQueueRx},
+    hub::{Command, ConnId, Hub, HubSettings, Identity, Waiter, Writer},
     protocol,
+    send_queue::{QueueLimits, SendQueue, SendQueueRx},
     store::{
         Durability, SqliteStore, Write,
         writer::{self, Outcome},
@@ -46,7 +46,10 @@ const MAX_FRAMES: usize = 64;
 const REBUILD_EVERY: u64 = 5_000;
 /// Outgoing queue of each connection. Drained after every frame, so it never fills: a
 /// slow consumer is not what this target is about.
-const QUEUE: usize = 1024;
+const QUEUE: QueueLimits = QueueLimits {
+    frames: 1024,
+    bytes: 1 << 20,
+};
 /// Tag of the write that marks "everything submitted before me is committed".
 const BARRIER: ConnId = ConnId::MAX;
 
@@ -167,7 +170,8 @@ impl Harness {
             username: "fuzz".into(),
             display_name: "Fuzz".into(),
             admin: false,
-            session: [0; 32],            checked_at: std::time::Instant::now(),
+            session: [0; 32],
+            checked_at: std::time::Instant::now(),
         });
         self.hub.user_added("other".into(), "Other".into());
         let general = RoomName::parse(DEFAULT_ROOM).expect("a valid room");
