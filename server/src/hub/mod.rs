@@ -24,6 +24,8 @@
 //!   whose queue overflowed.
 //! - `rooms.rs`: creating, inviting, removing, renaming, deleting rooms; direct
 //!   conversations; each person's room list.
+//! - `reads.rs`: history reads, off the hub's thread, and the live messages a joining
+//!   connection is kept while its read is in flight.
 //! - `thread.rs`: the thread that owns the hub, and the [`Event`]s it receives.
 //! - `tests/`: the hub's tests, one file per file above, over a real store.
 
@@ -32,6 +34,7 @@ mod connections;
 mod delivery;
 mod membership;
 mod messages;
+mod reads;
 mod rooms;
 mod thread;
 
@@ -45,6 +48,7 @@ use confab_shared::{
     Username, limits,
 };
 
+pub use reads::{Read, ReadDone, ReadPool, Reader};
 pub use thread::{EVENT_QUEUE, Event, HubSender, TrySend};
 
 use crate::{
@@ -146,6 +150,9 @@ pub struct HubSettings {
     /// The per-room throttle alone would let a client in 100 rooms fan out 100
     /// indicators every throttle period.
     pub max_typing_per_sec: u32,
+    /// Live messages kept for a connection while its join's read is in flight; past
+    /// that it is closed as a slow consumer (its queue would overflow on their way out).
+    pub read_buffer: usize,
 }
 
 impl Default for HubSettings {
@@ -155,6 +162,7 @@ impl Default for HubSettings {
             history_on_join: limits::HISTORY_ON_JOIN,
             max_rooms_per_connection: 100,
             max_typing_per_sec: 4,
+            read_buffer: 1024,
         }
     }
 }
@@ -173,6 +181,8 @@ struct Conn {
     last_typing: HashMap<String, Instant>,
     /// Start of the current one-second typing window and the events forwarded in it.
     typing_window: (Instant, u32),
+    /// Rooms this connection is joining, whose reads are in flight (see `reads.rs`).
+    reading: Vec<String>,
 }
 
 impl Conn {
@@ -187,6 +197,16 @@ impl Conn {
 
     fn is_guest(&self) -> bool {
         matches!(self.identity, Identity::Guest)
+    }
+
+    /// Rooms the connection is in or joining: what the per-connection room limit counts.
+    fn room_count(&self) -> usize {
+        self.rooms.len()
+            + self
+                .reading
+                .iter()
+                .filter(|r| !self.rooms.contains(r))
+                .count()
     }
 }
 
@@ -208,6 +228,9 @@ struct Room {
     /// Highest sequence number delivered live. Replays stop here, live traffic starts
     /// after it: that is what makes resuming gap- and duplicate-free.
     last_seq: u64,
+    /// Connections joining the room whose reads are in flight, and the live messages
+    /// kept for them meanwhile (see `reads.rs`).
+    reading: BTreeMap<ConnId, reads::Pending>,
 }
 
 impl Room {
@@ -220,6 +243,7 @@ impl Room {
             online: BTreeSet::new(),
             present: BTreeMap::new(),
             last_seq: 0,
+            reading: BTreeMap::new(),
         }
     }
 }
@@ -233,8 +257,15 @@ pub struct Hub {
     /// Every account's display name, by username.
     directory: HashMap<String, String>,
     rooms: BTreeMap<String, Room>,
-    /// The hub's read connection; writes go through `writer`.
+    /// The hub's read connection, for what it reads on its own thread (rooms and
+    /// people at start, an account it has not heard of); writes go through `writer`,
+    /// history reads through `reader`.
     store: Box<dyn Store>,
+    reader: Reader,
+    /// Numbers the reads, so a superseded one's answer is told apart.
+    next_ticket: reads::Ticket,
+    /// Answers of [`Reader::Inline`] reads, handled once the request that asked is done.
+    inline_done: Vec<ReadDone>,
     /// `None` once the hub stops, which lets the writer flush and finish.
     writer: Option<Writer>,
     /// Connections whose queue overflowed during the current operation; removed at its
@@ -247,11 +278,13 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// A hub over the rooms, members and accounts in `store`.
+    /// A hub over the rooms, members and accounts in `store`, reading history through
+    /// `reader`.
     pub fn new(
         settings: HubSettings,
         mut store: Box<dyn Store>,
         writer: Writer,
+        reader: Reader,
     ) -> Result<Self, StoreError> {
         let mut rooms: BTreeMap<String, Room> = store
             .rooms()?
@@ -303,6 +336,9 @@ impl Hub {
             directory,
             rooms,
             store,
+            reader,
+            next_ticket: 1,
+            inline_done: Vec::new(),
             writer: Some(writer),
             overflowed: Vec::new(),
             signed_out: Vec::new(),
@@ -327,6 +363,7 @@ impl Hub {
         if let Err(refusal) = result {
             self.reply(id, &refusal.into_msg());
         }
+        self.finish_inline_reads();
         self.settle();
     }
 
