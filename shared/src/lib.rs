@@ -23,7 +23,7 @@ pub use validate::{
 /// Version of the protocol described by this crate. A client announces the version it
 /// speaks in [`ClientMsg::Hello`]; the server refuses any other with
 /// [`ErrorCode::UnsupportedProtocol`].
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// The room every server has, which cannot be deleted.
 pub const DEFAULT_ROOM: &str = "general";
@@ -178,7 +178,13 @@ pub enum ServerMsg {
     /// oldest first.
     Joined {
         room: String,
+        /// The people online in the room now; in private rooms and direct
+        /// conversations (whose members come by invitation) every member. Never every
+        /// person who ever joined a public room: that could be tens of thousands.
         members: Vec<Person>,
+        /// How many people belong to the room.
+        #[serde(default)]
+        member_count: usize,
         online: Vec<String>,
         history: Vec<ChatMessage>,
     },
@@ -618,6 +624,7 @@ mod tests {
             ServerMsg::Joined {
                 room: "general".into(),
                 members: vec![grace()],
+                member_count: 7,
                 online: vec!["ada".into(), "grace".into()],
                 history: vec![msg.clone()],
             },

@@ -187,9 +187,17 @@ impl Hub {
         let Some(r) = self.rooms.get(room.as_str()) else {
             return;
         };
+        // A public room's members are everyone who ever joined it: listing them all
+        // would make each join cost megabytes in a big room. Those online and a count
+        // are what a client shows; a private room's members came by invitation.
+        let listed: Box<dyn Iterator<Item = &String>> = match r.kind {
+            RoomKind::Public => Box::new(r.present.keys()),
+            RoomKind::Private | RoomKind::Direct => Box::new(r.members.iter()),
+        };
         let joined = ServerMsg::Joined {
             room: room.to_string(),
-            members: r.members.iter().map(|m| self.person(m)).collect(),
+            members: listed.map(|m| self.person(m)).collect(),
+            member_count: r.members.len(),
             online: r.present.keys().cloned().collect(),
             history,
         };

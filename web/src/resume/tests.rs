@@ -46,6 +46,7 @@ fn joined(room: &str, history: Vec<ChatMessage>) -> ServerMsg {
     ServerMsg::Joined {
         room: room.into(),
         members: vec![],
+        member_count: 0,
         online: vec![],
         history,
     }
