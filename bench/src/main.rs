@@ -16,6 +16,7 @@ mod idle;
 mod pin;
 mod rawws;
 mod report;
+mod resumestorm;
 mod server;
 mod storm;
 mod suite;
@@ -52,6 +53,9 @@ enum Scenario {
     /// Connect storm: WebSocket handshakes (connect, hello, welcome, close) per second
     /// at rising concurrency, until the rate stops growing.
     Storm(storm::StormArgs),
+    /// Resume storm: thousands of clients resume a room at once (`join` with `after`)
+    /// while a few others chat; the chatters' round trip before and during the wave.
+    Resumestorm(resumestorm::ResumeStormArgs),
     /// Every scenario against Confab, and fan-out and idle against the Node `ws` peer,
     /// in one run: the side-by-side table of docs/PERFORMANCE.md.
     Suite(suite::SuiteArgs),
@@ -120,6 +124,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Scenario::Floor(args) => (args.common.clone(), !args.smoke),
         Scenario::Idle(args) => (args.common.clone(), !args.smoke),
         Scenario::Storm(args) => (args.common.clone(), !args.smoke),
+        Scenario::Resumestorm(args) => (args.common.clone(), !args.smoke),
         Scenario::Suite(args) => (args.common.clone(), !args.smoke),
     };
     // Thousands of sockets: lift this process's file limit to what the system allows.
@@ -149,6 +154,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Scenario::Floor(args) => floor::run(args, placement).await.map(|r| vec![r]),
             Scenario::Idle(args) => idle::run(args, placement).await.map(|r| vec![r]),
             Scenario::Storm(args) => storm::run(args, placement).await.map(|r| vec![r]),
+            Scenario::Resumestorm(args) => resumestorm::run(args, placement).await.map(|r| vec![r]),
             Scenario::Suite(args) => suite::run(args, placement).await,
         }
     })?;

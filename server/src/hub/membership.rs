@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use super::{
     Conn, ConnId, Hub, Refusal,
     access::unknown_room,
-    delivery::{deliver, encode},
+    delivery::{deliver, encode, encode_spliced},
     messages::history_unavailable,
     reads::{Pending, Read, ReadKind},
 };
@@ -79,7 +79,7 @@ impl Hub {
                 // Whatever a replaced read kept is at most `last_seq`, which the client
                 // has: nothing of it is owed.
                 self.take_pending(id, room.as_str());
-                self.joined(id, &room, Vec::new(), Vec::new());
+                self.joined(id, &room, Vec::new(), None, Vec::new());
                 Ok(())
             }
         }
@@ -91,7 +91,12 @@ impl Hub {
     /// those the reply holds. Dropped if the read was replaced, the connection left or
     /// went; answered as a fresh request would be if the room went or the person may
     /// no longer see it.
-    pub(super) fn finish_join(&mut self, read: Read, result: Result<Vec<ChatMessage>, String>) {
+    pub(super) fn finish_join(
+        &mut self,
+        read: Read,
+        result: Result<Vec<ChatMessage>, String>,
+        encoded: Option<String>,
+    ) {
         let id = read.conn;
         let room = &read.room;
         let awaited = self
@@ -137,13 +142,15 @@ impl Hub {
             if was_online {
                 self.go_offline_quietly(id, room.as_str());
             }
-            self.reply(
-                id,
-                &ServerMsg::Replay {
-                    room: room.to_string(),
-                    messages: page,
-                },
-            );
+            let replay = |messages| ServerMsg::Replay {
+                room: room.to_string(),
+                messages,
+            };
+            let spliced = encoded
+                .as_deref()
+                .and_then(|json| encode_spliced(&replay(Vec::new()), json));
+            let frame = spliced.unwrap_or_else(|| encode(&replay(page)));
+            self.reply_frame(id, &frame);
             return;
         }
         let covered = page.last().map_or(read.until, |m| m.seq.max(read.until));
@@ -153,7 +160,7 @@ impl Hub {
             .filter(|(seq, _)| *seq > covered)
             .map(|(_, frame)| frame)
             .collect();
-        self.joined(id, room, page, kept);
+        self.joined(id, room, page, encoded.as_deref(), kept);
     }
 
     /// Sends a live connection what was kept for it during a read that failed.
@@ -177,6 +184,7 @@ impl Hub {
         id: ConnId,
         room: &RoomName,
         history: Vec<ChatMessage>,
+        encoded: Option<&str>,
         kept: Vec<Utf8Bytes>,
     ) {
         let was_online = self
@@ -194,14 +202,24 @@ impl Hub {
             RoomKind::Public => Box::new(r.present.keys()),
             RoomKind::Private | RoomKind::Direct => Box::new(r.members.iter()),
         };
-        let joined = ServerMsg::Joined {
+        let mut joined = ServerMsg::Joined {
             room: room.to_string(),
             members: listed.map(|m| self.person(m)).collect(),
             member_count: r.members.len(),
             online: r.present.keys().cloned().collect(),
-            history,
+            history: Vec::new(),
         };
-        self.reply(id, &joined);
+        let spliced = encoded.and_then(|json| encode_spliced(&joined, json));
+        let frame = match spliced {
+            Some(frame) => frame,
+            None => {
+                if let ServerMsg::Joined { history: h, .. } = &mut joined {
+                    *h = history;
+                }
+                encode(&joined)
+            }
+        };
+        self.reply_frame(id, &frame);
         for frame in kept {
             deliver(
                 &self.conns,

@@ -74,9 +74,16 @@ impl Read {
                 store.before(room, before.min(self.until.saturating_add(1)), limit)
             }
         };
+        // Encoded here rather than on the hub's thread: a reconnect wave's pages are
+        // hundreds of megabytes of JSON, and the hub only splices them into a reply.
+        let encoded = match &result {
+            Ok(messages) if self.kind.joins() => serde_json::to_string(messages).ok(),
+            _ => None,
+        };
         ReadDone {
             read: self,
             result: result.map_err(|e| e.to_string()),
+            encoded,
         }
     }
 
@@ -91,6 +98,7 @@ impl Read {
                 "the read panicked: {}",
                 panic_message(panic.as_ref())
             )),
+            encoded: None,
         })
     }
 }
@@ -100,6 +108,8 @@ impl Read {
 pub struct ReadDone {
     pub read: Read,
     pub result: Result<Vec<ChatMessage>, String>,
+    /// The messages of a join's read as a JSON array, made on the reader thread.
+    pub encoded: Option<String>,
 }
 
 /// A join waiting for its read: the live messages of the room that arrive meanwhile.
@@ -245,9 +255,16 @@ impl Hub {
         self.settle();
     }
 
-    fn finish_read(&mut self, ReadDone { read, result }: ReadDone) {
+    fn finish_read(
+        &mut self,
+        ReadDone {
+            read,
+            result,
+            encoded,
+        }: ReadDone,
+    ) {
         if read.kind.joins() {
-            self.finish_join(read, result);
+            self.finish_join(read, result, encoded);
         } else {
             self.finish_history(read, result);
         }
