@@ -416,10 +416,12 @@ mod tests {
         assert!(!health.has_stopped(Part::Writer));
     }
 
-    /// A store whose reads of #general wait until its gate opens: a slow disk.
+    /// A store whose reads of #general wait until its gate opens: a slow disk. Counts
+    /// the reads that reached the gate.
     struct Gated(
         SqliteStore,
         Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+        Arc<AtomicU64>,
     );
 
     impl Gated {
@@ -427,6 +429,7 @@ mod tests {
             if room != "general" {
                 return;
             }
+            self.2.fetch_add(1, Ordering::SeqCst);
             let (open, opened) = &*self.1;
             let mut open = open.lock().expect("gate");
             while !*open {
@@ -490,6 +493,7 @@ mod tests {
         let reader_store = Gated(
             SqliteStore::open_reader(dir.path(), Durability::Process).expect("reader"),
             Arc::clone(&gate),
+            Arc::new(AtomicU64::new(0)),
         );
         let (hub, thread, _writer_thread, _health) =
             hub_thread_reading(dir.path(), Box::new(store), |hub| {
@@ -534,6 +538,76 @@ mod tests {
             next_frame(&bob_rx, Duration::from_secs(5)),
             Some(ServerMsg::Joined { room, .. }) if room == "general"
         ));
+        assert!(hub.blocking_send(Event::Stop));
+        thread.join().expect("the hub ends normally");
+    }
+
+    /// The read queue is bounded: past it a join is refused as unavailable (retry), and
+    /// the hub carries on.
+    #[test]
+    fn a_full_read_queue_refuses_a_join_as_unavailable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path(), Durability::Process).expect("store");
+        let gate = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let waiting = Arc::new(AtomicU64::new(0));
+        let reader_store = Gated(
+            SqliteStore::open_reader(dir.path(), Durability::Process).expect("reader"),
+            Arc::clone(&gate),
+            Arc::clone(&waiting),
+        );
+        let (hub, thread, _writer_thread, _health) =
+            hub_thread_reading(dir.path(), Box::new(store), |hub| {
+                let pool =
+                    ReadPool::spawn(vec![Box::new(reader_store)], 1, hub.clone().read_reports())
+                        .expect("reader threads");
+                Reader::Pool(pool)
+            });
+        let general = || Command::Join {
+            room: RoomName::parse("general").expect("room"),
+            after: None,
+        };
+        let mut clients = Vec::new();
+        for name in ["bob", "carol", "dave"] {
+            let (id, rx) = guest(&hub, name);
+            assert!(matches!(
+                next_frame(&rx, Duration::from_secs(5)),
+                Some(ServerMsg::Welcome { .. })
+            ));
+            clients.push((id, rx));
+        }
+        let join = |id| {
+            assert!(matches!(
+                hub.try_send(Event::Command { id, cmd: general() }),
+                TrySend::Sent
+            ));
+        };
+        // Bob's read holds the one reader thread; Carol's fills the queue of one.
+        join(clients[0].0);
+        for _ in 0..500 {
+            if waiting.load(Ordering::SeqCst) == 1 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(
+            waiting.load(Ordering::SeqCst),
+            1,
+            "bob's read is at the gate"
+        );
+        join(clients[1].0);
+        join(clients[2].0);
+        assert!(matches!(
+            next_frame(&clients[2].1, Duration::from_secs(5)),
+            Some(ServerMsg::Error { code: confab_shared::ErrorCode::Unavailable, room: Some(room), .. }) if room == "general"
+        ));
+        *gate.0.lock().expect("gate") = true;
+        gate.1.notify_all();
+        for (_, rx) in &clients[..2] {
+            assert!(matches!(
+                next_frame(rx, Duration::from_secs(5)),
+                Some(ServerMsg::Joined { .. })
+            ));
+        }
         assert!(hub.blocking_send(Event::Stop));
         thread.join().expect("the hub ends normally");
     }
