@@ -9,7 +9,9 @@
 //!
 //! What makes this safe is in the hub, not here. A join's read covers messages up to the
 //! room's `last_seq` when it was asked (`until`): every one of those was committed before
-//! the hub heard of it, so a read that starts after the request sees them all. Messages
+//! the hub heard of it, so a read that starts after the request sees them all (each read
+//! is its own transaction: a reader keeps no statement open between reads, which would
+//! pin an older snapshot of the log). Messages
 //! delivered live while the read is in flight are kept for that connection in the room's
 //! [`Pending`] read instead of being sent, and follow the reply, without those the reply
 //! already holds ([`Hub::finish_join`](super::Hub)). The buffer is bounded: a connection

@@ -77,7 +77,6 @@ pub fn RoomHeader() -> Html {
         })
     };
     let online = state.current_room().map_or(0, |r| r.online.len());
-    let members = state.current_room().map_or(0, |r| r.member_count);
     html! {
         <header class="room-header" {onkeydown}>
             <div class="room-title-row">
@@ -95,7 +94,7 @@ pub fn RoomHeader() -> Html {
                         { "Room settings" }
                     </button>
                 }
-                { drawer_button(&ctx, Drawer::People, format!("People ({online} online, {} {})", members, if members == 1 { "member" } else { "members" })) }
+                { drawer_button(&ctx, Drawer::People, format!("People ({online} online)")) }
             </div>
             if joined && kind == RoomKind::Private {
                 { invite_form(&ctx, &local) }
