@@ -136,14 +136,15 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
         }),
         (vec(room_info(), 0..4), option::of(text()))
             .prop_map(|(rooms, created)| ServerMsg::Rooms { rooms, created }),
-        (text(), people(), names(), messages()).prop_map(|(room, members, online, history)| {
-            ServerMsg::Joined {
+        (text(), people(), any::<u32>(), names(), messages()).prop_map(
+            |(room, members, member_count, online, history)| ServerMsg::Joined {
                 room,
                 members,
+                member_count: member_count as usize,
                 online,
                 history,
             }
-        }),
+        ),
         (text(), messages()).prop_map(|(room, messages)| ServerMsg::Replay { room, messages }),
         (text(), messages(), any::<bool>()).prop_map(|(room, messages, more)| {
             ServerMsg::History {
