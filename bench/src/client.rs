@@ -65,10 +65,16 @@ pub fn source_address(i: usize, per: usize) -> IpAddr {
 
 /// Says hello as `name` and waits for the welcome.
 pub async fn hello(ws: &mut Ws, name: &str) -> anyhow::Result<()> {
+    hello_as(ws, name, PROTOCOL_VERSION).await
+}
+
+/// Says hello as `name` in protocol version `protocol` (to measure an older server too)
+/// and waits for the welcome.
+pub async fn hello_as(ws: &mut Ws, name: &str, protocol: u32) -> anyhow::Result<()> {
     send(
         ws,
         &ClientMsg::Hello {
-            protocol: PROTOCOL_VERSION,
+            protocol,
             name: Some(name.into()),
         },
     )

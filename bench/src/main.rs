@@ -16,6 +16,7 @@ mod idle;
 mod pin;
 mod rawws;
 mod report;
+mod resumestorm;
 mod roomstorm;
 mod server;
 mod storm;
@@ -57,6 +58,9 @@ enum Scenario {
     /// #general. Measures the chatter's round trips, the server's CPU, and how soon it is
     /// idle after the storm's sockets close.
     Roomstorm(roomstorm::RoomStormArgs),
+    /// Resume storm: thousands of clients resume a room at once (`join` with `after`)
+    /// while a few others chat; the chatters' round trip before and during the wave.
+    Resumestorm(resumestorm::ResumeStormArgs),
     /// Every scenario against Confab, and fan-out and idle against the Node `ws` peer,
     /// in one run: the side-by-side table of docs/PERFORMANCE.md.
     Suite(suite::SuiteArgs),
@@ -126,6 +130,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Scenario::Idle(args) => (args.common.clone(), !args.smoke),
         Scenario::Storm(args) => (args.common.clone(), !args.smoke),
         Scenario::Roomstorm(args) => (args.common.clone(), !args.smoke),
+        Scenario::Resumestorm(args) => (args.common.clone(), !args.smoke),
         Scenario::Suite(args) => (args.common.clone(), !args.smoke),
     };
     // Thousands of sockets: lift this process's file limit to what the system allows.
@@ -156,6 +161,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Scenario::Idle(args) => idle::run(args, placement).await.map(|r| vec![r]),
             Scenario::Storm(args) => storm::run(args, placement).await.map(|r| vec![r]),
             Scenario::Roomstorm(args) => roomstorm::run(args, placement).await.map(|r| vec![r]),
+            Scenario::Resumestorm(args) => resumestorm::run(args, placement).await.map(|r| vec![r]),
             Scenario::Suite(args) => suite::run(args, placement).await,
         }
     })?;

@@ -13,6 +13,7 @@ use crate::{
     idle::{self, IdleArgs},
     pin::Placement,
     report::Report,
+    resumestorm::{self, ResumeStormArgs},
     roomstorm::{self, RoomStormArgs},
     server::Peer,
     storm::{self, StormArgs},
@@ -156,6 +157,28 @@ pub async fn run(args: SuiteArgs, placement: Option<Placement>) -> anyhow::Resul
         "{:<40} confab {:>10.0} sessions/s",
         "connect storm",
         number(&report, "sessions/s")?
+    ));
+    reports.push(report);
+    let report = resumestorm::run(
+        ResumeStormArgs {
+            resumers: 2_000,
+            chatters: 10,
+            backlog: 100,
+            interval_ms: 20,
+            quiet_secs: 2,
+            protocol: confab_shared::PROTOCOL_VERSION,
+            smoke: args.smoke,
+            common: common(&args, Peer::Confab),
+        },
+        placement,
+    )
+    .await?;
+    report.print_table();
+    lines.push(format!(
+        "{:<40} confab chat p50 {} ms, p99 {} ms",
+        "2,000 resumes while 10 chat",
+        number(&report, "p50 ms")?,
+        number(&report, "p99 ms")?
     ));
     reports.push(report);
     let report = durable::run(

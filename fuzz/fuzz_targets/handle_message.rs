@@ -28,7 +28,7 @@ use std::{
 };
 
 use confab_server::{
-    hub::{Command, ConnId, Hub, HubSettings, Identity, Waiter, Writer},
+    hub::{Command, ConnId, Hub, HubSettings, Identity, Reader, Waiter, Writer},
     protocol,
     send_queue::{QueueLimits, SendQueue, SendQueueRx},
     store::{
@@ -75,7 +75,18 @@ impl Harness {
             let _ = tx.send(outcomes);
         })
         .expect("start the writer");
-        let hub = Hub::new(HubSettings::default(), Box::new(open()), writer.clone()).expect("hub");
+        let hub = Hub::new(
+            HubSettings {
+                // Room-list changes flushed at every tick rather than once a second.
+                room_list_interval: Duration::ZERO,
+                ..HubSettings::default()
+            },
+            Box::new(open()),
+            writer.clone(),
+            // Reads answered at once, on this thread: each input stays deterministic.
+            Reader::Inline,
+        )
+        .expect("hub");
         Harness {
             hub,
             writer,
@@ -195,6 +206,8 @@ impl Harness {
             for id in [a, b] {
                 commands += usize::from(self.frame(id, &text));
             }
+            // Room-list changes go out on the hub's clock: every frame, here.
+            self.hub.tick(std::time::Instant::now());
             drain(&mut a_rx);
             drain(&mut b_rx);
         }

@@ -179,6 +179,16 @@ pub struct Config {
     #[arg(long, env = "CONFAB_MAX_ROOMS_PER_CONNECTION", default_value_t = 100)]
     pub max_rooms_per_connection: usize,
 
+    /// Threads that read history for joins, resumes and scrolling back, each with its
+    /// own read-only database connection, so those reads never hold up the hub.
+    #[arg(long, env = "CONFAB_READ_THREADS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub read_threads: u16,
+
+    /// History reads that may wait for a reader thread; past that a join or scroll back
+    /// is refused as `unavailable` (retry).
+    #[arg(long, env = "CONFAB_READ_QUEUE", default_value_t = 16384)]
+    pub read_queue: usize,
+
     /// Seconds a client has to send its HTTP request head (the WebSocket handshake)
     /// before the connection is dropped: slow-trickling clients cannot hold sockets.
     #[arg(long, env = "CONFAB_HANDSHAKE_TIMEOUT_SECS", default_value_t = 5)]

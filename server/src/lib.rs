@@ -33,8 +33,8 @@ use crate::{
     config::Config,
     health::{Health, Part},
     http::AppState,
-    hub::{Event, Hub, HubSender, HubSettings, Sessions},
-    store::SqliteStore,
+    hub::{Event, Hub, HubSender, HubSettings, ReadPool, Reader, Sessions},
+    store::{SqliteStore, Store},
 };
 
 /// How long shutdown waits for connections to finish their close handshake.
@@ -120,6 +120,17 @@ pub async fn serve(
         &health,
     )
     .context("cannot start the store writer")?;
+    let read_stores = (0..config.read_threads)
+        .map(|_| {
+            opened(SqliteStore::open_reader(
+                &config.data_dir,
+                config.durability,
+            ))
+            .map(|s| Box::new(s) as Box<dyn Store>)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let reader = ReadPool::spawn(read_stores, config.read_queue, hub.clone().read_reports())
+        .context("cannot start the reader threads")?;
     let state = Hub::new(
         HubSettings {
             max_rooms: config.max_rooms,
@@ -130,10 +141,13 @@ pub async fn serve(
                 per_sec: f64::from(config.room_changes_per_min) / 60.0,
                 burst: f64::from(config.room_changes_burst.max(1)),
             },
+            // Kept frames go into the send queue on their way out: more would overflow it.
+            read_buffer: config.queue_capacity,
             ..HubSettings::default()
         },
         Box::new(read_store),
         writer,
+        Reader::Pool(reader),
     )
     .context("cannot load rooms from the store")?;
     let hub_thread = HubSender::spawn(state, events, &health).context("cannot start the hub")?;

@@ -281,8 +281,8 @@ async fn a_client_trickling_its_handshake_is_dropped_after_the_deadline() {
     eprintln!("slowloris client dropped after {dropped:?}");
 }
 
-/// Many clients ask for full replays of a room of the largest messages there are and
-/// never read the answers, while three others chat: the replies count against each
+/// Many clients resume a room of the largest messages there are and ask for its pages of
+/// history again and again, and never read the answers, while three others chat: the replies count against each
 /// connection's byte budget (`--queue-bytes`), pages of history end at
 /// `limits::MAX_PAGE_BYTES`, and the server's memory stays bounded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -292,7 +292,7 @@ async fn replays_nobody_reads_are_bounded_in_bytes_and_the_others_chat_on() {
     const REPLAYS_EACH: u64 = 40;
     const ROUNDS: usize = 30;
     /// Stated bound for the server's resident memory during the test. Without the byte
-    /// budget they would be 50 × 40 pages (of 256 KiB, or ~4.8 MB without the page
+    /// budget they would be 50 × 40 pages (of 256 KiB, or 2.4 MB without the page
     /// limit), less what the kernel's socket buffers hold.
     const RSS_BOUND_KIB: u64 = 100 * 1024;
     /// A round trip any chatter may take while the storm runs (a debug build on a
@@ -332,10 +332,15 @@ async fn replays_nobody_reads_are_bounded_in_bytes_and_the_others_chat_on() {
     let mut sleepers = Vec::new();
     for i in 0..SLEEPERS {
         let mut s = Client::named(addr, &format!("sleeper{i}")).await;
+        // In the room (this reply is read), then the same page of history again and
+        // again, never read: each `fetch_history` is answered on its own (a repeated
+        // `join` only replaces the read in flight, so it cannot pile replies up).
+        s.join("general").await;
         for _ in 0..REPLAYS_EACH {
-            s.send_json(&ClientMsg::Join {
+            s.send_json(&ClientMsg::FetchHistory {
                 room: "general".into(),
-                after: Some(0),
+                before: HEAVY_MESSAGES as u64 + 1,
+                limit: None,
             })
             .await;
         }
@@ -357,7 +362,7 @@ async fn replays_nobody_reads_are_bounded_in_bytes_and_the_others_chat_on() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     eprintln!(
-        "replay storm: {SLEEPERS} sockets × {REPLAYS_EACH} unread replays; server RSS \
+        "history storm: {SLEEPERS} sockets × {REPLAYS_EACH} unread pages; server RSS \
          {baseline_rss} KiB before, peak {peak_rss} KiB; slowest chatter round trip {slowest:?}"
     );
     assert!(

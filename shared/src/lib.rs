@@ -195,7 +195,13 @@ pub enum ServerMsg {
     /// oldest first.
     Joined {
         room: String,
+        /// The people online in the room now; in private rooms and direct
+        /// conversations (whose members come by invitation) every member. Never every
+        /// person who ever joined a public room: that could be tens of thousands.
         members: Vec<Person>,
+        /// How many people belong to the room.
+        #[serde(default)]
+        member_count: usize,
         online: Vec<String>,
         history: Vec<ChatMessage>,
     },
@@ -639,6 +645,7 @@ mod tests {
             ServerMsg::Joined {
                 room: "general".into(),
                 members: vec![grace()],
+                member_count: 7,
                 online: vec!["ada".into(), "grace".into()],
                 history: vec![msg.clone()],
             },

@@ -142,14 +142,15 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
                 created,
             }
         ),
-        (text(), people(), names(), messages()).prop_map(|(room, members, online, history)| {
-            ServerMsg::Joined {
+        (text(), people(), any::<u32>(), names(), messages()).prop_map(
+            |(room, members, member_count, online, history)| ServerMsg::Joined {
                 room,
                 members,
+                member_count: member_count as usize,
                 online,
                 history,
             }
-        }),
+        ),
         (text(), messages()).prop_map(|(room, messages)| ServerMsg::Replay { room, messages }),
         (text(), messages(), any::<bool>()).prop_map(|(room, messages, more)| {
             ServerMsg::History {

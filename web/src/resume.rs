@@ -58,6 +58,9 @@ pub struct Effects {
     /// After a welcome: every room followed from now on (the reducer drops the others).
     pub following: Option<BTreeSet<String>>,
     pub guest_name: Option<GuestName>,
+    /// Rooms whose `join` the server could not take right now (`unavailable`: too many
+    /// history reads waiting): join them again after a pause ([`Resume::rejoin_due`]).
+    pub rejoin_later: Vec<String>,
 }
 
 /// See the module documentation.
@@ -209,6 +212,16 @@ impl Resume {
             .collect()
     }
 
+    /// The joins to send again for `rooms` after an `unavailable`: those still followed
+    /// and not joined meanwhile.
+    pub fn rejoin_due(&self, rooms: &[String]) -> Vec<ClientMsg> {
+        rooms
+            .iter()
+            .filter(|r| self.welcomed && self.rooms.contains(*r) && !self.live.contains(*r))
+            .map(|r| self.join_request(r.clone()))
+            .collect()
+    }
+
     /// Whether a `name_taken` should be waited out rather than shown.
     pub fn name_probably_held_by_us(&mut self) -> bool {
         if !self.name_was_ours || self.name_held_retries >= MAX_NAME_HELD_RETRIES {
@@ -312,6 +325,14 @@ impl Resume {
                     p.failed = Some(message.clone());
                     effects.outbox_changed = true;
                 }
+            }
+            ServerMsg::Error {
+                code: ErrorCode::Unavailable,
+                room: Some(room),
+                client_id: None,
+                ..
+            } if self.rooms.contains(room) && !self.live.contains(room) => {
+                effects.rejoin_later.push(room.clone());
             }
             ServerMsg::Error {
                 code: ErrorCode::UnknownRoom,

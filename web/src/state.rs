@@ -107,8 +107,11 @@ pub type Messages = Rc<Vec<Rc<ChatMessage>>>;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RoomView {
     pub messages: Messages,
-    /// Everyone who belongs to the room, as last told, sorted by display name.
+    /// The people the server named: in a public room those online (and anyone seen
+    /// arriving since), in a private room every member; sorted by display name.
     pub members: Vec<Person>,
+    /// How many people belong to the room, as last told.
+    pub member_count: usize,
     /// Handles of the members connected to the room now.
     pub online: BTreeSet<String>,
     /// Who is typing, with when their indicator expires (ms since epoch).

@@ -68,6 +68,7 @@ impl Hub {
                 rooms: Vec::new(),
                 last_typing: HashMap::new(),
                 typing_window: (Instant::now(), 0),
+                reading: Vec::new(),
             },
         );
     }
@@ -137,6 +138,7 @@ impl Hub {
             Some(conn) => conn.rooms.clone(),
             None => return,
         };
+        self.drop_pending_reads(id);
         for room in &rooms {
             self.go_offline(id, room);
         }

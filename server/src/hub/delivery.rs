@@ -15,6 +15,16 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use super::{Conn, ConnId, Hub};
 
 impl Hub {
+    /// Sends an encoded frame to one connection.
+    pub(super) fn reply_frame(&mut self, id: ConnId, frame: &Utf8Bytes) {
+        deliver(
+            &self.conns,
+            &mut self.overflowed,
+            std::iter::once(id),
+            frame,
+        );
+    }
+
     /// Sends `msg` to one connection: an answer, a refusal, its room list.
     pub(super) fn reply(&mut self, id: ConnId, msg: &ServerMsg) {
         deliver(
@@ -56,6 +66,17 @@ impl Hub {
 /// Serializes once; every recipient shares the same bytes.
 pub(super) fn encode(msg: &ServerMsg) -> Utf8Bytes {
     Utf8Bytes::from(msg.to_json())
+}
+
+/// Serializes `msg`, whose last field is an empty array, with `array` (JSON made
+/// elsewhere, see `reads.rs`) in its place; `None` if `msg` does not end that way.
+pub(super) fn encode_spliced(msg: &ServerMsg, array: &str) -> Option<Utf8Bytes> {
+    let mut json = msg.to_json();
+    let len = json.strip_suffix("[]}")?.len();
+    json.truncate(len);
+    json.push_str(array);
+    json.push('}');
+    Some(Utf8Bytes::from(json))
 }
 
 /// Queues `frame` for each recipient, noting those whose queue is full.

@@ -9,13 +9,17 @@
 //! private room's owner leaves, the room is handed to someone still in it, since nobody
 //! outside could ever manage it again, and when its last member goes, the room goes too.
 
-use confab_shared::{ErrorCode, Person, PresenceEvent, RoomKind, RoomName, ServerMsg, limits};
+use confab_shared::{
+    ChatMessage, ErrorCode, Person, PresenceEvent, RoomKind, RoomName, ServerMsg, limits,
+};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::{
     Conn, ConnId, Hub, Refusal,
     access::unknown_room,
-    delivery::{deliver, encode},
+    delivery::{deliver, encode, encode_spliced},
     messages::history_unavailable,
+    reads::{Pending, Read, ReadKind},
 };
 use crate::store::Write;
 
@@ -27,6 +31,12 @@ impl Hub {
     /// live came to it live), and resending a page of history on every repeat would
     /// make a cheap request an expensive answer. A client that wants history asks with
     /// `after` or `fetch_history`.
+    ///
+    /// Reading history happens off the hub's thread (see `reads.rs`); the answer is
+    /// [`Hub::finish_join`]. Until then the room's live messages are kept for this
+    /// connection, also when it was live already (a resume with `after`), so they follow
+    /// the reply instead of overtaking it. A connection whose read is in flight counts as
+    /// not live: a second `join` replaces the first.
     pub(super) fn join(
         &mut self,
         id: ConnId,
@@ -34,11 +44,13 @@ impl Hub {
         after: Option<u64>,
     ) -> Result<(), Refusal> {
         self.visible_room(id, &room)?;
-        let in_rooms = self.conns.get(&id).map_or(0, |s| s.rooms.len());
-        let Some(r) = self.rooms.get_mut(room.as_str()) else {
+        let in_rooms = self.conns.get(&id).map_or(0, Conn::room_count);
+        let Some(r) = self.rooms.get(room.as_str()) else {
             return Err(unknown_room(&room));
         };
-        if !r.online.contains(&id) && in_rooms >= self.settings.max_rooms_per_connection {
+        let reading = r.reading.contains_key(&id);
+        if !r.online.contains(&id) && !reading && in_rooms >= self.settings.max_rooms_per_connection
+        {
             return Err(Refusal::about(
                 &room,
                 ErrorCode::TooManyRooms,
@@ -48,56 +60,180 @@ impl Hub {
                 ),
             ));
         }
-        // Replay pages take a connection off the live set (silently: the person is still
-        // there) until the replay has caught up, so nothing arrives both replayed and
-        // live. Within one call nothing else happens: the hub is single-threaded.
-        let was_online = r.online.contains(&id);
+        let live = r.online.contains(&id) && !reading;
         let last_seq = r.last_seq;
-        let store_failed = |e| history_unavailable(&room, &e);
-        let history = match after {
-            None if was_online => Vec::new(),
-            None => self
-                .store
-                .before(room.as_str(), last_seq + 1, self.settings.history_on_join)
-                .map_err(store_failed)?,
-            Some(after) if after >= last_seq => Vec::new(),
-            Some(after) => {
-                let page = self
-                    .store
-                    .after(room.as_str(), after, last_seq, limits::REPLAY_PAGE)
-                    .map_err(store_failed)?;
-                if page.last().is_some_and(|m| m.seq < last_seq) {
-                    if was_online {
-                        self.go_offline_quietly(id, room.as_str());
-                    }
-                    self.reply(
-                        id,
-                        &ServerMsg::Replay {
-                            room: room.to_string(),
-                            messages: page,
-                        },
-                    );
-                    return Ok(());
+        let read = match after {
+            None if live => None,
+            None => Some(ReadKind::Recent {
+                limit: self.settings.history_on_join,
+            }),
+            Some(after) if after >= last_seq => None,
+            Some(after) => Some(ReadKind::After {
+                after,
+                limit: limits::REPLAY_PAGE,
+            }),
+        };
+        match read {
+            Some(kind) => self.request_read(id, &room, last_seq, kind),
+            None => {
+                // Whatever a replaced read kept is at most `last_seq`, which the client
+                // has: nothing of it is owed.
+                self.take_pending(id, room.as_str());
+                self.joined(id, &room, Vec::new(), None, Vec::new());
+                Ok(())
+            }
+        }
+    }
+
+    /// The answer to a join's read: a replay page if the connection is still behind
+    /// (it stays off the live set, and what was kept for it is dropped: the next page
+    /// holds it), else `joined` and then the live messages kept meanwhile, without
+    /// those the reply holds. Dropped if the read was replaced, the connection left or
+    /// went; answered as a fresh request would be if the room went or the person may
+    /// no longer see it.
+    pub(super) fn finish_join(
+        &mut self,
+        read: Read,
+        result: Result<Vec<ChatMessage>, String>,
+        encoded: Option<String>,
+    ) {
+        let id = read.conn;
+        let room = &read.room;
+        let awaited = self
+            .rooms
+            .get(room.as_str())
+            .and_then(|r| r.reading.get(&id))
+            .is_some_and(|p| p.ticket == read.ticket);
+        let still_joining = self
+            .conns
+            .get(&id)
+            .is_some_and(|c| c.reading.iter().any(|r| r == room.as_str()));
+        if !awaited {
+            if still_joining && !self.rooms.contains_key(room.as_str()) {
+                // Deleted during the read.
+                self.take_pending(id, room.as_str());
+                self.reply(id, &unknown_room(room).into_msg());
+            }
+            return;
+        }
+        let Some(pending) = self.take_pending(id, room.as_str()) else {
+            return;
+        };
+        if let Err(refusal) = self.visible_room(id, room) {
+            self.reply(id, &refusal.into_msg());
+            return;
+        }
+        let was_online = self.rooms[room.as_str()].online.contains(&id);
+        let page = match result {
+            Ok(page) => page,
+            Err(e) => {
+                // As before the read: a live connection stays live and gets what it
+                // was kept; the client retries the resume.
+                if was_online {
+                    self.flush_kept(id, pending, read.until);
                 }
-                page
+                self.reply(id, &history_unavailable(room, &e).into_msg());
+                return;
             }
         };
-        let new_member = !was_online && self.go_live(id, &room);
-        let r = &self.rooms[room.as_str()];
-        let joined = ServerMsg::Joined {
-            room: room.to_string(),
-            members: r.members.iter().map(|m| self.person(m)).collect(),
-            online: r.present.keys().cloned().collect(),
-            history,
+        let behind = matches!(read.kind, ReadKind::After { .. })
+            && page.last().is_some_and(|m| m.seq < read.until);
+        if behind {
+            if was_online {
+                self.go_offline_quietly(id, room.as_str());
+            }
+            let replay = |messages| ServerMsg::Replay {
+                room: room.to_string(),
+                messages,
+            };
+            let spliced = encoded
+                .as_deref()
+                .and_then(|json| encode_spliced(&replay(Vec::new()), json));
+            let frame = spliced.unwrap_or_else(|| encode(&replay(page)));
+            self.reply_frame(id, &frame);
+            return;
+        }
+        let covered = page.last().map_or(read.until, |m| m.seq.max(read.until));
+        let kept = pending
+            .buffer
+            .into_iter()
+            .filter(|(seq, _)| *seq > covered)
+            .map(|(_, frame)| frame)
+            .collect();
+        self.joined(id, room, page, encoded.as_deref(), kept);
+    }
+
+    /// Sends a live connection what was kept for it during a read that failed.
+    fn flush_kept(&mut self, id: ConnId, pending: Pending, until: u64) {
+        for (seq, frame) in pending.buffer {
+            if seq > until {
+                deliver(
+                    &self.conns,
+                    &mut self.overflowed,
+                    std::iter::once(id),
+                    &frame,
+                );
+            }
+        }
+    }
+
+    /// Makes the connection live in the room and tells it so with `joined` (and
+    /// `history`), followed by the live messages `kept` for it during its read.
+    fn joined(
+        &mut self,
+        id: ConnId,
+        room: &RoomName,
+        history: Vec<ChatMessage>,
+        encoded: Option<&str>,
+        kept: Vec<Utf8Bytes>,
+    ) {
+        let was_online = self
+            .rooms
+            .get(room.as_str())
+            .is_some_and(|r| r.online.contains(&id));
+        let new_member = !was_online && self.go_live(id, room);
+        let Some(r) = self.rooms.get(room.as_str()) else {
+            return;
         };
-        self.reply(id, &joined);
+        // A public room's members are everyone who ever joined it: listing them all
+        // would make each join cost megabytes in a big room. Those online and a count
+        // are what a client shows; a private room's members came by invitation.
+        let listed: Box<dyn Iterator<Item = &String>> = match r.kind {
+            RoomKind::Public => Box::new(r.present.keys()),
+            RoomKind::Private | RoomKind::Direct => Box::new(r.members.iter()),
+        };
+        let mut joined = ServerMsg::Joined {
+            room: room.to_string(),
+            members: listed.map(|m| self.person(m)).collect(),
+            member_count: r.members.len(),
+            online: r.present.keys().cloned().collect(),
+            history: Vec::new(),
+        };
+        let spliced = encoded.and_then(|json| encode_spliced(&joined, json));
+        let frame = match spliced {
+            Some(frame) => frame,
+            None => {
+                if let ServerMsg::Joined { history: h, .. } = &mut joined {
+                    *h = history;
+                }
+                encode(&joined)
+            }
+        };
+        self.reply_frame(id, &frame);
+        for frame in kept {
+            deliver(
+                &self.conns,
+                &mut self.overflowed,
+                std::iter::once(id),
+                &frame,
+            );
+        }
         if new_member {
             // Their other tabs and devices follow the rooms they belong to: the room
             // list tells them this one is theirs now.
             let user = self.username_of(id);
             self.room_changed_for(room.as_str(), [user]);
         }
-        Ok(())
     }
 
     /// Puts a connection in a room's live set, making its user a member of a public room
@@ -199,6 +335,21 @@ impl Hub {
     /// Ends the requester's membership, on all their connections; a direct conversation
     /// cannot be left and is only closed on this one.
     pub(super) fn leave(&mut self, id: ConnId, room: RoomName) -> Result<(), Refusal> {
+        // Leaving during a join's read takes the join back: its answer is dropped.
+        let joining = self.take_pending(id, room.as_str()).is_some();
+        let online = self
+            .rooms
+            .get(room.as_str())
+            .is_some_and(|r| r.online.contains(&id));
+        if joining && !online {
+            self.reply(
+                id,
+                &ServerMsg::Left {
+                    room: room.into_string(),
+                },
+            );
+            return Ok(());
+        }
         self.check_member(id, &room)?;
         let username = self.username_of(id);
         if self.rooms[room.as_str()].kind == RoomKind::Direct {
@@ -276,12 +427,31 @@ impl Hub {
             return;
         };
         r.members.remove(username);
+        let is_theirs = |s: &ConnId| self.conns.get(s).and_then(Conn::username) == Some(username);
         let theirs: Vec<ConnId> = self.rooms[room]
             .online
             .iter()
             .copied()
-            .filter(|s| self.conns.get(s).and_then(Conn::username) == Some(username))
+            .filter(is_theirs)
             .collect();
+        let joining: Vec<ConnId> = self.rooms[room]
+            .reading
+            .keys()
+            .copied()
+            .filter(is_theirs)
+            .collect();
+        // Their joins in flight end here too: no history reaches a removed member.
+        for conn in joining {
+            self.take_pending(conn, room);
+            if !theirs.contains(&conn) {
+                self.reply(
+                    conn,
+                    &ServerMsg::Left {
+                        room: room.to_owned(),
+                    },
+                );
+            }
+        }
         for conn in theirs {
             self.go_offline(conn, room);
             self.reply(

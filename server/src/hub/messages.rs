@@ -16,8 +16,9 @@ use super::{
     ConnId, Hub, Refusal, Waiter,
     delivery::{deliver, encode},
     now_ms,
+    reads::{Read, ReadKind},
 };
-use crate::store::{Appended, NewMessage, StoreError, Write, Written, writer::Outcome};
+use crate::store::{Appended, NewMessage, Write, Written, writer::Outcome};
 
 impl Hub {
     /// Hands a message to the writer; its sender hears back once [`Hub::committed`]
@@ -122,9 +123,22 @@ impl Hub {
             return;
         };
         room.last_seq = room.last_seq.max(msg.seq);
+        let seq = msg.seq;
         let frame = encode(&ServerMsg::Message(msg));
-        let online = room.online.iter().copied();
+        if room.reading.is_empty() {
+            let online = room.online.iter().copied();
+            deliver(&self.conns, &mut self.overflowed, online, &frame);
+            return;
+        }
+        // Those joining get it after their read's answer (see `reads.rs`).
+        let reading = &room.reading;
+        let online = room
+            .online
+            .iter()
+            .copied()
+            .filter(|c| !reading.contains_key(c));
         deliver(&self.conns, &mut self.overflowed, online, &frame);
+        room.keep_for_readers(seq, &frame, self.settings.read_buffer, &mut self.overflowed);
     }
 
     /// Queues a write for the store writer without waiting for it. A full queue, or a
@@ -157,9 +171,9 @@ impl Hub {
         self.writer = None;
     }
 
-    /// A page of the room's messages before `before`, for scrolling back. It stops at
-    /// what was delivered live, so it never shows a message before its commit report
-    /// reaches the hub.
+    /// A page of the room's messages before `before`, for scrolling back, read off the
+    /// hub's thread. It stops at what was delivered live, so it never shows a message
+    /// before its commit report reaches the hub.
     pub(super) fn fetch_history(
         &mut self,
         id: ConnId,
@@ -168,21 +182,36 @@ impl Hub {
         limit: usize,
     ) -> Result<(), Refusal> {
         self.check_member(id, &room)?;
-        let last_seq = self.rooms[room.as_str()].last_seq;
-        let messages = self
-            .store
-            .before(room.as_str(), before.min(last_seq + 1), limit)
-            .map_err(|e| history_unavailable(&room, &e))?;
+        let until = self.rooms[room.as_str()].last_seq;
+        self.request_read(id, &room, until, ReadKind::Before { before, limit })
+    }
+
+    /// The answer to [`Hub::fetch_history`], if the connection is still in the room.
+    pub(super) fn finish_history(&mut self, read: Read, result: Result<Vec<ChatMessage>, String>) {
+        if !self.conns.contains_key(&read.conn) {
+            return;
+        }
+        if let Err(refusal) = self.check_member(read.conn, &read.room) {
+            self.reply(read.conn, &refusal.into_msg());
+            return;
+        }
+        let messages = match result {
+            Ok(messages) => messages,
+            Err(e) => {
+                let refusal = history_unavailable(&read.room, &e);
+                self.reply(read.conn, &refusal.into_msg());
+                return;
+            }
+        };
         let more = messages.first().is_some_and(|m| m.seq > 1);
         self.reply(
-            id,
+            read.conn,
             &ServerMsg::History {
-                room: room.into_string(),
+                room: read.room.into_string(),
                 messages,
                 more,
             },
         );
-        Ok(())
     }
 
     /// Forwards a typing indicator to the rest of the room, within two throttles: one
@@ -222,7 +251,7 @@ impl Hub {
 }
 
 /// A room's history could not be read: logged here, retried by the client.
-pub(super) fn history_unavailable(room: &RoomName, e: &StoreError) -> Refusal {
+pub(super) fn history_unavailable(room: &RoomName, e: &str) -> Refusal {
     tracing::error!("reading history of #{room}: {e}");
     Refusal::about(
         room,

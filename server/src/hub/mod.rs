@@ -28,6 +28,8 @@
 //!   see them ([`Hub::tick`]).
 //! - `pending.rs`: access changes (removing, deleting, inviting, renaming) held until
 //!   their write is committed.
+//! - `reads.rs`: history reads, off the hub's thread, and the live messages a joining
+//!   connection is kept while its read is in flight.
 //! - `thread.rs`: the thread that owns the hub, and the [`Event`]s it receives.
 //! - `tests/`: the hub's tests, one file per file above, over a real store.
 
@@ -37,6 +39,7 @@ mod delivery;
 mod membership;
 mod messages;
 mod pending;
+mod reads;
 mod room_changes;
 mod rooms;
 mod thread;
@@ -51,6 +54,7 @@ use confab_shared::{
     Username, limits,
 };
 
+pub use reads::{Read, ReadDone, ReadPool, Reader};
 pub use thread::{EVENT_QUEUE, Event, HubSender, TrySend};
 
 use crate::{
@@ -182,6 +186,9 @@ pub struct HubSettings {
     /// Room changes (creating, renaming, deleting, inviting, removing) one person may
     /// make: a burst, then a sustained rate.
     pub room_changes: RateLimit,
+    /// Live messages kept for a connection while its join's read is in flight; past
+    /// that it is closed as a slow consumer (its queue would overflow on their way out).
+    pub read_buffer: usize,
 }
 
 /// Default of [`HubSettings::room_changes`]: 10 at once, then 30 a minute.
@@ -199,6 +206,7 @@ impl Default for HubSettings {
             max_typing_per_sec: 4,
             room_list_interval: Duration::from_secs(1),
             room_changes: ROOM_CHANGES,
+            read_buffer: 1024,
         }
     }
 }
@@ -217,6 +225,8 @@ struct Conn {
     last_typing: HashMap<String, Instant>,
     /// Start of the current one-second typing window and the events forwarded in it.
     typing_window: (Instant, u32),
+    /// Rooms this connection is joining, whose reads are in flight (see `reads.rs`).
+    reading: Vec<String>,
 }
 
 impl Conn {
@@ -231,6 +241,16 @@ impl Conn {
 
     fn is_guest(&self) -> bool {
         matches!(self.identity, Identity::Guest)
+    }
+
+    /// Rooms the connection is in or joining: what the per-connection room limit counts.
+    fn room_count(&self) -> usize {
+        self.rooms.len()
+            + self
+                .reading
+                .iter()
+                .filter(|r| !self.rooms.contains(r))
+                .count()
     }
 }
 
@@ -252,6 +272,9 @@ struct Room {
     /// Highest sequence number delivered live. Replays stop here, live traffic starts
     /// after it: that is what makes resuming gap- and duplicate-free.
     last_seq: u64,
+    /// Connections joining the room whose reads are in flight, and the live messages
+    /// kept for them meanwhile (see `reads.rs`).
+    reading: BTreeMap<ConnId, reads::Pending>,
 }
 
 impl Room {
@@ -264,6 +287,7 @@ impl Room {
             online: BTreeSet::new(),
             present: BTreeMap::new(),
             last_seq: 0,
+            reading: BTreeMap::new(),
         }
     }
 }
@@ -277,8 +301,15 @@ pub struct Hub {
     /// Every account's display name, by username.
     directory: HashMap<String, String>,
     rooms: BTreeMap<String, Room>,
-    /// The hub's read connection; writes go through `writer`.
+    /// The hub's read connection, for what it reads on its own thread (rooms and
+    /// people at start, an account it has not heard of); writes go through `writer`,
+    /// history reads through `reader`.
     store: Box<dyn Store>,
+    reader: Reader,
+    /// Numbers the reads, so a superseded one's answer is told apart.
+    next_ticket: reads::Ticket,
+    /// Answers of [`Reader::Inline`] reads, handled once the request that asked is done.
+    inline_done: Vec<ReadDone>,
     /// `None` once the hub stops, which lets the writer flush and finish.
     writer: Option<Writer>,
     /// Connections whose queue overflowed during the current operation; removed at its
@@ -297,11 +328,13 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// A hub over the rooms, members and accounts in `store`.
+    /// A hub over the rooms, members and accounts in `store`, reading history through
+    /// `reader`.
     pub fn new(
         settings: HubSettings,
         mut store: Box<dyn Store>,
         writer: Writer,
+        reader: Reader,
     ) -> Result<Self, StoreError> {
         let mut rooms: BTreeMap<String, Room> = store
             .rooms()?
@@ -353,6 +386,9 @@ impl Hub {
             directory,
             rooms,
             store,
+            reader,
+            next_ticket: 1,
+            inline_done: Vec::new(),
             writer: Some(writer),
             overflowed: Vec::new(),
             signed_out: Vec::new(),
@@ -380,6 +416,7 @@ impl Hub {
         if let Err(refusal) = result {
             self.reply(id, &refusal.into_msg());
         }
+        self.finish_inline_reads();
         self.settle();
     }
 

@@ -19,7 +19,7 @@ use std::{
 use confab_shared::{ServerMsg, close};
 use tokio::sync::mpsc;
 
-use super::{Command, ConnId, Hub, Identity, Sessions, Waiter};
+use super::{Command, ConnId, Hub, Identity, ReadDone, Sessions, Waiter};
 use crate::{
     health::{Guard, Health, Part, panic_message},
     send_queue::SendQueue,
@@ -71,6 +71,8 @@ pub enum Event {
     },
     /// A batch of writes is committed (or failed).
     Committed(Vec<Outcome<Option<Waiter>>>),
+    /// A history read is answered (see `reads.rs`).
+    Read(ReadDone),
     /// Close every connection with 1001.
     Shutdown,
     /// Another part of the server (the store writer) failed and the server is about to
@@ -188,6 +190,16 @@ impl HubSender {
     pub fn commit_reports(self) -> impl FnMut(Vec<Outcome<Option<Waiter>>>) + Send + 'static {
         move |outcomes| {
             self.blocking_send(Event::Committed(outcomes));
+        }
+    }
+
+    /// The step from a reader thread to the hub: each answered read, as
+    /// [`Event::Read`]. Like commit reports it waits for room in the hub's queue rather
+    /// than dropping an answer a connection is waiting for; once the hub has stopped it
+    /// is dropped.
+    pub fn read_reports(self) -> impl Fn(ReadDone) + Clone + Send + 'static {
+        move |done| {
+            self.blocking_send(Event::Read(done));
         }
     }
 }
@@ -313,6 +325,7 @@ fn dispatch(hub: &mut Hub, event: Event) {
             at,
         } => hub.signed_out(&username, sessions, at),
         Event::Committed(outcomes) => hub.committed(outcomes),
+        Event::Read(done) => hub.read_done(done),
         Event::Shutdown => hub.shutdown(),
         Event::Fail => {
             close_all(hub);
@@ -330,9 +343,11 @@ mod tests {
 
     use confab_shared::{ChatMessage, DisplayName, RoomName};
 
+    use crate::hub::ReadPool;
+
     use super::*;
     use crate::{
-        hub::HubSettings,
+        hub::{HubSettings, Reader},
         send_queue::{QueueLimits, SendQueueRx},
         store::{
             Durability, SqliteStore, Store, StoreError, StoredPerson, StoredRoom, Write, Written,
@@ -375,13 +390,23 @@ mod tests {
         dir: &std::path::Path,
         store: Box<dyn Store>,
     ) -> (HubSender, JoinHandle<()>, JoinHandle<()>, Health) {
+        hub_thread_reading(dir, store, |_| Reader::Inline)
+    }
+
+    /// Like [`hub_thread`], reading history through what `reader` makes.
+    fn hub_thread_reading(
+        dir: &std::path::Path,
+        store: Box<dyn Store>,
+        reader: impl FnOnce(&HubSender) -> Reader,
+    ) -> (HubSender, JoinHandle<()>, JoinHandle<()>, Health) {
         let health = Health::new();
         let (hub, events) = HubSender::channel();
+        let reader = reader(&hub);
         let write_store = SqliteStore::open(dir, Durability::Process).expect("store");
         let (writer, writer_thread) =
             writer::spawn_watched(write_store, 64, hub.clone().commit_reports(), &health)
                 .expect("writer");
-        let state = Hub::new(HubSettings::default(), store, writer).expect("hub");
+        let state = Hub::new(HubSettings::default(), store, writer, reader).expect("hub");
         let thread = HubSender::spawn(state, events, &health).expect("hub thread");
         (hub, thread, writer_thread, health)
     }
@@ -452,6 +477,202 @@ mod tests {
         assert!(matches!(hub.try_send(Event::Shutdown), TrySend::Stopped));
         writer_thread.join().expect("the writer finishes");
         assert!(!health.has_stopped(Part::Writer));
+    }
+
+    /// A store whose reads of #general wait until its gate opens: a slow disk. Counts
+    /// the reads that reached the gate.
+    struct Gated(
+        SqliteStore,
+        Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+        Arc<AtomicU64>,
+    );
+
+    impl Gated {
+        fn wait(&self, room: &str) {
+            if room != "general" {
+                return;
+            }
+            self.2.fetch_add(1, Ordering::SeqCst);
+            let (open, opened) = &*self.1;
+            let mut open = open.lock().expect("gate");
+            while !*open {
+                open = opened.wait(open).expect("gate");
+            }
+        }
+    }
+
+    impl Store for Gated {
+        fn rooms(&mut self) -> Result<Vec<StoredRoom>, StoreError> {
+            self.0.rooms()
+        }
+        fn people(&mut self) -> Result<Vec<StoredPerson>, StoreError> {
+            self.0.people()
+        }
+        fn person(&mut self, username: &str) -> Result<Option<StoredPerson>, StoreError> {
+            self.0.person(username)
+        }
+        fn apply(&mut self, writes: &[Write]) -> Result<Vec<Written>, StoreError> {
+            self.0.apply(writes)
+        }
+        fn after(
+            &mut self,
+            room: &str,
+            after: u64,
+            until: u64,
+            limit: usize,
+        ) -> Result<Vec<ChatMessage>, StoreError> {
+            self.wait(room);
+            self.0.after(room, after, until, limit)
+        }
+        fn before(
+            &mut self,
+            room: &str,
+            before: u64,
+            limit: usize,
+        ) -> Result<Vec<ChatMessage>, StoreError> {
+            self.wait(room);
+            self.0.before(room, before, limit)
+        }
+    }
+
+    /// The next frame queued on `rx` within `within`.
+    fn next_frame(rx: &SendQueueRx, within: Duration) -> Option<ServerMsg> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(frame) = rx.try_recv() {
+                return Some(serde_json::from_str(frame.as_str()).expect("server JSON"));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        None
+    }
+
+    /// The point of the reader threads: a join whose read is slow holds up nobody else.
+    #[test]
+    fn a_slow_history_read_does_not_hold_up_the_hub() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path(), Durability::Process).expect("store");
+        let gate = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let reader_store = Gated(
+            SqliteStore::open_reader(dir.path(), Durability::Process).expect("reader"),
+            Arc::clone(&gate),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let (hub, thread, _writer_thread, _health) =
+            hub_thread_reading(dir.path(), Box::new(store), |hub| {
+                let pool =
+                    ReadPool::spawn(vec![Box::new(reader_store)], 16, hub.clone().read_reports())
+                        .expect("reader threads");
+                Reader::Pool(pool)
+            });
+        let (ada, ada_rx) = guest(&hub, "ada");
+        let (bob, bob_rx) = guest(&hub, "bob");
+        let send = |id, cmd| {
+            assert!(matches!(
+                hub.try_send(Event::Command { id, cmd }),
+                TrySend::Sent
+            ))
+        };
+        assert!(matches!(
+            next_frame(&ada_rx, Duration::from_secs(5)),
+            Some(ServerMsg::Welcome { .. })
+        ));
+        assert!(matches!(
+            next_frame(&bob_rx, Duration::from_secs(5)),
+            Some(ServerMsg::Welcome { .. })
+        ));
+        // Bob's read of #general waits at the gate; Ada's ping is answered meanwhile.
+        send(
+            bob,
+            Command::Join {
+                room: RoomName::parse("general").expect("room"),
+                after: None,
+            },
+        );
+        send(ada, Command::Ping);
+        assert_eq!(
+            next_frame(&ada_rx, Duration::from_secs(5)),
+            Some(ServerMsg::Pong)
+        );
+        assert_eq!(next_frame(&bob_rx, Duration::from_millis(100)), None);
+        *gate.0.lock().expect("gate") = true;
+        gate.1.notify_all();
+        assert!(matches!(
+            next_frame(&bob_rx, Duration::from_secs(5)),
+            Some(ServerMsg::Joined { room, .. }) if room == "general"
+        ));
+        assert!(hub.blocking_send(Event::Stop));
+        thread.join().expect("the hub ends normally");
+    }
+
+    /// The read queue is bounded: past it a join is refused as unavailable (retry), and
+    /// the hub carries on.
+    #[test]
+    fn a_full_read_queue_refuses_a_join_as_unavailable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path(), Durability::Process).expect("store");
+        let gate = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let waiting = Arc::new(AtomicU64::new(0));
+        let reader_store = Gated(
+            SqliteStore::open_reader(dir.path(), Durability::Process).expect("reader"),
+            Arc::clone(&gate),
+            Arc::clone(&waiting),
+        );
+        let (hub, thread, _writer_thread, _health) =
+            hub_thread_reading(dir.path(), Box::new(store), |hub| {
+                let pool =
+                    ReadPool::spawn(vec![Box::new(reader_store)], 1, hub.clone().read_reports())
+                        .expect("reader threads");
+                Reader::Pool(pool)
+            });
+        let general = || Command::Join {
+            room: RoomName::parse("general").expect("room"),
+            after: None,
+        };
+        let mut clients = Vec::new();
+        for name in ["bob", "carol", "dave"] {
+            let (id, rx) = guest(&hub, name);
+            assert!(matches!(
+                next_frame(&rx, Duration::from_secs(5)),
+                Some(ServerMsg::Welcome { .. })
+            ));
+            clients.push((id, rx));
+        }
+        let join = |id| {
+            assert!(matches!(
+                hub.try_send(Event::Command { id, cmd: general() }),
+                TrySend::Sent
+            ));
+        };
+        // Bob's read holds the one reader thread; Carol's fills the queue of one.
+        join(clients[0].0);
+        for _ in 0..500 {
+            if waiting.load(Ordering::SeqCst) == 1 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(
+            waiting.load(Ordering::SeqCst),
+            1,
+            "bob's read is at the gate"
+        );
+        join(clients[1].0);
+        join(clients[2].0);
+        assert!(matches!(
+            next_frame(&clients[2].1, Duration::from_secs(5)),
+            Some(ServerMsg::Error { code: confab_shared::ErrorCode::Unavailable, room: Some(room), .. }) if room == "general"
+        ));
+        *gate.0.lock().expect("gate") = true;
+        gate.1.notify_all();
+        for (_, rx) in &clients[..2] {
+            assert!(matches!(
+                next_frame(rx, Duration::from_secs(5)),
+                Some(ServerMsg::Joined { .. })
+            ));
+        }
+        assert!(hub.blocking_send(Event::Stop));
+        thread.join().expect("the hub ends normally");
     }
 
     #[test]

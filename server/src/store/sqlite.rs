@@ -94,8 +94,8 @@ fn migrations() -> Migrations<'static> {
     ])
 }
 
-/// A connection to the store. The server opens one for the writer thread and one for
-/// the hub's reads; WAL lets them work at the same time.
+/// A connection to the store. The server opens one for the writer thread, one for the
+/// hub's own reads and one per reader thread; WAL lets them work at the same time.
 pub struct SqliteStore {
     conn: Connection,
     /// Last sequence number per room, for assigning the next. Only the writer's
@@ -109,6 +109,18 @@ impl SqliteStore {
     /// Opens (creating and migrating if needed) the store in `data_dir`.
     pub fn open(data_dir: &Path, durability: Durability) -> Result<Self, StoreError> {
         let conn = open_migrated(data_dir, durability)?;
+        Ok(Self {
+            conn,
+            last_seq: HashMap::new(),
+            checkpointer: None,
+        })
+    }
+
+    /// Opens a connection for reading only (a reader thread's), to a store the writer has
+    /// already opened and migrated. `query_only` makes a write through it an error.
+    pub fn open_reader(data_dir: &Path, durability: Durability) -> Result<Self, StoreError> {
+        let conn = connect(data_dir, durability)?;
+        conn.pragma_update(None, "query_only", true)?;
         Ok(Self {
             conn,
             last_seq: HashMap::new(),

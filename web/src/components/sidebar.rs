@@ -314,7 +314,17 @@ fn online(ctx: &Ctx) -> Html {
         <section class="online" aria-labelledby="online-heading">
             <h2 id="online-heading">{ format!("Online in {}", state.label(&state.current)) }</h2>
             <ul aria-label="Online users">{ for items }</ul>
+            <p class="member-count">{ member_count(state.current_room().map_or(0, |r| r.member_count)) }</p>
         </section>
+    }
+}
+
+/// "N members": a big public room's members are counted, not listed.
+fn member_count(n: usize) -> String {
+    if n == 1 {
+        "1 member".to_owned()
+    } else {
+        format!("{n} members")
     }
 }
 

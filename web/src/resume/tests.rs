@@ -46,6 +46,7 @@ fn joined(room: &str, history: Vec<ChatMessage>) -> ServerMsg {
     ServerMsg::Joined {
         room: room.into(),
         members: vec![],
+        member_count: 0,
         online: vec![],
         history,
     }
@@ -308,4 +309,34 @@ fn a_room_in_a_delta_that_is_ours_is_joined_and_our_created_room_too() {
         [join("ops", None), join("made", None)]
     );
     assert!(r.observe(&delta).send.is_empty(), "already followed");
+}
+
+/// A join the server could not take now (too many history reads waiting) is sent again
+/// later, resuming from where the client is; not once the room is joined meanwhile.
+#[test]
+fn a_join_refused_as_unavailable_is_tried_again_later() {
+    let mut r = Resume::default();
+    r.start(None, false);
+    r.observe(&welcome(vec![room("general", true)]));
+    r.observe(&joined("general", vec![msg("general", 1)]));
+    r.new_connection();
+    r.observe(&welcome(vec![room("general", true)]));
+    let refused = ServerMsg::Error {
+        code: ErrorCode::Unavailable,
+        message: "busy".into(),
+        room: Some("general".into()),
+        client_id: None,
+        retry_after_ms: None,
+    };
+    let effects = r.observe(&refused);
+    assert_eq!(effects.rejoin_later, ["general"]);
+    assert_eq!(
+        r.rejoin_due(&effects.rejoin_later),
+        [ClientMsg::Join {
+            room: "general".into(),
+            after: Some(1),
+        }]
+    );
+    r.observe(&joined("general", vec![]));
+    assert!(r.rejoin_due(&effects.rejoin_later).is_empty());
 }

@@ -31,6 +31,10 @@ use crate::{
     state::{Action, Conn, Pending, RoomTool},
 };
 
+/// How long a `join` refused as `unavailable` waits before it is sent again: the server
+/// is working through a wave of history reads (a restart's reconnects).
+const REJOIN_DELAY_MS: u32 = 1_000;
+
 struct Inner {
     dispatch: Callback<Action>,
     /// Requests for the running session's task; `None` while there is no session.
@@ -292,14 +296,18 @@ impl Inner {
 
     /// Feeds a frame to the [`Resume`] and carries out what it says, but for the
     /// requests, which are returned for the socket.
-    fn observe(&self, msg: &ServerMsg) -> Vec<ClientMsg> {
+    fn observe(self: &Rc<Self>, msg: &ServerMsg) -> Vec<ClientMsg> {
         let effects = self.resume.borrow_mut().observe(msg);
         let Effects {
             send,
             outbox_changed,
             following,
             guest_name,
+            rejoin_later,
         } = effects;
+        if !rejoin_later.is_empty() {
+            self.rejoin_after(rejoin_later, REJOIN_DELAY_MS);
+        }
         match guest_name {
             Some(GuestName::Remember(name)) => persist::save_guest_name(&name),
             Some(GuestName::Forget) => persist::forget_guest_name(),
@@ -312,6 +320,25 @@ impl Inner {
             self.dispatch.emit(Action::Following(following));
         }
         send
+    }
+
+    /// Joins `rooms` again after `delay_ms`, on the same connection only (a new one
+    /// joins every room anyway).
+    fn rejoin_after(self: &Rc<Self>, rooms: Vec<String>, delay_ms: u32) {
+        let inner = Rc::clone(self);
+        let run = self.run_id.get();
+        wasm_bindgen_futures::spawn_local(async move {
+            TimeoutFuture::new(delay_ms).await;
+            if inner.run_id.get() != run {
+                return;
+            }
+            let joins = inner.resume.borrow().rejoin_due(&rooms);
+            if let Some(out) = &*inner.out.borrow() {
+                for msg in joins {
+                    let _ = out.unbounded_send(msg);
+                }
+            }
+        });
     }
 
     /// Listens to the window's `offline` and `online` events for this session.

@@ -42,11 +42,13 @@ impl State {
             ServerMsg::Joined {
                 room,
                 members,
+                member_count,
                 online,
                 history,
             } => {
                 let view = self.view_entry(room.clone());
                 view.members = members;
+                view.member_count = member_count;
                 sort_people(&mut view.members);
                 view.online = online.into_iter().collect();
                 for msg in history {
@@ -150,6 +152,7 @@ impl State {
                     }
                 }
                 if let Some(view) = self.view_mut(&room) {
+                    view.member_count = members.len();
                     view.members = members;
                 }
             }

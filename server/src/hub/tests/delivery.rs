@@ -52,3 +52,39 @@ fn a_burst_does_not_disconnect_a_client_whose_socket_takes_everything() {
     assert_eq!(bodies(&quick.drain()).len(), 10);
     drop(ada);
 }
+
+/// A join's page is encoded on the reader thread and spliced into the reply: the frame
+/// must be exactly what encoding the whole reply makes.
+#[test]
+fn a_spliced_reply_is_the_reply_encoded_whole() {
+    let msg = ChatMessage {
+        id: 7,
+        room: "general".into(),
+        seq: 3,
+        from: "grace".into(),
+        name: "Grace \"Amazing\" Hopper".into(),
+        body: "hi\nthere \u{1}".into(),
+        ts: 1,
+    };
+    let page = vec![msg.clone(), ChatMessage { seq: 4, ..msg }];
+    let encoded = serde_json::to_string(&page).expect("json");
+    let joined = |history| ServerMsg::Joined {
+        room: "general".into(),
+        members: vec![],
+        member_count: 2,
+        online: vec!["ada".into()],
+        history,
+    };
+    let replay = |messages| ServerMsg::Replay {
+        room: "general".into(),
+        messages,
+    };
+    for (empty, whole) in [
+        (joined(vec![]), joined(page.clone())),
+        (replay(vec![]), replay(page.clone())),
+    ] {
+        let spliced =
+            crate::hub::delivery::encode_spliced(&empty, &encoded).expect("ends in an array");
+        assert_eq!(spliced.as_str(), whole.to_json());
+    }
+}

@@ -98,6 +98,7 @@ fn joining_again_resends_state_but_not_history_nor_a_second_arrival() {
         [
             ServerMsg::Joined {
                 members,
+                member_count: 2,
                 online,
                 history,
                 ..
@@ -239,8 +240,45 @@ fn guests_are_members_only_while_they_are_there() {
     f.hub.apply(4, join("general", None));
     assert!(matches!(
         carol.drain().last(),
-        Some(ServerMsg::Joined { members, .. }) if usernames(members) == ["ada", "bob", "carol"]
+        Some(ServerMsg::Joined { members, member_count: 3, .. }) if usernames(members) == ["carol"]
     ));
+}
+
+/// A public room's members are everyone who ever joined it; `joined` lists only those
+/// online and counts the rest, so its size does not grow with the room's history.
+#[test]
+fn joining_a_room_of_fifty_thousand_members_is_a_small_frame() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let mut store = SqliteStore::open(dir.path(), Durability::Process).expect("store");
+        let writes: Vec<Write> = (0..50_000)
+            .map(|i| Write::AddMember {
+                room: "general".into(),
+                name: format!("member-number-{i:05}"),
+            })
+            .collect();
+        store.apply(&writes).expect("members stored");
+    }
+    let mut f = Fixture::with(HubSettings::default(), dir);
+    let _ada = f.member(1, "ada");
+    let bob = f.signed_in(2, "bob");
+    f.hub.apply(2, join("general", None));
+    let frame = bob.rx.try_recv().expect("joined");
+    let joined: ServerMsg = serde_json::from_str(frame.as_str()).expect("server JSON");
+    match joined {
+        ServerMsg::Joined {
+            members,
+            member_count,
+            online,
+            ..
+        } => {
+            assert_eq!(usernames(&members), ["ada", "bob"]);
+            assert_eq!(online, ["ada", "bob"]);
+            assert_eq!(member_count, 50_002);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(frame.len() < 1024, "joined is {} bytes", frame.len());
 }
 
 /// The room list marks the rooms a person belongs to, and every connection of theirs hears

@@ -6,9 +6,15 @@ mod connections;
 mod delivery;
 mod membership;
 mod messages;
+mod reads;
 mod rooms;
 
-use std::{path::Path, sync::mpsc as std_mpsc, time::Duration};
+use std::{
+    collections::VecDeque,
+    path::Path,
+    sync::{Arc, Mutex, mpsc as std_mpsc},
+    time::Duration,
+};
 
 use confab_shared::{ChatMessage, PresenceEvent, RoomInfo, RoomKind, close};
 
@@ -27,6 +33,8 @@ struct Fixture {
     reports: Reports,
     writer: Writer,
     dir: tempfile::TempDir,
+    /// Reads waiting for [`Fixture::answer_reads`], when made by [`Fixture::held`].
+    held: Option<Arc<Mutex<VecDeque<Read>>>>,
 }
 
 const BARRIER: ConnId = ConnId::MAX;
@@ -39,19 +47,52 @@ impl Fixture {
         )
     }
 
+    /// A hub whose history reads wait until [`Fixture::answer_reads`], as on the reader
+    /// threads, so a test can act while they are in flight.
+    fn held(settings: HubSettings) -> Self {
+        let queue = Arc::new(Mutex::new(VecDeque::new()));
+        let mut f = Self::with_reader(
+            settings,
+            tempfile::tempdir().expect("tempdir"),
+            Reader::Held(Arc::clone(&queue)),
+        );
+        f.held = Some(queue);
+        f
+    }
+
+    /// Answers every read in flight, oldest first, from a connection of its own (as a
+    /// reader thread would); returns how many there were.
+    fn answer_reads(&mut self) -> usize {
+        let queue = self.held.as_ref().expect("a held fixture");
+        let reads: Vec<Read> = queue.lock().expect("queue").drain(..).collect();
+        let mut store =
+            SqliteStore::open_reader(self.dir.path(), Durability::Process).expect("reader");
+        let n = reads.len();
+        for read in reads {
+            self.hub.read_done(read.run(&mut store));
+        }
+        n
+    }
+
     fn with(settings: HubSettings, dir: tempfile::TempDir) -> Self {
+        Self::with_reader(settings, dir, Reader::Inline)
+    }
+
+    fn with_reader(settings: HubSettings, dir: tempfile::TempDir, reader: Reader) -> Self {
         let open = |d: &Path| SqliteStore::open(d, Durability::Process).expect("store");
         let (tx, reports) = std_mpsc::channel();
         let (writer, _thread) = writer::spawn(open(dir.path()), 1024, move |o| {
             let _ = tx.send(o);
         })
         .expect("writer");
-        let hub = Hub::new(settings, Box::new(open(dir.path())), writer.clone()).expect("hub");
+        let hub =
+            Hub::new(settings, Box::new(open(dir.path())), writer.clone(), reader).expect("hub");
         Self {
             hub,
             reports,
             writer,
             dir,
+            held: None,
         }
     }
 
@@ -73,6 +114,7 @@ impl Fixture {
             HubSettings::default(),
             Box::new(open(dir.path())),
             writer.clone(),
+            Reader::Inline,
         )
         .expect("hub");
         let f = Self {
@@ -80,6 +122,7 @@ impl Fixture {
             reports,
             writer,
             dir,
+            held: None,
         };
         (f, controls)
     }

@@ -253,12 +253,15 @@ fn rooms_members_and_history_survive_a_restart() {
         [
             ServerMsg::Joined {
                 members,
+                member_count,
                 online,
                 history,
                 ..
             },
         ] => {
-            assert_eq!(usernames(members), ["ada", "bob"]);
+            // Members of a public room: those online are listed, everyone counted.
+            assert_eq!(usernames(members), ["bob"]);
+            assert_eq!(*member_count, 2);
             assert_eq!(online, &["bob"]);
             assert_eq!(history.len(), 1);
             assert_eq!((history[0].body.as_str(), history[0].seq), ("kept", 1));

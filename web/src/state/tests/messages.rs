@@ -94,6 +94,7 @@ fn someone_online_before_the_member_list_knows_them_still_shows() {
         ServerMsg::Joined {
             room: "general".into(),
             members: vec![ada()],
+            member_count: 2,
             online: vec!["ada".into(), "~zoe".into()],
             history: vec![],
         },

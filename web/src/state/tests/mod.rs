@@ -69,6 +69,7 @@ fn joined(room: &str, history: Vec<ChatMessage>) -> ServerMsg {
     ServerMsg::Joined {
         room: room.into(),
         members: vec![ada()],
+        member_count: 1,
         online: vec!["ada".into()],
         history,
     }

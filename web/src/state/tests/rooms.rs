@@ -200,6 +200,7 @@ fn rooms_no_longer_followed_after_a_reconnect_are_dropped() {
             ServerMsg::Joined {
                 room: name.into(),
                 members: vec![],
+                member_count: 0,
                 online: vec![],
                 history: vec![],
             },
@@ -301,4 +302,25 @@ fn a_rooms_delta_updates_adds_and_removes_entries() {
     assert_eq!(names, ["general", "music", "ops"]);
     assert_eq!(s.label("ops"), "#operations");
     assert_eq!(s.current, "general", "someone else's changes move nothing");
+}
+
+/// A big public room is not listed whole: `joined` names those online and counts the
+/// members, and the count is what the member list shows beside them.
+#[test]
+fn a_public_room_counts_its_members_and_lists_those_online() {
+    let mut s = signed_in(vec![room("general", "general", RoomKind::Public)]);
+    server(
+        &mut s,
+        ServerMsg::Joined {
+            room: "general".into(),
+            members: vec![ada()],
+            member_count: 50_000,
+            online: vec!["ada".into()],
+            history: vec![],
+        },
+    );
+    let view = s.joined.get("general").expect("joined");
+    assert_eq!(view.member_count, 50_000);
+    let online: Vec<String> = view.online_people().into_iter().map(|p| p.user).collect();
+    assert_eq!(online, ["ada"]);
 }
