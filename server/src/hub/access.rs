@@ -28,11 +28,14 @@ impl Hub {
         }
     }
 
-    /// Whether the connection is in the room's live set. A room it may not know of is
+    /// Whether the connection is in the room's live set, or joining it. A room it may not know of is
     /// unknown, not merely not joined.
     pub(super) fn check_member(&self, id: ConnId, room: &RoomName) -> Result<(), Refusal> {
         match self.rooms.get(room.as_str()) {
-            Some(r) if r.online.contains(&id) => Ok(()),
+            // A join whose history is still being read counts: access was checked when
+            // it was asked, and what the connection sends meanwhile is delivered to it
+            // after its reply, like everything else that arrives during the read.
+            Some(r) if r.online.contains(&id) || r.reading.contains_key(&id) => Ok(()),
             Some(_) => self
                 .visible_room(id, room)
                 .map(|_| ())

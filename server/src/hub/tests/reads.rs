@@ -367,3 +367,32 @@ impl Store for PanicsOn {
         self.1.before(room, before, limit)
     }
 }
+
+/// A client may send right after its `join`, without waiting for `joined` (the web client
+/// does, with its outbox, after a reconnect): the send is taken while the read is in
+/// flight, acknowledged at once, and the message itself follows the reply like any other
+/// that arrived meanwhile.
+#[test]
+fn a_send_right_after_join_is_taken_while_the_read_is_in_flight() {
+    let mut f = Fixture::held(HubSettings::default());
+    let ada = f.signed_in(1, "ada");
+    f.hub.apply(1, join("general", None));
+    f.answer_reads();
+    let mut bob = f.signed_in(2, "bob");
+    f.hub.apply(2, join("general", None));
+    f.say(&bob, "general", "hello", "b1");
+    let early = bob.drain();
+    assert!(
+        matches!(early.as_slice(), [ServerMsg::Ack { client_id, .. }] if client_id == "b1"),
+        "acknowledged, not refused: {early:?}"
+    );
+    assert_eq!(f.answer_reads(), 1);
+    match bob.drain().as_slice() {
+        [ServerMsg::Joined { history, .. }, rest @ ..] => {
+            assert!(history.is_empty(), "read before the send was committed");
+            assert_eq!(bodies(rest), ["hello"]);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    drop(ada);
+}
