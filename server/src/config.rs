@@ -149,6 +149,12 @@ pub struct Config {
     #[arg(long, env = "CONFAB_WRITER_QUEUE", default_value_t = 65_536)]
     pub writer_queue: usize,
 
+    /// Pages of history (`fetch_history`) one connection may have waiting to be read at
+    /// once; more are refused with `rate_limited` until one is answered, so one client
+    /// cannot fill the read queue that everyone's joins wait in.
+    #[arg(long, env = "CONFAB_HISTORY_READS_PER_CONNECTION", default_value_t = 4)]
+    pub history_reads_per_connection: usize,
+
     /// Seconds between the server's pings to each client.
     #[arg(long, env = "CONFAB_PING_INTERVAL_SECS", default_value_t = 10)]
     pub ping_interval_secs: u64,

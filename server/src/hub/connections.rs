@@ -69,6 +69,7 @@ impl Hub {
                 last_typing: HashMap::new(),
                 typing_window: (Instant::now(), 0),
                 reading: Vec::new(),
+                history_reads: 0,
             },
         );
     }

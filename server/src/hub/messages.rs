@@ -20,6 +20,10 @@ use super::{
 };
 use crate::store::{Appended, NewMessage, Write, Written, writer::Outcome};
 
+/// How long a client refused for too many pages of history in flight is asked to wait:
+/// about one read's time on a busy server.
+const HISTORY_RETRY_MS: u64 = 200;
+
 impl Hub {
     /// Hands a message to the writer; its sender hears back once [`Hub::committed`]
     /// reports it.
@@ -182,15 +186,31 @@ impl Hub {
         limit: usize,
     ) -> Result<(), Refusal> {
         self.check_member(id, &room)?;
+        let max = self.settings.history_reads_per_connection;
+        if self.conns.get(&id).is_some_and(|c| c.history_reads >= max) {
+            return Err(Refusal {
+                retry_after_ms: Some(HISTORY_RETRY_MS),
+                ..Refusal::about(
+                    &room,
+                    ErrorCode::RateLimited,
+                    format!("at most {max} pages of history at a time: wait for the answers"),
+                )
+            });
+        }
         let until = self.rooms[room.as_str()].last_seq;
-        self.request_read(id, &room, until, ReadKind::Before { before, limit })
+        self.request_read(id, &room, until, ReadKind::Before { before, limit })?;
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.history_reads += 1;
+        }
+        Ok(())
     }
 
     /// The answer to [`Hub::fetch_history`], if the connection is still in the room.
     pub(super) fn finish_history(&mut self, read: Read, result: Result<Vec<ChatMessage>, String>) {
-        if !self.conns.contains_key(&read.conn) {
+        let Some(conn) = self.conns.get_mut(&read.conn) else {
             return;
-        }
+        };
+        conn.history_reads = conn.history_reads.saturating_sub(1);
         if let Err(refusal) = self.check_member(read.conn, &read.room) {
             self.reply(read.conn, &refusal.into_msg());
             return;

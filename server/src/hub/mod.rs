@@ -189,6 +189,8 @@ pub struct HubSettings {
     /// Live messages kept for a connection while its join's read is in flight; past
     /// that it is closed as a slow consumer (its queue would overflow on their way out).
     pub read_buffer: usize,
+    /// `fetch_history` requests one connection may have waiting for a reader at once.
+    pub history_reads_per_connection: usize,
 }
 
 /// Default of [`HubSettings::room_changes`]: 10 at once, then 30 a minute.
@@ -207,6 +209,7 @@ impl Default for HubSettings {
             room_list_interval: Duration::from_secs(1),
             room_changes: ROOM_CHANGES,
             read_buffer: 1024,
+            history_reads_per_connection: 4,
         }
     }
 }
@@ -227,6 +230,9 @@ struct Conn {
     typing_window: (Instant, u32),
     /// Rooms this connection is joining, whose reads are in flight (see `reads.rs`).
     reading: Vec<String>,
+    /// `fetch_history` reads of this connection in flight: bounded, so one client cannot
+    /// fill the read queue that every join waits in.
+    history_reads: usize,
 }
 
 impl Conn {

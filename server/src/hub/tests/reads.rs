@@ -396,3 +396,49 @@ fn a_send_right_after_join_is_taken_while_the_read_is_in_flight() {
     }
     drop(ada);
 }
+
+/// One connection may have a few pages of history waiting for a reader, not the whole
+/// read queue that everyone's joins wait in: more are refused until one is answered.
+#[test]
+fn pages_of_history_in_flight_are_bounded_per_connection() {
+    let settings = HubSettings {
+        history_reads_per_connection: 2,
+        ..HubSettings::default()
+    };
+    let mut f = Fixture::held(settings);
+    let mut ada = f.signed_in(1, "ada");
+    f.hub.apply(1, join("general", None));
+    f.answer_reads();
+    ada.drain();
+    let fetch = || Command::FetchHistory {
+        room: room("general"),
+        before: 10,
+        limit: 10,
+    };
+    for _ in 0..3 {
+        f.hub.apply(1, fetch());
+    }
+    match ada.drain().as_slice() {
+        [
+            ServerMsg::Error {
+                code: ErrorCode::RateLimited,
+                retry_after_ms: Some(_),
+                ..
+            },
+        ] => {}
+        other => panic!("expected one refusal, got {other:?}"),
+    }
+    assert_eq!(
+        f.answer_reads(),
+        2,
+        "two reads were queued, the third refused"
+    );
+    assert_eq!(ada.drain().len(), 2, "both answered");
+    f.hub.apply(1, fetch());
+    assert_eq!(f.answer_reads(), 1, "room again once they are answered");
+    // Another connection is not held back by ada's.
+    let mut bob = f.member(2, "bob");
+    f.hub.apply(2, fetch());
+    f.hub.apply(2, fetch());
+    assert!(bob.drain().is_empty());
+}
