@@ -341,49 +341,16 @@ fn dispatch(hub: &mut Hub, event: Event) {
 mod tests {
     use std::time::Duration;
 
-    use confab_shared::{ChatMessage, DisplayName, RoomName};
+    use confab_shared::{DisplayName, RoomName};
 
     use crate::hub::ReadPool;
 
     use super::*;
     use crate::{
-        hub::{HubSettings, Reader},
+        hub::{HubSettings, Reader, tests::HookedReads},
         send_queue::{QueueLimits, SendQueueRx},
-        store::{
-            Durability, SqliteStore, Store, StoreError, StoredPerson, StoredRoom, Write, Written,
-            writer,
-        },
+        store::{Durability, SqliteStore, Store, Write, Written, writer},
     };
-
-    /// A SQLite store whose history reads panic: a bug inside the hub's thread.
-    struct PanickingReads(SqliteStore);
-
-    impl Store for PanickingReads {
-        fn rooms(&mut self) -> Result<Vec<StoredRoom>, StoreError> {
-            self.0.rooms()
-        }
-        fn people(&mut self) -> Result<Vec<StoredPerson>, StoreError> {
-            self.0.people()
-        }
-        fn person(&mut self, username: &str) -> Result<Option<StoredPerson>, StoreError> {
-            self.0.person(username)
-        }
-        fn apply(&mut self, writes: &[Write]) -> Result<Vec<Written>, StoreError> {
-            self.0.apply(writes)
-        }
-        fn after(
-            &mut self,
-            _: &str,
-            _: u64,
-            _: u64,
-            _: usize,
-        ) -> Result<Vec<ChatMessage>, StoreError> {
-            panic!("a bug reading history")
-        }
-        fn before(&mut self, _: &str, _: u64, _: usize) -> Result<Vec<ChatMessage>, StoreError> {
-            panic!("a bug reading history")
-        }
-    }
 
     /// A hub thread over `store`, watched by the returned health.
     fn hub_thread(
@@ -448,8 +415,14 @@ mod tests {
     fn a_panicking_hub_is_recorded_closes_its_connections_with_1011_and_ends() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SqliteStore::open(dir.path(), Durability::Process).expect("store");
-        let (hub, thread, writer_thread, health) =
-            hub_thread(dir.path(), Box::new(PanickingReads(store)));
+        let (hub, thread, writer_thread, health) = hub_thread(
+            dir.path(),
+            // History reads panic: a bug inside the hub's thread.
+            Box::new(HookedReads {
+                inner: store,
+                hook: |_: &str| panic!("a bug reading history"),
+            }),
+        );
         let (_, bystander) = guest(&hub, "ada");
         let (bob, bob_rx) = guest(&hub, "bob");
         // Joining reads the room's history, which panics.
@@ -479,59 +452,26 @@ mod tests {
         assert!(!health.has_stopped(Part::Writer));
     }
 
-    /// A store whose reads of #general wait until its gate opens: a slow disk. Counts
-    /// the reads that reached the gate.
-    struct Gated(
-        SqliteStore,
-        Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
-        Arc<AtomicU64>,
-    );
-
-    impl Gated {
-        fn wait(&self, room: &str) {
-            if room != "general" {
-                return;
-            }
-            self.2.fetch_add(1, Ordering::SeqCst);
-            let (open, opened) = &*self.1;
-            let mut open = open.lock().expect("gate");
-            while !*open {
-                open = opened.wait(open).expect("gate");
-            }
-        }
-    }
-
-    impl Store for Gated {
-        fn rooms(&mut self) -> Result<Vec<StoredRoom>, StoreError> {
-            self.0.rooms()
-        }
-        fn people(&mut self) -> Result<Vec<StoredPerson>, StoreError> {
-            self.0.people()
-        }
-        fn person(&mut self, username: &str) -> Result<Option<StoredPerson>, StoreError> {
-            self.0.person(username)
-        }
-        fn apply(&mut self, writes: &[Write]) -> Result<Vec<Written>, StoreError> {
-            self.0.apply(writes)
-        }
-        fn after(
-            &mut self,
-            room: &str,
-            after: u64,
-            until: u64,
-            limit: usize,
-        ) -> Result<Vec<ChatMessage>, StoreError> {
-            self.wait(room);
-            self.0.after(room, after, until, limit)
-        }
-        fn before(
-            &mut self,
-            room: &str,
-            before: u64,
-            limit: usize,
-        ) -> Result<Vec<ChatMessage>, StoreError> {
-            self.wait(room);
-            self.0.before(room, before, limit)
+    /// A SQLite reader whose reads of #general wait until `gate` opens: a slow disk.
+    /// `waiting` counts the reads that reached the gate.
+    fn gated(
+        inner: SqliteStore,
+        gate: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+        waiting: Arc<AtomicU64>,
+    ) -> HookedReads<impl FnMut(&str) + Send + 'static> {
+        HookedReads {
+            inner,
+            hook: move |room: &str| {
+                if room != "general" {
+                    return;
+                }
+                waiting.fetch_add(1, Ordering::SeqCst);
+                let (open, opened) = &*gate;
+                let mut open = open.lock().expect("gate");
+                while !*open {
+                    open = opened.wait(open).expect("gate");
+                }
+            },
         }
     }
 
@@ -553,7 +493,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SqliteStore::open(dir.path(), Durability::Process).expect("store");
         let gate = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
-        let reader_store = Gated(
+        let reader_store = gated(
             SqliteStore::open_reader(dir.path(), Durability::Process).expect("reader"),
             Arc::clone(&gate),
             Arc::new(AtomicU64::new(0)),
@@ -613,7 +553,7 @@ mod tests {
         let store = SqliteStore::open(dir.path(), Durability::Process).expect("store");
         let gate = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
         let waiting = Arc::new(AtomicU64::new(0));
-        let reader_store = Gated(
+        let reader_store = gated(
             SqliteStore::open_reader(dir.path(), Durability::Process).expect("reader"),
             Arc::clone(&gate),
             Arc::clone(&waiting),

@@ -464,3 +464,51 @@ impl crate::store::Store for Controlled {
         self.inner.before(room, before, limit)
     }
 }
+
+/// A SQLite store whose history reads (`after`, `before`) first call `hook` with the room:
+/// a read that panics or waits, as a bug or a slow disk would make it. Every other method
+/// is SQLite's own.
+pub(super) struct HookedReads<F> {
+    pub(super) inner: SqliteStore,
+    pub(super) hook: F,
+}
+
+impl<F: FnMut(&str) + Send + 'static> crate::store::Store for HookedReads<F> {
+    fn rooms(&mut self) -> Result<Vec<crate::store::StoredRoom>, crate::store::StoreError> {
+        self.inner.rooms()
+    }
+    fn people(&mut self) -> Result<Vec<crate::store::StoredPerson>, crate::store::StoreError> {
+        self.inner.people()
+    }
+    fn person(
+        &mut self,
+        username: &str,
+    ) -> Result<Option<crate::store::StoredPerson>, crate::store::StoreError> {
+        self.inner.person(username)
+    }
+    fn apply(
+        &mut self,
+        writes: &[Write],
+    ) -> Result<Vec<crate::store::Written>, crate::store::StoreError> {
+        self.inner.apply(writes)
+    }
+    fn after(
+        &mut self,
+        room: &str,
+        after: u64,
+        until: u64,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, crate::store::StoreError> {
+        (self.hook)(room);
+        self.inner.after(room, after, until, limit)
+    }
+    fn before(
+        &mut self,
+        room: &str,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, crate::store::StoreError> {
+        (self.hook)(room);
+        self.inner.before(room, before, limit)
+    }
+}

@@ -284,7 +284,11 @@ fn the_pool_reads_on_its_own_threads_and_survives_a_panicking_read() {
     let ada = f.member(1, "ada");
     f.say(&ada, "general", "m1", "c1");
     let reader = SqliteStore::open_reader(f.dir.path(), Durability::Process).expect("reader");
-    let stores: Vec<Box<dyn Store>> = vec![Box::new(PanicsOn("boom", reader))];
+    let stores: Vec<Box<dyn Store>> = vec![Box::new(HookedReads {
+        // Reads of one room panic: a bug in a reader thread.
+        inner: reader,
+        hook: |room: &str| assert_ne!(room, "boom", "a bug reading history"),
+    })];
     let (tx, answers) = std_mpsc::channel();
     let pool = ReadPool::spawn(stores, 4, move |done| {
         let thread = std::thread::current().name().map(str::to_owned);
@@ -323,49 +327,6 @@ fn the_pool_reads_on_its_own_threads_and_survives_a_panicking_read() {
     assert_eq!(done.read.ticket, 3);
     assert!(done.result.is_ok(), "the thread reads on");
     f.flush();
-}
-
-/// A store whose reads of one room panic: a bug in a reader thread.
-struct PanicsOn(&'static str, SqliteStore);
-
-impl Store for PanicsOn {
-    fn rooms(&mut self) -> Result<Vec<crate::store::StoredRoom>, crate::store::StoreError> {
-        self.1.rooms()
-    }
-    fn people(&mut self) -> Result<Vec<crate::store::StoredPerson>, crate::store::StoreError> {
-        self.1.people()
-    }
-    fn person(
-        &mut self,
-        username: &str,
-    ) -> Result<Option<crate::store::StoredPerson>, crate::store::StoreError> {
-        self.1.person(username)
-    }
-    fn apply(
-        &mut self,
-        writes: &[Write],
-    ) -> Result<Vec<crate::store::Written>, crate::store::StoreError> {
-        self.1.apply(writes)
-    }
-    fn after(
-        &mut self,
-        room: &str,
-        after: u64,
-        until: u64,
-        limit: usize,
-    ) -> Result<Vec<ChatMessage>, crate::store::StoreError> {
-        assert_ne!(room, self.0, "a bug reading history");
-        self.1.after(room, after, until, limit)
-    }
-    fn before(
-        &mut self,
-        room: &str,
-        before: u64,
-        limit: usize,
-    ) -> Result<Vec<ChatMessage>, crate::store::StoreError> {
-        assert_ne!(room, self.0, "a bug reading history");
-        self.1.before(room, before, limit)
-    }
 }
 
 /// A client may send right after its `join`, without waiting for `joined` (the web client
