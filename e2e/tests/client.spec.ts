@@ -256,8 +256,14 @@ test('the badge says offline when the browser is, and when the server stops answ
   await expect(eve.message(dan.username, meanwhile)).toHaveCount(1, { timeout: DELIVERY_MS });
 
   // The server goes silent: within a ping and its timeout (10 s + 5 s) the badge knows.
+  // Watched on every frame, not with expect's polling (up to a second apart): the socket
+  // it then opens again reaches `open` after only a backoff delay, which a poll can miss.
   frozen = true;
-  await expect(dan.connection).not.toHaveAttribute('data-state', 'open', { timeout: 20_000 });
+  await dan.page.waitForFunction(
+    () => document.querySelector('[data-testid="connection"]')?.getAttribute('data-state') !== 'open',
+    null,
+    { timeout: 20_000, polling: 'raf' },
+  );
   frozen = false;
   await expect(dan.connection).toHaveAttribute('data-state', 'open', { timeout: RECONNECT_MS });
 });
