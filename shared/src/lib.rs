@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod api;
 pub mod close;
+pub mod mention;
 mod validate;
 
 pub use validate::{
