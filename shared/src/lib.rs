@@ -18,13 +18,14 @@ pub mod mention;
 mod validate;
 
 pub use validate::{
-    Body, ClientId, DisplayName, Password, RoomName, Username, ValidationError, has_invisible_chars,
+    Body, ClientId, DisplayName, Emoji, Password, RoomName, Username, ValidationError,
+    has_invisible_chars,
 };
 
 /// Version of the protocol described by this crate. A client announces the version it
 /// speaks in [`ClientMsg::Hello`]; the server refuses any other with
 /// [`ErrorCode::UnsupportedProtocol`].
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// The room every server has, which cannot be deleted.
 pub const DEFAULT_ROOM: &str = "general";
@@ -75,6 +76,19 @@ pub mod limits {
     /// hashing a request cannot be made arbitrarily expensive.
     pub const MIN_PASSWORD_CHARS: usize = 8;
     pub const MAX_PASSWORD_BYTES: usize = 1024;
+    /// Reactions (one person, one emoji) one message may carry in all.
+    pub const MAX_REACTIONS_PER_MESSAGE: usize = 500;
+    /// Different emoji one message may carry.
+    pub const MAX_EMOJI_PER_MESSAGE: usize = 20;
+    /// An emoji is one grapheme of at most this many bytes (flags, families and skin
+    /// tones are several code points).
+    pub const MAX_EMOJI_BYTES: usize = 32;
+    /// A reply's quote of the message it answers: the first line, cut to this many
+    /// characters.
+    pub const QUOTE_CHARS: usize = 120;
+    /// Unread messages and mentions are counted up to this many per room; past it
+    /// clients show "9999+".
+    pub const MAX_UNREAD_COUNT: u32 = 9_999;
 }
 
 /// Messages a client sends to the server.
@@ -126,11 +140,56 @@ pub enum ClientMsg {
     /// Post a message to a room the client has joined. `client_id` is the client's own
     /// id for this message (unique per sender); sending again with the same id, after a
     /// reconnect, is acknowledged without storing the message twice.
+    ///
+    /// `reply_to` makes the message a reply to the message with that `seq` in the same
+    /// room; the stored message then carries a [`Quote`] of it.
     Send {
         room: String,
         body: String,
         client_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<u64>,
     },
+    /// Replace the text of the sender's own message `seq` (body rules as for `send`).
+    /// Acknowledged with [`ServerMsg::Ack`] (its `seq` the change's place in the room's
+    /// log), then everyone in the room receives [`ServerMsg::Changed`]. Rate-limited per
+    /// person (`rate_limited`). Like every change, `client_id` makes a repeat harmless:
+    /// it is answered with the original result.
+    Edit {
+        room: String,
+        seq: u64,
+        body: String,
+        client_id: String,
+    },
+    /// Delete message `seq`: the sender's own, or any in a room the sender owns or as an
+    /// administrator. Its text leaves the store; everyone sees a tombstone.
+    Delete {
+        room: String,
+        seq: u64,
+        client_id: String,
+    },
+    /// Add the sender's reaction `emoji` to message `seq` (nothing changes if it is
+    /// there already).
+    React {
+        room: String,
+        seq: u64,
+        emoji: String,
+        client_id: String,
+    },
+    /// Take back the sender's reaction `emoji` from message `seq`.
+    Unreact {
+        room: String,
+        seq: u64,
+        emoji: String,
+        client_id: String,
+    },
+    /// The person has read `room` up to `seq`: their read marker, shared by all their
+    /// devices, moves there (it never moves back). Their sessions receive
+    /// [`ServerMsg::Read`]. For accounts; a guest's is ignored.
+    MarkRead { room: String, seq: u64 },
+    /// Mute or unmute a room for this person (every device): a muted room raises no
+    /// notification, and its unread count shows quietly.
+    Mute { room: String, muted: bool },
     /// Ask for older messages of a joined room: those with `seq < before`, newest
     /// [`limits::HISTORY_PAGE`] (or `limit`, if smaller). Answered by
     /// [`ServerMsg::History`].
@@ -170,6 +229,10 @@ pub enum ServerMsg {
     /// The hello was accepted: who the session is and the rooms it can see.
     Welcome {
         protocol: u32,
+        /// The store's identity, made when its data directory was created. A client that
+        /// saw another epoch before forgets what it kept of the rooms (their `seq`s
+        /// number another history) and joins them afresh.
+        epoch: String,
         you: Person,
         rooms: Vec<RoomInfo>,
     },
@@ -204,13 +267,32 @@ pub enum ServerMsg {
         #[serde(default)]
         member_count: usize,
         online: Vec<String>,
+        /// The recent messages (fresh join) or the rest of a replay, in their current
+        /// state, in `seq` order.
         history: Vec<ChatMessage>,
+        /// The room's log is in `history` (with what the client had) up to this `seq`:
+        /// where a later resume starts from. Live events follow it.
+        through: u64,
+        /// The person's read marker in the room: the last `seq` they read (accounts
+        /// only; 0 for guests).
+        #[serde(default)]
+        read: u64,
+        /// Messages from others after `read` that are not deleted, up to
+        /// [`limits::MAX_UNREAD_COUNT`].
+        #[serde(default)]
+        unread: u32,
+        /// Of those, the ones that mention the person.
+        #[serde(default)]
+        mentions: u32,
     },
-    /// One page of a replay (see [`ClientMsg::Join`]); more follow after the client
-    /// joins again from the last `seq` of this page.
+    /// One page of a replay (see [`ClientMsg::Join`]): every message created or changed
+    /// in the room's log after the `after` asked for and up to `through`, once each, in
+    /// its current state. More follow after the client joins again with `after:
+    /// through`.
     Replay {
         room: String,
         messages: Vec<ChatMessage>,
+        through: u64,
     },
     /// Older messages, answering [`ClientMsg::FetchHistory`]. `more` tells whether
     /// even older ones exist.
@@ -237,6 +319,12 @@ pub enum ServerMsg {
     /// A message posted to a room the client is in (its own messages included: the
     /// server's copy is the authoritative one, with id and timestamp).
     Message(ChatMessage),
+    /// A message of a room the client is in was edited, deleted or reacted to. Apply it
+    /// only if `seq` is greater than the `rev` of the client's copy of the message (a
+    /// copy read after the change already shows it).
+    Changed(Change),
+    /// The person's read marker in `room` moved to `seq` (on this device or another).
+    Read { room: String, seq: u64 },
     /// Someone came online in or went offline from a room the client is in (their
     /// first session joined it, or their last one left).
     Presence {
@@ -285,6 +373,9 @@ pub struct RoomInfo {
     /// each device, after a reload) should be in it, so they miss nothing said there.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub member: bool,
+    /// The user this list is for muted the room (see [`ClientMsg::Mute`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub muted: bool,
 }
 
 /// Who can see and join a room.
@@ -312,7 +403,7 @@ pub struct Person {
 }
 
 /// A chat message as stored and delivered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
     /// Server-assigned, unique and increasing across the server.
     pub id: u64,
@@ -324,9 +415,132 @@ pub struct ChatMessage {
     pub from: String,
     /// Display name of the sender.
     pub name: String,
+    /// The text; empty once deleted.
     pub body: String,
     /// Server time when the message was accepted, in milliseconds since the Unix epoch.
     pub ts: i64,
+    /// The message this one answers, as it is now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<Quote>,
+    /// When the text was last edited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited: Option<i64>,
+    /// Deleted: a tombstone, with no text and no reactions.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    /// Reactions, in the order their emoji were first used.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<Reaction>,
+    /// The `seq` of the last change this copy shows (0: none since it was sent). A
+    /// [`ServerMsg::Changed`] with a `seq` at or below it is already in it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rev: u64,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl ChatMessage {
+    /// The `seq` of the last change this copy shows: its own `seq` if none.
+    pub fn revision(&self) -> u64 {
+        self.rev.max(self.seq)
+    }
+
+    /// Applies a change to this message, if the copy does not show it yet. Returns
+    /// whether anything changed.
+    pub fn apply(&mut self, change: &Change) -> bool {
+        if change.seq <= self.revision() || change.target != self.seq {
+            return false;
+        }
+        self.rev = change.seq;
+        match &change.change {
+            ChangeKind::Edited { body } => {
+                if !self.deleted {
+                    self.body.clone_from(body);
+                    self.edited = Some(change.ts);
+                }
+            }
+            ChangeKind::Deleted => {
+                self.deleted = true;
+                self.body.clear();
+                self.reactions.clear();
+                self.edited = None;
+            }
+            ChangeKind::Reacted { emoji } => {
+                if self.deleted {
+                    return true;
+                }
+                match self.reactions.iter_mut().find(|r| r.emoji == *emoji) {
+                    Some(r) if r.users.contains(&change.by) => {}
+                    Some(r) => r.users.push(change.by.clone()),
+                    None => self.reactions.push(Reaction {
+                        emoji: emoji.clone(),
+                        users: vec![change.by.clone()],
+                    }),
+                }
+            }
+            ChangeKind::Unreacted { emoji } => {
+                if let Some(at) = self.reactions.iter().position(|r| r.emoji == *emoji) {
+                    self.reactions[at].users.retain(|u| *u != change.by);
+                    if self.reactions[at].users.is_empty() {
+                        self.reactions.remove(at);
+                    }
+                }
+            }
+        }
+        true
+    }
+}
+
+/// What a reply shows of the message it answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quote {
+    pub seq: u64,
+    /// Handle and display name of its sender.
+    pub from: String,
+    pub name: String,
+    /// Its first line, cut to [`limits::QUOTE_CHARS`]; empty once deleted.
+    pub excerpt: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+/// One emoji on a message, and who reacted with it (usernames, first first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reaction {
+    pub emoji: String,
+    pub users: Vec<String>,
+}
+
+/// One change to a message: an entry of its room's log, like a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub room: String,
+    /// The change's place in the room's log.
+    pub seq: u64,
+    /// The `seq` of the message changed.
+    pub target: u64,
+    /// Handle of who changed it.
+    pub by: String,
+    /// Server time of the change.
+    pub ts: i64,
+    pub change: ChangeKind,
+}
+
+/// What a [`Change`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// The author replaced the text.
+    Edited { body: String },
+    /// The message is a tombstone now.
+    Deleted,
+    /// `by` added this reaction.
+    Reacted { emoji: String },
+    /// `by` took this reaction back.
+    Unreacted { emoji: String },
 }
 
 /// Whether a presence event is an arrival or a departure.
@@ -383,11 +597,18 @@ pub enum ErrorCode {
     Forbidden,
     /// No account has that username.
     UnknownUser,
+    /// The room has no message with that `seq` (or it is deleted, for an edit or a
+    /// reaction).
+    UnknownMessage,
+    /// The emoji of a reaction is not one emoji.
+    InvalidEmoji,
+    /// The message carries as many reactions, or different emoji, as it may.
+    TooManyReactions,
 }
 
 impl ErrorCode {
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 22] = [
         ErrorCode::BadJson,
         ErrorCode::UnknownType,
         ErrorCode::BadMessage,
@@ -407,6 +628,9 @@ impl ErrorCode {
         ErrorCode::Unavailable,
         ErrorCode::Forbidden,
         ErrorCode::UnknownUser,
+        ErrorCode::UnknownMessage,
+        ErrorCode::InvalidEmoji,
+        ErrorCode::TooManyReactions,
     ];
 
     /// The code as it appears on the wire, for logs and tests.
@@ -431,6 +655,9 @@ impl ErrorCode {
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::UnknownUser => "unknown_user",
+            ErrorCode::UnknownMessage => "unknown_message",
+            ErrorCode::InvalidEmoji => "invalid_emoji",
+            ErrorCode::TooManyReactions => "too_many_reactions",
         }
     }
 }
@@ -490,6 +717,12 @@ const CLIENT_TYPES: &[&str] = &[
     "join",
     "leave",
     "send",
+    "edit",
+    "delete",
+    "react",
+    "unreact",
+    "mark_read",
+    "mute",
     "fetch_history",
     "typing",
     "open_direct",
@@ -558,6 +791,38 @@ mod tests {
                 room: "general".into(),
                 body: "hello <b>world</b> \u{1F600}".into(),
                 client_id: "k3m9-1".into(),
+                reply_to: None,
+            },
+            ClientMsg::Edit {
+                room: "general".into(),
+                seq: 3,
+                body: "hello again".into(),
+                client_id: "k3m9-2".into(),
+            },
+            ClientMsg::Delete {
+                room: "general".into(),
+                seq: 3,
+                client_id: "k3m9-3".into(),
+            },
+            ClientMsg::React {
+                room: "general".into(),
+                seq: 3,
+                emoji: "\u{1F44D}".into(),
+                client_id: "k3m9-4".into(),
+            },
+            ClientMsg::Unreact {
+                room: "general".into(),
+                seq: 3,
+                emoji: "\u{1F44D}".into(),
+                client_id: "k3m9-5".into(),
+            },
+            ClientMsg::MarkRead {
+                room: "general".into(),
+                seq: 9,
+            },
+            ClientMsg::Mute {
+                room: "general".into(),
+                muted: true,
             },
             ClientMsg::FetchHistory {
                 room: "general".into(),
@@ -604,6 +869,34 @@ mod tests {
             name: "Ada".into(),
             body: "hi\nthere".into(),
             ts: 1_764_000_000_000,
+            ..ChatMessage::default()
+        };
+        let reply = ChatMessage {
+            id: 8,
+            seq: 5,
+            body: "yes @grace".into(),
+            reply_to: Some(Quote {
+                seq: 3,
+                from: "ada".into(),
+                name: "Ada".into(),
+                excerpt: "hi".into(),
+                deleted: false,
+            }),
+            edited: Some(1_764_000_000_500),
+            reactions: vec![Reaction {
+                emoji: "\u{1F44D}".into(),
+                users: vec!["ada".into(), "grace".into()],
+            }],
+            rev: 6,
+            ..msg.clone()
+        };
+        let change = |seq, change| Change {
+            room: "general".into(),
+            seq,
+            target: 3,
+            by: "ada".into(),
+            ts: 1_764_000_001_000,
+            change,
         };
         let rooms = vec![
             RoomInfo {
@@ -614,6 +907,7 @@ mod tests {
                 online: 2,
                 peer: None,
                 member: true,
+                muted: false,
             },
             RoomInfo {
                 name: "_d0123456789abcdef".into(),
@@ -623,11 +917,13 @@ mod tests {
                 online: 1,
                 peer: Some(grace()),
                 member: true,
+                muted: true,
             },
         ];
         vec![
             ServerMsg::Welcome {
                 protocol: PROTOCOL_VERSION,
+                epoch: "4f0c2a9e8b7d6c5e4f3a2b1c0d9e8f7a".into(),
                 you: Person {
                     user: "~ada".into(),
                     name: "Ada".into(),
@@ -648,11 +944,16 @@ mod tests {
                 members: vec![grace()],
                 member_count: 7,
                 online: vec!["ada".into(), "grace".into()],
-                history: vec![msg.clone()],
+                history: vec![msg.clone(), reply.clone()],
+                through: 6,
+                read: 3,
+                unread: 1,
+                mentions: 1,
             },
             ServerMsg::Replay {
                 room: "general".into(),
                 messages: vec![msg.clone()],
+                through: 4,
             },
             ServerMsg::History {
                 room: "general".into(),
@@ -674,6 +975,29 @@ mod tests {
                 members: vec![grace()],
             },
             ServerMsg::Message(msg),
+            ServerMsg::Changed(change(
+                10,
+                ChangeKind::Edited {
+                    body: "hi again".into(),
+                },
+            )),
+            ServerMsg::Changed(change(11, ChangeKind::Deleted)),
+            ServerMsg::Changed(change(
+                12,
+                ChangeKind::Reacted {
+                    emoji: "\u{1F389}".into(),
+                },
+            )),
+            ServerMsg::Changed(change(
+                13,
+                ChangeKind::Unreacted {
+                    emoji: "\u{1F389}".into(),
+                },
+            )),
+            ServerMsg::Read {
+                room: "general".into(),
+                seq: 13,
+            },
             ServerMsg::Presence {
                 room: "general".into(),
                 who: grace(),
@@ -737,6 +1061,75 @@ mod tests {
         assert_eq!(seen, CLIENT_TYPES);
     }
 
+    fn change(seq: u64, by: &str, change: ChangeKind) -> Change {
+        Change {
+            room: "general".into(),
+            seq,
+            target: 3,
+            by: by.into(),
+            ts: 100 + i64::try_from(seq).unwrap_or_default(),
+            change,
+        }
+    }
+
+    #[test]
+    fn a_change_applies_once_and_only_to_a_copy_that_lacks_it() {
+        let mut msg = ChatMessage {
+            seq: 3,
+            body: "hi".into(),
+            ..ChatMessage::default()
+        };
+        let thumbs = || ChangeKind::Reacted {
+            emoji: "\u{1F44D}".into(),
+        };
+        assert!(msg.apply(&change(4, "bob", thumbs())));
+        assert!(!msg.apply(&change(4, "bob", thumbs())), "seen already");
+        assert!(msg.apply(&change(5, "cy", thumbs())));
+        assert!(
+            msg.apply(&change(6, "bob", thumbs())),
+            "a second of bob's is one"
+        );
+        assert_eq!(msg.reactions[0].users, ["bob", "cy"]);
+        let edit = change(
+            7,
+            "ada",
+            ChangeKind::Edited {
+                body: "hello".into(),
+            },
+        );
+        assert!(msg.apply(&edit));
+        assert_eq!(
+            (msg.body.as_str(), msg.edited, msg.rev),
+            ("hello", Some(107), 7)
+        );
+        // A copy read after seq 9 already shows 8 and 9.
+        let mut later = ChatMessage {
+            rev: 9,
+            ..msg.clone()
+        };
+        assert!(!later.apply(&change(8, "cy", thumbs())));
+        let unreact = |seq, by: &str| {
+            change(
+                seq,
+                by,
+                ChangeKind::Unreacted {
+                    emoji: "\u{1F44D}".into(),
+                },
+            )
+        };
+        assert!(msg.apply(&unreact(8, "bob")));
+        assert!(msg.apply(&unreact(9, "cy")));
+        assert!(msg.reactions.is_empty(), "an emoji nobody uses goes");
+        assert!(msg.apply(&change(10, "ada", ChangeKind::Deleted)));
+        assert!(msg.apply(&change(11, "ada", ChangeKind::Edited { body: "x".into() })));
+        assert!(msg.deleted && msg.body.is_empty(), "a tombstone stays one");
+        let other = Change {
+            target: 4,
+            ..change(12, "ada", thumbs())
+        };
+        assert!(!msg.apply(&other), "about another message");
+    }
+
     #[test]
     fn wire_format_is_internally_tagged_snake_case() {
         let json = ClientMsg::CreateRoom {
@@ -753,6 +1146,7 @@ mod tests {
             name: "Ada".into(),
             body: "hi".into(),
             ts: 5,
+            ..ChatMessage::default()
         })
         .to_json();
         assert_eq!(

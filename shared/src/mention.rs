@@ -27,7 +27,8 @@ pub fn mentions(text: &str) -> Vec<Mention> {
     let mut prev: Option<char> = None;
     let mut chars = text.char_indices().peekable();
     while let Some((at, c)) = chars.next() {
-        let starts = c == '@' && !prev.is_some_and(|p| p.is_alphanumeric() || username_char(p) || p == '@');
+        let starts =
+            c == '@' && !prev.is_some_and(|p| p.is_alphanumeric() || username_char(p) || p == '@');
         prev = Some(c);
         if !starts {
             continue;

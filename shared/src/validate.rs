@@ -29,6 +29,8 @@ pub enum ValidationError {
         "username must be {MIN_USERNAME_CHARS} to {MAX_USERNAME_CHARS} characters of a-z, 0-9, '_', '.' and '-'"
     )]
     Username,
+    #[error("a reaction is one emoji")]
+    Emoji,
     #[error(
         "password must be at least {MIN_PASSWORD_CHARS} characters (and at most {MAX_PASSWORD_BYTES} bytes)"
     )]
@@ -176,6 +178,66 @@ impl Body {
     }
 }
 
+/// One emoji, for a reaction: a single grapheme (so flags, keycaps, skin tones and
+/// families made of several code points count as one) of at most
+/// [`crate::limits::MAX_EMOJI_BYTES`], every code point of which belongs to emoji, with
+/// at least one pictograph. Text, however short, is not a reaction.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Emoji(String);
+
+impl Emoji {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        use unicode_segmentation::UnicodeSegmentation;
+        let one_grapheme = raw.graphemes(true).count() == 1;
+        let pictograph = raw.chars().any(is_pictograph);
+        // A keycap (`1️⃣`) is a digit, `#` or `*` with its combining mark.
+        let keycap = raw.ends_with('\u{20E3}');
+        let parts_ok = raw.chars().all(|c| {
+            is_pictograph(c)
+                || matches!(c, '\u{200D}' | '\u{FE0F}' | '\u{20E3}')
+                || ('\u{1F3FB}'..='\u{1F3FF}').contains(&c) // skin tones
+                || ('\u{E0020}'..='\u{E007F}').contains(&c) // tag sequences (flags of regions)
+                || (keycap && (c.is_ascii_digit() || c == '#' || c == '*'))
+        });
+        if raw.len() > crate::limits::MAX_EMOJI_BYTES
+            || !one_grapheme
+            || !parts_ok
+            || !(pictograph || keycap)
+        {
+            return Err(ValidationError::Emoji);
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// Code points that are emoji pictographs or symbols with an emoji presentation: the
+/// blocks Unicode's `Extended_Pictographic` property covers, and the regional indicators
+/// that pair into flags.
+fn is_pictograph(c: char) -> bool {
+    matches!(c,
+        '\u{00A9}' | '\u{00AE}' | '\u{203C}' | '\u{2049}' | '\u{2122}' | '\u{2139}'
+        | '\u{2194}'..='\u{21AA}'
+        | '\u{231A}'..='\u{23FF}'
+        | '\u{24C2}'
+        | '\u{25AA}'..='\u{25FE}'
+        | '\u{2600}'..='\u{27BF}'
+        | '\u{2934}' | '\u{2935}'
+        | '\u{2B05}'..='\u{2B55}'
+        | '\u{3030}' | '\u{303D}' | '\u{3297}' | '\u{3299}'
+        | '\u{1F000}'..='\u{1F2FF}'
+        | '\u{1F300}'..='\u{1F3FA}'
+        | '\u{1F400}'..='\u{1FAFF}'
+    )
+}
+
 /// A client's id for one of its messages: 1..=64 characters of `[A-Za-z0-9_-]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ClientId(String);
@@ -217,6 +279,54 @@ impl std::fmt::Display for ClientId {
 impl std::fmt::Display for RoomName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod emoji_tests {
+    use super::*;
+
+    #[test]
+    fn a_reaction_is_one_emoji() {
+        for ok in [
+            "👍",
+            "❤️",
+            "🎉",
+            "😀",
+            "🇫🇷",
+            "1️⃣",
+            "👍🏽",
+            "👩‍👩‍👧",
+            "🏳️‍🌈",
+            "✅",
+            "🦀",
+            "🏴\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}",
+        ] {
+            assert_eq!(
+                Emoji::parse(ok).map(Emoji::into_string),
+                Ok(ok.to_owned()),
+                "{ok}"
+            );
+        }
+        for bad in [
+            "",
+            "a",
+            "ok",
+            "👍👍",
+            "1",
+            "#",
+            " 👍",
+            "👍 ",
+            "<b>",
+            "\u{202E}👍",
+            "\u{200D}",
+            "\u{FE0F}",
+            "🏽",
+            "👍a",
+            &"👍\u{FE0F}".repeat(10),
+        ] {
+            assert_eq!(Emoji::parse(bad), Err(ValidationError::Emoji), "{bad:?}");
+        }
     }
 }
 

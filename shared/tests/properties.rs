@@ -14,8 +14,9 @@
 use std::collections::BTreeSet;
 
 use confab_shared::{
-    Body, ChatMessage, ClientId, ClientMsg, DisplayName, ErrorCode, Person, PresenceEvent,
-    RoomInfo, RoomKind, RoomName, ServerMsg, ValidationError, has_invisible_chars, limits,
+    Body, Change, ChangeKind, ChatMessage, ClientId, ClientMsg, DisplayName, ErrorCode, Person,
+    PresenceEvent, Quote, Reaction, RoomInfo, RoomKind, RoomName, ServerMsg, ValidationError,
+    has_invisible_chars, limits,
 };
 use proptest::{
     collection::vec, option, prelude::*, sample::select, strategy::ValueTree,
@@ -52,9 +53,10 @@ fn room_info() -> impl Strategy<Value = RoomInfo> {
         any::<u32>(),
         option::of(person()),
         any::<bool>(),
+        any::<bool>(),
     )
         .prop_map(
-            |(name, title, kind, owner, online, peer, member)| RoomInfo {
+            |(name, title, kind, owner, online, peer, member, muted)| RoomInfo {
                 name,
                 title,
                 kind,
@@ -62,6 +64,7 @@ fn room_info() -> impl Strategy<Value = RoomInfo> {
                 online,
                 peer,
                 member,
+                muted,
             },
         )
 }
@@ -75,15 +78,72 @@ fn chat_message() -> impl Strategy<Value = ChatMessage> {
         text(),
         text(),
         any::<i64>(),
+        (
+            option::of(quote()),
+            option::of(any::<i64>()),
+            any::<bool>(),
+            vec(reaction(), 0..3),
+            any::<u64>(),
+        ),
     )
-        .prop_map(|(id, room, seq, from, name, body, ts)| ChatMessage {
-            id,
-            room,
+        .prop_map(
+            |(id, room, seq, from, name, body, ts, (reply_to, edited, deleted, reactions, rev))| {
+                ChatMessage {
+                    id,
+                    room,
+                    seq,
+                    from,
+                    name,
+                    body,
+                    ts,
+                    reply_to,
+                    edited,
+                    deleted,
+                    reactions,
+                    rev,
+                }
+            },
+        )
+}
+
+fn quote() -> impl Strategy<Value = Quote> {
+    (any::<u64>(), text(), text(), text(), any::<bool>()).prop_map(
+        |(seq, from, name, excerpt, deleted)| Quote {
             seq,
             from,
             name,
-            body,
+            excerpt,
+            deleted,
+        },
+    )
+}
+
+fn reaction() -> impl Strategy<Value = Reaction> {
+    (text(), vec(text(), 0..3)).prop_map(|(emoji, users)| Reaction { emoji, users })
+}
+
+fn change() -> impl Strategy<Value = Change> {
+    let kind = prop_oneof![
+        text().prop_map(|body| ChangeKind::Edited { body }),
+        Just(ChangeKind::Deleted),
+        text().prop_map(|emoji| ChangeKind::Reacted { emoji }),
+        text().prop_map(|emoji| ChangeKind::Unreacted { emoji }),
+    ];
+    (
+        text(),
+        any::<u64>(),
+        any::<u64>(),
+        text(),
+        any::<i64>(),
+        kind,
+    )
+        .prop_map(|(room, seq, target, by, ts, change)| Change {
+            room,
+            seq,
+            target,
+            by,
             ts,
+            change,
         })
 }
 
@@ -100,11 +160,45 @@ fn client_msg() -> impl Strategy<Value = ClientMsg> {
         (text(), option::of(any::<u64>()))
             .prop_map(|(room, after)| ClientMsg::Join { room, after }),
         text().prop_map(|room| ClientMsg::Leave { room }),
-        (text(), text(), text()).prop_map(|(room, body, client_id)| ClientMsg::Send {
+        (text(), text(), text(), option::of(any::<u64>())).prop_map(
+            |(room, body, client_id, reply_to)| ClientMsg::Send {
+                room,
+                body,
+                client_id,
+                reply_to,
+            }
+        ),
+        (text(), any::<u64>(), text(), text()).prop_map(|(room, seq, body, client_id)| {
+            ClientMsg::Edit {
+                room,
+                seq,
+                body,
+                client_id,
+            }
+        }),
+        (text(), any::<u64>(), text()).prop_map(|(room, seq, client_id)| ClientMsg::Delete {
             room,
-            body,
+            seq,
             client_id
         }),
+        (text(), any::<u64>(), text(), text()).prop_map(|(room, seq, emoji, client_id)| {
+            ClientMsg::React {
+                room,
+                seq,
+                emoji,
+                client_id,
+            }
+        }),
+        (text(), any::<u64>(), text(), text()).prop_map(|(room, seq, emoji, client_id)| {
+            ClientMsg::Unreact {
+                room,
+                seq,
+                emoji,
+                client_id,
+            }
+        }),
+        (text(), any::<u64>()).prop_map(|(room, seq)| ClientMsg::MarkRead { room, seq }),
+        (text(), any::<bool>()).prop_map(|(room, muted)| ClientMsg::Mute { room, muted }),
         (text(), any::<u64>(), option::of(any::<u32>())).prop_map(|(room, before, limit)| {
             ClientMsg::FetchHistory {
                 room,
@@ -127,13 +221,14 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
     let people = || vec(person(), 0..4);
     let messages = || vec(chat_message(), 0..3);
     prop_oneof![
-        (any::<u32>(), person(), vec(room_info(), 0..4)).prop_map(|(protocol, you, rooms)| {
-            ServerMsg::Welcome {
+        (any::<u32>(), text(), person(), vec(room_info(), 0..4)).prop_map(
+            |(protocol, epoch, you, rooms)| ServerMsg::Welcome {
                 protocol,
+                epoch,
                 you,
                 rooms,
             }
-        }),
+        ),
         vec(room_info(), 0..4).prop_map(|rooms| ServerMsg::Rooms { rooms }),
         (vec(room_info(), 0..4), names(), option::of(text())).prop_map(
             |(rooms, removed, created)| ServerMsg::RoomsChanged {
@@ -142,16 +237,43 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
                 created,
             }
         ),
-        (text(), people(), any::<u32>(), names(), messages()).prop_map(
-            |(room, members, member_count, online, history)| ServerMsg::Joined {
+        (
+            text(),
+            people(),
+            any::<u32>(),
+            names(),
+            messages(),
+            (any::<u64>(), any::<u64>(), any::<u32>(), any::<u32>())
+        )
+            .prop_map(
+                |(
+                    room,
+                    members,
+                    member_count,
+                    online,
+                    history,
+                    (through, read, unread, mentions),
+                )| {
+                    ServerMsg::Joined {
+                        room,
+                        members,
+                        member_count: member_count as usize,
+                        online,
+                        history,
+                        through,
+                        read,
+                        unread,
+                        mentions,
+                    }
+                }
+            ),
+        (text(), messages(), any::<u64>()).prop_map(|(room, messages, through)| {
+            ServerMsg::Replay {
                 room,
-                members,
-                member_count: member_count as usize,
-                online,
-                history,
+                messages,
+                through,
             }
-        ),
-        (text(), messages()).prop_map(|(room, messages)| ServerMsg::Replay { room, messages }),
+        }),
         (text(), messages(), any::<bool>()).prop_map(|(room, messages, more)| {
             ServerMsg::History {
                 room,
@@ -171,6 +293,8 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
         text().prop_map(|room| ServerMsg::Left { room }),
         (text(), people()).prop_map(|(room, members)| ServerMsg::Members { room, members }),
         chat_message().prop_map(ServerMsg::Message),
+        change().prop_map(ServerMsg::Changed),
+        (text(), any::<u64>()).prop_map(|(room, seq)| ServerMsg::Read { room, seq }),
         (
             text(),
             person(),
@@ -216,6 +340,12 @@ fn client_variant(msg: &ClientMsg) -> &'static str {
         ClientMsg::Join { .. } => "join",
         ClientMsg::Leave { .. } => "leave",
         ClientMsg::Send { .. } => "send",
+        ClientMsg::Edit { .. } => "edit",
+        ClientMsg::Delete { .. } => "delete",
+        ClientMsg::React { .. } => "react",
+        ClientMsg::Unreact { .. } => "unreact",
+        ClientMsg::MarkRead { .. } => "mark_read",
+        ClientMsg::Mute { .. } => "mute",
         ClientMsg::FetchHistory { .. } => "fetch_history",
         ClientMsg::Typing { .. } => "typing",
         ClientMsg::OpenDirect { .. } => "open_direct",
@@ -227,13 +357,19 @@ fn client_variant(msg: &ClientMsg) -> &'static str {
     }
 }
 
-const CLIENT_VARIANTS: [&str; 14] = [
+const CLIENT_VARIANTS: [&str; 20] = [
     "hello",
     "list_rooms",
     "create_room",
     "join",
     "leave",
     "send",
+    "edit",
+    "delete",
+    "react",
+    "unreact",
+    "mark_read",
+    "mute",
     "fetch_history",
     "typing",
     "open_direct",
@@ -256,6 +392,8 @@ fn server_variant(msg: &ServerMsg) -> &'static str {
         ServerMsg::Left { .. } => "left",
         ServerMsg::Members { .. } => "members",
         ServerMsg::Message(_) => "message",
+        ServerMsg::Changed(_) => "changed",
+        ServerMsg::Read { .. } => "read",
         ServerMsg::Presence { .. } => "presence",
         ServerMsg::Typing { .. } => "typing",
         ServerMsg::Pong => "pong",
@@ -263,7 +401,7 @@ fn server_variant(msg: &ServerMsg) -> &'static str {
     }
 }
 
-const SERVER_VARIANTS: [&str; 14] = [
+const SERVER_VARIANTS: [&str; 16] = [
     "welcome",
     "rooms",
     "rooms_changed",
@@ -274,6 +412,8 @@ const SERVER_VARIANTS: [&str; 14] = [
     "left",
     "members",
     "message",
+    "changed",
+    "read",
     "presence",
     "typing",
     "pong",
