@@ -15,7 +15,15 @@
 //!   holding an unsent message; a room this tab was in but the person no longer belongs
 //!   to (left on another device meanwhile) is not joined again.
 //! - A message goes out as soon as its room is joined on the current connection, and again
-//!   after every reconnect until acknowledged: the server stores a client id once.
+//!   after every reconnect until acknowledged: the server stores a client id once. So do
+//!   changes to messages (edits, deletions, reactions), from the same outbox.
+//! - A room resumes from the furthest point of its log seen: the `through` of `joined` and
+//!   `replay`, and the `seq` of every live message and change. A `replay` page is followed
+//!   by a join from its `through`.
+//! - A welcome from another store (its `epoch` differs from the one seen before, on this
+//!   page or, kept with the outbox, an earlier one) makes every `seq` held meaningless:
+//!   the rooms are joined afresh, and the outbox keeps its messages but not what referred
+//!   to a `seq` (changes, and which message a reply answered).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -24,7 +32,7 @@ use confab_shared::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::state::Pending;
+use crate::state::{Pending, PendingChange, retried_change};
 
 /// How often a `name_taken` is taken to mean "our previous connection still holds it"
 /// before the name is handed back to the user to change.
@@ -37,6 +45,10 @@ pub struct Outbox {
     /// Username of the writer; `None` until a server welcomed the session.
     pub user: Option<String>,
     pub pending: Vec<Pending>,
+    /// The store whose `seq`s the pending changes and replies name (see
+    /// [`ServerMsg::Welcome`]); `None` until a server welcomed a session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<String>,
 }
 
 /// What a guest's display name becomes in local storage after a welcome.
@@ -61,6 +73,9 @@ pub struct Effects {
     /// Rooms whose `join` the server could not take right now (`unavailable`: too many
     /// history reads waiting): join them again after a pause ([`Resume::rejoin_due`]).
     pub rejoin_later: Vec<String>,
+    /// A change could not be stored now: send the outbox again after a pause
+    /// ([`Resume::resend_due`]).
+    pub resend_soon: bool,
 }
 
 /// See the module documentation.
@@ -73,7 +88,7 @@ pub struct Resume {
     rooms: BTreeSet<String>,
     /// People whose direct conversation was asked for, which the server joins for us.
     opening: BTreeSet<String>,
-    /// Highest `seq` received per room: where a re-join resumes from.
+    /// How far each room's log was received: where a re-join resumes from.
     last_seq: BTreeMap<String, u64>,
     /// Messages written but not acknowledged, oldest first.
     outbox: Outbox,
@@ -237,10 +252,9 @@ impl Resume {
         let mut effects = Effects::default();
         match msg {
             ServerMsg::Message(m) => self.saw(&m.room, m.seq),
-            ServerMsg::Joined { room, history, .. } => {
-                if let Some(m) = history.last() {
-                    self.saw(room, m.seq);
-                }
+            ServerMsg::Changed(c) => self.saw(&c.room, c.seq),
+            ServerMsg::Joined { room, through, .. } => {
+                self.saw(room, *through);
                 // Also how a direct conversation we opened becomes one to re-join.
                 self.rooms.insert(room.clone());
                 self.live.insert(room.clone());
@@ -252,11 +266,11 @@ impl Resume {
                     .map(Pending::to_send)
                     .collect();
             }
-            ServerMsg::Replay { room, messages } => {
-                if let Some(last) = messages.last().map(|m| m.seq) {
-                    self.saw(room, last);
-                    effects.send.push(self.join_request(room.clone()));
-                }
+            ServerMsg::Replay { room, through, .. } => {
+                // A page may hold no message at all (changes to messages older than
+                // any the client has are left out) and still move the cursor.
+                self.saw(room, *through);
+                effects.send.push(self.join_request(room.clone()));
             }
             ServerMsg::Left { room } => {
                 // Left, removed or deleted: either way not to be re-joined.
@@ -269,8 +283,11 @@ impl Resume {
                 self.outbox.pending.retain(|p| p.client_id != *client_id);
                 effects.outbox_changed = self.outbox.pending.len() != before;
             }
-            ServerMsg::Welcome { you, rooms, .. } => {
+            ServerMsg::Welcome {
+                you, rooms, epoch, ..
+            } => {
                 self.welcomed = true;
+                effects.outbox_changed = self.epoch_is(epoch);
                 self.name_held_retries = 0;
                 effects.guest_name = Some(if you.guest {
                     self.name_was_ours = true;
@@ -282,7 +299,7 @@ impl Resume {
                     self.guest = None;
                     GuestName::Forget
                 });
-                effects.outbox_changed = self.claim_outbox(&you.user);
+                effects.outbox_changed |= self.claim_outbox(&you.user);
                 self.rooms = BTreeSet::from([DEFAULT_ROOM.to_owned()]);
                 self.follow(rooms);
                 effects.following = Some(self.rooms.clone());
@@ -314,15 +331,30 @@ impl Resume {
             ServerMsg::Error {
                 client_id: Some(client_id),
                 message,
+                code,
                 ..
             } => {
-                if let Some(p) = self
+                let Some(at) = self
                     .outbox
                     .pending
-                    .iter_mut()
-                    .find(|p| p.client_id == *client_id)
-                {
+                    .iter()
+                    .position(|p| p.client_id == *client_id)
+                else {
+                    return effects;
+                };
+                let p = &mut self.outbox.pending[at];
+                if p.change.is_none() {
+                    // A message the person wrote: kept, with why, for Retry or Discard.
                     p.failed = Some(message.clone());
+                    effects.outbox_changed = true;
+                } else if retried_change(*code) {
+                    // Goes again by itself: after `retry_after_ms` (the socket service
+                    // resends the outbox on any `rate_limited`), or now for `unavailable`.
+                    effects.resend_soon = *code == ErrorCode::Unavailable;
+                } else {
+                    // A change refused for what it is (not the author's, a message gone,
+                    // a bad emoji) would be refused again: the reducer says why.
+                    self.outbox.pending.remove(at);
                     effects.outbox_changed = true;
                 }
             }
@@ -387,7 +419,30 @@ impl Resume {
         ClientMsg::Join { room, after }
     }
 
+    /// Notes the store a welcome came from; another one than the outbox names forgets
+    /// every room's cursor and what of the outbox names a `seq`. Returns whether the
+    /// outbox changed.
+    fn epoch_is(&mut self, epoch: &str) -> bool {
+        match self.outbox.epoch.as_deref() {
+            Some(seen) if seen == epoch => return false,
+            Some(_) => {
+                self.last_seq.clear();
+                self.outbox.pending.retain(|p| p.change.is_none());
+                for p in &mut self.outbox.pending {
+                    p.reply_to = None;
+                }
+            }
+            None => {}
+        }
+        self.outbox.epoch = Some(epoch.to_owned());
+        true
+    }
+
     fn saw(&mut self, room: &str, seq: u64) {
+        if seq == 0 {
+            // An empty room: a re-join is a fresh one, not a replay from the start.
+            return;
+        }
         let last = self.last_seq.entry(room.to_owned()).or_default();
         *last = (*last).max(seq);
     }
@@ -395,10 +450,37 @@ impl Resume {
 
 impl Pending {
     fn to_send(&self) -> ClientMsg {
-        ClientMsg::Send {
-            room: self.room.clone(),
-            body: self.body.clone(),
-            client_id: self.client_id.clone(),
+        let (room, client_id) = (self.room.clone(), self.client_id.clone());
+        match self.change.clone() {
+            None => ClientMsg::Send {
+                room,
+                body: self.body.clone(),
+                client_id,
+                reply_to: self.reply_to,
+            },
+            Some(PendingChange::Edit { seq, body }) => ClientMsg::Edit {
+                room,
+                seq,
+                body,
+                client_id,
+            },
+            Some(PendingChange::Delete { seq }) => ClientMsg::Delete {
+                room,
+                seq,
+                client_id,
+            },
+            Some(PendingChange::React { seq, emoji }) => ClientMsg::React {
+                room,
+                seq,
+                emoji,
+                client_id,
+            },
+            Some(PendingChange::Unreact { seq, emoji }) => ClientMsg::Unreact {
+                room,
+                seq,
+                emoji,
+                client_id,
+            },
         }
     }
 }

@@ -11,7 +11,8 @@ use std::{
 };
 
 use confab_shared::{
-    ChatMessage, DEFAULT_ROOM, GUEST_PREFIX, Person, RoomInfo, RoomKind, ServerMsg,
+    Change, ChangeKind, ChatMessage, DEFAULT_ROOM, ErrorCode, GUEST_PREFIX, Person, RoomInfo,
+    RoomKind, ServerMsg,
     api::{ApiError, Me, SignUpPolicy},
 };
 use serde::{Deserialize, Serialize};
@@ -32,14 +33,77 @@ pub enum Conn {
     NoNetwork,
 }
 
-/// A message the user wrote that the server has not acknowledged yet.
+/// A message the user wrote, or a change they made to one, that the server has not
+/// acknowledged yet. One outbox holds both, so a change survives a reload or a
+/// disconnect like a message does and is sent again under the same client id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pending {
     pub client_id: String,
     pub room: String,
+    /// The message's text; empty for a change.
     pub body: String,
     /// Why the server refused it; `None` while it is on its way.
     pub failed: Option<String>,
+    /// The `seq` of the message this one answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<u64>,
+    /// Not a message but a change to one. Outboxes saved before changes existed have
+    /// none, and still load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<PendingChange>,
+}
+
+/// What a pending change does to message `seq` of its room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PendingChange {
+    Edit { seq: u64, body: String },
+    Delete { seq: u64 },
+    React { seq: u64, emoji: String },
+    Unreact { seq: u64, emoji: String },
+}
+
+impl PendingChange {
+    /// The message it changes.
+    pub fn target(&self) -> u64 {
+        match self {
+            PendingChange::Edit { seq, .. }
+            | PendingChange::Delete { seq }
+            | PendingChange::React { seq, .. }
+            | PendingChange::Unreact { seq, .. } => *seq,
+        }
+    }
+
+    /// The change as the server will record it, for showing it before it does.
+    pub fn kind(&self) -> ChangeKind {
+        match self {
+            PendingChange::Edit { body, .. } => ChangeKind::Edited { body: body.clone() },
+            PendingChange::Delete { .. } => ChangeKind::Deleted,
+            PendingChange::React { emoji, .. } => ChangeKind::Reacted {
+                emoji: emoji.clone(),
+            },
+            PendingChange::Unreact { emoji, .. } => ChangeKind::Unreacted {
+                emoji: emoji.clone(),
+            },
+        }
+    }
+
+    /// What the person was doing, for telling them it failed ("Could not edit …").
+    pub fn verb(&self) -> &'static str {
+        match self {
+            PendingChange::Edit { .. } => "edit the message",
+            PendingChange::Delete { .. } => "delete the message",
+            PendingChange::React { .. } => "add the reaction",
+            PendingChange::Unreact { .. } => "remove the reaction",
+        }
+    }
+}
+
+/// Whether a change the server refused with `code` stays in the outbox to be sent
+/// again: the refusal is about now (too many edits this minute, storage busy), not
+/// about the change.
+pub fn retried_change(code: ErrorCode) -> bool {
+    matches!(code, ErrorCode::RateLimited | ErrorCode::Unavailable)
 }
 
 /// The forms of the sign-in screen, so an error shows next to the one it is about.
@@ -97,7 +161,7 @@ pub struct RoomRequest {
     pub done: bool,
 }
 
-/// A room's messages, oldest first, unique by id. Shared, not copied: each state the
+/// A room's messages in `seq` order, unique by `seq` (and by id). Shared, not copied: each state the
 /// reducer makes holds the same list until a message is added, and then copies only the
 /// pointers; the message list component compares it by address to skip re-rendering.
 pub type Messages = Rc<Vec<Rc<ChatMessage>>>;
@@ -122,7 +186,16 @@ pub struct RoomView {
     pub has_older: bool,
     /// A request for older messages is on its way.
     pub loading_older: bool,
+    /// Changes to messages older than those loaded, newest last and at most
+    /// [`MAX_ORPHANS`]: applied if a page of history brings their message in a state
+    /// before them (the page was read before the change was made).
+    pub orphans: Vec<Change>,
+    /// The message the composer answers (its `seq`), while the person writes a reply.
+    pub replying: Option<u64>,
 }
+
+/// How many changes to messages not loaded a room keeps for when they are.
+pub const MAX_ORPHANS: usize = 200;
 
 impl RoomView {
     /// The members online now, sorted by display name. A username the member list does
@@ -202,6 +275,19 @@ pub struct State {
     pub closed: BTreeMap<String, u64>,
     /// At phone width, the panel opened over the conversation.
     pub drawer: Option<Drawer>,
+    /// The store the messages come from (see [`ServerMsg::Welcome`]): another one means
+    /// every `seq` held numbers another history.
+    pub epoch: Option<String>,
+    /// A message to bring on screen (a reply's quote or a permalink was followed): the
+    /// message list scrolls to it, loading older pages until it is there.
+    pub jump: Option<Jump>,
+}
+
+/// See [`State::jump`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Jump {
+    pub room: String,
+    pub seq: u64,
 }
 
 /// The panels that, at phone width, open over the conversation.
@@ -234,11 +320,16 @@ impl Default for State {
             notice: None,
             closed: BTreeMap::new(),
             drawer: None,
+            epoch: None,
+            jump: None,
         }
     }
 }
 
 /// Everything that can change the state.
+// An action lives for one dispatch and is moved once, so the size of its biggest
+// variant (a server frame) costs nothing worth a box on every frame.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     Conn(Conn),
@@ -302,6 +393,18 @@ pub enum Action {
     Closed(BTreeMap<String, u64>),
     /// Open or close a phone-width panel.
     Drawer(Option<Drawer>),
+    /// Start (`Some(seq)`) or stop answering a message of a room in the composer.
+    ReplyTo {
+        room: String,
+        seq: Option<u64>,
+    },
+    /// Show message `seq` of `room` (switching to it).
+    JumpTo {
+        room: String,
+        seq: u64,
+    },
+    /// The jump is over: the message is on screen, or does not exist.
+    JumpDone,
 }
 
 impl State {
@@ -467,6 +570,18 @@ impl State {
             }
             Action::Closed(closed) => self.closed = closed,
             Action::Drawer(drawer) => self.drawer = drawer,
+            Action::ReplyTo { room, seq } => {
+                if let Some(view) = self.view_mut(&room) {
+                    view.replying = seq;
+                }
+            }
+            Action::JumpTo { room, seq } => {
+                if room != self.current {
+                    self.switch(room.clone());
+                }
+                self.jump = Some(Jump { room, seq });
+            }
+            Action::JumpDone => self.jump = None,
             Action::RoomRequest {
                 room,
                 tool,
@@ -529,9 +644,27 @@ impl State {
         }
     }
 
-    /// The current room's messages still waiting for the server.
+    /// The current room's messages still waiting for the server (not the changes to
+    /// messages: those show on the messages themselves).
     pub fn pending_here(&self) -> impl Iterator<Item = &Pending> {
-        self.pending.iter().filter(|p| p.room == self.current)
+        self.pending
+            .iter()
+            .filter(|p| p.room == self.current && p.change.is_none())
+    }
+
+    /// The current room's changes still waiting for the server, for showing them on
+    /// their messages meanwhile.
+    pub fn changes_here(&self) -> impl Iterator<Item = &Pending> {
+        self.pending
+            .iter()
+            .filter(|p| p.room == self.current && p.change.is_some())
+    }
+
+    /// Whether this user may delete the message: their own, or any in a room they
+    /// manage (its owner, or an administrator).
+    pub fn may_delete(&self, m: &ChatMessage) -> bool {
+        let mine = self.me.as_ref().is_some_and(|p| p.user == m.from);
+        mine || self.admin || self.owns(&m.room)
     }
 
     /// Display names of those typing in the current room, for the indicator (guests
@@ -561,7 +694,10 @@ impl State {
 
     /// How many of this person's messages to `room` wait to be sent.
     pub fn unsent_in(&self, room: &str) -> usize {
-        self.pending.iter().filter(|p| p.room == room).count()
+        self.pending
+            .iter()
+            .filter(|p| p.room == room && p.change.is_none())
+            .count()
     }
 
     /// The room-form refusal to show in the current room for `tool`.
@@ -591,7 +727,10 @@ impl Reducible for State {
     }
 }
 
+mod log;
 mod server;
+
+pub use server::quote_of;
 
 #[cfg(test)]
 mod tests;

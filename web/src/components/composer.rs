@@ -47,7 +47,7 @@ pub fn Composer() -> Html {
             };
             // Queued even while offline: it shows as "sending…" and goes out on
             // reconnect.
-            chat.send(&room, body.as_str());
+            chat.send(&room, body.as_str(), None);
             text.set(String::new());
             persist::save_draft(&user, &room, "");
             *last_typing.borrow_mut() = 0.0;

@@ -19,12 +19,14 @@ fn room(name: &str, member: bool) -> RoomInfo {
         online: 1,
         peer: None,
         member,
+        muted: false,
     }
 }
 
 fn welcome(rooms: Vec<RoomInfo>) -> ServerMsg {
     ServerMsg::Welcome {
         protocol: PROTOCOL_VERSION,
+        epoch: "e1".into(),
         you: ada(),
         rooms,
     }
@@ -39,6 +41,7 @@ fn msg(room: &str, seq: u64) -> ChatMessage {
         name: "Grace".into(),
         body: format!("m{seq}"),
         ts: 0,
+        ..ChatMessage::default()
     }
 }
 
@@ -48,7 +51,11 @@ fn joined(room: &str, history: Vec<ChatMessage>) -> ServerMsg {
         members: vec![],
         member_count: 0,
         online: vec![],
+        through: history.last().map_or(0, |m| m.seq),
         history,
+        read: 0,
+        unread: 0,
+        mentions: 0,
     }
 }
 
@@ -65,6 +72,8 @@ fn pending(client_id: &str, room: &str) -> Pending {
         room: room.into(),
         body: format!("body of {client_id}"),
         failed: None,
+        reply_to: None,
+        change: None,
     }
 }
 
@@ -105,6 +114,7 @@ fn the_person_follows_their_rooms_the_default_one_and_those_with_unsent_messages
     let mut r = Resume::new(Outbox {
         user: Some("ada".into()),
         pending: vec![pending("c1", "design")],
+        epoch: None,
     });
     r.start(None, false);
     r.new_connection();
@@ -142,6 +152,7 @@ fn a_reconnect_mid_replay_resumes_after_the_last_page() {
     let next = r.observe(&ServerMsg::Replay {
         room: "ops".into(),
         messages: page,
+        through: 510,
     });
     assert_eq!(next.send, [join("ops", Some(510))]);
     // Cut again before the next page: the next connection resumes after 510, not 10.
@@ -266,6 +277,7 @@ fn another_persons_unsent_messages_are_dropped_not_sent() {
     let mut r = Resume::new(Outbox {
         user: Some("bob".into()),
         pending: vec![pending("c1", "general")],
+        epoch: None,
     });
     r.start(None, false);
     r.new_connection();
@@ -339,4 +351,241 @@ fn a_join_refused_as_unavailable_is_tried_again_later() {
     );
     r.observe(&joined("general", vec![]));
     assert!(r.rejoin_due(&effects.rejoin_later).is_empty());
+}
+
+fn welcome_from(epoch: &str, rooms: Vec<RoomInfo>) -> ServerMsg {
+    match welcome(rooms) {
+        ServerMsg::Welcome {
+            protocol,
+            you,
+            rooms,
+            ..
+        } => ServerMsg::Welcome {
+            protocol,
+            epoch: epoch.into(),
+            you,
+            rooms,
+        },
+        other => other,
+    }
+}
+
+/// A `joined` whose log goes on past its last message (changes came after it).
+fn joined_through(room: &str, history: Vec<ChatMessage>, through: u64) -> ServerMsg {
+    match joined(room, history) {
+        ServerMsg::Joined {
+            room,
+            members,
+            member_count,
+            online,
+            history,
+            read,
+            unread,
+            mentions,
+            ..
+        } => ServerMsg::Joined {
+            room,
+            members,
+            member_count,
+            online,
+            history,
+            through,
+            read,
+            unread,
+            mentions,
+        },
+        other => other,
+    }
+}
+
+fn changed(room: &str, seq: u64, target: u64) -> ServerMsg {
+    ServerMsg::Changed(confab_shared::Change {
+        room: room.into(),
+        seq,
+        target,
+        by: "grace".into(),
+        ts: 0,
+        change: confab_shared::ChangeKind::Deleted,
+    })
+}
+
+fn edit(client_id: &str, room: &str, seq: u64) -> Pending {
+    Pending {
+        body: String::new(),
+        change: Some(PendingChange::Edit {
+            seq,
+            body: format!("edit by {client_id}"),
+        }),
+        ..pending(client_id, room)
+    }
+}
+
+/// Since protocol 6 a room's `seq` numbers changes too: a replay page may be all
+/// changes to messages the client does not hold (so no message at all), and the log
+/// may end in a change rather than a message.
+#[test]
+fn the_resume_point_is_the_furthest_point_of_the_log_seen() {
+    let mut r = connected(vec![room("ops", true)]);
+    r.observe(&joined_through("ops", vec![msg("ops", 5)], 7));
+    let rejoin = |r: &mut Resume| reconnect(r, vec![room("ops", true)]);
+    assert!(
+        rejoin(&mut r).contains(&join("ops", Some(7))),
+        "joined.through"
+    );
+    r.observe(&changed("ops", 9, 5));
+    assert!(
+        rejoin(&mut r).contains(&join("ops", Some(9))),
+        "a live change"
+    );
+    let empty_page = ServerMsg::Replay {
+        room: "ops".into(),
+        messages: vec![],
+        through: 600,
+    };
+    assert_eq!(
+        r.observe(&empty_page).send,
+        [join("ops", Some(600))],
+        "the next page starts after this one's through"
+    );
+    r.observe(&ServerMsg::Message(msg("ops", 601)));
+    r.observe(&changed("ops", 602, 1));
+    r.observe(&joined_through("ops", vec![], 602));
+    assert!(rejoin(&mut r).contains(&join("ops", Some(602))));
+}
+
+#[test]
+fn a_change_waits_in_the_outbox_and_goes_again_after_a_reconnect_until_acknowledged() {
+    let mut r = connected(vec![]);
+    r.new_connection();
+    let e = edit("e1", "general", 3);
+    assert_eq!(r.send(e.clone()), None, "not joined on this connection yet");
+    r.observe(&welcome(vec![]));
+    let sent = r.send_due_after_join("general");
+    assert_eq!(
+        sent,
+        [ClientMsg::Edit {
+            room: "general".into(),
+            seq: 3,
+            body: "edit by e1".into(),
+            client_id: "e1".into(),
+        }]
+    );
+    // Cut before the ack: the same change, the same client id, once joined again.
+    reconnect(&mut r, vec![]);
+    assert_eq!(r.send_due_after_join("general"), sent);
+    let ack = ServerMsg::Ack {
+        room: "general".into(),
+        client_id: "e1".into(),
+        id: 0,
+        seq: 12,
+        ts: 0,
+    };
+    assert!(r.observe(&ack).outbox_changed);
+    assert!(r.outbox().pending.is_empty());
+    reconnect(&mut r, vec![]);
+    assert!(r.send_due_after_join("general").is_empty());
+}
+
+#[test]
+fn a_refused_change_is_dropped_unless_the_refusal_is_about_now() {
+    let mut r = connected(vec![]);
+    for p in [
+        edit("forbidden", "general", 1),
+        edit("limited", "general", 2),
+        edit("busy", "general", 3),
+    ] {
+        r.send(p);
+    }
+    let refuse = |r: &mut Resume, code, client_id: &str| {
+        r.observe(&ServerMsg::Error {
+            code,
+            message: "no".into(),
+            room: Some("general".into()),
+            client_id: Some(client_id.into()),
+            retry_after_ms: Some(100),
+        })
+    };
+    assert!(refuse(&mut r, ErrorCode::Forbidden, "forbidden").outbox_changed);
+    let limited = refuse(&mut r, ErrorCode::RateLimited, "limited");
+    assert!(!limited.outbox_changed && !limited.resend_soon);
+    assert!(refuse(&mut r, ErrorCode::Unavailable, "busy").resend_soon);
+    let left: Vec<&str> = r
+        .outbox()
+        .pending
+        .iter()
+        .map(|p| p.client_id.as_str())
+        .collect();
+    assert_eq!(left, ["limited", "busy"]);
+    assert_eq!(r.resend_due().len(), 2, "both go again, unmarked");
+}
+
+/// The server's data was replaced: its `seq`s name other messages, in this page's
+/// memory and in an outbox saved by an earlier one.
+#[test]
+fn a_welcome_from_another_store_rejoins_afresh_and_keeps_only_plain_messages() {
+    let mut r = Resume::new(Outbox {
+        user: Some("ada".into()),
+        pending: vec![
+            Pending {
+                reply_to: Some(4),
+                ..pending("reply", "ops")
+            },
+            edit("edit", "ops", 4),
+        ],
+        epoch: Some("old".into()),
+    });
+    r.start(None, false);
+    r.new_connection();
+    let effects = r.observe(&welcome_from("old", vec![room("ops", true)]));
+    assert!(!effects.outbox_changed, "the same store");
+    r.observe(&joined_through("ops", vec![], 9));
+    r.new_connection();
+    assert!(
+        r.observe(&welcome_from("old", vec![room("ops", true)]))
+            .send
+            .contains(&join("ops", Some(9)))
+    );
+    r.new_connection();
+    let effects = r.observe(&welcome_from("new", vec![room("ops", true)]));
+    assert!(effects.outbox_changed);
+    assert_eq!(
+        effects.send,
+        [join("general", None), join("ops", None)],
+        "no cursor survives"
+    );
+    assert_eq!(r.outbox().epoch.as_deref(), Some("new"));
+    assert_eq!(
+        r.outbox().pending,
+        [pending("reply", "ops")],
+        "the message stays, without what it answered; the edit goes"
+    );
+}
+
+#[test]
+fn an_outbox_saved_before_changes_existed_still_loads() {
+    let saved = r#"{"user":"ada","pending":[{"client_id":"c1","room":"general","body":"hi","failed":null}]}"#;
+    let outbox: Outbox = serde_json::from_str(saved).expect("loads");
+    assert_eq!(
+        outbox,
+        Outbox {
+            user: Some("ada".into()),
+            pending: vec![Pending {
+                body: "hi".into(),
+                ..pending("c1", "general")
+            }],
+            epoch: None,
+        }
+    );
+    let round_trip: Outbox =
+        serde_json::from_str(&serde_json::to_string(&edit_outbox()).expect("encodes"))
+            .expect("decodes");
+    assert_eq!(round_trip, edit_outbox());
+}
+
+fn edit_outbox() -> Outbox {
+    Outbox {
+        user: Some("ada".into()),
+        pending: vec![edit("e1", "general", 3)],
+        epoch: Some("e".into()),
+    }
 }

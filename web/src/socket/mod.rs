@@ -28,12 +28,15 @@ use self::transport::Network;
 use crate::{
     persist,
     resume::{Effects, GuestName, Resume},
-    state::{Action, Conn, Pending, RoomTool},
+    state::{Action, Conn, Pending, PendingChange, RoomTool},
 };
 
 /// How long a `join` refused as `unavailable` waits before it is sent again: the server
 /// is working through a wave of history reads (a restart's reconnects).
 const REJOIN_DELAY_MS: u32 = 1_000;
+/// How long a change refused as `unavailable` (storage busy) waits before the outbox
+/// goes again.
+const RESEND_DELAY_MS: u32 = 1_000;
 
 struct Inner {
     dispatch: Callback<Action>,
@@ -183,15 +186,34 @@ impl Chat {
         });
     }
 
-    /// Queues a message. It shows as "sending…" until the server acknowledges it,
-    /// survives reloads meanwhile, and goes out as soon as the room is joined.
-    pub fn send(&self, room: &str, body: &str) {
-        let pending = Pending {
+    /// Queues a message (answering message `reply_to`, if any). It shows as
+    /// "sending…" until the server acknowledges it, survives reloads meanwhile, and goes
+    /// out as soon as the room is joined.
+    pub fn send(&self, room: &str, body: &str, reply_to: Option<u64>) {
+        self.queue(Pending {
             client_id: new_client_id(),
             room: room.to_owned(),
             body: body.to_owned(),
             failed: None,
-        };
+            reply_to,
+            change: None,
+        });
+    }
+
+    /// Queues a change to a message of `room` (an edit, a deletion, a reaction): like a
+    /// message, it waits in the outbox until acknowledged.
+    pub fn change(&self, room: &str, change: PendingChange) {
+        self.queue(Pending {
+            client_id: new_client_id(),
+            room: room.to_owned(),
+            body: String::new(),
+            failed: None,
+            reply_to: None,
+            change: Some(change),
+        });
+    }
+
+    fn queue(&self, pending: Pending) {
         let now = self.0.resume.borrow_mut().send(pending);
         if let Some(msg) = now {
             self.request(msg);
@@ -304,7 +326,11 @@ impl Inner {
             following,
             guest_name,
             rejoin_later,
+            resend_soon,
         } = effects;
+        if resend_soon {
+            Chat(Rc::clone(self)).resend_outbox_after(RESEND_DELAY_MS);
+        }
         if !rejoin_later.is_empty() {
             self.rejoin_after(rejoin_later, REJOIN_DELAY_MS);
         }

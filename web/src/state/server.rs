@@ -3,14 +3,25 @@
 
 use std::rc::Rc;
 
-use confab_shared::{ChatMessage, ErrorCode, PresenceEvent, ServerMsg, limits};
+use confab_shared::{Change, ChatMessage, ErrorCode, PresenceEvent, Quote, ServerMsg, limits};
 
-use super::{AuthError, AuthForm, Messages, RoomTool, State, sort_people};
+use super::{AuthError, AuthForm, RoomTool, State, retried_change, sort_people};
 
 impl State {
     pub(super) fn on_server(&mut self, msg: ServerMsg, now: f64) {
         match msg {
-            ServerMsg::Welcome { you, rooms, .. } => {
+            ServerMsg::Welcome {
+                you, rooms, epoch, ..
+            } => {
+                if self.epoch.as_ref().is_some_and(|seen| *seen != epoch) {
+                    // Another store (the server's data was replaced): what we hold is
+                    // numbered in another history. The joins that follow start afresh.
+                    for view in self.joined.values_mut() {
+                        *view = Rc::default();
+                    }
+                    self.jump = None;
+                }
+                self.epoch = Some(epoch);
                 if you.guest {
                     self.admin = false;
                 }
@@ -45,15 +56,14 @@ impl State {
                 member_count,
                 online,
                 history,
+                ..
             } => {
                 let view = self.view_entry(room.clone());
                 view.members = members;
                 view.member_count = member_count;
                 sort_people(&mut view.members);
                 view.online = online.into_iter().collect();
-                for msg in history {
-                    insert_message(&mut view.messages, msg);
-                }
+                view.add_resumed(history);
                 view.has_older = view.messages.first().is_some_and(|m| m.seq > 1);
                 let newest = view.messages.last().map(|m| m.seq);
                 self.leaving.remove(&room);
@@ -72,11 +82,8 @@ impl State {
                     self.switch(room);
                 }
             }
-            ServerMsg::Replay { room, messages } => {
-                let view = self.view_entry(room);
-                for msg in messages {
-                    insert_message(&mut view.messages, msg);
-                }
+            ServerMsg::Replay { room, messages, .. } => {
+                self.view_entry(room).add_resumed(messages);
             }
             ServerMsg::History {
                 room,
@@ -84,9 +91,7 @@ impl State {
                 more,
             } => {
                 if let Some(view) = self.view_mut(&room) {
-                    for msg in messages {
-                        insert_message(&mut view.messages, msg);
-                    }
+                    view.add_older(messages);
                     view.has_older = more;
                     view.loading_older = false;
                 }
@@ -111,7 +116,26 @@ impl State {
                     .as_ref()
                     .map(|p| (p.user.clone(), p.name.clone()))
                     .unwrap_or_default();
-                let msg = ChatMessage {
+                let Some(view) = self.view_mut(&room) else {
+                    return;
+                };
+                if let Some(change) = pending.change {
+                    // Likewise a change: shown now, its broadcast applies nothing new.
+                    view.add_own_change(Change {
+                        room,
+                        seq,
+                        target: change.target(),
+                        by: from,
+                        ts,
+                        change: change.kind(),
+                    });
+                    return;
+                }
+                let reply_to = pending
+                    .reply_to
+                    .and_then(|target| view.message(target))
+                    .map(quote_of);
+                view.add_live(ChatMessage {
                     id,
                     room,
                     seq,
@@ -119,10 +143,9 @@ impl State {
                     name,
                     body: pending.body,
                     ts,
-                };
-                if let Some(view) = self.view_mut(&msg.room) {
-                    insert_message(&mut view.messages, msg);
-                }
+                    reply_to,
+                    ..ChatMessage::default()
+                });
             }
             ServerMsg::Left { room } => {
                 let ours = self.leaving.remove(&room);
@@ -164,10 +187,17 @@ impl State {
                     if !on_screen {
                         view.unread = true;
                     }
-                    insert_message(&mut view.messages, msg);
+                    view.add_live(msg);
                 }
                 self.reopen_if_newer(&room, seq);
             }
+            ServerMsg::Changed(change) => {
+                if let Some(view) = self.view_mut(&change.room) {
+                    view.add_change(change);
+                }
+            }
+            // Read markers are not this module's business yet.
+            ServerMsg::Read { .. } => {}
             ServerMsg::Presence { room, who, event } => {
                 if let Some(view) = self.view_mut(&room) {
                     if event == PresenceEvent::Joined {
@@ -194,7 +224,19 @@ impl State {
                 room,
                 client_id,
                 ..
-            } => self.on_error(code, message, room, client_id.is_some()),
+            } => {
+                let change = client_id.as_ref().and_then(|id| {
+                    let pending = self.pending.iter().find(|p| p.client_id == *id)?;
+                    pending.change.as_ref()
+                });
+                let message = match change {
+                    // Waits in the outbox and goes again (see `resume`).
+                    Some(_) if retried_change(code) => format!("{message} (trying again)"),
+                    Some(change) => format!("Could not {}: {message}", change.verb()),
+                    None => message,
+                };
+                self.on_error(code, message, room, client_id.is_some());
+            }
             // Answered in the socket service, which is all it is for.
             ServerMsg::Pong => {}
         }
@@ -247,18 +289,17 @@ impl State {
     }
 }
 
-/// Inserts in id order, ignoring a message already present (history re-sent on re-join)
-/// without copying the list for it.
-fn insert_message(messages: &mut Messages, msg: ChatMessage) {
-    let at = match messages.last() {
-        None => 0,
-        Some(last) if last.id < msg.id => messages.len(),
-        Some(_) => match messages.binary_search_by_key(&msg.id, |m| m.id) {
-            Ok(_) => return,
-            Err(pos) => pos,
-        },
-    };
-    Rc::make_mut(messages).insert(at, Rc::new(msg));
+/// What a reply shows of the message it answers, made from our copy of it until the
+/// server's (with its own [`Quote`]) arrives.
+pub fn quote_of(m: &ChatMessage) -> Quote {
+    let first_line = m.body.lines().next().unwrap_or_default();
+    Quote {
+        seq: m.seq,
+        from: m.from.clone(),
+        name: m.name.clone(),
+        excerpt: first_line.chars().take(limits::QUOTE_CHARS).collect(),
+        deleted: m.deleted,
+    }
 }
 
 impl State {
