@@ -8,6 +8,7 @@ mod backoff;
 mod components;
 mod crash;
 mod invites;
+mod permalink;
 mod persist;
 mod resume;
 mod socket;

@@ -660,13 +660,6 @@ impl State {
             .filter(|p| p.room == self.current && p.change.is_some())
     }
 
-    /// Whether this user may delete the message: their own, or any in a room they
-    /// manage (its owner, or an administrator).
-    pub fn may_delete(&self, m: &ChatMessage) -> bool {
-        let mine = self.me.as_ref().is_some_and(|p| p.user == m.from);
-        mine || self.admin || self.owns(&m.room)
-    }
-
     /// Display names of those typing in the current room, for the indicator (guests
     /// marked as such).
     pub fn typing_names(&self) -> Vec<String> {

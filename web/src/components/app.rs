@@ -50,6 +50,7 @@ pub fn App() -> Html {
             }
         });
     }
+    super::jump::use_permalinks(&state, &services.0);
     let ctx = Ctx {
         state: state.clone(),
         chat: services.0.clone(),

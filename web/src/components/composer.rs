@@ -2,14 +2,16 @@ use confab_shared::{Body, limits};
 use web_sys::{HtmlElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
-use crate::persist;
+use crate::{persist, state::Action};
 
 /// Show the remaining-characters counter once this close to the limit.
 const COUNTER_FROM: usize = limits::MAX_BODY_CHARS - 500;
 
 /// Writes and sends a message: Enter sends, Shift+Enter starts a new line. Each room
 /// keeps its own draft, also across reloads; the composer takes the focus when a room
-/// opens (except on touch screens, where that would pull up the keyboard).
+/// opens (except on touch screens, where that would pull up the keyboard). While the
+/// person answers a message, "Replying to NAME" shows above it (Escape or its button
+/// cancels), and the message goes as a reply.
 #[function_component]
 pub fn Composer() -> Html {
     let ctx = super::use_ctx();
@@ -38,16 +40,36 @@ pub fn Composer() -> Html {
         });
     }
 
+    let replying = ctx.state.current_room().and_then(|r| r.replying);
+    let cancel_reply = {
+        let (state, room, area) = (ctx.state.clone(), room.clone(), area.clone());
+        Callback::from(move |()| {
+            state.dispatch(Action::ReplyTo {
+                room: room.clone(),
+                seq: None,
+            });
+            if let Some(area) = area.cast::<HtmlElement>() {
+                let _ = area.focus();
+            }
+        })
+    };
     let submit = {
         let (chat, room, text, area) = (ctx.chat.clone(), room.clone(), text.clone(), area.clone());
         let (last_typing, user) = (last_typing.clone(), user.clone());
+        let state = ctx.state.clone();
         Callback::from(move |()| {
             let Ok(body) = Body::parse(&text) else {
                 return;
             };
             // Queued even while offline: it shows as "sending…" and goes out on
             // reconnect.
-            chat.send(&room, body.as_str(), None);
+            chat.send(&room, body.as_str(), replying);
+            if replying.is_some() {
+                state.dispatch(Action::ReplyTo {
+                    room: room.clone(),
+                    seq: None,
+                });
+            }
             text.set(String::new());
             persist::save_draft(&user, &room, "");
             *last_typing.borrow_mut() = 0.0;
@@ -76,11 +98,14 @@ pub fn Composer() -> Html {
         })
     };
     let onkeydown = {
-        let submit = submit.clone();
+        let (submit, cancel_reply) = (submit.clone(), cancel_reply.clone());
         Callback::from(move |e: KeyboardEvent| {
             if e.key() == "Enter" && !e.shift_key() && !e.is_composing() {
                 e.prevent_default();
                 submit.emit(());
+            } else if e.key() == "Escape" && replying.is_some() {
+                e.prevent_default();
+                cancel_reply.emit(());
             }
         })
     };
@@ -99,12 +124,35 @@ pub fn Composer() -> Html {
         };
         html! { <span id="composer-counter" class={classes!("counter", over.then_some("over"))} aria-live="polite">{ text }</span> }
     });
+    let reply_bar = replying.map(|seq| {
+        let name = ctx
+            .state
+            .current_room()
+            .and_then(|r| r.message(seq))
+            .map_or_else(|| "a message".to_owned(), |m| m.name.clone());
+        let onclick = cancel_reply.reform(|_: MouseEvent| ());
+        html! {
+            <div class="replying" id="composer-replying">
+                <span>{ "Replying to " }<bdi>{ name }</bdi></span>
+                <button type="button" {onclick}>{ "Cancel reply" }</button>
+            </div>
+        }
+    });
+    let describedby = [
+        reply_bar.as_ref().map(|_| "composer-replying"),
+        counter.as_ref().map(|_| "composer-counter"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" ");
     html! {
         <form class="composer" aria-label="Send a message" {onsubmit}>
+            { for reply_bar }
             <label for="composer" class="visually-hidden">{ format!("Message {label}") }</label>
             <textarea id="composer" ref={area} rows="2" dir="auto" value={(*text).clone()}
                       placeholder={format!("Message {label}  (Enter to send, Shift+Enter for a new line)")}
-                      aria-describedby={counter.as_ref().map(|_| "composer-counter")}
+                      aria-describedby={(!describedby.is_empty()).then_some(describedby)}
                       {oninput} {onkeydown} />
             <div class="composer-side">
                 { for counter }

@@ -6,8 +6,12 @@ mod account_panel;
 mod app;
 mod auth;
 mod composer;
+mod days;
+mod edit_box;
 mod invites;
+mod jump;
 mod messages;
+mod reactions;
 mod room_header;
 mod sidebar;
 mod status;
@@ -98,6 +102,18 @@ pub fn drawer_toggle_id(drawer: Drawer) -> &'static str {
     match drawer {
         Drawer::Rooms => "rooms-toggle",
         Drawer::People => "people-toggle",
+    }
+}
+
+/// Focuses the first element that matches a CSS selector, if one is on the page.
+pub fn focus_selector(selector: &str) {
+    let element = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.query_selector(selector).ok().flatten());
+    if let Some(element) =
+        element.and_then(|e| wasm_bindgen::JsCast::dyn_into::<HtmlElement>(e).ok())
+    {
+        let _ = element.focus();
     }
 }
 
