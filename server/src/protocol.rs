@@ -3,11 +3,11 @@
 //! to become typed values.
 
 use confab_shared::{
-    Body, ClientId, ClientMsg, DisplayName, ErrorCode, PROTOCOL_VERSION, RoomName, ServerMsg,
-    Username, limits,
+    Body, ClientId, ClientMsg, DisplayName, Emoji, ErrorCode, PROTOCOL_VERSION, RoomName,
+    ServerMsg, Username, limits,
 };
 
-use crate::hub::Command;
+use crate::hub::{Command, MessageChange};
 
 /// Decodes and validates one frame of client text.
 pub fn parse(text: &str) -> Result<Command, ServerMsg> {
@@ -49,31 +49,64 @@ pub fn validate(msg: ClientMsg) -> Result<Command, ServerMsg> {
             room,
             body,
             client_id,
+            reply_to,
         } => {
-            let room = room_name(&room)?;
-            let refuse =
-                |code: ErrorCode, message: String, client_id: Option<String>| ServerMsg::Error {
-                    code,
-                    message,
-                    room: Some(room.to_string()),
-                    client_id,
-                    retry_after_ms: None,
-                };
-            let client_id = ClientId::parse(&client_id)
-                .map_err(|e| refuse(ErrorCode::InvalidClientId, e.to_string(), None))?;
-            let body = Body::parse(&body).map_err(|e| {
-                refuse(
-                    ErrorCode::InvalidBody,
-                    e.to_string(),
-                    Some(client_id.to_string()),
-                )
-            })?;
+            let (room, client_id) = change_of(&room, &client_id)?;
             Command::Send {
+                body: body_of(&body, &room, &client_id)?,
                 room,
-                body,
                 client_id,
+                reply_to,
             }
         }
+        ClientMsg::Edit {
+            room,
+            seq,
+            body,
+            client_id,
+        } => {
+            let (room, client_id) = change_of(&room, &client_id)?;
+            let body = body_of(&body, &room, &client_id)?;
+            Command::Change {
+                room,
+                seq,
+                client_id,
+                change: MessageChange::Edit(body),
+            }
+        }
+        ClientMsg::Delete {
+            room,
+            seq,
+            client_id,
+        } => {
+            let (room, client_id) = change_of(&room, &client_id)?;
+            Command::Change {
+                room,
+                seq,
+                client_id,
+                change: MessageChange::Delete,
+            }
+        }
+        ClientMsg::React {
+            room,
+            seq,
+            emoji,
+            client_id,
+        } => reaction(&room, seq, &emoji, &client_id, true)?,
+        ClientMsg::Unreact {
+            room,
+            seq,
+            emoji,
+            client_id,
+        } => reaction(&room, seq, &emoji, &client_id, false)?,
+        ClientMsg::MarkRead { room, seq } => Command::MarkRead {
+            room: room_name(&room)?,
+            seq,
+        },
+        ClientMsg::Mute { room, muted } => Command::Mute {
+            room: room_name(&room)?,
+            muted,
+        },
         ClientMsg::FetchHistory {
             room,
             before,
@@ -109,6 +142,69 @@ pub fn validate(msg: ClientMsg) -> Result<Command, ServerMsg> {
         },
         ClientMsg::DeleteRoom { room } => Command::DeleteRoom(room_name(&room)?),
         ClientMsg::Ping => Command::Ping,
+    })
+}
+
+fn reaction(
+    room: &str,
+    seq: u64,
+    emoji: &str,
+    client_id: &str,
+    add: bool,
+) -> Result<Command, ServerMsg> {
+    let (room, client_id) = change_of(room, client_id)?;
+    let emoji = Emoji::parse(emoji).map_err(|e| {
+        refusal(
+            &room,
+            ErrorCode::InvalidEmoji,
+            e.to_string(),
+            Some(&client_id),
+        )
+    })?;
+    Ok(Command::Change {
+        room,
+        seq,
+        client_id,
+        change: if add {
+            MessageChange::React(emoji)
+        } else {
+            MessageChange::Unreact(emoji)
+        },
+    })
+}
+
+/// The error frame for a refused request about `room` (and the change `client_id`).
+fn refusal(
+    room: &RoomName,
+    code: ErrorCode,
+    message: String,
+    client_id: Option<&ClientId>,
+) -> ServerMsg {
+    ServerMsg::Error {
+        code,
+        message,
+        room: Some(room.to_string()),
+        client_id: client_id.map(ToString::to_string),
+        retry_after_ms: None,
+    }
+}
+
+/// The room and client id every message and change names.
+fn change_of(room: &str, client_id: &str) -> Result<(RoomName, ClientId), ServerMsg> {
+    let room = room_name(room)?;
+    let client_id = ClientId::parse(client_id)
+        .map_err(|e| refusal(&room, ErrorCode::InvalidClientId, e.to_string(), None))?;
+    Ok((room, client_id))
+}
+
+fn body_of(raw: &str, room: &RoomName, client_id: &ClientId) -> Result<Body, ServerMsg> {
+    Body::parse(raw).map_err(|e| {
+        refusal(
+            room,
+            ErrorCode::InvalidBody,
+            e.to_string(),
+            Some(client_id),
+        )
     })
 }
 
