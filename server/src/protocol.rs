@@ -198,14 +198,8 @@ fn change_of(room: &str, client_id: &str) -> Result<(RoomName, ClientId), Server
 }
 
 fn body_of(raw: &str, room: &RoomName, client_id: &ClientId) -> Result<Body, ServerMsg> {
-    Body::parse(raw).map_err(|e| {
-        refusal(
-            room,
-            ErrorCode::InvalidBody,
-            e.to_string(),
-            Some(client_id),
-        )
-    })
+    Body::parse(raw)
+        .map_err(|e| refusal(room, ErrorCode::InvalidBody, e.to_string(), Some(client_id)))
 }
 
 fn room_name(raw: &str) -> Result<RoomName, ServerMsg> {
@@ -256,7 +250,7 @@ mod tests {
         ));
         assert!(matches!(
             parse(r#"{"type":"send","room":"general","body":" hi ","client_id":"c1"}"#),
-            Ok(Command::Send { room, body, client_id })
+            Ok(Command::Send { room, body, client_id, reply_to: None })
                 if room.as_str() == "general" && body.as_str() == "hi" && client_id.as_str() == "c1"
         ));
         assert!(matches!(

@@ -31,6 +31,7 @@ fn send(i: usize) -> Message {
             room: "general".into(),
             body: body(i),
             client_id: format!("c{i}"),
+            reply_to: None,
         }
         .to_json(),
     )

@@ -58,7 +58,11 @@ impl Hub {
             .for_send(&client_id));
         }
         let may_delete_any = conn.is_admin()
-            || self.rooms.get(room.as_str()).and_then(|r| r.owner.as_deref()) == Some(&by);
+            || self
+                .rooms
+                .get(room.as_str())
+                .and_then(|r| r.owner.as_deref())
+                == Some(&by);
         if matches!(change, MessageChange::Edit(_)) {
             take_allowance(
                 &mut self.edit_buckets,
@@ -117,7 +121,12 @@ impl Hub {
     }
 
     /// A change was committed, found a duplicate, changed nothing, or was refused.
-    pub(super) fn change_committed(&mut self, waiter: Option<Waiter>, room: &str, outcome: Changed) {
+    pub(super) fn change_committed(
+        &mut self,
+        waiter: Option<Waiter>,
+        room: &str,
+        outcome: Changed,
+    ) {
         let ack = |seq| {
             waiter.as_ref().map(|w| {
                 (
@@ -182,7 +191,12 @@ impl Hub {
 
     /// Moves the person's read marker in a room they may see. Guests have none: nothing
     /// of theirs is stored.
-    pub(super) fn mark_read(&mut self, id: ConnId, room: RoomName, seq: u64) -> Result<(), Refusal> {
+    pub(super) fn mark_read(
+        &mut self,
+        id: ConnId,
+        room: RoomName,
+        seq: u64,
+    ) -> Result<(), Refusal> {
         let last = self.visible_room(id, &room)?.last_seq;
         let Some(conn) = self.conns.get(&id) else {
             return Ok(());

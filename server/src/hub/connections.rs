@@ -117,7 +117,10 @@ impl Hub {
         if let Some(conn) = self.conns.get_mut(&id) {
             conn.person = Some(person.clone());
         }
-        self.sessions.entry(person.user.clone()).or_default().push(id);
+        self.sessions
+            .entry(person.user.clone())
+            .or_default()
+            .push(id);
         let welcome = ServerMsg::Welcome {
             protocol: PROTOCOL_VERSION,
             epoch: self.epoch.clone(),

@@ -106,11 +106,9 @@ impl Read {
                 whole(store.before(room, self.until.saturating_add(1), limit)?)
             }
             ReadKind::After { after, limit } => store.after(room, after, self.until, limit)?,
-            ReadKind::Before { before, limit } => whole(store.before(
-                room,
-                before.min(self.until.saturating_add(1)),
-                limit,
-            )?),
+            ReadKind::Before { before, limit } => {
+                whole(store.before(room, before.min(self.until.saturating_add(1)), limit)?)
+            }
         };
         let unread = match &self.reader {
             Some(user) if self.kind.joins() => Some(store.unread(user, room, self.until)?),

@@ -54,10 +54,15 @@ pub struct NewChange {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChangeRequest {
     /// New text (the author's own message only), and whom it now mentions.
-    Edit { body: String, mentions: Vec<String> },
+    Edit {
+        body: String,
+        mentions: Vec<String>,
+    },
     /// Make it a tombstone: the author's own, or any when `any` (the room's owner, an
     /// administrator).
-    Delete { any: bool },
+    Delete {
+        any: bool,
+    },
     React(String),
     Unreact(String),
 }
@@ -68,10 +73,14 @@ pub enum Changed {
     /// Stored now as the room's log entry `change.seq`.
     Stored(Change),
     /// The same person had already made a change with this client id, stored as `seq`.
-    Duplicate { seq: u64 },
+    Duplicate {
+        seq: u64,
+    },
     /// Nothing to change (a reaction already there, text as it was): the message is as
     /// asked at revision `rev`.
-    Unchanged { rev: u64 },
+    Unchanged {
+        rev: u64,
+    },
     Refused(Refused),
 }
 

@@ -90,7 +90,8 @@ fn migrations() -> Migrations<'static> {
         // Protocol 6: a room's log numbers changes too. `messages` keeps each message's
         // current state (`rev` is the seq of its last change, 0 for none); `changes` is
         // the log of edits, deletions and reactions (who, what, when: never the text);
-        // `reactions` and `mentions` are current state; `read_markers` is per person and
+        // `reactions` (`added`: the seq of the change that added it, for their order) and
+        // `mentions` are current state; `read_markers` is per person and
         // room. Existing members start with everything read. `meta` holds the store's
         // identity (`epoch`), made here once.
         M::up(
@@ -116,7 +117,7 @@ fn migrations() -> Migrations<'static> {
                  seq   INTEGER NOT NULL,
                  emoji TEXT NOT NULL,
                  user  TEXT NOT NULL COLLATE NOCASE,
-                 ts    INTEGER NOT NULL,
+                 added INTEGER NOT NULL,
                  PRIMARY KEY (room, seq, emoji, user)
              ) WITHOUT ROWID;
              CREATE TABLE mentions (
@@ -377,7 +378,9 @@ fn append(
                 if let Some(original) = snapshots::by_client_id(conn, &m.from, &m.client_id)? {
                     return Ok(Written::Appended(Appended::Duplicate(original)));
                 }
-                return Ok(Written::Appended(Appended::Refused(Refused::UnknownMessage)));
+                return Ok(Written::Appended(Appended::Refused(
+                    Refused::UnknownMessage,
+                )));
             }
         },
     };

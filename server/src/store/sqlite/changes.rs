@@ -108,9 +108,9 @@ pub(super) fn apply(
         }
         ChangeRequest::React(emoji) => {
             conn.prepare_cached(
-                "INSERT INTO reactions (room, seq, emoji, user, ts) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO reactions (room, seq, emoji, user, added) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
-            .execute(params![room, target_seq, emoji, c.by, c.ts])?;
+            .execute(params![room, target_seq, emoji, c.by, as_sql(seq)])?;
             set_rev(conn, room, target_seq, seq)?;
         }
         ChangeRequest::Unreact(emoji) => {
@@ -163,10 +163,7 @@ fn has_reaction(conn: &Connection, c: &NewChange, emoji: &str) -> Result<bool, S
         .prepare_cached(
             "SELECT 1 FROM reactions WHERE room = ?1 AND seq = ?2 AND emoji = ?3 AND user = ?4",
         )?
-        .query_row(
-            params![c.room, as_sql(c.target), emoji, c.by],
-            |_| Ok(()),
-        )
+        .query_row(params![c.room, as_sql(c.target), emoji, c.by], |_| Ok(()))
         .optional()?
         .is_some())
 }

@@ -67,11 +67,7 @@ pub(super) fn excerpt(body: &str) -> String {
 
 /// The quote of message `seq` of `room`, for a reply to it; `None` if there is no such
 /// message.
-pub(super) fn quote(
-    conn: &Connection,
-    room: &str,
-    seq: u64,
-) -> Result<Option<Quote>, StoreError> {
+pub(super) fn quote(conn: &Connection, room: &str, seq: u64) -> Result<Option<Quote>, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT sender, COALESCE(sender_name, sender), body, deleted FROM messages
@@ -96,9 +92,7 @@ pub(super) fn by_client_id(
     client_id: &str,
 ) -> Result<Option<ChatMessage>, StoreError> {
     let message = conn
-        .prepare_cached(select_messages!(
-            "WHERE m.sender = ?1 AND m.client_id = ?2"
-        ))?
+        .prepare_cached(select_messages!("WHERE m.sender = ?1 AND m.client_id = ?2"))?
         .query_row(params![sender, client_id], row_to_message)
         .optional()?;
     let Some(mut message) = message else {
@@ -143,7 +137,7 @@ fn attach_reactions(
     if scattered {
         let mut stmt = conn.prepare_cached(
             "SELECT seq, emoji, user FROM reactions WHERE room = ?1 AND seq = ?2
-             ORDER BY ts, emoji, user",
+             ORDER BY added",
         )?;
         for m in messages.iter() {
             let found = stmt.query_map(params![room, as_sql(m.seq)], |row| {
@@ -156,7 +150,7 @@ fn attach_reactions(
     } else {
         let mut stmt = conn.prepare_cached(
             "SELECT seq, emoji, user FROM reactions WHERE room = ?1 AND seq BETWEEN ?2 AND ?3
-             ORDER BY ts, emoji, user",
+             ORDER BY added",
         )?;
         let found = stmt.query_map(params![room, as_sql(lo), as_sql(hi)], |row| {
             Ok((row.get::<_, u64>(0)?, row.get(1)?, row.get(2)?))
@@ -185,7 +179,7 @@ fn add_reaction(reactions: &mut Vec<Reaction>, emoji: String, user: String) {
 }
 
 /// The length of `message` as JSON, counted without building the string.
-fn encoded_len(message: &ChatMessage) -> usize {
+pub(super) fn encoded_len(message: &ChatMessage) -> usize {
     struct Count(usize);
     impl std::io::Write for Count {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -301,10 +295,9 @@ fn log_after(
          SELECT seq, target FROM changes WHERE room = ?1 AND seq > ?2 AND seq <= ?3
          ORDER BY 1 LIMIT ?4",
     )?;
-    let rows = stmt.query_map(
-        params![room, as_sql(after), as_sql(until), limit],
-        |row| Ok((row.get(0)?, row.get(1)?)),
-    )?;
+    let rows = stmt.query_map(params![room, as_sql(after), as_sql(until), limit], |row| {
+        Ok((row.get(0)?, row.get(1)?))
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
