@@ -346,7 +346,7 @@ impl Hub {
         take_allowance(
             &mut self.room_change_buckets,
             self.settings.room_changes,
-            &user.to_owned(),
+            user,
             room,
             "too many room changes; wait a moment",
         )
