@@ -1183,16 +1183,3 @@ mod tests {
         assert_eq!(code(r#"{"type":"join","room":5}"#), ErrorCode::BadMessage);
     }
 }
-#[cfg(test)]
-mod size_probe {
-    #[test]
-    fn sizes() {
-        eprintln!(
-            "ServerMsg {} ChatMessage {} Change {} Quote {}",
-            size_of::<super::ServerMsg>(),
-            size_of::<super::ChatMessage>(),
-            size_of::<super::Change>(),
-            size_of::<super::Quote>()
-        );
-    }
-}
