@@ -108,8 +108,11 @@ async fn read_all(addr: SocketAddr) -> Vec<ChatMessage> {
             .recv_until(|m| matches!(m, ServerMsg::Replay { .. } | ServerMsg::Joined { .. }))
             .await
         {
-            ServerMsg::Replay { messages, .. } => {
-                after = messages.last().expect("replay pages are not empty").seq;
+            ServerMsg::Replay {
+                messages, through, ..
+            } => {
+                assert!(through > after, "a replay page moves on");
+                after = through;
                 all.extend(messages);
             }
             ServerMsg::Joined { history, .. } => {
