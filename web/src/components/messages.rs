@@ -1,7 +1,7 @@
 //! The message list: the current room's messages with their replies, reactions and
 //! actions, day dividers between days, and the person's unsent messages after them.
 
-use std::{borrow::Cow, cell::OnceCell, collections::BTreeMap};
+use std::{borrow::Cow, cell::OnceCell, collections::BTreeMap, rc::Rc};
 
 use confab_shared::{ChatMessage, GUEST_PREFIX, Quote, limits};
 use web_sys::{Element, HtmlElement};
@@ -105,6 +105,14 @@ pub fn MessageList() -> Html {
     let changes: Vec<Pending> = state.changes_here().cloned().collect();
     // Anyone's message may be deleted by the room's owner or an administrator.
     let moderates = state.admin || state.owns(&state.current);
+    // Made again only when the member list changes, not at every render (typing, ticks).
+    let people = use_memo(room.map(|r| r.members.clone()), |members| {
+        members
+            .iter()
+            .flatten()
+            .map(|p| (p.user.clone(), p.name.clone()))
+            .collect::<People>()
+    });
     let body = match room {
         None => html! { <p class="empty">{ format!("Joining {label}…") }</p> },
         Some(r) if r.messages.is_empty() && pending.is_empty() => {
@@ -122,7 +130,7 @@ pub fn MessageList() -> Html {
             html! {
                 <>
                     { for older }
-                    <Items messages={r.messages.clone()} {pending} {changes} {me} {moderates}
+                    <Items messages={r.messages.clone()} {pending} {changes} {me} {moderates} {people}
                            room={AttrValue::from(state.current.clone())} chat={ctx.chat.clone()}
                            dispatcher={state.dispatcher()} />
                 </>
@@ -153,9 +161,14 @@ struct ItemsProps {
     room: AttrValue,
     /// The reader may delete anyone's message in this room.
     moderates: bool,
+    /// Display names of the room's people, for saying who reacted.
+    people: Rc<People>,
     chat: Chat,
     dispatcher: UseReducerDispatcher<State>,
 }
+
+/// Display names by username.
+type People = BTreeMap<String, String>;
 
 /// What is open on one message: at most one thing in the whole list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,9 +211,14 @@ fn Items(props: &ItemsProps) -> Html {
     };
     let messages = &props.messages;
     let names = OnceCell::new();
-    let name_of = |user: &str| display_name(names.get_or_init(|| known_names(messages)), user);
+    let name_of = |user: &str| {
+        let authors = names.get_or_init(|| known_names(messages));
+        display_name(&props.people, authors, user)
+    };
     let waiting = waiting_changes(&props.changes);
     let today = days::today();
+    // A guest's name is free again once they leave: their messages stay as they are.
+    let guest = props.me.starts_with(GUEST_PREFIX);
     let mut items = Vec::with_capacity(messages.len() + 8);
     let mut previous: Option<(&ChatMessage, i64)> = None;
     for m in messages.iter() {
@@ -216,13 +234,15 @@ fn Items(props: &ItemsProps) -> Html {
             Some(changes) => (Cow::Owned(with_changes(m, changes, &props.me)), true),
             None => (Cow::Borrowed(&**m), false),
         };
+        let mine = m.from == props.me.as_str();
         let item = Item {
             m: &shown,
             when: &when,
             starts_group,
             saving,
-            mine: m.from == props.me.as_str(),
-            may_delete: props.moderates || m.from == props.me.as_str(),
+            mine,
+            may_rewrite: mine && !guest,
+            may_delete: props.moderates || (mine && !guest),
             open: *open,
         };
         items.push(message(&item, props, &open, &name_of));
@@ -242,6 +262,8 @@ struct Item<'a> {
     /// Changes of the reader's are shown on it but not stored yet.
     saving: bool,
     mine: bool,
+    /// The reader may edit it.
+    may_rewrite: bool,
     may_delete: bool,
     open: Open,
 }
@@ -378,8 +400,8 @@ fn with_changes(m: &ChatMessage, changes: &[&PendingChange], me: &str) -> ChatMe
     shown
 }
 
-/// Display names by username, from the messages loaded: who reacted is told by name
-/// where the list knows it. Made only when a message with reactions is rendered.
+/// Display names by username, from the messages loaded, for those who reacted but are
+/// not among the room's people. Made only when a message with reactions is rendered.
 fn known_names(messages: &Messages) -> BTreeMap<&str, &str> {
     messages
         .iter()
@@ -387,8 +409,14 @@ fn known_names(messages: &Messages) -> BTreeMap<&str, &str> {
         .collect()
 }
 
-fn display_name(names: &BTreeMap<&str, &str>, user: &str) -> String {
-    match (names.get(user), user.strip_prefix(GUEST_PREFIX)) {
+/// What to call `user`: by the room's member list, else by a message of theirs, else by
+/// their username (a guest's without its mark, and said to be a guest).
+fn display_name(people: &People, authors: &BTreeMap<&str, &str>, user: &str) -> String {
+    let name = people
+        .get(user)
+        .map(String::as_str)
+        .or_else(|| authors.get(user).copied());
+    match (name, user.strip_prefix(GUEST_PREFIX)) {
         (Some(name), None) => (*name).to_owned(),
         (Some(name), Some(_)) => format!("{name} (guest)"),
         (None, Some(guest)) => format!("{guest} (guest)"),
@@ -531,7 +559,7 @@ fn actions(item: &Item) -> Html {
             <button type="button" data-action="react"
                     aria-expanded={if picker_open { "true" } else { "false" }}>{ "Add reaction" }</button>
             <button type="button" data-action="copy-link">{ "Copy link" }</button>
-            if item.mine {
+            if item.may_rewrite {
                 <button type="button" data-action="edit">{ "Edit" }</button>
             }
             if item.may_delete {
@@ -610,12 +638,13 @@ fn quote(q: &Quote, messages: &Messages) -> Html {
     } else {
         q.excerpt.chars().take(limits::QUOTE_CHARS).collect()
     };
+    // Named by its content, "In reply to NAME: EXCERPT", which holds all it shows.
     html! {
         <button type="button" class={classes!("quote", q.deleted.then_some("deleted"))}
-                data-action="jump" data-target={q.seq.to_string()} title="Show the original message">
+                data-action="jump" data-target={q.seq.to_string()}
+                title="Show the original message">
             <span class="visually-hidden">{ "In reply to " }</span>
-            <bdi class="quote-from">{ q.name.clone() }</bdi>
-            <span class="visually-hidden">{ ": " }</span>
+            <bdi class="quote-from">{ q.name.clone() }</bdi>{ ": " }
             <span class="quote-text" dir="auto">{ excerpt }</span>
         </button>
     }

@@ -129,7 +129,7 @@ pub fn EmojiPicker(props: &PickerProps) -> Html {
         let (typed, error, on_pick) = (typed.clone(), error.clone(), props.on_pick.clone());
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
-            match Emoji::parse(&typed) {
+            match Emoji::parse(typed.trim()) {
                 Ok(emoji) => on_pick.emit(emoji.into_string()),
                 Err(e) => error.set(Some(e.to_string())),
             }
@@ -180,5 +180,18 @@ fn focused_cell(grid: &NodeRef) -> Option<usize> {
 fn focus_cell(grid: &NodeRef, at: usize) {
     if let Some(button) = cell_buttons(grid).get(at) {
         let _ = button.focus();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_emoji_of_the_grid_is_one_the_server_takes() {
+        for emoji in COMMON_EMOJI {
+            assert!(Emoji::parse(emoji).is_ok(), "{emoji}");
+        }
+        assert!(COMMON_EMOJI.len().is_multiple_of(COLUMNS), "full rows");
     }
 }
