@@ -252,7 +252,7 @@ impl Resume {
                     .map(Pending::to_send)
                     .collect();
             }
-            ServerMsg::Replay { room, messages } => {
+            ServerMsg::Replay { room, messages, .. } => {
                 if let Some(last) = messages.last().map(|m| m.seq) {
                     self.saw(room, last);
                     effects.send.push(self.join_request(room.clone()));
@@ -399,6 +399,7 @@ impl Pending {
             room: self.room.clone(),
             body: self.body.clone(),
             client_id: self.client_id.clone(),
+            reply_to: None,
         }
     }
 }

@@ -19,12 +19,14 @@ fn room(name: &str, member: bool) -> RoomInfo {
         online: 1,
         peer: None,
         member,
+        muted: false,
     }
 }
 
 fn welcome(rooms: Vec<RoomInfo>) -> ServerMsg {
     ServerMsg::Welcome {
         protocol: PROTOCOL_VERSION,
+        epoch: "e1".into(),
         you: ada(),
         rooms,
     }
@@ -39,6 +41,7 @@ fn msg(room: &str, seq: u64) -> ChatMessage {
         name: "Grace".into(),
         body: format!("m{seq}"),
         ts: 0,
+        ..ChatMessage::default()
     }
 }
 
@@ -49,6 +52,10 @@ fn joined(room: &str, history: Vec<ChatMessage>) -> ServerMsg {
         member_count: 0,
         online: vec![],
         history,
+        through: 0,
+        read: 0,
+        unread: 0,
+        mentions: 0,
     }
 }
 
@@ -142,6 +149,7 @@ fn a_reconnect_mid_replay_resumes_after_the_last_page() {
     let next = r.observe(&ServerMsg::Replay {
         room: "ops".into(),
         messages: page,
+        through: 510,
     });
     assert_eq!(next.send, [join("ops", Some(510))]);
     // Cut again before the next page: the next connection resumes after 510, not 10.

@@ -45,6 +45,7 @@ impl State {
                 member_count,
                 online,
                 history,
+                ..
             } => {
                 let view = self.view_entry(room.clone());
                 view.members = members;
@@ -72,7 +73,7 @@ impl State {
                     self.switch(room);
                 }
             }
-            ServerMsg::Replay { room, messages } => {
+            ServerMsg::Replay { room, messages, .. } => {
                 let view = self.view_entry(room);
                 for msg in messages {
                     insert_message(&mut view.messages, msg);
@@ -119,6 +120,7 @@ impl State {
                     name,
                     body: pending.body,
                     ts,
+                    ..ChatMessage::default()
                 };
                 if let Some(view) = self.view_mut(&msg.room) {
                     insert_message(&mut view.messages, msg);
@@ -195,6 +197,10 @@ impl State {
                 client_id,
                 ..
             } => self.on_error(code, message, room, client_id.is_some()),
+            // Edits, deletions and reactions: not shown by this client yet.
+            ServerMsg::Changed(_) => {}
+            // Read markers: see `reading.rs`, which sees every action.
+            ServerMsg::Read { .. } => {}
             // Answered in the socket service, which is all it is for.
             ServerMsg::Pong => {}
         }

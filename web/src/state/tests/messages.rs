@@ -97,6 +97,10 @@ fn someone_online_before_the_member_list_knows_them_still_shows() {
             member_count: 2,
             online: vec!["ada".into(), "~zoe".into()],
             history: vec![],
+            through: 0,
+            read: 0,
+            unread: 0,
+            mentions: 0,
         },
     );
     let online = s.joined["general"].online_people();

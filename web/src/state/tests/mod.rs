@@ -28,6 +28,7 @@ fn msg(id: u64, room: &str, from: &str) -> ChatMessage {
         name: from.to_uppercase(),
         body: format!("m{id}"),
         ts: 0,
+        ..ChatMessage::default()
     }
 }
 
@@ -40,6 +41,7 @@ fn room(name: &str, title: &str, kind: RoomKind) -> RoomInfo {
         online: 1,
         peer: None,
         member: false,
+        muted: false,
     }
 }
 
@@ -72,6 +74,10 @@ fn joined(room: &str, history: Vec<ChatMessage>) -> ServerMsg {
         member_count: 1,
         online: vec!["ada".into()],
         history,
+        through: 0,
+        read: 0,
+        unread: 0,
+        mentions: 0,
     }
 }
 
@@ -93,6 +99,7 @@ fn signed_in(rooms: Vec<RoomInfo>) -> State {
         &mut s,
         ServerMsg::Welcome {
             protocol: confab_shared::PROTOCOL_VERSION,
+            epoch: "e1".into(),
             you: ada(),
             rooms,
         },
@@ -203,6 +210,7 @@ fn a_guest_is_welcomed_or_sent_back_to_the_form_with_why() {
         &mut s,
         ServerMsg::Welcome {
             protocol: 3,
+            epoch: "e1".into(),
             you: guest.clone(),
             rooms: vec![],
         },

@@ -203,6 +203,10 @@ fn rooms_no_longer_followed_after_a_reconnect_are_dropped() {
                 member_count: 0,
                 online: vec![],
                 history: vec![],
+                through: 0,
+                read: 0,
+                unread: 0,
+                mentions: 0,
             },
         );
     }
@@ -317,6 +321,10 @@ fn a_public_room_counts_its_members_and_lists_those_online() {
             member_count: 50_000,
             online: vec!["ada".into()],
             history: vec![],
+            through: 0,
+            read: 0,
+            unread: 0,
+            mentions: 0,
         },
     );
     let view = s.joined.get("general").expect("joined");
