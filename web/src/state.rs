@@ -122,6 +122,14 @@ pub struct RoomView {
     pub has_older: bool,
     /// A request for older messages is on its way.
     pub loading_older: bool,
+    /// The person's read marker: the last `seq` they read (see `state/reading.rs`).
+    pub read: u64,
+    /// What the server counted at the last `joined` of unread messages older than those
+    /// held; `None` until the room is joined.
+    pub older: Option<Older>,
+    /// While the room is on screen: the marker when it was opened, if anything was
+    /// unread then. The "New messages" divider goes after it.
+    pub divider: Option<u64>,
 }
 
 impl RoomView {
@@ -202,6 +210,9 @@ pub struct State {
     pub closed: BTreeMap<String, u64>,
     /// At phone width, the panel opened over the conversation.
     pub drawer: Option<Drawer>,
+    /// Browser notifications for messages just arrived, oldest first; shown if the tab
+    /// is hidden (see `state/reading.rs`).
+    pub alerts: Vec<Alert>,
 }
 
 /// The panels that, at phone width, open over the conversation.
@@ -234,6 +245,7 @@ impl Default for State {
             notice: None,
             closed: BTreeMap::new(),
             drawer: None,
+            alerts: Vec::new(),
         }
     }
 }
@@ -302,6 +314,8 @@ pub enum Action {
     Closed(BTreeMap<String, u64>),
     /// Open or close a phone-width panel.
     Drawer(Option<Drawer>),
+    /// Read markers, mute and notifications.
+    Reading(ReadingAction),
 }
 
 impl State {
@@ -354,6 +368,12 @@ impl State {
     }
 
     fn apply(&mut self, action: Action) {
+        let before = reading::Before::of(self, &action);
+        self.apply_action(action);
+        self.after(before);
+    }
+
+    fn apply_action(&mut self, action: Action) {
         match action {
             Action::Conn(conn) => {
                 self.conn = conn;
@@ -467,6 +487,7 @@ impl State {
             }
             Action::Closed(closed) => self.closed = closed,
             Action::Drawer(drawer) => self.drawer = drawer,
+            Action::Reading(action) => self.on_reading(action),
             Action::RoomRequest {
                 room,
                 tool,
@@ -591,7 +612,11 @@ impl Reducible for State {
     }
 }
 
+pub mod reading;
 mod server;
+
+pub use reading::ReadingAction;
+use reading::{Alert, Older};
 
 #[cfg(test)]
 mod tests;
