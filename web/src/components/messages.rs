@@ -106,7 +106,8 @@ pub fn MessageList() -> Html {
             html! {
                 <>
                     { for older }
-                    <Items messages={r.messages.clone()} {pending} {me} chat={ctx.chat.clone()} />
+                    <Items messages={r.messages.clone()} {pending} {me} chat={ctx.chat.clone()}
+                           new_from={state.divider_before()} />
                 </>
             }
         }
@@ -131,6 +132,8 @@ struct ItemsProps {
     /// The reader's username, to mark their own messages.
     me: AttrValue,
     chat: Chat,
+    /// The id of the first unread message, which the "New messages" divider precedes.
+    new_from: Option<u64>,
 }
 
 /// The list itself. A component of its own so that what changes around it many times a
@@ -139,12 +142,15 @@ struct ItemsProps {
 #[function_component]
 fn Items(props: &ItemsProps) -> Html {
     let messages = &props.messages;
-    let items = messages.iter().enumerate().map(|(i, m)| {
+    let items = messages.iter().enumerate().flat_map(|(i, m)| {
         let starts_group = i == 0 || {
             let prev = &messages[i - 1];
             prev.from != m.from || m.ts - prev.ts > GROUP_GAP_MS
         };
-        message(m, starts_group, m.from == props.me.as_str())
+        let divider = (props.new_from == Some(m.id)).then(super::reading::new_messages_divider);
+        divider
+            .into_iter()
+            .chain([message(m, starts_group, m.from == props.me.as_str())])
     });
     let pending = props.pending.iter().map(|p| pending_item(p, &props.chat));
     html! {

@@ -8,6 +8,7 @@ mod auth;
 mod composer;
 mod invites;
 mod messages;
+mod reading;
 mod room_header;
 mod sidebar;
 mod status;
