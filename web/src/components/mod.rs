@@ -7,6 +7,7 @@ mod app;
 mod auth;
 mod composer;
 mod invites;
+mod mention;
 mod messages;
 mod reading;
 mod room_header;
