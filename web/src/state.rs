@@ -116,8 +116,6 @@ pub struct RoomView {
     pub online: BTreeSet<String>,
     /// Who is typing, with when their indicator expires (ms since epoch).
     pub typing: Vec<(Person, u64)>,
-    /// Messages arrived while another room was on screen.
-    pub unread: bool,
     /// Older messages exist on the server than the oldest one here.
     pub has_older: bool,
     /// A request for older messages is on its way.
@@ -505,11 +503,6 @@ impl State {
     }
 
     fn switch(&mut self, room: String) {
-        if self.joined.get(&room).is_some_and(|v| v.unread)
-            && let Some(view) = self.view_mut(&room)
-        {
-            view.unread = false;
-        }
         if room != self.current {
             // The person moved on: answers about the room they left are old news.
             self.room_request = None;
@@ -524,11 +517,6 @@ impl State {
     fn reopen_if_newer(&mut self, room: &str, seq: u64) {
         if self.closed.get(room).is_some_and(|closed| seq > *closed) {
             self.closed.remove(room);
-            if room != self.current
-                && let Some(view) = self.view_mut(room)
-            {
-                view.unread = true;
-            }
         }
     }
 
