@@ -28,12 +28,7 @@ pub fn Composer() -> Html {
     };
     let last_typing = use_mut_ref(|| 0.0_f64);
     let area = use_node_ref();
-    let picker = mention::use_picker(
-        ctx.state
-            .current_room()
-            .map(|view| mention::people(view, &user))
-            .unwrap_or_default(),
-    );
+    let picker = mention::use_picker(ctx.state.joined.get(&room).cloned(), &user);
     // Where the caret goes once an inserted mention is rendered.
     let caret_after = use_mut_ref(|| None::<u32>);
     {

@@ -7,7 +7,7 @@
 //! Finding the typed name, choosing the candidates and inserting are plain functions on
 //! text (tested natively); browsers measure the caret in UTF-16 units, converted here.
 
-use std::rc::Rc;
+use std::{collections::BTreeSet, rc::Rc};
 
 use confab_shared::{Person, limits};
 use web_sys::{HtmlTextAreaElement, KeyboardEvent};
@@ -62,20 +62,15 @@ pub fn people(view: &RoomView, me: &str) -> Vec<Person> {
             name: m.name.clone(),
             guest: false,
         });
-    let mut people: Vec<Person> = Vec::new();
-    let all = view
-        .members
+    let mut seen = BTreeSet::new();
+    view.members
         .iter()
         .cloned()
         .chain(view.online_people())
-        .chain(recent);
-    for person in all {
-        let mentionable = person.user.chars().all(username_char) && !person.guest;
-        if mentionable && person.user != me && !people.iter().any(|p| p.user == person.user) {
-            people.push(person);
-        }
-    }
-    people
+        .chain(recent)
+        .filter(|p| !p.guest && p.user != me && p.user.chars().all(username_char))
+        .filter(|p| seen.insert(p.user.clone()))
+        .collect()
 }
 
 /// The people whose username, or a word of whose display name, starts with `typed`
@@ -168,14 +163,18 @@ fn option_id(i: usize) -> String {
 #[derive(Clone)]
 pub struct Picker {
     open: UseStateHandle<Option<Open>>,
-    people: Rc<Vec<Person>>,
+    /// The room on screen, whose people are listed (only once a mention is typed: a
+    /// keystroke in a room of thousands must stay cheap).
+    room: Option<Rc<RoomView>>,
+    me: Rc<str>,
 }
 
 #[hook]
-pub fn use_picker(people: Vec<Person>) -> Picker {
+pub fn use_picker(room: Option<Rc<RoomView>>, me: &str) -> Picker {
     Picker {
         open: use_state(|| None),
-        people: Rc::new(people),
+        room,
+        me: Rc::from(me),
     }
 }
 
@@ -189,7 +188,12 @@ impl Picker {
             .flatten()
             .map_or(text.len(), |c| byte_offset(&text, c));
         let next = typed_mention(&text, caret).and_then(|(at, typed)| {
-            let options = matching(&self.people, typed);
+            let people = self
+                .room
+                .as_ref()
+                .map(|room| people(room, &self.me))
+                .unwrap_or_default();
+            let options = matching(&people, typed);
             let active = match &*self.open {
                 // Keep the active person while they still match.
                 Some(open) => open
@@ -356,7 +360,6 @@ mod tests {
 
     #[test]
     fn candidates_are_members_online_and_authors_once_without_me_or_guests() {
-        use std::rc::Rc;
         let mut view = RoomView {
             members: vec![p("ada", "Ada"), p("bob", "Bob")],
             ..RoomView::default()

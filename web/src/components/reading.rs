@@ -302,32 +302,32 @@ fn notify(
 }
 
 /// "Enable notifications": asks the browser for permission, only when clicked. Shows
-/// nothing once permission is granted, and says so when the browser refuses.
+/// nothing once the person decided, but says so when the browser refused what they
+/// just asked for.
 #[function_component]
 pub fn NotifyButton() -> Html {
-    let asked = use_state(permission);
-    let Some(current) = *asked else {
-        return html! {};
-    };
+    let current = use_state(permission);
+    let asked = use_state(|| false);
     let onclick = {
-        let asked = asked.clone();
+        let (current, asked) = (current.clone(), asked.clone());
         Callback::from(move |_: MouseEvent| {
-            let asked = asked.clone();
             let Ok(promise) = Notification::request_permission() else {
                 return;
             };
+            let (current, asked) = (current.clone(), asked.clone());
             wasm_bindgen_futures::spawn_local(async move {
                 let _ = JsFuture::from(promise).await;
-                asked.set(permission());
+                asked.set(true);
+                current.set(permission());
             });
         })
     };
-    match current {
-        NotificationPermission::Default => html! {
+    match *current {
+        Some(NotificationPermission::Default) => html! {
             <button type="button" class="notify" {onclick}>{ "Enable notifications" }</button>
         },
-        NotificationPermission::Denied => html! {
-            <span class="hint-text" role="status">{ "Notifications blocked by the browser" }</span>
+        Some(NotificationPermission::Denied) if *asked => html! {
+            <span class="hint-text" role="status">{ "Notifications are blocked by the browser" }</span>
         },
         _ => html! {},
     }
