@@ -267,6 +267,7 @@ async fn write_half(
                 room: room.to_owned(),
                 body: body.to_owned(),
                 client_id: format!("m{id}"),
+                reply_to: None,
             };
             sink.feed(Message::text(msg.to_json()))
                 .await

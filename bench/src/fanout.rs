@@ -449,6 +449,7 @@ async fn publish(
                 room: room.clone(),
                 body: body(id, stamp),
                 client_id: format!("f{n}"),
+                reply_to: None,
             };
             writer.text(&msg.to_json());
         }
@@ -501,6 +502,7 @@ mod tests {
             name: "fan-17".into(),
             body: body.clone(),
             ts: 1,
+            ..ChatMessage::default()
         })
         .to_json();
         assert!(frame.starts_with(r#"{"type":"message""#), "{frame}");

@@ -276,6 +276,7 @@ fn encode_frame(stamp: u64, out: &mut Vec<u8>) {
         name: "fan-0".into(),
         body: fanout::body(0, stamp),
         ts: 1,
+        ..ChatMessage::default()
     })
     .to_json();
     out.push(0x81);

@@ -94,6 +94,7 @@ pub async fn run(
                 room: "general".into(),
                 body: format!("backlog message {i}: some words of an ordinary length"),
                 client_id: format!("s{i}"),
+                reply_to: None,
             },
         )
         .await?;
@@ -233,6 +234,7 @@ async fn chat(
                 room: room.clone(),
                 body: format!("round trip {n}"),
                 client_id: id.clone(),
+                reply_to: None,
             },
         )
         .await?;

@@ -273,6 +273,7 @@ async fn chat(
                     room: "general".into(),
                     body: body.clone(),
                     client_id: format!("c{n}"),
+                    reply_to: None,
                 }).await?;
                 sent_at = Some((body, Instant::now()));
             }

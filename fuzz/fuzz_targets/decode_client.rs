@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
                 ),
                 "{e}"
             );
-            Err(ServerMsg::error(e.code, e.detail))
+            Err(Box::new(ServerMsg::error(e.code, e.detail)))
         }
     };
     assert_eq!(protocol::parse(text), validated);
@@ -42,9 +42,9 @@ fuzz_target!(|data: &[u8]| {
         }
         Ok(_) => {}
         Err(reply) => {
-            assert!(matches!(reply, ServerMsg::Error { .. }), "{reply:?}");
+            assert!(matches!(*reply, ServerMsg::Error { .. }), "{reply:?}");
             let back: ServerMsg = serde_json::from_str(&reply.to_json()).expect("error frame");
-            assert_eq!(back, reply);
+            assert_eq!(back, *reply);
         }
     }
 });

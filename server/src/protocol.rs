@@ -3,24 +3,32 @@
 //! to become typed values.
 
 use confab_shared::{
-    Body, ClientId, ClientMsg, DisplayName, ErrorCode, PROTOCOL_VERSION, RoomName, ServerMsg,
-    Username, limits,
+    Body, ClientId, ClientMsg, DisplayName, Emoji, ErrorCode, PROTOCOL_VERSION, RoomName,
+    ServerMsg, Username, limits,
 };
 
-use crate::hub::Command;
+use crate::hub::{Command, MessageChange};
+
+/// The error frame a frame earns instead of a command. Boxed: it is the cold path, and
+/// a `ServerMsg` is large (every message variant holds a whole chat message).
+pub type Rejection = Box<ServerMsg>;
+
+fn rejection(code: ErrorCode, message: impl Into<String>) -> Rejection {
+    Box::new(ServerMsg::error(code, message))
+}
 
 /// Decodes and validates one frame of client text.
-pub fn parse(text: &str) -> Result<Command, ServerMsg> {
-    let msg = ClientMsg::decode(text).map_err(|e| ServerMsg::error(e.code, e.detail))?;
+pub fn parse(text: &str) -> Result<Command, Rejection> {
+    let msg = ClientMsg::decode(text).map_err(|e| rejection(e.code, e.detail))?;
     validate(msg)
 }
 
 /// Applies the shared validation rules to a decoded message.
-pub fn validate(msg: ClientMsg) -> Result<Command, ServerMsg> {
+pub fn validate(msg: ClientMsg) -> Result<Command, Rejection> {
     Ok(match msg {
         ClientMsg::Hello { protocol, name } => {
             if protocol != PROTOCOL_VERSION {
-                return Err(ServerMsg::error(
+                return Err(rejection(
                     ErrorCode::UnsupportedProtocol,
                     format!(
                         "this server speaks protocol {PROTOCOL_VERSION}, not {protocol}: reload the page"
@@ -30,7 +38,7 @@ pub fn validate(msg: ClientMsg) -> Result<Command, ServerMsg> {
             let name = name
                 .map(|name| {
                     DisplayName::parse(&name)
-                        .map_err(|e| ServerMsg::error(ErrorCode::InvalidName, e.to_string()))
+                        .map_err(|e| rejection(ErrorCode::InvalidName, e.to_string()))
                 })
                 .transpose()?;
             Command::Hello { name }
@@ -49,31 +57,64 @@ pub fn validate(msg: ClientMsg) -> Result<Command, ServerMsg> {
             room,
             body,
             client_id,
+            reply_to,
         } => {
-            let room = room_name(&room)?;
-            let refuse =
-                |code: ErrorCode, message: String, client_id: Option<String>| ServerMsg::Error {
-                    code,
-                    message,
-                    room: Some(room.to_string()),
-                    client_id,
-                    retry_after_ms: None,
-                };
-            let client_id = ClientId::parse(&client_id)
-                .map_err(|e| refuse(ErrorCode::InvalidClientId, e.to_string(), None))?;
-            let body = Body::parse(&body).map_err(|e| {
-                refuse(
-                    ErrorCode::InvalidBody,
-                    e.to_string(),
-                    Some(client_id.to_string()),
-                )
-            })?;
+            let (room, client_id) = change_of(&room, &client_id)?;
             Command::Send {
+                body: body_of(&body, &room, &client_id)?,
                 room,
-                body,
                 client_id,
+                reply_to,
             }
         }
+        ClientMsg::Edit {
+            room,
+            seq,
+            body,
+            client_id,
+        } => {
+            let (room, client_id) = change_of(&room, &client_id)?;
+            let body = body_of(&body, &room, &client_id)?;
+            Command::Change {
+                room,
+                seq,
+                client_id,
+                change: MessageChange::Edit(body),
+            }
+        }
+        ClientMsg::Delete {
+            room,
+            seq,
+            client_id,
+        } => {
+            let (room, client_id) = change_of(&room, &client_id)?;
+            Command::Change {
+                room,
+                seq,
+                client_id,
+                change: MessageChange::Delete,
+            }
+        }
+        ClientMsg::React {
+            room,
+            seq,
+            emoji,
+            client_id,
+        } => reaction(&room, seq, &emoji, &client_id, true)?,
+        ClientMsg::Unreact {
+            room,
+            seq,
+            emoji,
+            client_id,
+        } => reaction(&room, seq, &emoji, &client_id, false)?,
+        ClientMsg::MarkRead { room, seq } => Command::MarkRead {
+            room: room_name(&room)?,
+            seq,
+        },
+        ClientMsg::Mute { room, muted } => Command::Mute {
+            room: room_name(&room)?,
+            muted,
+        },
         ClientMsg::FetchHistory {
             room,
             before,
@@ -112,18 +153,77 @@ pub fn validate(msg: ClientMsg) -> Result<Command, ServerMsg> {
     })
 }
 
-fn room_name(raw: &str) -> Result<RoomName, ServerMsg> {
-    RoomName::parse(raw).map_err(|e| ServerMsg::error(ErrorCode::InvalidRoom, e.to_string()))
+fn reaction(
+    room: &str,
+    seq: u64,
+    emoji: &str,
+    client_id: &str,
+    add: bool,
+) -> Result<Command, Rejection> {
+    let (room, client_id) = change_of(room, client_id)?;
+    let emoji = Emoji::parse(emoji).map_err(|e| {
+        refusal(
+            &room,
+            ErrorCode::InvalidEmoji,
+            e.to_string(),
+            Some(&client_id),
+        )
+    })?;
+    Ok(Command::Change {
+        room,
+        seq,
+        client_id,
+        change: if add {
+            MessageChange::React(emoji)
+        } else {
+            MessageChange::Unreact(emoji)
+        },
+    })
+}
+
+/// The error frame for a refused request about `room` (and the change `client_id`).
+fn refusal(
+    room: &RoomName,
+    code: ErrorCode,
+    message: String,
+    client_id: Option<&ClientId>,
+) -> Rejection {
+    Box::new(ServerMsg::Error {
+        code,
+        message,
+        room: Some(room.to_string()),
+        client_id: client_id.map(ToString::to_string),
+        retry_after_ms: None,
+    })
+}
+
+/// The room and client id every message and change names.
+fn change_of(room: &str, client_id: &str) -> Result<(RoomName, ClientId), Rejection> {
+    let room = room_name(room)?;
+    let client_id = ClientId::parse(client_id)
+        .map_err(|e| refusal(&room, ErrorCode::InvalidClientId, e.to_string(), None))?;
+    Ok((room, client_id))
+}
+
+fn body_of(raw: &str, room: &RoomName, client_id: &ClientId) -> Result<Body, Rejection> {
+    Body::parse(raw)
+        .map_err(|e| refusal(room, ErrorCode::InvalidBody, e.to_string(), Some(client_id)))
+}
+
+fn room_name(raw: &str) -> Result<RoomName, Rejection> {
+    RoomName::parse(raw).map_err(|e| rejection(ErrorCode::InvalidRoom, e.to_string()))
 }
 
 /// A username that cannot be valid names nobody: answered like an unknown one.
-fn username(raw: &str, room: Option<&RoomName>) -> Result<Username, ServerMsg> {
-    Username::parse(raw).map_err(|_| ServerMsg::Error {
-        code: ErrorCode::UnknownUser,
-        message: format!("there is no user {raw:?}"),
-        room: room.map(ToString::to_string),
-        client_id: None,
-        retry_after_ms: None,
+fn username(raw: &str, room: Option<&RoomName>) -> Result<Username, Rejection> {
+    Username::parse(raw).map_err(|_| {
+        Box::new(ServerMsg::Error {
+            code: ErrorCode::UnknownUser,
+            message: format!("there is no user {raw:?}"),
+            room: room.map(ToString::to_string),
+            client_id: None,
+            retry_after_ms: None,
+        })
     })
 }
 
@@ -132,7 +232,7 @@ mod tests {
     use super::*;
 
     fn code(text: &str) -> ErrorCode {
-        match parse(text) {
+        match parse(text).map_err(|e| *e) {
             Err(ServerMsg::Error { code, .. }) => code,
             other => panic!("expected an error for {text}, got {other:?}"),
         }
@@ -160,7 +260,7 @@ mod tests {
         ));
         assert!(matches!(
             parse(r#"{"type":"send","room":"general","body":" hi ","client_id":"c1"}"#),
-            Ok(Command::Send { room, body, client_id })
+            Ok(Command::Send { room, body, client_id, reply_to: None })
                 if room.as_str() == "general" && body.as_str() == "hi" && client_id.as_str() == "c1"
         ));
         assert!(matches!(
@@ -212,7 +312,7 @@ mod tests {
             ErrorCode::InvalidRoom
         );
         assert!(matches!(
-            parse(r#"{"type":"send","room":"ops","body":"","client_id":"c9"}"#),
+            parse(r#"{"type":"send","room":"ops","body":"","client_id":"c9"}"#).map_err(|e| *e),
             Err(ServerMsg::Error { room: Some(r), client_id: Some(c), .. }) if r == "ops" && c == "c9"
         ));
     }

@@ -54,6 +54,7 @@ fn flood(client: Client, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
                 room: "general".into(),
                 body: "flood".into(),
                 client_id: fresh_client_id(),
+                reply_to: None,
             };
             if tx.send(Message::text(send.to_json())).await.is_err() {
                 return;

@@ -308,6 +308,7 @@ async fn probe(c: &mut Client, id: &str) -> Vec<String> {
             room: id.into(),
             body: "let me in".into(),
             client_id: common::fresh_client_id(),
+            reply_to: None,
         },
         ClientMsg::FetchHistory {
             room: id.into(),

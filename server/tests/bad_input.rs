@@ -30,6 +30,7 @@ fn send(room: &str, body: &str) -> String {
         room: room.into(),
         body: body.into(),
         client_id: common::fresh_client_id(),
+        reply_to: None,
     }
     .to_json()
 }

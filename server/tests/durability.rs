@@ -31,6 +31,7 @@ fn send(i: usize) -> Message {
             room: "general".into(),
             body: body(i),
             client_id: format!("c{i}"),
+            reply_to: None,
         }
         .to_json(),
     )
@@ -107,8 +108,11 @@ async fn read_all(addr: SocketAddr) -> Vec<ChatMessage> {
             .recv_until(|m| matches!(m, ServerMsg::Replay { .. } | ServerMsg::Joined { .. }))
             .await
         {
-            ServerMsg::Replay { messages, .. } => {
-                after = messages.last().expect("replay pages are not empty").seq;
+            ServerMsg::Replay {
+                messages, through, ..
+            } => {
+                assert!(through > after, "a replay page moves on");
+                after = through;
                 all.extend(messages);
             }
             ServerMsg::Joined { history, .. } => {

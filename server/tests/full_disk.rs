@@ -114,6 +114,7 @@ async fn send(client: &mut Client, body: &str) -> (String, Outcome) {
             room: "general".into(),
             body: body.to_owned(),
             client_id: client_id.clone(),
+            reply_to: None,
         })
         .await;
     let outcome = match client
@@ -223,7 +224,8 @@ async fn a_full_disk_refuses_sends_loses_nothing_acknowledged_and_recovers_by_it
     let mut store = SqliteStore::open(&data_dir, Durability::Process).expect("open the store");
     let stored = store
         .after("general", 0, u64::MAX, 10_000)
-        .expect("read the room");
+        .expect("read the room")
+        .messages;
     drop(store);
     let stored: Vec<(u64, String)> = stored.into_iter().map(|m| (m.seq, m.body)).collect();
     let mut expected: Vec<(u64, String)> = acked.values().cloned().collect();

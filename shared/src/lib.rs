@@ -267,9 +267,6 @@ pub enum ServerMsg {
         #[serde(default)]
         member_count: usize,
         online: Vec<String>,
-        /// The recent messages (fresh join) or the rest of a replay, in their current
-        /// state, in `seq` order.
-        history: Vec<ChatMessage>,
         /// The room's log is in `history` (with what the client had) up to this `seq`:
         /// where a later resume starts from. Live events follow it.
         through: u64,
@@ -284,6 +281,10 @@ pub enum ServerMsg {
         /// Of those, the ones that mention the person.
         #[serde(default)]
         mentions: u32,
+        /// The recent messages (fresh join) or the rest of a replay, in their current
+        /// state, in `seq` order. Last, so the server can splice in JSON made on a reader
+        /// thread.
+        history: Vec<ChatMessage>,
     },
     /// One page of a replay (see [`ClientMsg::Join`]): every message created or changed
     /// in the room's log after the `after` asked for and up to `through`, once each, in
@@ -291,8 +292,8 @@ pub enum ServerMsg {
     /// through`.
     Replay {
         room: String,
-        messages: Vec<ChatMessage>,
         through: u64,
+        messages: Vec<ChatMessage>,
     },
     /// Older messages, answering [`ClientMsg::FetchHistory`]. `more` tells whether
     /// even older ones exist.

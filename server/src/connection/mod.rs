@@ -258,7 +258,7 @@ fn request(id: u64, text: &str, verdict: Verdict) -> Event {
         },
         Verdict::Refuse { retry_after } => Event::Reject {
             id,
-            reply: rate_limited(retry_after),
+            reply: Box::new(rate_limited(retry_after)),
         },
         Verdict::Flooding => {
             tracing::info!(conn = id, "closing a flooding client");

@@ -117,8 +117,13 @@ impl Hub {
         if let Some(conn) = self.conns.get_mut(&id) {
             conn.person = Some(person.clone());
         }
+        self.sessions
+            .entry(person.user.clone())
+            .or_default()
+            .push(id);
         let welcome = ServerMsg::Welcome {
             protocol: PROTOCOL_VERSION,
+            epoch: self.epoch.clone(),
             you: person,
             rooms: self.room_list_for(id),
         };
@@ -143,7 +148,16 @@ impl Hub {
         for room in &rooms {
             self.go_offline(id, room);
         }
-        if let Some(conn) = self.conns.remove(&id)
+        let conn = self.conns.remove(&id);
+        if let Some(username) = conn.as_ref().and_then(Conn::username)
+            && let Some(ids) = self.sessions.get_mut(username)
+        {
+            ids.retain(|c| *c != id);
+            if ids.is_empty() {
+                self.sessions.remove(username);
+            }
+        }
+        if let Some(conn) = conn
             && conn.is_guest()
             && let Some(username) = conn.username()
         {

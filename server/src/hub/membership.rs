@@ -9,9 +9,7 @@
 //! private room's owner leaves, the room is handed to someone still in it, since nobody
 //! outside could ever manage it again, and when its last member goes, the room goes too.
 
-use confab_shared::{
-    ChatMessage, ErrorCode, Person, PresenceEvent, RoomKind, RoomName, ServerMsg, limits,
-};
+use confab_shared::{ErrorCode, Person, PresenceEvent, RoomKind, RoomName, ServerMsg, limits};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::{
@@ -19,9 +17,9 @@ use super::{
     access::unknown_room,
     delivery::{deliver, encode, encode_spliced},
     messages::history_unavailable,
-    reads::{Pending, Read, ReadKind},
+    reads::{Found, Pending, Read, ReadKind},
 };
-use crate::store::Write;
+use crate::store::{Page, Write};
 
 impl Hub {
     /// Joins a room afresh (with its recent history), or resumes after the message
@@ -62,12 +60,19 @@ impl Hub {
         }
         let live = r.online.contains(&id) && !reading;
         let last_seq = r.last_seq;
+        // An account's join reads its read marker and unread counts too, even when there
+        // is no history to send; a guest has none.
+        let account = self.conns.get(&id).is_some_and(|c| !c.is_guest());
+        let nothing_new = ReadKind::After {
+            after: last_seq,
+            limit: limits::REPLAY_PAGE,
+        };
         let read = match after {
-            None if live => None,
+            None if live => account.then_some(nothing_new),
             None => Some(ReadKind::Recent {
                 limit: self.settings.history_on_join,
             }),
-            Some(after) if after >= last_seq => None,
+            Some(after) if after >= last_seq => account.then_some(nothing_new),
             Some(after) => Some(ReadKind::After {
                 after,
                 limit: limits::REPLAY_PAGE,
@@ -79,7 +84,14 @@ impl Hub {
                 // Whatever a replaced read kept is at most `last_seq`, which the client
                 // has: nothing of it is owed.
                 self.take_pending(id, room.as_str());
-                self.joined(id, &room, Vec::new(), None, Vec::new());
+                let page = Found {
+                    page: Page {
+                        messages: Vec::new(),
+                        through: last_seq,
+                    },
+                    unread: None,
+                };
+                self.joined(id, &room, page, None, Vec::new());
                 Ok(())
             }
         }
@@ -94,7 +106,7 @@ impl Hub {
     pub(super) fn finish_join(
         &mut self,
         read: Read,
-        result: Result<Vec<ChatMessage>, String>,
+        result: Result<Found, String>,
         encoded: Option<String>,
     ) {
         let id = read.conn;
@@ -124,8 +136,8 @@ impl Hub {
             return;
         }
         let was_online = self.rooms[room.as_str()].online.contains(&id);
-        let page = match result {
-            Ok(page) => page,
+        let found = match result {
+            Ok(found) => found,
             Err(e) => {
                 // As before the read: a live connection stays live and gets what it
                 // was kept; the client retries the resume.
@@ -136,31 +148,31 @@ impl Hub {
                 return;
             }
         };
-        let behind = matches!(read.kind, ReadKind::After { .. })
-            && page.last().is_some_and(|m| m.seq < read.until);
+        let behind = found.page.through < read.until;
         if behind {
             if was_online {
                 self.go_offline_quietly(id, room.as_str());
             }
+            let through = found.page.through;
             let replay = |messages| ServerMsg::Replay {
                 room: room.to_string(),
+                through,
                 messages,
             };
             let spliced = encoded
                 .as_deref()
                 .and_then(|json| encode_spliced(&replay(Vec::new()), json));
-            let frame = spliced.unwrap_or_else(|| encode(&replay(page)));
+            let frame = spliced.unwrap_or_else(|| encode(&replay(found.page.messages)));
             self.reply_frame(id, &frame);
             return;
         }
-        let covered = page.last().map_or(read.until, |m| m.seq.max(read.until));
         let kept = pending
             .buffer
             .into_iter()
-            .filter(|(seq, _)| *seq > covered)
+            .filter(|(seq, _)| *seq > read.until)
             .map(|(_, frame)| frame)
             .collect();
-        self.joined(id, room, page, encoded.as_deref(), kept);
+        self.joined(id, room, found, encoded.as_deref(), kept);
     }
 
     /// Sends a live connection what was kept for it during a read that failed.
@@ -183,7 +195,7 @@ impl Hub {
         &mut self,
         id: ConnId,
         room: &RoomName,
-        history: Vec<ChatMessage>,
+        found: Found,
         encoded: Option<&str>,
         kept: Vec<Utf8Bytes>,
     ) {
@@ -202,11 +214,16 @@ impl Hub {
             RoomKind::Public => Box::new(r.present.keys()),
             RoomKind::Private | RoomKind::Direct => Box::new(r.members.iter()),
         };
+        let unread = found.unread.unwrap_or_default();
         let mut joined = ServerMsg::Joined {
             room: room.to_string(),
             members: listed.map(|m| self.person(m)).collect(),
             member_count: r.members.len(),
             online: r.present.keys().cloned().collect(),
+            through: found.page.through,
+            read: unread.read,
+            unread: unread.messages,
+            mentions: unread.mentions,
             history: Vec::new(),
         };
         let spliced = encoded.and_then(|json| encode_spliced(&joined, json));
@@ -214,7 +231,7 @@ impl Hub {
             Some(frame) => frame,
             None => {
                 if let ServerMsg::Joined { history: h, .. } = &mut joined {
-                    *h = history;
+                    *h = found.page.messages;
                 }
                 encode(&joined)
             }

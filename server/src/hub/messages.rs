@@ -14,6 +14,7 @@ use confab_shared::{Body, ChatMessage, ClientId, ErrorCode, RoomName, ServerMsg,
 
 use super::{
     ConnId, Hub, Refusal, Waiter,
+    changes::refused_change,
     delivery::{deliver, encode},
     now_ms,
     reads::{Read, ReadKind},
@@ -33,6 +34,7 @@ impl Hub {
         room: RoomName,
         body: Body,
         client_id: ClientId,
+        reply_to: Option<u64>,
     ) -> Result<(), Refusal> {
         self.check_member(id, &room)
             .map_err(|r| r.for_send(&client_id))?;
@@ -43,9 +45,11 @@ impl Hub {
             room: room.to_string(),
             from: person.user.clone(),
             name: person.name.clone(),
+            mentions: self.mentioned(room.as_str(), body.as_str(), &person.user),
             body: body.into_string(),
             client_id: client_id.to_string(),
             ts: now_ms(),
+            reply_to,
         };
         let waiter = Waiter {
             conn: id,
@@ -74,13 +78,36 @@ impl Hub {
                     // it again, deliver nothing twice.
                     self.ack(waiter, &msg);
                 }
+                (Ok(Written::Appended(Appended::Refused(refused))), waiter) => {
+                    if let (Some(waiter), Write::Append(m)) = (waiter, &write) {
+                        let (code, message) = refused_change(refused);
+                        self.reply(
+                            waiter.conn,
+                            &ServerMsg::Error {
+                                code,
+                                message: format!("cannot reply: {message}"),
+                                room: Some(m.room.clone()),
+                                client_id: Some(waiter.client_id),
+                                retry_after_ms: None,
+                            },
+                        );
+                    }
+                }
+                (Ok(Written::Changed(outcome)), waiter) => {
+                    if let Write::Change(c) = &write {
+                        self.change_committed(waiter, &c.room, outcome);
+                    }
+                }
                 (Ok(Written::Done), None) => {
-                    self.access_committed(&write, Ok(()));
+                    if !self.personal_committed(&write) {
+                        self.access_committed(&write, Ok(()));
+                    }
                 }
                 (Ok(Written::Done), Some(_)) => {}
                 (Err(e), Some(waiter)) => {
                     let room = match &write {
                         Write::Append(m) => Some(m.room.clone()),
+                        Write::Change(c) => Some(c.room.clone()),
                         _ => None,
                     };
                     self.reply(

@@ -34,6 +34,7 @@
 //! - `tests/`: the hub's tests, one file per file above, over a real store.
 
 mod access;
+mod changes;
 mod connections;
 mod delivery;
 mod membership;
@@ -50,8 +51,8 @@ use std::{
 };
 
 use confab_shared::{
-    Body, ClientId, DisplayName, ErrorCode, GUEST_PREFIX, Person, RoomKind, RoomName, ServerMsg,
-    Username, limits,
+    Body, ClientId, DisplayName, Emoji, ErrorCode, GUEST_PREFIX, Person, RoomKind, RoomName,
+    ServerMsg, Username, limits,
 };
 
 pub use reads::{Read, ReadDone, ReadPool, Reader};
@@ -132,6 +133,22 @@ pub enum Command {
         room: RoomName,
         body: Body,
         client_id: ClientId,
+        reply_to: Option<u64>,
+    },
+    /// An edit, deletion or reaction of message `seq`.
+    Change {
+        room: RoomName,
+        seq: u64,
+        client_id: ClientId,
+        change: MessageChange,
+    },
+    MarkRead {
+        room: RoomName,
+        seq: u64,
+    },
+    Mute {
+        room: RoomName,
+        muted: bool,
     },
     FetchHistory {
         room: RoomName,
@@ -154,6 +171,15 @@ pub enum Command {
     },
     DeleteRoom(RoomName),
     Ping,
+}
+
+/// What a [`Command::Change`] does to its message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageChange {
+    Edit(Body),
+    Delete,
+    React(Emoji),
+    Unreact(Emoji),
 }
 
 /// Who is waiting for a write: the sender of a message, to be acknowledged.
@@ -191,7 +217,15 @@ pub struct HubSettings {
     pub read_buffer: usize,
     /// `fetch_history` requests one connection may have waiting for a reader at once.
     pub history_reads_per_connection: usize,
+    /// Edits one person may make: a burst, then a sustained rate.
+    pub edits: RateLimit,
 }
+
+/// Default of [`HubSettings::edits`]: 10 at once, then 30 a minute.
+pub const EDITS: RateLimit = RateLimit {
+    per_sec: 0.5,
+    burst: 10.0,
+};
 
 /// Default of [`HubSettings::room_changes`]: 10 at once, then 30 a minute.
 pub const ROOM_CHANGES: RateLimit = RateLimit {
@@ -210,6 +244,7 @@ impl Default for HubSettings {
             room_changes: ROOM_CHANGES,
             read_buffer: 1024,
             history_reads_per_connection: 4,
+            edits: EDITS,
         }
     }
 }
@@ -330,6 +365,15 @@ pub struct Hub {
     room_change_buckets: HashMap<String, Bucket>,
     /// Access changes waiting for their commit (`pending.rs`).
     pending_access: pending::PendingAccess,
+    /// Each person's allowance of edits, by username; forgotten once full again.
+    edit_buckets: HashMap<String, Bucket>,
+    /// The connections of each person who said hello, by username: for what concerns a
+    /// person on every device (their read markers, their muted rooms).
+    sessions: HashMap<String, Vec<ConnId>>,
+    /// Rooms each person muted, by username.
+    muted: HashMap<String, BTreeSet<String>>,
+    /// The store's identity, told in every welcome.
+    epoch: String,
     shutting_down: bool,
 }
 
@@ -380,6 +424,11 @@ impl Hub {
                 );
             }
         }
+        let mut muted: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for (user, room) in store.mutes()? {
+            muted.entry(user).or_default().insert(room);
+        }
+        let epoch = store.epoch()?;
         let directory = store
             .people()?
             .into_iter()
@@ -401,6 +450,10 @@ impl Hub {
             room_changes: room_changes::RoomChanges::default(),
             room_change_buckets: HashMap::new(),
             pending_access: pending::PendingAccess::default(),
+            edit_buckets: HashMap::new(),
+            sessions: HashMap::new(),
+            muted,
+            epoch,
             shutting_down: false,
         })
     }
@@ -442,7 +495,16 @@ impl Hub {
                 room,
                 body,
                 client_id,
-            } => self.post(id, room, body, client_id),
+                reply_to,
+            } => self.post(id, room, body, client_id, reply_to),
+            Command::Change {
+                room,
+                seq,
+                client_id,
+                change,
+            } => self.change(id, room, seq, client_id, change),
+            Command::MarkRead { room, seq } => self.mark_read(id, room, seq),
+            Command::Mute { room, muted } => self.mute(id, room, muted),
             Command::FetchHistory {
                 room,
                 before,
@@ -496,7 +558,7 @@ impl Refusal {
         }
     }
 
-    /// Names the refused send, so the client can mark that message as failed.
+    /// Names the refused send or change, so the client can mark it as failed.
     fn for_send(self, client_id: &ClientId) -> Self {
         Self {
             client_id: Some(client_id.to_string()),

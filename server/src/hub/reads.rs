@@ -25,11 +25,14 @@ use std::{
     sync::{Arc, Mutex, PoisonError, mpsc},
 };
 
-use confab_shared::{ChatMessage, ErrorCode, RoomName};
+use confab_shared::{ErrorCode, RoomName};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::{ConnId, Hub, Refusal, Room};
-use crate::{health::panic_message, store::Store};
+use crate::{
+    health::panic_message,
+    store::{Page, Store, StoreError, Unread},
+};
 
 /// Tells one read from a later one of the same connection and room: an answer that is
 /// no longer awaited (the connection joined again, left or went) is dropped.
@@ -63,23 +66,26 @@ pub struct Read {
     /// so it never shows a message before its commit report reached the hub.
     pub until: u64,
     pub kind: ReadKind,
+    /// For a join of an account: whose read marker and unread counts to read along.
+    pub reader: Option<String>,
+}
+
+/// What a read found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Found {
+    pub page: Page,
+    /// The joining person's read marker and unread counts, as of `until`.
+    pub unread: Option<Unread>,
 }
 
 impl Read {
     /// Reads from `store`.
     pub fn run(self, store: &mut dyn Store) -> ReadDone {
-        let room = self.room.as_str();
-        let result = match self.kind {
-            ReadKind::Recent { limit } => store.before(room, self.until.saturating_add(1), limit),
-            ReadKind::After { after, limit } => store.after(room, after, self.until, limit),
-            ReadKind::Before { before, limit } => {
-                store.before(room, before.min(self.until.saturating_add(1)), limit)
-            }
-        };
+        let result = self.read(store);
         // Encoded here rather than on the hub's thread: a reconnect wave's pages are
         // hundreds of megabytes of JSON, and the hub only splices them into a reply.
         let encoded = match &result {
-            Ok(messages) if self.kind.joins() => serde_json::to_string(messages).ok(),
+            Ok(found) if self.kind.joins() => serde_json::to_string(&found.page.messages).ok(),
             _ => None,
         };
         ReadDone {
@@ -87,6 +93,28 @@ impl Read {
             result: result.map_err(|e| e.to_string()),
             encoded,
         }
+    }
+
+    fn read(&self, store: &mut dyn Store) -> Result<Found, StoreError> {
+        let room = self.room.as_str();
+        let whole = |messages| Page {
+            messages,
+            through: self.until,
+        };
+        let page = match self.kind {
+            ReadKind::Recent { limit } => {
+                whole(store.before(room, self.until.saturating_add(1), limit)?)
+            }
+            ReadKind::After { after, limit } => store.after(room, after, self.until, limit)?,
+            ReadKind::Before { before, limit } => {
+                whole(store.before(room, before.min(self.until.saturating_add(1)), limit)?)
+            }
+        };
+        let unread = match &self.reader {
+            Some(user) if self.kind.joins() => Some(store.unread(user, room, self.until)?),
+            _ => None,
+        };
+        Ok(Found { page, unread })
     }
 
     /// Reads on a reader thread: a panic in the store is caught and answered as a failed
@@ -109,7 +137,7 @@ impl Read {
 #[derive(Debug)]
 pub struct ReadDone {
     pub read: Read,
-    pub result: Result<Vec<ChatMessage>, String>,
+    pub result: Result<Found, String>,
     /// The messages of a join's read as a JSON array, made on the reader thread.
     pub encoded: Option<String>,
 }
@@ -206,12 +234,19 @@ impl Hub {
     ) -> Result<(), Refusal> {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
+        let reader = self
+            .conns
+            .get(&id)
+            .filter(|c| !c.is_guest())
+            .and_then(|c| c.username())
+            .map(str::to_owned);
         let read = Read {
             ticket,
             conn: id,
             room: room.clone(),
             until,
             kind,
+            reader,
         };
         match &self.reader {
             Reader::Inline => {
@@ -268,7 +303,7 @@ impl Hub {
         if read.kind.joins() {
             self.finish_join(read, result, encoded);
         } else {
-            self.finish_history(read, result);
+            self.finish_history(read, result.map(|found| found.page.messages));
         }
     }
 

@@ -215,6 +215,7 @@ impl Hub {
             online: u32::try_from(r.present.len()).unwrap_or(u32::MAX),
             peer,
             member: me.is_some_and(|me| r.members.contains(me)),
+            muted: me.is_some_and(|me| self.muted.get(me).is_some_and(|m| m.contains(id))),
         }
     }
 }

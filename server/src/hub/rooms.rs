@@ -7,7 +7,7 @@
 //! unknown before any other rule is looked at: whether it exists, who owns it, what
 //! kind it is.
 
-use std::time::Instant;
+use std::{collections::HashMap, time::Instant};
 
 use confab_shared::{
     DEFAULT_ROOM, ErrorCode, RESERVED_ROOM_PREFIX, RoomInfo, RoomKind, RoomName, ServerMsg,
@@ -23,7 +23,7 @@ use super::{
     pending::AccessChange,
 };
 use crate::{
-    ratelimit::{Bucket, Verdict},
+    ratelimit::{Bucket, RateLimit, Verdict},
     store::Write,
 };
 
@@ -343,39 +343,19 @@ impl Hub {
         let Some(user) = self.conns.get(&id).and_then(Conn::username) else {
             return Ok(());
         };
-        let now = Instant::now();
-        let limit = self.settings.room_changes;
-        let bucket = self
-            .room_change_buckets
-            .entry(user.to_owned())
-            .or_insert_with(|| Bucket::new(limit, now));
-        match bucket.take(now) {
-            Verdict::Allow => Ok(()),
-            // Going on regardless is no worse here than once: refused all the same.
-            verdict @ (Verdict::Refuse { .. } | Verdict::Flooding) => {
-                let retry_after = match verdict {
-                    Verdict::Refuse { retry_after } => retry_after,
-                    _ => bucket.next_token(),
-                };
-                Err(Refusal {
-                    retry_after_ms: Some(
-                        u64::try_from(retry_after.as_millis())
-                            .unwrap_or(u64::MAX)
-                            .max(1),
-                    ),
-                    ..Refusal::about(
-                        room,
-                        ErrorCode::RateLimited,
-                        "too many room changes; wait a moment".to_owned(),
-                    )
-                })
-            }
-        }
+        take_allowance(
+            &mut self.room_change_buckets,
+            self.settings.room_changes,
+            user,
+            room,
+            "too many room changes; wait a moment",
+        )
     }
 
     /// Forgets the allowances that have filled up again: they are as a new one would be.
     pub(super) fn prune_room_change_buckets(&mut self, now: Instant) {
         self.room_change_buckets.retain(|_, b| !b.is_full(now));
+        self.edit_buckets.retain(|_, b| !b.is_full(now));
     }
 
     /// Tells a room's online connections who its members are now.
@@ -438,4 +418,37 @@ fn forbidden(room: &RoomName, message: &str) -> Refusal {
 
 fn unknown_room_id(room: &str) -> Refusal {
     Refusal::new(ErrorCode::UnknownRoom, format!("there is no room #{room}"))
+}
+
+/// Takes one request from `user`'s allowance in `buckets` (made with `limit` the first
+/// time), or refuses it as `rate_limited`, saying when the next would be allowed.
+pub(super) fn take_allowance(
+    buckets: &mut HashMap<String, Bucket>,
+    limit: RateLimit,
+    user: &str,
+    room: &RoomName,
+    refusal: &str,
+) -> Result<(), Refusal> {
+    let now = Instant::now();
+    let bucket = buckets
+        .entry(user.to_owned())
+        .or_insert_with(|| Bucket::new(limit, now));
+    match bucket.take(now) {
+        Verdict::Allow => Ok(()),
+        // Going on regardless is no worse here than once: refused all the same.
+        verdict @ (Verdict::Refuse { .. } | Verdict::Flooding) => {
+            let retry_after = match verdict {
+                Verdict::Refuse { retry_after } => retry_after,
+                _ => bucket.next_token(),
+            };
+            Err(Refusal {
+                retry_after_ms: Some(
+                    u64::try_from(retry_after.as_millis())
+                        .unwrap_or(u64::MAX)
+                        .max(1),
+                ),
+                ..Refusal::about(room, ErrorCode::RateLimited, refusal.to_owned())
+            })
+        }
+    }
 }

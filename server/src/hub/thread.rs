@@ -44,7 +44,7 @@ pub enum Event {
     /// A frame that did not make a valid command, and the error frame it earns.
     Reject {
         id: ConnId,
-        reply: ServerMsg,
+        reply: Box<ServerMsg>,
     },
     Disconnect {
         id: ConnId,

@@ -11,7 +11,7 @@ pub mod invites;
 pub mod sqlite;
 pub mod writer;
 
-use confab_shared::{ChatMessage, RoomKind};
+use confab_shared::{Change, ChatMessage, RoomKind};
 
 pub use sqlite::SqliteStore;
 
@@ -27,6 +27,88 @@ pub struct NewMessage {
     /// The sender's id for this send; a repeat with the same id is not stored twice.
     pub client_id: String,
     pub ts: i64,
+    /// The `seq` of the message this one answers, in the same room.
+    pub reply_to: Option<u64>,
+    /// Usernames it mentions who may see the room (not the sender): counted for them
+    /// until they read it.
+    pub mentions: Vec<String>,
+}
+
+/// A change to a message, accepted by the hub, not yet stored. Whether it may be made
+/// (the message exists, is the changer's, has room for one more reaction) is decided
+/// by the store, inside the transaction that stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewChange {
+    pub room: String,
+    /// The `seq` of the message changed.
+    pub target: u64,
+    /// Username of who changes it.
+    pub by: String,
+    /// The changer's id for this change; a repeat is answered with the original.
+    pub client_id: String,
+    pub ts: i64,
+    pub what: ChangeRequest,
+}
+
+/// What a [`NewChange`] asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeRequest {
+    /// New text (the author's own message only), and whom it now mentions.
+    Edit {
+        body: String,
+        mentions: Vec<String>,
+    },
+    /// Make it a tombstone: the author's own, or any when `any` (the room's owner, an
+    /// administrator).
+    Delete {
+        any: bool,
+    },
+    React(String),
+    Unreact(String),
+}
+
+/// What became of one [`NewChange`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changed {
+    /// Stored now as the room's log entry `change.seq`.
+    Stored(Change),
+    /// The same person had already made a change with this client id, stored as `seq`.
+    Duplicate {
+        seq: u64,
+    },
+    /// Nothing to change (a reaction already there, text as it was): the message is as
+    /// asked at revision `rev`.
+    Unchanged {
+        rev: u64,
+    },
+    Refused(Refused),
+}
+
+/// Why the store refused a change or a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// No such message in the room (or, for an edit or a reaction, it is deleted).
+    UnknownMessage,
+    /// Someone else's message, and no right over the room.
+    NotYours,
+    /// The message has as many reactions, or different emoji, as it may.
+    TooManyReactions,
+}
+
+/// A page of a room's messages in their current state, and the log position it covers:
+/// everything up to `through` is in it or was before it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Page {
+    pub messages: Vec<ChatMessage>,
+    pub through: u64,
+}
+
+/// Where a person stands in a room: their read marker and what is unread after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Unread {
+    pub read: u64,
+    pub messages: u32,
+    pub mentions: u32,
 }
 
 /// What became of one [`NewMessage`] in a committed batch.
@@ -36,6 +118,8 @@ pub enum Appended {
     Stored(ChatMessage),
     /// The same sender had already sent this client id: here is the stored original.
     Duplicate(ChatMessage),
+    /// Not stored: it answers a message the room does not have.
+    Refused(Refused),
 }
 
 /// One write. Applied in order, in batches; each batch is one transaction.
@@ -70,6 +154,18 @@ pub enum Write {
         name: String,
     },
     Append(NewMessage),
+    Change(NewChange),
+    /// A person read a room up to `seq` (a marker never moves back).
+    MarkRead {
+        user: String,
+        room: String,
+        seq: u64,
+    },
+    Mute {
+        user: String,
+        room: String,
+        muted: bool,
+    },
 }
 
 impl Write {
@@ -101,15 +197,31 @@ impl std::fmt::Display for WriteSummary<'_> {
                 m.client_id,
                 m.body.len()
             ),
+            Write::Change(c) => {
+                let what = match &c.what {
+                    ChangeRequest::Edit { .. } => "edit",
+                    ChangeRequest::Delete { .. } => "delete",
+                    ChangeRequest::React(_) => "reaction to",
+                    ChangeRequest::Unreact(_) => "unreaction to",
+                };
+                write!(
+                    f,
+                    "{what} message {} of room {} (client id {})",
+                    c.target, c.room, c.client_id
+                )
+            }
+            Write::MarkRead { room, seq, .. } => write!(f, "read marker in room {room} at {seq}"),
+            Write::Mute { room, muted, .. } => write!(f, "mute room {room}: {muted}"),
         }
     }
 }
 
-/// What a committed [`Write`] produced (only appends produce something to report).
+/// What a committed [`Write`] produced (appends and changes have something to report).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Written {
     Done,
     Appended(Appended),
+    Changed(Changed),
 }
 
 /// A room as stored.
@@ -121,7 +233,7 @@ pub struct StoredRoom {
     /// Handle of the creator, who may manage the room; `None` for rooms from before
     /// accounts existed (only admins manage those).
     pub owner: Option<String>,
-    /// Highest sequence number committed in the room (0 when empty).
+    /// Highest sequence number committed in the room's log (0 when empty).
     pub last_seq: u64,
     /// Everyone who belongs to the room, by username.
     pub members: Vec<String>,
@@ -178,23 +290,36 @@ pub trait Store: Send + 'static {
     /// stored.
     fn apply(&mut self, writes: &[Write]) -> Result<Vec<Written>, StoreError>;
 
-    /// Up to `limit` messages of `room` with `after < seq <= until`, oldest first.
+    /// Usernames and the rooms each muted.
+    fn mutes(&mut self) -> Result<Vec<(String, String)>, StoreError>;
+
+    /// The store's identity, made when it was created (see `ServerMsg::Welcome`).
+    fn epoch(&mut self) -> Result<String, StoreError>;
+
+    /// A resume page: the room's log after `after`, up to `until`, at most `limit`
+    /// entries; each message created or changed in that stretch once, in its current
+    /// state. `through` is where the page ends (`until` when it reaches it).
     fn after(
         &mut self,
         room: &str,
         after: u64,
         until: u64,
         limit: usize,
-    ) -> Result<Vec<ChatMessage>, StoreError>;
+    ) -> Result<Page, StoreError>;
 
     /// Up to `limit` messages of `room` with `seq < before`, the newest of them, oldest
-    /// first.
+    /// first, in their current state.
     fn before(
         &mut self,
         room: &str,
         before: u64,
         limit: usize,
     ) -> Result<Vec<ChatMessage>, StoreError>;
+
+    /// `user`'s read marker in `room` and what is unread after it, up to `until`. No
+    /// marker (the person joined just now, and its write is on its way) reads as having
+    /// read everything.
+    fn unread(&mut self, user: &str, room: &str, until: u64) -> Result<Unread, StoreError>;
 }
 
 #[cfg(test)]
@@ -213,6 +338,8 @@ mod tests {
             ),
             client_id: "c1".into(),
             ts: 0,
+            reply_to: None,
+            mentions: Vec::new(),
         });
         let line = write.summary().to_string();
         assert_eq!(line, "append to room general (client id c1, 4041 bytes)");

@@ -7,20 +7,16 @@ use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 
 use super::{
-    Appended, Durability, NewMessage, Store, StoreError, StoredPerson, StoredRoom, Write, Written,
+    Appended, Durability, NewMessage, Page, Refused, Store, StoreError, StoredPerson, StoredRoom,
+    Unread, Write, Written,
     checkpoint::{self, Checkpointer},
 };
 
+mod changes;
+mod snapshots;
+
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "confab.sqlite3";
-
-/// The columns [`row_to_message`] reads, in its order. A macro so the queries that use
-/// it stay `&'static str`s.
-macro_rules! message_columns {
-    () => {
-        "id, room, seq, sender, COALESCE(sender_name, sender), body, ts"
-    };
-}
 
 /// The schema, one step per migration. Never edit a released step: add one.
 fn migrations() -> Migrations<'static> {
@@ -90,6 +86,60 @@ fn migrations() -> Migrations<'static> {
                  uses_left  INTEGER NOT NULL CHECK (uses_left >= 0)
              );
              CREATE INDEX invites_by_creator ON invites (created_by);",
+        ),
+        // Protocol 6: a room's log numbers changes too. `messages` keeps each message's
+        // current state (`rev` is the seq of its last change, 0 for none); `changes` is
+        // the log of edits, deletions and reactions (who, what, when: never the text);
+        // `reactions` (`added`: the seq of the change that added it, for their order) and
+        // `mentions` are current state; `read_markers` is per person and
+        // room. Existing members start with everything read. `meta` holds the store's
+        // identity (`epoch`), made here once.
+        M::up(
+            "ALTER TABLE messages ADD COLUMN reply_to INTEGER;
+             ALTER TABLE messages ADD COLUMN edited_at INTEGER;
+             ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE messages ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;
+             CREATE TABLE changes (
+                 id        INTEGER PRIMARY KEY,
+                 room      TEXT NOT NULL REFERENCES rooms(name),
+                 seq       INTEGER NOT NULL,
+                 target    INTEGER NOT NULL,
+                 kind      TEXT NOT NULL,
+                 actor     TEXT NOT NULL COLLATE NOCASE,
+                 emoji     TEXT,
+                 client_id TEXT NOT NULL,
+                 ts        INTEGER NOT NULL,
+                 UNIQUE (room, seq),
+                 UNIQUE (actor, client_id)
+             );
+             CREATE TABLE reactions (
+                 room  TEXT NOT NULL,
+                 seq   INTEGER NOT NULL,
+                 emoji TEXT NOT NULL,
+                 user  TEXT NOT NULL COLLATE NOCASE,
+                 added INTEGER NOT NULL,
+                 PRIMARY KEY (room, seq, emoji, user)
+             ) WITHOUT ROWID;
+             CREATE TABLE mentions (
+                 user TEXT NOT NULL COLLATE NOCASE,
+                 room TEXT NOT NULL,
+                 seq  INTEGER NOT NULL,
+                 PRIMARY KEY (user, room, seq)
+             ) WITHOUT ROWID;
+             CREATE INDEX mentions_by_message ON mentions (room, seq);
+             CREATE TABLE read_markers (
+                 user  TEXT NOT NULL COLLATE NOCASE,
+                 room  TEXT NOT NULL,
+                 seq   INTEGER NOT NULL DEFAULT 0,
+                 muted INTEGER NOT NULL DEFAULT 0,
+                 PRIMARY KEY (user, room)
+             ) WITHOUT ROWID;
+             INSERT INTO read_markers (user, room, seq)
+                 SELECT rm.name, rm.room,
+                        COALESCE((SELECT MAX(seq) FROM messages m WHERE m.room = rm.room), 0)
+                 FROM room_members rm;
+             CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+             INSERT INTO meta (key, value) VALUES ('epoch', lower(hex(randomblob(16))));",
         ),
     ])
 }
@@ -185,23 +235,54 @@ impl SqliteStore {
                     Write::SetOwner { room, owner } => conn
                         .prepare_cached("UPDATE rooms SET owner = ?2 WHERE name = ?1")?
                         .execute(params![room, owner])?,
+                    Write::Change(c) => {
+                        return Ok(Written::Changed(changes::apply(conn, &mut self.last_seq, c)?));
+                    }
                     Write::DeleteRoom { room } => {
-                        conn.prepare_cached("DELETE FROM messages WHERE room = ?1")?
-                            .execute([room])?;
-                        conn.prepare_cached("DELETE FROM room_members WHERE room = ?1")?
-                            .execute([room])?;
+                        for table in [
+                            "DELETE FROM messages WHERE room = ?1",
+                            "DELETE FROM changes WHERE room = ?1",
+                            "DELETE FROM reactions WHERE room = ?1",
+                            "DELETE FROM mentions WHERE room = ?1",
+                            "DELETE FROM read_markers WHERE room = ?1",
+                            "DELETE FROM room_members WHERE room = ?1",
+                        ] {
+                            conn.prepare_cached(table)?.execute([room])?;
+                        }
                         self.last_seq.remove(room);
                         conn.prepare_cached("DELETE FROM rooms WHERE name = ?1")?
                             .execute([room])?
                     }
-                    Write::AddMember { room, name } => conn
-                        .prepare_cached(
+                    Write::AddMember { room, name } => {
+                        // A new member has read what was said before they came.
+                        let last = last_seq(conn, &mut self.last_seq, room)?;
+                        conn.prepare_cached(
+                            "INSERT OR IGNORE INTO read_markers (user, room, seq) VALUES (?1, ?2, ?3)",
+                        )?
+                        .execute(params![name, room, as_sql(last)])?;
+                        conn.prepare_cached(
                             "INSERT OR IGNORE INTO room_members (room, name) VALUES (?1, ?2)",
                         )?
-                        .execute(params![room, name])?,
-                    Write::RemoveMember { room, name } => conn
-                        .prepare_cached("DELETE FROM room_members WHERE room = ?1 AND name = ?2")?
-                        .execute(params![room, name])?,
+                        .execute(params![room, name])?
+                    }
+                    Write::RemoveMember { room, name } => {
+                        conn.prepare_cached("DELETE FROM read_markers WHERE room = ?1 AND user = ?2")?
+                            .execute(params![room, name])?;
+                        conn.prepare_cached("DELETE FROM room_members WHERE room = ?1 AND name = ?2")?
+                            .execute(params![room, name])?
+                    }
+                    Write::MarkRead { user, room, seq } => conn
+                        .prepare_cached(
+                            "INSERT INTO read_markers (user, room, seq) VALUES (?1, ?2, ?3)
+                             ON CONFLICT (user, room) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+                        )?
+                        .execute(params![user, room, as_sql(*seq)])?,
+                    Write::Mute { user, room, muted } => conn
+                        .prepare_cached(
+                            "INSERT INTO read_markers (user, room, seq, muted) VALUES (?1, ?2, 0, ?3)
+                             ON CONFLICT (user, room) DO UPDATE SET muted = excluded.muted",
+                        )?
+                        .execute(params![user, room, muted])?,
                 };
                 Ok(Written::Done)
             })
@@ -210,9 +291,57 @@ impl SqliteStore {
 }
 
 const INSERT_MESSAGE: &str =
-    "INSERT INTO messages (room, seq, sender, client_id, body, ts, sender_name)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+    "INSERT INTO messages (room, seq, sender, client_id, body, ts, sender_name, reply_to)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
      ON CONFLICT (sender, client_id) DO NOTHING";
+
+/// The highest seq of `room`'s log: of its messages and of its changes. Cached: only the
+/// writer's connection appends, so after one read the cache is the truth.
+fn last_seq(
+    conn: &Connection,
+    cache: &mut HashMap<String, u64>,
+    room: &str,
+) -> Result<u64, StoreError> {
+    if let Some(last) = cache.get(room) {
+        return Ok(*last);
+    }
+    let last = conn.query_row(
+        "SELECT MAX(COALESCE((SELECT MAX(seq) FROM messages WHERE room = ?1), 0),
+                    COALESCE((SELECT MAX(seq) FROM changes WHERE room = ?1), 0))",
+        [room],
+        |row| row.get::<_, u64>(0),
+    )?;
+    cache.insert(room.to_owned(), last);
+    Ok(last)
+}
+
+/// Records that `seq`, the next of `room`'s log, is taken.
+fn claim_seq(cache: &mut HashMap<String, u64>, room: &str, seq: u64) {
+    match cache.get_mut(room) {
+        Some(last) => *last = seq,
+        None => {
+            cache.insert(room.to_owned(), seq);
+        }
+    }
+}
+
+/// Records who a message (`seq` of `room`) mentions, for their mention counts.
+fn insert_mentions(
+    conn: &Connection,
+    room: &str,
+    seq: u64,
+    users: &[String],
+) -> Result<(), StoreError> {
+    if users.is_empty() {
+        return Ok(());
+    }
+    let mut insert = conn
+        .prepare_cached("INSERT OR IGNORE INTO mentions (user, room, seq) VALUES (?1, ?2, ?3)")?;
+    for user in users {
+        insert.execute(params![user, room, as_sql(seq)])?;
+    }
+    Ok(())
+}
 
 fn kind_to_sql(kind: RoomKind) -> &'static str {
     match kind {
@@ -234,18 +363,27 @@ fn kind_from_sql(kind: &str) -> RoomKind {
 /// same sender already stored under this client id.
 fn append(
     conn: &Connection,
-    last_seq: &mut HashMap<String, u64>,
+    cache: &mut HashMap<String, u64>,
     insert: &mut rusqlite::Statement<'_>,
     m: &NewMessage,
 ) -> Result<Written, StoreError> {
-    let seq = match last_seq.get(&m.room) {
-        Some(last) => *last,
-        None => conn.query_row(
-            "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = ?1",
-            [&m.room],
-            |row| row.get::<_, u64>(0),
-        )?,
-    } + 1;
+    let seq = last_seq(conn, cache, &m.room)? + 1;
+    let quote = match m.reply_to {
+        None => None,
+        Some(target) => match snapshots::quote(conn, &m.room, target)? {
+            Some(quote) => Some(quote),
+            None => {
+                // A repeat of a reply stored before is still a repeat, whatever became of
+                // what it answers.
+                if let Some(original) = snapshots::by_client_id(conn, &m.from, &m.client_id)? {
+                    return Ok(Written::Appended(Appended::Duplicate(original)));
+                }
+                return Ok(Written::Appended(Appended::Refused(
+                    Refused::UnknownMessage,
+                )));
+            }
+        },
+    };
     let inserted = insert.execute(params![
         m.room,
         seq,
@@ -253,15 +391,12 @@ fn append(
         m.client_id,
         m.body,
         m.ts,
-        m.name
+        m.name,
+        m.reply_to.map(as_sql),
     ])?;
     if inserted == 1 {
-        match last_seq.get_mut(&m.room) {
-            Some(last) => *last = seq,
-            None => {
-                last_seq.insert(m.room.clone(), seq);
-            }
-        }
+        claim_seq(cache, &m.room, seq);
+        insert_mentions(conn, &m.room, seq, &m.mentions)?;
         return Ok(Written::Appended(Appended::Stored(ChatMessage {
             id: u64::try_from(conn.last_insert_rowid()).unwrap_or_default(),
             seq,
@@ -270,15 +405,12 @@ fn append(
             name: m.name.clone(),
             body: m.body.clone(),
             ts: m.ts,
+            reply_to: quote,
+            ..ChatMessage::default()
         })));
     }
-    let original = conn
-        .prepare_cached(concat!(
-            "SELECT ",
-            message_columns!(),
-            " FROM messages WHERE sender = ?1 AND client_id = ?2"
-        ))?
-        .query_row(params![m.from, m.client_id], row_to_message)?;
+    let original = snapshots::by_client_id(conn, &m.from, &m.client_id)?
+        .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
     Ok(Written::Appended(Appended::Duplicate(original)))
 }
 
@@ -300,6 +432,8 @@ fn connect(data_dir: &Path, durability: Durability) -> Result<Connection, StoreE
         },
     )?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // What is deleted (a message's text, a room) is overwritten, not only unlinked.
+    conn.pragma_update(None, "secure_delete", "ON")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(conn)
 }
@@ -320,63 +454,14 @@ fn as_sql(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// Collects rows until their encoded size would pass [`limits::MAX_PAGE_BYTES`] (the
-/// message that crosses it is the last one; a page is never empty while rows are left).
-/// The callers already treat a short page as "more to come": a `replay` that ends before
-/// the room's last seq asks to be followed, a history page that does not reach seq 1
-/// says `more`.
-fn page_within_bytes(
-    rows: impl Iterator<Item = rusqlite::Result<ChatMessage>>,
-) -> Result<Vec<ChatMessage>, StoreError> {
-    let mut page = Vec::new();
-    let mut bytes = 0;
-    for row in rows {
-        let message = row?;
-        bytes += encoded_len(&message);
-        page.push(message);
-        if bytes >= limits::MAX_PAGE_BYTES {
-            break;
-        }
-    }
-    Ok(page)
-}
-
-/// The length of `message` as JSON, counted without building the string.
-fn encoded_len(message: &ChatMessage) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    // Writing to a counter cannot fail, and a message always serializes.
-    let _ = serde_json::to_writer(&mut count, message);
-    count.0
-}
-
-fn row_to_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChatMessage> {
-    Ok(ChatMessage {
-        id: row.get(0)?,
-        room: row.get(1)?,
-        seq: row.get(2)?,
-        from: row.get(3)?,
-        name: row.get(4)?,
-        body: row.get(5)?,
-        ts: row.get(6)?,
-    })
-}
-
 impl Store for SqliteStore {
     fn rooms(&mut self) -> Result<Vec<StoredRoom>, StoreError> {
         let mut rooms: Vec<StoredRoom> = self
             .conn
             .prepare(
-                "SELECT r.name, COALESCE((SELECT MAX(seq) FROM messages m WHERE m.room = r.name), 0),
+                "SELECT r.name,
+                        MAX(COALESCE((SELECT MAX(seq) FROM messages m WHERE m.room = r.name), 0),
+                            COALESCE((SELECT MAX(seq) FROM changes c WHERE c.room = r.name), 0)),
                         r.kind, COALESCE(r.title, r.name), r.owner
                  FROM rooms r ORDER BY r.name",
             )?
@@ -452,24 +537,30 @@ impl Store for SqliteStore {
         result
     }
 
+    fn mutes(&mut self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT user, room FROM read_markers WHERE muted = 1")?;
+        let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn epoch(&mut self) -> Result<String, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'epoch'", [], |row| {
+                row.get(0)
+            })?)
+    }
+
     fn after(
         &mut self,
         room: &str,
         after: u64,
         until: u64,
         limit: usize,
-    ) -> Result<Vec<ChatMessage>, StoreError> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut stmt = self.conn.prepare_cached(concat!(
-            "SELECT ",
-            message_columns!(),
-            " FROM messages WHERE room = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4"
-        ))?;
-        let rows = stmt.query_map(
-            params![room, as_sql(after), as_sql(until), limit],
-            row_to_message,
-        )?;
-        page_within_bytes(rows)
+    ) -> Result<Page, StoreError> {
+        snapshots::after(&self.conn, room, after, until, limit)
     }
 
     fn before(
@@ -478,17 +569,49 @@ impl Store for SqliteStore {
         before: u64,
         limit: usize,
     ) -> Result<Vec<ChatMessage>, StoreError> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut stmt = self.conn.prepare_cached(concat!(
-            "SELECT ",
-            message_columns!(),
-            " FROM messages WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
-        ))?;
-        let rows = stmt.query_map(params![room, as_sql(before), limit], row_to_message)?;
-        // Newest first, so a page cut short by its size keeps the newest messages.
-        let mut page = page_within_bytes(rows)?;
-        page.reverse();
-        Ok(page)
+        snapshots::before(&self.conn, room, before, limit)
+    }
+
+    fn unread(&mut self, user: &str, room: &str, until: u64) -> Result<Unread, StoreError> {
+        let read: Option<u64> = self
+            .conn
+            .prepare_cached("SELECT seq FROM read_markers WHERE user = ?1 AND room = ?2")?
+            .query_row(params![user, room], |row| row.get(0))
+            .optional()?;
+        let Some(read) = read else {
+            return Ok(Unread {
+                read: until,
+                ..Unread::default()
+            });
+        };
+        let read = read.min(until);
+        let cap = i64::from(limits::MAX_UNREAD_COUNT);
+        let messages: u32 = self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM messages
+                 WHERE room = ?1 AND seq > ?2 AND seq <= ?3 AND deleted = 0 AND sender <> ?4
+                 LIMIT ?5)",
+            )?
+            .query_row(
+                params![room, as_sql(read), as_sql(until), user, cap],
+                |row| row.get(0),
+            )?;
+        let mentions: u32 = self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM mentions
+                 WHERE user = ?1 AND room = ?2 AND seq > ?3 AND seq <= ?4 LIMIT ?5)",
+            )?
+            .query_row(
+                params![user, room, as_sql(read), as_sql(until), cap],
+                |row| row.get(0),
+            )?;
+        Ok(Unread {
+            read,
+            messages,
+            mentions,
+        })
     }
 }
 

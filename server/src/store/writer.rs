@@ -266,6 +266,8 @@ mod tests {
                         body: format!("m{i}"),
                         client_id: i.to_string(),
                         ts: 0,
+                        reply_to: None,
+                        mentions: Vec::new(),
                     }),
                     i,
                 )

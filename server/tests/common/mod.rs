@@ -310,6 +310,7 @@ impl Client {
             room: room.to_owned(),
             body: body.to_owned(),
             client_id: fresh_client_id(),
+            reply_to: None,
         })
         .await;
     }

@@ -65,6 +65,12 @@ fn a_spliced_reply_is_the_reply_encoded_whole() {
         name: "Grace \"Amazing\" Hopper".into(),
         body: "hi\nthere \u{1}".into(),
         ts: 1,
+        reactions: vec![confab_shared::Reaction {
+            emoji: "\u{1F44D}".into(),
+            users: vec!["ada".into()],
+        }],
+        rev: 9,
+        ..ChatMessage::default()
     };
     let page = vec![msg.clone(), ChatMessage { seq: 4, ..msg }];
     let encoded = serde_json::to_string(&page).expect("json");
@@ -73,10 +79,15 @@ fn a_spliced_reply_is_the_reply_encoded_whole() {
         members: vec![],
         member_count: 2,
         online: vec!["ada".into()],
+        through: 9,
+        read: 3,
+        unread: 1,
+        mentions: 0,
         history,
     };
     let replay = |messages| ServerMsg::Replay {
         room: "general".into(),
+        through: 9,
         messages,
     };
     for (empty, whole) in [

@@ -477,6 +477,8 @@ fn an_empty_private_room_from_before_is_deleted_at_start() {
             body: "lost".into(),
             client_id: "c1".into(),
             ts: 0,
+            reply_to: None,
+            mentions: Vec::new(),
         }),
     ] {
         f.writer.try_submit(write, None).expect("writer queue");

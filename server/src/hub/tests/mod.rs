@@ -2,6 +2,7 @@
 //! tests have an obvious home; this one holds the [`Fixture`] and helpers they share.
 
 mod access;
+mod changes;
 mod connections;
 mod delivery;
 mod membership;
@@ -297,6 +298,7 @@ fn send(room_name: &str, body: &str, client_id: &str) -> Command {
         room: room(room_name),
         body: Body::parse(body).expect("body"),
         client_id: ClientId::parse(client_id).expect("client id"),
+        reply_to: None,
     }
 }
 
@@ -384,6 +386,23 @@ fn probe(f: &mut Fixture, c: &mut Client, id: &str) -> Vec<ServerMsg> {
             title: room("mine"),
         },
         Command::DeleteRoom(r()),
+        Command::Change {
+            room: r(),
+            seq: 1,
+            client_id: ClientId::parse("p2").expect("client id"),
+            change: MessageChange::Edit(Body::parse("mine now").expect("body")),
+        },
+        Command::Change {
+            room: r(),
+            seq: 1,
+            client_id: ClientId::parse("p3").expect("client id"),
+            change: MessageChange::React(Emoji::parse("\u{1F44D}").expect("emoji")),
+        },
+        Command::MarkRead { room: r(), seq: 1 },
+        Command::Mute {
+            room: r(),
+            muted: true,
+        },
     ];
     for request in requests {
         f.hub.apply(c.id, request);
@@ -423,6 +442,20 @@ impl crate::store::Store for Controlled {
     ) -> Result<Option<crate::store::StoredPerson>, crate::store::StoreError> {
         self.inner.person(username)
     }
+    fn mutes(&mut self) -> Result<Vec<(String, String)>, crate::store::StoreError> {
+        self.inner.mutes()
+    }
+    fn epoch(&mut self) -> Result<String, crate::store::StoreError> {
+        self.inner.epoch()
+    }
+    fn unread(
+        &mut self,
+        user: &str,
+        room: &str,
+        until: u64,
+    ) -> Result<crate::store::Unread, crate::store::StoreError> {
+        self.inner.unread(user, room, until)
+    }
     fn apply(
         &mut self,
         writes: &[Write],
@@ -452,7 +485,7 @@ impl crate::store::Store for Controlled {
         after: u64,
         until: u64,
         limit: usize,
-    ) -> Result<Vec<ChatMessage>, crate::store::StoreError> {
+    ) -> Result<crate::store::Page, crate::store::StoreError> {
         self.inner.after(room, after, until, limit)
     }
     fn before(
@@ -486,6 +519,20 @@ impl<F: FnMut(&str) + Send + 'static> crate::store::Store for HookedReads<F> {
     ) -> Result<Option<crate::store::StoredPerson>, crate::store::StoreError> {
         self.inner.person(username)
     }
+    fn mutes(&mut self) -> Result<Vec<(String, String)>, crate::store::StoreError> {
+        self.inner.mutes()
+    }
+    fn epoch(&mut self) -> Result<String, crate::store::StoreError> {
+        self.inner.epoch()
+    }
+    fn unread(
+        &mut self,
+        user: &str,
+        room: &str,
+        until: u64,
+    ) -> Result<crate::store::Unread, crate::store::StoreError> {
+        self.inner.unread(user, room, until)
+    }
     fn apply(
         &mut self,
         writes: &[Write],
@@ -498,7 +545,7 @@ impl<F: FnMut(&str) + Send + 'static> crate::store::Store for HookedReads<F> {
         after: u64,
         until: u64,
         limit: usize,
-    ) -> Result<Vec<ChatMessage>, crate::store::StoreError> {
+    ) -> Result<crate::store::Page, crate::store::StoreError> {
         (self.hook)(room);
         self.inner.after(room, after, until, limit)
     }

@@ -301,6 +301,7 @@ fn the_pool_reads_on_its_own_threads_and_survives_a_panicking_read() {
         room: room(room_name),
         until: 1,
         kind: crate::hub::reads::ReadKind::Recent { limit: 10 },
+        reader: None,
     };
     pool.try_submit(read(1, "general")).expect("queued");
     let (thread, done) = answers
@@ -308,7 +309,8 @@ fn the_pool_reads_on_its_own_threads_and_survives_a_panicking_read() {
         .expect("answer");
     assert_eq!(thread.as_deref(), Some("confab-read-0"));
     assert_eq!(
-        done.result.map(|m| bodies_of(&m).join(",")),
+        done.result
+            .map(|found| bodies_of(&found.page.messages).join(",")),
         Ok("m1".into())
     );
     pool.try_submit(read(2, "boom")).expect("queued");

@@ -1,4 +1,4 @@
-use super::*;
+use super::{snapshots::encoded_len, *};
 use crate::store::NewMessage;
 
 fn open(dir: &Path) -> SqliteStore {
@@ -13,6 +13,8 @@ fn append(room: &str, from: &str, client_id: &str, body: &str) -> Write {
         body: body.into(),
         client_id: client_id.into(),
         ts: 7,
+        reply_to: None,
+        mentions: Vec::new(),
     })
 }
 
@@ -93,7 +95,13 @@ fn a_repeated_client_id_returns_the_original() {
     }
     // Client ids are per sender.
     assert_eq!(stored(&again[1]).seq, 2);
-    assert_eq!(s.after("general", 0, u64::MAX, 10).expect("read").len(), 2);
+    assert_eq!(
+        s.after("general", 0, u64::MAX, 10)
+            .expect("read")
+            .messages
+            .len(),
+        2
+    );
 }
 
 #[test]
@@ -115,6 +123,7 @@ fn a_failed_batch_stores_nothing_and_frees_its_sequence_numbers() {
     let bodies: Vec<_> = s
         .after("general", 0, u64::MAX, 10)
         .expect("read")
+        .messages
         .into_iter()
         .map(|m| m.body)
         .collect();
@@ -131,10 +140,13 @@ fn pages_before_and_after() {
     s.apply(&writes).expect("append");
     let seqs = |v: Vec<ChatMessage>| v.into_iter().map(|m| m.seq).collect::<Vec<_>>();
     assert_eq!(
-        seqs(s.after("general", 3, u64::MAX, 4).expect("read")),
+        seqs(s.after("general", 3, u64::MAX, 4).expect("read").messages),
         [4, 5, 6, 7]
     );
-    assert_eq!(seqs(s.after("general", 3, 5, 10).expect("read")), [4, 5]);
+    assert_eq!(
+        seqs(s.after("general", 3, 5, 10).expect("read").messages),
+        [4, 5]
+    );
     assert_eq!(seqs(s.before("general", 8, 3).expect("read")), [5, 6, 7]);
     assert_eq!(seqs(s.before("general", 3, 10).expect("read")), [1, 2]);
     assert!(s.before("general", 1, 10).expect("read").is_empty());
@@ -164,7 +176,10 @@ fn the_writer_store_checkpoints_in_the_background() {
     drop(s);
     let mut s = open(dir.path());
     assert_eq!(
-        s.after("general", 0, u64::MAX, 5_000).expect("read").len(),
+        s.after("general", 0, u64::MAX, 5_000)
+            .expect("read")
+            .messages
+            .len(),
         2_000
     );
 }
@@ -187,6 +202,7 @@ fn the_writer_finishes_a_requested_checkpoint_before_its_next_batch() {
     let seqs: Vec<u64> = s
         .after("general", 0, u64::MAX, 10)
         .expect("read")
+        .messages
         .iter()
         .map(|m| m.seq)
         .collect();
@@ -234,7 +250,7 @@ fn pages_of_large_messages_end_at_the_byte_limit_and_resume_where_they_ended() {
         .collect();
     s.apply(&writes).expect("append");
     let page_bytes = |page: &[ChatMessage]| page.iter().map(encoded_len).sum::<usize>();
-    let one = encoded_len(&s.after("general", 0, 40, 1).expect("read")[0]);
+    let one = encoded_len(&s.after("general", 0, 40, 1).expect("read").messages[0]);
     assert!(one > 20_000, "a heavy message encodes to {one} bytes");
 
     let mut after = 0;
@@ -242,7 +258,8 @@ fn pages_of_large_messages_end_at_the_byte_limit_and_resume_where_they_ended() {
     while after < 40 {
         let page = s
             .after("general", after, 40, limits::REPLAY_PAGE)
-            .expect("replay page");
+            .expect("replay page")
+            .messages;
         assert!(!page.is_empty());
         assert!(
             page_bytes(&page) < limits::MAX_PAGE_BYTES + one,
@@ -283,4 +300,374 @@ fn pages_of_large_messages_end_at_the_byte_limit_and_resume_where_they_ended() {
             .len(),
         limits::HISTORY_PAGE
     );
+}
+
+mod changes {
+    use super::*;
+    use crate::store::{ChangeRequest, Changed, NewChange, Refused, Unread};
+
+    fn change(target: u64, by: &str, client_id: &str, what: ChangeRequest) -> Write {
+        Write::Change(NewChange {
+            room: "general".into(),
+            target,
+            by: by.into(),
+            client_id: client_id.into(),
+            ts: 50,
+            what,
+        })
+    }
+
+    fn edit(target: u64, by: &str, client_id: &str, body: &str) -> Write {
+        change(
+            target,
+            by,
+            client_id,
+            ChangeRequest::Edit {
+                body: body.into(),
+                mentions: Vec::new(),
+            },
+        )
+    }
+
+    fn react(target: u64, by: &str, client_id: &str, emoji: &str) -> Write {
+        change(target, by, client_id, ChangeRequest::React(emoji.into()))
+    }
+
+    fn outcome(w: &Written) -> &Changed {
+        match w {
+            Written::Changed(c) => c,
+            other => panic!("expected a change, got {other:?}"),
+        }
+    }
+
+    fn stored_seq(w: &Written) -> u64 {
+        match outcome(w) {
+            Changed::Stored(c) => c.seq,
+            other => panic!("expected a stored change, got {other:?}"),
+        }
+    }
+
+    fn three_messages() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = open(dir.path());
+        s.apply(&[
+            append("general", "ada", "1", "one"),
+            append("general", "bob", "1", "two"),
+            append("general", "ada", "2", "three"),
+        ])
+        .expect("append");
+        (dir, s)
+    }
+
+    #[test]
+    fn changes_take_the_rooms_next_seq_and_only_the_author_edits() {
+        let (_dir, mut s) = three_messages();
+        let w = s
+            .apply(&[
+                edit(1, "ada", "e1", "one, fixed"),
+                edit(2, "ada", "e2", "not mine"),
+                edit(9, "ada", "e3", "nothing there"),
+                edit(1, "ada", "e4", "one, fixed"),
+            ])
+            .expect("apply");
+        assert_eq!(stored_seq(&w[0]), 4, "after the three messages");
+        assert_eq!(outcome(&w[1]), &Changed::Refused(Refused::NotYours));
+        assert_eq!(outcome(&w[2]), &Changed::Refused(Refused::UnknownMessage));
+        assert_eq!(outcome(&w[3]), &Changed::Unchanged { rev: 4 }, "same text");
+        // The next message follows the change.
+        let w = s
+            .apply(&[append("general", "bob", "2", "four")])
+            .expect("append");
+        assert_eq!(stored(&w[0]).seq, 5);
+        let m = &s.before("general", 2, 1).expect("read")[0];
+        assert_eq!(
+            (m.body.as_str(), m.edited, m.rev),
+            ("one, fixed", Some(50), 4)
+        );
+        // A repeated client id is answered with the original's seq, whatever it asks.
+        let w = s.apply(&[edit(1, "ada", "e1", "again")]).expect("apply");
+        assert_eq!(outcome(&w[0]), &Changed::Duplicate { seq: 4 });
+        assert_eq!(s.rooms().expect("rooms")[0].last_seq, 5);
+    }
+
+    #[test]
+    fn a_deletion_leaves_a_tombstone_and_only_the_author_or_a_manager_deletes() {
+        let (_dir, mut s) = three_messages();
+        s.apply(&[react(2, "ada", "r1", "👍")]).expect("react");
+        let w = s
+            .apply(&[
+                change(2, "ada", "d1", ChangeRequest::Delete { any: false }),
+                change(2, "ada", "d2", ChangeRequest::Delete { any: true }),
+                change(2, "bob", "d3", ChangeRequest::Delete { any: false }),
+                edit(2, "bob", "e1", "back"),
+                react(2, "ada", "r2", "🎉"),
+            ])
+            .expect("apply");
+        assert_eq!(outcome(&w[0]), &Changed::Refused(Refused::NotYours));
+        assert_eq!(stored_seq(&w[1]), 5, "a manager may");
+        assert_eq!(outcome(&w[2]), &Changed::Unchanged { rev: 5 });
+        assert_eq!(outcome(&w[3]), &Changed::Refused(Refused::UnknownMessage));
+        assert_eq!(outcome(&w[4]), &Changed::Refused(Refused::UnknownMessage));
+        let m = &s.before("general", 3, 1).expect("read")[0];
+        assert!(
+            m.deleted && m.body.is_empty() && m.reactions.is_empty(),
+            "{m:?}"
+        );
+    }
+
+    #[test]
+    fn a_deleted_messages_text_is_gone_from_the_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = "the launch code is 7f3a9c1e";
+        {
+            let mut s = SqliteStore::open_writer(dir.path(), Durability::Process).expect("open");
+            s.apply(&[append("general", "ada", "1", secret)])
+                .expect("append");
+            s.apply(&[change(1, "ada", "d", ChangeRequest::Delete { any: false })])
+                .expect("delete");
+        }
+        // Closing the last connection checkpoints the log into the database and
+        // removes it.
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(dir.path()).expect("list") {
+            let path = entry.expect("entry").path();
+            let bytes = std::fs::read(&path).expect("read");
+            if bytes.windows(secret.len()).any(|w| w == secret.as_bytes()) {
+                found.push(path);
+            }
+        }
+        assert!(found.is_empty(), "the text is still in {found:?}");
+    }
+
+    #[test]
+    fn reactions_are_one_per_person_and_emoji_and_bounded() {
+        let (_dir, mut s) = three_messages();
+        let w = s
+            .apply(&[
+                react(1, "bob", "r1", "👍"),
+                react(1, "cy", "r2", "👍"),
+                react(1, "bob", "r3", "👍"),
+                react(1, "bob", "r4", "🎉"),
+                change(1, "cy", "u1", ChangeRequest::Unreact("👍".into())),
+                change(1, "cy", "u2", ChangeRequest::Unreact("👍".into())),
+            ])
+            .expect("apply");
+        assert_eq!(stored_seq(&w[0]), 4);
+        assert_eq!(stored_seq(&w[1]), 5);
+        assert_eq!(outcome(&w[2]), &Changed::Unchanged { rev: 5 });
+        assert_eq!(stored_seq(&w[3]), 6);
+        assert_eq!(stored_seq(&w[4]), 7);
+        assert_eq!(outcome(&w[5]), &Changed::Unchanged { rev: 7 });
+        let m = &s.before("general", 2, 1).expect("read")[0];
+        let shown: Vec<(&str, Vec<&str>)> = m
+            .reactions
+            .iter()
+            .map(|r| {
+                (
+                    r.emoji.as_str(),
+                    r.users.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(shown, [("👍", vec!["bob"]), ("🎉", vec!["bob"])]);
+
+        // Different emoji per message are bounded, and so are reactions in all.
+        let emoji: Vec<String> = (0..limits::MAX_EMOJI_PER_MESSAGE + 1)
+            .map(|i| {
+                char::from_u32(0x1F600 + u32::try_from(i).unwrap_or(0))
+                    .map_or_else(String::new, String::from)
+            })
+            .collect();
+        let writes: Vec<Write> = emoji
+            .iter()
+            .enumerate()
+            .map(|(i, e)| react(2, "ada", &format!("m{i}"), e))
+            .collect();
+        let w = s.apply(&writes).expect("apply");
+        assert!(matches!(
+            outcome(&w[limits::MAX_EMOJI_PER_MESSAGE - 1]),
+            Changed::Stored(_)
+        ));
+        assert_eq!(
+            outcome(&w[limits::MAX_EMOJI_PER_MESSAGE]),
+            &Changed::Refused(Refused::TooManyReactions)
+        );
+        let writes: Vec<Write> = (0..=limits::MAX_REACTIONS_PER_MESSAGE)
+            .map(|i| react(3, &format!("p{i}"), "r", "👍"))
+            .collect();
+        let w = s.apply(&writes).expect("apply");
+        assert!(matches!(
+            outcome(&w[limits::MAX_REACTIONS_PER_MESSAGE - 1]),
+            Changed::Stored(_)
+        ));
+        assert_eq!(
+            outcome(&w[limits::MAX_REACTIONS_PER_MESSAGE]),
+            &Changed::Refused(Refused::TooManyReactions)
+        );
+    }
+
+    #[test]
+    fn a_resume_page_brings_each_message_created_or_changed_once_as_it_is_now() {
+        let (_dir, mut s) = three_messages();
+        s.apply(&[
+            react(1, "bob", "r1", "👍"),                                 // 4
+            append("general", "bob", "3", "five"),                       // 5
+            edit(1, "ada", "e1", "one!"),                                // 6
+            change(5, "bob", "d", ChangeRequest::Delete { any: false }), // 7
+            react(3, "bob", "r2", "🎉"),                                 // 8
+        ])
+        .expect("apply");
+        // A client that had everything up to 3.
+        let page = s.after("general", 3, 8, 500).expect("read");
+        assert_eq!(page.through, 8);
+        let got: Vec<(u64, &str, bool, u64)> = page
+            .messages
+            .iter()
+            .map(|m| (m.seq, m.body.as_str(), m.deleted, m.revision()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (1, "one!", false, 6),
+                (5, "", true, 7),
+                (3, "three", false, 8)
+            ]
+        );
+        assert_eq!(page.messages[0].reactions[0].users, ["bob"]);
+        // Paged by log entries: the first two entries after 3 touch 1 and 5.
+        let page = s.after("general", 3, 8, 2).expect("read");
+        assert_eq!(page.through, 5);
+        let seqs: Vec<u64> = page.messages.iter().map(|m| m.seq).collect();
+        assert_eq!(seqs, [1, 5]);
+        // A page read up to 6 still shows 1 and 5 as they are now (after 7 and 8): a
+        // client skips the changes its copy already shows.
+        let page = s.after("general", 5, 6, 500).expect("read");
+        assert_eq!(page.through, 6);
+        assert_eq!(page.messages.len(), 1);
+        assert_eq!(page.messages[0].revision(), 6);
+    }
+
+    #[test]
+    fn a_reply_quotes_its_target_as_it_is_now() {
+        let (_dir, mut s) = three_messages();
+        let mut reply = match append("general", "bob", "q", "agreed") {
+            Write::Append(m) => m,
+            _ => unreachable!(),
+        };
+        reply.reply_to = Some(1);
+        let mut bad = reply.clone();
+        bad.client_id = "q2".into();
+        bad.reply_to = Some(40); // no such message
+        let w = s
+            .apply(&[Write::Append(reply.clone()), Write::Append(bad)])
+            .expect("append");
+        let quote = stored(&w[0]).reply_to.clone().expect("quote");
+        assert_eq!(
+            (quote.seq, quote.from.as_str(), quote.excerpt.as_str()),
+            (1, "ada", "one")
+        );
+        assert_eq!(
+            w[1],
+            Written::Appended(Appended::Refused(Refused::UnknownMessage))
+        );
+        s.apply(&[change(1, "ada", "d", ChangeRequest::Delete { any: false })])
+            .expect("delete");
+        let page = s.before("general", 10, 10).expect("read");
+        let quote = page[3].reply_to.clone().expect("quote");
+        assert!(quote.deleted && quote.excerpt.is_empty(), "{quote:?}");
+        // The repeat of a reply is a repeat even once its target is gone.
+        let w = s.apply(&[Write::Append(reply)]).expect("append");
+        assert!(matches!(w[0], Written::Appended(Appended::Duplicate(_))));
+    }
+
+    #[test]
+    fn unread_counts_follow_the_marker_and_skip_own_and_deleted_messages() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = open(dir.path());
+        s.apply(&[append("general", "bob", "0", "before ada came")])
+            .expect("append");
+        s.apply(&[Write::AddMember {
+            room: "general".into(),
+            name: "ada".into(),
+        }])
+        .expect("member");
+        let mut mention = match append("general", "bob", "1", "hi @ada") {
+            Write::Append(m) => m,
+            _ => unreachable!(),
+        };
+        mention.mentions = vec!["ada".into()];
+        s.apply(&[
+            Write::Append(mention),                                      // 2
+            append("general", "ada", "1", "mine"),                       // 3
+            append("general", "bob", "2", "soon deleted"),               // 4
+            change(4, "bob", "d", ChangeRequest::Delete { any: false }), // 5
+            append("general", "cy", "1", "hello"),                       // 6
+        ])
+        .expect("append");
+        assert_eq!(
+            s.unread("ada", "general", 6).expect("unread"),
+            Unread {
+                read: 1,
+                messages: 2,
+                mentions: 1
+            }
+        );
+        assert_eq!(
+            s.unread("ada", "general", 2).expect("unread").messages,
+            1,
+            "counted up to `until` only"
+        );
+        s.apply(&[
+            Write::MarkRead {
+                user: "ada".into(),
+                room: "general".into(),
+                seq: 3,
+            },
+            Write::MarkRead {
+                user: "ada".into(),
+                room: "general".into(),
+                seq: 2,
+            },
+        ])
+        .expect("mark");
+        assert_eq!(
+            s.unread("ada", "general", 6).expect("unread"),
+            Unread {
+                read: 3,
+                messages: 1,
+                mentions: 0
+            },
+            "a marker never moves back"
+        );
+        assert_eq!(
+            s.unread("zed", "general", 6).expect("unread"),
+            Unread {
+                read: 6,
+                messages: 0,
+                mentions: 0
+            },
+            "no marker: all read"
+        );
+        s.apply(&[Write::Mute {
+            user: "ada".into(),
+            room: "general".into(),
+            muted: true,
+        }])
+        .expect("mute");
+        assert_eq!(
+            s.mutes().expect("mutes"),
+            [("ada".to_owned(), "general".to_owned())]
+        );
+        assert_eq!(s.unread("ada", "general", 6).expect("unread").read, 3);
+    }
+
+    #[test]
+    fn the_epoch_is_made_once_per_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = open(dir.path()).epoch().expect("epoch");
+        assert_eq!(first.len(), 32);
+        assert_eq!(open(dir.path()).epoch().expect("epoch"), first);
+        let other = tempfile::tempdir().expect("tempdir");
+        assert_ne!(open(other.path()).epoch().expect("epoch"), first);
+    }
 }
