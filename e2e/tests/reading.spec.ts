@@ -126,6 +126,8 @@ test('unread and mention counts show where a person is not looking, and reading 
   await expect(ben.composer(`#${ops}`)).toBeVisible();
   await ana.send(`#${ops}`, `before ${t}`);
   await expect(ben.message(ana.username, `before ${t}`)).toHaveCount(1, { timeout: DELIVERY_MS });
+  // Seen for a moment, it is read.
+  await expect(ben.roomButton(ops)).not.toHaveAttribute('data-unread', 'true');
   await ben.roomButton('general').click();
   const bensTab = await secondTab(ben);
   await expect(ben.page).toHaveTitle('Confab');
@@ -148,8 +150,8 @@ test('unread and mention counts show where a person is not looking, and reading 
   await bensTab.roomButton(ops).click();
   const divider = bensTab.log.getByRole('separator', { name: 'New messages' });
   await expect(divider).toBeVisible();
-  const items = bensTab.log.locator('.message-items > li');
-  const after = items.filter({ has: divider }).locator('xpath=following-sibling::li[1]');
+  const after = bensTab.log.locator('li:has([role="separator"]) + li');
+  await expect(after).toHaveAttribute('data-testid', 'message');
   await expect(after).toContainText(`first news ${t}`);
   for (const tab of [ben, bensTab]) {
     await expect(tab.roomButton(ops)).toHaveAccessibleName(`#${ops}`, { timeout: DELIVERY_MS });
@@ -160,6 +162,7 @@ test('unread and mention counts show where a person is not looking, and reading 
   await ana.send(`#${ops}`, `more ${t}`);
   await expect(bensTab.message(ana.username, `more ${t}`)).toHaveCount(1, { timeout: DELIVERY_MS });
   await expect(divider).toBeVisible();
+  await expect(bensTab.roomButton(ops)).toHaveAccessibleName(`#${ops}`);
   await bensTab.roomButton('general').click();
   await bensTab.roomButton(ops).click();
   await expect(bensTab.message(ana.username, `more ${t}`)).toHaveCount(1);
