@@ -270,4 +270,8 @@ test('a mention is typed with the keyboard alone, and notifies its reader while 
   );
   await expect(ben.composer('#general')).toBeVisible();
   await setHidden(ben.page, false);
+
+  // A name typed out in full needs no completing: Enter sends.
+  await ana.send('#general', `see you @${ben.username}`);
+  await expect(ben.message(ana.username, `see you @${ben.username}`)).toHaveCount(1, { timeout: DELIVERY_MS });
 });

@@ -139,6 +139,8 @@ pub fn utf16_offset(text: &str, byte: usize) -> u32 {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Open {
     at: usize,
+    /// What is typed after the `@`.
+    typed: String,
     options: Vec<Person>,
     active: usize,
 }
@@ -205,6 +207,7 @@ impl Picker {
             };
             (!options.is_empty()).then_some(Open {
                 at,
+                typed: typed.to_owned(),
                 options,
                 active,
             })
@@ -239,6 +242,17 @@ impl Picker {
             "Escape" => {
                 self.open.set(None);
                 Key::Done
+            }
+            // A name typed out in full needs no completing: Enter sends, as it would
+            // without the list.
+            "Enter"
+                if open
+                    .options
+                    .get(open.active)
+                    .is_some_and(|p| p.user.eq_ignore_ascii_case(&open.typed)) =>
+            {
+                self.open.set(None);
+                return Key::Pass;
             }
             "Enter" | "Tab" if !e.shift_key() && !e.is_composing() => self.pick(open.active, area),
             _ => return Key::Pass,
