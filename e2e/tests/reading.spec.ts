@@ -274,4 +274,15 @@ test('a mention is typed with the keyboard alone, and notifies its reader while 
   // A name typed out in full needs no completing: Enter sends.
   await ana.send('#general', `see you @${ben.username}`);
   await expect(ben.message(ana.username, `see you @${ben.username}`)).toHaveCount(1, { timeout: DELIVERY_MS });
+
+  // A hidden tab does not read what arrives in the room it shows; shown again, it does.
+  await expect(bensTab.page).toHaveTitle('Confab');
+  await bensTab.roomButton(plans).click();
+  await setHidden(ben.page, true);
+  await ana.send('#general', `while away ${t}`);
+  await expect(bensTab.roomButton('general')).toHaveAccessibleName('#general (1 unread)', { timeout: DELIVERY_MS });
+  await ben.page.waitForTimeout(1_500);
+  await expect(bensTab.roomButton('general')).toHaveAccessibleName('#general (1 unread)');
+  await setHidden(ben.page, false);
+  await expect(bensTab.roomButton('general')).toHaveAccessibleName('#general', { timeout: DELIVERY_MS });
 });
