@@ -4,10 +4,10 @@
 //! Why a small parser of our own rather than a Markdown crate: those render to an HTML
 //! string, and message text comes from anyone. Here [`parse`] turns a body into a tree of
 //! [`Node`]s and [`render`] builds Yew elements and text nodes from it, so the only
-//! elements a message can produce are the ones named below, every character of the
-//! message lands in a text node, and the one attribute taken from it is the `href` of a
-//! link whose scheme was checked (http, https or mailto; `javascript:` and the like stay
-//! text).
+//! elements a message can produce are the ones named below, its characters land in text
+//! nodes, and the only attributes taken from it are the `href` of a link whose scheme was
+//! checked (http, https or mailto; `javascript:` and the like stay text) and the class
+//! naming a code block's language (a word of letters, digits and `_+#.-`).
 //!
 //! Hostile input must stay cheap, and there is no timing test for it: the bounds follow
 //! from the shape of the code, and the tests check the shapes they imply.
@@ -17,6 +17,10 @@
 //!   later opener can close either, so no line is scanned twice.
 //! - Code spans pair backtick runs through a table of "the next run of the same length",
 //!   built in one pass from the right: no search from each opener.
+//! - Links: the scan for a link's end starts only once the character after the scheme
+//!   shows that a link will be made, and the link is then skipped; what trimming gives
+//!   back is punctuation, which cannot start another link. Mentions come from one pass of
+//!   [`mentions`].
 //! - Emphasis keeps at most one open marker of each of its three kinds (`*`, `**`, `_`), so
 //!   the stack of open markers is at most three deep, a closing marker looks at most three
 //!   entries down, and a node is moved at most once per level when markers close or are
@@ -62,19 +66,22 @@ pub fn render(nodes: &[Node], me: &str) -> Html {
     nodes.iter().map(|node| render_node(node, me)).collect()
 }
 
+// Links and mentions are left-to-right whatever the message around them (`dir="ltr"`,
+// which also isolates them): in a right-to-left message `@ada` would otherwise show as
+// `ada@`. Code says its own direction from its first letter.
 fn render_node(node: &Node, me: &str) -> Html {
     match node {
         Node::Text(text) => html! { { text.clone() } },
         Node::Link(url) => html! {
-            <a href={url.clone()} rel="noopener noreferrer" target="_blank">{ url.clone() }</a>
+            <a href={url.clone()} rel="noopener noreferrer" target="_blank" dir="ltr">{ url.clone() }</a>
         },
         Node::Mention { text, user } => {
             let mine = user.eq_ignore_ascii_case(me);
             html! {
-                <span class={classes!("mention", mine.then_some("mention-me"))}>{ text.clone() }</span>
+                <span class={classes!("mention", mine.then_some("mention-me"))} dir="ltr">{ text.clone() }</span>
             }
         }
-        Node::Code(code) => html! { <code>{ code.clone() }</code> },
+        Node::Code(code) => html! { <code dir="auto">{ code.clone() }</code> },
         Node::CodeBlock { lang, code } => {
             let class = lang.as_ref().map(|l| format!("language-{l}"));
             html! { <pre dir="auto"><code {class}>{ code.clone() }</code></pre> }
