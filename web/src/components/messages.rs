@@ -4,6 +4,7 @@ use web_sys::HtmlElement;
 use yew::prelude::*;
 
 use crate::{
+    format,
     socket::Chat,
     state::{Action, Messages, Pending},
 };
@@ -148,9 +149,12 @@ fn Items(props: &ItemsProps) -> Html {
             prev.from != m.from || m.ts - prev.ts > GROUP_GAP_MS
         };
         let divider = (props.new_from == Some(m.id)).then(super::reading::new_messages_divider);
-        divider
-            .into_iter()
-            .chain([message(m, starts_group, m.from == props.me.as_str())])
+        divider.into_iter().chain([message(
+            m,
+            starts_group,
+            m.from == props.me.as_str(),
+            &props.me,
+        )])
     });
     let pending = props.pending.iter().map(|p| pending_item(p, &props.chat));
     html! {
@@ -189,12 +193,13 @@ fn pending_item(p: &Pending, chat: &Chat) -> Html {
     }
 }
 
-fn message(m: &ChatMessage, starts_group: bool, mine: bool) -> Html {
+fn message(m: &ChatMessage, starts_group: bool, mine: bool, me: &str) -> Html {
     let (time, full) = format_time(m.ts);
     // Anyone can call themselves anything as a guest: say so wherever the name shows.
     let guest = m.from.starts_with(GUEST_PREFIX);
-    // The body and the name are text nodes: Yew escapes them, so user text is never
-    // parsed as HTML. `data-from` is the username: unique, unlike display names.
+    // The name is a text node and the body elements and text nodes built by `format`:
+    // user text is never parsed as HTML. `data-from` is the username: unique, unlike
+    // display names.
     html! {
         <li key={format!("m{}", m.id)} data-testid="message" data-from={m.from.clone()}
             class={classes!("message", mine.then_some("mine"), starts_group.then_some("first"))}>
@@ -209,7 +214,7 @@ fn message(m: &ChatMessage, starts_group: bool, mine: bool) -> Html {
             } else {
                 <span class="visually-hidden">{ format!("{}{} at {time}: ", m.name, if guest { " (guest)" } else { "" }) }</span>
             }
-            <div class="body" dir="auto">{ m.body.clone() }</div>
+            <div class="body" dir="auto">{ format::message_body(&m.body, me) }</div>
         </li>
     }
 }
