@@ -32,7 +32,7 @@ export class Person extends WatchedPage {
   get directs(): Locator {
     return this.rooms.getByRole('list', { name: 'Direct messages' });
   }
-  /** The button of the room titled `title`; its name may go on with " (private)" or an unread hint. */
+  /** The button of the room titled `title`; its name may go on with " (private)" or its unread count. */
   roomButton(title: string): Locator {
     return this.rooms.getByRole('button', { name: new RegExp(`^#${title}(?![\\w-])`) });
   }

@@ -1,6 +1,8 @@
 // The web client's own performance, measured in Chromium: a room with thousands of loaded
 // messages and people typing in it, as a busy team channel looks after a morning of
-// scrolling back. Two figures:
+// scrolling back. The messages are what such a channel holds: links, inline code, fenced
+// code blocks, emphasis and mentions in half of them, reactions on half of them (a few
+// people, a few emoji each). Two figures:
 //
 // - keystroke to frame: from a key press in the composer (the event's timestamp) to the
 //   moment after the next frame the browser produced, for each key of a typed sentence;
@@ -30,7 +32,9 @@ const MESSAGES = Number(args.messages ?? (smoke ? 300 : 5000));
 const KEYS = Number(args.keys ?? (smoke ? 20 : 200));
 const IDLE_SECS = Number(args['idle-secs'] ?? (smoke ? 3 : 10));
 const TYPISTS = 3;
-const PROTOCOL = 5;
+const PROTOCOL = 6;
+/** People who react to the seeded messages besides the seeder. */
+const REACTORS = 2;
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
 function parseArgs(argv) {
@@ -136,12 +140,56 @@ async function seed(page, count) {
         };
         for (let i = 0; i < n; i++) {
           const k = from + i + 1;
-          const body = `message ${k}: the quick brown fox jumps over the lazy dog, again and again`;
+          const plain = `message ${k}: the quick brown fox jumps over the lazy dog, again and again`;
+          const body = [
+            `message ${k}: see https://example.org/docs/${k}?q=fox and run \`cargo build --release\``,
+            `message ${k}: **important** and *urgent*, @reader and @typist1, please look`,
+            `message ${k}:\n\`\`\`rust\nfn main() {\n    println!("{}", ${k});\n}\n\`\`\``,
+            plain,
+            plain,
+            plain,
+          ][k % 6];
           ws.send(JSON.stringify({ type: 'send', room: 'general', body, client_id: `seed-${k}` }));
         }
       });
     }
-    ws.close();
+  }, count);
+  // Reactions on half the messages: the seeder and REACTORS others, one to three emoji.
+  await page.evaluate(() => (window.seederWs = window.guests[0]));
+  await openGuests(page, Array.from({ length: REACTORS }, (_, i) => `reactor${i + 1}`));
+  await page.evaluate(async (count) => {
+    window.guests = [window.seederWs, ...window.guests];
+    const [seeder, ...reactors] = window.guests;
+    const wanted = [];
+    for (let seq = 2; seq <= count; seq += 2) {
+      wanted.push([seeder, seq, '👍']);
+      if (seq % 6 === 0) wanted.push([seeder, seq, '🎉']);
+      reactors.forEach((ws, i) => {
+        if ((seq + i) % 4 === 0) wanted.push([ws, seq, i === 0 ? '👍' : '🚀']);
+      });
+    }
+    for (let from = 0; from < wanted.length; from += 500) {
+      const batch = wanted.slice(from, from + 500);
+      const acked = Promise.all(
+        window.guests.map(
+          (ws) =>
+            new Promise((resolve, reject) => {
+              let expected = batch.filter(([w]) => w === ws).length;
+              if (expected === 0) return resolve();
+              ws.onmessage = (e) => {
+                const msg = JSON.parse(e.data);
+                if (msg.type === 'error') reject(new Error(msg.message));
+                if (msg.type === 'ack' && --expected === 0) resolve();
+              };
+            }),
+        ),
+      );
+      batch.forEach(([ws, seq, emoji], i) =>
+        ws.send(JSON.stringify({ type: 'react', room: 'general', seq, emoji, client_id: `r-${from + i}` })),
+      );
+      await acked;
+    }
+    for (const ws of window.guests) ws.close();
   }, count);
 }
 

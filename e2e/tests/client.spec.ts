@@ -114,9 +114,13 @@ test('a reload, a second tab and an invitation follow every room the person belo
   for (const tab of [dan, dansTab]) {
     await expect(tab.roomButton(ops)).not.toHaveClass(/not-joined/, { timeout: DELIVERY_MS });
     await expectUnread(tab.roomButton(ops));
-    await tab.roomButton(ops).click();
-    await expect(tab.message(eve.username, first)).toHaveCount(1);
   }
+  // Read on one tab is read on both.
+  await dan.roomButton(ops).click();
+  await expect(dan.message(eve.username, first)).toHaveCount(1);
+  await expect(dansTab.roomButton(ops)).not.toHaveAttribute('data-unread', 'true', { timeout: DELIVERY_MS });
+  await dansTab.roomButton(ops).click();
+  await expect(dansTab.message(eve.username, first)).toHaveCount(1);
 
   // A private room Eve is invited to is hers on every tab at once, without a click.
   await dan.createRoom(`plans-${t}`, { private: true });

@@ -244,6 +244,15 @@ pub struct Config {
     #[arg(long, env = "CONFAB_ROOM_CHANGES_BURST", default_value_t = 10)]
     pub room_changes_burst: u32,
 
+    /// Message edits one person may make per minute, sustained, over all their sessions;
+    /// more are refused as `rate_limited`.
+    #[arg(long, env = "CONFAB_EDITS_PER_MIN", default_value_t = 30)]
+    pub edits_per_min: u32,
+
+    /// Message edits one person may make at once, before the per-minute rate applies.
+    #[arg(long, env = "CONFAB_EDITS_BURST", default_value_t = 10)]
+    pub edits_burst: u32,
+
     /// Without a subcommand, the server runs.
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -141,6 +141,10 @@ pub async fn serve(
                 per_sec: f64::from(config.room_changes_per_min) / 60.0,
                 burst: f64::from(config.room_changes_burst.max(1)),
             },
+            edits: ratelimit::RateLimit {
+                per_sec: f64::from(config.edits_per_min) / 60.0,
+                burst: f64::from(config.edits_burst.max(1)),
+            },
             // Kept frames go into the send queue on their way out: more would overflow it.
             read_buffer: config.queue_capacity,
             history_reads_per_connection: config.history_reads_per_connection.max(1),

@@ -7,6 +7,7 @@ mod api;
 mod backoff;
 mod components;
 mod crash;
+mod format;
 mod invites;
 mod permalink;
 mod persist;

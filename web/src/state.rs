@@ -180,12 +180,18 @@ pub struct RoomView {
     pub online: BTreeSet<String>,
     /// Who is typing, with when their indicator expires (ms since epoch).
     pub typing: Vec<(Person, u64)>,
-    /// Messages arrived while another room was on screen.
-    pub unread: bool,
     /// Older messages exist on the server than the oldest one here.
     pub has_older: bool,
     /// A request for older messages is on its way.
     pub loading_older: bool,
+    /// The person's read marker: the last `seq` they read (see `state/reading.rs`).
+    pub read: u64,
+    /// What the server counted at the last `joined` of unread messages older than those
+    /// held; `None` until the room is joined.
+    pub older: Option<Older>,
+    /// While the room is on screen: the marker when it was opened, if anything was
+    /// unread then. The "New messages" divider goes after it.
+    pub divider: Option<u64>,
     /// Changes to messages older than those loaded, newest last and at most
     /// [`MAX_ORPHANS`]: applied if a page of history brings their message in a state
     /// before them (the page was read before the change was made).
@@ -275,6 +281,9 @@ pub struct State {
     pub closed: BTreeMap<String, u64>,
     /// At phone width, the panel opened over the conversation.
     pub drawer: Option<Drawer>,
+    /// Browser notifications for messages just arrived, oldest first; shown if the tab
+    /// is hidden (see `state/reading.rs`).
+    pub alerts: Vec<Alert>,
     /// The store the messages come from (see [`ServerMsg::Welcome`]): another one means
     /// every `seq` held numbers another history.
     pub epoch: Option<String>,
@@ -320,6 +329,7 @@ impl Default for State {
             notice: None,
             closed: BTreeMap::new(),
             drawer: None,
+            alerts: Vec::new(),
             epoch: None,
             jump: None,
         }
@@ -327,8 +337,8 @@ impl Default for State {
 }
 
 /// Everything that can change the state.
-// An action lives for one dispatch and is moved once, so the size of its biggest
-// variant (a server frame) costs nothing worth a box on every frame.
+// Most actions are server frames, and each is moved once into the reducer: boxing them
+// would add an allocation per frame to save copying a few hundred bytes.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -405,6 +415,8 @@ pub enum Action {
     },
     /// The jump is over: the message is on screen, or does not exist.
     JumpDone,
+    /// Read markers, mute and notifications.
+    Reading(ReadingAction),
 }
 
 impl State {
@@ -457,6 +469,12 @@ impl State {
     }
 
     fn apply(&mut self, action: Action) {
+        let before = reading::Before::of(self, &action);
+        self.apply_action(action);
+        self.after(before);
+    }
+
+    fn apply_action(&mut self, action: Action) {
         match action {
             Action::Conn(conn) => {
                 self.conn = conn;
@@ -582,6 +600,7 @@ impl State {
                 self.jump = Some(Jump { room, seq });
             }
             Action::JumpDone => self.jump = None,
+            Action::Reading(action) => self.on_reading(action),
             Action::RoomRequest {
                 room,
                 tool,
@@ -599,11 +618,6 @@ impl State {
     }
 
     fn switch(&mut self, room: String) {
-        if self.joined.get(&room).is_some_and(|v| v.unread)
-            && let Some(view) = self.view_mut(&room)
-        {
-            view.unread = false;
-        }
         if room != self.current {
             // The person moved on: answers about the room they left are old news.
             self.room_request = None;
@@ -618,11 +632,6 @@ impl State {
     fn reopen_if_newer(&mut self, room: &str, seq: u64) {
         if self.closed.get(room).is_some_and(|closed| seq > *closed) {
             self.closed.remove(room);
-            if room != self.current
-                && let Some(view) = self.view_mut(room)
-            {
-                view.unread = true;
-            }
         }
     }
 
@@ -721,8 +730,11 @@ impl Reducible for State {
 }
 
 mod log;
+pub mod reading;
 mod server;
 
+pub use reading::ReadingAction;
+use reading::{Alert, Older};
 pub use server::quote_of;
 
 #[cfg(test)]

@@ -189,7 +189,7 @@ impl Hub {
         room.keep_for_readers(seq, &frame, self.settings.read_buffer, &mut self.overflowed);
     }
 
-    /// Moves the person's read marker in a room they may see. Guests have none: nothing
+    /// Moves the person's read marker in a room they belong to. Guests have none: nothing
     /// of theirs is stored.
     pub(super) fn mark_read(
         &mut self,
@@ -197,16 +197,19 @@ impl Hub {
         room: RoomName,
         seq: u64,
     ) -> Result<(), Refusal> {
-        let last = self.visible_room(id, &room)?.last_seq;
+        let r = self.visible_room(id, &room)?;
+        let last = r.last_seq;
         let Some(conn) = self.conns.get(&id) else {
             return Ok(());
         };
-        if conn.is_guest() {
-            return Ok(());
-        }
         let Some(user) = conn.username().map(str::to_owned) else {
             return Ok(());
         };
+        // A marker belongs to a member: one for a public room the person never joined
+        // would outlive their joining it (which starts them with everything read).
+        if conn.is_guest() || !r.members.contains(&user) {
+            return Ok(());
+        }
         self.submit_quietly(Write::MarkRead {
             user,
             room: room.to_string(),

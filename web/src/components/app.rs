@@ -2,8 +2,16 @@ use gloo_timers::callback::Interval;
 use yew::prelude::*;
 
 use super::{
-    Ctx, account_panel::AccountButton, auth::AuthScreen, composer::Composer, invites::InviteMenu,
-    messages::MessageList, room_header::RoomHeader, sidebar::Sidebar, status::ConnectionStatus,
+    Ctx,
+    account_panel::AccountButton,
+    auth::AuthScreen,
+    composer::Composer,
+    invites::InviteMenu,
+    messages::MessageList,
+    reading::{Attention, NotifyButton, ReadTracker},
+    room_header::RoomHeader,
+    sidebar::Sidebar,
+    status::ConnectionStatus,
 };
 use crate::{
     account::Account,
@@ -66,6 +74,7 @@ pub fn App() -> Html {
         let label = state.label(&state.current);
         html! {
             <div class="chat">
+                <Attention />
                 <Sidebar />
                 <main class="room" aria-label={format!("Room {label}")}>
                     // One keyed child, so switching rooms starts its parts afresh
@@ -101,6 +110,7 @@ fn RoomPane() -> Html {
         <>
             <RoomHeader />
             <MessageList />
+            <ReadTracker />
             <Composer />
         </>
     }
@@ -127,6 +137,7 @@ fn user_menu(ctx: &Ctx) -> Html {
                 if me.guest { <span class="guest-mark">{ " (guest)" }</span> }
             </span>
             <InviteMenu />
+            <NotifyButton />
             if !me.guest { <AccountButton /> }
             <button type="button" onclick={sign_out}>{ "Sign out" }</button>
             { for everywhere }

@@ -2,6 +2,7 @@ use confab_shared::{Body, limits};
 use web_sys::{HtmlElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
+use super::mention::{self, Key};
 use crate::{persist, state::Action};
 
 /// Show the remaining-characters counter once this close to the limit.
@@ -29,6 +30,37 @@ pub fn Composer() -> Html {
     };
     let last_typing = use_mut_ref(|| 0.0_f64);
     let area = use_node_ref();
+    let picker = mention::use_picker(ctx.state.joined.get(&room).cloned(), &user);
+    // Where the caret goes once an inserted mention is rendered.
+    let caret_after = use_mut_ref(|| None::<u32>);
+    {
+        let (area, caret_after) = (area.clone(), caret_after.clone());
+        use_effect(move || {
+            if let Some(caret) = caret_after.borrow_mut().take()
+                && let Some(area) = area.cast::<HtmlTextAreaElement>()
+            {
+                let _ = area.set_selection_range(caret, caret);
+            }
+        });
+    }
+    let inserted = {
+        let (text, caret_after, user, room) = (
+            text.clone(),
+            caret_after.clone(),
+            user.clone(),
+            room.clone(),
+        );
+        move |key: Key| match key {
+            Key::Insert(value, caret) => {
+                persist::save_draft(&user, &room, &value);
+                *caret_after.borrow_mut() = Some(caret);
+                text.set(value);
+                true
+            }
+            Key::Done => true,
+            Key::Pass => false,
+        }
+    };
     {
         let area = area.clone();
         use_effect_with((), move |()| {
@@ -80,11 +112,13 @@ pub fn Composer() -> Html {
         })
     };
     let oninput = {
-        let (chat, room, text) = (ctx.chat.clone(), room.clone(), text.clone());
+        let (chat, room, text, picker) =
+            (ctx.chat.clone(), room.clone(), text.clone(), picker.clone());
         Callback::from(move |e: InputEvent| {
             let Some(area) = e.target_dyn_into::<HtmlTextAreaElement>() else {
                 return;
             };
+            picker.update(&area);
             let value = area.value();
             persist::save_draft(&user, &room, &value);
             let now = js_sys::Date::now();
@@ -98,8 +132,14 @@ pub fn Composer() -> Html {
         })
     };
     let onkeydown = {
-        let (submit, cancel_reply) = (submit.clone(), cancel_reply.clone());
+        let (submit, picker, inserted) = (submit.clone(), picker.clone(), inserted.clone());
+        let cancel_reply = cancel_reply.clone();
         Callback::from(move |e: KeyboardEvent| {
+            if let Some(area) = e.target_dyn_into::<HtmlTextAreaElement>()
+                && inserted(picker.key(&e, &area))
+            {
+                return;
+            }
             if e.key() == "Enter" && !e.shift_key() && !e.is_composing() {
                 e.prevent_default();
                 submit.emit(());
@@ -146,14 +186,51 @@ pub fn Composer() -> Html {
     .flatten()
     .collect::<Vec<_>>()
     .join(" ");
+    // Moving the caret (arrows, a click) may enter or leave a mention being typed.
+    let onkeyup = {
+        let picker = picker.clone();
+        Callback::from(move |e: KeyboardEvent| {
+            if matches!(
+                e.key().as_str(),
+                "ArrowLeft" | "ArrowRight" | "Home" | "End"
+            ) && let Some(area) = e.target_dyn_into::<HtmlTextAreaElement>()
+            {
+                picker.update(&area);
+            }
+        })
+    };
+    let onclick = {
+        let picker = picker.clone();
+        Callback::from(move |e: MouseEvent| {
+            if let Some(area) = e.target_dyn_into::<HtmlTextAreaElement>() {
+                picker.update(&area);
+            }
+        })
+    };
+    let onblur = {
+        let picker = picker.clone();
+        Callback::from(move |_: FocusEvent| picker.close())
+    };
+    let on_pick = {
+        let (picker, area) = (picker.clone(), area.clone());
+        Callback::from(move |i: usize| {
+            if let Some(area) = area.cast::<HtmlTextAreaElement>() {
+                inserted(picker.pick(i, &area));
+            }
+        })
+    };
     html! {
         <form class="composer" aria-label="Send a message" {onsubmit}>
             { for reply_bar }
             <label for="composer" class="visually-hidden">{ format!("Message {label}") }</label>
+            { picker.render(&on_pick) }
             <textarea id="composer" ref={area} rows="2" dir="auto" value={(*text).clone()}
                       placeholder={format!("Message {label}  (Enter to send, Shift+Enter for a new line)")}
                       aria-describedby={(!describedby.is_empty()).then_some(describedby)}
-                      {oninput} {onkeydown} />
+                      role="combobox" aria-autocomplete="list" aria-haspopup="listbox"
+                      aria-expanded={picker.expanded()} aria-controls={picker.controls()}
+                      aria-activedescendant={picker.active_descendant()}
+                      {oninput} {onkeydown} {onkeyup} {onclick} {onblur} />
             <div class="composer-side">
                 { for counter }
                 <button type="submit" disabled={over || chars == 0}>{ "Send" }</button>

@@ -14,7 +14,7 @@ use super::{
     reactions::{self, EmojiPicker},
 };
 use crate::{
-    permalink,
+    format, permalink,
     socket::Chat,
     state::{Action, Messages, Pending, PendingChange, State, quote_of},
 };
@@ -132,7 +132,7 @@ pub fn MessageList() -> Html {
                     { for older }
                     <Items messages={r.messages.clone()} {pending} {changes} {me} {moderates} {people}
                            room={AttrValue::from(state.current.clone())} chat={ctx.chat.clone()}
-                           dispatcher={state.dispatcher()} />
+                           dispatcher={state.dispatcher()} new_from={state.divider_before()} />
                 </>
             }
         }
@@ -165,6 +165,8 @@ struct ItemsProps {
     people: Rc<People>,
     chat: Chat,
     dispatcher: UseReducerDispatcher<State>,
+    /// The id of the first unread message, which the "New messages" divider precedes.
+    new_from: Option<u64>,
 }
 
 /// Display names by username.
@@ -234,6 +236,9 @@ fn Items(props: &ItemsProps) -> Html {
             Some(changes) => (Cow::Owned(with_changes(m, changes, &props.me)), true),
             None => (Cow::Borrowed(&**m), false),
         };
+        if props.new_from == Some(m.id) {
+            items.push(super::reading::new_messages_divider());
+        }
         let mine = m.from == props.me.as_str();
         let item = Item {
             m: &shown,
@@ -490,9 +495,9 @@ fn message(
     // Anyone can call themselves anything as a guest: say so wherever the name shows.
     let guest = m.from.starts_with(GUEST_PREFIX);
     let seq = m.seq;
-    // The body and the name are text nodes: Yew escapes them, so user text is never
-    // parsed as HTML. `data-from` is the username: unique, unlike display names.
-    // `tabindex="-1"`: a jump to the message focuses it, and a tap on a touch screen
+    // The name is a text node and the body elements and text nodes built by `format`:
+    // user text is never parsed as HTML. `data-from` is the username: unique, unlike
+    // display names. `tabindex="-1"`: a jump to the message focuses it, and a tap on a touch screen
     // shows its actions.
     html! {
         <li key={format!("m{}", m.id)} data-testid="message" data-from={m.from.clone()}
@@ -519,7 +524,7 @@ fn message(
             } else if item.open == Open::Edit(seq) {
                 { edit_box(m, props, open) }
             } else {
-                <div class="body" dir="auto">{ m.body.clone() }</div>
+                <div class="body" dir="auto">{ format::message_body(&m.body, &props.me) }</div>
             }
             { marks(item) }
             { reactions::chips(m, &props.me, name_of) }

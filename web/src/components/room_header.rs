@@ -88,6 +88,9 @@ pub fn RoomHeader() -> Html {
                         <span class="visually-hidden">{ " (private)" }</span>
                     }
                 </h2>
+                if joined {
+                    { super::reading::mute_button(&ctx) }
+                }
                 if managed {
                     <button type="button" id="room-settings-toggle" class="small" aria-expanded={local.settings_open.to_string()}
                             aria-controls="room-settings" onclick={toggle}>

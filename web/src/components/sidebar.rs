@@ -50,7 +50,7 @@ fn entries(state: &State) -> Vec<Entry> {
 fn room_button(ctx: &Ctx, entry: &Entry) -> Html {
     let state = &ctx.state;
     let joined = state.joined.get(&entry.id);
-    let unread = joined.is_some_and(|r| r.unread);
+    let unread = state.unread(&entry.id).messages > 0;
     let unsent = state.unsent_in(&entry.id);
     let current = entry.id == state.current;
     let onclick = {
@@ -67,7 +67,8 @@ fn room_button(ctx: &Ctx, entry: &Entry) -> Html {
         <li key={entry.id.clone()}>
             <button type="button" class={classes!("room-button", current.then_some("current"), joined.is_none().then_some("not-joined"))}
                     aria-current={current.then_some("page")}
-                    data-unread={unread.then_some("true")} data-room={entry.id.clone()} {onclick}>
+                    data-unread={unread.then_some("true")} data-muted={state.muted(&entry.id).then_some("true")}
+                    data-room={entry.id.clone()} {onclick}>
                 <span class="room-label">
                     { entry.label.clone() }
                     if private {
@@ -78,9 +79,7 @@ fn room_button(ctx: &Ctx, entry: &Entry) -> Html {
                 if unsent > 0 {
                     <span class="unsent" title="Messages waiting to be sent">{ format!(" {unsent} unsent") }</span>
                 }
-                if unread {
-                    <span class="unread-dot"><span class="visually-hidden">{ " (unread messages)" }</span></span>
-                }
+                { super::reading::unread_badge(state, &entry.id) }
             </button>
         </li>
     }

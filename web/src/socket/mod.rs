@@ -28,7 +28,7 @@ use self::transport::Network;
 use crate::{
     persist,
     resume::{Effects, GuestName, Resume},
-    state::{Action, Conn, Pending, PendingChange, RoomTool},
+    state::{Action, Conn, Pending, PendingChange, ReadingAction, RoomTool},
 };
 
 /// How long a `join` refused as `unavailable` waits before it is sent again: the server
@@ -264,6 +264,39 @@ impl Chat {
                 room: room.to_owned(),
             });
         }
+    }
+
+    /// The person read `room` up to `seq` here: the marker moves at once on screen and,
+    /// for an account, on the server, which tells the person's other sessions. Not
+    /// queued while disconnected: the next `joined` brings the server's marker, and the
+    /// room is marked again if the person is still looking.
+    pub fn mark_read(&self, room: &str, seq: u64) {
+        if self.0.open.get() && !self.is_guest() {
+            self.request(ClientMsg::MarkRead {
+                room: room.to_owned(),
+                seq,
+            });
+        }
+        self.0.dispatch.emit(Action::Reading(ReadingAction::Marked {
+            room: room.to_owned(),
+            seq,
+        }));
+    }
+
+    /// Mutes or unmutes `room` for the person, on every device; shown at once when it
+    /// could be sent (the server's room list confirms it).
+    pub fn mute(&self, room: &str, muted: bool) {
+        if !self.0.open.get() {
+            return;
+        }
+        self.request(ClientMsg::Mute {
+            room: room.to_owned(),
+            muted,
+        });
+        self.0.dispatch.emit(Action::Reading(ReadingAction::Muted {
+            room: room.to_owned(),
+            muted,
+        }));
     }
 
     /// Queues a request for the session's socket; without a session there is nobody

@@ -180,13 +180,9 @@ impl State {
                 }
             }
             ServerMsg::Message(msg) => {
-                let on_screen = msg.room == self.current;
                 let (room, seq) = (msg.room.clone(), msg.seq);
                 if let Some(view) = self.view_mut(&msg.room) {
                     view.typing.retain(|(p, _)| p.user != msg.from);
-                    if !on_screen {
-                        view.unread = true;
-                    }
                     view.add_live(msg);
                 }
                 self.reopen_if_newer(&room, seq);
