@@ -150,7 +150,8 @@ test('unread and mention counts show where a person is not looking, and reading 
   await bensTab.roomButton(ops).click();
   const divider = bensTab.log.getByRole('separator', { name: 'New messages' });
   await expect(divider).toBeVisible();
-  const after = bensTab.log.locator('li:has([role="separator"]) + li');
+  // The New messages divider's item, not a day's.
+  const after = bensTab.log.locator('li:has([role="separator"][aria-label="New messages"]) + li');
   await expect(after).toHaveAttribute('data-testid', 'message');
   await expect(after).toContainText(`first news ${t}`);
   for (const tab of [ben, bensTab]) {
