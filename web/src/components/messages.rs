@@ -497,11 +497,12 @@ fn message(
     let seq = m.seq;
     // The name is a text node and the body elements and text nodes built by `format`:
     // user text is never parsed as HTML. `data-from` is the username: unique, unlike
-    // display names. `tabindex="-1"`: a jump to the message focuses it, and a tap on a touch screen
-    // shows its actions.
+    // display names. Focusable: Tab stops at each message, which shows its actions for the
+    // next Tab to reach (hidden ones are not rendered: see style.css); a tap on a touch
+    // screen does the same, and a jump to the message focuses it.
     html! {
         <li key={format!("m{}", m.id)} data-testid="message" data-from={m.from.clone()}
-            data-seq={seq.to_string()} tabindex="-1"
+            data-seq={seq.to_string()} tabindex="0"
             class={classes!("message", mine.then_some("mine"), starts_group.then_some("first"),
                             m.deleted.then_some("deleted"))}>
             if starts_group {
