@@ -12,8 +12,7 @@
 //! of that person hears of them, whichever device made them.
 
 use confab_shared::{
-    Change, ClientId, ErrorCode, RoomName, ServerMsg, limits::MAX_EMOJI_PER_MESSAGE,
-    mention::mentions,
+    ClientId, ErrorCode, RoomName, ServerMsg, limits::MAX_EMOJI_PER_MESSAGE, mention::mentions,
 };
 
 use super::{
@@ -147,7 +146,10 @@ impl Hub {
                 if let Some((conn, msg)) = reply {
                     self.reply(conn, &msg);
                 }
-                self.deliver_change(change);
+                let frame = ServerMsg::Changed(change);
+                if let ServerMsg::Changed(c) = &frame {
+                    self.deliver_log_entry(&c.room, c.seq, &frame);
+                }
                 return;
             }
             Changed::Duplicate { seq } => ack(seq),
@@ -169,24 +171,6 @@ impl Hub {
         if let Some((conn, msg)) = reply {
             self.reply(conn, &msg);
         }
-    }
-
-    /// Sends a committed change to the room's live connections, like a message.
-    fn deliver_change(&mut self, change: Change) {
-        let Some(room) = self.rooms.get_mut(&change.room) else {
-            return;
-        };
-        room.last_seq = room.last_seq.max(change.seq);
-        let seq = change.seq;
-        let frame = encode(&ServerMsg::Changed(change));
-        let reading = &room.reading;
-        let online = room
-            .online
-            .iter()
-            .copied()
-            .filter(|c| !reading.contains_key(c));
-        deliver(&self.conns, &mut self.overflowed, online, &frame);
-        room.keep_for_readers(seq, &frame, self.settings.read_buffer, &mut self.overflowed);
     }
 
     /// Moves the person's read marker in a room they belong to. Guests have none: nothing

@@ -148,20 +148,28 @@ impl Hub {
     }
 
     fn deliver_live(&mut self, msg: ChatMessage) {
-        // A room deleted while its last messages were being committed: nobody is left
-        // to deliver them to, and they are deleted with it.
-        let Some(room) = self.rooms.get_mut(&msg.room) else {
+        let frame = ServerMsg::Message(msg);
+        if let ServerMsg::Message(m) = &frame {
+            self.deliver_log_entry(&m.room, m.seq, &frame);
+        }
+    }
+
+    /// Delivers the committed log entry `seq` of `room` (a message, a change) to the
+    /// room's live connections, and keeps it for those whose join's read is in flight
+    /// (they get it after their read's answer: see `reads.rs`).
+    pub(super) fn deliver_log_entry(&mut self, room: &str, seq: u64, msg: &ServerMsg) {
+        // A room deleted while its last entries were being committed: nobody is left to
+        // deliver them to, and they are deleted with it.
+        let Some(room) = self.rooms.get_mut(room) else {
             return;
         };
-        room.last_seq = room.last_seq.max(msg.seq);
-        let seq = msg.seq;
-        let frame = encode(&ServerMsg::Message(msg));
+        room.last_seq = room.last_seq.max(seq);
+        let frame = encode(msg);
         if room.reading.is_empty() {
             let online = room.online.iter().copied();
             deliver(&self.conns, &mut self.overflowed, online, &frame);
             return;
         }
-        // Those joining get it after their read's answer (see `reads.rs`).
         let reading = &room.reading;
         let online = room
             .online
