@@ -155,6 +155,26 @@ async fn read_until_closed(tcp: &mut tokio::net::TcpStream, within: Duration) ->
     String::from_utf8_lossy(&raw).into_owned()
 }
 
+/// A connection from `from` that the server admitted: one it neither answers nor closes
+/// at once (a refusal is written and closed as the connection is accepted).
+async fn admitted_from(from: &str, server: std::net::SocketAddr) -> tokio::net::TcpStream {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + common::TIMEOUT;
+    loop {
+        let mut tcp = tcp_from(from, server).await;
+        let mut byte = [0u8; 1];
+        let answer = tokio::time::timeout(Duration::from_millis(300), tcp.read(&mut byte)).await;
+        if answer.is_err() {
+            return tcp;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never admitted from {from}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Whether the server serves a request on `tcp` (it was admitted).
 ///
 /// A refused connection is closed without its request being read, so when the request
@@ -222,9 +242,12 @@ async fn http_connections_over_the_caps_are_refused_as_they_are_accepted() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    // A refusal is cheap: measured over many, while the caps are full.
-    let _b2 = tcp_from("127.0.0.2", addr).await;
-    let _c2 = tcp_from("127.0.0.3", addr).await;
+    // A refusal is cheap: measured over many, while the caps are full. The connections
+    // served above give their places back when their tasks end, a moment after the
+    // client saw the close: keep trying until both of these are admitted, which leaves
+    // the caps exactly full.
+    let _b2 = admitted_from("127.0.0.2", addr).await;
+    let _c2 = admitted_from("127.0.0.3", addr).await;
     let rss_before = server.rss_kib();
     let started = std::time::Instant::now();
     const REFUSED: u32 = 500;
