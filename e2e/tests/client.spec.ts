@@ -232,6 +232,40 @@ test('at phone width the newest messages and the composer are on screen; rooms a
   await expect.poll(() => eve.isFocused(peopleToggle)).toBe(true);
 });
 
+test('a message written before the room has loaded shows as sending, and goes out', async ({ browser }) => {
+  const t = tag();
+  const eve = await signedUp(browser, `eve-${t}`);
+  const context = await browser.newContext();
+  // The server's `joined` for #general is held back: the room stays "joining".
+  let holdJoined = true;
+  await context.routeWebSocket(/\/ws$/, (ws) => {
+    const toServer = ws.connectToServer();
+    ws.onMessage((m) => toServer.send(m));
+    toServer.onMessage((m) => {
+      const frame = typeof m === 'string' ? JSON.parse(m) : null;
+      if (holdJoined && frame?.type === 'joined' && frame.room === 'general') return;
+      ws.send(m);
+    });
+  });
+  const dan = await arrive(browser, { context });
+  await expect(dan.signInForm).toBeVisible();
+  await dan.page.getByRole('button', { name: 'Sign up', exact: true }).click();
+  await dan.signUpForm.getByLabel('Username', { exact: true }).fill(`dan-${t}`);
+  await dan.signUpForm.getByLabel('Password', { exact: true }).fill('correct horse battery');
+  await dan.signUpForm.getByRole('button', { name: 'Create account' }).click();
+  dan.username = `dan-${t}`;
+  await expect(dan.log).toContainText('Joining #general');
+  const early = `written early ${t}`;
+  await dan.send('#general', early);
+  await expect(dan.log.getByTestId('pending')).toContainText('sending…');
+  // Once the room is joined (the next connection's join is let through) it goes out.
+  holdJoined = false;
+  await context.setOffline(true);
+  await context.setOffline(false);
+  await expect(eve.message(dan.username, early)).toHaveCount(1, { timeout: RECONNECT_MS });
+  await expect(dan.log.getByTestId('pending')).toHaveCount(0, { timeout: DELIVERY_MS });
+});
+
 test('the badge says offline when the browser is, and when the server stops answering', async ({ browser }) => {
   const t = tag();
   const eve = await signedUp(browser, `eve-${t}`);

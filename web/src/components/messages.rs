@@ -114,7 +114,19 @@ pub fn MessageList() -> Html {
             .collect::<People>()
     });
     let body = match room {
-        None => html! { <p class="empty">{ format!("Joining {label}…") }</p> },
+        None if pending.is_empty() => {
+            html! { <p class="empty">{ format!("Joining {label}…") }</p> }
+        }
+        // Written before the room's history arrived (the network went first): what was
+        // written still shows, waiting, under the notice.
+        None => html! {
+            <>
+                <p class="empty">{ format!("Joining {label}…") }</p>
+                <ul class="message-items">
+                    { for pending.iter().map(|p| pending_item(p, &ctx.chat)) }
+                </ul>
+            </>
+        },
         Some(r) if r.messages.is_empty() && pending.is_empty() => {
             html! { <p class="empty">{ format!("No messages in {label} yet. Say hi!") }</p> }
         }
