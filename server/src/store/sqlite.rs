@@ -560,7 +560,12 @@ impl Store for SqliteStore {
         until: u64,
         limit: usize,
     ) -> Result<Page, StoreError> {
-        snapshots::after(&self.conn, room, after, until, limit)
+        // One read transaction for the page's several queries: they see one state of the
+        // store, and SQLite takes its locks once rather than per statement.
+        let tx = self.conn.transaction()?;
+        let page = snapshots::after(&tx, room, after, until, limit)?;
+        tx.commit()?;
+        Ok(page)
     }
 
     fn before(
@@ -569,7 +574,10 @@ impl Store for SqliteStore {
         before: u64,
         limit: usize,
     ) -> Result<Vec<ChatMessage>, StoreError> {
-        snapshots::before(&self.conn, room, before, limit)
+        let tx = self.conn.transaction()?;
+        let page = snapshots::before(&tx, room, before, limit)?;
+        tx.commit()?;
+        Ok(page)
     }
 
     fn unread(&mut self, user: &str, room: &str, until: u64) -> Result<Unread, StoreError> {

@@ -255,13 +255,27 @@ pub(super) fn after(
             targets.push(*target);
         }
     }
+    // The messages made in this stretch of the log come in one range read; those made
+    // before it and changed in it (few, usually) one read each.
+    let mut made: std::collections::HashMap<u64, ChatMessage> = conn
+        .prepare_cached(select_messages!(
+            "WHERE m.room = ?1 AND m.seq > ?2 AND m.seq <= ?3"
+        ))?
+        .query_map(
+            params![room, as_sql(after), as_sql(through)],
+            row_to_message,
+        )?
+        .map(|row| row.map(|m| (m.seq, m)))
+        .collect::<Result<_, _>>()?;
     let mut messages = Vec::with_capacity(targets.len());
     for target in &targets {
         // A change's target exists while its room does (a deleted message stays as a
         // tombstone); a missing one is skipped rather than failing the page.
-        if let Some(message) = one(conn, room, *target)? {
-            messages.push(message);
-        }
+        let message = match made.remove(target) {
+            Some(message) => Some(message),
+            None => one(conn, room, *target)?,
+        };
+        messages.extend(message);
     }
     attach_reactions(conn, room, &mut messages)?;
     let fit = within_bytes(messages.iter());
