@@ -1,5 +1,5 @@
 // The Node `ws` peer of confab-bench: the broadcast loop of the `ws` README, grown just
-// enough of Confab's wire protocol (docs/PROTOCOL.md, version 5) for the bench's idle and
+// enough of Confab's wire protocol (docs/PROTOCOL.md, version 6) for the bench's idle and
 // fan-out scenarios: hello → welcome, create_room → rooms_changed, join → joined, send → ack + message to
 // every member of the room (the sender included). No storage, no validation beyond what
 // keeps it running, no presence, history or limits: it is the yardstick, not a product.
@@ -10,7 +10,9 @@
 
 const { WebSocketServer } = require('ws');
 
-const PROTOCOL = 5;
+const PROTOCOL = 6;
+// The store's identity in `welcome`: this peer keeps nothing, so every start is a new one.
+const EPOCH = require('crypto').randomBytes(16).toString('hex');
 
 function listenAddress(argv) {
   const i = argv.indexOf('--listen');
@@ -56,7 +58,7 @@ wss.on('connection', (ws) => {
       case 'hello':
         ws.name = String(msg.name);
         ws.handle = `~${ws.name.toLowerCase()}`;
-        return send(ws, { type: 'welcome', protocol: PROTOCOL, you: { user: ws.handle, name: ws.name, guest: true }, rooms: [] });
+        return send(ws, { type: 'welcome', protocol: PROTOCOL, epoch: EPOCH, you: { user: ws.handle, name: ws.name, guest: true }, rooms: [] });
       case 'create_room': {
         const name = String(msg.room);
         const r = room(name);
@@ -68,7 +70,7 @@ wss.on('connection', (ws) => {
         const r = room(String(msg.room));
         r.members.add(ws);
         ws.rooms.add(msg.room);
-        return send(ws, { type: 'joined', room: msg.room, members: [], online: [], history: [] });
+        return send(ws, { type: 'joined', room: msg.room, members: [], member_count: r.members.size, online: [], through: r.seq, history: [] });
       }
       case 'send': {
         const r = rooms.get(msg.room);
