@@ -18,9 +18,16 @@
 //! Delivered msgs/s counts `message` frames read by all members in the measured
 //! period. Works against Confab and the Node `ws` peer alike: both speak the protocol's
 //! `hello`, `create_room`, `join` and `send`.
+//!
+//! With `--changes-every N` (Confab only) publishers also edit and react (see
+//! [`crate::changes`]); the `changed` frames members read then count as deliveries too,
+//! reported apart from messages, and edits' latency apart from messages'.
 
 use std::{
-    sync::{Arc, LazyLock, Mutex, PoisonError},
+    sync::{
+        Arc, LazyLock, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -37,11 +44,13 @@ use tokio::{
 };
 
 use crate::{
-    CommonArgs, client,
+    CommonArgs, account,
+    changes::{self, Changer, Kind},
+    client,
     pin::Placement,
     rawws::{self, Frame, Reader, Writer},
     report::{self, CpuMeter, Report},
-    server::ServerProcess,
+    server::{Peer, ServerProcess},
     timeline::Timeline,
 };
 
@@ -54,6 +63,9 @@ const DRAIN: Duration = Duration::from_millis(500);
 const SETUP_CONCURRENCY: usize = 64;
 /// Upper bound for setting up one member.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Upper bound for signing a publisher up (an Argon2 hash on the server's one core, with
+/// the other publishers' in the queue).
+const SIGN_UP_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Args)]
 pub struct FanoutArgs {
@@ -80,6 +92,11 @@ pub struct FanoutArgs {
     /// Publishing before the measured period, not counted.
     #[arg(long, default_value_t = 2)]
     pub warmup_secs: u64,
+    /// The edit/reaction mix: after every N messages each publisher also edits its own
+    /// last acknowledged message and adds or takes back a reaction (two changes per N
+    /// messages). Publishers are then accounts (guests may not edit). Confab only.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub changes_every: Option<u64>,
     /// A seconds-long "does it work" run for CI: at most 4 members and 2 publishers per
     /// room, 1 s, no warmup, no pinning. Fails on any error or if nothing is delivered.
     #[arg(long)]
@@ -130,6 +147,13 @@ impl Recorder {
         Ok(())
     }
 
+    /// Something read at `now` that carries no send time: counted, no latency.
+    pub(crate) fn count(&mut self, now: Instant) {
+        if self.timeline.measured(now) {
+            self.delivered += 1;
+        }
+    }
+
     /// Records what is left; returns the messages read in the measured period.
     pub(crate) fn finish(mut self) -> u64 {
         self.flush();
@@ -168,6 +192,12 @@ pub async fn run(mut args: FanoutArgs, placement: Option<Placement>) -> anyhow::
     if args.rate.is_none() && args.window == 0 {
         bail!("--window must be at least 1");
     }
+    if args.changes_every.is_some() && args.common.peer != Peer::Confab {
+        bail!(
+            "--changes-every: the {} peer does not speak edits or reactions",
+            args.common.peer.name()
+        );
+    }
     let server = ServerProcess::start(&args.common.launch(placement)).await?;
     eprintln!(
         "{} server pid {} on {}: {} room(s) × {} members, {} publishing each, {}",
@@ -182,6 +212,9 @@ pub async fn run(mut args: FanoutArgs, placement: Option<Placement>) -> anyhow::
             None => format!("as fast as delivered (window {})", args.window),
         }
     );
+    if let Some(every) = args.changes_every {
+        eprintln!("  and an edit and a reaction added or taken back per {every} messages");
+    }
 
     let rooms: Vec<String> = (0..args.rooms).map(|r| format!("fan-{r}")).collect();
     let mut admin = client::connect(&server.ws_url()).await?;
@@ -197,6 +230,7 @@ pub async fn run(mut args: FanoutArgs, placement: Option<Placement>) -> anyhow::
 
     let timeline = Timeline::from_now(args.warmup_secs, args.duration_secs);
     let latencies: Latencies = Arc::new(Mutex::new(report::latency_histogram()?));
+    let edit_latencies: Latencies = Arc::new(Mutex::new(report::latency_histogram()?));
     let tasks: Vec<_> = sockets
         .into_iter()
         .map(|(id, room, publishes, reader, writer)| {
@@ -207,9 +241,11 @@ pub async fn run(mut args: FanoutArgs, placement: Option<Placement>) -> anyhow::
                 interval,
                 publishers: publishers_total,
                 window: args.window,
+                changes_every: args.changes_every,
                 timeline,
             };
-            tokio::spawn(member(reader, writer, plan, latencies.clone()))
+            let latencies = [latencies.clone(), edit_latencies.clone()];
+            tokio::spawn(member(reader, writer, plan, latencies))
         })
         .collect();
 
@@ -218,21 +254,33 @@ pub async fn run(mut args: FanoutArgs, placement: Option<Placement>) -> anyhow::
     sleep_until(timeline.until).await;
     let cpu = cpu.finish()?;
 
-    let mut delivered = 0;
+    let mut delivered = Delivered::default();
     for (i, task) in tasks.into_iter().enumerate() {
-        delivered += task
-            .await
-            .with_context(|| format!("member {i} crashed"))?
-            .with_context(|| format!("member {i} failed"))?;
+        delivered.add(
+            task.await
+                .with_context(|| format!("member {i} crashed"))?
+                .with_context(|| format!("member {i} failed"))?,
+        );
     }
-    let latency = Arc::into_inner(latencies)
-        .context("a member still holds the latencies")?
-        .into_inner()
-        .unwrap_or_else(PoisonError::into_inner);
+    let [latency, edit_latency] = [latencies, edit_latencies].map(|l| {
+        Arc::into_inner(l).map(|l| l.into_inner().unwrap_or_else(PoisonError::into_inner))
+    });
+    let latency = latency.context("a member still holds the latencies")?;
+    let edit_latency = edit_latency.context("a member still holds the latencies")?;
     let rss_kib = server.rss_kib()?;
     server.stop().await?;
-    if delivered == 0 {
+    if delivered.messages == 0 {
         bail!("no message was delivered in the measured period");
+    }
+    if args.changes_every.is_some()
+        && (delivered.edits == 0 || delivered.changes == delivered.edits)
+    {
+        bail!(
+            "no edit or no reaction was delivered in the measured period ({} changes, {} of \
+             them edits): raise the rate or lower --changes-every",
+            delivered.changes,
+            delivered.edits
+        );
     }
 
     let secs = args.duration_secs as f64;
@@ -241,6 +289,7 @@ pub async fn run(mut args: FanoutArgs, placement: Option<Placement>) -> anyhow::
     report.meta("duration_secs", args.duration_secs);
     report.meta("warmup_secs", args.warmup_secs);
     report.meta("body_bytes", BODY_BYTES);
+    report.meta("changes_every", json!(args.changes_every));
     report.meta("server_args", args.common.server_args.clone());
     report.pinning(placement);
     report.column("server", args.common.peer.name());
@@ -254,22 +303,43 @@ pub async fn run(mut args: FanoutArgs, placement: Option<Placement>) -> anyhow::
             None => json!(format!("max/w{}", args.window)),
         },
     );
-    report.column("delivered/s", (delivered as f64 / secs).round() as u64);
+    let per_sec = |n: u64| (n as f64 / secs).round() as u64;
+    if let Some(every) = args.changes_every {
+        report.column("changes every", every);
+    }
+    report.column("delivered/s", per_sec(delivered.total()));
+    if args.changes_every.is_some() {
+        report.column("msgs/s", per_sec(delivered.messages));
+        report.column("changes/s", per_sec(delivered.changes));
+        report.column("edits/s", per_sec(delivered.edits));
+    }
     report.column(
         "published/s",
-        (delivered as f64 / secs / args.members as f64).round() as u64,
+        (delivered.messages as f64 / secs / args.members as f64).round() as u64,
     );
     report.column("p50 ms", report::ms(latency.value_at_quantile(0.50)));
     report.column("p99 ms", report::ms(latency.value_at_quantile(0.99)));
     report.column("p99.9 ms", report::ms(latency.value_at_quantile(0.999)));
     report.column("max ms", report::ms(latency.max()));
+    if args.changes_every.is_some() {
+        report.column(
+            "edit p50 ms",
+            report::ms(edit_latency.value_at_quantile(0.50)),
+        );
+        report.column(
+            "edit p99 ms",
+            report::ms(edit_latency.value_at_quantile(0.99)),
+        );
+    }
     report.column("server RSS MiB", (rss_kib as f64 / 1024.0).round() as u64);
     cpu.columns(&mut report);
     Ok(report)
 }
 
 /// Connects every member, says hello and joins its room, a few dozen at a time. Member
-/// `i` is in room `i % rooms` and publishes if `i < rooms × publishers`.
+/// `i` is in room `i % rooms` and publishes if `i < rooms × publishers`. With the
+/// edit/reaction mix, publishers first sign up as accounts `fan-<i>`; the others stay
+/// guests.
 async fn set_up_members(
     server: &ServerProcess,
     args: &FanoutArgs,
@@ -278,15 +348,26 @@ async fn set_up_members(
     let total = args.rooms * args.members;
     let mut sockets = Vec::with_capacity(total);
     let addr = server.addr;
+    let accounts = args.changes_every.is_some();
     let mut pending = futures_util::stream::iter((0..total).map(|i| {
         let room = rooms[i % args.rooms].clone();
         let publishes = i / args.rooms < args.publishers;
+        let name = format!("fan-{i}");
         let setup = async move {
-            let (mut reader, mut writer) = rawws::connect(addr).await?;
+            let cookie = if publishes && accounts {
+                let cookie = timeout(SIGN_UP_TIMEOUT, account::sign_up(addr, &name))
+                    .await
+                    .with_context(|| format!("signing {name} up took too long"))??;
+                Some(cookie)
+            } else {
+                None
+            };
+            let (mut reader, mut writer) = rawws::connect(addr, cookie.as_deref()).await?;
             writer.text(
                 &ClientMsg::Hello {
                     protocol: PROTOCOL_VERSION,
-                    name: Some(format!("fan-{i}")),
+                    // An account's name is its own; a guest's is this.
+                    name: cookie.is_none().then_some(name),
                 }
                 .to_json(),
             );
@@ -304,8 +385,13 @@ async fn set_up_members(
             rawws::expect(&mut reader, "joined", &joined).await?;
             anyhow::Ok((i, room, publishes, reader, writer))
         };
+        let limit = if publishes && accounts {
+            SIGN_UP_TIMEOUT + SETUP_TIMEOUT
+        } else {
+            SETUP_TIMEOUT
+        };
         async move {
-            timeout(SETUP_TIMEOUT, setup)
+            timeout(limit, setup)
                 .await
                 .with_context(|| format!("member {i} was not ready in time"))?
         }
@@ -318,6 +404,7 @@ async fn set_up_members(
 }
 
 /// What one member does.
+#[derive(Debug, Clone)]
 struct Plan {
     id: usize,
     room: String,
@@ -327,27 +414,49 @@ struct Plan {
     /// Publishers over all rooms; they are members `0..publishers`.
     publishers: usize,
     window: usize,
+    changes_every: Option<u64>,
     timeline: Timeline,
 }
 
-/// Reads until the end of the run (publishing too, if it is a publisher); returns how
-/// many messages it read in the measured period.
+/// What members read in the measured period.
+#[derive(Debug, Default, Clone, Copy)]
+struct Delivered {
+    messages: u64,
+    /// `changed` frames, edits included.
+    changes: u64,
+    edits: u64,
+}
+
+impl Delivered {
+    fn add(&mut self, other: Delivered) {
+        self.messages += other.messages;
+        self.changes += other.changes;
+        self.edits += other.edits;
+    }
+
+    fn total(&self) -> u64 {
+        self.messages + self.changes
+    }
+}
+
+/// Reads until the end of the run (publishing too, if it is a publisher); returns what
+/// it read in the measured period. `latencies` are messages' and edits'.
 async fn member(
     mut reader: Reader,
     writer: Writer,
     plan: Plan,
-    latencies: Latencies,
-) -> anyhow::Result<u64> {
+    latencies: [Latencies; 2],
+) -> anyhow::Result<Delivered> {
     let window = Arc::new(Semaphore::new(plan.window));
+    // The publisher's last acknowledged message, for the edit/reaction mix to change.
+    let last_acked =
+        (plan.publishes && plan.changes_every.is_some()).then(|| Arc::new(AtomicU64::new(0)));
     let publisher = if plan.publishes {
         Some(tokio::spawn(publish(
             writer,
-            plan.room.clone(),
-            plan.id,
-            plan.interval,
-            plan.publishers,
+            plan.clone(),
             window.clone(),
-            plan.timeline,
+            last_acked.clone(),
         )))
     } else {
         // A member that never writes must still answer the server's pings.
@@ -355,7 +464,11 @@ async fn member(
         None
     };
     let own_prefix = format!("{} ", plan.id);
+    let [latencies, edit_latencies] = latencies;
     let mut recorder = Recorder::new(latencies, plan.timeline);
+    // Every change read; the latency of edits (reactions carry no send time).
+    let mut changes = Recorder::new(edit_latencies, plan.timeline);
+    let mut edits = 0;
     // One timer for the whole run: a timeout around every read would register and
     // cancel a timer per frame.
     let deadline = sleep_until(plan.timeline.until + DRAIN);
@@ -371,7 +484,25 @@ async fn member(
             },
         };
         if !text.starts_with(r#"{"type":"message""#) {
-            if text.starts_with(r#"{"type":"error""#) {
+            if text.starts_with(changes::CHANGED_PREFIX) {
+                match changes::kind_of(text) {
+                    Some(Kind::Edited) => {
+                        let body = body_of(text).with_context(|| format!("no body in {text}"))?;
+                        if plan.timeline.measured(now) {
+                            edits += 1;
+                        }
+                        changes.read(body, now)?;
+                    }
+                    Some(_) => changes.count(now),
+                    None => bail!("no kind in {text}"),
+                }
+            } else if let Some(last_acked) = &last_acked
+                && text.starts_with(changes::ACK_PREFIX)
+            {
+                if let Some(seq) = changes::acked_message(text) {
+                    last_acked.fetch_max(seq, Ordering::Relaxed);
+                }
+            } else if text.starts_with(r#"{"type":"error""#) {
                 bail!("the server refused: {text}");
             }
             continue;
@@ -382,7 +513,11 @@ async fn member(
         }
         recorder.read(body, now)?;
     }
-    let delivered = recorder.finish();
+    let delivered = Delivered {
+        messages: recorder.finish(),
+        changes: changes.finish(),
+        edits,
+    };
     if let Some(publisher) = publisher {
         let writer = publisher
             .await
@@ -394,17 +529,24 @@ async fn member(
 }
 
 /// Publishes until the end of the run: at a fixed interval, or whenever the window has
-/// room (everything it allows in one write). Hands the writing half back rather than
+/// room (everything it allows in one write); with the edit/reaction mix, changes its
+/// message `last_acked` every so many messages. Hands the writing half back rather than
 /// dropping it: dropping it would end the connection while the member still reads.
 async fn publish(
     mut writer: Writer,
-    room: String,
-    id: usize,
-    interval: Option<Duration>,
-    publishers: usize,
+    plan: Plan,
     window: Arc<Semaphore>,
-    timeline: Timeline,
+    last_acked: Option<Arc<AtomicU64>>,
 ) -> anyhow::Result<Writer> {
+    let Plan {
+        id,
+        room,
+        interval,
+        publishers,
+        timeline,
+        ..
+    } = plan;
+    let mut changer = plan.changes_every.map(Changer::new);
     let mut n: u64 = 0;
     let mut ticker = interval.map(|every| {
         // Publishers take turns, evenly spaced: started together, all of them would send
@@ -448,10 +590,16 @@ async fn publish(
             let msg = ClientMsg::Send {
                 room: room.clone(),
                 body: body(id, stamp),
-                client_id: format!("f{n}"),
+                client_id: format!("{}{n}", changes::MESSAGE_ID_PREFIX),
                 reply_to: None,
             };
             writer.text(&msg.to_json());
+            if let (Some(changer), Some(last_acked)) = (&mut changer, &last_acked) {
+                let target = last_acked.load(Ordering::Relaxed);
+                for change in changer.after_message(n, target, &room, body(id, stamp)) {
+                    writer.text(&change.to_json());
+                }
+            }
         }
         writer.flush().await?;
     }

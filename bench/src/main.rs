@@ -8,6 +8,8 @@
 //! The bench runs on a single-threaded runtime: it is pinned to one core anyway, and a
 //! multi-threaded runtime on one core would only add hand-offs between its threads.
 
+mod account;
+mod changes;
 mod client;
 mod durable;
 mod fanout;

@@ -61,8 +61,9 @@ pub struct Writer {
     out: Vec<u8>,
 }
 
-/// Opens a TCP connection to `addr` and upgrades it to a WebSocket on `/ws`.
-pub async fn connect(addr: SocketAddr) -> anyhow::Result<(Reader, Writer)> {
+/// Opens a TCP connection to `addr` and upgrades it to a WebSocket on `/ws`: a guest's,
+/// or with a session cookie (`name=value`) that account's.
+pub async fn connect(addr: SocketAddr, cookie: Option<&str>) -> anyhow::Result<(Reader, Writer)> {
     let mut stream = TcpStream::connect(addr)
         .await
         .with_context(|| format!("cannot connect to {addr}"))?;
@@ -70,7 +71,8 @@ pub async fn connect(addr: SocketAddr) -> anyhow::Result<(Reader, Writer)> {
     let key = generate_key();
     let request = format!(
         "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{}\r\n",
+        cookie.map_or(String::new(), |c| format!("Cookie: {c}\r\n"))
     );
     stream
         .write_all(request.as_bytes())

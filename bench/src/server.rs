@@ -197,6 +197,11 @@ fn confab_command(cmd: &mut Command, launch: &Launch, data_dir: &TempDir) -> any
         "CONFAB_MAX_ROOMS",
         "CONFAB_ROOM_CHANGES_PER_MIN",
         "CONFAB_ROOM_CHANGES_BURST",
+        "CONFAB_EDITS_PER_MIN",
+        "CONFAB_EDITS_BURST",
+        // The fan-out scenario's edit/reaction mix signs its publishers up, all from
+        // one address.
+        "CONFAB_SIGN_IN_PER_IP_PER_MIN",
     ] {
         cmd.env(var, UNLIMITED);
     }

@@ -1,6 +1,7 @@
 //! `suite`: the whole benchmark in one run, Confab and the Node `ws` peer side by side
 //! (same machine, same scenario, same pinning, one after the other), ending with the
-//! table of docs/PERFORMANCE.md and the ratios.
+//! table of docs/PERFORMANCE.md and the ratios. The chat room with edits and reactions
+//! runs against Confab only: the peer speaks no edits.
 
 use anyhow::Context;
 use clap::Args;
@@ -51,6 +52,13 @@ const BIG_ROOM: Shape = Shape {
     members: 1000,
     publishers: 10,
 };
+/// The chat room with the edit/reaction mix: an edit and a reaction added or taken back
+/// per 8 messages of each publisher, so one change per 4 messages.
+const CHAT_ROOM_CHANGES: Shape = Shape {
+    name: "32-client chat room, edits and reactions",
+    ..CHAT_ROOM
+};
+const CHANGES_EVERY: u64 = 8;
 
 pub async fn run(args: SuiteArgs, placement: Option<Placement>) -> anyhow::Result<Vec<Report>> {
     let mut reports = Vec::new();
@@ -91,6 +99,30 @@ pub async fn run(args: SuiteArgs, placement: Option<Placement>) -> anyhow::Resul
         ));
         reports.push(report);
     }
+    println!(
+        "\n{}: Confab only (the Node `ws` peer does not speak edits or reactions)",
+        CHAT_ROOM_CHANGES.name
+    );
+    let report = fanout::run(
+        FanoutArgs {
+            changes_every: Some(CHANGES_EVERY),
+            ..fanout_args(&args, Peer::Confab, &CHAT_ROOM_CHANGES, None)
+        },
+        placement,
+    )
+    .await?;
+    report.print_table();
+    lines.push(format!(
+        "{:<40} confab {:>10.0} delivered/s = {:.0} msgs/s + {:.0} changes/s (one per 4 \
+         messages); p99 {} ms, edits p99 {} ms",
+        CHAT_ROOM_CHANGES.name,
+        number(&report, "delivered/s")?,
+        number(&report, "msgs/s")?,
+        number(&report, "changes/s")?,
+        number(&report, "p99 ms")?,
+        number(&report, "edit p99 ms")?
+    ));
+    reports.push(report);
     // What no server can beat in the big room on this machine: one core writing each
     // frame to every subscriber in turn, with nothing else to do, at a low rate (one
     // message per sweep) and at the half-of-max rate measured above.
@@ -255,6 +287,7 @@ fn fanout_args(args: &SuiteArgs, peer: Peer, shape: &Shape, rate: Option<f64>) -
         window: 4,
         duration_secs: args.duration_secs,
         warmup_secs: 2,
+        changes_every: None,
         smoke: args.smoke,
         common: common(args, peer),
     }
