@@ -347,7 +347,10 @@ mod tests {
 
     use super::*;
     use crate::{
-        hub::{HubSettings, Reader, tests::HookedReads},
+        hub::{
+            HubSettings, Reader,
+            tests::{Controls, TestStore},
+        },
         send_queue::{QueueLimits, SendQueueRx},
         store::{Durability, SqliteStore, Store, Write, Written, writer},
     };
@@ -418,9 +421,10 @@ mod tests {
         let (hub, thread, writer_thread, health) = hub_thread(
             dir.path(),
             // History reads panic: a bug inside the hub's thread.
-            Box::new(HookedReads {
+            Box::new(TestStore {
                 inner: store,
                 hook: |_: &str| panic!("a bug reading history"),
+                controls: Controls::default(),
             }),
         );
         let (_, bystander) = guest(&hub, "ada");
@@ -458,8 +462,8 @@ mod tests {
         inner: SqliteStore,
         gate: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
         waiting: Arc<AtomicU64>,
-    ) -> HookedReads<impl FnMut(&str) + Send + 'static> {
-        HookedReads {
+    ) -> TestStore<impl FnMut(&str) + Send + 'static> {
+        TestStore {
             inner,
             hook: move |room: &str| {
                 if room != "general" {
@@ -472,6 +476,7 @@ mod tests {
                     open = opened.wait(open).expect("gate");
                 }
             },
+            controls: Controls::default(),
         }
     }
 

@@ -97,13 +97,14 @@ impl Fixture {
         }
     }
 
-    /// A hub whose writer's store is [`Controlled`], with a queue of `capacity` writes.
+    /// A hub whose writer's store obeys [`Controls`], with a queue of `capacity` writes.
     fn controlled(capacity: usize) -> (Self, Controls) {
         let dir = tempfile::tempdir().expect("tempdir");
         let open = |d: &Path| SqliteStore::open(d, Durability::Process).expect("store");
         let controls = Controls::default();
-        let store = Controlled {
+        let store = TestStore {
             inner: open(dir.path()),
+            hook: |_: &str| {},
             controls: controls.clone(),
         };
         let (tx, reports) = std_mpsc::channel();
@@ -416,20 +417,24 @@ fn bodies_of(msgs: &[ChatMessage]) -> Vec<&str> {
 
 /// What a test can do to the writer's store of [`Fixture::controlled`].
 #[derive(Clone, Default)]
-struct Controls {
+pub(super) struct Controls {
     /// Held by the test: the writer waits in its next commit, and its queue fills.
     gate: std::sync::Arc<std::sync::Mutex<()>>,
     /// Every write of a member's removal fails, as on a full disk.
     fail_removals: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
-/// A SQLite store that waits at [`Controls::gate`] and fails as told.
-struct Controlled {
-    inner: SqliteStore,
-    controls: Controls,
+/// A SQLite store for tests: its history reads (`after`, `before`) first call `hook` with
+/// the room (a read that panics or waits, as a bug or a slow disk would make it), and its
+/// writes obey [`Controls`] (wait at the gate, fail removals). Everything else is
+/// SQLite's own.
+pub(super) struct TestStore<F> {
+    pub(super) inner: SqliteStore,
+    pub(super) hook: F,
+    pub(super) controls: Controls,
 }
 
-impl crate::store::Store for Controlled {
+impl<F: FnMut(&str) + Send + 'static> crate::store::Store for TestStore<F> {
     fn rooms(&mut self) -> Result<Vec<crate::store::StoredRoom>, crate::store::StoreError> {
         self.inner.rooms()
     }
@@ -477,66 +482,6 @@ impl crate::store::Store for Controlled {
                 ),
             ));
         }
-        self.inner.apply(writes)
-    }
-    fn after(
-        &mut self,
-        room: &str,
-        after: u64,
-        until: u64,
-        limit: usize,
-    ) -> Result<crate::store::Page, crate::store::StoreError> {
-        self.inner.after(room, after, until, limit)
-    }
-    fn before(
-        &mut self,
-        room: &str,
-        before: u64,
-        limit: usize,
-    ) -> Result<Vec<ChatMessage>, crate::store::StoreError> {
-        self.inner.before(room, before, limit)
-    }
-}
-
-/// A SQLite store whose history reads (`after`, `before`) first call `hook` with the room:
-/// a read that panics or waits, as a bug or a slow disk would make it. Every other method
-/// is SQLite's own.
-pub(super) struct HookedReads<F> {
-    pub(super) inner: SqliteStore,
-    pub(super) hook: F,
-}
-
-impl<F: FnMut(&str) + Send + 'static> crate::store::Store for HookedReads<F> {
-    fn rooms(&mut self) -> Result<Vec<crate::store::StoredRoom>, crate::store::StoreError> {
-        self.inner.rooms()
-    }
-    fn people(&mut self) -> Result<Vec<crate::store::StoredPerson>, crate::store::StoreError> {
-        self.inner.people()
-    }
-    fn person(
-        &mut self,
-        username: &str,
-    ) -> Result<Option<crate::store::StoredPerson>, crate::store::StoreError> {
-        self.inner.person(username)
-    }
-    fn mutes(&mut self) -> Result<Vec<(String, String)>, crate::store::StoreError> {
-        self.inner.mutes()
-    }
-    fn epoch(&mut self) -> Result<String, crate::store::StoreError> {
-        self.inner.epoch()
-    }
-    fn unread(
-        &mut self,
-        user: &str,
-        room: &str,
-        until: u64,
-    ) -> Result<crate::store::Unread, crate::store::StoreError> {
-        self.inner.unread(user, room, until)
-    }
-    fn apply(
-        &mut self,
-        writes: &[Write],
-    ) -> Result<Vec<crate::store::Written>, crate::store::StoreError> {
         self.inner.apply(writes)
     }
     fn after(

@@ -284,10 +284,11 @@ fn the_pool_reads_on_its_own_threads_and_survives_a_panicking_read() {
     let ada = f.member(1, "ada");
     f.say(&ada, "general", "m1", "c1");
     let reader = SqliteStore::open_reader(f.dir.path(), Durability::Process).expect("reader");
-    let stores: Vec<Box<dyn Store>> = vec![Box::new(HookedReads {
+    let stores: Vec<Box<dyn Store>> = vec![Box::new(TestStore {
         // Reads of one room panic: a bug in a reader thread.
         inner: reader,
         hook: |room: &str| assert_ne!(room, "boom", "a bug reading history"),
+        controls: Controls::default(),
     })];
     let (tx, answers) = std_mpsc::channel();
     let pool = ReadPool::spawn(stores, 4, move |done| {
