@@ -61,6 +61,25 @@ pub fn message_body(body: &str, me: &str) -> Html {
     render(&parse(body), me)
 }
 
+/// What `body` reads as once formatted, as plain text: the markers gone, links and
+/// mentions as written, code as its text. For where elements cannot go (a reply's quote
+/// is a button, which may hold no link).
+pub fn plain_text(body: &str) -> String {
+    fn walk(nodes: &[Node], out: &mut String) {
+        for node in nodes {
+            match node {
+                Node::Text(t) | Node::Link(t) | Node::Code(t) => out.push_str(t),
+                Node::Mention { text, .. } => out.push_str(text),
+                Node::CodeBlock { code, .. } => out.push_str(code),
+                Node::Emphasis(inner) | Node::Strong(inner) => walk(inner, out),
+            }
+        }
+    }
+    let mut out = String::with_capacity(body.len());
+    walk(&parse(body), &mut out);
+    out
+}
+
 /// Yew elements and text nodes for `nodes`. Mentions of `me` are marked `mention-me`.
 pub fn render(nodes: &[Node], me: &str) -> Html {
     nodes.iter().map(|node| render_node(node, me)).collect()
@@ -533,6 +552,17 @@ fn append(nodes: &mut Vec<Node>, more: Vec<Node>) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn plain_text_drops_the_markers_and_keeps_what_they_mark() {
+        assert_eq!(
+            super::plain_text(
+                "Thanks @ada, **great** work. I will *look* at `x.rs`, see https://e.org/a."
+            ),
+            "Thanks @ada, great work. I will look at x.rs, see https://e.org/a."
+        );
+        assert_eq!(super::plain_text("**unclosed"), "**unclosed");
+    }
     use super::*;
 
     /// How deep the tree can be: three nested kinds of emphasis around a leaf.

@@ -654,7 +654,13 @@ fn quote(q: &Quote, messages: &Messages) -> Html {
     let excerpt = if q.deleted {
         "message deleted".to_owned()
     } else {
-        q.excerpt.chars().take(limits::QUOTE_CHARS).collect()
+        // Formatted as the message shows it, as text: a quote is a button.
+        crate::format::plain_text(
+            &q.excerpt
+                .chars()
+                .take(limits::QUOTE_CHARS)
+                .collect::<String>(),
+        )
     };
     // Named by its content, "In reply to NAME: EXCERPT", which holds all it shows.
     html! {
