@@ -11,9 +11,7 @@
 //! Read markers and mutes are a person's, not a connection's: once stored, every session
 //! of that person hears of them, whichever device made them.
 
-use confab_shared::{
-    ClientId, ErrorCode, RoomName, ServerMsg, limits::MAX_EMOJI_PER_MESSAGE, mention::mentions,
-};
+use confab_shared::{ClientId, ErrorCode, RoomName, ServerMsg, mention::mentions};
 
 use super::{
     ConnId, Hub, MessageChange, Refusal, Waiter,
@@ -23,8 +21,9 @@ use super::{
 };
 use crate::store::{ChangeRequest, Changed, NewChange, Refused, Write};
 
-/// Most people one message can mention (and so notify).
-const MAX_MENTIONS: usize = MAX_EMOJI_PER_MESSAGE;
+/// Most people one message's mentions are counted for: a message naming a whole team
+/// still counts for each, a pasted list of hundreds of names does not fan out writes.
+const MAX_MENTIONS: usize = 20;
 
 impl Hub {
     /// Hands an edit, deletion or reaction to the writer; the changer hears back once it
