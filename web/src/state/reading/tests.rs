@@ -176,6 +176,19 @@ fn server(s: &mut State, msg: ServerMsg) {
     s.apply(Action::Server { msg, now: 0.0 });
 }
 
+/// The server welcomes `you` with `rooms`.
+fn welcome(s: &mut State, you: Person, rooms: Vec<RoomInfo>) {
+    server(
+        s,
+        ServerMsg::Welcome {
+            protocol: confab_shared::PROTOCOL_VERSION,
+            epoch: "e".into(),
+            you,
+            rooms,
+        },
+    );
+}
+
 fn joined(
     room: &str,
     history: Vec<ChatMessage>,
@@ -204,18 +217,14 @@ fn ada_in_rooms() -> State {
     let you = person("ada", "Ada");
     let mut dm = room("_dbob", RoomKind::Direct);
     dm.peer = Some(person("bob", "Bob"));
-    server(
+    welcome(
         &mut s,
-        ServerMsg::Welcome {
-            protocol: confab_shared::PROTOCOL_VERSION,
-            epoch: "e".into(),
-            you,
-            rooms: vec![
-                room("general", RoomKind::Public),
-                room("ops", RoomKind::Public),
-                dm,
-            ],
-        },
+        you,
+        vec![
+            room("general", RoomKind::Public),
+            room("ops", RoomKind::Public),
+            dm,
+        ],
     );
     for name in ["general", "ops", "_dbob"] {
         server(&mut s, joined(name, vec![], 0, 0, 0));
@@ -366,14 +375,10 @@ fn the_divider_stays_while_reading_and_goes_after() {
 #[test]
 fn the_room_on_screen_at_load_gets_its_divider_with_the_join() {
     let mut s = State::default();
-    server(
+    welcome(
         &mut s,
-        ServerMsg::Welcome {
-            protocol: confab_shared::PROTOCOL_VERSION,
-            epoch: "e".into(),
-            you: person("ada", "Ada"),
-            rooms: vec![room("general", RoomKind::Public)],
-        },
+        person("ada", "Ada"),
+        vec![room("general", RoomKind::Public)],
     );
     let history = vec![msg(1, "general", "bob", "a"), msg(2, "general", "bob", "b")];
     server(&mut s, joined("general", history.clone(), 1, 1, 0));
@@ -390,14 +395,10 @@ fn the_room_on_screen_at_load_gets_its_divider_with_the_join() {
 #[test]
 fn a_guest_keeps_a_marker_here_from_the_first_join() {
     let mut s = State::default();
-    server(
+    welcome(
         &mut s,
-        ServerMsg::Welcome {
-            protocol: confab_shared::PROTOCOL_VERSION,
-            epoch: "e".into(),
-            you: person("~zoe", "zoe"),
-            rooms: vec![room("general", RoomKind::Public)],
-        },
+        person("~zoe", "zoe"),
+        vec![room("general", RoomKind::Public)],
     );
     let history = vec![msg(1, "general", "bob", "a"), msg(2, "general", "bob", "b")];
     server(&mut s, joined("general", history, 0, 0, 0));
