@@ -268,6 +268,7 @@ async fn write_half(
                 body: body.to_owned(),
                 client_id: format!("m{id}"),
                 reply_to: None,
+                files: Vec::new(),
             };
             sink.feed(Message::text(msg.to_json()))
                 .await

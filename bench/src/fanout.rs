@@ -592,6 +592,7 @@ async fn publish(
                 body: body(id, stamp),
                 client_id: format!("{}{n}", changes::MESSAGE_ID_PREFIX),
                 reply_to: None,
+                files: Vec::new(),
             };
             writer.text(&msg.to_json());
             if let (Some(changer), Some(last_acked)) = (&mut changer, &last_acked) {

@@ -95,6 +95,7 @@ pub async fn run(
                 body: format!("backlog message {i}: some words of an ordinary length"),
                 client_id: format!("s{i}"),
                 reply_to: None,
+                files: Vec::new(),
             },
         )
         .await?;
@@ -235,6 +236,7 @@ async fn chat(
                 body: format!("round trip {n}"),
                 client_id: id.clone(),
                 reply_to: None,
+                files: Vec::new(),
             },
         )
         .await?;

@@ -274,6 +274,7 @@ async fn chat(
                     body: body.clone(),
                     client_id: format!("c{n}"),
                     reply_to: None,
+                    files: Vec::new(),
                 }).await?;
                 sent_at = Some((body, Instant::now()));
             }

@@ -58,8 +58,18 @@ pub fn validate(msg: ClientMsg) -> Result<Command, Rejection> {
             body,
             client_id,
             reply_to,
+            files,
         } => {
             let (room, client_id) = change_of(&room, &client_id)?;
+            // PLACEHOLDER (issue 17, replaced before it lands): sharing files.
+            if !files.is_empty() {
+                return Err(refusal(
+                    &room,
+                    ErrorCode::UnknownFile,
+                    "this server does not share files yet".into(),
+                    Some(&client_id),
+                ));
+            }
             Command::Send {
                 body: body_of(&body, &room, &client_id)?,
                 room,
@@ -150,6 +160,13 @@ pub fn validate(msg: ClientMsg) -> Result<Command, Rejection> {
         },
         ClientMsg::DeleteRoom { room } => Command::DeleteRoom(room_name(&room)?),
         ClientMsg::Ping => Command::Ping,
+        // PLACEHOLDER (issue 17, replaced before it lands).
+        ClientMsg::FetchAround { .. } | ClientMsg::Search { .. } => {
+            return Err(rejection(
+                ErrorCode::UnknownType,
+                "this server does not search yet",
+            ));
+        }
     })
 }
 

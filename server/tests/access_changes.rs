@@ -55,6 +55,7 @@ fn flood(client: Client, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
                 body: "flood".into(),
                 client_id: fresh_client_id(),
                 reply_to: None,
+                files: Vec::new(),
             };
             if tx.send(Message::text(send.to_json())).await.is_err() {
                 return;

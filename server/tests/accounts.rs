@@ -309,6 +309,7 @@ async fn probe(c: &mut Client, id: &str) -> Vec<String> {
             body: "let me in".into(),
             client_id: common::fresh_client_id(),
             reply_to: None,
+            files: Vec::new(),
         },
         ClientMsg::FetchHistory {
             room: id.into(),

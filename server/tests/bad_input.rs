@@ -31,6 +31,7 @@ fn send(room: &str, body: &str) -> String {
         body: body.into(),
         client_id: common::fresh_client_id(),
         reply_to: None,
+        files: Vec::new(),
     }
     .to_json()
 }

@@ -32,6 +32,7 @@ fn send(i: usize) -> Message {
             body: body(i),
             client_id: format!("c{i}"),
             reply_to: None,
+            files: Vec::new(),
         }
         .to_json(),
     )

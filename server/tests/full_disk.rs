@@ -115,6 +115,7 @@ async fn send(client: &mut Client, body: &str) -> (String, Outcome) {
             body: body.to_owned(),
             client_id: client_id.clone(),
             reply_to: None,
+            files: Vec::new(),
         })
         .await;
     let outcome = match client

@@ -112,6 +112,7 @@ fn send(body: &str, reply_to: Option<u64>) -> ClientMsg {
         body: body.into(),
         client_id: fresh_client_id(),
         reply_to,
+        files: Vec::new(),
     }
 }
 

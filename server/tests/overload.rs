@@ -41,6 +41,7 @@ async fn a_flooder_is_rate_limited_then_closed_while_twenty_others_chat() {
                 body: format!("flood {i}"),
                 client_id: format!("f{i}"),
                 reply_to: None,
+                files: Vec::new(),
             };
             if sink.send(Message::text(msg.to_json())).await.is_err() {
                 break; // closed on us
@@ -144,6 +145,7 @@ async fn a_client_that_never_reads_is_dropped_and_memory_stays_bounded() {
             body: format!("{i} {body}"),
             client_id: format!("s{i}"),
             reply_to: None,
+            files: Vec::new(),
         };
         sink.send(Message::text(msg.to_json()))
             .await

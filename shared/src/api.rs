@@ -12,6 +12,16 @@
 //! | `POST /api/invites` | [`NewInvite`] | 201, [`CreatedInvite`] |
 //! | `GET /api/invites` | — | 200, [`Invites`] |
 //! | `DELETE /api/invites/{id}` | — | 204 |
+//! | `POST /api/files?room={room}&name={name}` | the file's bytes | 201, [`crate::Attachment`] |
+//! | `GET /api/files/{id}` | — | 200 or 206 (`Range`), the file |
+//! | `GET /api/files/{id}/thumb` | — | 200, an image's preview |
+//!
+//! An upload is for a room the person may post in, by an account (not a guest). Its
+//! body is the file itself, streamed to disk and never held whole in memory; what it
+//! answers is shared by naming its `id` in a `send`. Refusals: 413 over the size of one
+//! file, 429 (with `Retry-After`) over the person's daily budget, 507 when the server's
+//! file store is full, 404 for a room the person may not post in. A download answers
+//! exactly as for a file that does not exist (404) to anyone who may not see its room.
 //!
 //! Every failure is a status code with an [`ApiError`] body. `POST`s from a page on
 //! another origin are refused with 403, like the socket.

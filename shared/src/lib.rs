@@ -25,7 +25,7 @@ pub use validate::{
 /// Version of the protocol described by this crate. A client announces the version it
 /// speaks in [`ClientMsg::Hello`]; the server refuses any other with
 /// [`ErrorCode::UnsupportedProtocol`].
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// The room every server has, which cannot be deleted.
 pub const DEFAULT_ROOM: &str = "general";
@@ -89,6 +89,17 @@ pub mod limits {
     /// Unread messages and mentions are counted up to this many per room; past it
     /// clients show "9999+".
     pub const MAX_UNREAD_COUNT: u32 = 9_999;
+    /// Files one message may share.
+    pub const MAX_FILES_PER_MESSAGE: usize = 10;
+    /// Characters of a shared file's name kept (longer names are cut, keeping the
+    /// extension).
+    pub const MAX_FILE_NAME_CHARS: usize = 200;
+    /// Search results per page.
+    pub const SEARCH_PAGE: usize = 20;
+    /// Characters of a search query.
+    pub const MAX_QUERY_CHARS: usize = 256;
+    /// Messages on each side of the one asked for by [`crate::ClientMsg::FetchAround`].
+    pub const AROUND_PAGE: usize = 50;
 }
 
 /// Messages a client sends to the server.
@@ -143,12 +154,20 @@ pub enum ClientMsg {
     ///
     /// `reply_to` makes the message a reply to the message with that `seq` in the same
     /// room; the stored message then carries a [`Quote`] of it.
+    ///
+    /// `files` shares files uploaded to this room by the sender (`POST /api/files`, see
+    /// [`api`]), by the ids the uploads answered, at most
+    /// [`limits::MAX_FILES_PER_MESSAGE`]; each upload can be shared once. With files
+    /// the body may be empty. An id that is not such an upload is refused with
+    /// `unknown_file`.
     Send {
         room: String,
         body: String,
         client_id: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reply_to: Option<u64>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        files: Vec<String>,
     },
     /// Replace the text of the sender's own message `seq` (body rules as for `send`).
     /// Acknowledged with [`ServerMsg::Ack`] (its `seq` the change's place in the room's
@@ -198,6 +217,22 @@ pub enum ClientMsg {
         before: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<u32>,
+    },
+    /// Ask for the messages around `seq` in a room the client has joined (a search
+    /// result, a permalink far back): up to [`limits::AROUND_PAGE`] on each side of it,
+    /// and the message itself. Answered by [`ServerMsg::Around`].
+    FetchAround { room: String, seq: u64 },
+    /// Search every message the person may see: public rooms, and the private rooms and
+    /// direct conversations they are a member of. `query` is words (`rust`), prefixes
+    /// (`rus*`), phrases (`"borrow checker"`) and filters (`in:room`, `from:user`,
+    /// `before:YYYY-MM-DD`, `after:YYYY-MM-DD`, `on:YYYY-MM-DD`, dates in UTC), at most
+    /// [`limits::MAX_QUERY_CHARS`]. Results come newest first, [`limits::SEARCH_PAGE`]
+    /// at a time: `before` asks for the page after the one that ended with the message
+    /// whose `id` it is. Answered by [`ServerMsg::SearchResults`], or `invalid_query`.
+    Search {
+        query: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<u64>,
     },
     /// The user is typing in a room. Send at most once per
     /// [`limits::TYPING_THROTTLE_MS`] while typing continues.
@@ -300,6 +335,26 @@ pub enum ServerMsg {
     History {
         room: String,
         messages: Vec<ChatMessage>,
+        more: bool,
+    },
+    /// The messages around `seq`, answering [`ClientMsg::FetchAround`], oldest first.
+    /// `older` and `newer` tell whether the room has messages before and after them.
+    Around {
+        room: String,
+        seq: u64,
+        messages: Vec<ChatMessage>,
+        older: bool,
+        newer: bool,
+    },
+    /// A page of search results, answering [`ClientMsg::Search`] (its `query` and
+    /// `before` repeated, so a client can drop an answer to a search it replaced).
+    /// `more` tells whether another page follows: ask with `before` set to the `id` of
+    /// the last hit's message.
+    SearchResults {
+        query: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<u64>,
+        hits: Vec<SearchHit>,
         more: bool,
     },
     /// The message the client sent with `client_id` is stored (durably) as `id`/`seq`.
@@ -436,6 +491,46 @@ pub struct ChatMessage {
     /// [`ServerMsg::Changed`] with a `seq` at or below it is already in it.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub rev: u64,
+    /// Files shared with the message (none once it is deleted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<Attachment>,
+}
+
+/// A file shared in a room, as a message carries it. Downloaded from
+/// `GET /api/files/{id}` (its type taken from its content, not from its name) and, when
+/// `image` is set, previewed from `GET /api/files/{id}/thumb`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// The upload's id: unguessable, and only good for people who may see the room.
+    pub id: String,
+    /// The name it was uploaded with (cleaned of path parts and control characters).
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The media type found in its first bytes; `application/octet-stream` when none.
+    pub mime: String,
+    /// Set for an image the server could preview: its size in pixels. Such a file is
+    /// shown inline; every other one is downloaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageSize>,
+}
+
+/// Width and height of an image, in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageSize {
+    pub width: u32,
+    pub height: u32,
+}
+
+/// One search result: the message as it is now, and where the query matched its body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchHit {
+    pub message: ChatMessage,
+    /// Byte ranges `[start, end)` of `message.body` that matched, in order and not
+    /// overlapping, each on UTF-8 character boundaries. The body stays plain text: a
+    /// client marks these ranges, it never renders markup from the server.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub marks: Vec<[u32; 2]>,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
@@ -467,6 +562,7 @@ impl ChatMessage {
                 self.deleted = true;
                 self.body.clear();
                 self.reactions.clear();
+                self.files.clear();
                 self.edited = None;
             }
             ChangeKind::Reacted { emoji } => {
@@ -605,11 +701,16 @@ pub enum ErrorCode {
     InvalidEmoji,
     /// The message carries as many reactions, or different emoji, as it may.
     TooManyReactions,
+    /// A `send` names a file that is not an unshared upload of the sender's to this room
+    /// (or too many files).
+    UnknownFile,
+    /// A search query that cannot be run; the message says why.
+    InvalidQuery,
 }
 
 impl ErrorCode {
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 24] = [
         ErrorCode::BadJson,
         ErrorCode::UnknownType,
         ErrorCode::BadMessage,
@@ -632,6 +733,8 @@ impl ErrorCode {
         ErrorCode::UnknownMessage,
         ErrorCode::InvalidEmoji,
         ErrorCode::TooManyReactions,
+        ErrorCode::UnknownFile,
+        ErrorCode::InvalidQuery,
     ];
 
     /// The code as it appears on the wire, for logs and tests.
@@ -659,6 +762,8 @@ impl ErrorCode {
             ErrorCode::UnknownMessage => "unknown_message",
             ErrorCode::InvalidEmoji => "invalid_emoji",
             ErrorCode::TooManyReactions => "too_many_reactions",
+            ErrorCode::UnknownFile => "unknown_file",
+            ErrorCode::InvalidQuery => "invalid_query",
         }
     }
 }
@@ -725,6 +830,8 @@ const CLIENT_TYPES: &[&str] = &[
     "mark_read",
     "mute",
     "fetch_history",
+    "fetch_around",
+    "search",
     "typing",
     "open_direct",
     "invite",
@@ -793,6 +900,7 @@ mod tests {
                 body: "hello <b>world</b> \u{1F600}".into(),
                 client_id: "k3m9-1".into(),
                 reply_to: None,
+                files: Vec::new(),
             },
             ClientMsg::Edit {
                 room: "general".into(),
@@ -829,6 +937,14 @@ mod tests {
                 room: "general".into(),
                 before: 120,
                 limit: Some(50),
+            },
+            ClientMsg::FetchAround {
+                room: "general".into(),
+                seq: 7_001,
+            },
+            ClientMsg::Search {
+                query: "from:ada \"borrow checker\" rus*".into(),
+                before: Some(88),
             },
             ClientMsg::Typing {
                 room: "general".into(),
@@ -960,6 +1076,34 @@ mod tests {
                 room: "general".into(),
                 messages: vec![msg.clone()],
                 more: true,
+            },
+            ServerMsg::Around {
+                room: "general".into(),
+                seq: 3,
+                messages: vec![msg.clone(), reply.clone()],
+                older: true,
+                newer: false,
+            },
+            ServerMsg::SearchResults {
+                query: "hello".into(),
+                before: None,
+                hits: vec![SearchHit {
+                    message: ChatMessage {
+                        files: vec![Attachment {
+                            id: "f_8Jk2".into(),
+                            name: "screenshot.png".into(),
+                            size: 48_213,
+                            mime: "image/png".into(),
+                            image: Some(ImageSize {
+                                width: 1280,
+                                height: 800,
+                            }),
+                        }],
+                        ..msg.clone()
+                    },
+                    marks: vec![[0, 5]],
+                }],
+                more: false,
             },
             ServerMsg::Ack {
                 room: "general".into(),

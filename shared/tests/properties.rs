@@ -14,9 +14,9 @@
 use std::collections::BTreeSet;
 
 use confab_shared::{
-    Body, Change, ChangeKind, ChatMessage, ClientId, ClientMsg, DisplayName, ErrorCode, Person,
-    PresenceEvent, Quote, Reaction, RoomInfo, RoomKind, RoomName, ServerMsg, ValidationError,
-    has_invisible_chars, limits,
+    Attachment, Body, Change, ChangeKind, ChatMessage, ClientId, ClientMsg, DisplayName, ErrorCode,
+    ImageSize, Person, PresenceEvent, Quote, Reaction, RoomInfo, RoomKind, RoomName, SearchHit,
+    ServerMsg, ValidationError, has_invisible_chars, limits,
 };
 use proptest::{
     collection::vec, option, prelude::*, sample::select, strategy::ValueTree,
@@ -84,10 +84,20 @@ fn chat_message() -> impl Strategy<Value = ChatMessage> {
             any::<bool>(),
             vec(reaction(), 0..3),
             any::<u64>(),
+            vec(attachment(), 0..2),
         ),
     )
         .prop_map(
-            |(id, room, seq, from, name, body, ts, (reply_to, edited, deleted, reactions, rev))| {
+            |(
+                id,
+                room,
+                seq,
+                from,
+                name,
+                body,
+                ts,
+                (reply_to, edited, deleted, reactions, rev, files),
+            )| {
                 ChatMessage {
                     id,
                     room,
@@ -101,9 +111,32 @@ fn chat_message() -> impl Strategy<Value = ChatMessage> {
                     deleted,
                     reactions,
                     rev,
+                    files,
                 }
             },
         )
+}
+
+fn attachment() -> impl Strategy<Value = Attachment> {
+    (
+        text(),
+        text(),
+        any::<u64>(),
+        text(),
+        option::of((any::<u32>(), any::<u32>())),
+    )
+        .prop_map(|(id, name, size, mime, image)| Attachment {
+            id,
+            name,
+            size,
+            mime,
+            image: image.map(|(width, height)| ImageSize { width, height }),
+        })
+}
+
+fn search_hit() -> impl Strategy<Value = SearchHit> {
+    (chat_message(), vec(any::<[u32; 2]>(), 0..3))
+        .prop_map(|(message, marks)| SearchHit { message, marks })
 }
 
 fn quote() -> impl Strategy<Value = Quote> {
@@ -160,14 +193,20 @@ fn client_msg() -> impl Strategy<Value = ClientMsg> {
         (text(), option::of(any::<u64>()))
             .prop_map(|(room, after)| ClientMsg::Join { room, after }),
         text().prop_map(|room| ClientMsg::Leave { room }),
-        (text(), text(), text(), option::of(any::<u64>())).prop_map(
-            |(room, body, client_id, reply_to)| ClientMsg::Send {
+        (
+            text(),
+            text(),
+            text(),
+            option::of(any::<u64>()),
+            vec(text(), 0..3)
+        )
+            .prop_map(|(room, body, client_id, reply_to, files)| ClientMsg::Send {
                 room,
                 body,
                 client_id,
                 reply_to,
-            }
-        ),
+                files,
+            }),
         (text(), any::<u64>(), text(), text()).prop_map(|(room, seq, body, client_id)| {
             ClientMsg::Edit {
                 room,
@@ -206,6 +245,9 @@ fn client_msg() -> impl Strategy<Value = ClientMsg> {
                 limit,
             }
         }),
+        (text(), any::<u64>()).prop_map(|(room, seq)| ClientMsg::FetchAround { room, seq }),
+        (text(), option::of(any::<u64>()))
+            .prop_map(|(query, before)| ClientMsg::Search { query, before }),
         text().prop_map(|room| ClientMsg::Typing { room }),
         text().prop_map(|user| ClientMsg::OpenDirect { user }),
         (text(), text()).prop_map(|(room, user)| ClientMsg::Invite { room, user }),
@@ -290,6 +332,32 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
                 ts,
             }
         ),
+        (
+            text(),
+            any::<u64>(),
+            messages(),
+            any::<bool>(),
+            any::<bool>()
+        )
+            .prop_map(|(room, seq, messages, older, newer)| ServerMsg::Around {
+                room,
+                seq,
+                messages,
+                older,
+                newer,
+            }),
+        (
+            text(),
+            option::of(any::<u64>()),
+            vec(search_hit(), 0..3),
+            any::<bool>()
+        )
+            .prop_map(|(query, before, hits, more)| ServerMsg::SearchResults {
+                query,
+                before,
+                hits,
+                more,
+            }),
         text().prop_map(|room| ServerMsg::Left { room }),
         (text(), people()).prop_map(|(room, members)| ServerMsg::Members { room, members }),
         chat_message().prop_map(ServerMsg::Message),
@@ -347,6 +415,8 @@ fn client_variant(msg: &ClientMsg) -> &'static str {
         ClientMsg::MarkRead { .. } => "mark_read",
         ClientMsg::Mute { .. } => "mute",
         ClientMsg::FetchHistory { .. } => "fetch_history",
+        ClientMsg::FetchAround { .. } => "fetch_around",
+        ClientMsg::Search { .. } => "search",
         ClientMsg::Typing { .. } => "typing",
         ClientMsg::OpenDirect { .. } => "open_direct",
         ClientMsg::Invite { .. } => "invite",
@@ -357,7 +427,7 @@ fn client_variant(msg: &ClientMsg) -> &'static str {
     }
 }
 
-const CLIENT_VARIANTS: [&str; 20] = [
+const CLIENT_VARIANTS: [&str; 22] = [
     "hello",
     "list_rooms",
     "create_room",
@@ -371,6 +441,8 @@ const CLIENT_VARIANTS: [&str; 20] = [
     "mark_read",
     "mute",
     "fetch_history",
+    "fetch_around",
+    "search",
     "typing",
     "open_direct",
     "invite",
@@ -388,6 +460,8 @@ fn server_variant(msg: &ServerMsg) -> &'static str {
         ServerMsg::Joined { .. } => "joined",
         ServerMsg::Replay { .. } => "replay",
         ServerMsg::History { .. } => "history",
+        ServerMsg::Around { .. } => "around",
+        ServerMsg::SearchResults { .. } => "search_results",
         ServerMsg::Ack { .. } => "ack",
         ServerMsg::Left { .. } => "left",
         ServerMsg::Members { .. } => "members",
@@ -401,13 +475,15 @@ fn server_variant(msg: &ServerMsg) -> &'static str {
     }
 }
 
-const SERVER_VARIANTS: [&str; 16] = [
+const SERVER_VARIANTS: [&str; 18] = [
     "welcome",
     "rooms",
     "rooms_changed",
     "joined",
     "replay",
     "history",
+    "around",
+    "search_results",
     "ack",
     "left",
     "members",

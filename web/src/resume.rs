@@ -457,6 +457,7 @@ impl Pending {
                 body: self.body.clone(),
                 client_id,
                 reply_to: self.reply_to,
+                files: Vec::new(),
             },
             Some(PendingChange::Edit { seq, body }) => ClientMsg::Edit {
                 room,

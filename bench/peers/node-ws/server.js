@@ -10,7 +10,7 @@
 
 const { WebSocketServer } = require('ws');
 
-const PROTOCOL = 6;
+const PROTOCOL = 7;
 // The store's identity in `welcome`: this peer keeps nothing, so every start is a new one.
 const EPOCH = require('crypto').randomBytes(16).toString('hex');
 

@@ -311,6 +311,7 @@ impl Client {
             body: body.to_owned(),
             client_id: fresh_client_id(),
             reply_to: None,
+            files: Vec::new(),
         })
         .await;
     }

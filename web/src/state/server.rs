@@ -235,6 +235,9 @@ impl State {
             }
             // Answered in the socket service, which is all it is for.
             ServerMsg::Pong => {}
+            // PLACEHOLDER (issue 17, replaced before it lands): the client asks for
+            // neither yet.
+            ServerMsg::Around { .. } | ServerMsg::SearchResults { .. } => {}
         }
     }
 

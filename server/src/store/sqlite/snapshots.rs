@@ -53,6 +53,7 @@ fn row_to_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChatMessage> {
         deleted: row.get(9)?,
         reactions: Vec::new(),
         rev: row.get(10)?,
+        files: Vec::new(),
     })
 }
 
