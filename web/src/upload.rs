@@ -32,25 +32,13 @@ pub fn outcome(status: u16, body: &str) -> Outcome {
             },
         };
     }
+    // The sentence is the server's, as it is: it says what to do (and, over the daily
+    // budget, when).
     let message = match serde_json::from_str::<ApiError>(body) {
-        Ok(error) => match error.retry_after_secs {
-            Some(secs) if !error.error.contains("try again") => {
-                format!("{} (try again in {})", error.error, wait(secs))
-            }
-            _ => error.error,
-        },
+        Ok(error) => error.error,
         Err(_) => format!("The server refused the file ({status})."),
     };
     Outcome::Refused { status, message }
-}
-
-/// A wait in words: "40 s", "12 min", "3 h".
-fn wait(secs: u64) -> String {
-    match secs {
-        0..120 => format!("{secs} s"),
-        120..7_200 => format!("{} min", secs.div_ceil(60)),
-        _ => format!("{} h", secs.div_ceil(3_600)),
-    }
 }
 
 /// The address a file of `room` called `name` is uploaded to.
@@ -153,21 +141,13 @@ mod tests {
     }
 
     #[test]
-    fn a_daily_budget_refusal_says_when_to_try_again() {
-        let body = r#"{"error":"You have uploaded all you may today.","retry_after_secs":600}"#;
+    fn a_daily_budget_refusal_is_the_servers_sentence_too() {
+        let body = r#"{"error":"You can upload this file in 10 minutes.","retry_after_secs":600}"#;
         assert_eq!(
             outcome(429, body),
             Outcome::Refused {
                 status: 429,
-                message: "You have uploaded all you may today. (try again in 10 min)".into()
-            }
-        );
-        let says_it = r#"{"error":"Over budget: try again in 10 minutes.","retry_after_secs":600}"#;
-        assert_eq!(
-            outcome(429, says_it),
-            Outcome::Refused {
-                status: 429,
-                message: "Over budget: try again in 10 minutes.".into()
+                message: "You can upload this file in 10 minutes.".into()
             }
         );
     }
@@ -182,15 +162,5 @@ mod tests {
             }
         );
         assert!(matches!(outcome(201, "not json"), Outcome::Refused { .. }));
-    }
-
-    #[test]
-    fn waits_read_in_units_people_use() {
-        assert_eq!(wait(0), "0 s");
-        assert_eq!(wait(119), "119 s");
-        assert_eq!(wait(120), "2 min");
-        assert_eq!(wait(121), "3 min");
-        assert_eq!(wait(7_200), "2 h");
-        assert_eq!(wait(86_400), "24 h");
     }
 }
