@@ -101,6 +101,7 @@ pub(super) fn by_client_id(
     };
     let room = message.room.clone();
     attach_reactions(conn, &room, std::slice::from_mut(&mut message))?;
+    crate::store::files::attach(conn, &room, std::slice::from_mut(&mut message))?;
     Ok(Some(message))
 }
 
@@ -228,6 +229,7 @@ pub(super) fn before(
         .query_map(params![room, as_sql(before), limit], row_to_message)?
         .collect::<Result<Vec<_>, _>>()?;
     attach_reactions(conn, room, &mut page)?;
+    crate::store::files::attach(conn, room, &mut page)?;
     // Newest first, so a page cut short by its size keeps the newest messages.
     page.truncate(within_bytes(page.iter()));
     page.reverse();
@@ -279,6 +281,7 @@ pub(super) fn after(
         messages.extend(message);
     }
     attach_reactions(conn, room, &mut messages)?;
+    crate::store::files::attach(conn, room, &mut messages)?;
     let fit = within_bytes(messages.iter());
     if fit < messages.len() {
         // The page ends before the log entry that first touched the first message left
