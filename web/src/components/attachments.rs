@@ -64,8 +64,9 @@ pub fn scaled(size: ImageSize, max_width: u32, max_height: u32) -> (u32, u32) {
 }
 
 /// What kind of file a media type is, in words; the type itself when it is not a
-/// common one.
+/// common one. Parameters (`; charset=utf-8`) say nothing to people and are left out.
 pub fn kind(mime: &str) -> String {
+    let mime = mime.split(';').next().unwrap_or_default().trim();
     let named = match mime {
         "application/pdf" => "PDF document",
         "application/zip" => "ZIP archive",
@@ -77,6 +78,7 @@ pub fn kind(mime: &str) -> String {
                 Some(("image", sub)) => format!("{} image", sub.to_uppercase()),
                 Some(("video", sub)) => format!("{} video", sub.to_uppercase()),
                 Some(("audio", sub)) => format!("{} audio", sub.to_uppercase()),
+                Some(("text", sub)) => format!("{} text", sub.to_uppercase()),
                 _ => mime.to_owned(),
             };
         }
@@ -119,7 +121,7 @@ fn shared_file(file: &Attachment) -> Html {
         }
         None => html! {
             <li key={file.id.clone()} class="file other">
-                <span class="file-icon" aria-hidden="true">{ "📄" }</span>
+                { document_icon() }
                 <span class="file-text">
                     <a class="file-name" href={href} download={file.name.clone()}><bdi>{ file.name.clone() }</bdi></a>
                     <span class="file-meta">{ format!("{size} · {}", kind(&file.mime)) }</span>
@@ -211,9 +213,30 @@ pub fn AttachButton() -> Html {
         <span class="attach">
             <input id="composer-files" type="file" multiple=true class="attach-input" {onchange} />
             <label for="composer-files" class="attach-button" title="Attach files (or drop them here, or paste an image)">
-                <span aria-hidden="true">{ "📎 " }</span>{ "Attach files" }
+                { paperclip() }<span class="attach-text">{ "Attach files" }</span>
             </label>
         </span>
+    }
+}
+
+/// A sheet with a folded corner, for a file that is not previewed. Decorative.
+fn document_icon() -> Html {
+    html! {
+        <svg class="file-icon" aria-hidden="true" focusable="false" width="22" height="26" viewBox="0 0 22 26">
+            <path fill="none" stroke="currentColor" stroke-width="1.5" stroke-linejoin="round"
+                  d="M3 1.5h10.5L19.5 7.5v17H3z M13.5 1.5v6h6" />
+        </svg>
+    }
+}
+
+/// Drawn rather than an emoji, and hidden from assistive technology: the label's text
+/// is its name.
+fn paperclip() -> Html {
+    html! {
+        <svg class="paperclip" aria-hidden="true" focusable="false" width="14" height="14" viewBox="0 0 16 16">
+            <path fill="none" stroke="currentColor" stroke-width="1.5" stroke-linecap="round"
+                  d="M10.5 4.5 5.3 9.7a1.5 1.5 0 0 0 2.1 2.1l5.6-5.6a3 3 0 0 0-4.2-4.2L3.2 7.6a4.5 4.5 0 0 0 6.4 6.4l4.9-4.9" />
+        </svg>
     }
 }
 
@@ -438,6 +461,8 @@ mod tests {
     #[test]
     fn kinds_name_the_common_types() {
         assert_eq!(kind("application/pdf"), "PDF document");
+        assert_eq!(kind("text/plain; charset=utf-8"), "text");
+        assert_eq!(kind("text/csv;charset=utf-8"), "CSV text");
         assert_eq!(kind("image/svg+xml"), "SVG+XML image");
         assert_eq!(kind("application/octet-stream"), "file");
         assert_eq!(kind("application/x-thing"), "application/x-thing");

@@ -42,17 +42,17 @@ pub(super) struct Files {
 }
 
 impl Files {
-    /// Keeps only the files of messages still in the outbox (and so cancels the uploads
-    /// of the others: sent, discarded, cancelled).
-    pub(super) fn keep_only(&self, wanted: impl Fn(&str) -> bool) {
+    /// Keeps only the files of messages still in the outbox, and so cancels the uploads
+    /// of the others (discarded, cancelled); returns the keys of those uploads.
+    pub(super) fn keep_only(&self, wanted: impl Fn(&str) -> bool) -> Vec<String> {
         self.queued.borrow_mut().retain(|key, _| wanted(key));
-        // Dropping a flight aborts it without a word (see `Flight`).
-        let gone: Vec<Flight> = {
-            let mut flights = self.flights.borrow_mut();
-            let keys: Vec<String> = flights.keys().filter(|k| !wanted(k)).cloned().collect();
-            keys.iter().filter_map(|k| flights.remove(k)).collect()
-        };
-        drop(gone);
+        let mut flights = self.flights.borrow_mut();
+        let keys: Vec<String> = flights.keys().filter(|k| !wanted(k)).cloned().collect();
+        for key in &keys {
+            // Dropping a flight aborts it without a word (see `Flight`).
+            drop(flights.remove(key));
+        }
+        keys
     }
 
     /// Forgets every file (signing out).

@@ -354,9 +354,15 @@ impl Inner {
     /// Saves the outbox and shows it; the files of messages no longer in it are
     /// forgotten (their uploads stopped).
     fn publish_outbox(&self) {
-        {
+        let stopped = {
             let resume = self.resume.borrow();
-            self.files.keep_only(|key| resume.holds_file(key));
+            self.files.keep_only(|key| resume.holds_file(key))
+        };
+        for key in stopped {
+            self.dispatch
+                .emit(Action::Uploads(crate::state::UploadAction::Finished {
+                    key,
+                }));
         }
         let outbox = self.resume.borrow().outbox().clone();
         persist::save_outbox(&outbox);
