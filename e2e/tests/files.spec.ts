@@ -5,6 +5,7 @@
 // goes after the reconnect. The other person sees an image as a preview that opens full
 // size, and any other file as its name, size and type, downloaded. Accounts only (guests
 // cannot upload); each browser context is one person.
+import AxeBuilder from '@axe-core/playwright';
 import { test, expect, type Browser, type Locator, type Page, type Route } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import { Person, tag } from '../person';
@@ -94,6 +95,14 @@ async function loaded(img: Locator): Promise<boolean> {
   return img.evaluate((el) => el instanceof HTMLImageElement && el.complete && el.naturalWidth > 0);
 }
 
+/** What axe finds serious or critical on the page (files shared, files waiting). */
+async function seriousA11yProblems(page: Page): Promise<string[]> {
+  const results = await new AxeBuilder({ page }).analyze();
+  return results.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.impact}: ${v.id} (${v.help}) at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+}
+
 /** Nothing sticks out sideways: the page and the conversation fit the viewport's width. */
 async function expectNoSidewaysOverflow(p: Person): Promise<void> {
   const overflow = await p.page.evaluate(() => {
@@ -121,7 +130,13 @@ test('files attached with the button reach the other person: an image opens full
   // Changed their mind about one, then back.
   await toSend(ada).getByRole('button', { name: 'Remove harbour.png' }).click();
   await expect(toSend(ada).getByRole('listitem')).toHaveCount(1);
-  await attachButton(ada).setInputFiles({ name: 'harbour.png', mimeType: 'image/png', buffer: picture });
+  // From the keyboard: the button is a file input, reached with Tab, opened with Space.
+  const chooser = ada.page.waitForEvent('filechooser');
+  await ada.composer('#general').focus();
+  await ada.page.keyboard.press('Tab');
+  await expect(attachButton(ada)).toBeFocused();
+  await ada.page.keyboard.press('Space');
+  await (await chooser).setFiles({ name: 'harbour.png', mimeType: 'image/png', buffer: picture });
   const caption = `the harbour and the report ${t}`;
   await ada.send('#general', caption);
   await expect(toSend(ada)).toHaveCount(0);
@@ -176,6 +191,7 @@ test('files attached with the button reach the other person: an image opens full
   ]);
   await expect(toSend(cy).getByRole('listitem')).toHaveCount(2);
   await expectNoSidewaysOverflow(cy);
+  expect(await seriousA11yProblems(cy.page)).toEqual([]);
   await cy.page.screenshot({ path: testInfo.outputPath('files-phone-composer.png') });
 });
 
@@ -299,6 +315,7 @@ test('an upload shows its progress and can be cancelled; the rest of the message
   await expect(pending.getByText('uploaded', { exact: true })).toBeVisible();
   await expect.poll(() => held !== undefined).toBe(true);
   await ada.page.screenshot({ path: testInfo.outputPath('files-uploading.png') });
+  expect(await seriousA11yProblems(ada.page)).toEqual([]);
   await pending.getByRole('button', { name: 'Cancel slow.bin' }).click();
   await expect(pending).toHaveCount(0, { timeout: DELIVERY_MS });
   await held?.continue().catch(() => {});

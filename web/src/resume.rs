@@ -357,6 +357,13 @@ impl Resume {
                 if p.change.is_none() {
                     // A message the person wrote: kept, with why, for Retry or Discard.
                     p.failed = Some(message.clone());
+                    if *code == ErrorCode::UnknownFile {
+                        // Its uploads are gone (never shared within a day, say): Retry
+                        // uploads the files again.
+                        for f in &mut p.files {
+                            f.uploaded = None;
+                        }
+                    }
                     effects.outbox_changed = true;
                 } else if retried_change(*code) {
                     // Goes again by itself: after `retry_after_ms` (the socket service
@@ -498,8 +505,6 @@ impl Pending {
 }
 
 mod files;
-
-pub use files::LOST_FILES;
 
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,7 @@
 //! half: `File` objects, requests, retries.
 
 use std::{
-    cell::{Cell, RefCell},
+    cell::RefCell,
     collections::BTreeMap,
     rc::{Rc, Weak},
 };
@@ -38,7 +38,6 @@ pub(super) struct Files {
     flights: RefCell<BTreeMap<String, Flight>>,
     /// Attempts that got no answer, since the last welcome.
     tries: RefCell<BTreeMap<String, u32>>,
-    next_key: Cell<u64>,
 }
 
 impl Files {
@@ -75,9 +74,9 @@ impl Chat {
         let left_out = files.len().saturating_sub(room_left);
         let mut listed = Vec::new();
         for file in files.into_iter().take(room_left) {
-            let key = self.0.files.next_key.get() + 1;
-            self.0.files.next_key.set(key);
-            let key = format!("file-{key}");
+            // Unique across reloads too: the outbox saved by an earlier page still names
+            // its lost files by their keys.
+            let key = format!("file-{}", new_client_id());
             listed.push(LocalFile {
                 key: key.clone(),
                 name: file.name(),
@@ -179,11 +178,11 @@ impl Inner {
                 continue;
             }
             let Some(file) = self.files.queued.borrow().get(&due.key).cloned() else {
-                // Not in memory: cannot happen while its message is in the outbox, but
-                // if it did, waiting would be forever.
+                // Not in memory: uploaded by an earlier page, and the server no longer
+                // knows the upload (`unknown_file`). Waiting would be forever.
                 self.resume
                     .borrow_mut()
-                    .file_refused(&due.key, crate::resume::LOST_FILES);
+                    .file_refused(&due.key, "this page no longer has it: attach it again");
                 self.publish_outbox();
                 continue;
             };

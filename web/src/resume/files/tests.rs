@@ -1,7 +1,7 @@
 //! The outbox with files, natively: a message waits for its uploads, a refusal sends
 //! nothing, a reload loses only what was not uploaded.
 
-use confab_shared::{ChatMessage, ClientMsg, PROTOCOL_VERSION, Person, ServerMsg};
+use confab_shared::{ChatMessage, ClientMsg, ErrorCode, PROTOCOL_VERSION, Person, ServerMsg};
 
 use super::*;
 use crate::{
@@ -250,5 +250,31 @@ fn an_outbox_saved_before_files_existed_still_loads() {
     assert_eq!(
         outbox.pending[0].change,
         Some(PendingChange::Delete { seq: 3 })
+    );
+}
+
+#[test]
+fn uploads_the_server_no_longer_knows_are_uploaded_again_on_retry() {
+    let mut r = connected(Outbox::default());
+    r.send(with_files("c1", "x", &["a"]));
+    assert!(r.uploaded("a", attachment("a")).is_some());
+    let effects = r.observe(&ServerMsg::Error {
+        code: ErrorCode::UnknownFile,
+        message: "No such upload.".into(),
+        room: Some("general".into()),
+        client_id: Some("c1".into()),
+        retry_after_ms: None,
+    });
+    assert!(effects.outbox_changed);
+    assert_eq!(
+        r.outbox().pending[0].failed.as_deref(),
+        Some("No such upload.")
+    );
+    assert_eq!(keys_due(&r), Vec::<String>::new(), "waits for the person");
+    assert_eq!(r.retry("c1"), None, "not with the old id");
+    assert_eq!(keys_due(&r), ["a"], "uploaded again first");
+    assert_eq!(
+        r.uploaded("a", attachment("a")),
+        Some(send("c1", "x", &["a"]))
     );
 }
