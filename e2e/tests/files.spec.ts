@@ -339,6 +339,32 @@ test('an upload shows its progress and can be cancelled; the rest of the message
   await expect(bob.log.getByText('slow.bin')).toHaveCount(0);
 });
 
+test('the progress bar follows the bytes as they go', async ({ browser }) => {
+  const t = tag();
+  const ada = await signedUp(browser, `ada-${t}`);
+  const bob = await signedUp(browser, `bob-${t}`);
+  // A slow uplink (Chromium's network emulation): 60 KB take a few seconds.
+  const cdp = await ada.context.newCDPSession(ada.page);
+  await cdp.send('Network.enable');
+  await cdp.send('Network.emulateNetworkConditions', {
+    offline: false,
+    latency: 0,
+    downloadThroughput: -1,
+    uploadThroughput: 20 * 1024,
+  });
+  const size = 60 * 1024;
+  await attachButton(ada).setInputFiles({ name: 'steady.bin', mimeType: 'application/octet-stream', buffer: Buffer.alloc(size, 5) });
+  const caption = `progress ${t}`;
+  await ada.send('#general', caption);
+  const bar = ada.log.getByTestId('pending').getByRole('progressbar', { name: 'Uploading steady.bin' });
+  await expect(bar).toHaveAttribute('max', String(size));
+  // Part of the way: more than nothing, less than all.
+  await expect.poll(async () => Number(await bar.getAttribute('value')), { timeout: 10_000 }).toBeGreaterThan(0);
+  expect(Number(await bar.getAttribute('value'))).toBeLessThan(size);
+  await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+  await expect(bob.message(ada.username, caption).getByRole('link', { name: 'steady.bin' })).toBeVisible({ timeout: 15_000 });
+});
+
 test('a file shared while offline waits in the outbox and is sent after the reconnect', async ({ browser }) => {
   const t = tag();
   const ada = await signedUp(browser, `ada-${t}`);

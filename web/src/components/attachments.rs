@@ -7,6 +7,7 @@
 //! markup.
 
 use confab_shared::{Attachment, ImageSize, api};
+use gloo_events::{EventListener, EventListenerOptions};
 use wasm_bindgen::JsCast;
 use web_sys::{ClipboardEvent, DragEvent, File, FileList, HtmlInputElement};
 use yew::prelude::*;
@@ -369,6 +370,25 @@ fn carries_files(e: &DragEvent) -> bool {
 pub fn use_drop_zone(ctx: &Ctx) -> DropZone {
     let depth = use_mut_ref(|| 0_u32);
     let active = use_state(|| false);
+    use_effect_with((), |()| {
+        // A file dropped beside the room (on the sidebar, say) would otherwise replace
+        // the page with the file, and the chat with it.
+        let listeners = web_sys::window().map(|window| {
+            ["dragover", "drop"].map(|event| {
+                EventListener::new_with_options(
+                    &window,
+                    event,
+                    EventListenerOptions::enable_prevent_default(),
+                    |e| {
+                        if e.dyn_ref::<DragEvent>().is_some_and(carries_files) {
+                            e.prevent_default();
+                        }
+                    },
+                )
+            })
+        });
+        move || drop(listeners)
+    });
     let ondragenter = {
         let (depth, active) = (depth.clone(), active.clone());
         Callback::from(move |e: DragEvent| {
