@@ -417,3 +417,6 @@ pub async fn sweep_every(files: std::sync::Arc<Files>, interval: Duration) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
