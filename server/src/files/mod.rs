@@ -288,10 +288,15 @@ impl Files {
                     None => blob.image = None,
                 }
                 let path = self.blob_path(hash);
-                if let Some(shard) = path.parent() {
-                    std::fs::create_dir_all(shard)?;
+                let placed = path
+                    .parent()
+                    .map_or(Ok(()), std::fs::create_dir_all)
+                    .and_then(|()| rename_durably(received.tmp, &path));
+                if let Err(e) = placed {
+                    // The preview may be in place already; nothing names it.
+                    let _ = std::fs::remove_file(self.thumb_path(hash));
+                    return Err(e.into());
                 }
-                rename_durably(received.tmp, &path)?;
                 blob
             }
         };
