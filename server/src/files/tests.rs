@@ -216,3 +216,77 @@ fn deleting_a_room_drops_its_uploads_and_the_sweep_their_bytes() {
             .is_some()
     );
 }
+
+#[test]
+fn every_read_of_a_message_carries_its_files_until_it_is_deleted() {
+    use crate::store::{
+        Appended, ChangeRequest, NewChange, NewMessage, SqliteStore, Store, Write, Written,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = SqliteStore::open(dir.path(), Durability::Process).expect("store");
+    let files = open(dir.path());
+    let one = keep(&files, "ada", b"one", 0).expect("kept");
+    let two = keep(&files, "ada", b"two", 0).expect("kept");
+    let send = Write::Append(NewMessage {
+        room: "general".into(),
+        from: "ada".into(),
+        name: "Ada".into(),
+        body: String::new(),
+        client_id: "c1".into(),
+        ts: 1,
+        reply_to: None,
+        mentions: Vec::new(),
+        files: vec![two.id.clone(), one.id.clone()],
+    });
+    let plain = Write::Append(NewMessage {
+        room: "general".into(),
+        from: "ada".into(),
+        name: "Ada".into(),
+        body: "words".into(),
+        client_id: "c2".into(),
+        ts: 2,
+        reply_to: None,
+        mentions: Vec::new(),
+        files: Vec::new(),
+    });
+    let written = store.apply(&[send.clone(), plain]).expect("stored");
+    let expected = vec![two.clone(), one.clone()];
+    let Written::Appended(Appended::Stored(stored)) = &written[0] else {
+        panic!("expected a stored message, got {written:?}");
+    };
+    assert_eq!(stored.files, expected, "the live copy");
+    let seq = stored.seq;
+    let Written::Appended(Appended::Duplicate(again)) = &store.apply(&[send]).expect("again")[0]
+    else {
+        panic!("a repeat is a duplicate");
+    };
+    assert_eq!(again.files, expected, "the repeat's answer");
+    let page = store
+        .after("general", 0, u64::MAX, 100)
+        .expect("resume page");
+    assert_eq!(page.messages[0].files, expected, "a resume page");
+    assert!(page.messages[1].files.is_empty());
+    let history = store.before("general", u64::MAX, 100).expect("history");
+    assert_eq!(history[0].files, expected, "a history page");
+    store
+        .apply(&[Write::Change(NewChange {
+            room: "general".into(),
+            target: seq,
+            by: "ada".into(),
+            client_id: "c3".into(),
+            ts: 3,
+            what: ChangeRequest::Delete { any: false },
+        })])
+        .expect("deleted");
+    let page = store
+        .after("general", 0, u64::MAX, 100)
+        .expect("resume page");
+    assert!(page.messages[0].deleted && page.messages[0].files.is_empty());
+    assert!(
+        files
+            .lookup(&one.id, Some("ada"))
+            .expect("lookup")
+            .is_none()
+    );
+    assert_eq!(files.sweep(1).expect("sweep"), (0, 2));
+}

@@ -83,6 +83,13 @@ impl FileStore {
         })
     }
 
+    /// A connection for reads only: a write through it is an error.
+    pub fn open_reader(data_dir: &Path, durability: Durability) -> Result<Self, StoreError> {
+        let store = Self::open(data_dir, durability)?;
+        store.conn.pragma_update(None, "query_only", true)?;
+        Ok(store)
+    }
+
     /// Whether `room` exists and, if it is not public, whether `user` is a member.
     pub fn room_access(&self, room: &str, user: Option<&str>) -> Result<RoomAccess, StoreError> {
         let kind: Option<String> = self
