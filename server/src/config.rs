@@ -27,7 +27,7 @@ pub struct Config {
     #[arg(long, env = "CONFAB_STATIC_DIR", default_value = "dist")]
     pub static_dir: PathBuf,
 
-    /// Folder of the embedded database (created on first start).
+    /// Folder of the embedded database and of shared files (created on first start).
     #[arg(long, env = "CONFAB_DATA_DIR", default_value = "data", global = true)]
     pub data_dir: PathBuf,
 

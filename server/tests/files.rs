@@ -814,3 +814,18 @@ async fn a_deleted_messages_file_leaves_the_disk_at_the_next_sweep() {
     let tombstone = history.iter().find(|m| m.seq == seq).expect("tombstone");
     assert!(tombstone.deleted && tombstone.files.is_empty());
 }
+
+#[tokio::test]
+async fn a_full_store_is_507_and_says_so() {
+    let s = Setup::start(&["--max-files-bytes", "1000"]).await;
+    let ada = sign_up(s.addr, "ada").await;
+    uploaded(s.addr, &ada, "general", "a.bin", &[1u8; 600]).await;
+    let full = upload(s.addr, &ada, "general", "b.bin", &[2u8; 600]).await;
+    assert_eq!(full.status, 507, "{full:?}");
+    let why: ApiError = full.json();
+    assert!(why.error.contains("no room"), "{}", why.error);
+    // What still fits is taken.
+    uploaded(s.addr, &ada, "general", "c.bin", &[3u8; 400]).await;
+    assert_eq!(s.blobs().len(), 2);
+    assert!(s.tmp_files().is_empty());
+}

@@ -17,7 +17,8 @@
 //! row never names a file that is not there. "A blob is put in place and its row
 //! inserted" and "a blob's rows are dropped and its file unlinked" both happen under one
 //! lock (the store's mutex), so a sweep can never unlink a file that an upload has just
-//! adopted.
+//! adopted. The reads of each request (a download's lookup, the checks before an upload)
+//! use a second, read-only connection and never wait behind that lock.
 
 pub mod name;
 pub mod preview;
@@ -120,6 +121,9 @@ pub struct Files {
     /// The rows, behind the lock that also orders file moves against unlinks (see the
     /// module documentation).
     store: Mutex<FileStore>,
+    /// A second connection for the reads of every request (downloads, the checks before
+    /// an upload), so they do not wait behind a keep's fsyncs or a sweep's unlinks.
+    reads: Mutex<FileStore>,
 }
 
 impl Files {
@@ -137,6 +141,7 @@ impl Files {
             tmp: root.join("tmp"),
             limits,
             store: Mutex::new(FileStore::open(data_dir, durability)?),
+            reads: Mutex::new(FileStore::open_reader(data_dir, durability)?),
         };
         for dir in [&files.blobs, &files.thumbs, &files.tmp] {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
@@ -151,6 +156,10 @@ impl Files {
 
     fn store(&self) -> MutexGuard<'_, FileStore> {
         self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn reads(&self) -> MutexGuard<'_, FileStore> {
+        self.reads.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn empty_tmp(&self) {
@@ -217,7 +226,7 @@ impl Files {
 
     /// Who may see `room` (see [`RoomAccess`]).
     pub fn room_access(&self, room: &str, user: Option<&str>) -> Result<RoomAccess, StoreError> {
-        self.store().room_access(room, user)
+        self.reads().room_access(room, user)
     }
 
     /// The upload `id` and, for `user`, the access rule of its room.
@@ -226,7 +235,7 @@ impl Files {
         id: &str,
         user: Option<&str>,
     ) -> Result<Option<(StoredUpload, RoomAccess)>, StoreError> {
-        let store = self.store();
+        let store = self.reads();
         let Some(upload) = store.upload(id)? else {
             return Ok(None);
         };
@@ -236,19 +245,19 @@ impl Files {
 
     /// The blob with this hash, if stored (a hint: a sweep may remove it before use).
     pub fn known_blob(&self, hash: &str) -> Result<Option<Blob>, StoreError> {
-        self.store().blob(hash)
+        self.reads().blob(hash)
     }
 
     /// Whether `user` may upload `bytes` more now (`now_ms`): `Err` with how long until
     /// enough of their last day's uploads leave the window.
     pub fn check_budget(&self, user: &str, bytes: u64, now_ms: i64) -> Result<(), Refusal> {
-        let store = self.store();
+        let store = self.reads();
         budget(&store, self.limits.bytes_per_day, user, bytes, now_ms)
     }
 
     /// Whether `bytes` more would fit the store.
     pub fn check_room(&self, bytes: u64) -> Result<(), Refusal> {
-        let total = self.store().total_bytes()?;
+        let total = self.reads().total_bytes()?;
         if total.saturating_add(bytes) > self.limits.max_total_bytes {
             return Err(Refusal::StoreFull);
         }
@@ -288,10 +297,15 @@ impl Files {
                     None => blob.image = None,
                 }
                 let path = self.blob_path(hash);
-                if let Some(shard) = path.parent() {
-                    std::fs::create_dir_all(shard)?;
+                let placed = path
+                    .parent()
+                    .map_or(Ok(()), std::fs::create_dir_all)
+                    .and_then(|()| rename_durably(received.tmp, &path));
+                if let Err(e) = placed {
+                    // The preview may be in place already; nothing names it.
+                    let _ = std::fs::remove_file(self.thumb_path(hash));
+                    return Err(e.into());
                 }
-                rename_durably(received.tmp, &path)?;
                 blob
             }
         };
@@ -417,3 +431,6 @@ pub async fn sweep_every(files: std::sync::Arc<Files>, interval: Duration) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

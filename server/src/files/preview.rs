@@ -7,12 +7,13 @@
 //! with `image::Limits` capping its allocations at [`MAX_ALLOC`], for whatever the
 //! header did not tell. Bounded pixels bound the decoding time too. An image that fails
 //! any of this is kept as a plain attachment, never an error and never a crash. Decoding
-//! is blocking work: callers run it on a blocking thread, a few at a time.
+//! is blocking work: callers run it on a blocking thread, a few at a time. A photo's EXIF
+//! orientation is applied, and the size reported is the one people see.
 
 use std::{io::Cursor, path::Path};
 
 use confab_shared::ImageSize;
-use image::{DynamicImage, ImageFormat, ImageReader, Limits};
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, metadata::Orientation};
 
 /// Largest image decoded (width × height), 50 megapixels.
 pub const MAX_PIXELS: u64 = 50_000_000;
@@ -39,24 +40,31 @@ pub fn make(path: &Path, mime: &str) -> Option<Preview> {
         "image/webp" => ImageFormat::WebP,
         _ => return None,
     };
-    let open = || -> Option<ImageReader<_>> {
-        let mut reader = ImageReader::open(path).ok()?;
-        reader.set_format(format);
-        reader.limits(limits());
-        Some(reader)
-    };
-    let (width, height) = open()?.into_dimensions().ok()?;
+    let mut reader = ImageReader::open(path).ok()?;
+    reader.set_format(format);
+    reader.limits(limits());
+    // Reads the header only.
+    let mut decoder = reader.into_decoder().ok()?;
+    let (width, height) = decoder.dimensions();
     if u64::from(width) * u64::from(height) > MAX_PIXELS || width == 0 || height == 0 {
         tracing::debug!(width, height, "image too large to preview: kept as a file");
         return None;
     }
-    let image = match open()?.decode() {
+    // The decoded buffer itself, which the decoder's own limit does not count.
+    if decoder.total_bytes() > MAX_ALLOC {
+        return None;
+    }
+    // A photo's camera orientation (EXIF), so the preview stands the way it was taken.
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let mut image = match DynamicImage::from_decoder(decoder) {
         Ok(image) => image,
         Err(e) => {
             tracing::debug!("image does not decode ({e}): kept as a file");
             return None;
         }
     };
+    image.apply_orientation(orientation);
+    let (width, height) = (image.width(), image.height());
     let thumb = encode(&image.thumbnail(THUMB_SIDE, THUMB_SIDE))?;
     Some(Preview {
         size: ImageSize { width, height },

@@ -108,7 +108,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Sizes as people read them: "25 MiB", "1.5 GiB", "900 bytes".
-pub fn human_size(bytes: u64) -> String {
+fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
     if bytes < 1024 {
         return format!("{bytes} bytes");

@@ -51,7 +51,6 @@ mod password;
 mod throttle;
 
 pub use device::Devices;
-pub use files::human_size;
 
 /// Path of the upload endpoint (its body gets more time: see `crate::listener`).
 pub const UPLOAD_PATH: &str = "/api/files";

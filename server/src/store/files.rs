@@ -83,6 +83,13 @@ impl FileStore {
         })
     }
 
+    /// A connection for reads only: a write through it is an error.
+    pub fn open_reader(data_dir: &Path, durability: Durability) -> Result<Self, StoreError> {
+        let store = Self::open(data_dir, durability)?;
+        store.conn.pragma_update(None, "query_only", true)?;
+        Ok(store)
+    }
+
     /// Whether `room` exists and, if it is not public, whether `user` is a member.
     pub fn room_access(&self, room: &str, user: Option<&str>) -> Result<RoomAccess, StoreError> {
         let kind: Option<String> = self
@@ -162,7 +169,9 @@ impl FileStore {
     /// put the blob's file in place first and holds the files' lock, so no sweep can
     /// unlink it between.
     pub fn insert_upload(&mut self, upload: &NewUpload<'_>) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let image = upload.blob.image;
         tx.prepare_cached(
             "INSERT OR IGNORE INTO file_blobs (hash, size, mime, width, height, created_at)
@@ -207,7 +216,9 @@ impl FileStore {
         unshared_before_ms: i64,
         usage_before_ms: i64,
     ) -> Result<Swept, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let uploads = tx
             .prepare_cached("DELETE FROM file_uploads WHERE seq IS NULL AND created_at < ?1")?
             .execute([unshared_before_ms])?;
