@@ -91,9 +91,7 @@ impl State {
                 more,
             } => {
                 if let Some(view) = self.view_mut(&room) {
-                    view.add_older(messages);
-                    view.has_older = more;
-                    view.loading_older = false;
+                    view.add_history(messages, more);
                 }
             }
             ServerMsg::Ack {
@@ -235,9 +233,19 @@ impl State {
             }
             // Answered in the socket service, which is all it is for.
             ServerMsg::Pong => {}
-            // PLACEHOLDER (issue 17, replaced before it lands): the client asks for
-            // neither yet.
-            ServerMsg::Around { .. } | ServerMsg::SearchResults { .. } => {}
+            ServerMsg::Around {
+                room,
+                seq,
+                messages,
+                older,
+                newer,
+            } => self.on_around(&room, seq, messages, older, newer),
+            ServerMsg::SearchResults {
+                query,
+                before,
+                hits,
+                more,
+            } => self.on_search_results(&query, before, hits, more),
         }
     }
 
@@ -261,6 +269,13 @@ impl State {
             // A room we were in vanished (deleted, or the server restarted without it).
             self.drop_room(room);
             self.notice = Some(message);
+            return;
+        }
+        if code == ErrorCode::InvalidQuery {
+            self.search_refused(message);
+            return;
+        }
+        if !send && self.fetch_refused(code, room.as_deref(), &message) {
             return;
         }
         let about_form = !send
