@@ -8,6 +8,7 @@ mod auth;
 mod composer;
 mod days;
 mod edit_box;
+mod far;
 mod invites;
 mod jump;
 mod mention;
@@ -15,6 +16,7 @@ mod messages;
 mod reactions;
 mod reading;
 mod room_header;
+mod search;
 mod sidebar;
 mod status;
 

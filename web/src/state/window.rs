@@ -417,9 +417,9 @@ impl State {
         }
     }
 
-    /// A refusal of a `fetch_around` (the room is not joined, or has no such message):
-    /// the wait is over, and a jump waiting for it ends with why. Returns whether the
-    /// error was that.
+    /// A refusal of a `fetch_around` (the room is not joined on this connection, the
+    /// store is busy, too many reads in flight): the wait is over, and a jump waiting for
+    /// it ends with why. Returns whether the error was that.
     pub(super) fn fetch_refused(
         &mut self,
         code: ErrorCode,
@@ -429,11 +429,16 @@ impl State {
         let Some(room) = room else {
             return false;
         };
-        let about_fetch = matches!(code, ErrorCode::UnknownMessage | ErrorCode::NotInRoom)
-            && self
-                .joined
-                .get(room)
-                .is_some_and(|v| v.far.around.is_some());
+        let about_fetch = matches!(
+            code,
+            ErrorCode::NotInRoom
+                | ErrorCode::UnknownMessage
+                | ErrorCode::Unavailable
+                | ErrorCode::RateLimited
+        ) && self
+            .joined
+            .get(room)
+            .is_some_and(|v| v.far.around.is_some());
         if !about_fetch {
             return false;
         }
