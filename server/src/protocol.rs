@@ -160,8 +160,12 @@ pub fn validate(msg: ClientMsg) -> Result<Command, Rejection> {
         },
         ClientMsg::DeleteRoom { room } => Command::DeleteRoom(room_name(&room)?),
         ClientMsg::Ping => Command::Ping,
+        ClientMsg::FetchAround { room, seq } => Command::FetchAround {
+            room: room_name(&room)?,
+            seq,
+        },
         // PLACEHOLDER (issue 17, replaced before it lands).
-        ClientMsg::FetchAround { .. } | ClientMsg::Search { .. } => {
+        ClientMsg::Search { .. } => {
             return Err(rejection(
                 ErrorCode::UnknownType,
                 "this server does not search yet",

@@ -155,6 +155,10 @@ pub enum Command {
         before: u64,
         limit: usize,
     },
+    FetchAround {
+        room: RoomName,
+        seq: u64,
+    },
     Typing(RoomName),
     OpenDirect(Username),
     Invite {
@@ -215,7 +219,8 @@ pub struct HubSettings {
     /// Live messages kept for a connection while its join's read is in flight; past
     /// that it is closed as a slow consumer (its queue would overflow on their way out).
     pub read_buffer: usize,
-    /// `fetch_history` requests one connection may have waiting for a reader at once.
+    /// `fetch_history`, `fetch_around` and `search` requests one connection may have
+    /// waiting for a reader at once.
     pub history_reads_per_connection: usize,
     /// Edits one person may make: a burst, then a sustained rate.
     pub edits: RateLimit,
@@ -265,8 +270,8 @@ struct Conn {
     typing_window: (Instant, u32),
     /// Rooms this connection is joining, whose reads are in flight (see `reads.rs`).
     reading: Vec<String>,
-    /// `fetch_history` reads of this connection in flight: bounded, so one client cannot
-    /// fill the read queue that every join waits in.
+    /// `fetch_history`, `fetch_around` and `search` reads of this connection in flight:
+    /// bounded, so one client cannot fill the read queue that every join waits in.
     history_reads: usize,
 }
 
@@ -510,6 +515,7 @@ impl Hub {
                 before,
                 limit,
             } => self.fetch_history(id, room, before, limit),
+            Command::FetchAround { room, seq } => self.fetch_around(id, room, seq),
             Command::Typing(room) => self.typing(id, room),
             Command::OpenDirect(user) => self.open_direct(id, user),
             Command::Invite { room, user } => self.invite(id, room, user),

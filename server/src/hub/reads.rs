@@ -25,7 +25,7 @@ use std::{
     sync::{Arc, Mutex, PoisonError, mpsc},
 };
 
-use confab_shared::{ErrorCode, RoomName};
+use confab_shared::{ErrorCode, RoomName, limits};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::{ConnId, Hub, Refusal, Room};
@@ -47,12 +47,17 @@ pub enum ReadKind {
     After { after: u64, limit: usize },
     /// Scrolling back: the newest `limit` messages before `before` (and up to `until`).
     Before { before: u64, limit: usize },
+    /// Opening the room far back (a search result): the messages around `seq`, up to
+    /// `until`.
+    Around { seq: u64 },
 }
 
 impl ReadKind {
     /// Whether the connection is joining with this read (and its live messages wait).
+    /// The others read what the connection was sent live already, or could have been:
+    /// their answers need no place among the live messages.
     pub fn joins(self) -> bool {
-        !matches!(self, ReadKind::Before { .. })
+        matches!(self, ReadKind::Recent { .. } | ReadKind::After { .. })
     }
 }
 
@@ -76,6 +81,10 @@ pub struct Found {
     pub page: Page,
     /// The joining person's read marker and unread counts, as of `until`.
     pub unread: Option<Unread>,
+    /// For [`ReadKind::Around`]: whether the room has messages before and after the
+    /// page.
+    pub older: bool,
+    pub newer: bool,
 }
 
 impl Read {
@@ -109,12 +118,25 @@ impl Read {
             ReadKind::Before { before, limit } => {
                 whole(store.before(room, before.min(self.until.saturating_add(1)), limit)?)
             }
+            ReadKind::Around { seq } => {
+                let around = store.around(room, seq, self.until, limits::AROUND_PAGE)?;
+                return Ok(Found {
+                    page: whole(around.messages),
+                    unread: None,
+                    older: around.older,
+                    newer: around.newer,
+                });
+            }
         };
         let unread = match &self.reader {
             Some(user) if self.kind.joins() => Some(store.unread(user, room, self.until)?),
             _ => None,
         };
-        Ok(Found { page, unread })
+        Ok(Found {
+            page,
+            unread,
+            ..Found::default()
+        })
     }
 
     /// Reads on a reader thread: a panic in the store is caught and answered as a failed
@@ -303,7 +325,7 @@ impl Hub {
         if read.kind.joins() {
             self.finish_join(read, result, encoded);
         } else {
-            self.finish_history(read, result.map(|found| found.page.messages));
+            self.finish_history(read, result);
         }
     }
 

@@ -103,6 +103,15 @@ pub struct Page {
     pub through: u64,
 }
 
+/// The messages around one message of a room (see `ClientMsg::FetchAround`), oldest
+/// first, and whether the room has messages before and after them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Around {
+    pub messages: Vec<ChatMessage>,
+    pub older: bool,
+    pub newer: bool,
+}
+
 /// Where a person stands in a room: their read marker and what is unread after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Unread {
@@ -315,6 +324,17 @@ pub trait Store: Send + 'static {
         before: u64,
         limit: usize,
     ) -> Result<Vec<ChatMessage>, StoreError>;
+
+    /// The messages of `room` around `seq`, none after `until`: up to `side` on each side
+    /// of it and the one at `seq` (if there is one), in their current state, within a
+    /// page's bytes.
+    fn around(
+        &mut self,
+        room: &str,
+        seq: u64,
+        until: u64,
+        side: usize,
+    ) -> Result<Around, StoreError>;
 
     /// `user`'s read marker in `room` and what is unread after it, up to `until`. No
     /// marker (the person joined just now, and its write is on its way) reads as having

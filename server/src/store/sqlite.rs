@@ -7,8 +7,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 
 use super::{
-    Appended, Durability, NewMessage, Page, Refused, Store, StoreError, StoredPerson, StoredRoom,
-    Unread, Write, Written,
+    Appended, Around, Durability, NewMessage, Page, Refused, Store, StoreError, StoredPerson,
+    StoredRoom, Unread, Write, Written,
     checkpoint::{self, Checkpointer},
 };
 
@@ -578,6 +578,19 @@ impl Store for SqliteStore {
         let page = snapshots::before(&tx, room, before, limit)?;
         tx.commit()?;
         Ok(page)
+    }
+
+    fn around(
+        &mut self,
+        room: &str,
+        seq: u64,
+        until: u64,
+        side: usize,
+    ) -> Result<Around, StoreError> {
+        let tx = self.conn.transaction()?;
+        let around = snapshots::around(&tx, room, seq, until, side)?;
+        tx.commit()?;
+        Ok(around)
     }
 
     fn unread(&mut self, user: &str, room: &str, until: u64) -> Result<Unread, StoreError> {

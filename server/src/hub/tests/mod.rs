@@ -372,6 +372,7 @@ fn probe(f: &mut Fixture, c: &mut Client, id: &str) -> Vec<ServerMsg> {
             before: 100,
             limit: 10,
         },
+        Command::FetchAround { room: r(), seq: 1 },
         Command::Typing(r()),
         Command::Leave(r()),
         Command::Invite {
@@ -502,5 +503,15 @@ impl<F: FnMut(&str) + Send + 'static> crate::store::Store for TestStore<F> {
     ) -> Result<Vec<ChatMessage>, crate::store::StoreError> {
         (self.hook)(room);
         self.inner.before(room, before, limit)
+    }
+    fn around(
+        &mut self,
+        room: &str,
+        seq: u64,
+        until: u64,
+        side: usize,
+    ) -> Result<crate::store::Around, crate::store::StoreError> {
+        (self.hook)(room);
+        self.inner.around(room, seq, until, side)
     }
 }

@@ -302,6 +302,64 @@ fn pages_of_large_messages_end_at_the_byte_limit_and_resume_where_they_ended() {
     );
 }
 
+#[test]
+fn around_a_message_are_its_neighbours_and_whether_there_are_more() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = open(dir.path());
+    let writes: Vec<Write> = (1..=200)
+        .map(|i| append("general", "ada", &format!("c{i}"), &format!("m{i}")))
+        .collect();
+    s.apply(&writes).expect("append");
+    let seqs = |a: &crate::store::Around| a.messages.iter().map(|m| m.seq).collect::<Vec<_>>();
+    let middle = s.around("general", 100, 200, 50).expect("read");
+    assert_eq!(seqs(&middle), (50..=150).collect::<Vec<_>>());
+    assert!(middle.older && middle.newer);
+    assert_eq!(
+        middle.messages[50].body, "m100",
+        "the one asked for, in the middle"
+    );
+    let start = s.around("general", 10, 200, 50).expect("read");
+    assert_eq!(seqs(&start), (1..=60).collect::<Vec<_>>());
+    assert!(!start.older && start.newer);
+    let end = s.around("general", 195, 200, 50).expect("read");
+    assert_eq!(seqs(&end), (145..=200).collect::<Vec<_>>());
+    assert!(end.older && !end.newer);
+    // Nothing past `until` (not delivered live yet), and exactly up to it.
+    let held = s.around("general", 100, 120, 50).expect("read");
+    assert_eq!(seqs(&held), (50..=120).collect::<Vec<_>>());
+    assert!(!held.newer);
+    let beyond = s.around("general", 500, 200, 50).expect("read");
+    assert_eq!(seqs(&beyond), (151..=200).collect::<Vec<_>>());
+    assert!(beyond.older && !beyond.newer);
+    let empty = s.around("ops", 5, 200, 50).expect("read");
+    assert!(empty.messages.is_empty() && !empty.older && !empty.newer);
+}
+
+#[test]
+fn around_keeps_to_a_pages_bytes_from_the_middle_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = open(dir.path());
+    // Each body escapes to six bytes a character: about 24 KB per message.
+    let heavy = "\u{1}".repeat(limits::MAX_BODY_CHARS);
+    let writes: Vec<Write> = (1..=101)
+        .map(|i| append("general", "ada", &format!("c{i}"), &heavy))
+        .collect();
+    s.apply(&writes).expect("append");
+    let around = s.around("general", 51, 101, 50).expect("read");
+    let bytes: usize = around.messages.iter().map(encoded_len).sum();
+    let one = encoded_len(&around.messages[0]);
+    assert!(bytes < limits::MAX_PAGE_BYTES + 2 * one, "{bytes} bytes");
+    assert!(around.messages.len() < 101);
+    assert!(around.older && around.newer, "cut on both sides");
+    let first = around.messages[0].seq;
+    let last = around.messages[around.messages.len() - 1].seq;
+    assert!(first <= 51 && last >= 51);
+    assert!(
+        (51 - first).abs_diff(last - 51) <= 1,
+        "{first}..={last}: centred"
+    );
+}
+
 mod changes {
     use super::*;
     use crate::store::{ChangeRequest, Changed, NewChange, Refused, Unread};
