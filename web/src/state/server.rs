@@ -271,7 +271,14 @@ impl State {
             self.notice = Some(message);
             return;
         }
-        if code == ErrorCode::InvalidQuery {
+        // The server names no request in these: while a search waits, one without a
+        // room is taken to be about it (its results, if they come after all, show).
+        let about_search = code == ErrorCode::InvalidQuery
+            || (self.search.busy
+                && !send
+                && room.is_none()
+                && matches!(code, ErrorCode::Unavailable | ErrorCode::RateLimited));
+        if about_search {
             self.search_refused(message);
             return;
         }

@@ -91,6 +91,20 @@ fn a_refused_query_shows_by_the_box_not_as_a_notice() {
 }
 
 #[test]
+fn a_busy_server_is_said_by_the_box_and_results_still_coming_show() {
+    let mut s = signed_in(vec![]);
+    asked(&mut s, "hello", None);
+    server(&mut s, error(ErrorCode::Unavailable, "busy", None));
+    assert_eq!(s.search.error.as_deref(), Some("busy"));
+    assert_eq!(s.notice, None);
+    server(&mut s, results("hello", None, &[1], false));
+    assert_eq!((ids(&s), s.search.error.clone()), (vec![1], None));
+    // With nothing asked, it is news for the notice as ever.
+    server(&mut s, error(ErrorCode::Unavailable, "busy", None));
+    assert_eq!(s.notice.as_deref(), Some("busy"));
+}
+
+#[test]
 fn a_dropped_connection_ends_the_wait_and_closing_keeps_the_results() {
     let mut s = signed_in(vec![]);
     asked(&mut s, "hello", None);
