@@ -7,12 +7,13 @@ use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 
 use super::{
-    Appended, Around, Durability, NewMessage, Page, Refused, Store, StoreError, StoredPerson,
-    StoredRoom, Unread, Write, Written,
+    Appended, Around, Durability, NewMessage, Page, Refused, SearchPage, SearchRequest, Store,
+    StoreError, StoredPerson, StoredRoom, Unread, Write, Written,
     checkpoint::{self, Checkpointer},
 };
 
 mod changes;
+mod search;
 mod snapshots;
 
 /// File name of the database inside the data directory.
@@ -140,6 +141,37 @@ fn migrations() -> Migrations<'static> {
                  FROM room_members rm;
              CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
              INSERT INTO meta (key, value) VALUES ('epoch', lower(hex(randomblob(16))));",
+        ),
+        // Search (see `search`): an FTS5 index of message bodies. External content: the
+        // index holds no second copy of the text, it reads `messages.body` when it needs
+        // the text (highlighting). Triggers keep it in step inside the transaction that
+        // changes a message, so an edit is found by its new text only and a deletion
+        // (which empties the body) by nothing, from the commit on. `secure-delete` makes
+        // FTS5 remove a deleted row's tokens from the index itself, as `secure_delete`
+        // overwrites the freed text in the table. `columnsize=0`: results are ordered by
+        // id, never ranked, so per-row token counts would be dead weight. The rebuild
+        // indexes the messages stored before this step.
+        M::up(
+            "CREATE VIRTUAL TABLE messages_fts USING fts5(
+                 body,
+                 content = 'messages', content_rowid = 'id',
+                 tokenize = 'unicode61 remove_diacritics 2',
+                 columnsize = 0
+             );
+             INSERT INTO messages_fts (messages_fts, rank) VALUES ('secure-delete', 1);
+             CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+                 INSERT INTO messages_fts (rowid, body) VALUES (new.id, new.body);
+             END;
+             CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+                 INSERT INTO messages_fts (messages_fts, rowid, body)
+                     VALUES ('delete', old.id, old.body);
+             END;
+             CREATE TRIGGER messages_fts_update AFTER UPDATE OF body ON messages BEGIN
+                 INSERT INTO messages_fts (messages_fts, rowid, body)
+                     VALUES ('delete', old.id, old.body);
+                 INSERT INTO messages_fts (rowid, body) VALUES (new.id, new.body);
+             END;
+             INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');",
         ),
     ])
 }
@@ -591,6 +623,13 @@ impl Store for SqliteStore {
         let around = snapshots::around(&tx, room, seq, until, side)?;
         tx.commit()?;
         Ok(around)
+    }
+
+    fn search(&mut self, request: &SearchRequest) -> Result<SearchPage, StoreError> {
+        let tx = self.conn.transaction()?;
+        let page = search::search(&tx, request)?;
+        tx.commit()?;
+        Ok(page)
     }
 
     fn unread(&mut self, user: &str, room: &str, until: u64) -> Result<Unread, StoreError> {

@@ -293,6 +293,9 @@ fn the_pool_reads_on_its_own_threads_and_survives_a_panicking_read() {
     let (tx, answers) = std_mpsc::channel();
     let pool = ReadPool::spawn(stores, 4, move |done| {
         let thread = std::thread::current().name().map(str::to_owned);
+        let Done::Read(done) = done else {
+            panic!("a read's answer, got {done:?}")
+        };
         let _ = tx.send((thread, done));
     })
     .expect("pool");

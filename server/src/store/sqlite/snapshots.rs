@@ -15,21 +15,29 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::as_sql;
 use crate::store::{Around, Page, StoreError};
 
-/// A message with what a reply quotes of its target (`q`), for [`row_to_message`]. A
-/// macro so that the queries built on it stay `&'static str`s.
+/// The columns [`row_to_message`] reads: a message (`m`) with what a reply quotes of its
+/// target (`q`). Macros so that the queries built on them stay `&'static str`s.
+macro_rules! message_columns {
+    () => {
+        "m.id, m.room, m.seq, m.sender, COALESCE(m.sender_name, m.sender), m.body, m.ts,
+         m.reply_to, m.edited_at, m.deleted, m.rev,
+         q.sender, COALESCE(q.sender_name, q.sender), q.body, q.deleted"
+    };
+}
+pub(super) use message_columns;
+
 macro_rules! select_messages {
     ($rest:literal) => {
         concat!(
-            "SELECT m.id, m.room, m.seq, m.sender, COALESCE(m.sender_name, m.sender), m.body, m.ts,
-                    m.reply_to, m.edited_at, m.deleted, m.rev,
-                    q.sender, COALESCE(q.sender_name, q.sender), q.body, q.deleted
-             FROM messages m LEFT JOIN messages q ON q.room = m.room AND q.seq = m.reply_to ",
+            "SELECT ",
+            message_columns!(),
+            " FROM messages m LEFT JOIN messages q ON q.room = m.room AND q.seq = m.reply_to ",
             $rest
         )
     };
 }
 
-fn row_to_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChatMessage> {
+pub(super) fn row_to_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChatMessage> {
     let reply_to = match row.get::<_, Option<u64>>(7)? {
         None => None,
         Some(seq) => Some(Quote {
@@ -120,7 +128,7 @@ pub(super) fn one(
 /// Fills in the reactions of `messages`, all of `room`: one range read when they are
 /// close together (a page), one read each when they are scattered (a resume page's
 /// changed messages).
-fn attach_reactions(
+pub(super) fn attach_reactions(
     conn: &Connection,
     room: &str,
     messages: &mut [ChatMessage],
