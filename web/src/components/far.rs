@@ -18,7 +18,8 @@ pub fn load_newer(ctx: &Ctx) -> Callback<()> {
         let Some(view) = state.current_room() else {
             return;
         };
-        if !view.can_load_newer() {
+        // A jump on its way moves the list itself.
+        if !view.can_load_newer() || state.jump.is_some() {
             return;
         }
         if let Some(last) = view.shown().last() {

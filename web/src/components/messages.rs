@@ -71,18 +71,22 @@ pub fn MessageList() -> Html {
         })
     };
     let load_newer = far::load_newer(&ctx);
+    // Where the last scroll left the list: newer messages load when the reader goes
+    // down, not when a shorter list clamps the position to its end.
+    let last_top = use_mut_ref(|| 0);
     let onscroll = {
         let (list, stick, load_older) = (list.clone(), stick.clone(), load_older.clone());
         let load_newer = load_newer.clone();
         Callback::from(move |_: Event| {
             if let Some(el) = list.cast::<HtmlElement>() {
                 let bottom = el.scroll_height() - el.scroll_top() - el.client_height();
+                let down = el.scroll_top() > last_top.replace(el.scroll_top());
                 // Older messages are shown: their end is not the room's to follow.
                 *stick.borrow_mut() = bottom <= STICK_SLACK_PX && !detached;
                 if el.scroll_top() < LOAD_OLDER_AT_PX {
                     load_older.emit(());
                 }
-                if detached && bottom < LOAD_OLDER_AT_PX {
+                if detached && down && bottom < LOAD_OLDER_AT_PX {
                     load_newer.emit(());
                 }
             }

@@ -31,7 +31,9 @@ pub fn SearchBox() -> Html {
     let ctx = super::use_ctx();
     let input = use_node_ref();
     let panel = use_node_ref();
+    let wrapper = use_node_ref();
     use_shortcut(&input);
+    use_close_outside(&wrapper, &ctx.state.dispatcher());
     let search = &ctx.state.search;
 
     let onsubmit = {
@@ -74,9 +76,24 @@ pub fn SearchBox() -> Html {
             }
         })
     };
+    // Tabbing out of the box and its results closes them; so does a click elsewhere.
+    let onfocusout = {
+        let (wrapper, state) = (wrapper.clone(), ctx.state.clone());
+        Callback::from(move |e: FocusEvent| {
+            let to = e
+                .related_target()
+                .and_then(|t| t.dyn_into::<web_sys::Node>().ok());
+            let inside = wrapper.cast::<Element>();
+            if let (Some(to), Some(inside)) = (to, inside)
+                && !inside.contains(Some(&to))
+            {
+                state.dispatch(Action::Search(SearchAction::Close));
+            }
+        })
+    };
     let error = search.error.clone();
     html! {
-        <div class="search" {onkeydown}>
+        <div class="search" ref={wrapper} {onkeydown} {onfocusout}>
             <form role="search" aria-label="Search messages" {onsubmit}>
                 <label for={INPUT_ID} class="visually-hidden">{ "Search messages" }</label>
                 <input id={INPUT_ID} ref={input.clone()} type="search" placeholder="Search messages  /"
@@ -120,6 +137,29 @@ fn use_shortcut(input: &NodeRef) {
                         let _ = field.focus();
                         field.select();
                     }
+                }
+            })
+        });
+        move || drop(listener)
+    });
+}
+
+/// A press of the pointer outside the box and its results closes them (they cover
+/// part of the page).
+#[hook]
+fn use_close_outside(wrapper: &NodeRef, dispatcher: &UseReducerDispatcher<crate::state::State>) {
+    let (wrapper, dispatcher) = (wrapper.clone(), dispatcher.clone());
+    use_effect_with((), move |()| {
+        let document = web_sys::window().and_then(|w| w.document());
+        let listener = document.map(|document| {
+            EventListener::new(&document, "pointerdown", move |e| {
+                let target = e.target().and_then(|t| t.dyn_into::<web_sys::Node>().ok());
+                let inside = wrapper
+                    .cast::<Element>()
+                    .is_some_and(|w| w.contains(target.as_ref()));
+                if !inside {
+                    // Changes nothing (and renders nothing) when they are closed.
+                    dispatcher.dispatch(Action::Search(SearchAction::Close));
                 }
             })
         });
