@@ -189,6 +189,15 @@ test('a search finds a message far back, opening it shows it among its neighbour
   // And what Bob writes shows at the end, as ever.
   await bob.send(`#${room}`, `back at the end ${t}`);
   await expect(bob.message(bob.username, `back at the end ${t}`)).toBeInViewport();
+
+  // Results come 20 at a time, newest first; More results adds the next page.
+  await search(bob, `in:${room} filler`);
+  await expect(hits(bob)).toHaveCount(20);
+  await expect(results(bob).getByRole('status')).toHaveText(`20 results for \u201cin:${room} filler\u201d, more below`);
+  await expect(hits(bob).first()).toContainText('filler 299');
+  await results(bob).getByRole('button', { name: 'More results' }).click();
+  await expect(hits(bob)).toHaveCount(40);
+  await expect(hits(bob).nth(20)).toContainText('filler 279');
 });
 
 test('a private room is searched by its members only; from: narrows to one person', async ({ browser }) => {
