@@ -213,7 +213,9 @@ impl RoomView {
     }
 
     /// The messages around `seq` (a `fetch_around`'s answer, oldest first); `older` and
-    /// `newer` say whether the room has messages before and after them.
+    /// `newer` say whether the room has messages before and after them. An answer no
+    /// longer awaited (the reader went back to the newest messages, or asked for another
+    /// place meanwhile) still updates what it overlaps, but opens no window.
     pub(super) fn add_around(
         &mut self,
         seq: u64,
@@ -221,7 +223,8 @@ impl RoomView {
         older: bool,
         newer: bool,
     ) {
-        if self.far.around == Some(seq) {
+        let awaited = self.far.around == Some(seq);
+        if awaited {
             self.far.around = None;
         }
         let Some((first, last)) = span_of(&messages) else {
@@ -249,7 +252,7 @@ impl RoomView {
             // Part of the log; a window held meanwhile stays (this may answer an older
             // request).
             _ if touches_log => self.add_to_log(messages, first, older),
-            window => {
+            window if awaited => {
                 let since = match window {
                     Some(replaced) => replaced.since,
                     None => self.messages.last().map_or(0, |m| m.seq),
@@ -264,6 +267,7 @@ impl RoomView {
                 }
                 *window = Some(fresh);
             }
+            _ => {}
         }
         self.adopt_orphans();
         self.attach_if_touching();

@@ -48,14 +48,19 @@ fn at_the_live_end() -> State {
     s
 }
 
+/// Asks for the messages around `seq` and receives these.
+fn fetched(s: &mut State, seq: u64, messages: Vec<ChatMessage>, older: bool, newer: bool) {
+    s.apply(Action::Window(WindowAction::Fetching {
+        room: "general".into(),
+        seq,
+    }));
+    server(s, around(seq, messages, older, newer));
+}
+
 /// The same, then the messages around 30 (10..=50) opened.
 fn far_back() -> State {
     let mut s = at_the_live_end();
-    s.apply(Action::Window(WindowAction::Fetching {
-        room: "general".into(),
-        seq: 30,
-    }));
-    server(&mut s, around(30, msgs(10..=50, "bob"), true, true));
+    fetched(&mut s, 30, msgs(10..=50, "bob"), true, true);
     s
 }
 
@@ -173,7 +178,7 @@ fn scrolling_the_window_down_grows_it_until_it_meets_the_log() {
     let returns = v.far.returns;
     // Messages touching neither (101..=649 lie between): a new window replaces it, and
     // what arrived since the first detaching still counts from then.
-    server(&mut s, around(700, msgs(650..=750, "bob"), true, true));
+    fetched(&mut s, 700, msgs(650..=750, "bob"), true, true);
     assert!(view(&s).has_newer());
     assert_eq!(seqs(view(&s).shown()), (650..=750).collect::<Vec<_>>());
     assert_eq!(view(&s).far.window.as_ref().map(|w| w.since), Some(1000));
@@ -198,6 +203,24 @@ fn jump_to_latest_drops_the_window() {
     assert_eq!(seqs(v.shown()), (901..=1000).collect::<Vec<_>>());
     assert_eq!(v.far.returns, returns + 1, "the list goes to its end");
     assert_eq!(v.jump_step(30), JumpStep::Fetch, "far back again");
+}
+
+#[test]
+fn an_answer_coming_after_jump_to_latest_opens_no_window() {
+    let mut s = far_back();
+    s.apply(Action::Window(WindowAction::Fetching {
+        room: "general".into(),
+        seq: 50,
+    }));
+    s.apply(Action::Window(WindowAction::Latest {
+        room: "general".into(),
+    }));
+    server(&mut s, around(50, msgs(1..=100, "bob"), false, true));
+    assert!(!view(&s).has_newer());
+    assert_eq!(seqs(view(&s).shown()), (901..=1000).collect::<Vec<_>>());
+    // One that overlaps the newest messages still joins them.
+    server(&mut s, around(880, msgs(850..=930, "bob"), true, true));
+    assert_eq!(view(&s).messages.len(), 151);
 }
 
 #[test]
@@ -285,7 +308,7 @@ fn changes_apply_in_the_window_and_wait_for_messages_not_loaded() {
 fn a_page_of_the_log_asked_before_detaching_still_goes_to_the_log() {
     let mut s = at_the_live_end();
     s.apply(Action::LoadingOlder("general".into()));
-    server(&mut s, around(30, msgs(10..=50, "bob"), true, true));
+    fetched(&mut s, 30, msgs(10..=50, "bob"), true, true);
     server(
         &mut s,
         ServerMsg::History {
@@ -375,6 +398,7 @@ fn an_answer_for_an_older_request_does_not_end_the_wait_for_the_newer() {
     }
     server(&mut s, around(30, msgs(10..=50, "bob"), true, true));
     assert_eq!(view(&s).far.around, Some(400));
+    assert!(!view(&s).has_newer(), "a place the reader left behind");
     server(&mut s, around(400, msgs(350..=450, "bob"), true, true));
     assert_eq!(seqs(view(&s).shown()), (350..=450).collect::<Vec<_>>());
     assert_eq!(view(&s).far.around, None);
