@@ -4,7 +4,13 @@
 //! The plan is fixed rather than left to the planner: the index drives, newest id first
 //! (`ORDER BY rowid DESC` is FTS5's own order, so nothing is sorted), and each match is
 //! checked against the room list and filters by its row in `messages` until a page is
-//! full. A common word then costs a page's worth of lookups, not every match.
+//! full. A common word then costs a page's worth of lookups, not every match. The index
+//! also holds each message's room and sender: a search of a few rooms (`in:`, or a
+//! person who sees few) or by a few people (`from:`) says so in the MATCH expression,
+//! so FTS5 intersects those lists itself and a common word in a small room does not
+//! walk the word's every match elsewhere. Those clauses only narrow (room ids and
+//! usernames tokenize to their alphanumeric runs, so `rust-help` and `rust_help` are
+//! alike to the index); the SQL conditions stay the exact rule.
 //!
 //! Where a body matched comes from FTS5's own `highlight()`, so it uses the index's
 //! tokenizer exactly. A body may hold any character, so the markers are characters the
@@ -49,6 +55,28 @@ const CLOSE: char = '\u{E001}';
 /// How many steps of SQLite's virtual machine between two looks at the clock.
 const CHECK_EVERY: i32 = 4_000;
 
+/// Rooms or senders a MATCH expression names at most; past that the SQL conditions alone
+/// narrow (a person seeing a thousand public rooms would make a thousand-term OR).
+const MAX_NAMED: usize = 16;
+
+/// The MATCH expression of `request`: its words in the body, and its rooms and senders
+/// when they are few. Every piece of user text in it is a double-quoted string.
+fn match_expression(request: &SearchRequest) -> String {
+    fn any_of(column: &str, values: &[String]) -> Option<String> {
+        (values.len() <= MAX_NAMED && !values.is_empty()).then(|| {
+            let quoted: Vec<String> = values
+                .iter()
+                .map(|v| format!("\"{}\"", v.replace('"', "\"\"")))
+                .collect();
+            format!(" AND {column} : ({})", quoted.join(" OR "))
+        })
+    }
+    let mut expression = format!("body : ({})", request.fts_match);
+    expression.extend(any_of("room", &request.rooms));
+    expression.extend(any_of("sender", &request.from));
+    expression
+}
+
 /// Runs `request` (see the module documentation).
 pub(super) fn search(conn: &Connection, request: &SearchRequest) -> Result<SearchPage, StoreError> {
     if request.rooms.is_empty() || request.limit == 0 {
@@ -78,8 +106,9 @@ fn matches(
     let from = (!request.from.is_empty())
         .then(|| serde_json::to_string(&request.from).unwrap_or_else(|_| "[]".into()));
     let mut stmt = conn.prepare_cached(SEARCH)?;
+    let expression = match_expression(request);
     let mut rows = stmt.query(params![
-        request.fts_match,
+        expression,
         OPEN.to_string(),
         CLOSE.to_string(),
         request.before.map_or(i64::MAX, as_sql),
@@ -100,7 +129,7 @@ fn matches(
         let message = row_to_message(row)?;
         let highlighted: String = row.get(15)?;
         let marks = if message.body.contains([OPEN, CLOSE]) {
-            remark(conn, request, message.id, &message.body)?
+            remark(conn, &expression, message.id, &message.body)?
         } else {
             marks(&highlighted, &message.body, OPEN, CLOSE)
         };
@@ -117,7 +146,7 @@ fn interrupted(e: &rusqlite::Error) -> bool {
 /// there are 6,400 of them).
 fn remark(
     conn: &Connection,
-    request: &SearchRequest,
+    expression: &str,
     id: u64,
     body: &str,
 ) -> Result<Vec<[u32; 2]>, StoreError> {
@@ -131,12 +160,7 @@ fn remark(
              WHERE messages_fts MATCH ?1 AND rowid = ?4",
         )?
         .query_row(
-            params![
-                request.fts_match,
-                open.to_string(),
-                close.to_string(),
-                as_sql(id)
-            ],
+            params![expression, open.to_string(), close.to_string(), as_sql(id)],
             |row| row.get(0),
         )
         .optional()?;
