@@ -223,31 +223,30 @@ fn an_answer_coming_after_jump_to_latest_opens_no_window() {
     assert_eq!(view(&s).messages.len(), 151);
 }
 
+/// Something written to #general: a message, or a change to one.
+fn written(client_id: &str, change: Option<PendingChange>) -> Pending {
+    Pending {
+        client_id: client_id.into(),
+        room: "general".into(),
+        body: if change.is_none() { "hi" } else { "" }.into(),
+        failed: None,
+        reply_to: None,
+        change,
+    }
+}
+
 #[test]
 fn writing_a_message_while_detached_goes_back_to_the_newest() {
     let mut s = far_back();
-    s.apply(Action::Outbox(vec![Pending {
-        client_id: "c1".into(),
-        room: "general".into(),
-        body: "hi".into(),
-        failed: None,
-        reply_to: None,
-        change: None,
-    }]));
+    s.apply(Action::Outbox(vec![written("c1", None)]));
     assert!(!view(&s).has_newer());
     // A change (a reaction in the window) does not.
     let mut s = far_back();
-    s.apply(Action::Outbox(vec![Pending {
-        client_id: "c2".into(),
-        room: "general".into(),
-        body: String::new(),
-        failed: None,
-        reply_to: None,
-        change: Some(PendingChange::React {
-            seq: 20,
-            emoji: "\u{1F44D}".into(),
-        }),
-    }]));
+    let react = PendingChange::React {
+        seq: 20,
+        emoji: "\u{1F44D}".into(),
+    };
+    s.apply(Action::Outbox(vec![written("c2", Some(react))]));
     assert!(view(&s).has_newer());
 }
 
