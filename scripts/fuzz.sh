@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the cargo-fuzz targets in fuzz/ for a while each and reports what they did.
 # Usage: scripts/fuzz.sh [SECONDS_PER_TARGET (default 60)] [TARGET...]
-#   targets: decode_client handle_message (default: both)
+#   targets: decode_client handle_message search_query (default: all)
 #   FUZZ_JOBS=N runs N fuzzing processes per target (libFuzzer -fork=N; default 1).
 # Needs a nightly toolchain (`cargo +nightly`); without one it says so and skips (exit 0).
 # New inputs go to fuzz/work/<target>/ (kept between runs, not committed); the seeds in
@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$CONFAB_ROOT"
 
 CARGO_FUZZ_VERSION="0.13.2"
-ALL_TARGETS=(decode_client handle_message)
+ALL_TARGETS=(decode_client handle_message search_query)
 
 seconds="${1:-60}"
 [ "$#" -gt 0 ] && shift
@@ -43,16 +43,19 @@ fi
 
 # Per-target libFuzzer options. handle_message applies up to 64 frames per input to a
 # real hub; small inputs keep it fast, and long strings are decode_client's business.
+# search_query takes queries (at most 256 characters, so 1 KiB covers every length a
+# query may have and a little past it) and its own dictionary.
 extra_args() {
 	case "$1" in
-	handle_message) echo "-max_len=512" ;;
-	*) ;;
+	handle_message) echo "-max_len=512 -dict=fuzz/protocol.dict" ;;
+	search_query) echo "-max_len=1100 -dict=fuzz/search.dict" ;;
+	*) echo "-dict=fuzz/protocol.dict" ;;
 	esac
 }
 
 summary=""
 for target in "${targets[@]}"; do
-	args=(-max_total_time="$seconds" -dict=fuzz/protocol.dict -print_final_stats=1)
+	args=(-max_total_time="$seconds" -print_final_stats=1)
 	read -r -a more <<<"$(extra_args "$target")"
 	args+=("${more[@]}")
 	[ "$jobs" -gt 1 ] && args+=(-fork="$jobs")

@@ -149,9 +149,10 @@ pub struct Config {
     #[arg(long, env = "CONFAB_WRITER_QUEUE", default_value_t = 65_536)]
     pub writer_queue: usize,
 
-    /// Pages of history (`fetch_history`) one connection may have waiting to be read at
-    /// once; more are refused with `rate_limited` until one is answered, so one client
-    /// cannot fill the read queue that everyone's joins wait in.
+    /// Pages of history (`fetch_history`, `fetch_around`) and searches one connection
+    /// may have waiting to be read at once; more are refused with `rate_limited` until
+    /// one is answered, so one client cannot fill the read queue that everyone's joins
+    /// wait in.
     #[arg(long, env = "CONFAB_HISTORY_READS_PER_CONNECTION", default_value_t = 4)]
     pub history_reads_per_connection: usize,
 

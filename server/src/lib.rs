@@ -21,6 +21,7 @@ pub mod listener;
 pub mod logsafe;
 pub mod protocol;
 pub mod ratelimit;
+pub mod search;
 pub mod send_queue;
 pub mod store;
 

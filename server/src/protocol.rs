@@ -7,7 +7,10 @@ use confab_shared::{
     ServerMsg, Username, limits,
 };
 
-use crate::hub::{Command, MessageChange};
+use crate::{
+    hub::{Command, MessageChange},
+    search,
+};
 
 /// The error frame a frame earns instead of a command. Boxed: it is the cold path, and
 /// a `ServerMsg` is large (every message variant holds a whole chat message).
@@ -159,13 +162,16 @@ pub fn validate(msg: ClientMsg) -> Result<Command, Rejection> {
         },
         ClientMsg::DeleteRoom { room } => Command::DeleteRoom(room_name(&room)?),
         ClientMsg::Ping => Command::Ping,
-        // PLACEHOLDER (issue 17, replaced before it lands).
-        ClientMsg::FetchAround { .. } | ClientMsg::Search { .. } => {
-            return Err(rejection(
-                ErrorCode::UnknownType,
-                "this server does not search yet",
-            ));
-        }
+        ClientMsg::FetchAround { room, seq } => Command::FetchAround {
+            room: room_name(&room)?,
+            seq,
+        },
+        ClientMsg::Search { query, before } => Command::Search {
+            query: search::query::parse(&query)
+                .map_err(|e| rejection(ErrorCode::InvalidQuery, e.to_string()))?,
+            text: query,
+            before,
+        },
     })
 }
 
@@ -328,6 +334,15 @@ mod tests {
             parse(r#"{"type":"fetch_history","room":"general","before":50,"limit":100000}"#),
             Ok(Command::FetchHistory { before: 50, limit, .. }) if limit == limits::HISTORY_PAGE
         ));
+        assert!(matches!(
+            parse(r#"{"type":"fetch_around","room":"general","seq":7}"#),
+            Ok(Command::FetchAround { seq: 7, .. })
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"search","query":"rust* in:general","before":9}"#),
+            Ok(Command::Search { text, query, before: Some(9) })
+                if text == "rust* in:general" && query.rooms == ["general"]
+        ));
     }
 
     #[test]
@@ -380,6 +395,10 @@ mod tests {
                 "{files}"
             );
         }
+        assert_eq!(
+            code(r#"{"type":"search","query":" in:general "}"#),
+            ErrorCode::InvalidQuery
+        );
         assert!(matches!(
             parse(r#"{"type":"send","room":"ops","body":"","client_id":"c9"}"#).map_err(|e| *e),
             Err(ServerMsg::Error { room: Some(r), client_id: Some(c), .. }) if r == "ops" && c == "c9"

@@ -9,6 +9,7 @@ mod components;
 mod crash;
 mod format;
 mod invites;
+mod marks;
 mod permalink;
 mod persist;
 mod resume;

@@ -201,6 +201,9 @@ pub struct RoomView {
     pub orphans: Vec<Change>,
     /// The message the composer answers (its `seq`), while the person writes a reply.
     pub replying: Option<u64>,
+    /// Reading far back: a window of older messages shown instead of the newest (see
+    /// `state/window.rs`).
+    pub far: Far,
 }
 
 /// How many changes to messages not loaded a room keeps for when they are.
@@ -290,11 +293,14 @@ pub struct State {
     /// The store the messages come from (see [`ServerMsg::Welcome`]): another one means
     /// every `seq` held numbers another history.
     pub epoch: Option<String>,
-    /// A message to bring on screen (a reply's quote or a permalink was followed): the
-    /// message list scrolls to it, loading older pages until it is there.
+    /// A message to bring on screen (a reply's quote, a permalink or a search result
+    /// was followed): the message list scrolls to it, once the messages around it are
+    /// loaded.
     pub jump: Option<Jump>,
     /// Files attached and being uploaded (see `state/uploads.rs`).
     pub uploads: Uploads,
+    /// The search box's query and results.
+    pub search: Search,
 }
 
 /// See [`State::jump`].
@@ -338,6 +344,7 @@ impl Default for State {
             epoch: None,
             jump: None,
             uploads: Uploads::default(),
+            search: Search::default(),
         }
     }
 }
@@ -425,6 +432,10 @@ pub enum Action {
     Reading(ReadingAction),
     /// Files attached, uploading, refused.
     Uploads(UploadAction),
+    /// Messages far back (see `state/window.rs`).
+    Window(WindowAction),
+    /// The search box (see `state/search.rs`).
+    Search(SearchAction),
 }
 
 impl State {
@@ -496,6 +507,8 @@ impl State {
                             view.typing.clear();
                         }
                     }
+                    self.connection_lost();
+                    self.search_interrupted();
                 }
             }
             Action::Server { msg, now } => self.on_server(msg, now),
@@ -512,7 +525,10 @@ impl State {
             }
             Action::DismissNotice => self.notice = None,
             Action::Notice(text) => self.notice = Some(text),
-            Action::Outbox(pending) => self.pending = pending,
+            Action::Outbox(pending) => {
+                self.latest_if_writing(&pending);
+                self.pending = pending;
+            }
             Action::Following(rooms) => {
                 let gone: Vec<String> = self
                     .joined
@@ -526,7 +542,7 @@ impl State {
             }
             Action::LoadingOlder(room) => {
                 if let Some(view) = self.view_mut(&room) {
-                    view.loading_older = true;
+                    view.set_loading_older();
                 }
             }
             Action::Checking => self.checking = true,
@@ -610,6 +626,8 @@ impl State {
             Action::JumpDone => self.jump = None,
             Action::Reading(action) => self.on_reading(action),
             Action::Uploads(action) => self.on_upload(action),
+            Action::Window(action) => self.on_window(action),
+            Action::Search(action) => self.on_search(action),
             Action::RoomRequest {
                 room,
                 tool,
@@ -631,6 +649,8 @@ impl State {
             // The person moved on: answers about the room they left are old news.
             self.room_request = None;
             self.notice = None;
+            let left = std::mem::take(&mut self.current);
+            self.leave_window(&left);
         }
         self.closed.remove(&room);
         self.drawer = None;
@@ -740,13 +760,17 @@ impl Reducible for State {
 
 mod log;
 pub mod reading;
+pub mod search;
 mod server;
 mod uploads;
+pub mod window;
 
 pub use reading::ReadingAction;
 use reading::{Alert, Older};
+pub use search::{Search, SearchAction};
 pub use server::quote_of;
 pub use uploads::{LocalFile, PendingFile, UploadAction, Uploads, too_many_files};
+pub use window::{Far, JumpStep, WindowAction};
 
 #[cfg(test)]
 mod tests;

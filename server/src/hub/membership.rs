@@ -89,7 +89,7 @@ impl Hub {
                         messages: Vec::new(),
                         through: last_seq,
                     },
-                    unread: None,
+                    ..Found::default()
                 };
                 self.joined(id, &room, page, None, Vec::new());
                 Ok(())

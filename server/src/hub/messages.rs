@@ -17,7 +17,7 @@ use super::{
     changes::refused_change,
     delivery::{deliver, encode},
     now_ms,
-    reads::{Read, ReadKind},
+    reads::{Found, Read, ReadKind},
 };
 use crate::store::{Appended, NewMessage, Refused, Write, Written, writer::Outcome};
 
@@ -227,28 +227,58 @@ impl Hub {
         before: u64,
         limit: usize,
     ) -> Result<(), Refusal> {
-        self.check_member(id, &room)?;
-        let max = self.settings.history_reads_per_connection;
-        if self.conns.get(&id).is_some_and(|c| c.history_reads >= max) {
-            return Err(Refusal {
-                retry_after_ms: Some(HISTORY_RETRY_MS),
-                ..Refusal::about(
-                    &room,
-                    ErrorCode::RateLimited,
-                    format!("at most {max} pages of history at a time: wait for the answers"),
-                )
-            });
-        }
+        self.read_page(id, &room, ReadKind::Before { before, limit })
+    }
+
+    /// The messages around `seq`, for opening a room far back (a search result), read
+    /// like a page of history.
+    pub(super) fn fetch_around(
+        &mut self,
+        id: ConnId,
+        room: RoomName,
+        seq: u64,
+    ) -> Result<(), Refusal> {
+        self.read_page(id, &room, ReadKind::Around { seq })
+    }
+
+    /// Asks for a page of a joined room that is no join (history, around), within the
+    /// connection's reads in flight.
+    fn read_page(&mut self, id: ConnId, room: &RoomName, kind: ReadKind) -> Result<(), Refusal> {
+        self.check_member(id, room)?;
+        self.check_reads_in_flight(id).map_err(|r| Refusal {
+            room: Some(room.to_string()),
+            ..r
+        })?;
         let until = self.rooms[room.as_str()].last_seq;
-        self.request_read(id, &room, until, ReadKind::Before { before, limit })?;
+        self.request_read(id, room, until, kind)?;
         if let Some(conn) = self.conns.get_mut(&id) {
             conn.history_reads += 1;
         }
         Ok(())
     }
 
-    /// The answer to [`Hub::fetch_history`], if the connection is still in the room.
-    pub(super) fn finish_history(&mut self, read: Read, result: Result<Vec<ChatMessage>, String>) {
+    /// Refuses one more read for the connection when it has its fill in flight
+    /// (`fetch_history`, `fetch_around` and `search` count alike): one client must not
+    /// fill the read queue that every join waits in.
+    pub(super) fn check_reads_in_flight(&self, id: ConnId) -> Result<(), Refusal> {
+        let max = self.settings.history_reads_per_connection;
+        if self.conns.get(&id).is_some_and(|c| c.history_reads >= max) {
+            return Err(Refusal {
+                retry_after_ms: Some(HISTORY_RETRY_MS),
+                ..Refusal::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "at most {max} pages of history or searches at a time: wait for the answers"
+                    ),
+                )
+            });
+        }
+        Ok(())
+    }
+
+    /// The answer to [`Hub::fetch_history`] or [`Hub::fetch_around`], if the connection
+    /// is still in the room.
+    pub(super) fn finish_history(&mut self, read: Read, result: Result<Found, String>) {
         let Some(conn) = self.conns.get_mut(&read.conn) else {
             return;
         };
@@ -257,23 +287,30 @@ impl Hub {
             self.reply(read.conn, &refusal.into_msg());
             return;
         }
-        let messages = match result {
-            Ok(messages) => messages,
+        let found = match result {
+            Ok(found) => found,
             Err(e) => {
                 let refusal = history_unavailable(&read.room, &e);
                 self.reply(read.conn, &refusal.into_msg());
                 return;
             }
         };
-        let more = messages.first().is_some_and(|m| m.seq > 1);
-        self.reply(
-            read.conn,
-            &ServerMsg::History {
+        let messages = found.page.messages;
+        let reply = match read.kind {
+            ReadKind::Around { seq } => ServerMsg::Around {
+                room: read.room.into_string(),
+                seq,
+                messages,
+                older: found.older,
+                newer: found.newer,
+            },
+            _ => ServerMsg::History {
+                more: messages.first().is_some_and(|m| m.seq > 1),
                 room: read.room.into_string(),
                 messages,
-                more,
             },
-        );
+        };
+        self.reply(read.conn, &reply);
     }
 
     /// Forwards a typing indicator to the rest of the room, within two throttles: one

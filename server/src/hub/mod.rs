@@ -30,6 +30,7 @@
 //!   their write is committed.
 //! - `reads.rs`: history reads, off the hub's thread, and the live messages a joining
 //!   connection is kept while its read is in flight.
+//! - `search.rs`: searching the rooms a person may see, on the same reader threads.
 //! - `thread.rs`: the thread that owns the hub, and the [`Event`]s it receives.
 //! - `tests/`: the hub's tests, one file per file above, over a real store.
 
@@ -43,6 +44,7 @@ mod pending;
 mod reads;
 mod room_changes;
 mod rooms;
+mod search;
 mod thread;
 
 use std::{
@@ -55,7 +57,7 @@ use confab_shared::{
     ServerMsg, Username, limits,
 };
 
-pub use reads::{Read, ReadDone, ReadPool, Reader};
+pub use reads::{Done, Job, Read, ReadDone, ReadPool, Reader};
 pub use thread::{EVENT_QUEUE, Event, HubSender, TrySend};
 
 use crate::{
@@ -160,6 +162,16 @@ pub enum Command {
         before: u64,
         limit: usize,
     },
+    FetchAround {
+        room: RoomName,
+        seq: u64,
+    },
+    Search {
+        /// As the person typed it, repeated in the answer.
+        text: String,
+        query: crate::search::query::Query,
+        before: Option<u64>,
+    },
     Typing(RoomName),
     OpenDirect(Username),
     Invite {
@@ -220,7 +232,8 @@ pub struct HubSettings {
     /// Live messages kept for a connection while its join's read is in flight; past
     /// that it is closed as a slow consumer (its queue would overflow on their way out).
     pub read_buffer: usize,
-    /// `fetch_history` requests one connection may have waiting for a reader at once.
+    /// `fetch_history`, `fetch_around` and `search` requests one connection may have
+    /// waiting for a reader at once.
     pub history_reads_per_connection: usize,
     /// Edits one person may make: a burst, then a sustained rate.
     pub edits: RateLimit,
@@ -270,8 +283,8 @@ struct Conn {
     typing_window: (Instant, u32),
     /// Rooms this connection is joining, whose reads are in flight (see `reads.rs`).
     reading: Vec<String>,
-    /// `fetch_history` reads of this connection in flight: bounded, so one client cannot
-    /// fill the read queue that every join waits in.
+    /// `fetch_history`, `fetch_around` and `search` reads of this connection in flight:
+    /// bounded, so one client cannot fill the read queue that every join waits in.
     history_reads: usize,
 }
 
@@ -355,7 +368,7 @@ pub struct Hub {
     /// Numbers the reads, so a superseded one's answer is told apart.
     next_ticket: reads::Ticket,
     /// Answers of [`Reader::Inline`] reads, handled once the request that asked is done.
-    inline_done: Vec<ReadDone>,
+    inline_done: Vec<Done>,
     /// `None` once the hub stops, which lets the writer flush and finish.
     writer: Option<Writer>,
     /// Connections whose queue overflowed during the current operation; removed at its
@@ -516,6 +529,12 @@ impl Hub {
                 before,
                 limit,
             } => self.fetch_history(id, room, before, limit),
+            Command::FetchAround { room, seq } => self.fetch_around(id, room, seq),
+            Command::Search {
+                text,
+                query,
+                before,
+            } => self.search(id, text, query, before),
             Command::Typing(room) => self.typing(id, room),
             Command::OpenDirect(user) => self.open_direct(id, user),
             Command::Invite { room, user } => self.invite(id, room, user),

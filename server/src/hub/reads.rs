@@ -25,10 +25,13 @@ use std::{
     sync::{Arc, Mutex, PoisonError, mpsc},
 };
 
-use confab_shared::{ErrorCode, RoomName};
+use confab_shared::{ErrorCode, RoomName, limits};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use super::{ConnId, Hub, Refusal, Room};
+use super::{
+    ConnId, Hub, Refusal, Room,
+    search::{Search, SearchDone},
+};
 use crate::{
     health::panic_message,
     store::{Page, Store, StoreError, Unread},
@@ -47,12 +50,17 @@ pub enum ReadKind {
     After { after: u64, limit: usize },
     /// Scrolling back: the newest `limit` messages before `before` (and up to `until`).
     Before { before: u64, limit: usize },
+    /// Opening the room far back (a search result): the messages around `seq`, up to
+    /// `until`.
+    Around { seq: u64 },
 }
 
 impl ReadKind {
     /// Whether the connection is joining with this read (and its live messages wait).
+    /// The others read what the connection was sent live already, or could have been:
+    /// their answers need no place among the live messages.
     pub fn joins(self) -> bool {
-        !matches!(self, ReadKind::Before { .. })
+        matches!(self, ReadKind::Recent { .. } | ReadKind::After { .. })
     }
 }
 
@@ -76,6 +84,10 @@ pub struct Found {
     pub page: Page,
     /// The joining person's read marker and unread counts, as of `until`.
     pub unread: Option<Unread>,
+    /// For [`ReadKind::Around`]: whether the room has messages before and after the
+    /// page.
+    pub older: bool,
+    pub newer: bool,
 }
 
 impl Read {
@@ -109,17 +121,28 @@ impl Read {
             ReadKind::Before { before, limit } => {
                 whole(store.before(room, before.min(self.until.saturating_add(1)), limit)?)
             }
+            ReadKind::Around { seq } => {
+                let around = store.around(room, seq, self.until, limits::AROUND_PAGE)?;
+                return Ok(Found {
+                    page: whole(around.messages),
+                    unread: None,
+                    older: around.older,
+                    newer: around.newer,
+                });
+            }
         };
         let unread = match &self.reader {
             Some(user) if self.kind.joins() => Some(store.unread(user, room, self.until)?),
             _ => None,
         };
-        Ok(Found { page, unread })
+        Ok(Found {
+            page,
+            unread,
+            ..Found::default()
+        })
     }
 
-    /// Reads on a reader thread: a panic in the store is caught and answered as a failed
-    /// read, since one bad read must not take a reader thread (and everyone's history)
-    /// with it. On the hub's own thread ([`Reader::Inline`]) a panic stays the hub's.
+    /// See [`Job::run_caught`].
     fn run_caught(self, store: &mut dyn Store) -> ReadDone {
         let header = self.clone();
         catch_unwind(AssertUnwindSafe(|| self.run(store))).unwrap_or_else(|panic| ReadDone {
@@ -142,6 +165,63 @@ pub struct ReadDone {
     pub encoded: Option<String>,
 }
 
+/// What the reader threads do: read a room's history, or search.
+#[derive(Debug)]
+pub enum Job {
+    Read(Read),
+    /// Boxed: a search is the larger and the rarer.
+    Search(Box<Search>),
+}
+
+impl From<Read> for Job {
+    fn from(read: Read) -> Self {
+        Job::Read(read)
+    }
+}
+
+/// A [`Job`]'s answer, on its way back to the hub.
+#[derive(Debug)]
+pub enum Done {
+    Read(ReadDone),
+    /// Boxed: events travel through the hub's queue by value.
+    Search(Box<SearchDone>),
+}
+
+impl Job {
+    /// Does the job with `store`.
+    pub fn run(self, store: &mut dyn Store) -> Done {
+        match self {
+            Job::Read(read) => Done::Read(read.run(store)),
+            Job::Search(search) => Done::Search(Box::new(search.run(store))),
+        }
+    }
+
+    /// Does the job on a reader thread: a panic in the store is caught and answered as a
+    /// failure, since one bad read must not take a reader thread (and everyone's
+    /// history) with it. On the hub's own thread ([`Reader::Inline`]) a panic stays the
+    /// hub's.
+    fn run_caught(self, store: &mut dyn Store) -> Done {
+        match self {
+            Job::Read(read) => Done::Read(read.run_caught(store)),
+            Job::Search(search) => {
+                let header = search.clone();
+                catch_unwind(AssertUnwindSafe(|| search.run(store))).map_or_else(
+                    |panic| {
+                        Done::Search(Box::new(SearchDone {
+                            search: *header,
+                            result: Err(format!(
+                                "the search panicked: {}",
+                                panic_message(panic.as_ref())
+                            )),
+                        }))
+                    },
+                    |done| Done::Search(Box::new(done)),
+                )
+            }
+        }
+    }
+}
+
 /// A join waiting for its read: the live messages of the room that arrive meanwhile.
 #[derive(Debug)]
 pub(super) struct Pending {
@@ -162,7 +242,7 @@ pub enum Reader {
     Pool(ReadPool),
     /// Reads wait here until a test answers them: to look at what happens meanwhile.
     #[cfg(test)]
-    Held(Arc<Mutex<std::collections::VecDeque<Read>>>),
+    Held(Arc<Mutex<std::collections::VecDeque<Job>>>),
 }
 
 impl std::fmt::Debug for Reader {
@@ -179,7 +259,7 @@ impl std::fmt::Debug for Reader {
 /// The reader threads and their bounded queue.
 #[derive(Debug)]
 pub struct ReadPool {
-    queue: mpsc::SyncSender<Read>,
+    queue: mpsc::SyncSender<Job>,
 }
 
 /// The read queue is full: the server is behind on reads; the client retries.
@@ -193,9 +273,9 @@ impl ReadPool {
     pub fn spawn(
         stores: Vec<Box<dyn Store>>,
         capacity: usize,
-        report: impl Fn(ReadDone) + Clone + Send + 'static,
+        report: impl Fn(Done) + Clone + Send + 'static,
     ) -> std::io::Result<Self> {
-        let (queue, reads) = mpsc::sync_channel::<Read>(capacity.max(1));
+        let (queue, reads) = mpsc::sync_channel::<Job>(capacity.max(1));
         let reads = Arc::new(Mutex::new(reads));
         for (i, mut store) in stores.into_iter().enumerate() {
             let reads = Arc::clone(&reads);
@@ -206,17 +286,17 @@ impl ReadPool {
                     loop {
                         // The lock is held only to take one read; reading happens outside it.
                         let next = reads.lock().unwrap_or_else(PoisonError::into_inner).recv();
-                        let Ok(read) = next else { break };
-                        report(read.run_caught(store.as_mut()));
+                        let Ok(job) = next else { break };
+                        report(job.run_caught(store.as_mut()));
                     }
                 })?;
         }
         Ok(Self { queue })
     }
 
-    /// Queues a read without waiting; refused when the queue is full.
-    pub fn try_submit(&self, read: Read) -> Result<(), Busy> {
-        self.queue.try_send(read).map_err(|_| Busy)
+    /// Queues a job without waiting; refused when the queue is full.
+    pub fn try_submit(&self, job: impl Into<Job>) -> Result<(), Busy> {
+        self.queue.try_send(job.into()).map_err(|_| Busy)
     }
 }
 
@@ -248,24 +328,13 @@ impl Hub {
             kind,
             reader,
         };
-        match &self.reader {
-            Reader::Inline => {
-                let done = read.run(self.store.as_mut());
-                self.inline_done.push(done);
-            }
-            Reader::Pool(pool) => pool.try_submit(read).map_err(|Busy| {
-                Refusal::about(
-                    room,
-                    ErrorCode::Unavailable,
-                    "the server is busy reading history; retry shortly".to_owned(),
-                )
-            })?,
-            #[cfg(test)]
-            Reader::Held(queue) => queue
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push_back(read),
-        }
+        self.dispatch(Job::Read(read)).map_err(|Busy| {
+            Refusal::about(
+                room,
+                ErrorCode::Unavailable,
+                "the server is busy reading history; retry shortly".to_owned(),
+            )
+        })?;
         if kind.joins() {
             if let Some(r) = self.rooms.get_mut(room.as_str()) {
                 r.reading.insert(
@@ -286,10 +355,34 @@ impl Hub {
         Ok(())
     }
 
-    /// A read is answered (from a reader thread, through the hub's inbox).
-    pub fn read_done(&mut self, done: ReadDone) {
-        self.finish_read(done);
+    /// Hands a job to the reader threads (or, in tests, does it now or holds it).
+    pub(super) fn dispatch(&mut self, job: Job) -> Result<(), Busy> {
+        match &self.reader {
+            Reader::Inline => {
+                let done = job.run(self.store.as_mut());
+                self.inline_done.push(done);
+            }
+            Reader::Pool(pool) => pool.try_submit(job)?,
+            #[cfg(test)]
+            Reader::Held(queue) => queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push_back(job),
+        }
+        Ok(())
+    }
+
+    /// A job is done (on a reader thread; its answer came through the hub's inbox).
+    pub fn read_done(&mut self, done: Done) {
+        self.finish_job(done);
         self.settle();
+    }
+
+    fn finish_job(&mut self, done: Done) {
+        match done {
+            Done::Read(done) => self.finish_read(done),
+            Done::Search(done) => self.finish_search(*done),
+        }
     }
 
     fn finish_read(
@@ -303,7 +396,7 @@ impl Hub {
         if read.kind.joins() {
             self.finish_join(read, result, encoded);
         } else {
-            self.finish_history(read, result.map(|found| found.page.messages));
+            self.finish_history(read, result);
         }
     }
 
@@ -311,7 +404,7 @@ impl Hub {
     pub(super) fn finish_inline_reads(&mut self) {
         while !self.inline_done.is_empty() {
             for done in std::mem::take(&mut self.inline_done) {
-                self.finish_read(done);
+                self.finish_job(done);
             }
         }
     }

@@ -19,7 +19,7 @@ use std::{
 use confab_shared::{ServerMsg, close};
 use tokio::sync::mpsc;
 
-use super::{Command, ConnId, Hub, Identity, ReadDone, Sessions, Waiter};
+use super::{Command, ConnId, Done, Hub, Identity, Sessions, Waiter};
 use crate::{
     health::{Guard, Health, Part, panic_message},
     send_queue::SendQueue,
@@ -71,8 +71,8 @@ pub enum Event {
     },
     /// A batch of writes is committed (or failed).
     Committed(Vec<Outcome<Option<Waiter>>>),
-    /// A history read is answered (see `reads.rs`).
-    Read(ReadDone),
+    /// A history read or a search is answered (see `reads.rs`).
+    Read(Done),
     /// Close every connection with 1001.
     Shutdown,
     /// Another part of the server (the store writer) failed and the server is about to
@@ -197,7 +197,7 @@ impl HubSender {
     /// [`Event::Read`]. Like commit reports it waits for room in the hub's queue rather
     /// than dropping an answer a connection is waiting for; once the hub has stopped it
     /// is dropped.
-    pub fn read_reports(self) -> impl Fn(ReadDone) + Clone + Send + 'static {
+    pub fn read_reports(self) -> impl Fn(Done) + Clone + Send + 'static {
         move |done| {
             self.blocking_send(Event::Read(done));
         }

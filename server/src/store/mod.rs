@@ -111,6 +111,47 @@ pub struct Page {
     pub through: u64,
 }
 
+/// The messages around one message of a room (see `ClientMsg::FetchAround`), oldest
+/// first, and whether the room has messages before and after them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Around {
+    pub messages: Vec<ChatMessage>,
+    pub older: bool,
+    pub newer: bool,
+}
+
+/// One search, as the store runs it: the query's terms and filters, and the rooms the
+/// searcher may see (the store knows nothing of people's rights: the hub decides them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchRequest {
+    /// The FTS5 MATCH expression, made by `search::query::Query::fts_match` only.
+    pub fts_match: String,
+    /// The rooms to look in; none finds nothing.
+    pub rooms: Vec<String>,
+    /// Only messages by these usernames, if any are given.
+    pub from: Vec<String>,
+    /// Only messages sent at or after / before these times (ms since the Unix epoch).
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    /// Only messages with a smaller id: the page after the one that ended there.
+    pub before: Option<u64>,
+    /// Hits per page.
+    pub limit: usize,
+    /// How long the query may run before it stops with what it found.
+    pub budget: std::time::Duration,
+}
+
+/// A page of search results, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SearchPage {
+    pub hits: Vec<confab_shared::SearchHit>,
+    /// Another page follows (ask with `before` the last hit's id).
+    pub more: bool,
+    /// The time budget ran out: `hits` is what was found by then (and `more` is set
+    /// when there are any).
+    pub slow: bool,
+}
+
 /// Where a person stands in a room: their read marker and what is unread after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Unread {
@@ -324,6 +365,21 @@ pub trait Store: Send + 'static {
         before: u64,
         limit: usize,
     ) -> Result<Vec<ChatMessage>, StoreError>;
+
+    /// The messages of `room` around `seq`, none after `until`: up to `side` on each side
+    /// of it and the one at `seq` (if there is one), in their current state, within a
+    /// page's bytes.
+    fn around(
+        &mut self,
+        room: &str,
+        seq: u64,
+        until: u64,
+        side: usize,
+    ) -> Result<Around, StoreError>;
+
+    /// Full-text search (see [`SearchRequest`]): the newest matching messages that are
+    /// not deleted, as they are now, with where the query matched each body.
+    fn search(&mut self, request: &SearchRequest) -> Result<SearchPage, StoreError>;
 
     /// `user`'s read marker in `room` and what is unread after it, up to `until`. No
     /// marker (the person joined just now, and its write is on its way) reads as having

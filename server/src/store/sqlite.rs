@@ -7,12 +7,13 @@ use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 
 use super::{
-    Appended, Durability, NewMessage, Page, Refused, Store, StoreError, StoredPerson, StoredRoom,
-    Unread, Write, Written,
+    Appended, Around, Durability, NewMessage, Page, Refused, SearchPage, SearchRequest, Store,
+    StoreError, StoredPerson, StoredRoom, Unread, Write, Written,
     checkpoint::{self, Checkpointer},
 };
 
 mod changes;
+mod search;
 mod snapshots;
 
 /// File name of the database inside the data directory.
@@ -175,6 +176,40 @@ fn migrations() -> Migrations<'static> {
                  bytes INTEGER NOT NULL
              );
              CREATE INDEX file_usage_by_user ON file_usage (user, ts);",
+        ),
+        // Search (see `search`): an FTS5 index of message bodies, and of each message's
+        // room and sender, so that `in:` and `from:` narrow a search inside the index
+        // instead of row by row. External content: the index holds no second copy of the
+        // text, it reads `messages` when it needs the text (highlighting). Triggers keep
+        // it in step inside the transaction that changes a message, so an edit is found
+        // by its new text only and a deletion (which empties the body) by nothing, from
+        // the commit on. `secure-delete` makes FTS5 remove a deleted row's tokens from
+        // the index itself, as `secure_delete` overwrites the freed text in the table.
+        // `columnsize=0`: results are ordered by id, never ranked, so per-row token
+        // counts would be dead weight. The rebuild indexes the messages stored before.
+        M::up(
+            "CREATE VIRTUAL TABLE messages_fts USING fts5(
+                 body, room, sender,
+                 content = 'messages', content_rowid = 'id',
+                 tokenize = 'unicode61 remove_diacritics 2',
+                 columnsize = 0
+             );
+             INSERT INTO messages_fts (messages_fts, rank) VALUES ('secure-delete', 1);
+             CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+                 INSERT INTO messages_fts (rowid, body, room, sender)
+                     VALUES (new.id, new.body, new.room, new.sender);
+             END;
+             CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+                 INSERT INTO messages_fts (messages_fts, rowid, body, room, sender)
+                     VALUES ('delete', old.id, old.body, old.room, old.sender);
+             END;
+             CREATE TRIGGER messages_fts_update AFTER UPDATE OF body ON messages BEGIN
+                 INSERT INTO messages_fts (messages_fts, rowid, body, room, sender)
+                     VALUES ('delete', old.id, old.body, old.room, old.sender);
+                 INSERT INTO messages_fts (rowid, body, room, sender)
+                     VALUES (new.id, new.body, new.room, new.sender);
+             END;
+             INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');",
         ),
     ])
 }
@@ -625,6 +660,26 @@ impl Store for SqliteStore {
     ) -> Result<Vec<ChatMessage>, StoreError> {
         let tx = self.conn.transaction()?;
         let page = snapshots::before(&tx, room, before, limit)?;
+        tx.commit()?;
+        Ok(page)
+    }
+
+    fn around(
+        &mut self,
+        room: &str,
+        seq: u64,
+        until: u64,
+        side: usize,
+    ) -> Result<Around, StoreError> {
+        let tx = self.conn.transaction()?;
+        let around = snapshots::around(&tx, room, seq, until, side)?;
+        tx.commit()?;
+        Ok(around)
+    }
+
+    fn search(&mut self, request: &SearchRequest) -> Result<SearchPage, StoreError> {
+        let tx = self.conn.transaction()?;
+        let page = search::search(&tx, request)?;
         tx.commit()?;
         Ok(page)
     }

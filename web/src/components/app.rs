@@ -11,6 +11,7 @@ use super::{
     messages::MessageList,
     reading::{Attention, NotifyButton, ReadTracker},
     room_header::RoomHeader,
+    search::SearchBox,
     sidebar::Sidebar,
     status::ConnectionStatus,
 };
@@ -97,6 +98,9 @@ pub fn App() -> Html {
         <ContextProvider<Ctx> context={ctx}>
             <header class="topbar">
                 <h1>{ "Confab" }</h1>
+                if state.me.is_some() && !state.checking {
+                    <SearchBox />
+                }
                 <div class="topbar-side">
                     <ConnectionStatus />
                     { user_menu }

@@ -1,8 +1,10 @@
-//! Bringing one message on screen: a reply's quote or a permalink (`#room/seq`) was
-//! followed ([`State::jump`](crate::state::State::jump)). Once the message is loaded the
-//! list scrolls it to the middle, focuses it and highlights it for a moment; until then
-//! older pages are asked for, one after another. The address's fragment is followed on
-//! sign-in (a link opened in a new tab) and whenever it changes.
+//! Bringing one message on screen: a reply's quote, a permalink (`#room/seq`) or a search
+//! result was followed ([`State::jump`](crate::state::State::jump)). Once the message is
+//! loaded the list scrolls it to the middle, focuses it and highlights it for a moment;
+//! until then the messages around it are asked for (`fetch_around`), however far back it
+//! is, and show as a window of their own if they do not reach those loaded (see
+//! `state/window.rs`). The address's fragment is followed on sign-in (a link opened in a
+//! new tab) and whenever it changes.
 
 use std::{cell::RefCell, rc::Rc};
 
@@ -15,7 +17,7 @@ use super::Ctx;
 use crate::{
     permalink,
     socket::Chat,
-    state::{Action, State},
+    state::{Action, Conn, JumpStep, State, WindowAction},
 };
 
 /// How long a jumped-to message stays highlighted.
@@ -30,19 +32,23 @@ pub fn use_jump(ctx: &Ctx, list: &NodeRef, stick: &Rc<RefCell<bool>>) {
     let view = state.current_room();
     let loaded = view.map(|v| {
         (
+            v.shown().len(),
+            v.shown().first().map(|m| m.seq),
             v.messages.len(),
-            v.messages.first().map(|m| m.seq),
-            v.has_older,
-            v.loading_older,
+            v.has_newer(),
+            v.far.around,
         )
     });
+    // Asked for before the room is joined on a new connection, the messages around
+    // would be refused; the jump waits for the connection instead.
+    let open = state.conn == Conn::Open;
     let (list, stick, chat, state) = (
         list.clone(),
         Rc::clone(stick),
         ctx.chat.clone(),
         state.clone(),
     );
-    use_effect_with((jump, loaded), move |(jump, _)| {
+    use_effect_with((jump, loaded, open), move |(jump, _, open)| {
         let Some(jump) = jump else {
             return;
         };
@@ -50,23 +56,27 @@ pub fn use_jump(ctx: &Ctx, list: &NodeRef, stick: &Rc<RefCell<bool>>) {
         let Some(view) = state.current_room() else {
             return;
         };
-        let first = view.messages.first().map(|m| m.seq);
-        if view.message(jump.seq).is_some() {
-            *stick.borrow_mut() = false;
-            show(&list, jump.seq);
-            state.dispatch(Action::JumpDone);
-        } else if let Some(first) = first.filter(|first| jump.seq < *first && view.has_older) {
-            *stick.borrow_mut() = false;
-            if !view.loading_older {
-                state.dispatch(Action::LoadingOlder(jump.room.clone()));
-                chat.fetch_older(&jump.room, first);
+        match view.jump_step(jump.seq) {
+            JumpStep::Show => {
+                *stick.borrow_mut() = false;
+                show(&list, jump.seq);
+                state.dispatch(Action::JumpDone);
             }
-        } else if !view.loading_older {
-            let label = state.label(&jump.room);
-            state.dispatch(Action::JumpDone);
-            state.dispatch(Action::Notice(format!(
-                "That message is not in {label}: the link may be wrong."
-            )));
+            JumpStep::Latest => state.dispatch(Action::Window(WindowAction::Latest {
+                room: jump.room.clone(),
+            })),
+            JumpStep::Fetch if *open => {
+                *stick.borrow_mut() = false;
+                chat.fetch_around(&jump.room, jump.seq);
+            }
+            JumpStep::Fetch | JumpStep::Wait => {}
+            JumpStep::Missing => {
+                let label = state.label(&jump.room);
+                state.dispatch(Action::JumpDone);
+                state.dispatch(Action::Notice(format!(
+                    "That message is not in {label}: the link may be wrong."
+                )));
+            }
         }
     });
 }

@@ -11,7 +11,7 @@ use super::{
     attachments::{self, PendingFiles},
     days::{self, LocalTime},
     edit_box::EditBox,
-    focus_selector, jump,
+    far, focus_selector, jump,
     reactions::{self, EmojiPicker},
 };
 use crate::{
@@ -25,7 +25,8 @@ const GROUP_GAP_MS: i64 = 5 * 60 * 1000;
 /// How close to the bottom (px) still counts as "reading the latest".
 const STICK_SLACK_PX: i32 = 48;
 
-/// Start loading older messages when the reader scrolls this close to the top (px).
+/// Start loading older messages when the reader scrolls this close to the top (px),
+/// and newer ones (reading far back) this close to the bottom.
 const LOAD_OLDER_AT_PX: i32 = 64;
 
 /// The current room's messages, then the user's unsent ones. Follows new messages
@@ -41,9 +42,10 @@ pub fn MessageList() -> Html {
     // Distance from the bottom to keep while older messages are prepended.
     let anchor = use_mut_ref(|| None::<i32>);
     let room = state.current_room();
-    let count = room.map_or(0, |r| r.messages.len());
-    let last_id = room.and_then(|r| r.messages.last()).map(|m| m.id);
+    let count = room.map_or(0, |r| r.shown().len());
+    let last_id = room.and_then(|r| r.shown().last()).map(|m| m.id);
     let pending_count = state.pending_here().count();
+    let detached = room.is_some_and(|r| r.has_newer());
 
     let load_older = {
         let (list, anchor, chat, state) = (
@@ -56,10 +58,10 @@ pub fn MessageList() -> Html {
             let Some(view) = state.current_room() else {
                 return;
             };
-            let Some(first) = view.messages.first() else {
+            let Some(first) = view.shown().first() else {
                 return;
             };
-            if !view.has_older || view.loading_older {
+            if !view.shown_has_older() || view.shown_loading_older() {
                 return;
             }
             if let Some(el) = list.cast::<HtmlElement>() {
@@ -69,14 +71,24 @@ pub fn MessageList() -> Html {
             chat.fetch_older(&state.current, first.seq);
         })
     };
+    let load_newer = far::load_newer(&ctx);
+    // Where the last scroll left the list: newer messages load when the reader goes
+    // down, not when a shorter list clamps the position to its end.
+    let last_top = use_mut_ref(|| 0);
     let onscroll = {
         let (list, stick, load_older) = (list.clone(), stick.clone(), load_older.clone());
+        let load_newer = load_newer.clone();
         Callback::from(move |_: Event| {
             if let Some(el) = list.cast::<HtmlElement>() {
-                *stick.borrow_mut() =
-                    el.scroll_top() + el.client_height() >= el.scroll_height() - STICK_SLACK_PX;
+                let bottom = el.scroll_height() - el.scroll_top() - el.client_height();
+                let down = el.scroll_top() > last_top.replace(el.scroll_top());
+                // Older messages are shown: their end is not the room's to follow.
+                *stick.borrow_mut() = bottom <= STICK_SLACK_PX && !detached;
                 if el.scroll_top() < LOAD_OLDER_AT_PX {
                     load_older.emit(());
+                }
+                if detached && down && bottom < LOAD_OLDER_AT_PX {
+                    load_newer.emit(());
                 }
             }
         })
@@ -87,12 +99,13 @@ pub fn MessageList() -> Html {
             if let Some(el) = list.cast::<HtmlElement>() {
                 if let Some(from_bottom) = anchor.borrow_mut().take() {
                     el.set_scroll_top(el.scroll_height() - from_bottom);
-                } else if *stick.borrow() {
+                } else if *stick.borrow() && !detached {
                     el.set_scroll_top(el.scroll_height());
                 }
             }
         });
     }
+    far::use_back_to_latest(room.map_or(0, |r| r.far.returns), &list, &stick);
 
     jump::use_jump(&ctx, &list, &stick);
 
@@ -128,24 +141,30 @@ pub fn MessageList() -> Html {
                 </ul>
             </>
         },
-        Some(r) if r.messages.is_empty() && pending.is_empty() => {
+        Some(r) if r.shown().is_empty() && pending.is_empty() => {
             html! { <p class="empty">{ format!("No messages in {label} yet. Say hi!") }</p> }
         }
         Some(r) => {
-            let older = r.has_older.then(|| {
+            let older = r.shown_has_older().then(|| {
                 let onclick = load_older.reform(|_: MouseEvent| ());
+                let loading = r.shown_loading_older();
                 html! {
-                    <button type="button" class="load-older" {onclick} disabled={r.loading_older}>
-                        { if r.loading_older { "Loading older messages…" } else { "Load older messages" } }
+                    <button type="button" class="load-older" {onclick} disabled={loading}>
+                        { if loading { "Loading older messages…" } else { "Load older messages" } }
                     </button>
                 }
             });
+            // Reading far back: what is written meanwhile shows once back at the end.
+            let pending = if r.has_newer() { Vec::new() } else { pending };
             html! {
                 <>
                     { for older }
-                    <Items messages={r.messages.clone()} {pending} {changes} {me} {moderates} {people}
+                    <Items messages={r.shown().clone()} {pending} {changes} {me} {moderates} {people}
                            room={AttrValue::from(state.current.clone())} chat={ctx.chat.clone()}
                            dispatcher={state.dispatcher()} new_from={state.divider_before()} />
+                    if r.has_newer() {
+                        { far::load_newer_button(r, &load_newer) }
+                    }
                 </>
             }
         }
@@ -157,6 +176,7 @@ pub fn MessageList() -> Html {
                  tabindex="0" ref={list} {onscroll}>
                 { body }
             </div>
+            { far::latest_bar(&ctx, &stick) }
             <p class="typing" data-testid="typing" aria-live="polite">{ typing }</p>
         </>
     }

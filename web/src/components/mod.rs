@@ -9,6 +9,7 @@ mod auth;
 mod composer;
 mod days;
 mod edit_box;
+mod far;
 mod invites;
 mod jump;
 mod mention;
@@ -16,6 +17,7 @@ mod messages;
 mod reactions;
 mod reading;
 mod room_header;
+mod search;
 mod sidebar;
 mod status;
 

@@ -29,7 +29,9 @@ use self::transport::Network;
 use crate::{
     persist,
     resume::{Effects, GuestName, Resume},
-    state::{Action, Conn, Pending, PendingChange, ReadingAction, RoomTool},
+    state::{
+        Action, Conn, Pending, PendingChange, ReadingAction, RoomTool, SearchAction, WindowAction,
+    },
 };
 
 /// How long a `join` refused as `unavailable` waits before it is sent again: the server
@@ -263,6 +265,33 @@ impl Chat {
             room: room.to_owned(),
             before,
             limit: None,
+        });
+    }
+
+    /// Asks for the messages around `seq` in `room` (a message far back, or those after
+    /// the window of older messages on screen).
+    pub fn fetch_around(&self, room: &str, seq: u64) {
+        self.0.dispatch.emit(Action::Window(WindowAction::Fetching {
+            room: room.to_owned(),
+            seq,
+        }));
+        self.request(ClientMsg::FetchAround {
+            room: room.to_owned(),
+            seq,
+        });
+    }
+
+    /// Searches the messages the person may see: a new query (`before` `None`), or the
+    /// page after the message with id `before`. Asked while disconnected, it goes once
+    /// the connection is back (it needs no room joined).
+    pub fn search(&self, query: &str, before: Option<u64>) {
+        self.0.dispatch.emit(Action::Search(SearchAction::Asked {
+            query: query.to_owned(),
+            before,
+        }));
+        self.request(ClientMsg::Search {
+            query: query.to_owned(),
+            before,
         });
     }
 

@@ -9,16 +9,32 @@ use std::rc::Rc;
 
 use confab_shared::{Change, ChatMessage};
 
-use super::{MAX_ORPHANS, RoomView};
+use super::{
+    MAX_ORPHANS, Messages, RoomView,
+    window::{position_in, upsert_into},
+};
 
 impl RoomView {
-    /// The message with this `seq`, if loaded.
+    /// The message with this `seq`, if loaded (among the newest or in the window of
+    /// older ones: see `state/window.rs`).
     pub fn message(&self, seq: u64) -> Option<&ChatMessage> {
-        self.position(seq).ok().map(|i| &*self.messages[i])
+        match position_in(&self.messages, seq) {
+            Ok(i) => Some(&*self.messages[i]),
+            Err(_) => {
+                let window = &self.far.window.as_ref()?.messages;
+                position_in(window, seq).ok().map(|i| &*window[i])
+            }
+        }
     }
 
-    fn position(&self, seq: u64) -> Result<usize, usize> {
-        self.messages.binary_search_by_key(&seq, |m| m.seq)
+    /// The list holding message `seq` (the log or the window) and its place there.
+    fn locate(&mut self, seq: u64) -> Option<(&mut Messages, usize)> {
+        if let Ok(i) = position_in(&self.messages, seq) {
+            return Some((&mut self.messages, i));
+        }
+        let window = self.far.window.as_mut()?;
+        let i = position_in(&window.messages, seq).ok()?;
+        Some((&mut window.messages, i))
     }
 
     /// A live message, or the server's copy of one we sent (already shown from its ack).
@@ -30,13 +46,18 @@ impl RoomView {
     /// What a resume brings (`replay` pages and the `joined` that ends them): messages
     /// created or changed since the client's cursor, in their current state. One older
     /// than every message held is dropped: showing it would leave a hole before the
-    /// messages held, which scrolling back fills anyway. With nothing held (a fresh
+    /// messages held, which scrolling back fills anyway; unless it is in the window of
+    /// older messages on screen, whose copy it updates. With nothing held (a fresh
     /// join) everything is taken.
     pub(super) fn add_resumed(&mut self, messages: Vec<ChatMessage>) {
         let oldest = self.messages.first().map(|m| m.seq);
         for msg in messages {
             if oldest.is_none_or(|oldest| msg.seq >= oldest) {
                 self.upsert(msg);
+            } else if let Some(window) = &mut self.far.window
+                && window.covers(msg.seq)
+            {
+                upsert_into(&mut window.messages, msg);
             }
         }
         self.adopt_orphans();
@@ -53,14 +74,14 @@ impl RoomView {
     /// A change from the log. One to a message not loaded is kept for when it is: a
     /// page of history read before the change may bring it later.
     pub(super) fn add_change(&mut self, change: Change) {
-        match self.position(change.target) {
-            Ok(i) => {
-                if change.seq > self.messages[i].revision() {
-                    let messages = Rc::make_mut(&mut self.messages);
+        match self.locate(change.target) {
+            Some((messages, i)) => {
+                if change.seq > messages[i].revision() {
+                    let messages = Rc::make_mut(messages);
                     Rc::make_mut(&mut messages[i]).apply(&change);
                 }
             }
-            Err(_) => self.keep_orphan(change),
+            None => self.keep_orphan(change),
         }
     }
 
@@ -70,9 +91,9 @@ impl RoomView {
     /// broadcasts to this connection, not its acks), and must apply. Every kind of
     /// change is idempotent, so the broadcast applying it again changes nothing.
     pub(super) fn add_own_change(&mut self, change: Change) {
-        match self.position(change.target) {
-            Ok(i) => {
-                let m = &self.messages[i];
+        match self.locate(change.target) {
+            Some((messages, i)) => {
+                let m = &messages[i];
                 if change.seq <= m.revision() {
                     return;
                 }
@@ -81,31 +102,16 @@ impl RoomView {
                 copy.apply(&change);
                 copy.rev = rev;
                 if copy != **m {
-                    Rc::make_mut(&mut self.messages)[i] = Rc::new(copy);
+                    Rc::make_mut(messages)[i] = Rc::new(copy);
                 }
             }
-            Err(_) => self.keep_orphan(change),
+            None => self.keep_orphan(change),
         }
     }
 
-    /// Inserts a snapshot by `seq`, or replaces the copy held if the snapshot shows at
-    /// least as much of the log. The list is copied only when something changes.
+    /// Inserts a snapshot into the log (see [`upsert_into`]).
     fn upsert(&mut self, msg: ChatMessage) {
-        let at = match self.messages.last() {
-            None => 0,
-            Some(last) if last.seq < msg.seq => self.messages.len(),
-            Some(_) => match self.position(msg.seq) {
-                Ok(i) => {
-                    let held = &self.messages[i];
-                    if msg.revision() >= held.revision() && **held != msg {
-                        Rc::make_mut(&mut self.messages)[i] = Rc::new(msg);
-                    }
-                    return;
-                }
-                Err(i) => i,
-            },
-        };
-        Rc::make_mut(&mut self.messages).insert(at, Rc::new(msg));
+        upsert_into(&mut self.messages, msg);
     }
 
     /// Keeps a change in `seq` order (our own, known from their acks, can come before
@@ -121,13 +127,13 @@ impl RoomView {
     }
 
     /// Applies the kept changes whose message is loaded now, and forgets them.
-    fn adopt_orphans(&mut self) {
+    pub(super) fn adopt_orphans(&mut self) {
         if self.orphans.is_empty() {
             return;
         }
         let orphans = std::mem::take(&mut self.orphans);
         for change in orphans {
-            if self.position(change.target).is_ok() {
+            if self.message(change.target).is_some() {
                 // In `seq` order, as the log made them.
                 self.add_change(change);
             } else {

@@ -268,8 +268,10 @@ impl State {
     }
 
     /// The current room's marker, and its newest message's `seq`, if that is later.
+    /// Nothing while a window of older messages shows (`state/window.rs`): its end is
+    /// not the room's.
     pub fn mark_target(&self, sent: u64) -> Option<u64> {
-        let view = self.current_room()?;
+        let view = self.current_room().filter(|v| !v.has_newer())?;
         mark_target(&view.messages, view.read, sent)
     }
 

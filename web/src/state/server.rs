@@ -91,9 +91,7 @@ impl State {
                 more,
             } => {
                 if let Some(view) = self.view_mut(&room) {
-                    view.add_older(messages);
-                    view.has_older = more;
-                    view.loading_older = false;
+                    view.add_history(messages, more);
                 }
             }
             ServerMsg::Ack {
@@ -241,9 +239,19 @@ impl State {
             }
             // Answered in the socket service, which is all it is for.
             ServerMsg::Pong => {}
-            // PLACEHOLDER (issue 17, replaced before it lands): the client asks for
-            // neither yet.
-            ServerMsg::Around { .. } | ServerMsg::SearchResults { .. } => {}
+            ServerMsg::Around {
+                room,
+                seq,
+                messages,
+                older,
+                newer,
+            } => self.on_around(&room, seq, messages, older, newer),
+            ServerMsg::SearchResults {
+                query,
+                before,
+                hits,
+                more,
+            } => self.on_search_results(&query, before, hits, more),
         }
     }
 
@@ -267,6 +275,20 @@ impl State {
             // A room we were in vanished (deleted, or the server restarted without it).
             self.drop_room(room);
             self.notice = Some(message);
+            return;
+        }
+        // The server names no request in these: while a search waits, one without a
+        // room is taken to be about it (its results, if they come after all, show).
+        let about_search = code == ErrorCode::InvalidQuery
+            || (self.search.busy
+                && !send
+                && room.is_none()
+                && matches!(code, ErrorCode::Unavailable | ErrorCode::RateLimited));
+        if about_search {
+            self.search_refused(message);
+            return;
+        }
+        if !send && self.fetch_refused(code, room.as_deref(), &message) {
             return;
         }
         let about_form = !send

@@ -56,7 +56,7 @@ fn a_private_room_is_indistinguishable_from_none_to_non_members() {
     let about_plans = probe(&mut f, &mut bob, &plans);
     let nowhere = "_pnosuchroomatall00";
     let about_nothing = probe(&mut f, &mut bob, nowhere);
-    assert_eq!(about_plans.len(), 14);
+    assert_eq!(about_plans.len(), 15);
     for (real, none) in about_plans.iter().zip(&about_nothing) {
         let text = |m: &ServerMsg| m.to_json().replace(&plans, "ROOM").replace(nowhere, "ROOM");
         assert_eq!(text(real), text(none));

@@ -82,6 +82,67 @@ fn scrolling_back_pages_older_messages() {
     }
 }
 
+/// Opening a room far back (a search result): the messages around one, in their current
+/// state, with whether there are more on each side; for members of the room only.
+#[test]
+fn the_messages_around_one_come_with_what_lies_beyond() {
+    let mut f = Fixture::new();
+    let mut ada = f.member(1, "ada");
+    for i in 1..=120 {
+        f.hub
+            .apply(1, send("general", &format!("m{i}"), &format!("c{i}")));
+    }
+    f.flush();
+    f.hub.apply(
+        1,
+        Command::Change {
+            room: room("general"),
+            seq: 60,
+            client_id: ClientId::parse("e1").expect("client id"),
+            change: MessageChange::Edit(Body::parse("m60, edited").expect("body")),
+        },
+    );
+    f.flush();
+    ada.drain();
+    let around = |seq| Command::FetchAround {
+        room: room("general"),
+        seq,
+    };
+    f.hub.apply(1, around(60));
+    match ada.drain().as_slice() {
+        [
+            ServerMsg::Around {
+                room,
+                seq: 60,
+                messages,
+                older: true,
+                newer: true,
+            },
+        ] => {
+            assert_eq!(room, "general");
+            assert_eq!(seqs(messages), (10..=110).collect::<Vec<_>>());
+            assert_eq!(messages[50].body, "m60, edited", "as it is now");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    f.hub.apply(1, around(100));
+    match ada.drain().as_slice() {
+        [
+            ServerMsg::Around {
+                messages,
+                older: true,
+                newer: false,
+                ..
+            },
+        ] => assert_eq!(seqs(messages), (50..=120).collect::<Vec<_>>()),
+        other => panic!("unexpected {other:?}"),
+    }
+    // Someone who has not joined is told to, like for history.
+    let mut bob = f.signed_in(2, "bob");
+    f.hub.apply(2, around(60));
+    assert_eq!(error_code(&bob.drain()), Some(ErrorCode::NotInRoom));
+}
+
 #[test]
 fn sends_are_refused_as_unavailable_once_storage_is_gone() {
     let mut f = Fixture::new();

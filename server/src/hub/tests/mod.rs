@@ -9,6 +9,7 @@ mod membership;
 mod messages;
 mod reads;
 mod rooms;
+mod search;
 
 use std::{
     collections::VecDeque,
@@ -35,7 +36,7 @@ struct Fixture {
     writer: Writer,
     dir: tempfile::TempDir,
     /// Reads waiting for [`Fixture::answer_reads`], when made by [`Fixture::held`].
-    held: Option<Arc<Mutex<VecDeque<Read>>>>,
+    held: Option<Arc<Mutex<VecDeque<Job>>>>,
 }
 
 const BARRIER: ConnId = ConnId::MAX;
@@ -65,12 +66,12 @@ impl Fixture {
     /// reader thread would); returns how many there were.
     fn answer_reads(&mut self) -> usize {
         let queue = self.held.as_ref().expect("a held fixture");
-        let reads: Vec<Read> = queue.lock().expect("queue").drain(..).collect();
+        let jobs: Vec<Job> = queue.lock().expect("queue").drain(..).collect();
         let mut store =
             SqliteStore::open_reader(self.dir.path(), Durability::Process).expect("reader");
-        let n = reads.len();
-        for read in reads {
-            self.hub.read_done(read.run(&mut store));
+        let n = jobs.len();
+        for job in jobs {
+            self.hub.read_done(job.run(&mut store));
         }
         n
     }
@@ -373,6 +374,7 @@ fn probe(f: &mut Fixture, c: &mut Client, id: &str) -> Vec<ServerMsg> {
             before: 100,
             limit: 10,
         },
+        Command::FetchAround { room: r(), seq: 1 },
         Command::Typing(r()),
         Command::Leave(r()),
         Command::Invite {
@@ -503,5 +505,22 @@ impl<F: FnMut(&str) + Send + 'static> crate::store::Store for TestStore<F> {
     ) -> Result<Vec<ChatMessage>, crate::store::StoreError> {
         (self.hook)(room);
         self.inner.before(room, before, limit)
+    }
+    fn around(
+        &mut self,
+        room: &str,
+        seq: u64,
+        until: u64,
+        side: usize,
+    ) -> Result<crate::store::Around, crate::store::StoreError> {
+        (self.hook)(room);
+        self.inner.around(room, seq, until, side)
+    }
+    fn search(
+        &mut self,
+        request: &crate::store::SearchRequest,
+    ) -> Result<crate::store::SearchPage, crate::store::StoreError> {
+        (self.hook)("search");
+        self.inner.search(request)
     }
 }

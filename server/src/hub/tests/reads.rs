@@ -293,6 +293,9 @@ fn the_pool_reads_on_its_own_threads_and_survives_a_panicking_read() {
     let (tx, answers) = std_mpsc::channel();
     let pool = ReadPool::spawn(stores, 4, move |done| {
         let thread = std::thread::current().name().map(str::to_owned);
+        let Done::Read(done) = done else {
+            panic!("a read's answer, got {done:?}")
+        };
         let _ = tx.send((thread, done));
     })
     .expect("pool");
@@ -400,6 +403,24 @@ fn pages_of_history_in_flight_are_bounded_per_connection() {
     assert_eq!(ada.drain().len(), 2, "both answered");
     f.hub.apply(1, fetch());
     assert_eq!(f.answer_reads(), 1, "room again once they are answered");
+    // Opening a room around a message counts alike.
+    let around = || Command::FetchAround {
+        room: room("general"),
+        seq: 5,
+    };
+    f.hub.apply(1, fetch());
+    f.hub.apply(1, around());
+    f.hub.apply(1, around());
+    assert_eq!(
+        error_code(&ada.drain()),
+        Some(ErrorCode::RateLimited),
+        "a third read refused"
+    );
+    assert_eq!(f.answer_reads(), 2);
+    assert!(matches!(
+        ada.drain().as_slice(),
+        [ServerMsg::History { .. }, ServerMsg::Around { .. }]
+    ));
     // Another connection is not held back by ada's.
     let mut bob = f.member(2, "bob");
     f.hub.apply(2, fetch());

@@ -13,23 +13,31 @@ use confab_shared::{ChatMessage, Quote, Reaction, limits};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::as_sql;
-use crate::store::{Page, StoreError};
+use crate::store::{Around, Page, StoreError};
 
-/// A message with what a reply quotes of its target (`q`), for [`row_to_message`]. A
-/// macro so that the queries built on it stay `&'static str`s.
+/// The columns [`row_to_message`] reads: a message (`m`) with what a reply quotes of its
+/// target (`q`). Macros so that the queries built on them stay `&'static str`s.
+macro_rules! message_columns {
+    () => {
+        "m.id, m.room, m.seq, m.sender, COALESCE(m.sender_name, m.sender), m.body, m.ts,
+         m.reply_to, m.edited_at, m.deleted, m.rev,
+         q.sender, COALESCE(q.sender_name, q.sender), q.body, q.deleted"
+    };
+}
+pub(super) use message_columns;
+
 macro_rules! select_messages {
     ($rest:literal) => {
         concat!(
-            "SELECT m.id, m.room, m.seq, m.sender, COALESCE(m.sender_name, m.sender), m.body, m.ts,
-                    m.reply_to, m.edited_at, m.deleted, m.rev,
-                    q.sender, COALESCE(q.sender_name, q.sender), q.body, q.deleted
-             FROM messages m LEFT JOIN messages q ON q.room = m.room AND q.seq = m.reply_to ",
+            "SELECT ",
+            message_columns!(),
+            " FROM messages m LEFT JOIN messages q ON q.room = m.room AND q.seq = m.reply_to ",
             $rest
         )
     };
 }
 
-fn row_to_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChatMessage> {
+pub(super) fn row_to_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChatMessage> {
     let reply_to = match row.get::<_, Option<u64>>(7)? {
         None => None,
         Some(seq) => Some(Quote {
@@ -121,7 +129,7 @@ pub(super) fn one(
 /// Fills in the reactions of `messages`, all of `room`: one range read when they are
 /// close together (a page), one read each when they are scattered (a resume page's
 /// changed messages).
-fn attach_reactions(
+pub(super) fn attach_reactions(
     conn: &Connection,
     room: &str,
     messages: &mut [ChatMessage],
@@ -234,6 +242,81 @@ pub(super) fn before(
     page.truncate(within_bytes(page.iter()));
     page.reverse();
     Ok(page)
+}
+
+/// The messages around `seq` of `room` up to `until`: up to `side` on each side of it
+/// and the one at `seq`, oldest first, and whether the room has more before and after
+/// them. Like every page it keeps to [`limits::MAX_PAGE_BYTES`], growing outwards from
+/// `seq` one message a side at a time, so the one asked for (and its neighbours) are
+/// what a cut keeps.
+pub(super) fn around(
+    conn: &Connection,
+    room: &str,
+    seq: u64,
+    until: u64,
+    side: usize,
+) -> Result<Around, StoreError> {
+    // One more than a side holds tells whether there are more.
+    let fetch = i64::try_from(side.saturating_add(1)).unwrap_or(i64::MAX);
+    let mut older = conn
+        .prepare_cached(select_messages!(
+            "WHERE m.room = ?1 AND m.seq < ?2 AND m.seq <= ?3 ORDER BY m.seq DESC LIMIT ?4"
+        ))?
+        .query_map(
+            params![room, as_sql(seq), as_sql(until), fetch],
+            row_to_message,
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut newer = conn
+        .prepare_cached(select_messages!(
+            "WHERE m.room = ?1 AND m.seq > ?2 AND m.seq <= ?3 ORDER BY m.seq LIMIT ?4"
+        ))?
+        .query_map(
+            params![room, as_sql(seq), as_sql(until), fetch],
+            row_to_message,
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut at = if seq <= until {
+        one(conn, room, seq)?
+    } else {
+        None
+    };
+    let mut more_older = older.len() > side;
+    let mut more_newer = newer.len() > side;
+    older.truncate(side);
+    newer.truncate(side);
+    // Reactions first: they count towards a page's bytes.
+    attach_reactions(conn, room, &mut older)?;
+    attach_reactions(conn, room, &mut newer)?;
+    attach_reactions(conn, room, at.as_mut_slice())?;
+    let mut bytes = at.as_ref().map_or(0, encoded_len);
+    let (mut keep_older, mut keep_newer) = (0, 0);
+    while bytes < limits::MAX_PAGE_BYTES && (keep_older < older.len() || keep_newer < newer.len()) {
+        if let Some(m) = newer.get(keep_newer) {
+            bytes += encoded_len(m);
+            keep_newer += 1;
+        }
+        if bytes >= limits::MAX_PAGE_BYTES {
+            break;
+        }
+        if let Some(m) = older.get(keep_older) {
+            bytes += encoded_len(m);
+            keep_older += 1;
+        }
+    }
+    more_older |= keep_older < older.len();
+    more_newer |= keep_newer < newer.len();
+    older.truncate(keep_older);
+    newer.truncate(keep_newer);
+    older.reverse();
+    let mut messages = older;
+    messages.extend(at);
+    messages.extend(newer);
+    Ok(Around {
+        messages,
+        older: more_older,
+        newer: more_newer,
+    })
 }
 
 /// A resume page: see the module documentation.

@@ -303,6 +303,64 @@ fn pages_of_large_messages_end_at_the_byte_limit_and_resume_where_they_ended() {
     );
 }
 
+#[test]
+fn around_a_message_are_its_neighbours_and_whether_there_are_more() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = open(dir.path());
+    let writes: Vec<Write> = (1..=200)
+        .map(|i| append("general", "ada", &format!("c{i}"), &format!("m{i}")))
+        .collect();
+    s.apply(&writes).expect("append");
+    let seqs = |a: &crate::store::Around| a.messages.iter().map(|m| m.seq).collect::<Vec<_>>();
+    let middle = s.around("general", 100, 200, 50).expect("read");
+    assert_eq!(seqs(&middle), (50..=150).collect::<Vec<_>>());
+    assert!(middle.older && middle.newer);
+    assert_eq!(
+        middle.messages[50].body, "m100",
+        "the one asked for, in the middle"
+    );
+    let start = s.around("general", 10, 200, 50).expect("read");
+    assert_eq!(seqs(&start), (1..=60).collect::<Vec<_>>());
+    assert!(!start.older && start.newer);
+    let end = s.around("general", 195, 200, 50).expect("read");
+    assert_eq!(seqs(&end), (145..=200).collect::<Vec<_>>());
+    assert!(end.older && !end.newer);
+    // Nothing past `until` (not delivered live yet), and exactly up to it.
+    let held = s.around("general", 100, 120, 50).expect("read");
+    assert_eq!(seqs(&held), (50..=120).collect::<Vec<_>>());
+    assert!(!held.newer);
+    let beyond = s.around("general", 500, 200, 50).expect("read");
+    assert_eq!(seqs(&beyond), (151..=200).collect::<Vec<_>>());
+    assert!(beyond.older && !beyond.newer);
+    let empty = s.around("ops", 5, 200, 50).expect("read");
+    assert!(empty.messages.is_empty() && !empty.older && !empty.newer);
+}
+
+#[test]
+fn around_keeps_to_a_pages_bytes_from_the_middle_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = open(dir.path());
+    // Each body escapes to six bytes a character: about 24 KB per message.
+    let heavy = "\u{1}".repeat(limits::MAX_BODY_CHARS);
+    let writes: Vec<Write> = (1..=101)
+        .map(|i| append("general", "ada", &format!("c{i}"), &heavy))
+        .collect();
+    s.apply(&writes).expect("append");
+    let around = s.around("general", 51, 101, 50).expect("read");
+    let bytes: usize = around.messages.iter().map(encoded_len).sum();
+    let one = encoded_len(&around.messages[0]);
+    assert!(bytes < limits::MAX_PAGE_BYTES + 2 * one, "{bytes} bytes");
+    assert!(around.messages.len() < 101);
+    assert!(around.older && around.newer, "cut on both sides");
+    let first = around.messages[0].seq;
+    let last = around.messages[around.messages.len() - 1].seq;
+    assert!(first <= 51 && last >= 51);
+    assert!(
+        (51 - first).abs_diff(last - 51) <= 1,
+        "{first}..={last}: centred"
+    );
+}
+
 mod changes {
     use super::*;
     use crate::store::{ChangeRequest, Changed, NewChange, Refused, Unread};
@@ -670,5 +728,351 @@ mod changes {
         assert_eq!(open(dir.path()).epoch().expect("epoch"), first);
         let other = tempfile::tempdir().expect("tempdir");
         assert_ne!(open(other.path()).epoch().expect("epoch"), first);
+    }
+}
+
+mod search {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{
+        search::query,
+        store::{ChangeRequest, NewChange, SearchPage, SearchRequest},
+    };
+
+    fn at(room: &str, from: &str, client_id: &str, body: &str, ts: i64) -> Write {
+        Write::Append(NewMessage {
+            ts,
+            ..match append(room, from, client_id, body) {
+                Write::Append(m) => m,
+                _ => unreachable!("append makes an append"),
+            }
+        })
+    }
+
+    fn change(room: &str, target: u64, by: &str, client_id: &str, what: ChangeRequest) -> Write {
+        Write::Change(NewChange {
+            room: room.into(),
+            target,
+            by: by.into(),
+            client_id: client_id.into(),
+            ts: 50,
+            what,
+        })
+    }
+
+    fn request(text: &str, rooms: &[&str]) -> SearchRequest {
+        let q = query::parse(text).expect("a query");
+        SearchRequest {
+            fts_match: q.fts_match(),
+            rooms: rooms.iter().map(|r| (*r).to_owned()).collect(),
+            from: q.from,
+            since_ms: q.since_ms,
+            until_ms: q.until_ms,
+            before: None,
+            limit: limits::SEARCH_PAGE,
+            budget: Duration::from_secs(10),
+        }
+    }
+
+    fn found(page: &SearchPage) -> Vec<&str> {
+        page.hits.iter().map(|h| h.message.body.as_str()).collect()
+    }
+
+    fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = open(dir.path());
+        s.apply(&[Write::CreateRoom {
+            room: "ops".into(),
+            ts: 1,
+            kind: RoomKind::Private,
+            title: "ops".into(),
+            owner: Some("ada".into()),
+        }])
+        .expect("room");
+        s.apply(&[
+            at("general", "ada", "1", "The borrow checker is strict", 1_000),
+            at("general", "bob", "1", "checkers and chess, borrowed", 2_000),
+            at("ops", "ada", "2", "deploy the borrow checker fix", 3_000),
+            at("general", "bob", "2", "Café au lait in Zürich", 86_400_000),
+        ])
+        .expect("append");
+        (dir, s)
+    }
+
+    #[test]
+    fn words_prefixes_and_phrases_newest_first() {
+        let (_dir, mut s) = store();
+        let both = ["general", "ops"];
+        let page = s.search(&request("borrow", &both)).expect("search");
+        assert_eq!(
+            found(&page),
+            [
+                "deploy the borrow checker fix",
+                "The borrow checker is strict"
+            ]
+        );
+        assert!(!page.more && !page.slow);
+        assert_eq!(page.hits[0].marks, [[11, 17]]);
+        let page = s.search(&request("borrow*", &both)).expect("search");
+        assert_eq!(page.hits.len(), 3, "borrowed too");
+        assert_eq!(page.hits[1].marks, [[20, 28]]);
+        let page = s.search(&request("\"checker is\"", &both)).expect("search");
+        assert_eq!(found(&page), ["The borrow checker is strict"]);
+        assert_eq!(page.hits[0].marks, [[11, 21]], "the phrase, one mark");
+        let page = s.search(&request("zurich CAFE", &both)).expect("search");
+        assert_eq!(found(&page), ["Café au lait in Zürich"]);
+        let body = "Café au lait in Zürich";
+        let marked: Vec<&str> = page.hits[0]
+            .marks
+            .iter()
+            .map(|[a, b]| &body[*a as usize..*b as usize])
+            .collect();
+        assert_eq!(marked, ["Café", "Zürich"], "byte ranges on char boundaries");
+    }
+
+    #[test]
+    fn only_the_rooms_asked_and_the_filters() {
+        let (_dir, mut s) = store();
+        let page = s.search(&request("borrow", &["general"])).expect("search");
+        assert_eq!(found(&page), ["The borrow checker is strict"]);
+        assert!(
+            s.search(&request("borrow", &[]))
+                .expect("search")
+                .hits
+                .is_empty(),
+            "no rooms, nothing"
+        );
+        let both = ["general", "ops"];
+        let page = s
+            .search(&request("borrow* from:bob", &both))
+            .expect("search");
+        assert_eq!(found(&page), ["checkers and chess, borrowed"]);
+        let page = s
+            .search(&request("borrow* from:ada from:BOB", &both))
+            .expect("search");
+        assert_eq!(page.hits.len(), 3);
+        let page = s
+            .search(&request("in on:1970-01-02", &both))
+            .expect("search");
+        assert_eq!(found(&page), ["Café au lait in Zürich"]);
+        let page = s
+            .search(&request("borrow* before:1970-01-02", &both))
+            .expect("search");
+        assert_eq!(page.hits.len(), 3);
+        let page = s
+            .search(&request("zurich after:1970-01-01", &both))
+            .expect("search");
+        assert_eq!(page.hits.len(), 1, "sent on the 2nd");
+        let page = s
+            .search(&request("zurich after:1970-01-02", &both))
+            .expect("search");
+        assert!(page.hits.is_empty(), "after a day is from the next one on");
+    }
+
+    #[test]
+    fn many_rooms_are_narrowed_by_the_rule_alone() {
+        let (_dir, mut s) = store();
+        let mut rooms: Vec<String> = (0..30).map(|i| format!("room{i}")).collect();
+        rooms.push("general".into());
+        let mut asked = request("borrow", &[]);
+        asked.rooms = rooms;
+        let page = s.search(&asked).expect("search");
+        assert_eq!(found(&page), ["The borrow checker is strict"], "not ops");
+    }
+
+    #[test]
+    fn a_room_whose_id_tokenizes_like_anothers_is_still_apart() {
+        let (_dir, mut s) = store();
+        s.apply(&[
+            Write::CreateRoom {
+                room: "rust-help".into(),
+                ts: 1,
+                kind: RoomKind::Public,
+                title: "rust-help".into(),
+                owner: None,
+            },
+            Write::CreateRoom {
+                room: "rust_help".into(),
+                ts: 1,
+                kind: RoomKind::Public,
+                title: "rust_help".into(),
+                owner: None,
+            },
+        ])
+        .expect("rooms");
+        s.apply(&[
+            append("rust-help", "ada", "h1", "needle dash"),
+            append("rust_help", "ada", "h2", "needle underscore"),
+        ])
+        .expect("append");
+        let page = s
+            .search(&request("needle", &["rust-help"]))
+            .expect("search");
+        assert_eq!(found(&page), ["needle dash"]);
+        let page = s
+            .search(&request("general from:checker", &["general"]))
+            .expect("search");
+        assert!(page.hits.is_empty(), "a sender is not a word of the body");
+        let page = s
+            .search(&request("ada", &["general", "ops"]))
+            .expect("search");
+        assert!(page.hits.is_empty(), "nor is a sender's name");
+    }
+
+    #[test]
+    fn pages_go_back_by_id() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = open(dir.path());
+        let writes: Vec<Write> = (1..=45)
+            .map(|i| append("general", "ada", &format!("c{i}"), &format!("needle {i}")))
+            .collect();
+        s.apply(&writes).expect("append");
+        let mut asked = request("needle", &["general"]);
+        let mut seen = Vec::new();
+        loop {
+            let page = s.search(&asked).expect("search");
+            seen.extend(page.hits.iter().map(|h| h.message.seq));
+            if !page.more {
+                break;
+            }
+            asked.before = page.hits.last().map(|h| h.message.id);
+        }
+        assert_eq!(seen, (1..=45).rev().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn an_edit_is_found_by_its_new_text_and_a_deletion_never() {
+        let (_dir, mut s) = store();
+        let both = ["general", "ops"];
+        s.apply(&[
+            change(
+                "general",
+                1,
+                "ada",
+                "e1",
+                ChangeRequest::Edit {
+                    body: "the lender verifier is strict".into(),
+                    mentions: Vec::new(),
+                },
+            ),
+            change("ops", 1, "ada", "d1", ChangeRequest::Delete { any: false }),
+        ])
+        .expect("change");
+        let page = s.search(&request("borrow", &both)).expect("search");
+        assert!(page.hits.is_empty(), "{:?}", found(&page));
+        let page = s.search(&request("lender", &both)).expect("search");
+        assert_eq!(found(&page), ["the lender verifier is strict"]);
+        assert!(page.hits[0].message.edited.is_some());
+        assert!(
+            s.search(&request("deploy", &both))
+                .expect("search")
+                .hits
+                .is_empty(),
+            "deleted"
+        );
+    }
+
+    #[test]
+    fn deleted_and_replaced_words_leave_the_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let mut s = SqliteStore::open_writer(dir.path(), Durability::Process).expect("open");
+            s.apply(&[
+                append("general", "ada", "1", "the code is zqxvbnmdeleted"),
+                append("general", "ada", "2", "the code is zqxvbnmedited"),
+            ])
+            .expect("append");
+            s.apply(&[
+                Write::Change(NewChange {
+                    room: "general".into(),
+                    target: 1,
+                    by: "ada".into(),
+                    client_id: "d".into(),
+                    ts: 9,
+                    what: ChangeRequest::Delete { any: false },
+                }),
+                Write::Change(NewChange {
+                    room: "general".into(),
+                    target: 2,
+                    by: "ada".into(),
+                    client_id: "e".into(),
+                    ts: 9,
+                    what: ChangeRequest::Edit {
+                        body: "nothing to see".into(),
+                        mentions: Vec::new(),
+                    },
+                }),
+            ])
+            .expect("change");
+        }
+        for entry in std::fs::read_dir(dir.path()).expect("list") {
+            let path = entry.expect("entry").path();
+            let bytes = std::fs::read(&path).expect("read");
+            for word in ["zqxvbnmdeleted", "zqxvbnmedited"] {
+                assert!(
+                    !bytes.windows(word.len()).any(|w| w == word.as_bytes()),
+                    "{word} is still in {path:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_body_holding_the_markers_is_still_marked_right() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = open(dir.path());
+        let body = "\u{E000}x\u{E001} needle \u{E000}";
+        s.apply(&[append("general", "ada", "1", body)])
+            .expect("append");
+        let page = s.search(&request("needle", &["general"])).expect("search");
+        let [a, b] = page.hits[0].marks[0];
+        assert_eq!(&body[a as usize..b as usize], "needle");
+    }
+
+    #[test]
+    fn a_search_over_its_budget_stops_with_what_it_found() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = open(dir.path());
+        let writes: Vec<Write> = (1..=3000)
+            .map(|i| {
+                append(
+                    "general",
+                    "ada",
+                    &format!("c{i}"),
+                    &format!("common word {i}"),
+                )
+            })
+            .collect();
+        s.apply(&writes).expect("append");
+        // Rooms too many to name in the index's expression, none of them general's: every
+        // match would be looked at.
+        let mut asked = request("common", &[]);
+        asked.rooms = (0..20).map(|i| format!("elsewhere{i}")).collect();
+        asked.budget = Duration::ZERO;
+        let page = s.search(&asked).expect("search");
+        assert!(page.slow && page.hits.is_empty() && !page.more);
+        // The connection works normally afterwards.
+        let page = s.search(&request("common", &["general"])).expect("search");
+        assert!(!page.slow && page.more);
+        assert_eq!(page.hits.len(), limits::SEARCH_PAGE);
+    }
+
+    #[test]
+    fn messages_stored_before_the_index_are_found() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let mut conn = rusqlite::Connection::open(dir.path().join(DB_FILE)).expect("db");
+            migrations().to_version(&mut conn, 5).expect("migrate to 5");
+            conn.execute(
+                "INSERT INTO messages (room, seq, sender, client_id, body, ts)
+                 VALUES ('general', 1, 'ada', 'c1', 'an old needle', 1)",
+                [],
+            )
+            .expect("insert");
+        }
+        let mut s = open(dir.path());
+        let page = s.search(&request("needle", &["general"])).expect("search");
+        assert_eq!(found(&page), ["an old needle"]);
     }
 }

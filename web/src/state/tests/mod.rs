@@ -7,6 +7,8 @@ use super::*;
 mod changes;
 mod messages;
 mod rooms;
+mod search;
+mod window;
 
 fn person(user: &str, name: &str) -> Person {
     Person {

@@ -1,0 +1,212 @@
+//! Running a search against the FTS5 index of message bodies (`messages_fts`, see the
+//! migration that makes it), and reading each hit as it is now.
+//!
+//! The plan is fixed rather than left to the planner: the index drives, newest id first
+//! (`ORDER BY rowid DESC` is FTS5's own order, so nothing is sorted), and each match is
+//! checked against the room list and filters by its row in `messages` until a page is
+//! full. A common word then costs a page's worth of lookups, not every match. The index
+//! also holds each message's room and sender: a search of a few rooms (`in:`, or a
+//! person who sees few) or by a few people (`from:`) says so in the MATCH expression,
+//! so FTS5 intersects those lists itself and a common word in a small room does not
+//! walk the word's every match elsewhere. Those clauses only narrow (room ids and
+//! usernames tokenize to their alphanumeric runs, so `rust-help` and `rust_help` are
+//! alike to the index); the SQL conditions stay the exact rule.
+//!
+//! Where a body matched comes from FTS5's own `highlight()`, so it uses the index's
+//! tokenizer exactly. A body may hold any character, so the markers are characters the
+//! body does not contain, checked per hit: the output is then parsed unambiguously into
+//! byte ranges, and no markup ever leaves the server.
+//!
+//! A query runs under a time budget (an SQLite progress handler): one that would scan too
+//! much stops with what it found, so it cannot hold a reader thread, which joins wait for
+//! too.
+
+use std::time::Instant;
+
+use confab_shared::SearchHit;
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+
+use super::{
+    as_sql,
+    snapshots::{attach_reactions, message_columns, row_to_message},
+};
+use crate::store::{SearchPage, SearchRequest, StoreError};
+
+const SEARCH: &str = concat!(
+    "SELECT ",
+    message_columns!(),
+    ", highlight(messages_fts, 0, ?2, ?3)
+     FROM messages_fts
+     CROSS JOIN messages m ON m.id = messages_fts.rowid
+     LEFT JOIN messages q ON q.room = m.room AND q.seq = m.reply_to
+     WHERE messages_fts MATCH ?1 AND messages_fts.rowid < ?4
+       AND m.deleted = 0
+       AND m.room IN (SELECT value FROM json_each(?5))
+       AND (?6 IS NULL OR m.sender IN (SELECT value FROM json_each(?6)))
+       AND m.ts >= ?7 AND m.ts < ?8
+     ORDER BY messages_fts.rowid DESC
+     LIMIT ?9"
+);
+
+/// The markers tried first: private-use characters, which text rarely holds.
+const OPEN: char = '\u{E000}';
+const CLOSE: char = '\u{E001}';
+
+/// How many steps of SQLite's virtual machine between two looks at the clock.
+const CHECK_EVERY: i32 = 4_000;
+
+/// Rooms or senders a MATCH expression names at most; past that the SQL conditions alone
+/// narrow (a person seeing a thousand public rooms would make a thousand-term OR).
+const MAX_NAMED: usize = 16;
+
+/// The MATCH expression of `request`: its words in the body, and its rooms and senders
+/// when they are few. Every piece of user text in it is a double-quoted string.
+fn match_expression(request: &SearchRequest) -> String {
+    fn any_of(column: &str, values: &[String]) -> Option<String> {
+        (values.len() <= MAX_NAMED && !values.is_empty()).then(|| {
+            let quoted: Vec<String> = values
+                .iter()
+                .map(|v| format!("\"{}\"", v.replace('"', "\"\"")))
+                .collect();
+            format!(" AND {column} : ({})", quoted.join(" OR "))
+        })
+    }
+    let mut expression = format!("body : ({})", request.fts_match);
+    expression.extend(any_of("room", &request.rooms));
+    expression.extend(any_of("sender", &request.from));
+    expression
+}
+
+/// Runs `request` (see the module documentation).
+pub(super) fn search(conn: &Connection, request: &SearchRequest) -> Result<SearchPage, StoreError> {
+    if request.rooms.is_empty() || request.limit == 0 {
+        return Ok(SearchPage::default());
+    }
+    let deadline = Instant::now() + request.budget;
+    conn.progress_handler(CHECK_EVERY, Some(move || Instant::now() >= deadline))?;
+    let found = matches(conn, request);
+    conn.progress_handler(0, None::<fn() -> bool>)?;
+    let (mut hits, slow) = found?;
+    let more = hits.len() > request.limit || (slow && !hits.is_empty());
+    hits.truncate(request.limit);
+    for hit in &mut hits {
+        let room = hit.message.room.clone();
+        attach_reactions(conn, &room, std::slice::from_mut(&mut hit.message))?;
+    }
+    Ok(SearchPage { hits, more, slow })
+}
+
+/// Up to `limit + 1` hits (one more tells whether another page follows), and whether
+/// the budget ran out first.
+fn matches(
+    conn: &Connection,
+    request: &SearchRequest,
+) -> Result<(Vec<SearchHit>, bool), StoreError> {
+    let rooms = serde_json::to_string(&request.rooms).unwrap_or_else(|_| "[]".into());
+    let from = (!request.from.is_empty())
+        .then(|| serde_json::to_string(&request.from).unwrap_or_else(|_| "[]".into()));
+    let mut stmt = conn.prepare_cached(SEARCH)?;
+    let expression = match_expression(request);
+    let mut rows = stmt.query(params![
+        expression,
+        OPEN.to_string(),
+        CLOSE.to_string(),
+        request.before.map_or(i64::MAX, as_sql),
+        rooms,
+        from,
+        request.since_ms.unwrap_or(i64::MIN),
+        request.until_ms.unwrap_or(i64::MAX),
+        i64::try_from(request.limit.saturating_add(1)).unwrap_or(i64::MAX),
+    ])?;
+    let mut hits = Vec::new();
+    loop {
+        let row = match rows.next() {
+            Ok(Some(row)) => row,
+            Ok(None) => return Ok((hits, false)),
+            Err(e) if interrupted(&e) => return Ok((hits, true)),
+            Err(e) => return Err(e.into()),
+        };
+        let message = row_to_message(row)?;
+        let highlighted: String = row.get(15)?;
+        let marks = if message.body.contains([OPEN, CLOSE]) {
+            remark(conn, &expression, message.id, &message.body)?
+        } else {
+            marks(&highlighted, &message.body, OPEN, CLOSE)
+        };
+        hits.push(SearchHit { message, marks });
+    }
+}
+
+fn interrupted(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(ErrorCode::OperationInterrupted)
+}
+
+/// The marks of a body that holds the usual markers: highlighted again with two
+/// private-use characters it does not hold (a body is at most 4,000 characters, and
+/// there are 6,400 of them).
+fn remark(
+    conn: &Connection,
+    expression: &str,
+    id: u64,
+    body: &str,
+) -> Result<Vec<[u32; 2]>, StoreError> {
+    let mut free = ('\u{E002}'..='\u{F8FF}').filter(|c| !body.contains(*c));
+    let (Some(open), Some(close)) = (free.next(), free.next()) else {
+        return Ok(Vec::new());
+    };
+    let highlighted: Option<String> = conn
+        .prepare_cached(
+            "SELECT highlight(messages_fts, 0, ?2, ?3) FROM messages_fts
+             WHERE messages_fts MATCH ?1 AND rowid = ?4",
+        )?
+        .query_row(
+            params![expression, open.to_string(), close.to_string(), as_sql(id)],
+            |row| row.get(0),
+        )
+        .optional()?;
+    Ok(highlighted.map_or_else(Vec::new, |h| marks(&h, body, open, close)))
+}
+
+/// The byte ranges of `body` that `highlighted` (the body with `open` and `close` around
+/// each match, neither of which the body holds) marks. Anything but exactly the body
+/// with markers gives no marks rather than wrong ones.
+pub(super) fn marks(highlighted: &str, body: &str, open: char, close: char) -> Vec<[u32; 2]> {
+    let mut marks = Vec::new();
+    let mut plain = String::with_capacity(body.len());
+    let mut start = None;
+    for c in highlighted.chars() {
+        if c == open {
+            start = Some(plain.len());
+        } else if c == close {
+            if let Some(start) = start.take()
+                && start < plain.len()
+            {
+                let (Ok(s), Ok(e)) = (u32::try_from(start), u32::try_from(plain.len())) else {
+                    return Vec::new();
+                };
+                marks.push([s, e]);
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    if plain != body {
+        return Vec::new();
+    }
+    marks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::marks;
+
+    #[test]
+    fn marks_are_byte_ranges_of_the_body() {
+        let (o, c) = ('<', '>');
+        assert_eq!(marks("<héllo> world", "héllo world", o, c), [[0, 6]]);
+        assert_eq!(marks("a <b c> d <e>", "a b c d e", o, c), [[2, 5], [8, 9]]);
+        assert_eq!(marks("nothing", "nothing", o, c), Vec::<[u32; 2]>::new());
+        // Not the body: no marks rather than wrong ones.
+        assert!(marks("<x>", "y", o, c).is_empty());
+    }
+}
