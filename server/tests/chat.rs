@@ -17,11 +17,14 @@ fn guest(name: &str) -> Person {
     }
 }
 
-fn presence(room: &str, name: &str, event: PresenceEvent) -> ServerMsg {
+/// A guest's arrival or departure, and how many people the room holds after it (a guest
+/// belongs to a room only while there).
+fn presence(room: &str, name: &str, event: PresenceEvent, member_count: usize) -> ServerMsg {
     ServerMsg::Presence {
         room: room.into(),
         who: guest(name),
         event,
+        member_count,
     }
 }
 
@@ -107,25 +110,25 @@ async fn presence_on_join_leave_and_disconnect() {
     assert_eq!(members, ["~ada", "~bob"]);
     assert_eq!(
         ada.recv().await,
-        presence("general", "bob", PresenceEvent::Joined)
+        presence("general", "bob", PresenceEvent::Joined, 2)
     );
 
     bob.leave("general").await;
     assert_eq!(
         ada.recv().await,
-        presence("general", "bob", PresenceEvent::Left)
+        presence("general", "bob", PresenceEvent::Left, 1)
     );
 
     bob.join("general").await;
     assert_eq!(
         ada.recv().await,
-        presence("general", "bob", PresenceEvent::Joined)
+        presence("general", "bob", PresenceEvent::Joined, 2)
     );
     // Vanishing without a close handshake counts as leaving too.
     drop(bob);
     assert_eq!(
         ada.recv().await,
-        presence("general", "bob", PresenceEvent::Left)
+        presence("general", "bob", PresenceEvent::Left, 1)
     );
 }
 
@@ -162,7 +165,7 @@ async fn names_are_unique_case_insensitively_until_freed() {
     ada.ws.close(None).await.expect("send a close frame");
     // Presence "left" is sent when the server forgets the session, name included.
     watcher
-        .recv_until(|m| *m == presence("general", "Ada", PresenceEvent::Left))
+        .recv_until(|m| *m == presence("general", "Ada", PresenceEvent::Left, 1))
         .await;
     assert_eq!(late.hello("ada").await, "ada");
 }
@@ -174,7 +177,7 @@ async fn typing_reaches_the_others_but_not_the_typist() {
     let mut bob = Client::in_room(server.addr, "bob", "general").await;
     assert_eq!(
         ada.recv().await,
-        presence("general", "bob", PresenceEvent::Joined)
+        presence("general", "bob", PresenceEvent::Joined, 2)
     );
 
     ada.send_json(&ClientMsg::Typing {

@@ -387,6 +387,10 @@ pub enum ServerMsg {
         room: String,
         who: Person,
         event: PresenceEvent,
+        /// How many people belong to the room now: an arrival may be a public room's
+        /// new member, a departure the end of a membership.
+        #[serde(default)]
+        member_count: usize,
     },
     /// Someone is typing in a room the client is in. Expires after
     /// [`limits::TYPING_TTL_MS`] unless repeated, and ends when their message arrives.
@@ -1147,11 +1151,13 @@ mod tests {
                 room: "general".into(),
                 who: grace(),
                 event: PresenceEvent::Joined,
+                member_count: 1204,
             },
             ServerMsg::Presence {
                 room: "general".into(),
                 who: grace(),
                 event: PresenceEvent::Left,
+                member_count: 1203,
             },
             ServerMsg::Typing {
                 room: "general".into(),

@@ -366,9 +366,15 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
         (
             text(),
             person(),
-            prop_oneof![Just(PresenceEvent::Joined), Just(PresenceEvent::Left)]
+            prop_oneof![Just(PresenceEvent::Joined), Just(PresenceEvent::Left)],
+            any::<u32>()
         )
-            .prop_map(|(room, who, event)| ServerMsg::Presence { room, who, event }),
+            .prop_map(|(room, who, event, count)| ServerMsg::Presence {
+                room,
+                who,
+                event,
+                member_count: count as usize,
+            }),
         (text(), person()).prop_map(|(room, who)| ServerMsg::Typing { room, who }),
         Just(ServerMsg::Pong),
         (

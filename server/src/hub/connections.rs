@@ -145,6 +145,21 @@ impl Hub {
             None => return,
         };
         self.drop_pending_reads(id);
+        // A guest belongs to a room only while there (one connection is one guest):
+        // out of its members first, so the departure tells the room's new count.
+        if let Some(guest) = self
+            .conns
+            .get(&id)
+            .filter(|conn| conn.is_guest())
+            .and_then(Conn::username)
+            .map(str::to_owned)
+        {
+            for room in &rooms {
+                if let Some(r) = self.rooms.get_mut(room) {
+                    r.members.remove(&guest);
+                }
+            }
+        }
         for room in &rooms {
             self.go_offline(id, room);
         }
@@ -162,11 +177,6 @@ impl Hub {
             && let Some(username) = conn.username()
         {
             self.guests.remove(username);
-            for room in &rooms {
-                if let Some(r) = self.rooms.get_mut(room) {
-                    r.members.remove(username);
-                }
-            }
         }
     }
 

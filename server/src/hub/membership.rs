@@ -268,6 +268,7 @@ impl Hub {
         *conns_here += 1;
         let arrived = *conns_here == 1;
         let new_member = r.members.insert(person.user.clone());
+        let member_count = r.members.len();
         let stored_member = new_member && !person.guest;
         if let Some(conn) = self.conns.get_mut(&id)
             && !conn.rooms.iter().any(|r| r == room.as_str())
@@ -287,6 +288,7 @@ impl Hub {
                 room: room.to_string(),
                 who: person,
                 event: PresenceEvent::Joined,
+                member_count,
             };
             self.tell_others(room.as_str(), id, &presence);
         }
@@ -344,6 +346,7 @@ impl Hub {
             room: room.to_owned(),
             who,
             event,
+            member_count: r.members.len(),
         });
         let online = r.online.iter().copied();
         deliver(&self.conns, &mut self.overflowed, online, &frame);

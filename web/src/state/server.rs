@@ -198,8 +198,14 @@ impl State {
             }
             // Read markers are not this module's business yet.
             ServerMsg::Read { .. } => {}
-            ServerMsg::Presence { room, who, event } => {
+            ServerMsg::Presence {
+                room,
+                who,
+                event,
+                member_count,
+            } => {
                 if let Some(view) = self.view_mut(&room) {
+                    view.member_count = member_count;
                     if event == PresenceEvent::Joined {
                         view.online.insert(who.user.clone());
                         view.add_member(who);

@@ -52,7 +52,8 @@ fn presence_on_join_leave_and_disconnect() {
                 name: "Bob".into(),
                 guest: false
             },
-            event: PresenceEvent::Joined
+            event: PresenceEvent::Joined,
+            member_count: 2,
         }]
     );
     f.hub.apply(2, Command::Leave(room("general")));
@@ -60,10 +61,12 @@ fn presence_on_join_leave_and_disconnect() {
         bob.drain().as_slice(),
         [ServerMsg::Left { room }] if room == "general"
     ));
+    // Leaving a public room ends the membership: the count drops with it.
     assert!(matches!(
         ada.drain().as_slice(),
         [ServerMsg::Presence {
             event: PresenceEvent::Left,
+            member_count: 1,
             ..
         }]
     ));

@@ -55,6 +55,7 @@ fn presence_updates_who_is_online_by_username() {
         room: "general".into(),
         who,
         event,
+        member_count: 3,
     };
     server(
         &mut s,
@@ -84,6 +85,7 @@ fn presence_updates_who_is_online_by_username() {
     );
     assert_eq!(names(&s), ["Ada Lovelace", "carol"]);
     assert_eq!(s.joined["general"].members.len(), 3, "still a member");
+    assert_eq!(s.joined["general"].member_count, 3, "as the server counts");
 }
 
 #[test]
