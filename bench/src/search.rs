@@ -37,8 +37,9 @@ pub struct SearchArgs {
     /// One message in this many goes to #ops instead (the small room of `in:`).
     #[arg(long, default_value_t = 1_000)]
     pub ops_every: u64,
-    /// Different words (the common ones first).
-    #[arg(long, default_value_t = 30_000)]
+    /// Different words (the common ones first). With 200,000, the rarest words of a
+    /// million messages are in a handful of them.
+    #[arg(long, default_value_t = 200_000)]
     pub vocabulary: usize,
     /// Senders, taking turns.
     #[arg(long, default_value_t = 50)]
@@ -228,8 +229,8 @@ fn kinds(args: &SearchArgs, words: &Words, rng: &mut Rng) -> Vec<Kind> {
     let n = args.queries;
     let w = |rank: usize| words.words[rank.min(words.words.len() - 1)].clone();
     let common: Vec<String> = (0..n).map(|i| w(i % 5)).collect();
-    // Ranks past 60 % of the vocabulary: a few dozen messages each (at a million).
-    let rare_from = words.words.len() * 6 / 10;
+    // Ranks past 70 % of the vocabulary: a handful of messages each (at a million).
+    let rare_from = words.words.len() * 7 / 10;
     let rare: Vec<String> = (0..n)
         .map(|i| w(rare_from + (i * 37) % (words.words.len() - rare_from)))
         .collect();

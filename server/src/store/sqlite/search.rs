@@ -5,12 +5,13 @@
 //! (`ORDER BY rowid DESC` is FTS5's own order, so nothing is sorted), and each match is
 //! checked against the room list and filters by its row in `messages` until a page is
 //! full. A common word then costs a page's worth of lookups, not every match. The index
-//! also holds each message's room and sender: a search of a few rooms (`in:`, or a
-//! person who sees few) or by a few people (`from:`) says so in the MATCH expression,
-//! so FTS5 intersects those lists itself and a common word in a small room does not
-//! walk the word's every match elsewhere. Those clauses only narrow (room ids and
-//! usernames tokenize to their alphanumeric runs, so `rust-help` and `rust_help` are
-//! alike to the index); the SQL conditions stay the exact rule.
+//! also holds each message's room, sender and day: a search of a few rooms (`in:`, or a
+//! person who sees few), by a few people (`from:`) or up to a date says so in the MATCH
+//! expression, so FTS5 intersects those lists itself and a common word in a small room
+//! or on one day long ago does not walk the word's every match elsewhere. Those clauses
+//! only narrow (room ids and usernames tokenize to their alphanumeric runs, so
+//! `rust-help` and `rust_help` are alike to the index; a date range is covered by whole
+//! days); the SQL conditions stay the exact rule.
 //!
 //! Where a body matched comes from FTS5's own `highlight()`, so it uses the index's
 //! tokenizer exactly. A body may hold any character, so the markers are characters the
@@ -30,7 +31,10 @@ use super::{
     as_sql,
     snapshots::{attach_reactions, message_columns, row_to_message},
 };
-use crate::store::{SearchPage, SearchRequest, StoreError};
+use crate::{
+    search::query::{civil_from_days, days_from_civil},
+    store::{SearchPage, SearchRequest, StoreError},
+};
 
 const SEARCH: &str = concat!(
     "SELECT ",
@@ -74,7 +78,59 @@ fn match_expression(request: &SearchRequest) -> String {
     let mut expression = format!("body : ({})", request.fts_match);
     expression.extend(any_of("room", &request.rooms));
     expression.extend(any_of("sender", &request.from));
+    if let Some(days) = days_searched(request) {
+        expression.push_str(&format!(" AND day : ({})", days.join(" OR ")));
+    }
     expression
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Most tokens of a date range in a MATCH expression (years, months and days: about 60
+/// years of messages and the odd months and days at the ends fit).
+const MAX_DAY_TOKENS: usize = 200;
+
+/// The day tokens (as the `day` column makes them) that cover the request's date range,
+/// when it has an end: a range open to today is best searched newest first without them,
+/// as the newest matches are in it.
+fn days_searched(request: &SearchRequest) -> Option<Vec<String>> {
+    let until = request.until_ms?;
+    let today = crate::hub::now_ms().div_euclid(DAY_MS);
+    let last = until.saturating_add(DAY_MS - 1).div_euclid(DAY_MS);
+    if last > today + 2 {
+        // No message is that new: the end narrows nothing.
+        return None;
+    }
+    let first = request.since_ms.map_or(0, |s| s.div_euclid(DAY_MS)).max(0);
+    let tokens = day_tokens(first, last);
+    (!tokens.is_empty() && tokens.len() <= MAX_DAY_TOKENS).then_some(tokens)
+}
+
+/// The fewest `yYYYY`, `mYYYYMM` and `dYYYYMMDD` tokens that cover the days `first..last`
+/// (counted from 1970-01-01), quoted; more than [`MAX_DAY_TOKENS`] stops early.
+fn day_tokens(first: i64, last: i64) -> Vec<String> {
+    let mut tokens = Vec::new();
+    let mut day = first;
+    while day < last && tokens.len() <= MAX_DAY_TOKENS {
+        let (y, m, d) = civil_from_days(day);
+        let next_year = days_from_civil(y + 1, 1, 1);
+        let next_month = if m == 12 {
+            next_year
+        } else {
+            days_from_civil(y, m + 1, 1)
+        };
+        if m == 1 && d == 1 && next_year <= last {
+            tokens.push(format!("\"y{y:04}\""));
+            day = next_year;
+        } else if d == 1 && next_month <= last {
+            tokens.push(format!("\"m{y:04}{m:02}\""));
+            day = next_month;
+        } else {
+            tokens.push(format!("\"d{y:04}{m:02}{d:02}\""));
+            day += 1;
+        }
+    }
+    tokens
 }
 
 /// Runs `request` (see the module documentation).
@@ -198,7 +254,29 @@ pub(super) fn marks(highlighted: &str, body: &str, open: char, close: char) -> V
 
 #[cfg(test)]
 mod tests {
-    use super::marks;
+    use super::{day_tokens, days_from_civil, marks};
+
+    #[test]
+    fn a_date_range_is_whole_years_months_and_days() {
+        let day = |y, m, d| days_from_civil(y, m, d);
+        assert_eq!(
+            day_tokens(day(2024, 12, 30), day(2026, 2, 3)),
+            [
+                "\"d20241230\"",
+                "\"d20241231\"",
+                "\"y2025\"",
+                "\"m202601\"",
+                "\"d20260201\"",
+                "\"d20260202\""
+            ]
+        );
+        assert_eq!(
+            day_tokens(day(2026, 3, 1), day(2026, 3, 2)),
+            ["\"d20260301\""]
+        );
+        assert!(day_tokens(5, 5).is_empty());
+        assert_eq!(day_tokens(0, day(2026, 12, 1)).len(), 56 + 11);
+    }
 
     #[test]
     fn marks_are_byte_ranges_of_the_body() {
