@@ -28,6 +28,8 @@ const HARMLESS_CONSOLE_ERRORS: { text: RegExp; url: RegExp }[] = [
   // A sign-up the server's policy refuses (no invite, or one used up, expired or
   // revoked): the client shows why in the sign-up form.
   { text: FORBIDDEN, url: local('api/signup') },
+  // A file over the server's limit: the client shows the server's sentence in the composer.
+  { text: /^Failed to load resource: the server responded with a status of 413 \(Payload Too Large\)$/, url: local('api/files\\?.*') },
   // Specs that stop the server on purpose: while nothing listens, every reconnect attempt
   // (and the session check after a few) is refused, and Chromium logs each one. Those
   // specs then check that the client comes back.

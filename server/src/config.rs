@@ -27,7 +27,7 @@ pub struct Config {
     #[arg(long, env = "CONFAB_STATIC_DIR", default_value = "dist")]
     pub static_dir: PathBuf,
 
-    /// Folder of the embedded database (created on first start).
+    /// Folder of the embedded database and of shared files (created on first start).
     #[arg(long, env = "CONFAB_DATA_DIR", default_value = "data", global = true)]
     pub data_dir: PathBuf,
 
@@ -254,6 +254,27 @@ pub struct Config {
     #[arg(long, env = "CONFAB_EDITS_BURST", default_value_t = 10)]
     pub edits_burst: u32,
 
+    /// Largest file one upload may be, in bytes; larger ones are refused with 413.
+    #[arg(long, env = "CONFAB_MAX_FILE_BYTES", default_value_t = 25 * 1024 * 1024)]
+    pub max_file_bytes: u64,
+
+    /// Bytes one person may upload in any 24 hours; past that uploads are refused with
+    /// 429 until enough of the day's uploads are older than a day. Deleting a file does
+    /// not give its bytes back.
+    #[arg(long, env = "CONFAB_UPLOAD_BYTES_PER_DAY", default_value_t = 500 * 1024 * 1024)]
+    pub upload_bytes_per_day: u64,
+
+    /// Bytes all stored files may take together (each content counted once); past that
+    /// uploads are refused with 507.
+    #[arg(long, env = "CONFAB_MAX_FILES_BYTES", default_value_t = 10 * 1024 * 1024 * 1024)]
+    pub max_files_bytes: u64,
+
+    /// Seconds between two sweeps of the file store, which remove uploads never shared
+    /// within a day and the bytes of files nothing references any more (their message
+    /// or room was deleted).
+    #[arg(long, env = "CONFAB_FILE_SWEEP_INTERVAL_SECS", default_value_t = 600)]
+    pub file_sweep_interval_secs: u64,
+
     /// Without a subcommand, the server runs.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -308,6 +329,15 @@ impl Config {
         Duration::from_secs(self.idle_timeout_secs.max(1))
     }
 
+    /// The limits on files, from their flags.
+    pub fn file_limits(&self) -> crate::files::FileLimits {
+        crate::files::FileLimits {
+            max_file_bytes: self.max_file_bytes,
+            bytes_per_day: self.upload_bytes_per_day,
+            max_total_bytes: self.max_files_bytes,
+        }
+    }
+
     /// The caps on invite links, from their flags.
     pub fn invite_limits(&self) -> InviteLimits {
         InviteLimits {
@@ -350,6 +380,10 @@ mod tests {
         );
         assert_eq!(c.static_dir, PathBuf::from("dist"));
         assert!(!c.allow_guests, "guests are off by default");
+        assert_eq!(c.max_file_bytes, 25 * 1024 * 1024);
+        assert_eq!(c.upload_bytes_per_day, 500 * 1024 * 1024);
+        assert_eq!(c.max_files_bytes, 10 * 1024 * 1024 * 1024);
+        assert_eq!(c.file_sweep_interval_secs, 600);
         assert!(c.command.is_none());
     }
 

@@ -12,6 +12,7 @@ pub mod admission;
 pub mod body_deadline;
 pub mod config;
 pub mod connection;
+pub mod files;
 pub mod health;
 pub mod http;
 pub mod hub;
@@ -105,6 +106,18 @@ pub async fn serve(
         accounts::Accounts::open(&config.data_dir, config.durability)
             .context("cannot open the accounts")?,
     );
+    let files = {
+        let (data_dir, durability, limits) = (
+            config.data_dir.clone(),
+            config.durability,
+            config.file_limits(),
+        );
+        tokio::task::spawn_blocking(move || files::Files::open(&data_dir, durability, limits))
+            .await
+            .context("cannot open the file store")?
+            .context("cannot open the file store")?
+    };
+    let files = Arc::new(files);
     #[cfg(debug_assertions)]
     if let Some(part) = health::fault::armed() {
         tracing::warn!(
@@ -173,8 +186,13 @@ pub async fn serve(
         Arc::clone(&throttle),
         hub.clone(),
     ));
+    let sweep = tokio::spawn(files::sweep_every(
+        Arc::clone(&files),
+        Duration::from_secs(config.file_sweep_interval_secs.max(1)),
+    ));
     let app_state = AppState {
         accounts,
+        files,
         allow_guests: config.allow_guests,
         sign_up: config.sign_up,
         members_invite: config.members_invite,
@@ -238,6 +256,7 @@ pub async fn serve(
         listener::Edge {
             header_timeout: config.handshake_timeout(),
             body_timeout: config.body_timeout(),
+            max_upload_bytes: config.max_file_bytes,
             connections: admission::Admission::new(admission::Caps {
                 total: config.max_http_connections,
                 per_ip: config.max_http_connections_per_ip,
@@ -251,6 +270,7 @@ pub async fn serve(
         () = &mut listening => {}
         part = health.failure() => {
             housekeeping.abort();
+            sweep.abort();
             return Err(fail(part, listening, &stop, &hub, &tracker, writer_thread).await);
         }
     }
@@ -263,6 +283,7 @@ pub async fn serve(
         tracing::warn!("some connections did not close in time; dropping them");
     }
     housekeeping.abort();
+    sweep.abort();
     // The hub lets go of the writer, which commits what is queued and ends.
     hub.send(Event::Stop).await;
     drop(hub);

@@ -38,11 +38,41 @@ pub struct Edge {
     /// Time a client has to send a whole request body once its head arrived
     /// (`--body-timeout-secs`).
     pub body_timeout: Duration,
+    /// Largest file upload (`--max-file-bytes`): an upload's body gets more time than
+    /// other bodies, in proportion to its size (see [`Edge::body_time`]).
+    pub max_upload_bytes: u64,
     /// HTTP connections open at once (`--max-http-connections`, `...-per-ip`).
     pub connections: Admission,
     /// Reverse proxies (`--trusted-proxy`): their connections carry many clients, so
     /// they count in the total only.
     pub trusted_proxies: Arc<Vec<IpAddr>>,
+}
+
+/// The slowest an upload may arrive, in bytes per second, on top of the ordinary body
+/// time: a file of 25 MiB gets 400 s more. A client sending slower than this holds a
+/// connection no longer than its size allows.
+pub const MIN_UPLOAD_BYTES_PER_SEC: u64 = 64 * 1024;
+
+/// The time a request's whole body may take: `body_timeout`, and for a file upload
+/// (`POST /api/files`) as much again as its size (its `Content-Length`, or the largest
+/// file when it declares none) needs at [`MIN_UPLOAD_BYTES_PER_SEC`].
+fn body_time(
+    body_timeout: Duration,
+    max_upload_bytes: u64,
+    parts: &axum::http::request::Parts,
+) -> Duration {
+    let upload =
+        parts.method == axum::http::Method::POST && parts.uri.path() == crate::http::UPLOAD_PATH;
+    if !upload {
+        return body_timeout;
+    }
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let bytes = declared.map_or(max_upload_bytes, |n| n.min(max_upload_bytes));
+    body_timeout + Duration::from_secs(bytes / MIN_UPLOAD_BYTES_PER_SEC)
 }
 
 impl Edge {
@@ -121,7 +151,11 @@ pub async fn serve(
         }
         let app = app.clone();
         let stop = stop.clone();
-        let (header_timeout, body_timeout) = (edge.header_timeout, edge.body_timeout);
+        let (header_timeout, body_timeout, max_upload_bytes) = (
+            edge.header_timeout,
+            edge.body_timeout,
+            edge.max_upload_bytes,
+        );
         connections.spawn(async move {
             // Held until the connection ends or is upgraded (then the WebSocket caps
             // take over).
@@ -129,8 +163,10 @@ pub async fn serve(
             let service = service_fn(move |req: Request<Incoming>| {
                 let (mut parts, body) = req.into_parts();
                 parts.extensions.insert(ConnectInfo(peer));
-                let (body, expired) =
-                    DeadlineBody::new(body, tokio::time::Instant::now() + body_timeout);
+                let (body, expired) = DeadlineBody::new(
+                    body,
+                    tokio::time::Instant::now() + body_time(body_timeout, max_upload_bytes, &parts),
+                );
                 let req = Request::from_parts(parts, body);
                 let app = app.clone();
                 async move {

@@ -64,20 +64,19 @@ pub fn validate(msg: ClientMsg) -> Result<Command, Rejection> {
             files,
         } => {
             let (room, client_id) = change_of(&room, &client_id)?;
-            // PLACEHOLDER (issue 17, replaced before it lands): sharing files.
-            if !files.is_empty() {
-                return Err(refusal(
-                    &room,
-                    ErrorCode::UnknownFile,
-                    "this server does not share files yet".into(),
-                    Some(&client_id),
-                ));
-            }
+            let files = files_of(files, &room, &client_id)?;
+            // A message that shares files may say nothing; one that does not must.
+            let body = if files.is_empty() || !body.trim().is_empty() {
+                Some(body_of(&body, &room, &client_id)?)
+            } else {
+                None
+            };
             Command::Send {
-                body: body_of(&body, &room, &client_id)?,
+                body,
                 room,
                 client_id,
                 reply_to,
+                files,
             }
         }
         ClientMsg::Edit {
@@ -228,6 +227,39 @@ fn change_of(room: &str, client_id: &str) -> Result<(RoomName, ClientId), Reject
     Ok((room, client_id))
 }
 
+/// The upload ids a `send` shares: at most [`limits::MAX_FILES_PER_MESSAGE`], each
+/// shaped like an id the server hands out ([`crate::files::is_upload_id`]), none twice.
+/// Whether they are the sender's unshared uploads to the room is the store's to say.
+fn files_of(
+    files: Vec<String>,
+    room: &RoomName,
+    client_id: &ClientId,
+) -> Result<Vec<String>, Rejection> {
+    let refuse = |message: &str| {
+        refusal(
+            room,
+            ErrorCode::UnknownFile,
+            message.to_owned(),
+            Some(client_id),
+        )
+    };
+    if files.len() > limits::MAX_FILES_PER_MESSAGE {
+        return Err(refuse(&format!(
+            "a message shares at most {} files",
+            limits::MAX_FILES_PER_MESSAGE
+        )));
+    }
+    for (i, id) in files.iter().enumerate() {
+        if !crate::files::is_upload_id(id) {
+            return Err(refuse("that is not the id of an upload"));
+        }
+        if files[..i].contains(id) {
+            return Err(refuse("the same file is named twice"));
+        }
+    }
+    Ok(files)
+}
+
 fn body_of(raw: &str, room: &RoomName, client_id: &ClientId) -> Result<Body, Rejection> {
     Body::parse(raw)
         .map_err(|e| refusal(room, ErrorCode::InvalidBody, e.to_string(), Some(client_id)))
@@ -283,8 +315,13 @@ mod tests {
         ));
         assert!(matches!(
             parse(r#"{"type":"send","room":"general","body":" hi ","client_id":"c1"}"#),
-            Ok(Command::Send { room, body, client_id, reply_to: None })
+            Ok(Command::Send { room, body: Some(body), client_id, reply_to: None, files })
                 if room.as_str() == "general" && body.as_str() == "hi" && client_id.as_str() == "c1"
+                    && files.is_empty()
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"send","room":"general","body":" ","client_id":"c1","files":["f_abcdefghijklmnopqrstuv"]}"#),
+            Ok(Command::Send { body: None, files, .. }) if files == ["f_abcdefghijklmnopqrstuv"]
         ));
         assert!(matches!(
             parse(r#"{"type":"join","room":"general","after":12}"#),
@@ -347,6 +384,21 @@ mod tests {
             code(r#"{"type":"search","query":" in:general "}"#),
             ErrorCode::InvalidQuery
         );
+        let id = "f_abcdefghijklmnopqrstuv";
+        for files in [
+            format!(r#"["{id}","{id}"]"#),
+            r#"["../etc/passwd"]"#.to_owned(),
+            r#"["f_"]"#.to_owned(),
+            serde_json::to_string(&vec![id; limits::MAX_FILES_PER_MESSAGE + 1]).expect("json"),
+        ] {
+            assert_eq!(
+                code(&format!(
+                    r#"{{"type":"send","room":"general","body":"hi","client_id":"c1","files":{files}}}"#
+                )),
+                ErrorCode::UnknownFile,
+                "{files}"
+            );
+        }
         assert!(matches!(
             parse(r#"{"type":"send","room":"ops","body":"","client_id":"c9"}"#).map_err(|e| *e),
             Err(ServerMsg::Error { room: Some(r), client_id: Some(c), .. }) if r == "ops" && c == "c9"

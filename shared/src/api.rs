@@ -20,7 +20,7 @@
 //! body is the file itself, streamed to disk and never held whole in memory; what it
 //! answers is shared by naming its `id` in a `send`. Refusals: 413 over the size of one
 //! file, 429 (with `Retry-After`) over the person's daily budget, 507 when the server's
-//! file store is full, 404 for a room the person may not post in. A download answers
+//! file store is full, 404 for a room the person may not post in, 401 without a session. A download answers
 //! exactly as for a file that does not exist (404) to anyone who may not see its room.
 //!
 //! Every failure is a status code with an [`ApiError`] body. `POST`s from a page on

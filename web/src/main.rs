@@ -14,6 +14,7 @@ mod persist;
 mod resume;
 mod socket;
 mod state;
+mod upload;
 
 fn main() {
     crash::install();

@@ -103,8 +103,10 @@ pub struct Resume {
 }
 
 impl Resume {
-    /// Nothing wanted yet; `outbox` is what an earlier visit left unsent.
-    pub fn new(outbox: Outbox) -> Self {
+    /// Nothing wanted yet; `outbox` is what an earlier visit left unsent (its files
+    /// not uploaded then are lost: see `resume/files.rs`).
+    pub fn new(mut outbox: Outbox) -> Self {
+        outbox.forget_unsaved_files();
         Self {
             outbox,
             ..Self::default()
@@ -192,15 +194,17 @@ impl Resume {
         }
     }
 
-    /// Queues a message; returns the `send` to make now if its room is joined.
+    /// Queues a message; returns the `send` to make now if its room is joined (and it
+    /// has no file to upload first).
     pub fn send(&mut self, pending: Pending) -> Option<ClientMsg> {
-        let now = self.live.contains(&pending.room).then(|| pending.to_send());
+        let now = (pending.ready() && self.live.contains(&pending.room)).then(|| pending.to_send());
         self.outbox.pending.push(pending);
         now
     }
 
-    /// A refused message is tried again under the same client id; returns the `send` to
-    /// make now if its room is joined.
+    /// A refused message is tried again under the same client id, without the files the
+    /// page lost (a message left with nothing goes); returns the `send` to make now if
+    /// its room is joined and its files are uploaded (else they upload first).
     pub fn retry(&mut self, client_id: &str) -> Option<ClientMsg> {
         let p = self
             .outbox
@@ -208,7 +212,14 @@ impl Resume {
             .iter_mut()
             .find(|p| p.client_id == client_id)?;
         p.failed = None;
-        self.live.contains(&p.room).then(|| p.to_send())
+        p.files.retain(|f| !f.lost);
+        self.drop_empty();
+        let p = self
+            .outbox
+            .pending
+            .iter()
+            .find(|p| p.client_id == client_id)?;
+        (p.ready() && self.live.contains(&p.room)).then(|| p.to_send())
     }
 
     /// Gives up on an unsent message.
@@ -222,7 +233,7 @@ impl Resume {
         self.outbox
             .pending
             .iter()
-            .filter(|p| p.failed.is_none() && self.live.contains(&p.room))
+            .filter(|p| p.failed.is_none() && p.ready() && self.live.contains(&p.room))
             .map(Pending::to_send)
             .collect()
     }
@@ -262,7 +273,7 @@ impl Resume {
                     .outbox
                     .pending
                     .iter()
-                    .filter(|p| p.room == *room && p.failed.is_none())
+                    .filter(|p| p.room == *room && p.failed.is_none() && p.ready())
                     .map(Pending::to_send)
                     .collect();
             }
@@ -346,6 +357,13 @@ impl Resume {
                 if p.change.is_none() {
                     // A message the person wrote: kept, with why, for Retry or Discard.
                     p.failed = Some(message.clone());
+                    if *code == ErrorCode::UnknownFile {
+                        // Its uploads are gone (never shared within a day, say): Retry
+                        // uploads the files again.
+                        for f in &mut p.files {
+                            f.uploaded = None;
+                        }
+                    }
                     effects.outbox_changed = true;
                 } else if retried_change(*code) {
                     // Goes again by itself: after `retry_after_ms` (the socket service
@@ -457,7 +475,7 @@ impl Pending {
                 body: self.body.clone(),
                 client_id,
                 reply_to: self.reply_to,
-                files: Vec::new(),
+                files: self.file_ids(),
             },
             Some(PendingChange::Edit { seq, body }) => ClientMsg::Edit {
                 room,
@@ -485,6 +503,8 @@ impl Pending {
         }
     }
 }
+
+mod files;
 
 #[cfg(test)]
 mod tests;

@@ -51,6 +51,9 @@ pub struct Pending {
     /// none, and still load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change: Option<PendingChange>,
+    /// The files the message shares: uploaded first, then named in its `send`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<PendingFile>,
 }
 
 /// What a pending change does to message `seq` of its room.
@@ -290,6 +293,8 @@ pub struct State {
     /// A message to bring on screen (a reply's quote or a permalink was followed): the
     /// message list scrolls to it, loading older pages until it is there.
     pub jump: Option<Jump>,
+    /// Files attached and being uploaded (see `state/uploads.rs`).
+    pub uploads: Uploads,
 }
 
 /// See [`State::jump`].
@@ -332,6 +337,7 @@ impl Default for State {
             alerts: Vec::new(),
             epoch: None,
             jump: None,
+            uploads: Uploads::default(),
         }
     }
 }
@@ -417,6 +423,8 @@ pub enum Action {
     JumpDone,
     /// Read markers, mute and notifications.
     Reading(ReadingAction),
+    /// Files attached, uploading, refused.
+    Uploads(UploadAction),
 }
 
 impl State {
@@ -601,6 +609,7 @@ impl State {
             }
             Action::JumpDone => self.jump = None,
             Action::Reading(action) => self.on_reading(action),
+            Action::Uploads(action) => self.on_upload(action),
             Action::RoomRequest {
                 room,
                 tool,
@@ -732,10 +741,12 @@ impl Reducible for State {
 mod log;
 pub mod reading;
 mod server;
+mod uploads;
 
 pub use reading::ReadingAction;
 use reading::{Alert, Older};
 pub use server::quote_of;
+pub use uploads::{LocalFile, PendingFile, UploadAction, Uploads, too_many_files};
 
 #[cfg(test)]
 mod tests;

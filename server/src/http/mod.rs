@@ -1,5 +1,6 @@
 //! The HTTP edge: `/ws` (the chat socket), the account endpoints under `/api`
-//! ([`account`], [`password`]), `/healthz`, and the built client.
+//! ([`account`], [`password`]), the file endpoints (`files`), `/healthz`, and the built
+//! client.
 //!
 //! The WebSocket upgrade is done here rather than with axum's extractor: tungstenite
 //! checks the handshake and builds the 101, hyper hands over the upgraded socket, and
@@ -42,6 +43,7 @@ use crate::{accounts::Accounts, admission::Admission, connection, health::Health
 
 mod account;
 mod device;
+mod files;
 mod headers;
 pub mod host;
 mod invites;
@@ -49,6 +51,9 @@ mod password;
 mod throttle;
 
 pub use device::Devices;
+
+/// Path of the upload endpoint (its body gets more time: see `crate::listener`).
+pub const UPLOAD_PATH: &str = "/api/files";
 pub use host::{Hosts, PublicUrl};
 pub use throttle::{Throttle, ThrottleLimits};
 
@@ -56,6 +61,8 @@ pub use throttle::{Throttle, ThrottleLimits};
 #[derive(Clone)]
 pub struct AppState {
     pub accounts: Arc<Accounts>,
+    /// Shared files: their rows, their bytes, their limits.
+    pub files: Arc<crate::files::Files>,
     /// Whether a socket without a session cookie is let in as a guest.
     pub allow_guests: bool,
     /// Who may create an account (`--sign-up`); guests are `allow_guests` alone.
@@ -104,7 +111,8 @@ pub fn router(state: AppState, static_dir: &Path, hosts: Hosts) -> Router {
             confab_shared::api::PREFIX,
             account::routes()
                 .merge(password::routes())
-                .merge(invites::routes()),
+                .merge(invites::routes())
+                .merge(files::routes()),
         )
         .with_state(state);
     let index = static_dir.join("index.html");

@@ -275,5 +275,10 @@ pub(super) fn refused_change(refused: Refused) -> (ErrorCode, &'static str) {
             ErrorCode::TooManyReactions,
             "that message has as many reactions as it may",
         ),
+        Refused::UnknownFile => (
+            ErrorCode::UnknownFile,
+            "a file is not an upload of yours to this room that is still unshared \
+             (upload it again)",
+        ),
     }
 }

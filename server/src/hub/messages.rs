@@ -19,7 +19,7 @@ use super::{
     now_ms,
     reads::{Found, Read, ReadKind},
 };
-use crate::store::{Appended, NewMessage, Write, Written, writer::Outcome};
+use crate::store::{Appended, NewMessage, Refused, Write, Written, writer::Outcome};
 
 /// How long a client refused for too many pages of history in flight is asked to wait:
 /// about one read's time on a busy server.
@@ -32,24 +32,27 @@ impl Hub {
         &mut self,
         id: ConnId,
         room: RoomName,
-        body: Body,
+        body: Option<Body>,
         client_id: ClientId,
         reply_to: Option<u64>,
+        files: Vec<String>,
     ) -> Result<(), Refusal> {
         self.check_member(id, &room)
             .map_err(|r| r.for_send(&client_id))?;
         let Some(person) = self.conns.get(&id).and_then(|s| s.person.as_ref()) else {
             return Ok(());
         };
+        let body = body.map(Body::into_string).unwrap_or_default();
         let msg = NewMessage {
             room: room.to_string(),
             from: person.user.clone(),
             name: person.name.clone(),
-            mentions: self.mentioned(room.as_str(), body.as_str(), &person.user),
-            body: body.into_string(),
+            mentions: self.mentioned(room.as_str(), &body, &person.user),
+            body,
             client_id: client_id.to_string(),
             ts: now_ms(),
             reply_to,
+            files,
         };
         let waiter = Waiter {
             conn: id,
@@ -81,11 +84,15 @@ impl Hub {
                 (Ok(Written::Appended(Appended::Refused(refused))), waiter) => {
                     if let (Some(waiter), Write::Append(m)) = (waiter, &write) {
                         let (code, message) = refused_change(refused);
+                        let what = match refused {
+                            Refused::UnknownFile => "cannot share",
+                            _ => "cannot reply",
+                        };
                         self.reply(
                             waiter.conn,
                             &ServerMsg::Error {
                                 code,
-                                message: format!("cannot reply: {message}"),
+                                message: format!("{what}: {message}"),
                                 room: Some(m.room.clone()),
                                 client_id: Some(waiter.client_id),
                                 retry_after_ms: None,

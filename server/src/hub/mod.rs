@@ -133,9 +133,14 @@ pub enum Command {
     Leave(RoomName),
     Send {
         room: RoomName,
-        body: Body,
+        /// `None` only for a message that shares files and says nothing.
+        body: Option<Body>,
         client_id: ClientId,
         reply_to: Option<u64>,
+        /// Upload ids, well-formed and distinct, at most
+        /// [`limits::MAX_FILES_PER_MESSAGE`]; whether they may be shared is decided by
+        /// the store.
+        files: Vec<String>,
     },
     /// An edit, deletion or reaction of message `seq`.
     Change {
@@ -509,7 +514,8 @@ impl Hub {
                 body,
                 client_id,
                 reply_to,
-            } => self.post(id, room, body, client_id, reply_to),
+                files,
+            } => self.post(id, room, body, client_id, reply_to, files),
             Command::Change {
                 room,
                 seq,

@@ -303,7 +303,10 @@ fn dispatch(hub: &mut Hub, event: Event) {
         ..
     } = &event
     {
-        crate::health::fault::maybe_panic(Part::Hub, body.as_str());
+        crate::health::fault::maybe_panic(
+            Part::Hub,
+            body.as_ref().map_or("", confab_shared::Body::as_str),
+        );
     }
     match event {
         Event::Connect {

@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod checkpoint;
+pub mod files;
 pub mod invites;
 pub mod sqlite;
 pub mod writer;
@@ -32,6 +33,10 @@ pub struct NewMessage {
     /// Usernames it mentions who may see the room (not the sender): counted for them
     /// until they read it.
     pub mentions: Vec<String>,
+    /// Ids of the sender's uploads to this room it shares, in order (see
+    /// [`files`]): claimed in the transaction that stores it, or the whole message is
+    /// refused.
+    pub files: Vec<String>,
 }
 
 /// A change to a message, accepted by the hub, not yet stored. Whether it may be made
@@ -93,6 +98,9 @@ pub enum Refused {
     NotYours,
     /// The message has as many reactions, or different emoji, as it may.
     TooManyReactions,
+    /// A message names a file that is not an unshared upload of the sender's to its
+    /// room.
+    UnknownFile,
 }
 
 /// A page of a room's messages in their current state, and the log position it covers:
@@ -159,7 +167,8 @@ pub enum Appended {
     Stored(ChatMessage),
     /// The same sender had already sent this client id: here is the stored original.
     Duplicate(ChatMessage),
-    /// Not stored: it answers a message the room does not have.
+    /// Not stored: it answers a message the room does not have, or names a file it may
+    /// not share.
     Refused(Refused),
 }
 
@@ -396,6 +405,7 @@ mod tests {
             ts: 0,
             reply_to: None,
             mentions: Vec::new(),
+            files: Vec::new(),
         });
         let line = write.summary().to_string();
         assert_eq!(line, "append to room general (client id c1, 4041 bytes)");

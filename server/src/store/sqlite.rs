@@ -142,6 +142,41 @@ fn migrations() -> Migrations<'static> {
              CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
              INSERT INTO meta (key, value) VALUES ('epoch', lower(hex(randomblob(16))));",
         ),
+        // Files (see `super::files` and `crate::files`): each distinct content once
+        // (`file_blobs`, by SHA-256; its bytes are on disk, never here); each upload
+        // (`file_uploads`: an unguessable id, its room and uploader, and `seq`/`pos`, the
+        // message that shared it and its place there, NULL until shared); what each
+        // person uploaded when (`file_usage`, for the daily budget: deleting a file does
+        // not give its bytes back).
+        M::up(
+            "CREATE TABLE file_blobs (
+                 hash       TEXT PRIMARY KEY,
+                 size       INTEGER NOT NULL,
+                 mime       TEXT NOT NULL,
+                 width      INTEGER,
+                 height     INTEGER,
+                 created_at INTEGER NOT NULL
+             ) WITHOUT ROWID;
+             CREATE TABLE file_uploads (
+                 id         TEXT PRIMARY KEY,
+                 blob       TEXT NOT NULL REFERENCES file_blobs(hash),
+                 room       TEXT NOT NULL REFERENCES rooms(name),
+                 uploader   TEXT NOT NULL COLLATE NOCASE,
+                 name       TEXT NOT NULL,
+                 created_at INTEGER NOT NULL,
+                 seq        INTEGER,
+                 pos        INTEGER
+             ) WITHOUT ROWID;
+             CREATE INDEX file_uploads_by_message ON file_uploads (room, seq);
+             CREATE INDEX file_uploads_by_blob ON file_uploads (blob);
+             CREATE INDEX file_uploads_unshared ON file_uploads (created_at) WHERE seq IS NULL;
+             CREATE TABLE file_usage (
+                 user  TEXT NOT NULL COLLATE NOCASE,
+                 ts    INTEGER NOT NULL,
+                 bytes INTEGER NOT NULL
+             );
+             CREATE INDEX file_usage_by_user ON file_usage (user, ts);",
+        ),
         // Search (see `search`): an FTS5 index of message bodies, and of each message's
         // room, sender and day (`day`: its UTC year, month and day as three tokens, a
         // column computed from `ts`, stored nowhere), so that `in:`, `from:` and dates
@@ -279,6 +314,7 @@ impl SqliteStore {
                     }
                     Write::DeleteRoom { room } => {
                         for table in [
+                            "DELETE FROM file_uploads WHERE room = ?1",
                             "DELETE FROM messages WHERE room = ?1",
                             "DELETE FROM changes WHERE room = ?1",
                             "DELETE FROM reactions WHERE room = ?1",
@@ -423,6 +459,14 @@ fn append(
             }
         },
     };
+    if !m.files.is_empty() && super::files::claimable(conn, &m.room, &m.from, &m.files)?.is_err() {
+        // As for a reply: a repeat of a send stored before is still a repeat, though its
+        // files are shared now (by it).
+        if let Some(original) = snapshots::by_client_id(conn, &m.from, &m.client_id)? {
+            return Ok(Written::Appended(Appended::Duplicate(original)));
+        }
+        return Ok(Written::Appended(Appended::Refused(Refused::UnknownFile)));
+    }
     let inserted = insert.execute(params![
         m.room,
         seq,
@@ -436,7 +480,7 @@ fn append(
     if inserted == 1 {
         claim_seq(cache, &m.room, seq);
         insert_mentions(conn, &m.room, seq, &m.mentions)?;
-        return Ok(Written::Appended(Appended::Stored(ChatMessage {
+        let mut stored = ChatMessage {
             id: u64::try_from(conn.last_insert_rowid()).unwrap_or_default(),
             seq,
             room: m.room.clone(),
@@ -446,7 +490,12 @@ fn append(
             ts: m.ts,
             reply_to: quote,
             ..ChatMessage::default()
-        })));
+        };
+        if !m.files.is_empty() {
+            super::files::claim(conn, &m.room, seq, &m.files)?;
+            super::files::attach(conn, &m.room, std::slice::from_mut(&mut stored))?;
+        }
+        return Ok(Written::Appended(Appended::Stored(stored)));
     }
     let original = snapshots::by_client_id(conn, &m.from, &m.client_id)?
         .ok_or(rusqlite::Error::QueryReturnedNoRows)?;

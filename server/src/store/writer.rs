@@ -268,6 +268,7 @@ mod tests {
                         ts: 0,
                         reply_to: None,
                         mentions: Vec::new(),
+                        files: Vec::new(),
                     }),
                     i,
                 )

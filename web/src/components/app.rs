@@ -4,6 +4,7 @@ use yew::prelude::*;
 use super::{
     Ctx,
     account_panel::AccountButton,
+    attachments::use_drop_zone,
     auth::AuthScreen,
     composer::Composer,
     invites::InviteMenu,
@@ -64,6 +65,7 @@ pub fn App() -> Html {
         chat: services.0.clone(),
         account: services.1.clone(),
     };
+    let drop_zone = use_drop_zone(&ctx);
     let screen = if state.checking {
         let text = match &state.joining_as {
             Some(name) => format!("Joining as {name}…"),
@@ -76,7 +78,10 @@ pub fn App() -> Html {
             <div class="chat">
                 <Attention />
                 <Sidebar />
-                <main class="room" aria-label={format!("Room {label}")}>
+                <main class="room" aria-label={format!("Room {label}")}
+                      ondragenter={drop_zone.ondragenter.clone()} ondragover={drop_zone.ondragover.clone()}
+                      ondragleave={drop_zone.ondragleave.clone()} ondrop={drop_zone.ondrop.clone()}>
+                    { drop_zone.overlay() }
                     // One keyed child, so switching rooms starts its parts afresh
                     // (scroll position, open forms). Keys must be unique among
                     // siblings: Yew's debug build panics on a repeat.

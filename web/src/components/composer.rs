@@ -2,7 +2,10 @@ use confab_shared::{Body, limits};
 use web_sys::{HtmlElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
-use super::mention::{self, Key};
+use super::{
+    attachments::{self, AttachButton, ComposerFiles},
+    mention::{self, Key},
+};
 use crate::{persist, state::Action};
 
 /// Show the remaining-characters counter once this close to the limit.
@@ -12,7 +15,8 @@ const COUNTER_FROM: usize = limits::MAX_BODY_CHARS - 500;
 /// keeps its own draft, also across reloads; the composer takes the focus when a room
 /// opens (except on touch screens, where that would pull up the keyboard). While the
 /// person answers a message, "Replying to NAME" shows above it (Escape or its button
-/// cancels), and the message goes as a reply.
+/// cancels), and the message goes as a reply. Files attached (its button, dropped on the
+/// room, pasted) go with the message, which may then have no text.
 #[function_component]
 pub fn Composer() -> Html {
     let ctx = super::use_ctx();
@@ -73,6 +77,8 @@ pub fn Composer() -> Html {
     }
 
     let replying = ctx.state.current_room().and_then(|r| r.replying);
+    let files = ctx.state.uploads.attached_in(&room).to_vec();
+    let has_files = !files.is_empty();
     let cancel_reply = {
         let (state, room, area) = (ctx.state.clone(), room.clone(), area.clone());
         Callback::from(move |()| {
@@ -90,12 +96,21 @@ pub fn Composer() -> Html {
         let (last_typing, user) = (last_typing.clone(), user.clone());
         let state = ctx.state.clone();
         Callback::from(move |()| {
-            let Ok(body) = Body::parse(&text) else {
-                return;
-            };
             // Queued even while offline: it shows as "sending…" and goes out on
-            // reconnect.
-            chat.send(&room, body.as_str(), replying);
+            // reconnect (its files upload then).
+            if files.is_empty() {
+                let Ok(body) = Body::parse(&text) else {
+                    return;
+                };
+                chat.send(&room, body.as_str(), replying);
+            } else {
+                // With files the text may be empty, not too long.
+                let body = text.trim();
+                if body.chars().count() > limits::MAX_BODY_CHARS {
+                    return;
+                }
+                chat.send_with_files(&room, body, replying, &files);
+            }
             if replying.is_some() {
                 state.dispatch(Action::ReplyTo {
                     room: room.clone(),
@@ -219,21 +234,24 @@ pub fn Composer() -> Html {
             }
         })
     };
+    let onpaste = attachments::on_paste(&ctx);
     html! {
         <form class="composer" aria-label="Send a message" {onsubmit}>
             { for reply_bar }
             <label for="composer" class="visually-hidden">{ format!("Message {label}") }</label>
             { picker.render(&on_pick) }
+            <ComposerFiles />
             <textarea id="composer" ref={area} rows="2" dir="auto" value={(*text).clone()}
                       placeholder={format!("Message {label}  (Enter to send, Shift+Enter for a new line)")}
                       aria-describedby={(!describedby.is_empty()).then_some(describedby)}
                       role="combobox" aria-autocomplete="list" aria-haspopup="listbox"
                       aria-expanded={picker.expanded()} aria-controls={picker.controls()}
                       aria-activedescendant={picker.active_descendant()}
-                      {oninput} {onkeydown} {onkeyup} {onclick} {onblur} />
+                      {oninput} {onkeydown} {onkeyup} {onclick} {onblur} {onpaste} />
             <div class="composer-side">
                 { for counter }
-                <button type="submit" disabled={over || chars == 0}>{ "Send" }</button>
+                <AttachButton />
+                <button type="submit" disabled={over || (chars == 0 && !has_files)}>{ "Send" }</button>
             </div>
         </form>
     }

@@ -8,6 +8,7 @@ use web_sys::{Element, HtmlElement};
 use yew::prelude::*;
 
 use super::{
+    attachments::{self, PendingFiles},
     days::{self, LocalTime},
     edit_box::EditBox,
     focus_selector, jump,
@@ -484,7 +485,12 @@ fn pending_item(p: &Pending, chat: &Chat) -> Html {
     html! {
         <li key={format!("p{}", p.client_id)} data-testid="pending"
             class={classes!("message", "mine", "pending", p.failed.is_some().then_some("failed"))}>
-            <div class="body" dir="auto">{ p.body.clone() }</div>
+            if !p.body.is_empty() {
+                <div class="body" dir="auto">{ p.body.clone() }</div>
+            }
+            if !p.files.is_empty() {
+                <PendingFiles files={p.files.clone()} />
+            }
             { status }
         </li>
     }
@@ -536,9 +542,10 @@ fn message(
                 <div class="tombstone">{ "message deleted" }</div>
             } else if item.open == Open::Edit(seq) {
                 { edit_box(m, props, open) }
-            } else {
+            } else if !m.body.is_empty() || m.files.is_empty() {
                 <div class="body" dir="auto">{ format::message_body(&m.body, &props.me) }</div>
             }
+            { attachments::shared_files(&m.files, m.deleted) }
             { marks(item) }
             { reactions::chips(m, &props.me, name_of) }
             if !m.deleted {

@@ -4,6 +4,7 @@
 
 mod account_panel;
 mod app;
+mod attachments;
 mod auth;
 mod composer;
 mod days;

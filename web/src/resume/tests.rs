@@ -74,6 +74,7 @@ fn pending(client_id: &str, room: &str) -> Pending {
         failed: None,
         reply_to: None,
         change: None,
+        files: Vec::new(),
     }
 }
 

@@ -11,6 +11,7 @@
 //! the user wants in the [`Resume`] and queue requests; everything the server says is
 //! turned into [`Action`]s for the reducer.
 
+mod files;
 mod transport;
 
 use std::{
@@ -50,6 +51,8 @@ struct Inner {
     /// The window's `offline` and `online` listeners for the running session; dropping
     /// them stops the events.
     network: RefCell<Vec<EventListener>>,
+    /// The files being shared, and their uploads.
+    files: files::Files,
 }
 
 /// Handle to the connection, shared through a Yew context.
@@ -73,6 +76,7 @@ impl Chat {
             resume: RefCell::new(Resume::new(persist::load_outbox())),
             open: Cell::new(false),
             network: RefCell::new(Vec::new()),
+            files: files::Files::default(),
         });
         inner.publish_outbox();
         Chat(inner)
@@ -197,6 +201,7 @@ impl Chat {
             failed: None,
             reply_to,
             change: None,
+            files: Vec::new(),
         });
     }
 
@@ -210,6 +215,7 @@ impl Chat {
             failed: None,
             reply_to: None,
             change: Some(change),
+            files: Vec::new(),
         });
     }
 
@@ -221,13 +227,15 @@ impl Chat {
         self.0.publish_outbox();
     }
 
-    /// Sends a refused message again, under the same client id.
+    /// Sends a refused message again, under the same client id (uploading its files
+    /// first, if they are not).
     pub fn retry(&self, client_id: &str) {
         let now = self.0.resume.borrow_mut().retry(client_id);
         if let Some(msg) = now {
             self.request(msg);
         }
         self.0.publish_outbox();
+        self.0.start_uploads();
     }
 
     /// Gives up on an unsent message.
@@ -328,6 +336,7 @@ impl Inner {
             persist::forget_user(user);
         }
         self.resume.borrow_mut().clear();
+        self.files.clear();
         self.publish_outbox();
     }
 
@@ -342,8 +351,19 @@ impl Inner {
         self.resume.borrow().is_guest()
     }
 
-    /// Saves the outbox and shows it.
+    /// Saves the outbox and shows it; the files of messages no longer in it are
+    /// forgotten (their uploads stopped).
     fn publish_outbox(&self) {
+        let stopped = {
+            let resume = self.resume.borrow();
+            self.files.keep_only(|key| resume.holds_file(key))
+        };
+        for key in stopped {
+            self.dispatch
+                .emit(Action::Uploads(crate::state::UploadAction::Finished {
+                    key,
+                }));
+        }
         let outbox = self.resume.borrow().outbox().clone();
         persist::save_outbox(&outbox);
         self.dispatch.emit(Action::Outbox(outbox.pending));
@@ -377,6 +397,9 @@ impl Inner {
         }
         if let Some(following) = following {
             self.dispatch.emit(Action::Following(following));
+        }
+        if matches!(msg, ServerMsg::Welcome { .. }) {
+            self.restart_uploads();
         }
         send
     }

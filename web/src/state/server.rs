@@ -135,6 +135,11 @@ impl State {
                     .reply_to
                     .and_then(|target| view.message(target))
                     .map(quote_of);
+                let files = pending
+                    .files
+                    .into_iter()
+                    .filter_map(|f| f.uploaded)
+                    .collect();
                 view.add_live(ChatMessage {
                     id,
                     room,
@@ -144,6 +149,7 @@ impl State {
                     body: pending.body,
                     ts,
                     reply_to,
+                    files,
                     ..ChatMessage::default()
                 });
             }

@@ -479,6 +479,7 @@ fn an_empty_private_room_from_before_is_deleted_at_start() {
             ts: 0,
             reply_to: None,
             mentions: Vec::new(),
+            files: Vec::new(),
         }),
     ] {
         f.writer.try_submit(write, None).expect("writer queue");

@@ -298,9 +298,10 @@ fn join(name: &str, after: Option<u64>) -> Command {
 fn send(room_name: &str, body: &str, client_id: &str) -> Command {
     Command::Send {
         room: room(room_name),
-        body: Body::parse(body).expect("body"),
+        body: Some(Body::parse(body).expect("body")),
         client_id: ClientId::parse(client_id).expect("client id"),
         reply_to: None,
+        files: Vec::new(),
     }
 }
 

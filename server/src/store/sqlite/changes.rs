@@ -105,6 +105,9 @@ pub(super) fn apply(
                 .execute(params![room, target_seq])?;
             conn.prepare_cached("DELETE FROM mentions WHERE room = ?1 AND seq = ?2")?
                 .execute(params![room, target_seq])?;
+            // Its files go with it; their bytes leave the disk at the next sweep.
+            conn.prepare_cached("DELETE FROM file_uploads WHERE room = ?1 AND seq = ?2")?
+                .execute(params![room, target_seq])?;
         }
         ChangeRequest::React(emoji) => {
             conn.prepare_cached(

@@ -145,9 +145,12 @@ pub(super) fn search(conn: &Connection, request: &SearchRequest) -> Result<Searc
     let (mut hits, slow) = found?;
     let more = hits.len() > request.limit || (slow && !hits.is_empty());
     hits.truncate(request.limit);
+    // Each hit as a page shows it: its reactions and files.
     for hit in &mut hits {
         let room = hit.message.room.clone();
-        attach_reactions(conn, &room, std::slice::from_mut(&mut hit.message))?;
+        let one = std::slice::from_mut(&mut hit.message);
+        attach_reactions(conn, &room, one)?;
+        crate::store::files::attach(conn, &room, one)?;
     }
     Ok(SearchPage { hits, more, slow })
 }

@@ -109,6 +109,7 @@ pub(super) fn by_client_id(
     };
     let room = message.room.clone();
     attach_reactions(conn, &room, std::slice::from_mut(&mut message))?;
+    crate::store::files::attach(conn, &room, std::slice::from_mut(&mut message))?;
     Ok(Some(message))
 }
 
@@ -236,6 +237,7 @@ pub(super) fn before(
         .query_map(params![room, as_sql(before), limit], row_to_message)?
         .collect::<Result<Vec<_>, _>>()?;
     attach_reactions(conn, room, &mut page)?;
+    crate::store::files::attach(conn, room, &mut page)?;
     // Newest first, so a page cut short by its size keeps the newest messages.
     page.truncate(within_bytes(page.iter()));
     page.reverse();
@@ -283,10 +285,11 @@ pub(super) fn around(
     let mut more_newer = newer.len() > side;
     older.truncate(side);
     newer.truncate(side);
-    // Reactions first: they count towards a page's bytes.
-    attach_reactions(conn, room, &mut older)?;
-    attach_reactions(conn, room, &mut newer)?;
-    attach_reactions(conn, room, at.as_mut_slice())?;
+    // Reactions and files first: they count towards a page's bytes.
+    for part in [&mut older[..], &mut newer[..], at.as_mut_slice()] {
+        attach_reactions(conn, room, part)?;
+        crate::store::files::attach(conn, room, part)?;
+    }
     let mut bytes = at.as_ref().map_or(0, encoded_len);
     let (mut keep_older, mut keep_newer) = (0, 0);
     while bytes < limits::MAX_PAGE_BYTES && (keep_older < older.len() || keep_newer < newer.len()) {
@@ -362,6 +365,7 @@ pub(super) fn after(
         messages.extend(message);
     }
     attach_reactions(conn, room, &mut messages)?;
+    crate::store::files::attach(conn, room, &mut messages)?;
     let fit = within_bytes(messages.iter());
     if fit < messages.len() {
         // The page ends before the log entry that first touched the first message left

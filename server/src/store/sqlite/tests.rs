@@ -15,6 +15,7 @@ fn append(room: &str, from: &str, client_id: &str, body: &str) -> Write {
         ts: 7,
         reply_to: None,
         mentions: Vec::new(),
+        files: Vec::new(),
     })
 }
 

@@ -73,6 +73,7 @@ fn pending_change(client_id: &str, change: PendingChange) -> Pending {
         failed: None,
         reply_to: None,
         change: Some(change),
+        files: Vec::new(),
     }
 }
 
@@ -240,6 +241,7 @@ fn our_reply_shows_a_quote_of_our_copy_until_the_servers_arrives() {
         failed: None,
         reply_to: Some(3),
         change: None,
+        files: Vec::new(),
     }]));
     server(&mut s, ack("r1", 4));
     let reply = s.joined["general"].message(4).expect("shown from the ack");

@@ -202,6 +202,7 @@ fn an_ack_turns_the_pending_message_into_a_delivered_one_once() {
         failed: None,
         reply_to: None,
         change: None,
+        files: Vec::new(),
     }]));
     assert_eq!(s.pending_here().count(), 1);
     server(

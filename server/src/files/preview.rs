@@ -1,0 +1,187 @@
+//! Previews of images: the `image` crate, with only its PNG, JPEG, GIF and WebP codecs
+//! (pure Rust, no C libraries to patch), decoding under limits.
+//!
+//! An image file can be small and claim a huge canvas (a "decompression bomb": a few
+//! kilobytes of PNG that decode to gigabytes). So the size is read from the header
+//! first, and anything over [`MAX_PIXELS`] is not decoded at all; the decoder also runs
+//! with `image::Limits` capping its allocations at [`MAX_ALLOC`], for whatever the
+//! header did not tell. Bounded pixels bound the decoding time too. An image that fails
+//! any of this is kept as a plain attachment, never an error and never a crash. Decoding
+//! is blocking work: callers run it on a blocking thread, a few at a time. A photo's EXIF
+//! orientation is applied, and the size reported is the one people see.
+
+use std::{io::Cursor, path::Path};
+
+use confab_shared::ImageSize;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, metadata::Orientation};
+
+/// Largest image decoded (width × height), 50 megapixels.
+pub const MAX_PIXELS: u64 = 50_000_000;
+/// Most memory the decoder may allocate.
+pub const MAX_ALLOC: u64 = 256 * 1024 * 1024;
+/// A preview fits in a square this many pixels wide.
+pub const THUMB_SIDE: u32 = 400;
+
+/// A decoded image's size and its preview, encoded.
+#[derive(Debug)]
+pub struct Preview {
+    pub size: ImageSize,
+    pub thumb: Vec<u8>,
+}
+
+/// The preview of the file at `path`, whose sniffed type is `mime`; `None` when it is
+/// not one of the four image types, claims too many pixels, or does not decode within
+/// the limits.
+pub fn make(path: &Path, mime: &str) -> Option<Preview> {
+    let format = match mime {
+        "image/png" => ImageFormat::Png,
+        "image/jpeg" => ImageFormat::Jpeg,
+        "image/gif" => ImageFormat::Gif,
+        "image/webp" => ImageFormat::WebP,
+        _ => return None,
+    };
+    let mut reader = ImageReader::open(path).ok()?;
+    reader.set_format(format);
+    reader.limits(limits());
+    // Reads the header only.
+    let mut decoder = reader.into_decoder().ok()?;
+    let (width, height) = decoder.dimensions();
+    if u64::from(width) * u64::from(height) > MAX_PIXELS || width == 0 || height == 0 {
+        tracing::debug!(width, height, "image too large to preview: kept as a file");
+        return None;
+    }
+    // The decoded buffer itself, which the decoder's own limit does not count.
+    if decoder.total_bytes() > MAX_ALLOC {
+        return None;
+    }
+    // A photo's camera orientation (EXIF), so the preview stands the way it was taken.
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let mut image = match DynamicImage::from_decoder(decoder) {
+        Ok(image) => image,
+        Err(e) => {
+            tracing::debug!("image does not decode ({e}): kept as a file");
+            return None;
+        }
+    };
+    image.apply_orientation(orientation);
+    let (width, height) = (image.width(), image.height());
+    let thumb = encode(&image.thumbnail(THUMB_SIDE, THUMB_SIDE))?;
+    Some(Preview {
+        size: ImageSize { width, height },
+        thumb,
+    })
+}
+
+fn limits() -> Limits {
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(MAX_ALLOC);
+    limits
+}
+
+/// A preview as PNG: lossless, transparent where the image is, and one type to serve.
+fn encode(thumb: &DynamicImage) -> Option<Vec<u8>> {
+    let mut out = Cursor::new(Vec::new());
+    // PNG takes 8-bit RGB(A); 16-bit and float images are brought down first.
+    let thumb = if thumb.color().has_alpha() {
+        DynamicImage::ImageRgba8(thumb.to_rgba8())
+    } else {
+        DynamicImage::ImageRgb8(thumb.to_rgb8())
+    };
+    thumb.write_to(&mut out, ImageFormat::Png).ok()?;
+    Some(out.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(width: u32, height: u32) -> Vec<u8> {
+        let image = image::RgbImage::from_fn(width, height, |x, y| {
+            image::Rgb([(x % 256) as u8, (y % 256) as u8, 7])
+        });
+        let mut out = Cursor::new(Vec::new());
+        image.write_to(&mut out, ImageFormat::Png).expect("encode");
+        out.into_inner()
+    }
+
+    #[test]
+    fn a_preview_fits_the_square_and_keeps_the_shape() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("wide.png");
+        std::fs::write(&path, png(1000, 250)).expect("write");
+        let preview = make(&path, "image/png").expect("a preview");
+        assert_eq!(
+            preview.size,
+            ImageSize {
+                width: 1000,
+                height: 250
+            }
+        );
+        let thumb = image::load_from_memory(&preview.thumb).expect("thumb decodes");
+        assert_eq!((thumb.width(), thumb.height()), (400, 100));
+    }
+
+    #[test]
+    fn a_bomb_is_not_decoded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bomb.png");
+        std::fs::write(&path, bomb_png(60_000, 60_000)).expect("write");
+        assert!(make(&path, "image/png").is_none());
+    }
+
+    #[test]
+    fn garbage_and_other_types_have_no_preview() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("x");
+        let mut broken = png(10, 10);
+        broken.truncate(40);
+        std::fs::write(&path, &broken).expect("write");
+        assert!(make(&path, "image/png").is_none());
+        std::fs::write(&path, png(10, 10)).expect("write");
+        assert!(make(&path, "image/svg+xml").is_none());
+        assert!(make(&path, "text/html").is_none());
+        // The type is the sniffed one: PNG bytes are not decoded as JPEG.
+        assert!(make(&path, "image/jpeg").is_none());
+    }
+
+    /// A PNG whose header claims `width` × `height` and whose data is a few bytes.
+    pub(crate) fn bomb_png(width: u32, height: u32) -> Vec<u8> {
+        fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+            out.extend_from_slice(&u32::try_from(data.len()).expect("len").to_be_bytes());
+            let start = out.len();
+            out.extend_from_slice(kind);
+            out.extend_from_slice(data);
+            let crc = crc32(&out[start..]);
+            out.extend_from_slice(&crc.to_be_bytes());
+        }
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&width.to_be_bytes());
+        ihdr.extend_from_slice(&height.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+        chunk(&mut out, b"IHDR", &ihdr);
+        // A zlib stream of nothing much.
+        chunk(
+            &mut out,
+            b"IDAT",
+            &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+        );
+        chunk(&mut out, b"IEND", &[]);
+        out
+    }
+
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+}
