@@ -182,13 +182,14 @@ fn migrations() -> Migrations<'static> {
         // column computed from `ts`, stored nowhere), so that `in:`, `from:` and dates
         // narrow a search inside the index instead of row by row. External content: the
         // index holds no second copy of the text, it reads `messages` when it needs the
-        // text (highlighting). Triggers keep it in step inside the transaction that
-        // changes a message, so an edit is found by its new text only and a deletion
-        // (which empties the body) by nothing, from the commit on. `secure-delete` makes
-        // FTS5 remove a deleted row's tokens from the index itself, as `secure_delete`
-        // overwrites the freed text in the table. `columnsize=0`: results are ordered by
-        // id, never ranked, so per-row token counts would be dead weight. The rebuild
-        // indexes the messages stored before.
+        // text (highlighting). The writer keeps it in step in the transaction that
+        // changes a message (`sqlite::search::index`, `unindex`: not triggers, which cost
+        // five times as much per message), so an edit is found by its new text only and
+        // a deletion (which empties the body) by nothing, from the commit on.
+        // `secure-delete` makes FTS5 remove a deleted row's tokens from the index itself,
+        // as `secure_delete` overwrites the freed text in the table. `columnsize=0`:
+        // results are ordered by id, never ranked, so per-row token counts would be dead
+        // weight. The rebuild indexes the messages stored before.
         M::up(
             "ALTER TABLE messages ADD COLUMN day TEXT GENERATED ALWAYS AS
                  (strftime('y%Y m%Y%m d%Y%m%d', ts / 1000, 'unixepoch')) VIRTUAL;
@@ -199,20 +200,6 @@ fn migrations() -> Migrations<'static> {
                  columnsize = 0
              );
              INSERT INTO messages_fts (messages_fts, rank) VALUES ('secure-delete', 1);
-             CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
-                 INSERT INTO messages_fts (rowid, body, room, sender, day)
-                     VALUES (new.id, new.body, new.room, new.sender, new.day);
-             END;
-             CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
-                 INSERT INTO messages_fts (messages_fts, rowid, body, room, sender, day)
-                     VALUES ('delete', old.id, old.body, old.room, old.sender, old.day);
-             END;
-             CREATE TRIGGER messages_fts_update AFTER UPDATE OF body ON messages BEGIN
-                 INSERT INTO messages_fts (messages_fts, rowid, body, room, sender, day)
-                     VALUES ('delete', old.id, old.body, old.room, old.sender, old.day);
-                 INSERT INTO messages_fts (rowid, body, room, sender, day)
-                     VALUES (new.id, new.body, new.room, new.sender, new.day);
-             END;
              INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');",
         ),
     ])
@@ -313,6 +300,7 @@ impl SqliteStore {
                         return Ok(Written::Changed(changes::apply(conn, &mut self.last_seq, c)?));
                     }
                     Write::DeleteRoom { room } => {
+                        search::unindex_room(conn, room)?;
                         for table in [
                             "DELETE FROM file_uploads WHERE room = ?1",
                             "DELETE FROM messages WHERE room = ?1",
@@ -478,6 +466,7 @@ fn append(
         m.reply_to.map(as_sql),
     ])?;
     if inserted == 1 {
+        search::index(conn, conn.last_insert_rowid())?;
         claim_seq(cache, &m.room, seq);
         insert_mentions(conn, &m.room, seq, &m.mentions)?;
         let mut stored = ChatMessage {

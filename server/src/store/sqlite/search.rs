@@ -52,6 +52,48 @@ const SEARCH: &str = concat!(
      LIMIT ?9"
 );
 
+/// Adds message `id` to the search index, as it is stored. Every row of `messages` is in
+/// the index exactly as stored (the external-content rule: what is taken out must be what
+/// was put in), so the index is read from the row itself, `day` included.
+pub(super) fn index(conn: &Connection, id: i64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO messages_fts (rowid, body, room, sender, day)
+         SELECT id, body, room, sender, day FROM messages WHERE id = ?1",
+    )?
+    .execute([id])?;
+    Ok(())
+}
+
+/// Adds message `seq` of `room` back to the index after it changed.
+pub(super) fn reindex(conn: &Connection, room: &str, seq: i64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO messages_fts (rowid, body, room, sender, day)
+         SELECT id, body, room, sender, day FROM messages WHERE room = ?1 AND seq = ?2",
+    )?
+    .execute(params![room, seq])?;
+    Ok(())
+}
+
+/// Takes message `seq` of `room` out of the index, before it changes.
+pub(super) fn unindex(conn: &Connection, room: &str, seq: i64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO messages_fts (messages_fts, rowid, body, room, sender, day)
+         SELECT 'delete', id, body, room, sender, day FROM messages WHERE room = ?1 AND seq = ?2",
+    )?
+    .execute(params![room, seq])?;
+    Ok(())
+}
+
+/// Takes every message of `room` out of the index, before the room is deleted.
+pub(super) fn unindex_room(conn: &Connection, room: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO messages_fts (messages_fts, rowid, body, room, sender, day)
+         SELECT 'delete', id, body, room, sender, day FROM messages WHERE room = ?1",
+    )?
+    .execute([room])?;
+    Ok(())
+}
+
 /// The markers tried first: private-use characters, which text rarely holds.
 const OPEN: char = '\u{E000}';
 const CLOSE: char = '\u{E001}';
