@@ -4,10 +4,10 @@
 //!
 //! Filling a store through the socket would take hours, so the bench fills it directly:
 //! it starts the server once on a fresh data directory (the server's own migrations make
-//! the schema and the index), stops it, inserts the messages into `messages` in one
-//! transaction with SQLite's page cache raised, indexes them with FTS5's `rebuild` (as the
-//! migration does for messages stored before the index existed), and starts the server
-//! again on that store.
+//! the schema and the index), stops it, inserts the messages into `messages` in
+//! transactions of `--fill-batch` with SQLite's page cache raised, indexing each with the
+//! statement the server's writer uses (so the index is made of segments merged as a
+//! server's would be), and starts the server again on that store.
 //! The text is generated: a vocabulary of common English words followed by made-up
 //! words, drawn with a Zipf distribution (the word of rank r with weight 1/r), 3 to 25
 //! words a message, so there are words in most messages and words in a handful.
@@ -42,6 +42,10 @@ pub struct SearchArgs {
     /// million messages are in a handful of them.
     #[arg(long, default_value_t = 200_000)]
     pub vocabulary: usize,
+    /// Messages per transaction while filling (the writer's group commits are of this
+    /// order under load).
+    #[arg(long, default_value_t = 100)]
+    pub fill_batch: u64,
     /// Senders, taking turns.
     #[arg(long, default_value_t = 50)]
     pub senders: u64,
@@ -163,49 +167,65 @@ fn fill(dir: &Path, args: &SearchArgs, words: &Words, rng: &mut Rng) -> anyhow::
     // 512 MiB of page cache: the index's b-trees stay in memory while it grows.
     db.pragma_update(None, "cache_size", -524_288)?;
     let began = Instant::now();
-    let tx = db.transaction()?;
-    tx.execute(
+    db.execute(
         "INSERT OR IGNORE INTO rooms (name, created_at, kind, title) VALUES ('ops', 0, 'public', 'ops')",
         [],
     )?;
-    {
-        let mut insert = tx.prepare(
-            "INSERT INTO messages (room, seq, sender, client_id, body, ts, sender_name)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?;
-        let (mut general, mut ops) = (0u64, 0u64);
-        for i in 0..args.messages {
-            let (room, seq) = if i % args.ops_every.max(1) == args.ops_every.max(1) - 1 {
-                ops += 1;
-                ("ops", ops)
-            } else {
-                general += 1;
-                ("general", general)
-            };
-            let sender = format!("user{}", i % args.senders.max(1));
-            let ts = FIRST_TS + i64::try_from(i).unwrap_or(i64::MAX) * EVERY_MS;
-            insert.execute(rusqlite::params![
-                room,
-                i64::try_from(seq)?,
-                sender,
-                format!("b{i}"),
-                words.sentence(rng),
-                ts,
-                sender,
-            ])?;
-            if i > 0 && i % 200_000 == 0 {
-                eprintln!("  {i} messages in {:.0} s", began.elapsed().as_secs_f64());
+    let batch = args.fill_batch.max(1);
+    let (mut general, mut ops) = (0u64, 0u64);
+    let mut i = 0;
+    while i < args.messages {
+        let tx = db.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO messages (room, seq, sender, client_id, body, ts, sender_name)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            // The statement the server's writer indexes a stored message with
+            // (`store::sqlite::search::index`), so the index grows as a server's would:
+            // a segment per transaction, merged as FTS5 merges them.
+            let mut index = tx.prepare_cached(
+                "INSERT INTO messages_fts (rowid, body, room, sender, day)
+                 VALUES (?1, ?2, ?3, ?4, strftime('y%Y m%Y%m d%Y%m%d', ?5 / 1000, 'unixepoch'))",
+            )?;
+            for _ in 0..batch {
+                if i >= args.messages {
+                    break;
+                }
+                let (room, seq) = if i % args.ops_every.max(1) == args.ops_every.max(1) - 1 {
+                    ops += 1;
+                    ("ops", ops)
+                } else {
+                    general += 1;
+                    ("general", general)
+                };
+                let sender = format!("user{}", i % args.senders.max(1));
+                let ts = FIRST_TS + i64::try_from(i).unwrap_or(i64::MAX) * EVERY_MS;
+                let body = words.sentence(rng);
+                insert.execute(rusqlite::params![
+                    room,
+                    i64::try_from(seq)?,
+                    sender,
+                    format!("b{i}"),
+                    body,
+                    ts,
+                    sender,
+                ])?;
+                index.execute(rusqlite::params![
+                    tx.last_insert_rowid(),
+                    body,
+                    room,
+                    sender,
+                    ts
+                ])?;
+                i += 1;
+                if i % 200_000 == 0 {
+                    eprintln!("  {i} messages in {:.0} s", began.elapsed().as_secs_f64());
+                }
             }
         }
+        tx.commit()?;
     }
-    // The search index of them all at once, as the migration that made the index did
-    // for the messages before it (FTS5's `rebuild`); a send indexes its message as it
-    // stores it instead.
-    tx.execute(
-        "INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')",
-        [],
-    )?;
-    tx.commit()?;
     let took = began.elapsed().as_secs_f64();
     db.pragma_update(None, "wal_checkpoint", "TRUNCATE")?;
     Ok(took)

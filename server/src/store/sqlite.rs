@@ -184,15 +184,16 @@ fn migrations() -> Migrations<'static> {
         // index holds no second copy of the text, it reads `messages` when it needs the
         // text (highlighting). The writer keeps it in step in the transaction that
         // changes a message (`sqlite::search::index`, `unindex`: not triggers, which cost
-        // five times as much per message), so an edit is found by its new text only and
+        // three times as much per message), so an edit is found by its new text only and
         // a deletion (which empties the body) by nothing, from the commit on.
         // `secure-delete` makes FTS5 remove a deleted row's tokens from the index itself,
         // as `secure_delete` overwrites the freed text in the table. `columnsize=0`:
         // results are ordered by id, never ranked, so per-row token counts would be dead
         // weight. The rebuild indexes the messages stored before.
-        M::up(
-            "ALTER TABLE messages ADD COLUMN day TEXT GENERATED ALWAYS AS
-                 (strftime('y%Y m%Y%m d%Y%m%d', ts / 1000, 'unixepoch')) VIRTUAL;
+        M::up(concat!(
+            "ALTER TABLE messages ADD COLUMN day TEXT GENERATED ALWAYS AS (",
+            search::day_of!("ts"),
+            ") VIRTUAL;
              CREATE VIRTUAL TABLE messages_fts USING fts5(
                  body, room, sender, day,
                  content = 'messages', content_rowid = 'id',
@@ -200,8 +201,8 @@ fn migrations() -> Migrations<'static> {
                  columnsize = 0
              );
              INSERT INTO messages_fts (messages_fts, rank) VALUES ('secure-delete', 1);
-             INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');",
-        ),
+             INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');"
+        )),
     ])
 }
 
@@ -466,7 +467,16 @@ fn append(
         m.reply_to.map(as_sql),
     ])?;
     if inserted == 1 {
-        search::index(conn, conn.last_insert_rowid())?;
+        search::index(
+            conn,
+            &search::Indexed {
+                id: conn.last_insert_rowid(),
+                body: &m.body,
+                room: &m.room,
+                sender: &m.from,
+                ts: m.ts,
+            },
+        )?;
         claim_seq(cache, &m.room, seq);
         insert_mentions(conn, &m.room, seq, &m.mentions)?;
         let mut stored = ChatMessage {
