@@ -76,9 +76,10 @@ pub(super) struct Indexed<'a> {
     pub ts: i64,
 }
 
-// The values are given, not read back with `INSERT … SELECT`: that form cost twice as
-// much per message (SQLite then opens a statement savepoint, at which FTS5 writes out
-// what it holds in memory).
+// The values are given, not read back with `INSERT … SELECT` (nor written by triggers):
+// that form cost about three times as much per message (docs/PERFORMANCE.md, "Search"),
+// most likely as SQLite then opens a statement savepoint, at which FTS5 writes out what it
+// holds in memory.
 
 /// Adds a message to the search index, in the transaction that stores it.
 pub(super) fn index(conn: &Connection, m: &Indexed<'_>) -> Result<(), StoreError> {
