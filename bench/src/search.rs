@@ -353,7 +353,7 @@ pub async fn run(mut args: SearchArgs, placement: Option<Placement>) -> anyhow::
     let dir =
         tempfile::TempDir::with_prefix("confab-bench-search-").context("cannot make a data dir")?;
     let launch = args.common.launch(placement);
-    // The server makes the store (its migrations: schema, index, triggers) and stops.
+    // The server makes the store (its migrations: the schema and the index) and stops.
     // A hello first: the server is then up entirely, its signal handler too.
     let first = ServerProcess::start_in(&launch, dir.path()).await?;
     let mut ws = client::connect(&first.ws_url()).await?;

@@ -129,7 +129,13 @@ const MAX_NAMED: usize = 16;
 /// when they are few. Every piece of user text in it is a double-quoted string.
 fn match_expression(request: &SearchRequest) -> String {
     fn any_of(column: &str, values: &[String]) -> Option<String> {
-        (values.len() <= MAX_NAMED && !values.is_empty()).then(|| {
+        // A value without a letter or digit (a room called `-`, a user `__`) is no token
+        // to the index, and a phrase of none matches nothing: then the SQL condition
+        // alone narrows. ASCII ones are tokens to every tokenizer setting.
+        let tokens = values
+            .iter()
+            .all(|v| v.chars().any(|c| c.is_ascii_alphanumeric()));
+        (tokens && values.len() <= MAX_NAMED && !values.is_empty()).then(|| {
             let quoted: Vec<String> = values
                 .iter()
                 .map(|v| format!("\"{}\"", v.replace('"', "\"\"")))

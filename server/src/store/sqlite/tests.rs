@@ -910,6 +910,23 @@ mod search {
             .search(&request("needle", &["rust-help"]))
             .expect("search");
         assert_eq!(found(&page), ["needle dash"]);
+        // Names that are no token to the index at all.
+        s.apply(&[Write::CreateRoom {
+            room: "-".into(),
+            ts: 1,
+            kind: RoomKind::Public,
+            title: "-".into(),
+            owner: None,
+        }])
+        .expect("room");
+        s.apply(&[append("-", "__", "h3", "needle nowhere")])
+            .expect("append");
+        let page = s.search(&request("needle", &["-"])).expect("search");
+        assert_eq!(found(&page), ["needle nowhere"]);
+        let page = s
+            .search(&request("needle from:__", &["-", "general"]))
+            .expect("search");
+        assert_eq!(found(&page), ["needle nowhere"]);
         let page = s
             .search(&request("general from:checker", &["general"]))
             .expect("search");
