@@ -167,6 +167,38 @@ pub async fn expect<T>(
         .with_context(|| format!("timed out waiting for {what}"))?
 }
 
+/// Like [`expect`], but an `error` frame is an answer too (`Err` with its text): for
+/// requests whose refusal the scenario counts rather than fails on.
+pub async fn expect_or_error<T>(
+    ws: &mut Ws,
+    what: &str,
+    mut pick: impl FnMut(ServerMsg) -> Option<T>,
+) -> anyhow::Result<Result<T, String>> {
+    let wait = async {
+        loop {
+            let frame = ws
+                .next()
+                .await
+                .with_context(|| format!("connection closed while waiting for {what}"))?
+                .with_context(|| format!("connection failed while waiting for {what}"))?;
+            let Message::Text(text) = frame else {
+                continue;
+            };
+            let msg: ServerMsg = serde_json::from_str(text.as_str())
+                .with_context(|| format!("the server sent something unreadable: {text}"))?;
+            if let ServerMsg::Error { .. } = msg {
+                return Ok(Err(text.as_str().to_owned()));
+            }
+            if let Some(found) = pick(msg) {
+                return Ok(Ok(found));
+            }
+        }
+    };
+    timeout(STEP_TIMEOUT, wait)
+        .await
+        .with_context(|| format!("timed out waiting for {what}"))?
+}
+
 /// Connects as `name`, creates `room` and joins it: a sender ready to post there.
 pub async fn member_of_own_room(url: &str, name: &str, room: &str) -> anyhow::Result<Ws> {
     let mut ws = connect(url).await?;

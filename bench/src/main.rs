@@ -20,6 +20,7 @@ mod rawws;
 mod report;
 mod resumestorm;
 mod roomstorm;
+mod search;
 mod server;
 mod storm;
 mod suite;
@@ -63,6 +64,9 @@ enum Scenario {
     /// Resume storm: thousands of clients resume a room at once (`join` with `after`)
     /// while a few others chat; the chatters' round trip before and during the wave.
     Resumestorm(resumestorm::ResumeStormArgs),
+    /// Search over a room of a million messages: query latency by kind of query (common
+    /// and rare words, a prefix, a phrase, filters) and the index's size on disk.
+    Search(search::SearchArgs),
     /// Every scenario against Confab, and fan-out and idle against the Node `ws` peer,
     /// in one run: the side-by-side table of docs/PERFORMANCE.md.
     Suite(suite::SuiteArgs),
@@ -133,6 +137,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Scenario::Storm(args) => (args.common.clone(), !args.smoke),
         Scenario::Roomstorm(args) => (args.common.clone(), !args.smoke),
         Scenario::Resumestorm(args) => (args.common.clone(), !args.smoke),
+        Scenario::Search(args) => (args.common.clone(), !args.smoke),
         Scenario::Suite(args) => (args.common.clone(), !args.smoke),
     };
     // Thousands of sockets: lift this process's file limit to what the system allows.
@@ -164,6 +169,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Scenario::Storm(args) => storm::run(args, placement).await.map(|r| vec![r]),
             Scenario::Roomstorm(args) => roomstorm::run(args, placement).await.map(|r| vec![r]),
             Scenario::Resumestorm(args) => resumestorm::run(args, placement).await.map(|r| vec![r]),
+            Scenario::Search(args) => search::run(args, placement).await.map(|r| vec![r]),
             Scenario::Suite(args) => suite::run(args, placement).await,
         }
     })?;

@@ -1,6 +1,11 @@
 //! The server under test: a real `confab-server` process, started fresh for each run.
 
-use std::{net::SocketAddr, path::PathBuf, process::Stdio, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
 
 use anyhow::{Context, bail};
 use nix::{
@@ -60,14 +65,23 @@ pub struct ServerProcess {
     child: Child,
     pid: u32,
     pub addr: SocketAddr,
-    // Held so the directories outlive the server; deleted on drop.
-    _data_dir: TempDir,
+    // Held so the directories outlive the server; deleted on drop. `None` when the
+    // caller keeps the data directory ([`ServerProcess::start_in`]).
+    _data_dir: Option<TempDir>,
 }
 
 impl ServerProcess {
     /// Starts the server on a free loopback port and waits until it listens.
     pub async fn start(launch: &Launch) -> anyhow::Result<ServerProcess> {
         let data_dir = TempDir::with_prefix("confab-bench-").context("cannot make a data dir")?;
+        let mut server = Self::start_in(launch, data_dir.path()).await?;
+        server._data_dir = Some(data_dir);
+        Ok(server)
+    }
+
+    /// Like [`ServerProcess::start`], with the data directory (its `data` folder) in
+    /// `dir`, which the caller keeps: to stop a server and start another on its store.
+    pub async fn start_in(launch: &Launch, dir: &Path) -> anyhow::Result<ServerProcess> {
         let mut cmd = match launch.core {
             Some(core) => {
                 let mut cmd = Command::new("taskset");
@@ -78,7 +92,7 @@ impl ServerProcess {
             None => Command::new("env"),
         };
         match launch.peer {
-            Peer::Confab => confab_command(&mut cmd, launch, &data_dir)?,
+            Peer::Confab => confab_command(&mut cmd, launch, dir)?,
             Peer::NodeWs => node_command(&mut cmd, launch)?,
         }
         cmd.env("RUST_LOG", "warn")
@@ -114,7 +128,7 @@ impl ServerProcess {
             child,
             pid,
             addr,
-            _data_dir: data_dir,
+            _data_dir: None,
         })
     }
 
@@ -157,7 +171,7 @@ impl ServerProcess {
 
 /// `confab-server` on a free port with a fresh data directory, every setting of the
 /// caller's environment removed, and the limits meant for people lifted.
-fn confab_command(cmd: &mut Command, launch: &Launch, data_dir: &TempDir) -> anyhow::Result<()> {
+fn confab_command(cmd: &mut Command, launch: &Launch, dir: &Path) -> anyhow::Result<()> {
     if !launch.bin.is_file() {
         bail!(
             "no server binary at {} (build it with `cargo build --release -p confab-server`, \
@@ -166,13 +180,13 @@ fn confab_command(cmd: &mut Command, launch: &Launch, data_dir: &TempDir) -> any
         );
     }
     // A folder that does not exist: the server then serves the socket only.
-    let static_dir = data_dir.path().join("no-static");
+    let static_dir = dir.join("no-static");
     // Port 0 and reading the address back avoids racing another process for a port.
     cmd.arg(&launch.bin)
         .arg("--listen")
         .arg("127.0.0.1:0")
         .arg("--data-dir")
-        .arg(data_dir.path().join("data"))
+        .arg(data_dir(dir))
         .arg("--static-dir")
         .arg(&static_dir)
         .arg("--durability")
@@ -210,6 +224,11 @@ fn confab_command(cmd: &mut Command, launch: &Launch, data_dir: &TempDir) -> any
     cmd.env("CONFAB_ALLOW_GUESTS", "true");
     cmd.args(&launch.extra_args);
     Ok(())
+}
+
+/// The server's `--data-dir` inside a bench's directory.
+pub fn data_dir(dir: &Path) -> PathBuf {
+    dir.join("data")
 }
 
 /// The Node `ws` peer on a free port. Its packages must be installed (`npm ci` in its

@@ -380,6 +380,10 @@ mod tests {
             code(r#"{"type":"rename_room","room":"ops","title":"Not Valid"}"#),
             ErrorCode::InvalidRoom
         );
+        assert_eq!(
+            code(r#"{"type":"search","query":" in:general "}"#),
+            ErrorCode::InvalidQuery
+        );
         let id = "f_abcdefghijklmnopqrstuv";
         for files in [
             format!(r#"["{id}","{id}"]"#),
@@ -395,10 +399,6 @@ mod tests {
                 "{files}"
             );
         }
-        assert_eq!(
-            code(r#"{"type":"search","query":" in:general "}"#),
-            ErrorCode::InvalidQuery
-        );
         assert!(matches!(
             parse(r#"{"type":"send","room":"ops","body":"","client_id":"c9"}"#).map_err(|e| *e),
             Err(ServerMsg::Error { room: Some(r), client_id: Some(c), .. }) if r == "ops" && c == "c9"

@@ -4,11 +4,11 @@
 mod common;
 
 use common::{
-    Client, fresh_client_id,
+    Client, fresh_client_id, http_request,
     process::{ServerProcess, free_addr},
     sign_up,
 };
-use confab_shared::{ClientMsg, ErrorCode, SearchHit, ServerMsg};
+use confab_shared::{Attachment, ClientMsg, ErrorCode, SearchHit, ServerMsg};
 
 /// The binary, with room for the tests' bursts of messages.
 async fn start(addr: std::net::SocketAddr, dir: &std::path::Path) -> ServerProcess {
@@ -151,7 +151,8 @@ async fn search_finds_only_what_each_person_may_see_as_it_is_now() {
     let dir = tempfile::tempdir().expect("tempdir");
     let addr = free_addr();
     let _server = start(addr, dir.path()).await;
-    let mut ada = Client::signed_in(addr, &sign_up(addr, "ada").await).await;
+    let ada_cookie = sign_up(addr, "ada").await;
+    let mut ada = Client::signed_in(addr, &ada_cookie).await;
     let mut bob = Client::signed_in(addr, &sign_up(addr, "bob").await).await;
     let mut cy = Client::signed_in(addr, &sign_up(addr, "cy").await).await;
     let mut guest = Client::named(addr, "Visitor").await;
@@ -220,6 +221,47 @@ async fn search_finds_only_what_each_person_may_see_as_it_is_now() {
         bodies(&mut ada, "secret in:plans from:ada").await,
         ["needle: the secret plan"]
     );
+
+    // A hit is the message as pages show it: with its files.
+    let upload = http_request(
+        addr,
+        "POST",
+        "/api/files?room=general&name=notes.txt",
+        &[("Cookie", &ada_cookie)],
+        Some("plain notes"),
+    )
+    .await;
+    assert_eq!(upload.status, 201, "{upload:?}");
+    let file: Attachment = upload.json();
+    acked(
+        &mut ada,
+        ClientMsg::Send {
+            room: "general".into(),
+            body: "the attached notes".into(),
+            client_id: fresh_client_id(),
+            reply_to: None,
+            files: vec![file.id.clone()],
+        },
+    )
+    .await;
+    let (hits, _) = search(&mut bob, "attached", None).await.expect("results");
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].message.files, std::slice::from_ref(&file));
+    ada.send_json(&ClientMsg::FetchAround {
+        room: "general".into(),
+        seq: hits[0].message.seq,
+    })
+    .await;
+    match ada
+        .recv_until(|m| matches!(m, ServerMsg::Around { .. }))
+        .await
+    {
+        ServerMsg::Around { messages, .. } => {
+            let shared = messages.iter().find(|m| !m.files.is_empty());
+            assert_eq!(shared.map(|m| m.files.clone()), Some(vec![file]));
+        }
+        other => unreachable!("{other:?}"),
+    }
 
     // Edits and deletions count from their ack on.
     acked(

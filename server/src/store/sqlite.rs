@@ -178,39 +178,31 @@ fn migrations() -> Migrations<'static> {
              CREATE INDEX file_usage_by_user ON file_usage (user, ts);",
         ),
         // Search (see `search`): an FTS5 index of message bodies, and of each message's
-        // room and sender, so that `in:` and `from:` narrow a search inside the index
-        // instead of row by row. External content: the index holds no second copy of the
-        // text, it reads `messages` when it needs the text (highlighting). Triggers keep
-        // it in step inside the transaction that changes a message, so an edit is found
-        // by its new text only and a deletion (which empties the body) by nothing, from
-        // the commit on. `secure-delete` makes FTS5 remove a deleted row's tokens from
-        // the index itself, as `secure_delete` overwrites the freed text in the table.
-        // `columnsize=0`: results are ordered by id, never ranked, so per-row token
-        // counts would be dead weight. The rebuild indexes the messages stored before.
-        M::up(
-            "CREATE VIRTUAL TABLE messages_fts USING fts5(
-                 body, room, sender,
+        // room, sender and day (`day`: its UTC year, month and day as three tokens, a
+        // column computed from `ts`, stored nowhere), so that `in:`, `from:` and dates
+        // narrow a search inside the index instead of row by row. External content: the
+        // index holds no second copy of the text, it reads `messages` when it needs the
+        // text (highlighting). The writer keeps it in step in the transaction that
+        // changes a message (`sqlite::search::index`, `unindex`: not triggers, which cost
+        // three times as much per message), so an edit is found by its new text only and
+        // a deletion (which empties the body) by nothing, from the commit on.
+        // `secure-delete` makes FTS5 remove a deleted row's tokens from the index itself,
+        // as `secure_delete` overwrites the freed text in the table. `columnsize=0`:
+        // results are ordered by id, never ranked, so per-row token counts would be dead
+        // weight. The rebuild indexes the messages stored before.
+        M::up(concat!(
+            "ALTER TABLE messages ADD COLUMN day TEXT GENERATED ALWAYS AS (",
+            search::day_of!("ts"),
+            ") VIRTUAL;
+             CREATE VIRTUAL TABLE messages_fts USING fts5(
+                 body, room, sender, day,
                  content = 'messages', content_rowid = 'id',
                  tokenize = 'unicode61 remove_diacritics 2',
                  columnsize = 0
              );
              INSERT INTO messages_fts (messages_fts, rank) VALUES ('secure-delete', 1);
-             CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
-                 INSERT INTO messages_fts (rowid, body, room, sender)
-                     VALUES (new.id, new.body, new.room, new.sender);
-             END;
-             CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
-                 INSERT INTO messages_fts (messages_fts, rowid, body, room, sender)
-                     VALUES ('delete', old.id, old.body, old.room, old.sender);
-             END;
-             CREATE TRIGGER messages_fts_update AFTER UPDATE OF body ON messages BEGIN
-                 INSERT INTO messages_fts (messages_fts, rowid, body, room, sender)
-                     VALUES ('delete', old.id, old.body, old.room, old.sender);
-                 INSERT INTO messages_fts (rowid, body, room, sender)
-                     VALUES (new.id, new.body, new.room, new.sender);
-             END;
-             INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');",
-        ),
+             INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');"
+        )),
     ])
 }
 
@@ -309,6 +301,7 @@ impl SqliteStore {
                         return Ok(Written::Changed(changes::apply(conn, &mut self.last_seq, c)?));
                     }
                     Write::DeleteRoom { room } => {
+                        search::unindex_room(conn, room)?;
                         for table in [
                             "DELETE FROM file_uploads WHERE room = ?1",
                             "DELETE FROM messages WHERE room = ?1",
@@ -474,6 +467,16 @@ fn append(
         m.reply_to.map(as_sql),
     ])?;
     if inserted == 1 {
+        search::index(
+            conn,
+            &search::Indexed {
+                id: conn.last_insert_rowid(),
+                body: &m.body,
+                room: &m.room,
+                sender: &m.from,
+                ts: m.ts,
+            },
+        )?;
         claim_seq(cache, &m.room, seq);
         insert_mentions(conn, &m.room, seq, &m.mentions)?;
         let mut stored = ChatMessage {

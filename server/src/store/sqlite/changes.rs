@@ -14,13 +14,15 @@ use std::collections::HashMap;
 use confab_shared::{Change, ChangeKind, limits};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{as_sql, claim_seq, insert_mentions, last_seq};
+use super::{as_sql, claim_seq, insert_mentions, last_seq, search};
 use crate::store::{ChangeRequest, Changed, NewChange, Refused, StoreError};
 
 /// The message a change is about, as stored.
 struct Target {
+    id: i64,
     sender: String,
     body: String,
+    ts: i64,
     deleted: bool,
     rev: u64,
 }
@@ -40,14 +42,16 @@ pub(super) fn apply(
     }
     let target: Option<Target> = conn
         .prepare_cached(
-            "SELECT sender, body, deleted, rev FROM messages WHERE room = ?1 AND seq = ?2",
+            "SELECT id, sender, body, ts, deleted, rev FROM messages WHERE room = ?1 AND seq = ?2",
         )?
         .query_row(params![c.room, as_sql(c.target)], |row| {
             Ok(Target {
-                sender: row.get(0)?,
-                body: row.get(1)?,
-                deleted: row.get(2)?,
-                rev: row.get(3)?,
+                id: row.get(0)?,
+                sender: row.get(1)?,
+                body: row.get(2)?,
+                ts: row.get(3)?,
+                deleted: row.get(4)?,
+                rev: row.get(5)?,
             })
         })
         .optional()?;
@@ -85,22 +89,49 @@ pub(super) fn apply(
     let (room, target_seq) = (c.room.as_str(), as_sql(c.target));
     match &c.what {
         ChangeRequest::Edit { body, mentions } => {
+            // Out of the search index as it was, back in as it is.
+            let indexed = search::Indexed {
+                id: target.id,
+                body: &target.body,
+                room,
+                sender: &target.sender,
+                ts: target.ts,
+            };
+            search::unindex(conn, &indexed)?;
             conn.prepare_cached(
                 "UPDATE messages SET body = ?3, edited_at = ?4, rev = ?5 WHERE room = ?1 AND seq = ?2",
             )?
             .execute(params![room, target_seq, body, c.ts, as_sql(seq)])?;
+            search::index(conn, &search::Indexed { body, ..indexed })?;
             conn.prepare_cached("DELETE FROM mentions WHERE room = ?1 AND seq = ?2")?
                 .execute(params![room, target_seq])?;
             insert_mentions(conn, room, c.target, mentions)?;
         }
         ChangeRequest::Delete { .. } => {
             // The text goes, not only out of sight (`secure_delete` zeroes what the
-            // update frees); so do the reactions and the mentions it made.
+            // update frees, FTS5's `secure-delete` its words in the search index); so do
+            // the reactions and the mentions it made. The tombstone stays indexed (room,
+            // sender and day, no words), as every row of `messages` is.
+            let indexed = search::Indexed {
+                id: target.id,
+                body: &target.body,
+                room,
+                sender: &target.sender,
+                ts: target.ts,
+            };
+            search::unindex(conn, &indexed)?;
             conn.prepare_cached(
                 "UPDATE messages SET body = '', deleted = 1, edited_at = NULL, rev = ?3
                  WHERE room = ?1 AND seq = ?2",
             )?
             .execute(params![room, target_seq, as_sql(seq)])?;
+            search::index(
+                conn,
+                &search::Indexed {
+                    body: "",
+                    ..indexed
+                },
+            )?;
             conn.prepare_cached("DELETE FROM reactions WHERE room = ?1 AND seq = ?2")?
                 .execute(params![room, target_seq])?;
             conn.prepare_cached("DELETE FROM mentions WHERE room = ?1 AND seq = ?2")?

@@ -5,12 +5,13 @@
 //! (`ORDER BY rowid DESC` is FTS5's own order, so nothing is sorted), and each match is
 //! checked against the room list and filters by its row in `messages` until a page is
 //! full. A common word then costs a page's worth of lookups, not every match. The index
-//! also holds each message's room and sender: a search of a few rooms (`in:`, or a
-//! person who sees few) or by a few people (`from:`) says so in the MATCH expression,
-//! so FTS5 intersects those lists itself and a common word in a small room does not
-//! walk the word's every match elsewhere. Those clauses only narrow (room ids and
-//! usernames tokenize to their alphanumeric runs, so `rust-help` and `rust_help` are
-//! alike to the index); the SQL conditions stay the exact rule.
+//! also holds each message's room, sender and day: a search of a few rooms (`in:`, or a
+//! person who sees few), by a few people (`from:`) or up to a date says so in the MATCH
+//! expression, so FTS5 intersects those lists itself and a common word in a small room
+//! or on one day long ago does not walk the word's every match elsewhere. Those clauses
+//! only narrow (room ids and usernames tokenize to their alphanumeric runs, so
+//! `rust-help` and `rust_help` are alike to the index; a date range is covered by whole
+//! days); the SQL conditions stay the exact rule.
 //!
 //! Where a body matched comes from FTS5's own `highlight()`, so it uses the index's
 //! tokenizer exactly. A body may hold any character, so the markers are characters the
@@ -30,7 +31,10 @@ use super::{
     as_sql,
     snapshots::{attach_reactions, message_columns, row_to_message},
 };
-use crate::store::{SearchPage, SearchRequest, StoreError};
+use crate::{
+    search::query::{civil_from_days, days_from_civil},
+    store::{SearchPage, SearchRequest, StoreError},
+};
 
 const SEARCH: &str = concat!(
     "SELECT ",
@@ -48,6 +52,68 @@ const SEARCH: &str = concat!(
      LIMIT ?9"
 );
 
+/// The day tokens of a message sent at `ts` (ms), as SQL: the `day` column's definition,
+/// and what the index is given for it, so that the two are one expression.
+macro_rules! day_of {
+    ($ts:literal) => {
+        concat!(
+            "strftime('y%Y m%Y%m d%Y%m%d', ",
+            $ts,
+            " / 1000, 'unixepoch')"
+        )
+    };
+}
+pub(super) use day_of;
+
+/// A message as the search index holds it: exactly as stored (the external-content rule:
+/// what is taken out must be what was put in, or the index is corrupt).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Indexed<'a> {
+    pub id: i64,
+    pub body: &'a str,
+    pub room: &'a str,
+    pub sender: &'a str,
+    pub ts: i64,
+}
+
+// The values are given, not read back with `INSERT … SELECT` (nor written by triggers):
+// that form cost about three times as much per message (docs/PERFORMANCE.md, "Search"),
+// most likely as SQLite then opens a statement savepoint, at which FTS5 writes out what it
+// holds in memory.
+
+/// Adds a message to the search index, in the transaction that stores it.
+pub(super) fn index(conn: &Connection, m: &Indexed<'_>) -> Result<(), StoreError> {
+    conn.prepare_cached(concat!(
+        "INSERT INTO messages_fts (rowid, body, room, sender, day) VALUES (?1, ?2, ?3, ?4, ",
+        day_of!("?5"),
+        ")"
+    ))?
+    .execute(params![m.id, m.body, m.room, m.sender, m.ts])?;
+    Ok(())
+}
+
+/// Takes a message out of the index as it is stored now, before it changes.
+pub(super) fn unindex(conn: &Connection, m: &Indexed<'_>) -> Result<(), StoreError> {
+    conn.prepare_cached(concat!(
+        "INSERT INTO messages_fts (messages_fts, rowid, body, room, sender, day)
+         VALUES ('delete', ?1, ?2, ?3, ?4, ",
+        day_of!("?5"),
+        ")"
+    ))?
+    .execute(params![m.id, m.body, m.room, m.sender, m.ts])?;
+    Ok(())
+}
+
+/// Takes every message of `room` out of the index, before the room is deleted.
+pub(super) fn unindex_room(conn: &Connection, room: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO messages_fts (messages_fts, rowid, body, room, sender, day)
+         SELECT 'delete', id, body, room, sender, day FROM messages WHERE room = ?1",
+    )?
+    .execute([room])?;
+    Ok(())
+}
+
 /// The markers tried first: private-use characters, which text rarely holds.
 const OPEN: char = '\u{E000}';
 const CLOSE: char = '\u{E001}';
@@ -63,7 +129,13 @@ const MAX_NAMED: usize = 16;
 /// when they are few. Every piece of user text in it is a double-quoted string.
 fn match_expression(request: &SearchRequest) -> String {
     fn any_of(column: &str, values: &[String]) -> Option<String> {
-        (values.len() <= MAX_NAMED && !values.is_empty()).then(|| {
+        // A value without a letter or digit (a room called `-`, a user `__`) is no token
+        // to the index, and a phrase of none matches nothing: then the SQL condition
+        // alone narrows. ASCII ones are tokens to every tokenizer setting.
+        let tokens = values
+            .iter()
+            .all(|v| v.chars().any(|c| c.is_ascii_alphanumeric()));
+        (tokens && values.len() <= MAX_NAMED && !values.is_empty()).then(|| {
             let quoted: Vec<String> = values
                 .iter()
                 .map(|v| format!("\"{}\"", v.replace('"', "\"\"")))
@@ -74,7 +146,59 @@ fn match_expression(request: &SearchRequest) -> String {
     let mut expression = format!("body : ({})", request.fts_match);
     expression.extend(any_of("room", &request.rooms));
     expression.extend(any_of("sender", &request.from));
+    if let Some(days) = days_searched(request) {
+        expression.push_str(&format!(" AND day : ({})", days.join(" OR ")));
+    }
     expression
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Most tokens of a date range in a MATCH expression (years, months and days: about 60
+/// years of messages and the odd months and days at the ends fit).
+const MAX_DAY_TOKENS: usize = 200;
+
+/// The day tokens (as the `day` column makes them) that cover the request's date range,
+/// when it has an end: a range open to today is best searched newest first without them,
+/// as the newest matches are in it.
+fn days_searched(request: &SearchRequest) -> Option<Vec<String>> {
+    let until = request.until_ms?;
+    let today = crate::hub::now_ms().div_euclid(DAY_MS);
+    let last = until.saturating_add(DAY_MS - 1).div_euclid(DAY_MS);
+    if last > today + 2 {
+        // No message is that new: the end narrows nothing.
+        return None;
+    }
+    let first = request.since_ms.map_or(0, |s| s.div_euclid(DAY_MS)).max(0);
+    let tokens = day_tokens(first, last);
+    (!tokens.is_empty() && tokens.len() <= MAX_DAY_TOKENS).then_some(tokens)
+}
+
+/// The fewest `yYYYY`, `mYYYYMM` and `dYYYYMMDD` tokens that cover the days `first..last`
+/// (counted from 1970-01-01), quoted; more than [`MAX_DAY_TOKENS`] stops early.
+fn day_tokens(first: i64, last: i64) -> Vec<String> {
+    let mut tokens = Vec::new();
+    let mut day = first;
+    while day < last && tokens.len() <= MAX_DAY_TOKENS {
+        let (y, m, d) = civil_from_days(day);
+        let next_year = days_from_civil(y + 1, 1, 1);
+        let next_month = if m == 12 {
+            next_year
+        } else {
+            days_from_civil(y, m + 1, 1)
+        };
+        if m == 1 && d == 1 && next_year <= last {
+            tokens.push(format!("\"y{y:04}\""));
+            day = next_year;
+        } else if d == 1 && next_month <= last {
+            tokens.push(format!("\"m{y:04}{m:02}\""));
+            day = next_month;
+        } else {
+            tokens.push(format!("\"d{y:04}{m:02}{d:02}\""));
+            day += 1;
+        }
+    }
+    tokens
 }
 
 /// Runs `request` (see the module documentation).
@@ -89,9 +213,12 @@ pub(super) fn search(conn: &Connection, request: &SearchRequest) -> Result<Searc
     let (mut hits, slow) = found?;
     let more = hits.len() > request.limit || (slow && !hits.is_empty());
     hits.truncate(request.limit);
+    // Each hit as a page shows it: its reactions and files.
     for hit in &mut hits {
         let room = hit.message.room.clone();
-        attach_reactions(conn, &room, std::slice::from_mut(&mut hit.message))?;
+        let one = std::slice::from_mut(&mut hit.message);
+        attach_reactions(conn, &room, one)?;
+        crate::store::files::attach(conn, &room, one)?;
     }
     Ok(SearchPage { hits, more, slow })
 }
@@ -198,7 +325,29 @@ pub(super) fn marks(highlighted: &str, body: &str, open: char, close: char) -> V
 
 #[cfg(test)]
 mod tests {
-    use super::marks;
+    use super::{day_tokens, days_from_civil, marks};
+
+    #[test]
+    fn a_date_range_is_whole_years_months_and_days() {
+        let day = |y, m, d| days_from_civil(y, m, d);
+        assert_eq!(
+            day_tokens(day(2024, 12, 30), day(2026, 2, 3)),
+            [
+                "\"d20241230\"",
+                "\"d20241231\"",
+                "\"y2025\"",
+                "\"m202601\"",
+                "\"d20260201\"",
+                "\"d20260202\""
+            ]
+        );
+        assert_eq!(
+            day_tokens(day(2026, 3, 1), day(2026, 3, 2)),
+            ["\"d20260301\""]
+        );
+        assert!(day_tokens(5, 5).is_empty());
+        assert_eq!(day_tokens(0, day(2026, 12, 1)).len(), 56 + 11);
+    }
 
     #[test]
     fn marks_are_byte_ranges_of_the_body() {

@@ -285,10 +285,11 @@ pub(super) fn around(
     let mut more_newer = newer.len() > side;
     older.truncate(side);
     newer.truncate(side);
-    // Reactions first: they count towards a page's bytes.
-    attach_reactions(conn, room, &mut older)?;
-    attach_reactions(conn, room, &mut newer)?;
-    attach_reactions(conn, room, at.as_mut_slice())?;
+    // Reactions and files first: they count towards a page's bytes.
+    for part in [&mut older[..], &mut newer[..], at.as_mut_slice()] {
+        attach_reactions(conn, room, part)?;
+        crate::store::files::attach(conn, room, part)?;
+    }
     let mut bytes = at.as_ref().map_or(0, encoded_len);
     let (mut keep_older, mut keep_newer) = (0, 0);
     while bytes < limits::MAX_PAGE_BYTES && (keep_older < older.len() || keep_newer < newer.len()) {
