@@ -152,3 +152,57 @@ ensure_client_tools() {
 	ensure_wasm_bindgen
 	ensure_wasm_opt
 }
+
+# apt_install PKG...: Debian packages, for tools not installed yet (never upgrades).
+apt_install() {
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get update
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
+}
+
+# The directory of PostgreSQL's server binaries (initdb, postgres): PATH first, then
+# Debian's versioned directories (the newest), which Debian keeps off PATH. The Rust test
+# harness (server/tests/common/services.rs) looks in the same places.
+postgres_bin_dir() {
+	local initdb dir
+	if initdb="$(command -v initdb 2>/dev/null)"; then
+		dirname "$(readlink -f "$initdb")"
+		return 0
+	fi
+	for dir in $(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V -r); do
+		if [ -x "$dir/initdb" ] && [ -x "$dir/postgres" ]; then
+			printf '%s\n' "$dir"
+			return 0
+		fi
+	done
+}
+
+# PostgreSQL for the cluster tests: they start their own throwaway servers (initdb in a
+# temporary directory, their own port), so only the binaries are needed, never a running
+# service. As root, initdb refuses to run and the tests run it as the `postgres` user,
+# which Debian's package creates.
+ensure_postgres() {
+	local dir
+	dir="$(postgres_bin_dir)"
+	if [ -z "$dir" ]; then
+		say "postgresql: installing Debian's package"
+		apt_install postgresql
+		dir="$(postgres_bin_dir)"
+		[ -n "$dir" ] || die "no initdb on PATH nor in /usr/lib/postgresql/*/bin after apt-get install postgresql"
+	fi
+	if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
+		die "running as root, the tests need a 'postgres' user to run initdb as (Debian's postgresql package creates it)"
+	fi
+	say "postgresql $("$dir/postgres" --version | awk '{ print $3 }') ($dir): ok"
+}
+
+# Redis for the cluster tests, which start their own servers on their own ports: only the
+# binary is needed (a machine without systemd starts nothing when it is installed).
+ensure_redis() {
+	if ! command -v redis-server >/dev/null 2>&1; then
+		say "redis-server: installing Debian's package"
+		apt_install redis-server
+		command -v redis-server >/dev/null 2>&1 || die "redis-server is still missing after apt-get install redis-server"
+	fi
+	# `redis-server --version` says "Redis server v=7.0.15 sha=... build=...".
+	say "redis-server $(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p'): ok"
+}

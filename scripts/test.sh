@@ -69,6 +69,8 @@ ensure_all_tools() {
 	ensure_chromium
 	ensure_e2e_deps
 	ensure_bench_peer_deps
+	ensure_postgres
+	ensure_redis
 }
 
 playwright() {
