@@ -125,22 +125,56 @@ fn wait_gone(pid: u32, deadline: Duration) -> bool {
     true
 }
 
+/// The first `name` on PATH.
+fn on_path(name: &str) -> Option<PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+}
+
+/// How the harness runs PostgreSQL's binaries when it is root, which initdb refuses: as
+/// `user`, through util-linux's runuser (no shell, so no quoting of paths).
+struct RunAs {
+    runuser: PathBuf,
+    user: &'static str,
+    uid: u32,
+    gid: u32,
+}
+
+impl RunAs {
+    fn postgres() -> Result<Self> {
+        let user = "postgres";
+        // util-linux installs it in /usr/sbin, which a minimal PATH may lack.
+        let runuser = on_path("runuser")
+            .or_else(|| {
+                ["/usr/sbin/runuser", "/sbin/runuser"]
+                    .into_iter()
+                    .map(PathBuf::from)
+                    .find(|path| path.is_file())
+            })
+            .context("no runuser (util-linux) to run PostgreSQL as the postgres user")?;
+        let (uid, gid) = user_ids(user)?;
+        Ok(RunAs {
+            runuser,
+            user,
+            uid,
+            gid,
+        })
+    }
+}
+
 /// The directory of PostgreSQL's server binaries: where `initdb` on PATH really lives (on
 /// this machine image /usr/local/bin/initdb links to Debian's directory), else the newest
 /// of Debian's /usr/lib/postgresql/VERSION/bin, which Debian keeps off PATH.
 /// scripts/lib.sh (`postgres_bin_dir`) looks in the same places.
 fn postgres_bin_dir() -> Result<PathBuf> {
     let has_all = |dir: &Path| ["initdb", "postgres"].iter().all(|b| dir.join(b).is_file());
-    let on_path = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|dir| dir.join("initdb"))
-        .find(|initdb| initdb.is_file())
+    let from_path = on_path("initdb")
         .and_then(|initdb| fs::canonicalize(initdb).ok())
         .and_then(|initdb| initdb.parent().map(Path::to_owned))
         .filter(|dir| has_all(dir));
-    if let Some(dir) = on_path {
+    if let Some(dir) = from_path {
         return Ok(dir);
     }
     let mut debian: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
@@ -175,9 +209,9 @@ fn postgres_bin_dir() -> Result<PathBuf> {
 pub struct Postgres {
     dir: TempDir,
     bin: PathBuf,
-    /// `Some("postgres")` when running as root: initdb refuses root, so every PostgreSQL
-    /// command runs as that user (through runuser), on a directory it owns.
-    run_as: Option<&'static str>,
+    /// Set when running as root: every PostgreSQL command then runs as `postgres`, on a
+    /// directory it owns.
+    run_as: Option<RunAs>,
     port: u16,
     /// `postgres` itself, or the runuser running it as root.
     server: Option<Child>,
@@ -193,15 +227,18 @@ impl Postgres {
     /// makes it move on to another one.
     pub fn start_preferring(port: Option<u16>) -> Result<Self> {
         let bin = postgres_bin_dir()?;
-        let run_as = running_as_root()?.then_some("postgres");
+        let run_as = if running_as_root()? {
+            Some(RunAs::postgres()?)
+        } else {
+            None
+        };
         let dir = tempfile::Builder::new()
             .prefix("confab-pg-")
             .tempdir()
             .context("create a temporary directory for PostgreSQL")?;
-        if let Some(user) = run_as {
-            let (uid, gid) = user_ids(user)?;
-            chown(dir.path(), Some(uid), Some(gid))
-                .with_context(|| format!("chown {} to {user}", dir.path().display()))?;
+        if let Some(run_as) = &run_as {
+            chown(dir.path(), Some(run_as.uid), Some(run_as.gid))
+                .with_context(|| format!("chown {} to {}", dir.path().display(), run_as.user))?;
         }
         let mut pg = Postgres {
             dir,
@@ -418,10 +455,10 @@ impl Postgres {
     /// One of the PostgreSQL binaries, as `postgres` when we are root.
     fn command(&self, binary: &str) -> Command {
         let path = self.bin.join(binary);
-        let mut command = match self.run_as {
-            Some(user) => {
-                let mut c = Command::new("runuser");
-                c.args(["-u", user, "--"]).arg(path);
+        let mut command = match &self.run_as {
+            Some(run_as) => {
+                let mut c = Command::new(&run_as.runuser);
+                c.args(["-u", run_as.user, "--"]).arg(path);
                 c
             }
             None => Command::new(path),
