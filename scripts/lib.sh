@@ -163,23 +163,24 @@ apt_install() {
 # Debian's versioned directories (the newest), which Debian keeps off PATH. The Rust test
 # harness (server/tests/common/services.rs) looks in the same places.
 postgres_bin_dir() {
-	local initdb dir
+	local initdb dir candidates=()
 	if initdb="$(command -v initdb 2>/dev/null)"; then
-		dirname "$(readlink -f "$initdb")"
-		return 0
+		candidates+=("$(dirname "$(readlink -f "$initdb")")")
 	fi
-	for dir in $(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V -r); do
+	mapfile -t -O "${#candidates[@]}" candidates < <(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V -r)
+	for dir in "${candidates[@]}"; do
 		if [ -x "$dir/initdb" ] && [ -x "$dir/postgres" ]; then
 			printf '%s\n' "$dir"
 			return 0
 		fi
 	done
+	return 0 # found nothing: prints nothing
 }
 
 # PostgreSQL for the cluster tests: they start their own throwaway servers (initdb in a
-# temporary directory, their own port), so only the binaries are needed, never a running
-# service. As root, initdb refuses to run and the tests run it as the `postgres` user,
-# which Debian's package creates.
+# temporary directory, their own port), so only the binaries are needed; a service the
+# package may have started is never used. As root, initdb refuses to run and the tests run
+# it as the `postgres` user, which Debian's package creates.
 ensure_postgres() {
 	local dir
 	dir="$(postgres_bin_dir)"
@@ -196,7 +197,7 @@ ensure_postgres() {
 }
 
 # Redis for the cluster tests, which start their own servers on their own ports: only the
-# binary is needed (a machine without systemd starts nothing when it is installed).
+# binary is needed; a service the package may have started is never used.
 ensure_redis() {
 	if ! command -v redis-server >/dev/null 2>&1; then
 		say "redis-server: installing Debian's package"
