@@ -10,7 +10,10 @@
 //! service or Docker.
 //!
 //! Everything is synchronous (std processes, blocking waits with deadlines) so a guard can
-//! stop its server in `Drop`, where nothing can be awaited.
+//! stop its server in `Drop`, where nothing can be awaited. An async test may call it
+//! directly (a start or restart blocks its thread for a fraction of a second); one whose
+//! other tasks must keep running meanwhile, on a current-thread runtime, calls it through
+//! `spawn_blocking`.
 
 use std::{
     fs,
