@@ -219,44 +219,8 @@ fn png(width: u32, height: u32) -> Vec<u8> {
     out.into_inner()
 }
 
-/// A PNG of a few bytes whose header claims `width` × `height` (a decompression bomb).
-fn bomb_png(width: u32, height: u32) -> Vec<u8> {
-    fn crc32(bytes: &[u8]) -> u32 {
-        let mut crc = !0u32;
-        for &b in bytes {
-            crc ^= u32::from(b);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        !crc
-    }
-    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
-        out.extend_from_slice(&u32::try_from(data.len()).expect("len").to_be_bytes());
-        let start = out.len();
-        out.extend_from_slice(kind);
-        out.extend_from_slice(data);
-        let crc = crc32(&out[start..]);
-        out.extend_from_slice(&crc.to_be_bytes());
-    }
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&width.to_be_bytes());
-    ihdr.extend_from_slice(&height.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    chunk(&mut out, b"IHDR", &ihdr);
-    chunk(
-        &mut out,
-        b"IDAT",
-        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
-    );
-    chunk(&mut out, b"IEND", &[]);
-    out
-}
+/// A PNG of 65 bytes whose header claims 60,000 × 60,000 pixels (a decompression bomb).
+const BOMB: &[u8] = include_bytes!("fixtures/bomb-60000x60000.png");
 
 fn send_files(room: &str, body: &str, client_id: &str, files: Vec<String>) -> ClientMsg {
     ClientMsg::Send {
@@ -495,7 +459,7 @@ async fn a_png_is_served_inline_with_a_thumbnail() {
 async fn a_decompression_bomb_is_kept_as_a_plain_attachment() {
     let s = Setup::start(&[]).await;
     let ada = sign_up(s.addr, "ada").await;
-    let bomb = bomb_png(60_000, 60_000);
+    let bomb = BOMB.to_vec();
     assert!(bomb.len() < 100);
     let file = uploaded(s.addr, &ada, "general", "bomb.png", &bomb).await;
     assert_eq!(file.mime, "image/png");
