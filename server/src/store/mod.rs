@@ -9,11 +9,13 @@ pub mod accounts;
 pub mod checkpoint;
 pub mod files;
 pub mod invites;
+pub mod postgres;
 pub mod sqlite;
 pub mod writer;
 
 use confab_shared::{Change, ChatMessage, RoomKind};
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// A message accepted by the hub, not yet stored.
@@ -304,6 +306,18 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("schema migration failed: {0}")]
     Migration(#[from] rusqlite_migration::Error),
+    #[error("PostgreSQL error: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    /// A write names a room the store does not have (SQLite reports the same as a
+    /// foreign key error).
+    #[error("no room {0}")]
+    NoSuchRoom(String),
+    /// The database was migrated by a newer version of the server.
+    #[error("the database schema is at step {found}, this server knows {known}: upgrade it")]
+    SchemaTooNew { found: usize, known: usize },
+    /// What this store cannot do yet.
+    #[error("not supported by this store: {0}")]
+    Unsupported(&'static str),
     #[error("cannot start a storage thread: {0}")]
     Thread(std::io::Error),
     #[error("cannot create data directory {path}: {source}")]

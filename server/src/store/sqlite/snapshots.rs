@@ -66,7 +66,7 @@ pub(super) fn row_to_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChatMe
 }
 
 /// What a reply shows of a message: its first line, cut to [`limits::QUOTE_CHARS`].
-pub(super) fn excerpt(body: &str) -> String {
+pub(in crate::store) fn excerpt(body: &str) -> String {
     let line = body.lines().next().unwrap_or("").trim_end();
     match line.char_indices().nth(limits::QUOTE_CHARS) {
         Some((cut, _)) => format!("{}…", &line[..cut]),
@@ -178,7 +178,7 @@ pub(super) fn attach_reactions(
     Ok(())
 }
 
-fn add_reaction(reactions: &mut Vec<Reaction>, emoji: String, user: String) {
+pub(in crate::store) fn add_reaction(reactions: &mut Vec<Reaction>, emoji: String, user: String) {
     match reactions.iter_mut().find(|r| r.emoji == emoji) {
         Some(r) => r.users.push(user),
         None => reactions.push(Reaction {
@@ -189,7 +189,7 @@ fn add_reaction(reactions: &mut Vec<Reaction>, emoji: String, user: String) {
 }
 
 /// The length of `message` as JSON, counted without building the string.
-pub(super) fn encoded_len(message: &ChatMessage) -> usize {
+pub(in crate::store) fn encoded_len(message: &ChatMessage) -> usize {
     struct Count(usize);
     impl std::io::Write for Count {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -209,7 +209,7 @@ pub(super) fn encoded_len(message: &ChatMessage) -> usize {
 /// How many of `messages`, taken in order, fit [`limits::MAX_PAGE_BYTES`]: the one that
 /// crosses it is the last (a page is never empty while messages are left). The callers
 /// already treat a short page as "more to come".
-fn within_bytes<'a>(messages: impl Iterator<Item = &'a ChatMessage>) -> usize {
+pub(in crate::store) fn within_bytes<'a>(messages: impl Iterator<Item = &'a ChatMessage>) -> usize {
     let mut bytes = 0;
     let mut taken = 0;
     for message in messages {
@@ -281,8 +281,8 @@ pub(super) fn around(
     } else {
         None
     };
-    let mut more_older = older.len() > side;
-    let mut more_newer = newer.len() > side;
+    let more_older = older.len() > side;
+    let more_newer = newer.len() > side;
     older.truncate(side);
     newer.truncate(side);
     // Reactions and files first: they count towards a page's bytes.
@@ -290,6 +290,20 @@ pub(super) fn around(
         attach_reactions(conn, room, part)?;
         crate::store::files::attach(conn, room, part)?;
     }
+    Ok(fit_around(older, at, newer, more_older, more_newer))
+}
+
+/// What of the messages around one (`older` newest first, `newer` oldest first, each
+/// already cut to a side, reactions and files attached) a page keeps: the one at the
+/// middle, then outwards one a side at a time while [`limits::MAX_PAGE_BYTES`] lasts.
+/// Every store's `around` ends here, so their pages are cut alike.
+pub(in crate::store) fn fit_around(
+    mut older: Vec<ChatMessage>,
+    at: Option<ChatMessage>,
+    mut newer: Vec<ChatMessage>,
+    mut more_older: bool,
+    mut more_newer: bool,
+) -> Around {
     let mut bytes = at.as_ref().map_or(0, encoded_len);
     let (mut keep_older, mut keep_newer) = (0, 0);
     while bytes < limits::MAX_PAGE_BYTES && (keep_older < older.len() || keep_newer < newer.len()) {
@@ -313,11 +327,11 @@ pub(super) fn around(
     let mut messages = older;
     messages.extend(at);
     messages.extend(newer);
-    Ok(Around {
+    Around {
         messages,
         older: more_older,
         newer: more_newer,
-    })
+    }
 }
 
 /// A resume page: see the module documentation.
@@ -329,7 +343,7 @@ pub(super) fn after(
     limit: usize,
 ) -> Result<Page, StoreError> {
     let entries = log_after(conn, room, after, until, limit)?;
-    let mut through = match entries.last() {
+    let through = match entries.last() {
         Some((seq, _)) if entries.len() >= limit => *seq,
         _ => until,
     };
@@ -366,10 +380,22 @@ pub(super) fn after(
     }
     attach_reactions(conn, room, &mut messages)?;
     crate::store::files::attach(conn, room, &mut messages)?;
+    Ok(fit_after(messages, &targets, &first_touch, through))
+}
+
+/// The part of a resume page that fits [`limits::MAX_PAGE_BYTES`]: `messages` in the
+/// order of `targets` (the seqs the log touched, each once), `first_touch` where the log
+/// first touched each (seq, index into `targets`). A cut page ends before the log entry
+/// that first touched the first message left out; the next page starts there. Every
+/// store's `after` ends here.
+pub(in crate::store) fn fit_after(
+    mut messages: Vec<ChatMessage>,
+    targets: &[u64],
+    first_touch: &[(u64, usize)],
+    mut through: u64,
+) -> Page {
     let fit = within_bytes(messages.iter());
     if fit < messages.len() {
-        // The page ends before the log entry that first touched the first message left
-        // out; the next page starts there.
         let left_out = messages[fit].seq;
         if let Some(at) = targets.iter().position(|t| *t == left_out)
             && let Some((seq, _)) = first_touch.iter().find(|(_, i)| *i == at)
@@ -378,7 +404,7 @@ pub(super) fn after(
         }
         messages.truncate(fit);
     }
-    Ok(Page { messages, through })
+    Page { messages, through }
 }
 
 /// The room's log entries after `after` up to `until`, at most `limit`, in order: each
