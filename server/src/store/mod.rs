@@ -2,8 +2,9 @@
 //!
 //! The hub talks to storage only through [`Store`] (reads it does itself) and the
 //! [`writer`] thread (every write, batched into group commits). Nothing outside this
-//! module knows SQL: a server database can replace [`sqlite::SqliteStore`] by
-//! implementing the trait.
+//! module knows SQL: [`sqlite::SqliteStore`] is the store a server runs on;
+//! [`postgres::PgStore`] implements the same trait on PostgreSQL for a cluster (issue
+//! 18), not selectable yet.
 
 pub mod accounts;
 pub mod checkpoint;
