@@ -141,6 +141,40 @@ fn a_repeated_client_id_answers_the_original(s: &mut dyn Store) {
     assert_eq!(last_seq(s, "general"), 2);
 }
 
+fn replies_quote_what_they_answer(s: &mut dyn Store) {
+    let reply = |client_id: &str, to: u64| {
+        let Write::Append(mut m) = append("general", "bob", client_id, "indeed") else {
+            unreachable!("append makes an Append")
+        };
+        m.reply_to = Some(to);
+        Write::Append(m)
+    };
+    let w = s
+        .apply(&[
+            append("general", "ada", "a1", "first line\nsecond line"),
+            reply("b1", 1),
+            reply("b2", 7),
+        ])
+        .expect("append");
+    let quote = stored(&w[1]).reply_to.clone().expect("a quote");
+    assert_eq!(
+        (quote.seq, quote.from.as_str(), quote.name.as_str()),
+        (1, "ada", "ADA")
+    );
+    assert_eq!(
+        (quote.excerpt.as_str(), quote.deleted),
+        ("first line", false)
+    );
+    assert_eq!(
+        w[2],
+        Written::Appended(Appended::Refused(Refused::UnknownMessage))
+    );
+    // Read back, a reply carries the same quote; a refused one took no seq.
+    let page = all(s, "general");
+    assert_eq!(seqs(&page), [1, 2]);
+    assert_eq!(page[1].reply_to, Some(quote));
+}
+
 fn a_failed_batch_stores_nothing_and_frees_its_seqs(s: &mut dyn Store) {
     s.apply(&[append("general", "ada", "1", "one")])
         .expect("append");
@@ -243,6 +277,13 @@ fn changes_are_decided_in_the_transaction(s: &mut dyn Store) {
                 "d1",
                 ChangeRequest::Delete { any: false },
             ),
+            change(
+                "nowhere",
+                1,
+                "ada",
+                "n1",
+                ChangeRequest::Delete { any: true },
+            ),
         ])
         .expect("changes");
     match changed(&w[0]) {
@@ -264,6 +305,11 @@ fn changes_are_decided_in_the_transaction(s: &mut dyn Store) {
     assert_eq!(changed(&w[5]), &Changed::Duplicate { seq: 3 });
     assert_eq!(changed(&w[6]), &Changed::Refused(Refused::UnknownMessage));
     assert_eq!(changed(&w[7]), &Changed::Refused(Refused::NotYours));
+    assert_eq!(
+        changed(&w[8]),
+        &Changed::Refused(Refused::UnknownMessage),
+        "a change in no room is refused, the batch stored"
+    );
     let w = s
         .apply(&[change(
             "general",
@@ -410,6 +456,7 @@ macro_rules! on_both_stores {
 on_both_stores!(
     seqs_are_per_room_and_gap_free,
     a_repeated_client_id_answers_the_original,
+    replies_quote_what_they_answer,
     a_failed_batch_stores_nothing_and_frees_its_seqs,
     history_pages,
     changes_are_decided_in_the_transaction,

@@ -32,8 +32,8 @@ use confab_shared::{ChatMessage, RoomKind, limits};
 use postgres::{Client, IsolationLevel, NoTls, Row, Statement, Transaction, types::ToSql};
 
 use super::{
-    Appended, Around, NewMessage, Page, Refused, SearchPage, SearchRequest, Store, StoreError,
-    StoredPerson, StoredRoom, Unread, Write, Written,
+    Appended, Around, Changed, NewMessage, Page, Refused, SearchPage, SearchRequest, Store,
+    StoreError, StoredPerson, StoredRoom, Unread, Write, Written,
 };
 
 mod changes;
@@ -162,17 +162,28 @@ impl PgStore {
 struct Locked(HashSet<String>);
 
 impl Locked {
-    /// Locks `room` if this batch has not yet: an error if there is no such room.
-    fn lock(&mut self, db: &mut Db<'_>, room: &str) -> Result<(), StoreError> {
+    /// Locks `room` if this batch has not yet; whether there is such a room.
+    fn try_lock(&mut self, db: &mut Db<'_>, room: &str) -> Result<bool, StoreError> {
         if self.0.contains(room) {
-            return Ok(());
+            return Ok(true);
         }
-        let found = db.query_opt("SELECT 1 FROM rooms WHERE name = $1 FOR UPDATE", &[&room])?;
-        if found.is_none() {
-            return Err(StoreError::NoSuchRoom(room.to_owned()));
+        let found = db
+            .query_opt("SELECT 1 FROM rooms WHERE name = $1 FOR UPDATE", &[&room])?
+            .is_some();
+        if found {
+            self.0.insert(room.to_owned());
         }
-        self.0.insert(room.to_owned());
-        Ok(())
+        Ok(found)
+    }
+
+    /// Locks `room` if this batch has not yet: an error if there is no such room (a
+    /// write SQLite's foreign keys refuse too).
+    fn lock(&mut self, db: &mut Db<'_>, room: &str) -> Result<(), StoreError> {
+        if self.try_lock(db, room)? {
+            Ok(())
+        } else {
+            Err(StoreError::NoSuchRoom(room.to_owned()))
+        }
     }
 
     /// Locks, in name order, the rooms that exist of those whose logs `writes` may
@@ -190,12 +201,7 @@ impl Locked {
         rooms.sort_unstable();
         rooms.dedup();
         for room in rooms {
-            if db
-                .query_opt("SELECT 1 FROM rooms WHERE name = $1 FOR UPDATE", &[&room])?
-                .is_some()
-            {
-                self.0.insert(room.to_owned());
-            }
+            self.try_lock(db, room)?;
         }
         Ok(())
     }
@@ -339,8 +345,13 @@ fn apply_all(db: &mut Db<'_>, writes: &[Write]) -> Result<Vec<Written>, StoreErr
                 continue;
             }
             Write::Change(c) => {
-                locked.lock(db, &c.room)?;
-                written.push(Written::Changed(changes::apply(db, c)?));
+                // A change in no room (deleted earlier in the batch, say) has no message
+                // to change: refused, as on SQLite, not failing everyone's batch.
+                written.push(Written::Changed(if locked.try_lock(db, &c.room)? {
+                    changes::apply(db, c)?
+                } else {
+                    Changed::Refused(Refused::UnknownMessage)
+                }));
                 continue;
             }
             Write::CreateRoom {
