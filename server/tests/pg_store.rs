@@ -618,3 +618,118 @@ fn search_is_not_on_postgresql_yet() {
         Err(StoreError::Unsupported(_))
     ));
 }
+
+/// Puts an upload in place as the file endpoints would (their store is SQLite-only
+/// for now): id, room, uploader, and an image's size.
+type Upload<'a> = &'a mut dyn FnMut(&str, &str, &str, Option<(u32, u32)>);
+
+fn messages_share_their_files(s: &mut dyn Store, upload: Upload<'_>) {
+    upload("f1", "general", "ada", Some((640, 480)));
+    upload("f2", "general", "ada", None);
+    upload("f3", "general", "bob", None);
+    let with_files = |client_id: &str, files: &[&str]| {
+        let Write::Append(mut m) = append("general", "ada", client_id, "look") else {
+            unreachable!("append makes an Append")
+        };
+        m.files = files.iter().map(|f| (*f).to_owned()).collect();
+        Write::Append(m)
+    };
+    let w = s
+        .apply(&[
+            with_files("a1", &["f2", "f1"]),
+            // Someone else's upload, and one already shared.
+            with_files("a2", &["f3"]),
+            with_files("a3", &["f1"]),
+            // A repeat of a send whose files are shared now (by it): the original.
+            with_files("a1", &["f2", "f1"]),
+        ])
+        .expect("append");
+    let shared = stored(&w[0]);
+    let files: Vec<(&str, Option<u32>)> = shared
+        .files
+        .iter()
+        .map(|f| (f.id.as_str(), f.image.map(|i| i.width)))
+        .collect();
+    assert_eq!(
+        files,
+        [("f2", None), ("f1", Some(640))],
+        "in the sender's order"
+    );
+    assert_eq!(
+        w[1],
+        Written::Appended(Appended::Refused(Refused::UnknownFile))
+    );
+    assert_eq!(
+        w[2],
+        Written::Appended(Appended::Refused(Refused::UnknownFile))
+    );
+    assert_eq!(w[3], Written::Appended(Appended::Duplicate(shared.clone())));
+    assert_eq!(
+        s.before("general", 10, 10).expect("page")[0].files,
+        shared.files
+    );
+    // Deleting the message takes its files with it.
+    s.apply(&[change(
+        "general",
+        1,
+        "ada",
+        "d1",
+        ChangeRequest::Delete { any: false },
+    )])
+    .expect("delete");
+    assert!(all(s, "general")[0].files.is_empty());
+}
+
+#[test]
+fn messages_share_their_files_on_sqlite() {
+    use confab_server::store::files::{Blob, FileStore, NewUpload};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = SqliteStore::open(dir.path(), Durability::Process).expect("open SQLite");
+    let mut files = FileStore::open(dir.path(), Durability::Process).expect("file store");
+    messages_share_their_files(&mut store, &mut |id, room, uploader, image| {
+        let blob = Blob {
+            hash: format!("hash-of-{id}"),
+            size: 10,
+            mime: "image/png".into(),
+            image: image.map(|(width, height)| confab_shared::ImageSize { width, height }),
+        };
+        files
+            .insert_upload(&NewUpload {
+                id,
+                blob: &blob,
+                room,
+                uploader,
+                name: "a.png",
+                now_ms: 1,
+            })
+            .expect("upload");
+    });
+}
+
+#[test]
+fn messages_share_their_files_on_postgres() {
+    let pg = Postgres::start().expect("start PostgreSQL");
+    let mut store = PgStore::open(&pg.url()).expect("open PostgreSQL");
+    let mut client = postgres::Client::connect(&pg.url(), postgres::NoTls).expect("connect");
+    messages_share_their_files(&mut store, &mut |id, room, uploader, image| {
+        let hash = format!("hash-of-{id}");
+        let (width, height) = (
+            image.map(|(w, _)| i64::from(w)),
+            image.map(|(_, h)| i64::from(h)),
+        );
+        client
+            .execute(
+                "INSERT INTO file_blobs (hash, size, mime, width, height, created_at)
+                 VALUES ($1, 10, 'image/png', $2, $3, 1)",
+                &[&hash, &width, &height],
+            )
+            .expect("blob");
+        client
+            .execute(
+                "INSERT INTO file_uploads (id, blob, room, uploader, name, created_at)
+                 VALUES ($1, $2, $3, $4, 'a.png', 1)",
+                &[&id, &hash, &room, &uploader],
+            )
+            .expect("upload");
+    });
+}
