@@ -733,3 +733,25 @@ fn messages_share_their_files_on_postgres() {
             .expect("upload");
     });
 }
+
+/// The accounts and files stores run in `spawn_blocking` tasks; the synchronous client
+/// (which runs a runtime of its own) works there, though never on a worker thread.
+#[test]
+fn the_store_works_from_a_blocking_task() {
+    let pg = Postgres::start().expect("start PostgreSQL");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let url = pg.url();
+    let task = runtime.spawn_blocking(move || {
+        let mut store = PgStore::open(&url).expect("open from a blocking task");
+        store
+            .apply(&[append("general", "ada", "a1", "hello")])
+            .expect("append");
+        store.rooms().expect("rooms")
+    });
+    let rooms = runtime.block_on(task).expect("blocking task");
+    assert_eq!(rooms[0].last_seq, 1);
+}
