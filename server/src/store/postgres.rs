@@ -207,6 +207,52 @@ impl Locked {
     }
 }
 
+/// The (sender, client id) pairs of a batch's messages that are stored already: looked
+/// up once per batch, under the rooms' locks (so a repeat another node committed first
+/// is seen), and kept up to date as the batch stores messages. Usernames are ASCII
+/// (`confab_shared::validate`), so ASCII lower case matches `CITEXT`'s comparison.
+#[derive(Default)]
+struct Repeats(HashSet<(String, String)>);
+
+impl Repeats {
+    fn key(sender: &str, client_id: &str) -> (String, String) {
+        (sender.to_ascii_lowercase(), client_id.to_owned())
+    }
+
+    fn find(db: &mut Db<'_>, writes: &[Write]) -> Result<Self, StoreError> {
+        let (senders, client_ids): (Vec<&str>, Vec<&str>) = writes
+            .iter()
+            .filter_map(|write| match write {
+                Write::Append(m) => Some((m.from.as_str(), m.client_id.as_str())),
+                _ => None,
+            })
+            .unzip();
+        if senders.is_empty() {
+            return Ok(Self::default());
+        }
+        let rows = db.query(
+            "SELECT m.sender::text, m.client_id
+             FROM messages m
+             JOIN unnest($1::text[], $2::text[]) AS u(sender, client_id)
+               ON m.sender = u.sender::citext AND m.client_id = u.client_id",
+            &[&senders, &client_ids],
+        )?;
+        let mut found = HashSet::with_capacity(rows.len());
+        for row in rows {
+            found.insert(Self::key(row.try_get(0)?, row.try_get(1)?));
+        }
+        Ok(Self(found))
+    }
+
+    fn contains(&self, m: &NewMessage) -> bool {
+        self.0.contains(&Self::key(&m.from, &m.client_id))
+    }
+
+    fn stored(&mut self, m: &NewMessage) {
+        self.0.insert(Self::key(&m.from, &m.client_id));
+    }
+}
+
 /// Takes the next `seq` of `room`'s log (locked by the batch).
 fn next_seq(db: &mut Db<'_>, room: &str) -> Result<u64, StoreError> {
     let row = db
@@ -273,10 +319,16 @@ fn claimable(
 
 /// Stores one message with the next sequence number of its room, or finds the one the
 /// same sender already stored under this client id.
-fn append(db: &mut Db<'_>, locked: &mut Locked, m: &NewMessage) -> Result<Written, StoreError> {
+fn append(
+    db: &mut Db<'_>,
+    locked: &mut Locked,
+    repeats: &mut Repeats,
+    m: &NewMessage,
+) -> Result<Written, StoreError> {
     locked.lock(db, &m.room)?;
-    // After the lock: a repeat committed by another node is visible now.
-    if let Some(original) = snapshots::by_client_id(db, &m.from, &m.client_id)? {
+    if repeats.contains(m)
+        && let Some(original) = snapshots::by_client_id(db, &m.from, &m.client_id)?
+    {
         return Ok(Written::Appended(Appended::Duplicate(original)));
     }
     let quote = match m.reply_to {
@@ -293,21 +345,28 @@ fn append(db: &mut Db<'_>, locked: &mut Locked, m: &NewMessage) -> Result<Writte
     if !m.files.is_empty() && !claimable(db, &m.room, &m.from, &m.files)? {
         return Ok(Written::Appended(Appended::Refused(Refused::UnknownFile)));
     }
-    let seq = next_seq(db, &m.room)?;
-    let row = db.query_one(
-        "INSERT INTO messages (room, seq, sender, client_id, body, ts, sender_name, reply_to)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-        &[
-            &m.room,
-            &as_sql(seq),
-            &m.from,
-            &m.client_id,
-            &m.body,
-            &m.ts,
-            &m.name,
-            &m.reply_to.map(as_sql),
-        ],
-    )?;
+    // The room's next seq and the message in one round trip.
+    let row = db
+        .query_opt(
+            "WITH next AS (
+                 UPDATE rooms SET last_seq = last_seq + 1 WHERE name = $1 RETURNING last_seq
+             )
+             INSERT INTO messages (room, seq, sender, client_id, body, ts, sender_name, reply_to)
+             SELECT $1, last_seq, $2, $3, $4, $5, $6, $7 FROM next
+             RETURNING id, seq",
+            &[
+                &m.room,
+                &m.from,
+                &m.client_id,
+                &m.body,
+                &m.ts,
+                &m.name,
+                &m.reply_to.map(as_sql),
+            ],
+        )?
+        .ok_or_else(|| StoreError::NoSuchRoom(m.room.clone()))?;
+    repeats.stored(m);
+    let seq = from_sql(row.try_get(1)?);
     insert_mentions(db, &m.room, seq, &m.mentions)?;
     let mut stored = ChatMessage {
         id: from_sql(row.try_get(0)?),
@@ -337,11 +396,12 @@ fn append(db: &mut Db<'_>, locked: &mut Locked, m: &NewMessage) -> Result<Writte
 fn apply_all(db: &mut Db<'_>, writes: &[Write]) -> Result<Vec<Written>, StoreError> {
     let mut locked = Locked::default();
     locked.lock_in_order(db, writes)?;
+    let mut repeats = Repeats::find(db, writes)?;
     let mut written = Vec::with_capacity(writes.len());
     for write in writes {
         match write {
             Write::Append(m) => {
-                written.push(append(db, &mut locked, m)?);
+                written.push(append(db, &mut locked, &mut repeats, m)?);
                 continue;
             }
             Write::Change(c) => {
