@@ -140,31 +140,12 @@ pub async fn send(ws: &mut Ws, msg: &ClientMsg) -> anyhow::Result<()> {
 pub async fn expect<T>(
     ws: &mut Ws,
     what: &str,
-    mut pick: impl FnMut(ServerMsg) -> Option<T>,
+    pick: impl FnMut(ServerMsg) -> Option<T>,
 ) -> anyhow::Result<T> {
-    let wait = async {
-        loop {
-            let frame = ws
-                .next()
-                .await
-                .with_context(|| format!("connection closed while waiting for {what}"))?
-                .with_context(|| format!("connection failed while waiting for {what}"))?;
-            let Message::Text(text) = frame else {
-                continue;
-            };
-            let msg: ServerMsg = serde_json::from_str(text.as_str())
-                .with_context(|| format!("the server sent something unreadable: {text}"))?;
-            if let ServerMsg::Error { .. } = msg {
-                bail!("the server refused while waiting for {what}: {text}");
-            }
-            if let Some(found) = pick(msg) {
-                return Ok(found);
-            }
-        }
-    };
-    timeout(STEP_TIMEOUT, wait)
-        .await
-        .with_context(|| format!("timed out waiting for {what}"))?
+    match expect_or_error(ws, what, pick).await? {
+        Ok(found) => Ok(found),
+        Err(text) => bail!("the server refused while waiting for {what}: {text}"),
+    }
 }
 
 /// Like [`expect`], but an `error` frame is an answer too (`Err` with its text): for

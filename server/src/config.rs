@@ -275,6 +275,25 @@ pub struct Config {
     #[arg(long, env = "CONFAB_FILE_SWEEP_INTERVAL_SECS", default_value_t = 600)]
     pub file_sweep_interval_secs: u64,
 
+    /// Largest image (width × height, in pixels) the server decodes to make a preview;
+    /// a larger one is shared as a plain file.
+    #[arg(long, env = "CONFAB_PREVIEW_MAX_PIXELS", default_value_t = 50_000_000)]
+    pub preview_max_pixels: u64,
+
+    /// Most memory, in bytes, decoding one image for its preview may take (the decoder's
+    /// allocations and the decoded image); past it the image is shared as a plain file.
+    #[arg(long, env = "CONFAB_PREVIEW_MAX_DECODE_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub preview_max_decode_bytes: u64,
+
+    /// Image previews decoded at once; more uploads wait their turn.
+    #[arg(long, env = "CONFAB_PREVIEW_DECODES", default_value_t = 2)]
+    pub preview_decodes: usize,
+
+    /// Milliseconds one search may read the index before it answers with what it found
+    /// (`more` set) or, having found nothing, with `invalid_query`.
+    #[arg(long, env = "CONFAB_SEARCH_BUDGET_MS", default_value_t = 1000)]
+    pub search_budget_ms: u64,
+
     /// Without a subcommand, the server runs.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -335,6 +354,11 @@ impl Config {
             max_file_bytes: self.max_file_bytes,
             bytes_per_day: self.upload_bytes_per_day,
             max_total_bytes: self.max_files_bytes,
+            preview: crate::files::preview::Bounds {
+                max_pixels: self.preview_max_pixels,
+                max_decode_bytes: self.preview_max_decode_bytes,
+            },
+            preview_decodes: self.preview_decodes.max(1),
         }
     }
 

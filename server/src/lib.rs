@@ -162,6 +162,7 @@ pub async fn serve(
             // Kept frames go into the send queue on their way out: more would overflow it.
             read_buffer: config.queue_capacity,
             history_reads_per_connection: config.history_reads_per_connection.max(1),
+            search_budget: Duration::from_millis(config.search_budget_ms.max(1)),
             ..HubSettings::default()
         },
         Box::new(read_store),

@@ -85,27 +85,7 @@ async fn members_removed_while_the_writer_queue_is_full_stay_removed_after_a_res
     let mut bob = Client::signed_in(addr, &bob_cookie).await;
     let mut rooms = Vec::new();
     for n in 0..ROOMS {
-        ada.send_json(&ClientMsg::CreateRoom {
-            room: format!("plans-{n}"),
-            private: true,
-        })
-        .await;
-        let ServerMsg::RoomsChanged {
-            created: Some(id), ..
-        } = ada
-            .recv_until(|m| {
-                matches!(
-                    m,
-                    ServerMsg::RoomsChanged {
-                        created: Some(_),
-                        ..
-                    }
-                )
-            })
-            .await
-        else {
-            unreachable!("filtered above")
-        };
+        let id = ada.create_private(&format!("plans-{n}")).await;
         ada.join(&id).await;
         ada.send_json(&ClientMsg::Invite {
             room: id.clone(),

@@ -474,6 +474,29 @@ async fn a_decompression_bomb_is_kept_as_a_plain_attachment() {
     assert_eq!(get(s.addr, "/healthz", None, &[]).await.status, 200);
 }
 
+/// The preview's bounds are the operator's: an image over `--preview-max-pixels` is a
+/// plain attachment, one within it a preview, on the same server.
+#[tokio::test]
+async fn an_image_over_the_preview_flag_is_kept_as_a_plain_attachment() {
+    let s = Setup::start(&["--preview-max-pixels", "10000"]).await;
+    let ada = sign_up(s.addr, "ada").await;
+    let big = uploaded(s.addr, &ada, "general", "big.png", &png(101, 100)).await;
+    assert_eq!(big.image, None);
+    let got = get(s.addr, &format!("/api/files/{}", big.id), Some(&ada), &[]).await;
+    assert!(
+        got.header("content-disposition")
+            .is_some_and(|d| d.starts_with("attachment;"))
+    );
+    let small = uploaded(s.addr, &ada, "general", "small.png", &png(100, 100)).await;
+    assert_eq!(
+        small.image,
+        Some(ImageSize {
+            width: 100,
+            height: 100
+        })
+    );
+}
+
 #[tokio::test]
 async fn someone_who_may_not_see_the_room_gets_what_a_missing_id_gets() {
     let s = Setup::start(&[]).await;

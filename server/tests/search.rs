@@ -157,28 +157,7 @@ async fn search_finds_only_what_each_person_may_see_as_it_is_now() {
     let mut cy = Client::signed_in(addr, &sign_up(addr, "cy").await).await;
     let mut guest = Client::named(addr, "Visitor").await;
 
-    ada.send_json(&ClientMsg::CreateRoom {
-        room: "plans".into(),
-        private: true,
-    })
-    .await;
-    let plans = match ada
-        .recv_until(|m| {
-            matches!(
-                m,
-                ServerMsg::RoomsChanged {
-                    created: Some(_),
-                    ..
-                }
-            )
-        })
-        .await
-    {
-        ServerMsg::RoomsChanged {
-            created: Some(id), ..
-        } => id,
-        other => unreachable!("{other:?}"),
-    };
+    let plans = ada.create_private("plans").await;
     ada.join(&plans).await;
     acked(&mut ada, say(&plans, "needle: the secret plan")).await;
     ada.send_json(&ClientMsg::OpenDirect { user: "cy".into() })

@@ -60,6 +60,11 @@ pub struct FileLimits {
     pub bytes_per_day: u64,
     /// Bytes of every stored file together (`--max-files-bytes`).
     pub max_total_bytes: u64,
+    /// What decoding an image for its preview may take.
+    pub preview: preview::Bounds,
+    /// Previews decoded at once (`--preview-decodes`): each may take up to
+    /// `preview.max_decode_bytes` and a core.
+    pub preview_decodes: usize,
 }
 
 /// Whether `id` is shaped like an id [`Files`] hands out: checked before any lookup, so
@@ -124,6 +129,8 @@ pub struct Files {
     /// A second connection for the reads of every request (downloads, the checks before
     /// an upload), so they do not wait behind a keep's fsyncs or a sweep's unlinks.
     reads: Mutex<FileStore>,
+    /// Turns to decode an image for its preview (`FileLimits::preview_decodes`).
+    pub previews: tokio::sync::Semaphore,
 }
 
 impl Files {
@@ -142,6 +149,7 @@ impl Files {
             limits,
             store: Mutex::new(FileStore::open(data_dir, durability)?),
             reads: Mutex::new(FileStore::open_reader(data_dir, durability)?),
+            previews: tokio::sync::Semaphore::new(limits.preview_decodes.max(1)),
         };
         for dir in [&files.blobs, &files.thumbs, &files.tmp] {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {

@@ -3,9 +3,9 @@
 //!
 //! An image file can be small and claim a huge canvas (a "decompression bomb": a few
 //! kilobytes of PNG that decode to gigabytes). So the size is read from the header
-//! first, and anything over [`MAX_PIXELS`] is not decoded at all; the decoder also runs
-//! with `image::Limits` capping its allocations at [`MAX_ALLOC`], for whatever the
-//! header did not tell. Bounded pixels bound the decoding time too. An image that fails
+//! first, and anything over [`Bounds::max_pixels`] is not decoded at all; the decoder also
+//! runs with `image::Limits` capping its allocations at [`Bounds::max_decode_bytes`], for
+//! whatever the header did not tell. Bounded pixels bound the decoding time too. An image that fails
 //! any of this is kept as a plain attachment, never an error and never a crash. Decoding
 //! is blocking work: callers run it on a blocking thread, a few at a time. A photo's EXIF
 //! orientation is applied, and the size reported is the one people see.
@@ -15,10 +15,24 @@ use std::{io::Cursor, path::Path};
 use confab_shared::ImageSize;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, metadata::Orientation};
 
-/// Largest image decoded (width × height), 50 megapixels.
-pub const MAX_PIXELS: u64 = 50_000_000;
-/// Most memory the decoder may allocate.
-pub const MAX_ALLOC: u64 = 256 * 1024 * 1024;
+/// What decoding an image for its preview may take: past either bound the image stays a
+/// plain file (`--preview-max-pixels`, `--preview-max-decode-bytes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Largest image decoded, width × height.
+    pub max_pixels: u64,
+    /// Most memory the decoder may allocate, and the most the decoded image may take.
+    pub max_decode_bytes: u64,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Self {
+            max_pixels: 50_000_000,
+            max_decode_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
 /// A preview fits in a square this many pixels wide.
 pub const THUMB_SIDE: u32 = 400;
 
@@ -31,8 +45,8 @@ pub struct Preview {
 
 /// The preview of the file at `path`, whose sniffed type is `mime`; `None` when it is
 /// not one of the four image types, claims too many pixels, or does not decode within
-/// the limits.
-pub fn make(path: &Path, mime: &str) -> Option<Preview> {
+/// the bounds.
+pub fn make(path: &Path, mime: &str, bounds: Bounds) -> Option<Preview> {
     let format = match mime {
         "image/png" => ImageFormat::Png,
         "image/jpeg" => ImageFormat::Jpeg,
@@ -42,16 +56,16 @@ pub fn make(path: &Path, mime: &str) -> Option<Preview> {
     };
     let mut reader = ImageReader::open(path).ok()?;
     reader.set_format(format);
-    reader.limits(limits());
+    reader.limits(limits(bounds));
     // Reads the header only.
     let mut decoder = reader.into_decoder().ok()?;
     let (width, height) = decoder.dimensions();
-    if u64::from(width) * u64::from(height) > MAX_PIXELS || width == 0 || height == 0 {
+    if u64::from(width) * u64::from(height) > bounds.max_pixels || width == 0 || height == 0 {
         tracing::debug!(width, height, "image too large to preview: kept as a file");
         return None;
     }
     // The decoded buffer itself, which the decoder's own limit does not count.
-    if decoder.total_bytes() > MAX_ALLOC {
+    if decoder.total_bytes() > bounds.max_decode_bytes {
         return None;
     }
     // A photo's camera orientation (EXIF), so the preview stands the way it was taken.
@@ -72,9 +86,9 @@ pub fn make(path: &Path, mime: &str) -> Option<Preview> {
     })
 }
 
-fn limits() -> Limits {
+fn limits(bounds: Bounds) -> Limits {
     let mut limits = Limits::default();
-    limits.max_alloc = Some(MAX_ALLOC);
+    limits.max_alloc = Some(bounds.max_decode_bytes);
     limits
 }
 
@@ -109,7 +123,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("wide.png");
         std::fs::write(&path, png(1000, 250)).expect("write");
-        let preview = make(&path, "image/png").expect("a preview");
+        let preview = make(&path, "image/png", Bounds::default()).expect("a preview");
         assert_eq!(
             preview.size,
             ImageSize {
@@ -137,7 +151,7 @@ mod tests {
             .into_dimensions()
             .expect("the header reads");
         assert_eq!(dimensions, (60_000, 60_000));
-        assert!(make(&path, "image/png").is_none());
+        assert!(make(&path, "image/png", Bounds::default()).is_none());
     }
 
     #[test]
@@ -147,11 +161,11 @@ mod tests {
         let mut broken = png(10, 10);
         broken.truncate(40);
         std::fs::write(&path, &broken).expect("write");
-        assert!(make(&path, "image/png").is_none());
+        assert!(make(&path, "image/png", Bounds::default()).is_none());
         std::fs::write(&path, png(10, 10)).expect("write");
-        assert!(make(&path, "image/svg+xml").is_none());
-        assert!(make(&path, "text/html").is_none());
+        assert!(make(&path, "image/svg+xml", Bounds::default()).is_none());
+        assert!(make(&path, "text/html", Bounds::default()).is_none());
         // The type is the sniffed one: PNG bytes are not decoded as JPEG.
-        assert!(make(&path, "image/jpeg").is_none());
+        assert!(make(&path, "image/jpeg", Bounds::default()).is_none());
     }
 }

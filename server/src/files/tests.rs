@@ -13,6 +13,8 @@ fn limits() -> FileLimits {
         max_file_bytes: 10_000,
         bytes_per_day: 5_000,
         max_total_bytes: 8_000,
+        preview: super::preview::Bounds::default(),
+        preview_decodes: 1,
     }
 }
 

@@ -50,8 +50,6 @@ const CACHE_CONTROL: &str = "private, max-age=86400, immutable";
 /// What a download may do if a browser renders it anyway: nothing (no script, no
 /// loads, no forms, an opaque origin).
 const SANDBOX: &str = "sandbox; default-src 'none'";
-/// Decodes for previews at once; each may take up to 256 MiB and a core.
-static PREVIEWS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 /// Bytes buffered before a write to the temporary file.
 const WRITE_BUFFER: usize = 256 * 1024;
 
@@ -245,10 +243,11 @@ async fn upload(
     };
     // Stored already: its preview too. Else decode it, a few at a time.
     let image = if known.is_none() && sniff::is_previewable(&mime) {
-        let _turn = PREVIEWS.acquire().await;
+        let _turn = files.previews.acquire().await;
         let (path, thumb, mime) = (temp.file.clone(), temp.thumb.clone(), mime.clone());
+        let bounds = files.limits.preview;
         blocking(&files, move |_| {
-            let Some(made) = preview::make(&path, &mime) else {
+            let Some(made) = preview::make(&path, &mime, bounds) else {
                 return Ok(None);
             };
             files::write_synced(&thumb, &made.thumb)?;

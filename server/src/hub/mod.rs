@@ -237,6 +237,11 @@ pub struct HubSettings {
     pub history_reads_per_connection: usize,
     /// Edits one person may make: a burst, then a sustained rate.
     pub edits: RateLimit,
+    /// How long one search may read before it answers with what it found
+    /// (`--search-budget-ms`): long enough for any query over a million messages that the
+    /// benchmark makes (docs/PERFORMANCE.md), short enough that a reader thread, which
+    /// joins wait for too, is not held for long.
+    pub search_budget: Duration,
 }
 
 /// Default of [`HubSettings::edits`]: 10 at once, then 30 a minute.
@@ -263,6 +268,7 @@ impl Default for HubSettings {
             read_buffer: 1024,
             history_reads_per_connection: 4,
             edits: EDITS,
+            search_budget: Duration::from_secs(1),
         }
     }
 }

@@ -8,8 +8,6 @@
 //! pages in flight. When the answer comes back the rule is applied again, so a hit from a
 //! room the person left or was removed from meanwhile is dropped rather than sent.
 
-use std::time::Duration;
-
 use confab_shared::{ErrorCode, RoomKind, ServerMsg, limits};
 
 use super::{ConnId, Hub, Refusal, reads::Busy};
@@ -17,11 +15,6 @@ use crate::{
     search::query::Query,
     store::{SearchPage, SearchRequest, Store},
 };
-
-/// How long one search may read before it stops with what it found: long enough for any
-/// query over a million messages that the benchmark makes (docs/PERFORMANCE.md), short
-/// enough that a reader thread, which joins wait for too, is not held for long.
-pub const SEARCH_BUDGET: Duration = Duration::from_secs(1);
 
 /// One search, on its way to a reader thread.
 #[derive(Debug, Clone)]
@@ -95,7 +88,7 @@ impl Hub {
                 until_ms: query.until_ms,
                 before,
                 limit: limits::SEARCH_PAGE,
-                budget: SEARCH_BUDGET,
+                budget: self.settings.search_budget,
             },
         };
         self.dispatch(super::reads::Job::Search(Box::new(search)))

@@ -297,6 +297,32 @@ impl Client {
         self.expect_room_list_with(room).await;
     }
 
+    /// Creates a private room titled `title` and returns the id the server gave it.
+    pub async fn create_private(&mut self, title: &str) -> String {
+        self.send_json(&ClientMsg::CreateRoom {
+            room: title.to_owned(),
+            private: true,
+        })
+        .await;
+        let created = self
+            .recv_until(|m| {
+                matches!(
+                    m,
+                    ServerMsg::RoomsChanged {
+                        created: Some(_),
+                        ..
+                    }
+                )
+            })
+            .await;
+        match created {
+            ServerMsg::RoomsChanged {
+                created: Some(id), ..
+            } => id,
+            other => unreachable!("filtered above: {other:?}"),
+        }
+    }
+
     /// Waits for a room list (or a change to it) that includes `room`.
     pub async fn expect_room_list_with(&mut self, room: &str) {
         self.recv_until(
