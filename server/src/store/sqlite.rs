@@ -14,7 +14,7 @@ use super::{
 
 mod changes;
 mod search;
-mod snapshots;
+pub(super) mod snapshots;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "confab.sqlite3";
