@@ -17,7 +17,10 @@ use std::{collections::HashMap, path::Path};
 use confab_shared::{Attachment, ChatMessage, ImageSize};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Durability, StoreError, sqlite::open_migrated};
+use super::{
+    Durability, StoreError,
+    sqlite::{open_migrated, snapshots::seq_span},
+};
 
 /// What is known of a blob (one distinct content).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -314,10 +317,7 @@ pub(super) fn attach(
     room: &str,
     messages: &mut [ChatMessage],
 ) -> Result<(), StoreError> {
-    let (Some(lo), Some(hi)) = (
-        messages.iter().map(|m| m.seq).min(),
-        messages.iter().map(|m| m.seq).max(),
-    ) else {
+    let Some((lo, hi)) = seq_span(messages) else {
         return Ok(());
     };
     let mut stmt = conn.prepare_cached(

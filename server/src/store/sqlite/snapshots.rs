@@ -126,6 +126,13 @@ pub(super) fn one(
     Ok(message)
 }
 
+/// The lowest and highest `seq` of `messages`, for the range reads that fill in what
+/// a page's messages carry; `None` for no messages.
+pub(in crate::store) fn seq_span(messages: &[ChatMessage]) -> Option<(u64, u64)> {
+    let seqs = messages.iter().map(|m| m.seq);
+    Some((seqs.clone().min()?, seqs.max()?))
+}
+
 /// Fills in the reactions of `messages`, all of `room`: one range read when they are
 /// close together (a page), one read each when they are scattered (a resume page's
 /// changed messages).
@@ -134,10 +141,7 @@ pub(super) fn attach_reactions(
     room: &str,
     messages: &mut [ChatMessage],
 ) -> Result<(), StoreError> {
-    let (Some(lo), Some(hi)) = (
-        messages.iter().map(|m| m.seq).min(),
-        messages.iter().map(|m| m.seq).max(),
-    ) else {
+    let Some((lo, hi)) = seq_span(messages) else {
         return Ok(());
     };
     let scattered = hi - lo > 4 * messages.len() as u64 + 16;
