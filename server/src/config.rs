@@ -12,7 +12,10 @@ use clap::{Parser, Subcommand};
 
 use confab_shared::api::SignUpPolicy;
 
-use crate::{invites::InviteLimits, store::Durability};
+use crate::{
+    invites::InviteLimits,
+    store::{Database, Durability, StoreError},
+};
 
 /// Confab chat server: serves the web client and the chat WebSocket on one port.
 #[derive(Debug, Clone, Parser)]
@@ -294,6 +297,23 @@ pub struct Config {
     #[arg(long, env = "CONFAB_SEARCH_BUDGET_MS", default_value_t = 1000)]
     pub search_budget_ms: u64,
 
+    /// Keep everything in this PostgreSQL database (`postgres://user:password@host/db`)
+    /// instead of the embedded SQLite file: what the nodes of a cluster share. Its
+    /// schema is created or upgraded at start. See docs/CLUSTER.md.
+    #[arg(long, env = "CONFAB_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+
+    /// Most connections to PostgreSQL one node keeps for sign-ins, uploads and
+    /// downloads (the message writer and each reader thread have one more of their
+    /// own).
+    #[arg(long, env = "CONFAB_DATABASE_POOL", default_value_t = 16)]
+    pub database_pool: u32,
+
+    /// Redis (`redis://host:port`) through which the nodes of a cluster pass each
+    /// other new messages, presence and typing. Needs `--database-url`.
+    #[arg(long, env = "CONFAB_REDIS_URL", requires = "database_url")]
+    pub redis_url: Option<String>,
+
     /// Without a subcommand, the server runs.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -332,6 +352,15 @@ pub enum AdminCommand {
 }
 
 impl Config {
+    /// Opens the database these flags name (connecting to and migrating PostgreSQL if
+    /// `--database-url` is given). Blocking.
+    pub fn database(&self) -> Result<Database, StoreError> {
+        match &self.database_url {
+            Some(url) => Database::postgres(url, self.database_pool),
+            None => Ok(Database::sqlite(&self.data_dir, self.durability)),
+        }
+    }
+
     pub fn ping_interval(&self) -> Duration {
         Duration::from_secs(self.ping_interval_secs.max(1))
     }

@@ -36,7 +36,7 @@ use crate::{
     health::{Health, Part},
     http::AppState,
     hub::{Event, Hub, HubSender, HubSettings, ReadPool, Reader, Sessions},
-    store::{SqliteStore, Store},
+    store::Store,
 };
 
 /// How long shutdown waits for connections to finish their close handshake.
@@ -94,14 +94,24 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let opened = |store: Result<SqliteStore, _>| {
-        store.with_context(|| format!("cannot open the store in {}", config.data_dir.display()))
+    // Opening blocks (and a PostgreSQL connection must not be made on a Tokio worker).
+    let (_database, write_store, read_store, read_stores) = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let database = config.database().context("cannot open the database")?;
+            let opened = |store: Result<Box<dyn Store>, _>| {
+                store.with_context(|| format!("cannot open the store in {}", database.describe()))
+            };
+            let write_store = opened(database.writer())?;
+            let read_store = opened(database.reader())?;
+            let read_stores = (0..config.read_threads)
+                .map(|_| opened(database.reader()))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            Ok((database, write_store, read_store, read_stores))
+        })
+        .await
+        .context("cannot open the database")??
     };
-    let write_store = opened(SqliteStore::open_writer(
-        &config.data_dir,
-        config.durability,
-    ))?;
-    let read_store = opened(SqliteStore::open(&config.data_dir, config.durability))?;
     let accounts = Arc::new(
         accounts::Accounts::open(&config.data_dir, config.durability)
             .context("cannot open the accounts")?,
@@ -134,15 +144,6 @@ pub async fn serve(
         &health,
     )
     .context("cannot start the store writer")?;
-    let read_stores = (0..config.read_threads)
-        .map(|_| {
-            opened(SqliteStore::open_reader(
-                &config.data_dir,
-                config.durability,
-            ))
-            .map(|s| Box::new(s) as Box<dyn Store>)
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
     let reader = ReadPool::spawn(read_stores, config.read_queue, hub.clone().read_reports())
         .context("cannot start the reader threads")?;
     let state = Hub::new(
@@ -165,7 +166,7 @@ pub async fn serve(
             search_budget: Duration::from_millis(config.search_budget_ms.max(1)),
             ..HubSettings::default()
         },
-        Box::new(read_store),
+        read_store,
         writer,
         Reader::Pool(reader),
     )

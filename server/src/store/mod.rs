@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod checkpoint;
+mod database;
 pub mod files;
 pub mod invites;
 pub mod postgres;
@@ -16,7 +17,8 @@ pub mod writer;
 
 use confab_shared::{Change, ChatMessage, RoomKind};
 
-pub use postgres::PgStore;
+pub use database::Database;
+pub use postgres::{PgPool, PgStore};
 pub use sqlite::SqliteStore;
 
 /// A message accepted by the hub, not yet stored.
@@ -309,6 +311,10 @@ pub enum StoreError {
     Migration(#[from] rusqlite_migration::Error),
     #[error("PostgreSQL error: {0}")]
     Postgres(#[from] ::postgres::Error),
+    /// No connection to PostgreSQL could be had in time (it is down, or every pooled
+    /// connection is busy).
+    #[error("no PostgreSQL connection: {0}")]
+    Pool(#[from] r2d2::Error),
     /// A write names a room the store does not have (SQLite reports the same as a
     /// foreign key error).
     #[error("no room {0}")]
@@ -400,6 +406,61 @@ pub trait Store: Send + 'static {
     /// marker (the person joined just now, and its write is on its way) reads as having
     /// read everything.
     fn unread(&mut self, user: &str, room: &str, until: u64) -> Result<Unread, StoreError>;
+}
+
+/// The writer and the readers hold their store as a `Box<dyn Store>` when which one
+/// runs is chosen at start ([`Database`]).
+impl Store for Box<dyn Store> {
+    fn rooms(&mut self) -> Result<Vec<StoredRoom>, StoreError> {
+        (**self).rooms()
+    }
+    fn people(&mut self) -> Result<Vec<StoredPerson>, StoreError> {
+        (**self).people()
+    }
+    fn person(&mut self, username: &str) -> Result<Option<StoredPerson>, StoreError> {
+        (**self).person(username)
+    }
+    fn apply(&mut self, writes: &[Write]) -> Result<Vec<Written>, StoreError> {
+        (**self).apply(writes)
+    }
+    fn mutes(&mut self) -> Result<Vec<(String, String)>, StoreError> {
+        (**self).mutes()
+    }
+    fn epoch(&mut self) -> Result<String, StoreError> {
+        (**self).epoch()
+    }
+    fn after(
+        &mut self,
+        room: &str,
+        after: u64,
+        until: u64,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        (**self).after(room, after, until, limit)
+    }
+    fn before(
+        &mut self,
+        room: &str,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, StoreError> {
+        (**self).before(room, before, limit)
+    }
+    fn around(
+        &mut self,
+        room: &str,
+        seq: u64,
+        until: u64,
+        side: usize,
+    ) -> Result<Around, StoreError> {
+        (**self).around(room, seq, until, side)
+    }
+    fn search(&mut self, request: &SearchRequest) -> Result<SearchPage, StoreError> {
+        (**self).search(request)
+    }
+    fn unread(&mut self, user: &str, room: &str, until: u64) -> Result<Unread, StoreError> {
+        (**self).unread(user, room, until)
+    }
 }
 
 #[cfg(test)]

@@ -37,12 +37,17 @@ use super::{
 };
 
 mod changes;
+mod off_runtime;
+mod pool;
 mod schema;
 mod snapshots;
 
+pub use pool::{PgPool, PooledClient};
+
 /// A connection to the PostgreSQL store, for the writer or a reader.
 pub struct PgStore {
-    client: Client,
+    url: String,
+    client: off_runtime::OffRuntime<Client>,
     /// Statements prepared on this connection, by their text.
     statements: HashMap<&'static str, Statement>,
 }
@@ -113,14 +118,29 @@ impl PgStore {
     /// Connects without migrating: for a reader, once a writer has opened the store.
     pub fn connect(url: &str) -> Result<Self, StoreError> {
         Ok(Self {
-            client: Client::connect(url, NoTls)?,
+            url: url.to_owned(),
+            client: off_runtime::OffRuntime::new(Client::connect(url, NoTls)?),
             statements: HashMap::new(),
         })
+    }
+
+    /// The connection, made anew if the last one was lost (PostgreSQL restarted, the
+    /// network failed): the operation that met the loss failed, and this one goes on.
+    /// Statements are prepared per connection, so they are forgotten with it.
+    fn reconnect_if_lost(&mut self) -> Result<(), StoreError> {
+        if self.client.is_closed() {
+            let client = Client::connect(&self.url, NoTls)?;
+            self.statements.clear();
+            self.client = off_runtime::OffRuntime::new(client);
+            tracing::info!("reconnected to PostgreSQL");
+        }
+        Ok(())
     }
 
     /// Brings the schema to the latest version; how many steps this call applied (0
     /// when it already was). [`PgStore::open`] does it; public for tests and tools.
     pub fn migrate(&mut self) -> Result<usize, StoreError> {
+        self.reconnect_if_lost()?;
         schema::migrate(&mut self.client)
     }
 
@@ -132,6 +152,7 @@ impl PgStore {
     /// A read transaction: one snapshot for all the queries of a page, as SQLite's read
     /// transaction gives.
     fn read(&mut self) -> Result<Db<'_>, StoreError> {
+        self.reconnect_if_lost()?;
         let tx = self
             .client
             .build_transaction()
@@ -562,6 +583,7 @@ impl Store for PgStore {
     }
 
     fn apply(&mut self, writes: &[Write]) -> Result<Vec<Written>, StoreError> {
+        self.reconnect_if_lost()?;
         let tx = self.client.transaction()?;
         let mut db = Db {
             tx,
