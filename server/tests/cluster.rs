@@ -149,3 +149,31 @@ async fn a_message_sent_on_any_node_reaches_every_member_in_one_order() {
         "node 3 delivers the same, in the same order"
     );
 }
+
+#[tokio::test]
+async fn while_redis_is_down_messages_still_commit_and_cross_nodes_from_postgres() {
+    let mut cluster = Cluster::start(2).await;
+    let mut ada = Client::named(cluster.addr(0), "ada").await;
+    let mut bob = Client::named(cluster.addr(1), "bob").await;
+    ada.create_room("ops").await;
+    join_when_known(&mut ada, "ops").await;
+    join_when_known(&mut bob, "ops").await;
+    ada.say("ops", "before").await;
+    assert_eq!(next_message(&mut bob).await.body, "before");
+
+    cluster.redis.stop().expect("stop Redis");
+    // Acknowledged without Redis: the commit is all an ack waits for.
+    let during = ada.say("ops", "during").await;
+    let got = timeout(Duration::from_secs(10), next_message(&mut bob))
+        .await
+        .expect("the other node finds it in PostgreSQL");
+    assert_eq!((got.seq, got.body.as_str()), (during.seq, "during"));
+
+    cluster.redis.start_again().expect("start Redis again");
+    let after = bob.say("ops", "after").await;
+    let got = timeout(Duration::from_secs(10), next_message(&mut ada))
+        .await
+        .expect("delivered once Redis is back");
+    assert_eq!((got.seq, got.body.as_str()), (after.seq, "after"));
+    assert_eq!(after.seq, during.seq + 1, "no gap, no duplicate");
+}
