@@ -28,7 +28,11 @@ use std::{
 use confab_shared::{GUEST_PREFIX, RoomKind, ServerMsg};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use super::{ConnId, Hub, Room, delivery::encode, reads::Job};
+use super::{
+    Hub, Room,
+    delivery::{deliver, encode},
+    reads::Job,
+};
 use crate::{
     cluster::{Bus, Inbound, Published},
     store::{Page, RoomHead, Store, StoredRoom, Write},
@@ -656,7 +660,16 @@ impl Hub {
 
     /// Sends `msg` to everyone live in `room` on this node.
     fn tell_room(&mut self, room: &str, msg: &ServerMsg) {
-        self.tell_others(room, ConnId::MAX, msg);
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        let frame = encode(msg);
+        deliver(
+            &self.conns,
+            &mut self.overflowed,
+            r.online.iter().copied(),
+            &frame,
+        );
     }
 }
 

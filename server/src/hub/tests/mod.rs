@@ -3,6 +3,7 @@
 
 mod access;
 mod changes;
+mod cluster;
 mod connections;
 mod delivery;
 mod membership;
