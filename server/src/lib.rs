@@ -95,7 +95,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     // Opening blocks (and a PostgreSQL connection must not be made on a Tokio worker).
-    let (_database, write_store, read_store, read_stores) = {
+    let (database, write_store, read_store, read_stores) = {
         let config = config.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let database = config.database().context("cannot open the database")?;
@@ -112,10 +112,18 @@ pub async fn serve(
         .await
         .context("cannot open the database")??
     };
-    let accounts = Arc::new(
-        accounts::Accounts::open(&config.data_dir, config.durability)
-            .context("cannot open the accounts")?,
-    );
+    let (accounts, devices) = {
+        let database = database.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let accounts =
+                accounts::Accounts::open(&database).context("cannot open the accounts")?;
+            let devices =
+                http::Devices::open(&database).context("cannot open the device cookie key")?;
+            Ok((Arc::new(accounts), Arc::new(devices)))
+        })
+        .await
+        .context("cannot open the accounts")??
+    };
     let files = {
         let (data_dir, durability, limits) = (
             config.data_dir.clone(),
@@ -180,9 +188,6 @@ pub async fn serve(
         per_username: config.sign_in_per_user_per_min,
         max_delay: Duration::from_secs(config.sign_in_max_delay_secs),
     }));
-    let devices = Arc::new(
-        http::Devices::open(&config.data_dir).context("cannot open the device cookie key")?,
-    );
     let housekeeping = tokio::spawn(housekeeping(
         Arc::clone(&accounts),
         Arc::clone(&throttle),
