@@ -154,30 +154,32 @@ pub async fn serve(
     .context("cannot start the store writer")?;
     let reader = ReadPool::spawn(read_stores, config.read_queue, hub.clone().read_reports())
         .context("cannot start the reader threads")?;
-    let state = Hub::new(
-        HubSettings {
-            max_rooms: config.max_rooms,
-            max_rooms_per_connection: config.max_rooms_per_connection,
-            max_typing_per_sec: config.max_typing_per_sec,
-            room_list_interval: Duration::from_millis(config.room_list_interval_ms.max(1)),
-            room_changes: ratelimit::RateLimit {
-                per_sec: f64::from(config.room_changes_per_min) / 60.0,
-                burst: f64::from(config.room_changes_burst.max(1)),
-            },
-            edits: ratelimit::RateLimit {
-                per_sec: f64::from(config.edits_per_min) / 60.0,
-                burst: f64::from(config.edits_burst.max(1)),
-            },
-            // Kept frames go into the send queue on their way out: more would overflow it.
-            read_buffer: config.queue_capacity,
-            history_reads_per_connection: config.history_reads_per_connection.max(1),
-            search_budget: Duration::from_millis(config.search_budget_ms.max(1)),
-            ..HubSettings::default()
+    let settings = HubSettings {
+        max_rooms: config.max_rooms,
+        max_rooms_per_connection: config.max_rooms_per_connection,
+        max_typing_per_sec: config.max_typing_per_sec,
+        room_list_interval: Duration::from_millis(config.room_list_interval_ms.max(1)),
+        room_changes: ratelimit::RateLimit {
+            per_sec: f64::from(config.room_changes_per_min) / 60.0,
+            burst: f64::from(config.room_changes_burst.max(1)),
         },
-        read_store,
-        writer,
-        Reader::Pool(reader),
-    )
+        edits: ratelimit::RateLimit {
+            per_sec: f64::from(config.edits_per_min) / 60.0,
+            burst: f64::from(config.edits_burst.max(1)),
+        },
+        // Kept frames go into the send queue on their way out: more would overflow it.
+        read_buffer: config.queue_capacity,
+        history_reads_per_connection: config.history_reads_per_connection.max(1),
+        search_budget: Duration::from_millis(config.search_budget_ms.max(1)),
+        ..HubSettings::default()
+    };
+    // Loading the rooms reads the store: off the Tokio workers (the PostgreSQL client is
+    // synchronous and panics on one).
+    let state = tokio::task::spawn_blocking(move || {
+        Hub::new(settings, read_store, writer, Reader::Pool(reader))
+    })
+    .await
+    .context("cannot load rooms from the store")?
     .context("cannot load rooms from the store")?;
     let hub_thread = HubSender::spawn(state, events, &health).context("cannot start the hub")?;
 

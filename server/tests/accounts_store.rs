@@ -5,10 +5,11 @@
 //! own (a connection, or a pool), the way another process or another node opens the same
 //! data: the races below are between those.
 //!
-//! Then the real `confab-server admin create` and `admin invite` against PostgreSQL.
+//! Then the real `confab-server admin create` and `admin invite` against PostgreSQL, and
+//! two servers on one PostgreSQL honouring each other's sessions.
 //!
 //! Plain `#[test]`s and std threads: the synchronous `postgres` client must not run
-//! inside a Tokio runtime.
+//! inside a Tokio runtime (the one async test only speaks HTTP to the servers).
 
 mod common;
 
@@ -21,7 +22,7 @@ use std::{
 };
 
 use axum::http::{HeaderMap, HeaderValue, header};
-use common::{PASSWORD, services::Postgres};
+use common::{PASSWORD, http_post, http_request, services::Postgres, start_with};
 use confab_server::{
     accounts::{AccountError, Accounts},
     http::Devices,
@@ -723,4 +724,55 @@ fn the_admin_commands_work_on_postgres() {
     accounts
         .sign_up_invited(&name("ada"), &display("Ada"), &pw(PASSWORD), token)
         .expect("the invite signs up");
+}
+
+#[tokio::test]
+async fn a_session_opened_on_one_node_works_on_another() {
+    let pg = Postgres::start().expect("start PostgreSQL");
+    let node = |url: String| {
+        start_with(move |c| {
+            c.allow_guests = false;
+            c.database_url = Some(url);
+        })
+    };
+    let a = node(pg.url()).await;
+    let b = node(pg.url()).await;
+    let me = |addr, cookie: String| async move {
+        http_request(addr, "GET", "/api/me", &[("cookie", &cookie)], None)
+            .await
+            .status
+    };
+
+    let cookie = common::sign_up(a.addr, "ada").await;
+    assert_eq!(
+        me(b.addr, cookie.clone()).await,
+        200,
+        "signed up on A, known on B"
+    );
+    let on_b = http_post(
+        b.addr,
+        "/api/signin",
+        &[],
+        &serde_json::json!({"username": "ADA", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(on_b.status, 200, "{on_b:?}");
+    let on_b = on_b.session_cookie().expect("cookie");
+    let out = http_post(
+        b.addr,
+        "/api/signout",
+        &[("cookie", &cookie)],
+        &serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(out.status, 204);
+    assert_eq!(me(a.addr, cookie).await, 401, "signed out on B, gone on A");
+    assert_eq!(me(a.addr, on_b).await, 200, "the other session stays");
+    for server in [a, b] {
+        server
+            .shutdown()
+            .await
+            .expect("server task")
+            .expect("clean shutdown");
+    }
 }
