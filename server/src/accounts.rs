@@ -11,14 +11,10 @@
 //!   same Argon2 time on both, so neither the message nor the timing tells which
 //!   usernames exist.
 //!
-//! Every method blocks (Argon2 is deliberately slow, SQLite is synchronous): call them
-//! from `spawn_blocking`.
+//! Every method blocks (Argon2 is deliberately slow, the stores are synchronous): call
+//! them from `spawn_blocking`, never on a Tokio worker.
 
-use std::{
-    path::Path,
-    sync::{Mutex, PoisonError},
-    time::Duration,
-};
+use std::time::Duration;
 
 use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier, password_hash::SaltString};
 use confab_shared::{DisplayName, Password, Username};
@@ -29,8 +25,8 @@ pub mod common_passwords;
 
 use crate::hub::now_ms;
 use crate::store::{
-    Durability, StoreError,
-    accounts::{AccountStore, CreateUserError, NewUser, StoredUser},
+    Database, StoreError,
+    accounts::{self as store, AccountStore, CreateUserError, NewUser, StoredUser},
     invites::InviteRefusal,
 };
 
@@ -97,7 +93,8 @@ pub enum AccountError {
 }
 
 pub struct Accounts {
-    store: Mutex<AccountStore>,
+    /// SQLite or PostgreSQL: from here on they behave alike.
+    store: Box<dyn AccountStore>,
     argon2: Argon2<'static>,
     /// Verified against when the username does not exist, so that costs as much as a
     /// wrong password.
@@ -105,21 +102,22 @@ pub struct Accounts {
 }
 
 impl Accounts {
-    pub fn open(data_dir: &Path, durability: Durability) -> Result<Self, AccountError> {
+    /// The accounts kept in `database`. Blocking.
+    pub fn open(database: &Database) -> Result<Self, AccountError> {
         let argon2 = Argon2::default();
         let dummy_hash = hash(&argon2, "not anyone's password")?;
         Ok(Self {
-            store: Mutex::new(AccountStore::open(data_dir, durability)?),
+            store: store::open(database)?,
             argon2,
             dummy_hash,
         })
     }
 
-    pub(crate) fn store(&self) -> std::sync::MutexGuard<'_, AccountStore> {
-        self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    pub(crate) fn store(&self) -> &dyn AccountStore {
+        &*self.store
     }
 
-    /// Creates an account. Hashing happens before the store's lock is taken.
+    /// Creates an account. Hashing happens before the store is asked.
     pub fn sign_up(
         &self,
         username: &Username,
@@ -282,10 +280,11 @@ pub fn session_key(token: &str) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Durability;
 
     fn accounts() -> (Accounts, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let a = Accounts::open(dir.path(), Durability::Process).expect("open");
+        let a = Accounts::open(&Database::sqlite(dir.path(), Durability::Process)).expect("open");
         (a, dir)
     }
 
@@ -308,7 +307,7 @@ mod tests {
             .expect("sign up");
         a.sign_up(&name("bob"), &display("Bob"), &pw("correct horse"), false)
             .expect("sign up");
-        let store = AccountStore::open(dir.path(), Durability::Process).expect("open");
+        let store = store::open(&Database::sqlite(dir.path(), Durability::Process)).expect("open");
         let ada = store.user_by_username("ada").expect("read").expect("ada");
         let bob = store.user_by_username("bob").expect("read").expect("bob");
         assert!(

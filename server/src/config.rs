@@ -337,7 +337,8 @@ pub struct Config {
 /// Tasks other than serving.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
-    /// Administer accounts in the data directory.
+    /// Administer accounts in the server's database (the data directory's, or
+    /// `--database-url`'s).
     #[command(subcommand)]
     Admin(AdminCommand),
 }

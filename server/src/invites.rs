@@ -11,7 +11,7 @@
 //! - Under the `invite` sign-up policy an account needs a good invite; using it and
 //!   creating the account are one transaction.
 //!
-//! Every method blocks (SQLite, and sign-up's Argon2): call them from blocking tasks.
+//! Every method blocks (the store, and sign-up's Argon2): call them from blocking tasks.
 
 use std::time::Duration;
 
@@ -293,7 +293,11 @@ mod tests {
     #[test]
     fn only_a_hash_of_the_secret_is_stored_and_the_secret_signs_up() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let a = Accounts::open(dir.path(), Durability::Process).expect("open");
+        let a = Accounts::open(&crate::store::Database::sqlite(
+            dir.path(),
+            Durability::Process,
+        ))
+        .expect("open");
         let (invite, token) = a
             .create_invite(None, 1, DEFAULT_LIFETIME, LIMITS)
             .expect("invite");

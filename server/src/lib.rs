@@ -140,10 +140,18 @@ pub async fn serve(
         .await
         .context("cannot open the database")??
     };
-    let accounts = Arc::new(
-        accounts::Accounts::open(&config.data_dir, config.durability)
-            .context("cannot open the accounts")?,
-    );
+    let (accounts, devices) = {
+        let database = database.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let accounts =
+                accounts::Accounts::open(&database).context("cannot open the accounts")?;
+            let devices =
+                http::Devices::open(&database).context("cannot open the device cookie key")?;
+            Ok((Arc::new(accounts), Arc::new(devices)))
+        })
+        .await
+        .context("cannot open the accounts")??
+    };
     let files = {
         let (data_dir, durability, limits) = (
             config.data_dir.clone(),
@@ -193,6 +201,8 @@ pub async fn serve(
         search_budget: Duration::from_millis(config.search_budget_ms.max(1)),
         ..HubSettings::default()
     };
+    // Loading the rooms reads the store: off the Tokio workers (the PostgreSQL client is
+    // synchronous and panics on one).
     let mut state = tokio::task::spawn_blocking(move || {
         Hub::new(hub_settings, read_store, writer, Reader::Pool(reader))
     })
@@ -215,9 +225,6 @@ pub async fn serve(
         per_username: config.sign_in_per_user_per_min,
         max_delay: Duration::from_secs(config.sign_in_max_delay_secs),
     }));
-    let devices = Arc::new(
-        http::Devices::open(&config.data_dir).context("cannot open the device cookie key")?,
-    );
     let housekeeping = tokio::spawn(housekeeping(
         Arc::clone(&accounts),
         Arc::clone(&throttle),

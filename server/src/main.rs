@@ -9,15 +9,17 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    if let Some(Command::Admin(AdminCommand::Create {
-        username,
-        display_name,
-    })) = &config.command
-    {
-        return admin_create(&config, username, display_name.as_deref());
-    }
-    if let Some(Command::Admin(AdminCommand::Invite { uses, expires_in })) = &config.command {
-        return admin_invite(&config, *uses, *expires_in);
+    if let Some(Command::Admin(admin)) = config.command.clone() {
+        // Off the runtime: the PostgreSQL client is synchronous, and must not run on it.
+        return tokio::task::spawn_blocking(move || match admin {
+            AdminCommand::Create {
+                username,
+                display_name,
+            } => admin_create(&config, &username, display_name.as_deref()),
+            AdminCommand::Invite { uses, expires_in } => admin_invite(&config, uses, expires_in),
+        })
+        .await
+        .context("the admin command failed")?;
     }
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -67,14 +69,11 @@ fn admin_create(config: &Config, username: &str, display_name: Option<&str>) -> 
             common_passwords::REFUSAL
         );
     }
-    let accounts = confab_server::accounts::Accounts::open(&config.data_dir, config.durability)
-        .with_context(|| format!("cannot open the accounts in {}", config.data_dir.display()))?;
+    let (accounts, place) = open_accounts(config)?;
     let user = accounts.sign_up(&username, &display_name, &password, true)?;
     println!(
-        "Created administrator {} ({}) in {}",
-        user.username,
-        user.display_name,
-        config.data_dir.display()
+        "Created administrator {} ({}) in {place}",
+        user.username, user.display_name,
     );
     Ok(())
 }
@@ -91,8 +90,7 @@ fn admin_invite(
 
     let limits = config.invite_limits();
     let (uses, lifetime) = invites::check_request(uses, expires_in, limits)?;
-    let accounts = confab_server::accounts::Accounts::open(&config.data_dir, config.durability)
-        .with_context(|| format!("cannot open the accounts in {}", config.data_dir.display()))?;
+    let (accounts, _) = open_accounts(config)?;
     let (_, token) = accounts.create_invite(None, uses, lifetime, limits)?;
     let path = token.path();
     println!(
@@ -102,6 +100,16 @@ fn admin_invite(
         invites::describe(lifetime),
     );
     Ok(())
+}
+
+/// The accounts of the database the flags name (the data directory's SQLite file, or
+/// the PostgreSQL of `--database-url`), and where that is, for messages.
+fn open_accounts(config: &Config) -> anyhow::Result<(confab_server::accounts::Accounts, String)> {
+    let database = config.database().context("cannot open the database")?;
+    let place = database.describe();
+    let accounts = confab_server::accounts::Accounts::open(&database)
+        .with_context(|| format!("cannot open the accounts in {place}"))?;
+    Ok((accounts, place))
 }
 
 /// The URL a person on this machine opens; a wildcard address is reachable as localhost.

@@ -8,7 +8,10 @@ mod common;
 use std::net::SocketAddr;
 
 use common::{HttpResponse, PASSWORD, Server, http_get, http_post, http_request, start_with};
-use confab_server::{accounts::Accounts, store::Durability};
+use confab_server::{
+    accounts::Accounts,
+    store::{Database, Durability},
+};
 use confab_shared::{
     DisplayName, Password, Username,
     api::{ApiError, CreatedInvite, Invites, Me, SignUpPolicy},
@@ -32,7 +35,8 @@ async fn admin(server: &Server, username: &str) -> String {
     let dir = server.data_dir().to_owned();
     let name = username.to_owned();
     tokio::task::spawn_blocking(move || {
-        let accounts = Accounts::open(&dir, Durability::Process).expect("open accounts");
+        let accounts =
+            Accounts::open(&Database::sqlite(&dir, Durability::Process)).expect("open accounts");
         accounts
             .sign_up(
                 &Username::parse(&name).expect("username"),

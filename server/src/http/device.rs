@@ -3,11 +3,14 @@
 //!
 //! After a successful sign-in or sign-up the browser gets a long-lived cookie naming the
 //! username and a random device id, signed with HMAC-SHA256 under a key only the server
-//! has (`device-cookie.key` in the data directory, made on first start). Only someone who
+//! has, made on first start: with SQLite `device-cookie.key` in the data directory; with
+//! PostgreSQL a row of the shared database, so every node of a cluster signs and checks
+//! with the same key (a cookie from node A passes on node B). Only someone who
 //! knew the password at some point can hold one, so attempts that present a valid one for
 //! the username they try are counted apart from everyone else's and never slowed (see
 //! [`super::throttle`]). It proves nothing else: it signs no one in, and sign-out leaves
-//! it (the browser stays a known device). Deleting the key file forgets every device.
+//! it (the browser stays a known device). Deleting the key (file or row) forgets every
+//! device.
 //!
 //! The value is `username.id.mac`: the id is 16 random bytes and the MAC 32, both
 //! base64url without padding; a username may hold dots, so it is read from the right.
@@ -25,6 +28,8 @@ use hmac::{Hmac, Mac};
 use rand_core::{OsRng, RngCore};
 use sha2::Sha256;
 
+use crate::store::{Database, StoreError};
+
 /// A browser's random id, from its device cookie.
 pub type DeviceId = [u8; 16];
 
@@ -39,9 +44,36 @@ pub struct Devices {
     key: [u8; 32],
 }
 
+/// Why the key could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceKeyError {
+    #[error(transparent)]
+    File(#[from] io::Error),
+    #[error(transparent)]
+    Database(#[from] StoreError),
+    #[error("the device cookie key in the database is {0} bytes, not 32")]
+    BadLength(usize),
+}
+
 impl Devices {
+    /// The key of `database`'s server or cluster, made if there is none yet. Blocking
+    /// (PostgreSQL: call it off the Tokio workers).
+    pub fn open(database: &Database) -> Result<Self, DeviceKeyError> {
+        match database {
+            Database::Sqlite { data_dir, .. } => Ok(Self::open_file(data_dir)?),
+            Database::Postgres(pool) => {
+                let mut fresh = [0u8; 32];
+                OsRng.fill_bytes(&mut fresh);
+                let stored = crate::store::postgres::device_cookie_key(pool, &fresh)?;
+                let key = <[u8; 32]>::try_from(stored.as_slice())
+                    .map_err(|_| DeviceKeyError::BadLength(stored.len()))?;
+                Ok(Self { key })
+            }
+        }
+    }
+
     /// Reads the key from `data_dir`, or makes one (readable by the server's user only).
-    pub fn open(data_dir: &Path) -> io::Result<Self> {
+    fn open_file(data_dir: &Path) -> io::Result<Self> {
         let path = data_dir.join(KEY_FILE);
         let mut key = [0u8; 32];
         match std::fs::File::open(&path) {
@@ -172,7 +204,7 @@ mod tests {
     #[test]
     fn a_device_cookie_is_valid_for_its_username_and_key_only() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let devices = Devices::open(dir.path()).expect("open");
+        let devices = Devices::open_file(dir.path()).expect("open");
         let set = devices.set_cookie("ada.l", None, false).expect("cookie");
         assert!(set.starts_with("confab_device=ada.l."), "{set}");
         for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=31536000"] {
@@ -192,11 +224,11 @@ mod tests {
         assert_eq!(devices.of_request(&h, false, "bob"), None);
         assert_eq!(devices.of_request(&h, true, "ada.l"), None);
         // The key survives a restart; another server's key (or a forged MAC) does not pass.
-        let reopened = Devices::open(dir.path()).expect("reopen");
+        let reopened = Devices::open_file(dir.path()).expect("reopen");
         assert_eq!(reopened.of_request(&h, false, "ada.l"), Some(id));
         let other = tempfile::tempdir().expect("tempdir");
         assert_eq!(
-            Devices::open(other.path())
+            Devices::open_file(other.path())
                 .expect("open")
                 .of_request(&h, false, "ada.l"),
             None

@@ -50,7 +50,7 @@ mod invites;
 mod password;
 mod throttle;
 
-pub use device::Devices;
+pub use device::{DeviceKeyError, Devices};
 
 /// Path of the upload endpoint (its body gets more time: see `crate::listener`).
 pub const UPLOAD_PATH: &str = "/api/files";

@@ -4,7 +4,7 @@
 //! [`writer`] thread (every write, batched into group commits). Nothing outside this
 //! module knows SQL: [`sqlite::SqliteStore`] is the store a server runs on;
 //! [`postgres::PgStore`] implements the same trait on PostgreSQL for a cluster (issue
-//! 18), not selectable yet.
+//! 18), chosen with `--database-url` (see [`Database`]).
 
 pub mod accounts;
 pub mod checkpoint;

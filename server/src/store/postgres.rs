@@ -23,8 +23,8 @@
 //!
 //! Not here yet: full-text search ([`Store::search`] answers
 //! [`StoreError::Unsupported`]), reconnecting after the connection is lost (each
-//! [`PgStore`] owns one connection), and the accounts, invites and files stores
-//! (their tables are in the schema).
+//! [`PgStore`] owns one connection), and the files store (its tables are in the
+//! schema). Accounts, sessions and invites are in [`accounts`].
 
 use std::collections::{HashMap, HashSet};
 
@@ -36,12 +36,14 @@ use super::{
     Store, StoreError, StoredPerson, StoredRoom, Unread, Write, Written,
 };
 
+pub(super) mod accounts;
 mod changes;
 mod off_runtime;
 mod pool;
 mod schema;
 mod snapshots;
 
+pub use accounts::device_cookie_key;
 pub use pool::{PgPool, PooledClient};
 
 /// A connection to the PostgreSQL store, for the writer or a reader.

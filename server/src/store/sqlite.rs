@@ -12,6 +12,7 @@ use super::{
     checkpoint::{self, Checkpointer},
 };
 
+pub(super) mod accounts;
 mod changes;
 mod search;
 pub(super) mod snapshots;

@@ -127,7 +127,8 @@ fn an_account_made_outside_the_server_can_be_messaged_at_once() {
     let mut f = Fixture::new();
     let mut ada = f.member(1, "ada");
     // As `confab-server admin create` does while the server runs: straight into the store.
-    crate::store::accounts::AccountStore::open(f.dir.path(), Durability::Process)
+    let database = crate::store::Database::sqlite(f.dir.path(), Durability::Process);
+    crate::store::accounts::open(&database)
         .expect("accounts")
         .create_user(crate::store::accounts::NewUser {
             username: "root",

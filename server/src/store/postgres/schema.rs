@@ -154,6 +154,13 @@ pub(super) const MIGRATIONS: &[&str] = &[
          bytes BIGINT NOT NULL
      );
      CREATE INDEX file_usage_by_user ON file_usage (username, ts);",
+    // The key device cookies are signed with (http/device.rs), one for the whole
+    // cluster: a cookie made by one node must pass on every other. The first node to
+    // start puts its fresh key in; everyone uses whichever got there.
+    "CREATE TABLE device_cookie_key (
+         only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row),
+         key      BYTEA NOT NULL CHECK (octet_length(key) = 32)
+     );",
     // What a node of a cluster compares to find what it missed (`store::RoomHead`): an
     // id telling a room from a deleted one of the same name, and a version that grows
     // with each change of its title, owner or members.
