@@ -95,7 +95,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     // Opening blocks (and a PostgreSQL connection must not be made on a Tokio worker).
-    let (_database, write_store, read_store, read_stores) = {
+    let (database, write_store, read_store, read_stores) = {
         let config = config.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let database = config.database().context("cannot open the database")?;
@@ -117,12 +117,12 @@ pub async fn serve(
             .context("cannot open the accounts")?,
     );
     let files = {
-        let (data_dir, durability, limits) = (
+        let (database, data_dir, limits) = (
+            database.clone(),
             config.data_dir.clone(),
-            config.durability,
             config.file_limits(),
         );
-        tokio::task::spawn_blocking(move || files::Files::open(&data_dir, durability, limits))
+        tokio::task::spawn_blocking(move || files::Files::open(&database, &data_dir, limits))
             .await
             .context("cannot open the file store")?
             .context("cannot open the file store")?

@@ -23,8 +23,8 @@
 //!
 //! Not here yet: full-text search ([`Store::search`] answers
 //! [`StoreError::Unsupported`]), reconnecting after the connection is lost (each
-//! [`PgStore`] owns one connection), and the accounts, invites and files stores
-//! (their tables are in the schema).
+//! [`PgStore`] owns one connection), and the accounts and invites stores (their
+//! tables are in the schema). The files' store is [`files`].
 
 use std::collections::{HashMap, HashSet};
 
@@ -37,6 +37,7 @@ use super::{
 };
 
 mod changes;
+pub mod files;
 mod off_runtime;
 mod pool;
 mod schema;
@@ -318,7 +319,10 @@ fn kind_from_sql(kind: &str) -> RoomKind {
     }
 }
 
-/// Whether each of `ids` is an unshared upload of `uploader`'s to `room`.
+/// Whether each of `ids` is an unshared upload of `uploader`'s to `room`. Each row is
+/// locked until the batch commits, so that a file sweep on any node (which deletes
+/// unshared uploads) cannot take it between this check and the claim: the sweep waits
+/// and then finds it shared.
 fn claimable(
     db: &mut Db<'_>,
     room: &str,
@@ -328,7 +332,8 @@ fn claimable(
     for id in ids {
         let found = db.query_opt(
             "SELECT 1 FROM file_uploads
-             WHERE id = $1 AND room = $2 AND uploader = $3 AND seq IS NULL",
+             WHERE id = $1 AND room = $2 AND uploader = $3 AND seq IS NULL
+             FOR UPDATE",
             &[id, &room, &uploader],
         )?;
         if found.is_none() {
