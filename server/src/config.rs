@@ -314,6 +314,21 @@ pub struct Config {
     #[arg(long, env = "CONFAB_REDIS_URL", requires = "database_url")]
     pub redis_url: Option<String>,
 
+    /// On a node of a cluster: how long, in milliseconds, a message waits for the ones
+    /// before it to arrive from other nodes before they are read from PostgreSQL.
+    #[arg(long, env = "CONFAB_CLUSTER_GAP_GRACE_MS", default_value_t = 100)]
+    pub cluster_gap_grace_ms: u64,
+
+    /// On a node of a cluster: how often, in milliseconds, every room's latest message
+    /// in PostgreSQL is compared with what the node delivered (finds what Redis lost).
+    #[arg(long, env = "CONFAB_CLUSTER_CHECK_MS", default_value_t = 2000)]
+    pub cluster_check_ms: u64,
+
+    /// The same while Redis is unreachable (or not configured): how late other nodes'
+    /// messages arrive meanwhile.
+    #[arg(long, env = "CONFAB_CLUSTER_POLL_MS", default_value_t = 500)]
+    pub cluster_poll_ms: u64,
+
     /// Without a subcommand, the server runs.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -358,6 +373,16 @@ impl Config {
         match &self.database_url {
             Some(url) => Database::postgres(url, self.database_pool),
             None => Ok(Database::sqlite(&self.data_dir, self.durability)),
+        }
+    }
+
+    /// A node's cluster tunables, from their flags.
+    pub fn cluster_settings(&self) -> crate::hub::ClusterSettings {
+        crate::hub::ClusterSettings {
+            gap_grace: Duration::from_millis(self.cluster_gap_grace_ms.max(1)),
+            look_every: Duration::from_millis(self.cluster_check_ms.max(10)),
+            look_every_down: Duration::from_millis(self.cluster_poll_ms.max(10)),
+            ..crate::hub::ClusterSettings::default()
         }
     }
 

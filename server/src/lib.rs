@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod admission;
 pub mod body_deadline;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod files;
@@ -83,6 +84,33 @@ async fn housekeeping(
     }
 }
 
+/// Makes this server a node of a cluster: a random node id, and the bus to Redis when
+/// `--redis-url` is given. Without Redis the node still finds the others' messages in
+/// PostgreSQL, only later (see [`cluster`]).
+fn join_cluster(
+    config: &Config,
+    hub: HubSender,
+) -> anyhow::Result<(cluster::Bus, Option<tokio::task::JoinHandle<()>>)> {
+    use rand_core::RngCore;
+    let node = rand_core::OsRng.next_u64();
+    match &config.redis_url {
+        Some(url) => {
+            let (bus, task) =
+                cluster::bus::spawn(url, node, hub).context("cannot use the Redis URL")?;
+            tracing::info!(node, "a node of a cluster: PostgreSQL and Redis");
+            Ok((bus, Some(task)))
+        }
+        None => {
+            tracing::info!(
+                node,
+                "on PostgreSQL without Redis: other nodes' messages arrive by polling"
+            );
+            let (outbox, _) = tokio::sync::mpsc::channel(1);
+            Ok((cluster::Bus::new(outbox), None))
+        }
+    }
+}
+
 /// Runs the server on `listener` until `shutdown` resolves, then closes every socket
 /// with 1001, flushes the store and returns.
 ///
@@ -146,31 +174,38 @@ pub async fn serve(
     .context("cannot start the store writer")?;
     let reader = ReadPool::spawn(read_stores, config.read_queue, hub.clone().read_reports())
         .context("cannot start the reader threads")?;
-    let state = Hub::new(
-        HubSettings {
-            max_rooms: config.max_rooms,
-            max_rooms_per_connection: config.max_rooms_per_connection,
-            max_typing_per_sec: config.max_typing_per_sec,
-            room_list_interval: Duration::from_millis(config.room_list_interval_ms.max(1)),
-            room_changes: ratelimit::RateLimit {
-                per_sec: f64::from(config.room_changes_per_min) / 60.0,
-                burst: f64::from(config.room_changes_burst.max(1)),
-            },
-            edits: ratelimit::RateLimit {
-                per_sec: f64::from(config.edits_per_min) / 60.0,
-                burst: f64::from(config.edits_burst.max(1)),
-            },
-            // Kept frames go into the send queue on their way out: more would overflow it.
-            read_buffer: config.queue_capacity,
-            history_reads_per_connection: config.history_reads_per_connection.max(1),
-            search_budget: Duration::from_millis(config.search_budget_ms.max(1)),
-            ..HubSettings::default()
+    let hub_settings = HubSettings {
+        max_rooms: config.max_rooms,
+        max_rooms_per_connection: config.max_rooms_per_connection,
+        max_typing_per_sec: config.max_typing_per_sec,
+        room_list_interval: Duration::from_millis(config.room_list_interval_ms.max(1)),
+        room_changes: ratelimit::RateLimit {
+            per_sec: f64::from(config.room_changes_per_min) / 60.0,
+            burst: f64::from(config.room_changes_burst.max(1)),
         },
-        read_store,
-        writer,
-        Reader::Pool(reader),
-    )
+        edits: ratelimit::RateLimit {
+            per_sec: f64::from(config.edits_per_min) / 60.0,
+            burst: f64::from(config.edits_burst.max(1)),
+        },
+        // Kept frames go into the send queue on their way out: more would overflow it.
+        read_buffer: config.queue_capacity,
+        history_reads_per_connection: config.history_reads_per_connection.max(1),
+        search_budget: Duration::from_millis(config.search_budget_ms.max(1)),
+        ..HubSettings::default()
+    };
+    let mut state = tokio::task::spawn_blocking(move || {
+        Hub::new(hub_settings, read_store, writer, Reader::Pool(reader))
+    })
+    .await
+    .context("cannot load rooms from the store")?
     .context("cannot load rooms from the store")?;
+    let bus_task = if database.is_shared() {
+        let (bus, task) = join_cluster(&config, hub.clone())?;
+        state.join_cluster(bus, config.cluster_settings());
+        task
+    } else {
+        None
+    };
     let hub_thread = HubSender::spawn(state, events, &health).context("cannot start the hub")?;
 
     let tracker = TaskTracker::new();
@@ -273,6 +308,9 @@ pub async fn serve(
         part = health.failure() => {
             housekeeping.abort();
             sweep.abort();
+            if let Some(task) = &bus_task {
+                task.abort();
+            }
             return Err(fail(part, listening, &stop, &hub, &tracker, writer_thread).await);
         }
     }
@@ -286,6 +324,9 @@ pub async fn serve(
     }
     housekeeping.abort();
     sweep.abort();
+    if let Some(task) = &bus_task {
+        task.abort();
+    }
     // The hub lets go of the writer, which commits what is queued and ends.
     hub.send(Event::Stop).await;
     drop(hub);

@@ -11,6 +11,7 @@
 use std::time::{Duration, Instant};
 
 use confab_shared::{Body, ChatMessage, ClientId, ErrorCode, RoomName, ServerMsg, limits};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::{
     ConnId, Hub, Refusal, Waiter,
@@ -106,6 +107,7 @@ impl Hub {
                     }
                 }
                 (Ok(Written::Done), None) => {
+                    self.publish_committed(&write);
                     if !self.personal_committed(&write) {
                         self.access_committed(&write, Ok(()));
                     }
@@ -161,20 +163,31 @@ impl Hub {
         }
     }
 
-    /// Delivers the committed log entry `seq` of `room` (a message, a change) to the
-    /// room's live connections, and keeps it for those whose join's read is in flight
-    /// (they get it after their read's answer: see `reads.rs`).
+    /// Delivers the committed log entry `seq` of `room` (a message, a change) that this
+    /// node's writer stored. On a node of a cluster it is published, and delivered in
+    /// `seq` order with the other nodes' entries (see `cluster.rs`).
     pub(super) fn deliver_log_entry(&mut self, room: &str, seq: u64, msg: &ServerMsg) {
+        let frame = encode(msg);
+        if self.cluster.is_some() {
+            self.local_log_entry(room, seq, frame);
+        } else {
+            self.deliver_log_frame(room, seq, &frame);
+        }
+    }
+
+    /// Delivers log entry `seq` of `room` to the room's live connections, and keeps it
+    /// for those whose join's read is in flight (they get it after their read's answer:
+    /// see `reads.rs`).
+    pub(super) fn deliver_log_frame(&mut self, room: &str, seq: u64, frame: &Utf8Bytes) {
         // A room deleted while its last entries were being committed: nobody is left to
         // deliver them to, and they are deleted with it.
         let Some(room) = self.rooms.get_mut(room) else {
             return;
         };
         room.last_seq = room.last_seq.max(seq);
-        let frame = encode(msg);
         if room.reading.is_empty() {
             let online = room.online.iter().copied();
-            deliver(&self.conns, &mut self.overflowed, online, &frame);
+            deliver(&self.conns, &mut self.overflowed, online, frame);
             return;
         }
         let reading = &room.reading;
@@ -183,8 +196,8 @@ impl Hub {
             .iter()
             .copied()
             .filter(|c| !reading.contains_key(c));
-        deliver(&self.conns, &mut self.overflowed, online, &frame);
-        room.keep_for_readers(seq, &frame, self.settings.read_buffer, &mut self.overflowed);
+        deliver(&self.conns, &mut self.overflowed, online, frame);
+        room.keep_for_readers(seq, frame, self.settings.read_buffer, &mut self.overflowed);
     }
 
     /// Queues a write for the store writer without waiting for it. A full queue, or a
@@ -196,6 +209,7 @@ impl Hub {
                 "the server cannot store this right now; retry shortly",
             )
         };
+        self.note_local_write(&write);
         self.writer
             .as_ref()
             .ok_or_else(busy)?
@@ -340,6 +354,10 @@ impl Hub {
         let Some(who) = conn.person.clone() else {
             return Ok(());
         };
+        self.publish(crate::cluster::Published::Typing {
+            room: room.to_string(),
+            who: who.clone(),
+        });
         let typing = ServerMsg::Typing {
             room: room.to_string(),
             who,

@@ -36,6 +36,7 @@
 
 mod access;
 mod changes;
+mod cluster;
 mod connections;
 mod delivery;
 mod membership;
@@ -57,6 +58,7 @@ use confab_shared::{
     ServerMsg, Username, limits,
 };
 
+pub use cluster::{ClusterSettings, Look, LookDone, Looked};
 pub use reads::{Done, Job, Read, ReadDone, ReadPool, Reader};
 pub use thread::{EVENT_QUEUE, Event, HubSender, TrySend};
 
@@ -340,6 +342,8 @@ struct Room {
     /// Connections joining the room whose reads are in flight, and the live messages
     /// kept for them meanwhile (see `reads.rs`).
     reading: BTreeMap<ConnId, reads::Pending>,
+    /// Its order and news in a cluster (see `cluster.rs`).
+    sync: cluster::RoomSync,
 }
 
 impl Room {
@@ -353,6 +357,7 @@ impl Room {
             present: BTreeMap::new(),
             last_seq: 0,
             reading: BTreeMap::new(),
+            sync: cluster::RoomSync::default(),
         }
     }
 }
@@ -399,6 +404,8 @@ pub struct Hub {
     /// The store's identity, told in every welcome.
     epoch: String,
     shutting_down: bool,
+    /// Set on a node of a cluster (see `cluster.rs`).
+    cluster: Option<cluster::Cluster>,
 }
 
 impl Hub {
@@ -425,6 +432,7 @@ impl Hub {
                     .filter(|m| !m.starts_with(GUEST_PREFIX))
                     .collect();
                 room.last_seq = r.last_seq;
+                room.sync.known_as(r.head);
                 (r.name, room)
             })
             .collect();
@@ -479,6 +487,7 @@ impl Hub {
             muted,
             epoch,
             shutting_down: false,
+            cluster: None,
         })
     }
 

@@ -60,6 +60,7 @@ impl Hub {
         change: AccessChange,
     ) -> Result<(), Refusal> {
         let write = change.write();
+        self.note_local_write(&write);
         let stopped = || {
             Refusal::new(
                 ErrorCode::Unavailable,

@@ -171,6 +171,8 @@ pub enum Job {
     Read(Read),
     /// Boxed: a search is the larger and the rarer.
     Search(Box<Search>),
+    /// What a node of a cluster reads to catch up (see `cluster.rs`).
+    Look(super::Look),
 }
 
 impl From<Read> for Job {
@@ -185,6 +187,7 @@ pub enum Done {
     Read(ReadDone),
     /// Boxed: events travel through the hub's queue by value.
     Search(Box<SearchDone>),
+    Look(Box<super::LookDone>),
 }
 
 impl Job {
@@ -193,6 +196,7 @@ impl Job {
         match self {
             Job::Read(read) => Done::Read(read.run(store)),
             Job::Search(search) => Done::Search(Box::new(search.run(store))),
+            Job::Look(look) => Done::Look(Box::new(look.run(store))),
         }
     }
 
@@ -203,6 +207,20 @@ impl Job {
     fn run_caught(self, store: &mut dyn Store) -> Done {
         match self {
             Job::Read(read) => Done::Read(read.run_caught(store)),
+            Job::Look(look) => {
+                let header = look.clone();
+                let done =
+                    catch_unwind(AssertUnwindSafe(|| look.run(store))).unwrap_or_else(|panic| {
+                        super::LookDone {
+                            look: header,
+                            result: Err(format!(
+                                "the read panicked: {}",
+                                panic_message(panic.as_ref())
+                            )),
+                        }
+                    });
+                Done::Look(Box::new(done))
+            }
             Job::Search(search) => {
                 let header = search.clone();
                 catch_unwind(AssertUnwindSafe(|| search.run(store))).map_or_else(
@@ -382,6 +400,7 @@ impl Hub {
         match done {
             Done::Read(done) => self.finish_read(done),
             Done::Search(done) => self.finish_search(*done),
+            Done::Look(done) => self.look_done(*done),
         }
     }
 

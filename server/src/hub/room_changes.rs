@@ -75,14 +75,15 @@ impl Hub {
 
     /// When [`Hub::tick`] has something to send next, if anything is waiting.
     pub fn next_tick(&self) -> Option<Instant> {
-        if self.room_changes.is_empty() {
-            return None;
-        }
-        Some(
+        let room_changes = (!self.room_changes.is_empty()).then(|| {
             self.room_changes
                 .last_flush
-                .map_or_else(Instant::now, |t| t + self.settings.room_list_interval),
-        )
+                .map_or_else(Instant::now, |t| t + self.settings.room_list_interval)
+        });
+        room_changes
+            .into_iter()
+            .chain(self.cluster_deadline())
+            .min()
     }
 
     /// Sends the noted room changes, if any and if an interval has passed since the last
@@ -95,6 +96,8 @@ impl Hub {
         if due && !self.room_changes.is_empty() {
             self.flush_room_changes(now);
         }
+        self.cluster_tick(now);
+        self.settle();
     }
 
     /// Sends every identified session one `rooms_changed` with what it may see of the

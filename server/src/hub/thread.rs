@@ -73,6 +73,8 @@ pub enum Event {
     Committed(Vec<Outcome<Option<Waiter>>>),
     /// A history read or a search is answered (see `reads.rs`).
     Read(Done),
+    /// News from the other nodes of a cluster, or about the link to them.
+    Cluster(crate::cluster::Inbound),
     /// Close every connection with 1001.
     Shutdown,
     /// Another part of the server (the store writer) failed and the server is about to
@@ -297,6 +299,7 @@ fn close_all(hub: &Hub) {
 }
 
 fn dispatch(hub: &mut Hub, event: Event) {
+    use crate::cluster::Published;
     #[cfg(debug_assertions)]
     if let Event::Command {
         cmd: Command::Send { body, .. },
@@ -321,14 +324,27 @@ fn dispatch(hub: &mut Hub, event: Event) {
         Event::UserAdded {
             username,
             display_name,
-        } => hub.user_added(username, display_name),
+        } => {
+            hub.publish(Published::UserAdded {
+                username: username.clone(),
+                display_name: display_name.clone(),
+            });
+            hub.user_added(username, display_name);
+        }
         Event::SignedOut {
             username,
             sessions,
             at,
-        } => hub.signed_out(&username, sessions, at),
+        } => {
+            hub.publish(Published::SignedOut {
+                username: username.clone(),
+                sessions,
+            });
+            hub.signed_out(&username, sessions, at);
+        }
         Event::Committed(outcomes) => hub.committed(outcomes),
         Event::Read(done) => hub.read_done(done),
+        Event::Cluster(inbound) => hub.cluster_event(inbound),
         Event::Shutdown => hub.shutdown(),
         Event::Fail => {
             close_all(hub);

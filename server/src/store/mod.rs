@@ -292,6 +292,23 @@ pub struct StoredRoom {
     pub last_seq: u64,
     /// Everyone who belongs to the room, by username.
     pub members: Vec<String>,
+    /// Which room of this name it is, and how often its settings or members changed:
+    /// see [`RoomHead`].
+    pub head: RoomHead,
+}
+
+/// Where a room stands, cheap to read for every room at once: how a node of a cluster
+/// finds what it missed (messages whose publication it never received, rooms created,
+/// changed or deleted on other nodes). The embedded store, which one process owns,
+/// keeps only `last_seq` (`id` and `version` are 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RoomHead {
+    /// Distinguishes a room from an earlier one of the same name that was deleted.
+    pub id: u64,
+    /// Highest sequence number committed in the room's log.
+    pub last_seq: u64,
+    /// Grows with every change of the room's title, owner or members.
+    pub version: u64,
 }
 
 /// An account as the hub needs to know it: to name people and to check that whoever is
@@ -410,6 +427,20 @@ pub trait Store: Send + 'static {
     /// marker (the person joined just now, and its write is on its way) reads as having
     /// read everything.
     fn unread(&mut self, user: &str, room: &str, until: u64) -> Result<Unread, StoreError>;
+
+    /// Every room's [`RoomHead`], by name.
+    fn heads(&mut self) -> Result<Vec<(String, RoomHead)>, StoreError> {
+        Ok(self
+            .rooms()?
+            .into_iter()
+            .map(|room| (room.name, room.head))
+            .collect())
+    }
+
+    /// One room, with its members, if it exists.
+    fn room(&mut self, name: &str) -> Result<Option<StoredRoom>, StoreError> {
+        Ok(self.rooms()?.into_iter().find(|room| room.name == name))
+    }
 }
 
 /// The writer and the readers hold their store as a `Box<dyn Store>` when which one
@@ -464,6 +495,12 @@ impl Store for Box<dyn Store> {
     }
     fn unread(&mut self, user: &str, room: &str, until: u64) -> Result<Unread, StoreError> {
         (**self).unread(user, room, until)
+    }
+    fn heads(&mut self) -> Result<Vec<(String, RoomHead)>, StoreError> {
+        (**self).heads()
+    }
+    fn room(&mut self, name: &str) -> Result<Option<StoredRoom>, StoreError> {
+        (**self).room(name)
     }
 }
 

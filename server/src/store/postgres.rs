@@ -32,8 +32,8 @@ use confab_shared::{ChatMessage, RoomKind, limits};
 use postgres::{Client, IsolationLevel, NoTls, Row, Statement, Transaction, types::ToSql};
 
 use super::{
-    Appended, Around, Changed, NewMessage, Page, Refused, SearchPage, SearchRequest, Store,
-    StoreError, StoredPerson, StoredRoom, Unread, Write, Written,
+    Appended, Around, Changed, NewMessage, Page, Refused, RoomHead, SearchPage, SearchRequest,
+    Store, StoreError, StoredPerson, StoredRoom, Unread, Write, Written,
 };
 
 mod changes;
@@ -105,6 +105,25 @@ fn as_sql(n: u64) -> i64 {
 /// A seq, id or count as stored; the schema keeps them non-negative.
 fn from_sql(n: i64) -> u64 {
     u64::try_from(n).unwrap_or_default()
+}
+
+/// A room from `SELECT name, last_seq, kind, COALESCE(title, name), owner, id, version`,
+/// without its members.
+fn room_from_row(row: &Row) -> Result<StoredRoom, StoreError> {
+    let last_seq = from_sql(row.try_get(1)?);
+    Ok(StoredRoom {
+        name: row.try_get(0)?,
+        last_seq,
+        kind: kind_from_sql(row.try_get(2)?),
+        title: row.try_get(3)?,
+        owner: row.try_get(4)?,
+        members: Vec::new(),
+        head: RoomHead {
+            id: from_sql(row.try_get(5)?),
+            last_seq,
+            version: from_sql(row.try_get(6)?),
+        },
+    })
 }
 
 impl PgStore {
@@ -452,11 +471,11 @@ fn apply_all(db: &mut Db<'_>, writes: &[Write]) -> Result<Vec<Written>, StoreErr
                 &[room, ts, &kind_to_sql(*kind), title, owner],
             )?,
             Write::RenameRoom { room, title } => db.execute(
-                "UPDATE rooms SET title = $2 WHERE name = $1",
+                "UPDATE rooms SET title = $2, version = version + 1 WHERE name = $1",
                 &[room, title],
             )?,
             Write::SetOwner { room, owner } => db.execute(
-                "UPDATE rooms SET owner = $2 WHERE name = $1",
+                "UPDATE rooms SET owner = $2, version = version + 1 WHERE name = $1",
                 &[room, owner],
             )?,
             Write::DeleteRoom { room } => {
@@ -482,21 +501,35 @@ fn apply_all(db: &mut Db<'_>, writes: &[Write]) -> Result<Vec<Written>, StoreErr
                      ON CONFLICT DO NOTHING",
                     &[name, room, &last],
                 )?;
-                db.execute(
+                let added = db.execute(
                     "INSERT INTO room_members (room, name) VALUES ($1, $2)
                      ON CONFLICT DO NOTHING",
                     &[room, name],
-                )?
+                )?;
+                if added > 0 {
+                    db.execute(
+                        "UPDATE rooms SET version = version + 1 WHERE name = $1",
+                        &[room],
+                    )?;
+                }
+                added
             }
             Write::RemoveMember { room, name } => {
                 db.execute(
                     "DELETE FROM read_markers WHERE room = $1 AND username = $2",
                     &[room, name],
                 )?;
-                db.execute(
+                let removed = db.execute(
                     "DELETE FROM room_members WHERE room = $1 AND name = $2",
                     &[room, name],
-                )?
+                )?;
+                if removed > 0 {
+                    db.execute(
+                        "UPDATE rooms SET version = version + 1 WHERE name = $1",
+                        &[room],
+                    )?;
+                }
+                removed
             }
             Write::MarkRead { user, room, seq } => db.execute(
                 "INSERT INTO read_markers (username, room, seq) VALUES ($1, $2, $3)
@@ -521,21 +554,12 @@ impl Store for PgStore {
             // `COLLATE "C"`: byte order, as SQLite sorts.
             let mut rooms = db
                 .query(
-                    "SELECT name, last_seq, kind, COALESCE(title, name), owner
+                    "SELECT name, last_seq, kind, COALESCE(title, name), owner, id, version
                      FROM rooms ORDER BY name COLLATE \"C\"",
                     &[],
                 )?
                 .iter()
-                .map(|row| {
-                    Ok(StoredRoom {
-                        name: row.try_get(0)?,
-                        last_seq: from_sql(row.try_get(1)?),
-                        kind: kind_from_sql(row.try_get(2)?),
-                        title: row.try_get(3)?,
-                        owner: row.try_get(4)?,
-                        members: Vec::new(),
-                    })
-                })
+                .map(room_from_row)
                 .collect::<Result<Vec<_>, StoreError>>()?;
             let mut members: HashMap<String, Vec<String>> = HashMap::new();
             for row in db.query(
@@ -551,6 +575,45 @@ impl Store for PgStore {
                 room.members = members.remove(&room.name).unwrap_or_default();
             }
             Ok(rooms)
+        })
+    }
+
+    fn heads(&mut self) -> Result<Vec<(String, RoomHead)>, StoreError> {
+        self.reading(|db| {
+            db.query("SELECT name, id, last_seq, version FROM rooms", &[])?
+                .iter()
+                .map(|row| {
+                    Ok((
+                        row.try_get(0)?,
+                        RoomHead {
+                            id: from_sql(row.try_get(1)?),
+                            last_seq: from_sql(row.try_get(2)?),
+                            version: from_sql(row.try_get(3)?),
+                        },
+                    ))
+                })
+                .collect()
+        })
+    }
+
+    fn room(&mut self, name: &str) -> Result<Option<StoredRoom>, StoreError> {
+        self.reading(|db| {
+            let Some(row) = db.query_opt(
+                "SELECT name, last_seq, kind, COALESCE(title, name), owner, id, version
+                 FROM rooms WHERE name = $1",
+                &[&name],
+            )?
+            else {
+                return Ok(None);
+            };
+            let mut room = room_from_row(&row)?;
+            for row in db.query(
+                "SELECT name FROM room_members WHERE room = $1 ORDER BY name COLLATE \"C\"",
+                &[&name],
+            )? {
+                room.members.push(row.try_get(0)?);
+            }
+            Ok(Some(room))
         })
     }
 

@@ -7,8 +7,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 
 use super::{
-    Appended, Around, Durability, NewMessage, Page, Refused, SearchPage, SearchRequest, Store,
-    StoreError, StoredPerson, StoredRoom, Unread, Write, Written,
+    Appended, Around, Durability, NewMessage, Page, Refused, RoomHead, SearchPage, SearchRequest,
+    Store, StoreError, StoredPerson, StoredRoom, Unread, Write, Written,
     checkpoint::{self, Checkpointer},
 };
 
@@ -553,13 +553,18 @@ impl Store for SqliteStore {
                  FROM rooms r ORDER BY r.name",
             )?
             .query_map([], |row| {
+                let last_seq = row.get(1)?;
                 Ok(StoredRoom {
                     name: row.get(0)?,
-                    last_seq: row.get(1)?,
+                    last_seq,
                     kind: kind_from_sql(&row.get::<_, String>(2)?),
                     title: row.get(3)?,
                     owner: row.get(4)?,
                     members: Vec::new(),
+                    head: RoomHead {
+                        last_seq,
+                        ..RoomHead::default()
+                    },
                 })
             })?
             .collect::<Result<_, _>>()?;

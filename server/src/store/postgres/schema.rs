@@ -154,6 +154,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
          bytes BIGINT NOT NULL
      );
      CREATE INDEX file_usage_by_user ON file_usage (username, ts);",
+    // What a node of a cluster compares to find what it missed (`store::RoomHead`): an
+    // id telling a room from a deleted one of the same name, and a version that grows
+    // with each change of its title, owner or members.
+    "ALTER TABLE rooms
+         ADD COLUMN id BIGINT GENERATED ALWAYS AS IDENTITY,
+         ADD COLUMN version BIGINT NOT NULL DEFAULT 0;",
     // Files' bytes (see store/postgres/files.rs): every node of a cluster reads them
     // from here into its own cache. A blob's content in 1 MiB chunks and an image's
     // preview, both written in the transaction that inserts the blob's row and gone

@@ -1,0 +1,179 @@
+//! Several servers, one chat (issue 18): real `confab-server` processes sharing one
+//! PostgreSQL and one Redis started for the test (tests/common/services.rs), with
+//! clients spread over them.
+
+mod common;
+
+use std::{net::SocketAddr, time::Duration};
+
+use common::{
+    Client,
+    process::{ServerProcess, free_addr},
+    services::{Postgres, Redis},
+};
+use confab_shared::{ChatMessage, ClientMsg, ServerMsg};
+use tokio::time::{sleep, timeout};
+
+/// PostgreSQL, Redis and `n` nodes using them, each with a data directory of its own.
+struct Cluster {
+    nodes: Vec<(SocketAddr, ServerProcess)>,
+    _dirs: Vec<tempfile::TempDir>,
+    pg: Postgres,
+    redis: Redis,
+    /// Flags every node gets.
+    flags: Vec<String>,
+}
+
+/// Nodes that look at PostgreSQL for what they missed only once, at start: what they
+/// deliver came through Redis.
+const BUS_ONLY: &[&str] = &[
+    "--cluster-check-ms",
+    "600000",
+    "--cluster-poll-ms",
+    "600000",
+];
+
+impl Cluster {
+    async fn start(n: usize) -> Self {
+        Self::start_with(n, &[]).await
+    }
+
+    async fn start_with(n: usize, flags: &[&str]) -> Self {
+        let pg = Postgres::start().expect("start PostgreSQL");
+        let redis = Redis::start().expect("start Redis");
+        let mut cluster = Cluster {
+            nodes: Vec::new(),
+            _dirs: Vec::new(),
+            pg,
+            redis,
+            flags: flags.iter().map(|f| (*f).to_owned()).collect(),
+        };
+        for _ in 0..n {
+            cluster.add_node().await;
+        }
+        cluster
+    }
+
+    async fn add_node(&mut self) -> SocketAddr {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let addr = free_addr();
+        let (db, redis) = (self.pg.url(), self.redis.url());
+        let mut flags = vec!["--database-url", &db, "--redis-url", &redis];
+        flags.extend(self.flags.iter().map(String::as_str));
+        let node = ServerProcess::start_with(addr, dir.path(), &flags).await;
+        self.nodes.push((addr, node));
+        self._dirs.push(dir);
+        addr
+    }
+
+    fn addr(&self, i: usize) -> SocketAddr {
+        self.nodes[i].0
+    }
+}
+
+/// The next chat message this client receives, skipping everything else.
+async fn next_message(c: &mut Client) -> ChatMessage {
+    match c.recv_until(|m| matches!(m, ServerMsg::Message(_))).await {
+        ServerMsg::Message(m) => m,
+        _ => unreachable!(),
+    }
+}
+
+/// Waits until `room` is known on the node `c` is connected to (it was created on
+/// another node): joining succeeds.
+async fn join_when_known(c: &mut Client, room: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        c.send_json(&ClientMsg::Join {
+            room: room.to_owned(),
+            after: None,
+        })
+        .await;
+        match c
+            .recv_until(|m| matches!(m, ServerMsg::Joined { .. } | ServerMsg::Error { .. }))
+            .await
+        {
+            ServerMsg::Joined { .. } => return,
+            other => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{room} never reached this node: {other:?}"
+                );
+                sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_message_sent_on_any_node_reaches_every_member_in_one_order() {
+    let cluster = Cluster::start_with(3, BUS_ONLY).await;
+    let mut clients = Vec::new();
+    for (i, name) in ["ada", "bob", "cy"].iter().enumerate() {
+        clients.push(Client::named(cluster.addr(i), name).await);
+    }
+    clients[0].create_room("plans").await;
+    for c in &mut clients {
+        join_when_known(c, "plans").await;
+    }
+    // Everyone sends at once, from every node.
+    const EACH: usize = 30;
+    for round in 0..EACH {
+        for (i, c) in clients.iter_mut().enumerate() {
+            c.send_to("plans", &format!("m{i}-{round}")).await;
+        }
+    }
+    let mut seen = Vec::new();
+    for c in &mut clients {
+        let mut got = Vec::new();
+        while got.len() < EACH * 3 {
+            let m = timeout(Duration::from_secs(10), next_message(c))
+                .await
+                .expect("every message arrives");
+            got.push((m.seq, m.body));
+        }
+        seen.push(got);
+    }
+    let seqs: Vec<u64> = seen[0].iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=(EACH * 3) as u64).collect::<Vec<_>>(),
+        "one gap-free order"
+    );
+    assert_eq!(
+        seen[0], seen[1],
+        "node 2 delivers the same, in the same order"
+    );
+    assert_eq!(
+        seen[0], seen[2],
+        "node 3 delivers the same, in the same order"
+    );
+}
+
+#[tokio::test]
+async fn while_redis_is_down_messages_still_commit_and_cross_nodes_from_postgres() {
+    let mut cluster = Cluster::start(2).await;
+    let mut ada = Client::named(cluster.addr(0), "ada").await;
+    let mut bob = Client::named(cluster.addr(1), "bob").await;
+    ada.create_room("ops").await;
+    join_when_known(&mut ada, "ops").await;
+    join_when_known(&mut bob, "ops").await;
+    ada.say("ops", "before").await;
+    assert_eq!(next_message(&mut bob).await.body, "before");
+
+    cluster.redis.stop().expect("stop Redis");
+    // Acknowledged without Redis: the commit is all an ack waits for.
+    let during = ada.say("ops", "during").await;
+    let got = timeout(Duration::from_secs(10), next_message(&mut bob))
+        .await
+        .expect("the other node finds it in PostgreSQL");
+    assert_eq!((got.seq, got.body.as_str()), (during.seq, "during"));
+
+    cluster.redis.start_again().expect("start Redis again");
+    let after = bob.say("ops", "after").await;
+    let got = timeout(Duration::from_secs(10), next_message(&mut ada))
+        .await
+        .expect("delivered once Redis is back");
+    assert_eq!((got.seq, got.body.as_str()), (after.seq, "after"));
+    assert_eq!(after.seq, during.seq + 1, "no gap, no duplicate");
+}
