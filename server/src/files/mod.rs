@@ -459,11 +459,15 @@ impl Files {
             now_ms,
         };
         match pg.keep(&upload, received.tmp, received.thumb, rules)? {
-            Kept::Stored { blob, new } => {
+            Kept::Stored {
+                blob,
+                new,
+                created_at,
+            } => {
                 // Cache: a failure costs a fetch later, not the upload.
-                self.cache(received.tmp, &self.blob_path(&blob.hash));
+                self.cache(received.tmp, &self.blob_path(&blob.hash), created_at);
                 if let (true, Some(thumb)) = (new, received.thumb) {
-                    self.cache(thumb, &self.thumb_path(&blob.hash));
+                    self.cache(thumb, &self.thumb_path(&blob.hash), created_at);
                 }
                 Ok((id, blob))
             }
@@ -479,14 +483,13 @@ impl Files {
     }
 
     /// Moves `from` to `to` in this node's cache unless something is there already
-    /// (the same content, by its name).
-    fn cache(&self, from: &Path, to: &Path) {
+    /// (the same content, by its name), dated `created_at` (see [`PgFiles::read`]).
+    fn cache(&self, from: &Path, to: &Path, created_at: i64) {
         if to.exists() {
             return;
         }
-        let placed = to
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
+        let placed = date(from, created_at)
+            .and_then(|()| to.parent().map_or(Ok(()), std::fs::create_dir_all))
             .and_then(|()| std::fs::rename(from, to));
         if let Err(e) = placed {
             tracing::warn!("cannot cache {}: {e}", to.display());
@@ -513,12 +516,12 @@ impl Files {
             return Ok(Some(path));
         }
         let tmp = self.temp_path();
-        let fetched = self.fetch(pg, blob, thumb, &tmp).and_then(|found| {
-            if !found {
+        let fetched = self.fetch(pg, blob, thumb, &tmp).and_then(|created_at| {
+            let Some(created_at) = created_at else {
                 return Ok(false);
-            }
-            path.parent()
-                .map_or(Ok(()), std::fs::create_dir_all)
+            };
+            date(&tmp, created_at)
+                .and_then(|()| path.parent().map_or(Ok(()), std::fs::create_dir_all))
                 .and_then(|()| std::fs::rename(&tmp, &path))
                 .map_err(StoreError::Io)?;
             Ok(true)
@@ -530,23 +533,24 @@ impl Files {
     }
 
     /// Reads blob `blob` (or its preview) from the database into `tmp`, checking the
-    /// content against its size and hash: whether it was there.
+    /// content against its size and hash: `None` if it was not there, else when its
+    /// row was made.
     fn fetch(
         &self,
         pg: &PgFiles,
         blob: &Blob,
         thumb: bool,
         tmp: &Path,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<i64>, StoreError> {
         let file = std::fs::File::create(tmp).map_err(StoreError::Io)?;
         let mut out = Hashing {
             out: std::io::BufWriter::with_capacity(256 * 1024, file),
             hasher: Sha256::new(),
             size: 0,
         };
-        if !pg.read(&blob.hash, thumb, &mut out)? {
-            return Ok(false);
-        }
+        let Some(created_at) = pg.read(&blob.hash, thumb, &mut out)? else {
+            return Ok(None);
+        };
         out.out.flush().map_err(StoreError::Io)?;
         if !thumb {
             let hash = data_encoding::HEXLOWER.encode(&out.hasher.finalize());
@@ -557,7 +561,7 @@ impl Files {
                 ))));
             }
         }
-        Ok(true)
+        Ok(Some(created_at))
     }
 
     /// One sweep (blocking): uploads never shared for [`UNSHARED_TTL`] go, budget entries
@@ -616,6 +620,16 @@ impl<W: Write> Write for Hashing<W> {
     fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
     }
+}
+
+/// Sets the modification time of the file at `path` to `ms` after the epoch: what
+/// `ServeFile` makes a download's `ETag` and `Last-Modified` of.
+fn date(path: &Path, ms: i64) -> std::io::Result<()> {
+    let at = std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    std::fs::File::options()
+        .write(true)
+        .open(path)?
+        .set_modified(at)
 }
 
 fn lock(store: &Mutex<FileStore>) -> MutexGuard<'_, FileStore> {

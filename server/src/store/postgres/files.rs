@@ -75,10 +75,12 @@ pub struct KeepRules {
 /// What became of [`PgFiles::keep`]. Refusals roll back everything it wrote.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Kept {
-    /// Stored: the blob as stored (an earlier upload's when the content was known).
+    /// Stored: the blob as stored (an earlier upload's when the content was known),
+    /// and when its row was made (see [`PgFiles::read`]).
     Stored {
         blob: Blob,
         new: bool,
+        created_at: i64,
     },
     /// Over the budget: the uploader's usage in the window, oldest first, to say when
     /// enough of it leaves.
@@ -206,29 +208,29 @@ impl PgFiles {
             if inserted == 1 {
                 write_chunks(&mut tx, &upload.blob.hash, content)?;
                 if let (Some(thumb), Some(_)) = (thumb, upload.blob.image) {
-                    let bytes = std::fs::read(thumb).map_err(io_error)?;
+                    let bytes = std::fs::read(thumb).map_err(StoreError::Io)?;
                     tx.execute(
                         "INSERT INTO file_thumbs (hash, bytes) VALUES ($1, $2)",
                         &[&upload.blob.hash, &bytes],
                     )?;
                 }
-                stored = Some((upload.blob.clone(), true));
+                stored = Some((upload.blob.clone(), true, upload.now_ms));
                 break;
             }
             // Stored already: hold it against a sweep until this commits. No row means
             // a sweep removed it since the insert looked: store it anew.
             let row = tx.query_opt(
-                "SELECT hash, size, mime, width, height FROM file_blobs WHERE hash = $1
-                 FOR KEY SHARE",
+                "SELECT hash, size, mime, width, height, created_at FROM file_blobs
+                 WHERE hash = $1 FOR KEY SHARE",
                 &[&upload.blob.hash],
             )?;
             if let Some(row) = row {
-                stored = Some((row_to_blob(&row)?, false));
+                stored = Some((row_to_blob(&row)?, false, row.try_get(5)?));
                 break;
             }
         }
-        let Some((blob, new)) = stored else {
-            return Err(io_error(std::io::Error::other(
+        let Some((blob, new, created_at)) = stored else {
+            return Err(StoreError::Io(std::io::Error::other(
                 "a sweep kept removing the blob being stored",
             )));
         };
@@ -259,55 +261,62 @@ impl PgFiles {
             &[&upload.uploader, &upload.now_ms, &as_sql(blob.size)],
         )?;
         tx.commit()?;
-        Ok(Kept::Stored { blob, new })
+        Ok(Kept::Stored {
+            blob,
+            new,
+            created_at,
+        })
     }
 
     /// Writes the content of blob `hash` (or its preview, `thumb`) into `out`, read in
-    /// one snapshot; `false` if there is no such blob (or preview). The caller checks
+    /// one snapshot; `None` if there is no such blob (or preview), else when the blob's
+    /// row was made: every node dates its copy with it, so that the `ETag` and
+    /// `Last-Modified` a download gets are the same from every node. The caller checks
     /// what it got against the hash.
-    pub fn read(&self, hash: &str, thumb: bool, out: &mut impl Write) -> Result<bool, StoreError> {
+    pub fn read(
+        &self,
+        hash: &str,
+        thumb: bool,
+        out: &mut impl Write,
+    ) -> Result<Option<i64>, StoreError> {
         let mut client = self.pool.get()?;
         let mut tx = client
             .build_transaction()
             .isolation_level(IsolationLevel::RepeatableRead)
             .read_only(true)
             .start()?;
+        let Some(blob) = tx.query_opt(
+            "SELECT created_at, (SELECT count(*) FROM file_chunks c WHERE c.hash = b.hash)
+             FROM file_blobs b WHERE hash = $1",
+            &[&hash],
+        )?
+        else {
+            return Ok(None);
+        };
+        let created_at: i64 = blob.try_get(0)?;
+        let chunks: i64 = blob.try_get(1)?;
         if thumb {
             let Some(row) =
                 tx.query_opt("SELECT bytes FROM file_thumbs WHERE hash = $1", &[&hash])?
             else {
-                return Ok(false);
+                return Ok(None);
             };
             out.write_all(row.try_get::<_, &[u8]>(0)?)
-                .map_err(io_error)?;
+                .map_err(StoreError::Io)?;
             tx.commit()?;
-            return Ok(true);
-        }
-        let count: i64 = tx
-            .query_one("SELECT count(*) FROM file_chunks WHERE hash = $1", &[&hash])?
-            .try_get(0)?;
-        if count == 0 {
-            // No chunks: no blob, or an empty one.
-            let empty = tx
-                .query_opt(
-                    "SELECT 1 FROM file_blobs WHERE hash = $1 AND size = 0",
-                    &[&hash],
-                )?
-                .is_some();
-            tx.commit()?;
-            return Ok(empty);
+            return Ok(Some(created_at));
         }
         // One chunk per query: never more than a chunk in memory, whatever the file.
         let chunk = tx.prepare("SELECT bytes FROM file_chunks WHERE hash = $1 AND n = $2")?;
-        for n in 0..count {
-            let n =
-                i32::try_from(n).map_err(|_| io_error(std::io::Error::other("too many chunks")))?;
+        for n in 0..chunks {
+            let n = i32::try_from(n)
+                .map_err(|_| StoreError::Io(std::io::Error::other("too many chunks")))?;
             let row = tx.query_one(&chunk, &[&hash, &n])?;
             out.write_all(row.try_get::<_, &[u8]>(0)?)
-                .map_err(io_error)?;
+                .map_err(StoreError::Io)?;
         }
         tx.commit()?;
-        Ok(true)
+        Ok(Some(created_at))
     }
 
     /// Removes uploads never shared made before `unshared_before_ms`, usage older than
@@ -428,10 +437,10 @@ fn write_chunks(
     content: &Path,
 ) -> Result<(), StoreError> {
     let insert = tx.prepare("INSERT INTO file_chunks (hash, n, bytes) VALUES ($1, $2, $3)")?;
-    let mut file = std::fs::File::open(content).map_err(io_error)?;
+    let mut file = std::fs::File::open(content).map_err(StoreError::Io)?;
     let mut chunk = vec![0u8; CHUNK_BYTES];
     for n in 0i32.. {
-        let len = read_full(&mut file, &mut chunk).map_err(io_error)?;
+        let len = read_full(&mut file, &mut chunk).map_err(StoreError::Io)?;
         if len == 0 {
             break;
         }
@@ -469,8 +478,4 @@ fn row_to_blob(row: &Row) -> Result<Blob, StoreError> {
             .zip(size(height))
             .map(|(width, height)| ImageSize { width, height }),
     })
-}
-
-fn io_error(e: std::io::Error) -> StoreError {
-    StoreError::Io(e)
 }
