@@ -496,6 +496,20 @@ impl Files {
         }
     }
 
+    /// Where the bytes of `blob` (or its preview, `thumb`) are when finding them needs
+    /// nothing but a path: on one server. `None` in a cluster, where [`Files::local`]
+    /// (blocking) finds them in the cache or fetches them.
+    pub fn on_disk(&self, blob: &Blob, thumb: bool) -> Option<PathBuf> {
+        match &self.backend {
+            Backend::Sqlite(_) if is_hash(&blob.hash) => Some(if thumb {
+                self.thumb_path(&blob.hash)
+            } else {
+                self.blob_path(&blob.hash)
+            }),
+            _ => None,
+        }
+    }
+
     /// Where the bytes of `blob` (or its preview, `thumb`) are on this node's disk, to
     /// be served from: on one server, where they live; in a cluster, in the cache,
     /// fetched from the database first if they are not there yet. `None` when they are

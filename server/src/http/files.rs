@@ -405,9 +405,12 @@ async fn serve(state: AppState, id: String, req: Request, thumb: bool) -> Respon
     };
     // In a cluster the bytes may have to come from the database into this node's cache
     // first: only once the person may see them.
-    let local = {
-        let blob = blob.clone();
-        blocking(&files, move |f| Ok(f.local(&blob, thumb)?)).await
+    let local = match files.on_disk(blob, thumb) {
+        Some(path) => Ok(Some(path)),
+        None => {
+            let blob = blob.clone();
+            blocking(&files, move |f| Ok(f.local(&blob, thumb)?)).await
+        }
     };
     let path = match local {
         Ok(Some(path)) => path,
