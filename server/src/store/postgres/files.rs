@@ -9,11 +9,11 @@
 //! Several nodes run the same operations at once, so each rule is enforced by a lock
 //! the database holds until the commit:
 //! - the daily budget: an upload's transaction takes a transaction-level advisory lock
-//!   on its uploader ([`BUDGET_LOCKS`]) before it sums their usage, so two uploads by
+//!   on its uploader (`BUDGET_LOCKS`) before it sums their usage, so two uploads by
 //!   one person on two nodes are checked one after the other, each seeing the other's
 //!   usage;
 //! - the store's total: a new blob's row is inserted first, then a single advisory lock
-//!   ([`TOTAL_LOCK`]) is taken and the sum of every blob (its own included) compared
+//!   (`TOTAL_LOCK`) is taken and the sum of every blob (its own included) compared
 //!   with the limit. Whoever holds the lock sees every blob committed before it, and
 //!   keeps the lock until its own commit, so the sum is never exceeded. The lock is
 //!   taken after the chunks are written: uploads send their bytes in parallel and only
