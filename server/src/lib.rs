@@ -153,12 +153,12 @@ pub async fn serve(
         .context("cannot open the accounts")??
     };
     let files = {
-        let (data_dir, durability, limits) = (
+        let (database, data_dir, limits) = (
+            database.clone(),
             config.data_dir.clone(),
-            config.durability,
             config.file_limits(),
         );
-        tokio::task::spawn_blocking(move || files::Files::open(&data_dir, durability, limits))
+        tokio::task::spawn_blocking(move || files::Files::open(&database, &data_dir, limits))
             .await
             .context("cannot open the file store")?
             .context("cannot open the file store")?

@@ -816,3 +816,81 @@ async fn a_full_store_is_507_and_says_so() {
     assert_eq!(s.blobs().len(), 2);
     assert!(s.tmp_files().is_empty());
 }
+
+/// Two `confab-server` processes sharing one PostgreSQL (a cluster without Redis, which
+/// files do not need), each with its own data directory: an upload through one is
+/// downloaded through the other, whose cache was empty, with the same headers; once
+/// its message is deleted, both nodes' sweeps take it out of their caches. The
+/// download through the second node is a guest's: accounts are each node's own for
+/// now, so a session made on one is not known to the other.
+#[tokio::test]
+async fn a_cluster_serves_a_file_through_every_node_and_sweeps_it_from_all() {
+    let pg = tokio::task::spawn_blocking(common::services::Postgres::start)
+        .await
+        .expect("start task")
+        .expect("start PostgreSQL");
+    let url = pg.url();
+    let flags = ["--database-url", &url, "--file-sweep-interval-secs", "1"];
+    let a = Setup::start(&flags).await;
+    let b = Setup::start(&flags).await;
+    let ada_cookie = sign_up(a.addr, "ada").await;
+    let bytes = png(800, 600);
+    let file = uploaded(a.addr, &ada_cookie, "general", "photo.png", &bytes).await;
+    assert_eq!(a.blobs().len(), 1, "the uploading node caches it");
+    assert!(b.blobs().is_empty());
+    let path = format!("/api/files/{}", file.id);
+    let from_a = get(a.addr, &path, None, &[]).await;
+    let from_b = get(b.addr, &path, None, &[]).await;
+    assert_eq!(from_b.status, 200);
+    assert_eq!(from_b.body, bytes);
+    // Same bytes, same labels, same ETag (it is the file's, not the node's).
+    assert_eq!(from_b.without_date(), from_a.without_date());
+    assert_eq!(b.blobs().len(), 1, "now in b's cache");
+    // A copy a browser got from one node is still good at the other.
+    let etag = from_a.header("etag").expect("an ETag");
+    let again = get(b.addr, &path, None, &[("If-None-Match", etag)]).await;
+    assert_eq!(again.status, 304);
+    let thumb_path = format!("/api/files/{}/thumb", file.id);
+    let thumb_a = get(a.addr, &thumb_path, None, &[]).await;
+    let thumb_b = get(b.addr, &thumb_path, None, &[]).await;
+    assert_eq!(thumb_b.status, 200);
+    assert_eq!(thumb_b.body, thumb_a.body);
+    let part = get(b.addr, &path, None, &[("Range", "bytes=100-199")]).await;
+    assert_eq!(part.status, 206);
+    assert_eq!(part.body, &bytes[100..200]);
+
+    let mut ada = Client::signed_in(a.addr, &ada_cookie).await;
+    ada.join("general").await;
+    let seq = acked(
+        &mut ada,
+        send_files("general", "pic", &fresh_client_id(), vec![file.id.clone()]),
+    )
+    .await;
+    sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(
+        get(b.addr, &path, None, &[]).await.status,
+        200,
+        "shared stays"
+    );
+    acked(
+        &mut ada,
+        ClientMsg::Delete {
+            room: "general".into(),
+            seq,
+            client_id: fresh_client_id(),
+        },
+    )
+    .await;
+    assert_eq!(get(b.addr, &path, None, &[]).await.status, 404);
+    for node in [&a, &b] {
+        eventually("the blob leaves every cache", || node.blobs().is_empty()).await;
+        eventually("its thumbnail too", || {
+            files_under(&node.dir("thumbs")).is_empty()
+        })
+        .await;
+    }
+    drop((ada, a, b));
+    tokio::task::spawn_blocking(move || drop(pg))
+        .await
+        .expect("stop PostgreSQL");
+}

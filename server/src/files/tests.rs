@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use super::*;
+use crate::store::Durability;
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
@@ -19,7 +20,12 @@ fn limits() -> FileLimits {
 }
 
 fn open(dir: &Path) -> Files {
-    Files::open(dir, Durability::Process, limits()).expect("open files")
+    Files::open(
+        &crate::store::Database::sqlite(dir, Durability::Process),
+        dir,
+        limits(),
+    )
+    .expect("open files")
 }
 
 /// Receives `bytes` into a temporary file, as the upload handler does, and keeps it.

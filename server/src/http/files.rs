@@ -1,6 +1,7 @@
 //! The file endpoints: `POST /api/files?room=&name=` (an upload, streamed to disk),
 //! `GET /api/files/{id}` and `GET /api/files/{id}/thumb` (downloads). What is kept
-//! where, and the lock that orders it against the sweep, is [`crate::files`].
+//! where (on this node's disk, or in PostgreSQL with a cache here), and the locks that
+//! order it against the sweep, is [`crate::files`].
 //!
 //! An upload is never whole in memory: its body is read chunk by chunk into a temporary
 //! file while its SHA-256 is computed, and refused the moment it passes a limit (from
@@ -94,7 +95,8 @@ fn failed() -> Failure {
     )
 }
 
-/// Runs blocking file work (SQLite, the file system, decoding) off the async workers.
+/// Runs blocking file work (SQLite, PostgreSQL's synchronous client, the file system,
+/// decoding) off the async workers.
 async fn blocking<T: Send + 'static>(
     files: &Arc<Files>,
     work: impl FnOnce(&Files) -> Result<T, Refusal> + Send + 'static,
@@ -393,13 +395,31 @@ async fn serve(state: AppState, id: String, req: Request, thumb: bool) -> Respon
     }
     let blob = &upload.blob;
     let inline = blob.image.is_some();
-    let (path, mime) = if thumb {
-        if !inline {
-            return not_found();
-        }
-        (files.thumb_path(&blob.hash), "image/png")
+    if thumb && !inline {
+        return not_found();
+    }
+    let mime = if thumb {
+        "image/png"
     } else {
-        (files.blob_path(&blob.hash), blob.mime.as_str())
+        blob.mime.as_str()
+    };
+    // In a cluster the bytes may have to come from the database into this node's cache
+    // first: only once the person may see them.
+    let local = match files.on_disk(blob, thumb) {
+        Some(path) => Ok(Some(path)),
+        None => {
+            let blob = blob.clone();
+            blocking(&files, move |f| Ok(f.local(&blob, thumb)?)).await
+        }
+    };
+    let path = match local {
+        Ok(Some(path)) => path,
+        // Swept since the lookup.
+        Ok(None) => return not_found(),
+        Err(e) => {
+            tracing::error!("download failed: {e}");
+            return failed().into_response();
+        }
     };
     let served = ServeFile::new(path).oneshot(req).await;
     let mut resp = match served {

@@ -349,6 +349,10 @@ pub enum StoreError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    /// Reading or writing a file whose bytes go to or come from the database (the
+    /// PostgreSQL file store's chunks).
+    #[error("file system: {0}")]
+    Io(std::io::Error),
 }
 
 /// How hard a commit tries to survive failures.

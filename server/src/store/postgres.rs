@@ -22,9 +22,8 @@
 //! a Tokio worker thread.
 //!
 //! Not here yet: full-text search ([`Store::search`] answers
-//! [`StoreError::Unsupported`]), reconnecting after the connection is lost (each
-//! [`PgStore`] owns one connection), and the files store (its tables are in the
-//! schema). Accounts, sessions and invites are in [`accounts`].
+//! [`StoreError::Unsupported`]). A lost connection is made anew on the next use. The
+//! accounts, sessions and invites are in [`accounts`], the files' store in [`files`].
 
 use std::collections::{HashMap, HashSet};
 
@@ -38,6 +37,7 @@ use super::{
 
 pub(super) mod accounts;
 mod changes;
+pub mod files;
 mod off_runtime;
 mod pool;
 mod schema;
@@ -339,7 +339,10 @@ fn kind_from_sql(kind: &str) -> RoomKind {
     }
 }
 
-/// Whether each of `ids` is an unshared upload of `uploader`'s to `room`.
+/// Whether each of `ids` is an unshared upload of `uploader`'s to `room`. Each row is
+/// locked until the batch commits, so that a file sweep on any node (which deletes
+/// unshared uploads) cannot take it between this check and the claim: the sweep waits
+/// and then finds it shared.
 fn claimable(
     db: &mut Db<'_>,
     room: &str,
@@ -349,7 +352,8 @@ fn claimable(
     for id in ids {
         let found = db.query_opt(
             "SELECT 1 FROM file_uploads
-             WHERE id = $1 AND room = $2 AND uploader = $3 AND seq IS NULL",
+             WHERE id = $1 AND room = $2 AND uploader = $3 AND seq IS NULL
+             FOR UPDATE",
             &[id, &room, &uploader],
         )?;
         if found.is_none() {

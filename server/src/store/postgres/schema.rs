@@ -126,7 +126,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
      INSERT INTO meta (key, value) VALUES ('epoch', replace(gen_random_uuid()::text, '-', ''));
      INSERT INTO rooms (name, created_at) VALUES ('general', 0);",
     // Files (see store/files.rs): each distinct content once, each upload, and what each
-    // person uploaded when. The bytes are not in the database.
+    // person uploaded when. The bytes are in the next step's tables.
     "CREATE TABLE file_blobs (
          hash       TEXT PRIMARY KEY,
          size       BIGINT NOT NULL,
@@ -167,6 +167,20 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "ALTER TABLE rooms
          ADD COLUMN id BIGINT GENERATED ALWAYS AS IDENTITY,
          ADD COLUMN version BIGINT NOT NULL DEFAULT 0;",
+    // Files' bytes (see store/postgres/files.rs): every node of a cluster reads them
+    // from here into its own cache. A blob's content in 1 MiB chunks and an image's
+    // preview, both written in the transaction that inserts the blob's row and gone
+    // with it.
+    "CREATE TABLE file_chunks (
+         hash  TEXT NOT NULL REFERENCES file_blobs(hash) ON DELETE CASCADE,
+         n     INTEGER NOT NULL CHECK (n >= 0),
+         bytes BYTEA NOT NULL,
+         PRIMARY KEY (hash, n)
+     );
+     CREATE TABLE file_thumbs (
+         hash  TEXT PRIMARY KEY REFERENCES file_blobs(hash) ON DELETE CASCADE,
+         bytes BYTEA NOT NULL
+     );",
 ];
 
 /// Brings the schema to the latest version (see the module documentation); returns
