@@ -329,6 +329,12 @@ pub struct Config {
     #[arg(long, env = "CONFAB_CLUSTER_POLL_MS", default_value_t = 500)]
     pub cluster_poll_ms: u64,
 
+    /// On a node of a cluster: seconds after which the people online on a node that
+    /// stopped (killed, cut off) count as gone on the others. Each node renews its
+    /// people every third of it.
+    #[arg(long, env = "CONFAB_CLUSTER_PRESENCE_TTL_SECS", default_value_t = 15)]
+    pub cluster_presence_ttl_secs: u64,
+
     /// Without a subcommand, the server runs.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -385,6 +391,11 @@ impl Config {
             look_every_down: Duration::from_millis(self.cluster_poll_ms.max(10)),
             ..crate::hub::ClusterSettings::default()
         }
+    }
+
+    /// See `--cluster-presence-ttl-secs`.
+    pub fn cluster_presence_ttl(&self) -> Duration {
+        Duration::from_secs(self.cluster_presence_ttl_secs.max(3))
     }
 
     pub fn ping_interval(&self) -> Duration {

@@ -95,8 +95,8 @@ fn join_cluster(
     let node = rand_core::OsRng.next_u64();
     match &config.redis_url {
         Some(url) => {
-            let (bus, task) =
-                cluster::bus::spawn(url, node, hub).context("cannot use the Redis URL")?;
+            let (bus, task) = cluster::bus::spawn(url, node, config.cluster_presence_ttl(), hub)
+                .context("cannot use the Redis URL")?;
             tracing::info!(node, "a node of a cluster: PostgreSQL and Redis");
             Ok((bus, Some(task)))
         }
@@ -106,7 +106,7 @@ fn join_cluster(
                 "on PostgreSQL without Redis: other nodes' messages arrive by polling"
             );
             let (outbox, _) = tokio::sync::mpsc::channel(1);
-            Ok((cluster::Bus::new(outbox), None))
+            Ok((cluster::Bus::new(outbox, node), None))
         }
     }
 }

@@ -11,7 +11,7 @@ use common::{
     process::{ServerProcess, free_addr},
     services::{Postgres, Redis},
 };
-use confab_shared::{ChatMessage, ClientMsg, ServerMsg};
+use confab_shared::{ChatMessage, ClientMsg, PresenceEvent, ServerMsg};
 use tokio::time::{sleep, timeout};
 
 /// PostgreSQL, Redis and `n` nodes using them, each with a data directory of its own.
@@ -176,4 +176,53 @@ async fn while_redis_is_down_messages_still_commit_and_cross_nodes_from_postgres
         .expect("delivered once Redis is back");
     assert_eq!((got.seq, got.body.as_str()), (after.seq, "after"));
     assert_eq!(after.seq, during.seq + 1, "no gap, no duplicate");
+}
+
+/// The next presence event about `user` this client receives.
+async fn presence_of(c: &mut Client, user: &str) -> PresenceEvent {
+    let user = user.to_owned();
+    match c
+        .recv_until(|m| matches!(m, ServerMsg::Presence { who, .. } if who.user == user))
+        .await
+    {
+        ServerMsg::Presence { event, .. } => event,
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test]
+async fn presence_is_the_same_on_every_node_and_a_killed_nodes_people_go_offline() {
+    let mut cluster = Cluster::start_with(2, &["--cluster-presence-ttl-secs", "3"]).await;
+    let mut ada = Client::named(cluster.addr(0), "ada").await;
+    ada.create_room("lobby").await;
+    join_when_known(&mut ada, "lobby").await;
+    let mut bob = Client::named(cluster.addr(1), "bob").await;
+    join_when_known(&mut bob, "lobby").await;
+    assert_eq!(presence_of(&mut ada, "~bob").await, PresenceEvent::Joined);
+
+    // A third person on bob's node sees both online, as ada's node does.
+    let mut cy = Client::connect(cluster.addr(1)).await;
+    cy.hello("cy").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (online, _) = cy.join("lobby").await;
+        if online.contains(&"~ada".to_owned()) {
+            assert!(online.contains(&"~bob".to_owned()));
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ada never showed online on the other node: {online:?}"
+        );
+        cy.leave("lobby").await;
+        sleep(Duration::from_millis(100)).await;
+    }
+
+    // bob's node dies without a word: within the TTL and a renewal, ada sees him go.
+    let (_, node) = cluster.nodes.remove(1);
+    node.kill().await;
+    let gone = timeout(Duration::from_secs(15), presence_of(&mut ada, "~bob"))
+        .await
+        .expect("bob goes offline within the presence TTL");
+    assert_eq!(gone, PresenceEvent::Left);
 }

@@ -25,6 +25,28 @@ pub const ROOM_PREFIX: &str = "confab:room:";
 /// The channel of everything else.
 pub const CONTROL: &str = "confab:control";
 
+/// The sorted set of who is online in a room on which node, scored by when the entry
+/// expires unless its node renews it.
+pub fn presence_key(room: &str) -> String {
+    format!("{PRESENCE_PREFIX}{room}")
+}
+
+const PRESENCE_PREFIX: &str = "confab:presence:";
+
+/// The set of rooms that have a presence set, for the sweep.
+pub const PRESENCE_ROOMS: &str = "confab:presence-rooms";
+
+/// A presence set's member: the node, then the person as JSON.
+pub fn presence_member(node: NodeId, who: &Person) -> String {
+    format!("{node}:{}", serde_json::to_string(who).unwrap_or_default())
+}
+
+/// The node and person of a presence set's member.
+pub fn parse_presence_member(member: &str) -> Option<(NodeId, Person)> {
+    let (node, who) = member.split_once(':')?;
+    Some((node.parse().ok()?, serde_json::from_str(who).ok()?))
+}
+
 /// What a node publishes.
 #[derive(Debug, Clone)]
 pub enum Published {
@@ -37,6 +59,14 @@ pub enum Published {
     Typing {
         room: String,
         who: Person,
+    },
+    /// `who` came online in `room` on node `node` (their first connection there on that
+    /// node), or went offline there (their last).
+    Presence {
+        room: String,
+        who: Person,
+        node: NodeId,
+        online: bool,
     },
     /// The room was created, renamed, given a new owner, deleted, or gained or lost a
     /// member: read it again.
@@ -70,7 +100,9 @@ impl Published {
     /// The channel it goes on.
     pub fn channel(&self) -> String {
         match self {
-            Published::Log { room, .. } | Published::Typing { room, .. } => room_channel(room),
+            Published::Log { room, .. }
+            | Published::Typing { room, .. }
+            | Published::Presence { room, .. } => room_channel(room),
             _ => CONTROL.to_owned(),
         }
     }
@@ -89,6 +121,13 @@ impl Published {
             Published::Typing { room, who } => Event::Typing {
                 room: room.clone(),
                 who: who.clone(),
+            },
+            Published::Presence {
+                room, who, online, ..
+            } => Event::Presence {
+                room: room.clone(),
+                who: who.clone(),
+                online: *online,
             },
             Published::RoomChanged { room } => Event::RoomChanged { room: room.clone() },
             Published::Read { user, room, seq } => Event::Read {
@@ -132,6 +171,10 @@ pub enum Inbound {
     /// The link to Redis is lost: until [`Inbound::Up`], the hub looks at PostgreSQL
     /// more often.
     Down,
+    /// Who is online on the other nodes, room by room, as Redis holds it now (without
+    /// those whose node stopped renewing them): what the hub reconciles its view with,
+    /// so a lost presence event or a dead node corrects itself.
+    Presence(Vec<(String, NodeId, Person)>),
 }
 
 impl Inbound {
@@ -149,6 +192,12 @@ impl Inbound {
                 frame: Utf8Bytes::from(frame.get().to_owned()),
             },
             Event::Typing { room, who } => Published::Typing { room, who },
+            Event::Presence { room, who, online } => Published::Presence {
+                room,
+                who,
+                node: envelope.node,
+                online,
+            },
             Event::RoomChanged { room } => Published::RoomChanged { room },
             Event::Read { user, room, seq } => Published::Read { user, room, seq },
             Event::Mute { user, room, muted } => Published::Mute { user, room, muted },
@@ -186,6 +235,11 @@ enum Event {
     Typing {
         room: String,
         who: Person,
+    },
+    Presence {
+        room: String,
+        who: Person,
+        online: bool,
     },
     RoomChanged {
         room: String,
@@ -314,6 +368,32 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn presence_names_the_node_that_published_it() {
+        let who = Person {
+            user: "~bo".into(),
+            name: "Bo".into(),
+            guest: true,
+        };
+        match round_trip(Published::Presence {
+            room: "a".into(),
+            who: who.clone(),
+            node: 1,
+            online: true,
+        }) {
+            Published::Presence {
+                who: w,
+                node,
+                online,
+                ..
+            } => assert_eq!((w, node, online), (who.clone(), 7, true)),
+            other => panic!("{other:?}"),
+        }
+        let member = presence_member(7, &who);
+        assert_eq!(parse_presence_member(&member), Some((7, who)));
+        assert_eq!(parse_presence_member("x:{}"), None);
     }
 
     #[test]

@@ -215,11 +215,19 @@ impl Hub {
             RoomKind::Private | RoomKind::Direct => Box::new(r.members.iter()),
         };
         let unread = found.unread.unwrap_or_default();
+        // Those online only on other nodes of a cluster count as online here too.
+        let elsewhere: Vec<&Person> = self.online_only_elsewhere(r).collect();
+        let mut members: Vec<Person> = listed.map(|m| self.person(m)).collect();
+        if r.kind == RoomKind::Public {
+            members.extend(elsewhere.iter().map(|p| (*p).clone()));
+        }
+        let mut online: Vec<String> = r.present.keys().cloned().collect();
+        online.extend(elsewhere.iter().map(|p| p.user.clone()));
         let mut joined = ServerMsg::Joined {
             room: room.to_string(),
-            members: listed.map(|m| self.person(m)).collect(),
+            members,
             member_count: r.members.len(),
-            online: r.present.keys().cloned().collect(),
+            online,
             through: found.page.through,
             read: unread.read,
             unread: unread.messages,
@@ -284,6 +292,10 @@ impl Hub {
             });
         }
         if arrived {
+            self.publish_presence(room.as_str(), &person, true);
+        }
+        // Seen online already if they are on another node.
+        if arrived && !self.online_elsewhere(room.as_str(), &person.user) {
             let presence = ServerMsg::Presence {
                 room: room.to_string(),
                 who: person,
@@ -298,28 +310,25 @@ impl Hub {
     /// Takes a connection out of a room's live set. Returns whether that was its user's
     /// last connection there, so the caller announces the departure.
     fn go_offline_quietly(&mut self, id: ConnId, room: &str) -> bool {
-        let username = self
-            .conns
-            .get(&id)
-            .and_then(Conn::username)
-            .map(str::to_owned);
+        let person = self.conns.get(&id).and_then(|c| c.person.clone());
         if let Some(conn) = self.conns.get_mut(&id) {
             conn.rooms.retain(|r| r != room);
             conn.last_typing.remove(room);
         }
-        let (Some(r), Some(username)) = (self.rooms.get_mut(room), username) else {
+        let (Some(r), Some(person)) = (self.rooms.get_mut(room), person) else {
             return false;
         };
         if !r.online.remove(&id) {
             return false;
         }
-        match r.present.get_mut(&username) {
+        match r.present.get_mut(&person.user) {
             Some(n) if *n > 1 => {
                 *n -= 1;
                 false
             }
             Some(_) => {
-                r.present.remove(&username);
+                r.present.remove(&person.user);
+                self.publish_presence(room, &person, false);
                 true
             }
             None => false,
@@ -332,13 +341,13 @@ impl Hub {
         let Some(person) = self.conns.get(&id).and_then(|s| s.person.clone()) else {
             return;
         };
-        if self.go_offline_quietly(id, room) {
+        if self.go_offline_quietly(id, room) && !self.online_elsewhere(room, &person.user) {
             self.announce(room, person, PresenceEvent::Left);
         }
     }
 
     /// Tells everyone live in the room that `who` arrived or left.
-    fn announce(&mut self, room: &str, who: Person, event: PresenceEvent) {
+    pub(super) fn announce(&mut self, room: &str, who: Person, event: PresenceEvent) {
         let Some(r) = self.rooms.get(room) else {
             return;
         };

@@ -215,7 +215,8 @@ impl Hub {
                 .map_or_else(|| r.title.clone(), |p| p.name.clone()),
             kind: r.kind,
             owner: r.owner.clone(),
-            online: u32::try_from(r.present.len()).unwrap_or(u32::MAX),
+            online: u32::try_from(r.present.len() + self.online_only_elsewhere(r).count())
+                .unwrap_or(u32::MAX),
             peer,
             member: me.is_some_and(|me| r.members.contains(me)),
             muted: me.is_some_and(|me| self.muted.get(me).is_some_and(|m| m.contains(id))),

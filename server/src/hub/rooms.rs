@@ -317,6 +317,14 @@ impl Hub {
     pub(super) fn room_deleted(&mut self, room: &str) {
         // Its audience, while it is still there to ask.
         self.room_changed(room);
+        let present: Vec<confab_shared::Person> = self
+            .rooms
+            .get(room)
+            .map(|r| r.present.keys().map(|user| self.person(user)).collect())
+            .unwrap_or_default();
+        for who in &present {
+            self.publish_presence(room, who, false);
+        }
         let online: Vec<ConnId> = self
             .rooms
             .get(room)

@@ -10,7 +10,8 @@ use crate::cluster::{Bus, Inbound, Published};
 
 fn node(f: &mut Fixture) -> mpsc::Receiver<Published> {
     let (tx, rx) = mpsc::channel(64);
-    f.hub.join_cluster(Bus::new(tx), ClusterSettings::default());
+    f.hub
+        .join_cluster(Bus::new(tx, 1), ClusterSettings::default());
     rx
 }
 
