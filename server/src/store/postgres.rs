@@ -21,10 +21,12 @@
 //! writer, the readers): it runs a runtime of its own, so it must never be called from
 //! a Tokio worker thread.
 //!
-//! Not here yet: full-text search ([`Store::search`] answers
-//! [`StoreError::Unsupported`]), reconnecting after the connection is lost (each
-//! [`PgStore`] owns one connection), and the accounts, invites and files stores
-//! (their tables are in the schema).
+//! Full-text search is a `tsvector` column and a GIN index (`search`), where SQLite has
+//! FTS5 (`search` says where the two differ).
+//!
+//! Not here yet: reconnecting after the connection is lost (each [`PgStore`] owns one
+//! connection), and the accounts, invites and files stores (their tables are in the
+//! schema).
 
 use std::collections::{HashMap, HashSet};
 
@@ -40,6 +42,7 @@ mod changes;
 mod off_runtime;
 mod pool;
 mod schema;
+mod search;
 mod snapshots;
 
 pub use pool::{PgPool, PooledClient};
@@ -642,8 +645,8 @@ impl Store for PgStore {
         self.reading(|db| snapshots::around(db, room, seq, until, side))
     }
 
-    fn search(&mut self, _request: &SearchRequest) -> Result<SearchPage, StoreError> {
-        Err(StoreError::Unsupported("search on PostgreSQL"))
+    fn search(&mut self, request: &SearchRequest) -> Result<SearchPage, StoreError> {
+        self.reading(|db| search::search(db, request))
     }
 
     fn unread(&mut self, user: &str, room: &str, until: u64) -> Result<Unread, StoreError> {
