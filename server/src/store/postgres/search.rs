@@ -14,7 +14,11 @@
 //! the query and `ts_headline` all fold the same way without an immutable wrapper of
 //! `unaccent()`: `to_tsvector` with a named configuration already is immutable. Where
 //! the server lacks the `unaccent` extension the configuration is plain `simple` and
-//! accented letters count (the migration warns). The text is indexed as
+//! accented letters count (the migration warns). `simple` lower-cases under the
+//! database's locale: in the C locale that is ASCII letters only (accented Latin ones
+//! fold through `unaccent` first, but Greek or Cyrillic capitals stay apart), so a
+//! cluster's database wants a UTF-8 locale (`C.UTF-8`, `en_US.UTF-8`). The text is
+//! indexed as
 //! `confab_search_text(body)`: ASCII punctuation and the common blocks of punctuation,
 //! symbols and emoji made spaces of the same byte length, so that words split where
 //! FTS5's `unicode61` splits them (on letters and digits), whatever the database's
