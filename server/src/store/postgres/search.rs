@@ -18,8 +18,7 @@
 //! database's locale: in the C locale that is ASCII letters only (accented Latin ones
 //! fold through `unaccent` first, but Greek or Cyrillic capitals stay apart), so a
 //! cluster's database wants a UTF-8 locale (`C.UTF-8`, `en_US.UTF-8`). The text is
-//! indexed as
-//! `confab_search_text(body)`: ASCII punctuation and the common blocks of punctuation,
+//! indexed as `confab_search_text(body)`: ASCII punctuation and the common blocks of punctuation,
 //! symbols and emoji made spaces of the same byte length, so that words split where
 //! FTS5's `unicode61` splits them (on letters and digits), whatever the database's
 //! locale (in the C locale PostgreSQL's parser takes every non-ASCII character for a
@@ -32,7 +31,11 @@
 //! `&|!:*()<->` and backslashes are just separators to the parser. A prefix is the same
 //! with `:*` after the last lexeme: appended to the `tsquery`'s text as PostgreSQL
 //! writes it out, every lexeme quoted and escaped by it, then read back. The terms are
-//! joined with `&` the same way. That is one statement, and the query is then a
+//! joined with `&` the same way. Not `to_tsquery` of lexemes quoted here: a word still
+//! goes through the configuration (split by the parser, unaccented, lower-cased), so
+//! what a lexeme is is PostgreSQL's to say, and the only syntax added (`:*`, `&`,
+//! parentheses) stands next to text it quoted itself. That is one statement, and the
+//! query is then a
 //! parameter of the search, so the planner sees it as a constant (with
 //! `plan_cache_mode = force_custom_plan`) and can judge from the index's statistics
 //! whether to read the GIN index or walk messages newest first.
