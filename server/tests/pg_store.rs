@@ -599,26 +599,6 @@ fn writers_on_several_connections_share_one_gap_free_sequence_per_room() {
     assert_eq!(originals, 1);
 }
 
-#[test]
-fn search_is_not_on_postgresql_yet() {
-    let pg = Postgres::start().expect("start PostgreSQL");
-    let mut store = PgStore::open(&pg.url()).expect("open");
-    let request = confab_server::store::SearchRequest {
-        fts_match: "hello".into(),
-        rooms: vec!["general".into()],
-        from: Vec::new(),
-        since_ms: None,
-        until_ms: None,
-        before: None,
-        limit: 10,
-        budget: std::time::Duration::from_secs(1),
-    };
-    assert!(matches!(
-        store.search(&request),
-        Err(StoreError::Unsupported(_))
-    ));
-}
-
 /// Puts an upload in place as the file endpoints would (their store is SQLite-only
 /// for now): id, room, uploader, and an image's size.
 type Upload<'a> = &'a mut dyn FnMut(&str, &str, &str, Option<(u32, u32)>);

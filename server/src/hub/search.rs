@@ -81,7 +81,7 @@ impl Hub {
             text,
             before,
             request: SearchRequest {
-                fts_match: query.fts_match(),
+                terms: query.terms,
                 rooms,
                 from: query.from,
                 since_ms: query.since_ms,

@@ -2,12 +2,13 @@
 //! [`Query`] or refused with a sentence saying why.
 //!
 //! Every string is either a query or a [`QueryError`]: there is no input the index
-//! itself gets to reject. That holds because user text never reaches FTS5 as syntax.
-//! The parser keeps only words (runs of letters and digits), and [`Query::fts_match`]
+//! itself gets to reject. That holds because user text never reaches an index as
+//! syntax. The parser keeps only words (runs of letters and digits), and [`fts_match`]
 //! writes each word, prefix and phrase as an FTS5 string in double quotes (a quote
 //! inside doubled, though words cannot hold one), so `NEAR`, `OR`, `-`, `^`, column
 //! filters and unbalanced parentheses are just text. The filters become SQL parameters,
-//! never part of the MATCH string.
+//! never part of the MATCH string. (PostgreSQL gets the typed terms as parameters and
+//! makes its `tsquery` from them with its own functions: store/postgres/search.rs.)
 //!
 //! Pure and without I/O, so it is fuzzed (`fuzz/fuzz_targets/search_query.rs`) and
 //! property-tested against a real FTS5 table on its own.
@@ -200,22 +201,29 @@ impl Query {
         Ok(())
     }
 
-    /// The FTS5 MATCH expression: every term a double-quoted string (so no user text
-    /// is ever FTS5 syntax), a prefix's followed by `*`, all of them required.
+    /// The FTS5 MATCH expression of the query's terms (see [`fts_match`]).
     pub fn fts_match(&self) -> String {
-        fn quoted(text: &str) -> String {
-            format!("\"{}\"", text.replace('"', "\"\""))
-        }
-        self.terms
-            .iter()
-            .map(|term| match term {
-                Term::Word(word) => quoted(word),
-                Term::Prefix(prefix) => format!("{}*", quoted(prefix)),
-                Term::Phrase(words) => quoted(&words.join(" ")),
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
+        fts_match(&self.terms)
     }
+}
+
+/// The FTS5 MATCH expression of `terms`: every term a double-quoted string (so no user
+/// text is ever FTS5 syntax), a prefix's followed by `*`, all of them required. How the
+/// SQLite store renders a search; PostgreSQL renders the same terms its own way
+/// (store/postgres/search.rs).
+pub fn fts_match(terms: &[Term]) -> String {
+    fn quoted(text: &str) -> String {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    }
+    terms
+        .iter()
+        .map(|term| match term {
+            Term::Word(word) => quoted(word),
+            Term::Prefix(prefix) => format!("{}*", quoted(prefix)),
+            Term::Phrase(words) => quoted(&words.join(" ")),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The start of a UTC day written `YYYY-MM-DD`, in ms since the Unix epoch.

@@ -129,8 +129,9 @@ pub struct Around {
 /// searcher may see (the store knows nothing of people's rights: the hub decides them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchRequest {
-    /// The FTS5 MATCH expression, made by `search::query::Query::fts_match` only.
-    pub fts_match: String,
+    /// What the body must contain (at least one term; all of them): typed, so that each
+    /// store renders them in its own syntax from the parsed words alone.
+    pub terms: Vec<crate::search::query::Term>,
     /// The rooms to look in; none finds nothing.
     pub rooms: Vec<String>,
     /// Only messages by these usernames, if any are given.

@@ -15,7 +15,7 @@
 //!   trusted: the database's owner may create it), the counterpart of SQLite's
 //!   `COLLATE NOCASE`: unique keys and comparisons ignore case;
 //! - `user` is a reserved word in PostgreSQL: those columns are `username`;
-//! - no search index yet (see [`super`]).
+//! - search is a `tsvector` column and a GIN index, not FTS5 (see `super::search`).
 
 use postgres::Transaction;
 
@@ -181,6 +181,60 @@ pub(super) const MIGRATIONS: &[&str] = &[
          hash  TEXT PRIMARY KEY REFERENCES file_blobs(hash) ON DELETE CASCADE,
          bytes BYTEA NOT NULL
      );",
+    // Search (store/postgres/search.rs, whose module documentation says why each part is
+    // so): `unaccent` if the server has it (a contrib module, trusted: the database's
+    // owner may create it; without it the step still runs and accents count); a text
+    // search configuration `confab_search`, PostgreSQL's `simple` (lower case, no stop
+    // words, no stemming) with word tokens put through `unaccent` first; the text as it
+    // is indexed, punctuation and symbols made spaces of the same bytes; each message's
+    // `tsvector` as a generated column, so an edit or a deletion re-indexes it in its own
+    // transaction; a GIN index over the messages not deleted.
+    concat!(
+        "DO $$
+         BEGIN
+             CREATE EXTENSION IF NOT EXISTS unaccent;
+         EXCEPTION WHEN OTHERS THEN
+             RAISE WARNING 'no unaccent extension (%): search will tell accented letters apart',
+                 SQLERRM;
+         END $$;
+         CREATE TEXT SEARCH CONFIGURATION confab_search (COPY = simple);
+         DO $$
+         DECLARE home TEXT;
+         BEGIN
+             SELECT extnamespace::regnamespace::text INTO home
+             FROM pg_extension WHERE extname = 'unaccent';
+             IF home IS NOT NULL THEN
+                 EXECUTE format('ALTER TEXT SEARCH CONFIGURATION confab_search
+                     ALTER MAPPING FOR word, numword, hword, numhword, hword_part, hword_numpart
+                     WITH %s.unaccent, simple', home);
+             END IF;
+         END $$;
+         CREATE FUNCTION confab_search_text(body TEXT) RETURNS TEXT
+         LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+         AS $f$ SELECT regexp_replace(regexp_replace(regexp_replace(
+             translate(body, '!\"#$%&''()*+,-./:;<=>?@[\\]^_`{|}~', repeat(' ', 32)),
+             '[",
+        // Two bytes in UTF-8: C1 controls, Latin-1 punctuation and symbols (not ª ² ³ µ
+        // ¹ º ¼ ½ ¾, which are letters and digits).
+        "\u{80}-\u{A9}\u{AB}-\u{B1}\u{B4}\u{B6}-\u{B8}\u{BB}\u{BF}\u{D7}\u{F7}",
+        "]', '  ', 'g'),
+             '[",
+        // Three bytes: general punctuation, currency, arrows, mathematical and technical
+        // symbols, box drawing, dingbats, supplemental punctuation, CJK punctuation,
+        // variation selectors, small and full-width punctuation.
+        "\u{2000}-\u{206F}\u{20A0}-\u{20CF}\u{2190}-\u{23FF}\u{2500}-\u{27BF}",
+        "\u{2900}-\u{2BFF}\u{2E00}-\u{2E7F}\u{3000}-\u{3004}\u{3008}-\u{3020}\u{3030}",
+        "\u{303D}-\u{303F}\u{FE00}-\u{FE1F}\u{FE30}-\u{FE6F}\u{FF01}-\u{FF0F}",
+        "\u{FF1A}-\u{FF20}\u{FF3B}-\u{FF40}\u{FF5B}-\u{FF65}",
+        "]', '   ', 'g'),
+             '[",
+        // Four bytes: emoji and other pictographs.
+        "\u{1F000}-\u{1FAFF}",
+        "]', '    ', 'g') $f$;
+         ALTER TABLE messages ADD COLUMN search TSVECTOR
+             GENERATED ALWAYS AS (to_tsvector('confab_search', confab_search_text(body))) STORED;
+         CREATE INDEX messages_search ON messages USING gin (search) WHERE NOT deleted;"
+    ),
 ];
 
 /// Brings the schema to the latest version (see the module documentation); returns

@@ -15,20 +15,28 @@ use crate::store::{
 };
 
 /// A message (`m`) with what a reply quotes of its target (`q`), as [`row_to_message`]
-/// reads them. Macros so that the queries built on them stay `&'static str`s.
+/// reads them, and any `$extra` columns after those. Macros so that the queries built on
+/// them stay `&'static str`s.
 macro_rules! select_messages {
     ($rest:literal) => {
+        select_messages!("", $rest)
+    };
+    ($extra:literal, $rest:literal) => {
         concat!(
             "SELECT m.id, m.room, m.seq, m.sender, COALESCE(m.sender_name, m.sender), m.body,
                     m.ts, m.reply_to, m.edited_at, m.deleted, m.rev,
-                    q.sender, COALESCE(q.sender_name, q.sender), q.body, q.deleted
-             FROM messages m LEFT JOIN messages q ON q.room = m.room AND q.seq = m.reply_to ",
+                    q.sender, COALESCE(q.sender_name, q.sender), q.body, q.deleted",
+            $extra,
+            " FROM messages m LEFT JOIN messages q ON q.room = m.room AND q.seq = m.reply_to ",
             $rest
         )
     };
 }
+pub(super) use select_messages;
 
-fn row_to_message(row: &Row) -> Result<ChatMessage, StoreError> {
+/// A message as [`select_messages`] reads it (columns 0 to 14), without reactions and
+/// files.
+pub(super) fn row_to_message(row: &Row) -> Result<ChatMessage, StoreError> {
     let reply_to = match row.try_get::<_, Option<i64>>(7)? {
         None => None,
         Some(seq) => Some(Quote {

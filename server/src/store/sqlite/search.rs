@@ -16,7 +16,8 @@
 //! Where a body matched comes from FTS5's own `highlight()`, so it uses the index's
 //! tokenizer exactly. A body may hold any character, so the markers are characters the
 //! body does not contain, checked per hit: the output is then parsed unambiguously into
-//! byte ranges, and no markup ever leaves the server.
+//! byte ranges (`search::marks`, shared with PostgreSQL), and no markup ever leaves the
+//! server.
 //!
 //! A query runs under a time budget (an SQLite progress handler): one that would scan too
 //! much stops with what it found, so it cannot hold a reader thread, which joins wait for
@@ -32,7 +33,10 @@ use super::{
     snapshots::{attach_reactions, message_columns, row_to_message},
 };
 use crate::{
-    search::query::{civil_from_days, days_from_civil},
+    search::{
+        marks::{CLOSE, OPEN, free_markers, holds_markers, marks},
+        query::{civil_from_days, days_from_civil, fts_match},
+    },
     store::{SearchPage, SearchRequest, StoreError},
 };
 
@@ -114,10 +118,6 @@ pub(super) fn unindex_room(conn: &Connection, room: &str) -> Result<(), StoreErr
     Ok(())
 }
 
-/// The markers tried first: private-use characters, which text rarely holds.
-const OPEN: char = '\u{E000}';
-const CLOSE: char = '\u{E001}';
-
 /// How many steps of SQLite's virtual machine between two looks at the clock.
 const CHECK_EVERY: i32 = 4_000;
 
@@ -143,7 +143,7 @@ fn match_expression(request: &SearchRequest) -> String {
             format!(" AND {column} : ({})", quoted.join(" OR "))
         })
     }
-    let mut expression = format!("body : ({})", request.fts_match);
+    let mut expression = format!("body : ({})", fts_match(&request.terms));
     expression.extend(any_of("room", &request.rooms));
     expression.extend(any_of("sender", &request.from));
     if let Some(days) = days_searched(request) {
@@ -255,7 +255,7 @@ fn matches(
         };
         let message = row_to_message(row)?;
         let highlighted: String = row.get(15)?;
-        let marks = if message.body.contains([OPEN, CLOSE]) {
+        let marks = if holds_markers(&message.body) {
             remark(conn, &expression, message.id, &message.body)?
         } else {
             marks(&highlighted, &message.body, OPEN, CLOSE)
@@ -269,16 +269,14 @@ fn interrupted(e: &rusqlite::Error) -> bool {
 }
 
 /// The marks of a body that holds the usual markers: highlighted again with two
-/// private-use characters it does not hold (a body is at most 4,000 characters, and
-/// there are 6,400 of them).
+/// private-use characters it does not hold.
 fn remark(
     conn: &Connection,
     expression: &str,
     id: u64,
     body: &str,
 ) -> Result<Vec<[u32; 2]>, StoreError> {
-    let mut free = ('\u{E002}'..='\u{F8FF}').filter(|c| !body.contains(*c));
-    let (Some(open), Some(close)) = (free.next(), free.next()) else {
+    let Some((open, close)) = free_markers(body) else {
         return Ok(Vec::new());
     };
     let highlighted: Option<String> = conn
@@ -294,38 +292,9 @@ fn remark(
     Ok(highlighted.map_or_else(Vec::new, |h| marks(&h, body, open, close)))
 }
 
-/// The byte ranges of `body` that `highlighted` (the body with `open` and `close` around
-/// each match, neither of which the body holds) marks. Anything but exactly the body
-/// with markers gives no marks rather than wrong ones.
-pub(super) fn marks(highlighted: &str, body: &str, open: char, close: char) -> Vec<[u32; 2]> {
-    let mut marks = Vec::new();
-    let mut plain = String::with_capacity(body.len());
-    let mut start = None;
-    for c in highlighted.chars() {
-        if c == open {
-            start = Some(plain.len());
-        } else if c == close {
-            if let Some(start) = start.take()
-                && start < plain.len()
-            {
-                let (Ok(s), Ok(e)) = (u32::try_from(start), u32::try_from(plain.len())) else {
-                    return Vec::new();
-                };
-                marks.push([s, e]);
-            }
-        } else {
-            plain.push(c);
-        }
-    }
-    if plain != body {
-        return Vec::new();
-    }
-    marks
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{day_tokens, days_from_civil, marks};
+    use super::{day_tokens, days_from_civil};
 
     #[test]
     fn a_date_range_is_whole_years_months_and_days() {
@@ -347,15 +316,5 @@ mod tests {
         );
         assert!(day_tokens(5, 5).is_empty());
         assert_eq!(day_tokens(0, day(2026, 12, 1)).len(), 56 + 11);
-    }
-
-    #[test]
-    fn marks_are_byte_ranges_of_the_body() {
-        let (o, c) = ('<', '>');
-        assert_eq!(marks("<héllo> world", "héllo world", o, c), [[0, 6]]);
-        assert_eq!(marks("a <b c> d <e>", "a b c d e", o, c), [[2, 5], [8, 9]]);
-        assert_eq!(marks("nothing", "nothing", o, c), Vec::<[u32; 2]>::new());
-        // Not the body: no marks rather than wrong ones.
-        assert!(marks("<x>", "y", o, c).is_empty());
     }
 }

@@ -764,7 +764,7 @@ mod search {
     fn request(text: &str, rooms: &[&str]) -> SearchRequest {
         let q = query::parse(text).expect("a query");
         SearchRequest {
-            fts_match: q.fts_match(),
+            terms: q.terms,
             rooms: rooms.iter().map(|r| (*r).to_owned()).collect(),
             from: q.from,
             since_ms: q.since_ms,
