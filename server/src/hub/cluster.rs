@@ -28,8 +28,10 @@ use std::{
 use confab_shared::{GUEST_PREFIX, Person, PresenceEvent, RoomKind, ServerMsg};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use confab_shared::RoomName;
+
 use super::{
-    Hub, Room,
+    ConnId, Hub, Room,
     delivery::{deliver, encode},
     reads::Job,
 };
@@ -78,6 +80,12 @@ pub(super) struct Cluster {
     /// Rooms whose read is in flight, and the room's access-write count when it was
     /// asked (see [`RoomSync::local_writes`]).
     loading: HashMap<String, u64>,
+    /// When the last look at the heads was answered.
+    heads_at: Option<Instant>,
+    /// Joins refused because the client's cursor was past anything this node knew of,
+    /// and when: a look at the heads since then that still knows nothing of it makes
+    /// the cursor one this node takes as it comes (as a single server does).
+    ahead_refusals: HashMap<(ConnId, String), Instant>,
 }
 
 /// What the hub keeps per room for the cluster (nothing is used on a single server).
@@ -169,6 +177,8 @@ impl Hub {
             looking: false,
             gapped: BTreeSet::new(),
             loading: HashMap::new(),
+            heads_at: None,
+            ahead_refusals: HashMap::new(),
         });
     }
 
@@ -537,9 +547,45 @@ impl Hub {
             .map_or(Duration::ZERO, |c| c.settings.gap_grace)
     }
 
+    /// Whether a join resuming after `after`, past what this node delivered in `room`,
+    /// must wait for the node to catch up: its delivery of the entries between would
+    /// repeat what the client has. Other nodes' entries may not have arrived yet (or be
+    /// held behind a gap); a cursor past everything the node knows of asks for a look
+    /// at the heads first, and is taken as it is if that look knows nothing of it.
+    pub(super) fn cluster_behind(&mut self, id: ConnId, room: &RoomName, after: u64) -> bool {
+        let now = Instant::now();
+        let known = self.rooms.get(room.as_str()).map_or(0, |r| r.sync.known);
+        let Some(cluster) = &mut self.cluster else {
+            return false;
+        };
+        if after <= known {
+            // Known to be committed: its gap is being read.
+            return true;
+        }
+        let key = (id, room.to_string());
+        match cluster.ahead_refusals.get(&key) {
+            Some(at) if cluster.heads_at.is_some_and(|heads| heads > *at) => {
+                cluster.ahead_refusals.remove(&key);
+                false
+            }
+            _ => {
+                cluster.ahead_refusals.insert(key, now);
+                cluster.next_look = cluster.next_look.min(now);
+                true
+            }
+        }
+    }
+
     /// Compares every room's head with what this node holds.
     fn heads_read(&mut self, heads: Vec<(String, RoomHead)>) {
         let now = Instant::now();
+        if let Some(cluster) = &mut self.cluster {
+            cluster.heads_at = Some(now);
+            // Refusals from long ago are of connections that went or gave up.
+            cluster
+                .ahead_refusals
+                .retain(|_, at| now.saturating_duration_since(*at) < Duration::from_secs(60));
+        }
         let grace = self.cluster_grace();
         let mut listed = BTreeSet::new();
         let mut reload = Vec::new();

@@ -21,6 +21,10 @@ use super::{
 };
 use crate::store::{Page, Write};
 
+/// How soon a client whose cursor is ahead of this node (in a cluster) tries again:
+/// about a gap read's time.
+const CATCHING_UP_RETRY_MS: u64 = 100;
+
 impl Hub {
     /// Joins a room afresh (with its recent history), or resumes after the message
     /// `after`: a replay page while the connection is behind, the rest of it and the live
@@ -72,6 +76,16 @@ impl Hub {
             None => Some(ReadKind::Recent {
                 limit: self.settings.history_on_join,
             }),
+            Some(after) if after > last_seq && self.cluster_behind(id, &room, after) => {
+                return Err(Refusal {
+                    retry_after_ms: Some(CATCHING_UP_RETRY_MS),
+                    ..Refusal::about(
+                        &room,
+                        ErrorCode::Unavailable,
+                        "this server is catching up with the room; retry".to_owned(),
+                    )
+                });
+            }
             Some(after) if after >= last_seq => account.then_some(nothing_new),
             Some(after) => Some(ReadKind::After {
                 after,
