@@ -147,7 +147,6 @@ impl Shared {
         Some(match outcome {
             2 => {
                 // The username's count before this attempt, in attempts.
-                #[allow(clippy::cast_precision_loss)] // microseconds within a day or so
                 let before = value as f64 / interval_us(limits.per_username);
                 let over = before + 1.0 - f64::from(limits.per_username.get());
                 Ok(Attempt {
