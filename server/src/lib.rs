@@ -219,12 +219,18 @@ pub async fn serve(
     let hub_thread = HubSender::spawn(state, events, &health).context("cannot start the hub")?;
 
     let tracker = TaskTracker::new();
-    let throttle = Arc::new(http::Throttle::new(http::ThrottleLimits {
+    let limits = http::ThrottleLimits {
         per_ip: config.sign_in_per_ip_per_min,
         per_user_ip: config.sign_in_per_user_ip_per_min,
         per_username: config.sign_in_per_user_per_min,
         max_delay: Duration::from_secs(config.sign_in_max_delay_secs),
-    }));
+    };
+    // A node of a cluster counts sign-in attempts in Redis, so the limits hold for all
+    // the nodes together.
+    let throttle = Arc::new(match &config.redis_url {
+        Some(url) => http::Throttle::clustered(limits, url).context("cannot use the Redis URL")?,
+        None => http::Throttle::new(limits),
+    });
     let housekeeping = tokio::spawn(housekeeping(
         Arc::clone(&accounts),
         Arc::clone(&throttle),

@@ -1,17 +1,18 @@
 //! Several servers, one chat (issue 18): real `confab-server` processes sharing one
 //! PostgreSQL and one Redis started for the test (tests/common/services.rs), with
-//! clients spread over them.
+//! clients spread over them. Their sign-in limits hold for the cluster, not per node.
 
 mod common;
 
 use std::{net::SocketAddr, time::Duration};
 
 use common::{
-    Client,
+    Client, HttpResponse, PASSWORD, http_post,
     process::{ServerProcess, free_addr},
     services::{Postgres, Redis},
 };
 use confab_shared::{ChatMessage, ClientMsg, PresenceEvent, ServerMsg};
+use serde_json::json;
 use tokio::time::{sleep, timeout};
 
 /// PostgreSQL, Redis and `n` nodes using them, each with a data directory of its own.
@@ -225,4 +226,89 @@ async fn presence_is_the_same_on_every_node_and_a_killed_nodes_people_go_offline
         .await
         .expect("bob goes offline within the presence TTL");
     assert_eq!(gone, PresenceEvent::Left);
+}
+
+/// Signs in as `username` with `password` through `node`, as the client at `from` (the
+/// test is the nodes' trusted proxy); returns how long the answer took.
+async fn sign_in_through(
+    node: SocketAddr,
+    from: &str,
+    username: &str,
+    password: &str,
+) -> (HttpResponse, Duration) {
+    let started = std::time::Instant::now();
+    let resp = http_post(
+        node,
+        "/api/signin",
+        &[("x-forwarded-for", from)],
+        &json!({"username": username, "password": password}),
+    )
+    .await;
+    (resp, started.elapsed())
+}
+
+#[tokio::test]
+async fn wrong_passwords_spread_over_the_nodes_meet_one_cluster_wide_limit() {
+    // 3 wrong passwords per (username, address), 4 per username before slowing, at most
+    // 2 s: the numbers of tests/account_security.rs, for the cluster as a whole.
+    let cluster = Cluster::start_with(
+        2,
+        &[
+            "--trusted-proxy",
+            "127.0.0.1",
+            "--sign-in-per-user-ip-per-min",
+            "3",
+            "--sign-in-per-user-per-min",
+            "4",
+            "--sign-in-max-delay-secs",
+            "2",
+        ],
+    )
+    .await;
+    let home = "198.51.100.7";
+    let signed_up = http_post(
+        cluster.addr(0),
+        "/api/signup",
+        &[("x-forwarded-for", home)],
+        &json!({"username": "ada", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(signed_up.status, 201, "{signed_up:?}");
+
+    // One address, alternating nodes: 3 wrong passwords in all, then 429 on either node,
+    // even for the right password. (Counted per node it would be 3 on each.)
+    let attacker = "203.0.113.1";
+    let mut statuses = Vec::new();
+    for k in 0..4 {
+        let (resp, _) = sign_in_through(cluster.addr(k % 2), attacker, "ada", "guess guess").await;
+        statuses.push(resp.status);
+    }
+    assert_eq!(statuses, [401, 401, 401, 429]);
+    let (refused, _) = sign_in_through(cluster.addr(0), attacker, "ada", PASSWORD).await;
+    assert_eq!(refused.status, 429, "{refused:?}");
+
+    // From new addresses, alternating nodes: the username's count is the cluster's (3
+    // so far), so the 4th wrong password is free and each one after waits a second
+    // more, at most 2 s. (Counted per node, none of these would wait.)
+    let mut waits = Vec::new();
+    for k in 0..3 {
+        let (resp, took) = sign_in_through(
+            cluster.addr(k % 2),
+            &format!("192.0.2.{}", k + 1),
+            "ada",
+            "guess guess",
+        )
+        .await;
+        assert_eq!(resp.status, 401, "slowed, never refused: {resp:?}");
+        waits.push(took);
+    }
+    eprintln!("guesses from new addresses over both nodes took {waits:?}");
+    assert!(waits[0] < Duration::from_millis(900), "{waits:?}");
+    assert!(waits[1] >= Duration::from_millis(900), "{waits:?}");
+    assert!(waits[2] >= Duration::from_millis(1900), "{waits:?}");
+
+    // The owner still gets in, through either node, slowed at most the maximum.
+    let (owner, took) = sign_in_through(cluster.addr(1), home, "ada", PASSWORD).await;
+    assert_eq!(owner.status, 200, "{owner:?}");
+    assert!(took < Duration::from_secs(4), "{took:?}");
 }

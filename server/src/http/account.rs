@@ -328,7 +328,7 @@ async fn sign_up(
 ) -> Result<Response, Failure> {
     check_origin(&headers, &state)?;
     let ip = client_ip(peer, &headers, &state.trusted_proxies);
-    state.throttle.per_address(ip).map_err(throttled)?;
+    state.throttle.per_address(ip).await.map_err(throttled)?;
     let invite = super::invites::sign_up_admission(&state, form.invite.clone()).await?;
     let username = Username::parse(&form.username).map_err(|e| {
         Failure(
@@ -401,7 +401,8 @@ async fn sign_in(
     let ip = client_ip(peer, &headers, &state.trusted_proxies);
     let attempt = state
         .throttle
-        .sign_in(ip, &key, device, std::time::Instant::now())
+        .sign_in(ip, &key, device)
+        .await
         .map_err(throttled)?;
     // Slowed, not refused: see `throttle`. Waiting holds no hashing place.
     tokio::time::sleep(attempt.delay).await;
@@ -415,7 +416,7 @@ async fn sign_in(
         .inspect_err(
             |_| tracing::info!(%peer, user = %crate::logsafe::text(&key), "sign-in refused"),
         )?;
-    state.throttle.succeeded(&attempt);
+    state.throttle.succeeded(&attempt).await;
     let cookie = session_cookie(Some(&token), &headers, &state);
     Ok(known_device(
         with_cookie(Json(me(&user, &state)).into_response(), &cookie),

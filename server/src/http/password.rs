@@ -81,7 +81,8 @@ async fn change_password(
     let ip = client_ip(peer, &headers, &state.trusted_proxies);
     let attempt = state
         .throttle
-        .sign_in(ip, &user.username, device, std::time::Instant::now())
+        .sign_in(ip, &user.username, device)
+        .await
         .map_err(throttled)?;
     tokio::time::sleep(attempt.delay).await;
     let wrong_current = || {
@@ -104,7 +105,7 @@ async fn change_password(
         tracing::info!(%peer, user = %user.username, "password change refused: wrong current password");
         return Err(wrong_current());
     }
-    state.throttle.succeeded(&attempt);
+    state.throttle.succeeded(&attempt).await;
     tracing::info!(user = %user.username, "password changed; other sessions ended");
     close_other_sockets(&state, user, &token).await;
     Ok(StatusCode::NO_CONTENT.into_response())

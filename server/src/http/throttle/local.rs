@@ -1,28 +1,5 @@
-//! How sign-in attempts are throttled, so that guessing a password is slow while the
-//! person whose username is under attack still gets in.
-//!
-//! Three counts, each forgetting at its own steady rate (a leaky bucket):
-//!
-//! - **Per address**, for any usernames: `--sign-in-per-ip-per-min` attempts (sign-ins and
-//!   sign-ups alike), then **429**. Stops one address trying many usernames.
-//! - **Per (username, where from)**: `--sign-in-per-user-ip-per-min` wrong passwords, then
-//!   **429** with `Retry-After`, even for the right password (else the 429 would stop no
-//!   guesser). "Where from" is the address (an IPv6 address by its /64, see
-//!   [`limit_key`]), or for a browser with a valid device cookie for that username (see
-//!   [`super::device`]), that device. So a guesser elsewhere, even behind the owner's own
-//!   NAT, never uses up the owner's allowance.
-//! - **Per username, from everywhere**: past `--sign-in-per-user-per-min` wrong passwords
-//!   an attempt is not refused but **slowed**: it waits one second per wrong password over
-//!   that allowance, at most `--sign-in-max-delay-secs`, before its password is checked.
-//!   Attempts from a device with a valid device cookie for that username are never
-//!   slowed. A guesser spread over many addresses gets at most one try per address per
-//!   window, each slowed; the owner waits at most the maximum delay from a new browser and
-//!   nothing from one they signed in with before.
-//!
-//! An attempt is counted when it starts (so a burst of concurrent guesses cannot all pass
-//! before the first fails) and handed back when its password was right: the owner's own
-//! sign-ins never count against them. The same counts guard the current-password check of a
-//! password change.
+//! The sign-in throttle's counts in this process: all of them on a single server, and
+//! a node's own while Redis does not answer (see [`super`] for what is counted and why).
 
 use std::{
     collections::HashMap,
@@ -35,45 +12,8 @@ use std::{
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 
-use super::device::DeviceId;
-use crate::admission::limit_key;
-
-/// The throttle's numbers (see the module documentation).
-#[derive(Debug, Clone, Copy)]
-pub struct ThrottleLimits {
-    /// Attempts from one address, for any usernames, per minute.
-    pub per_ip: NonZeroU32,
-    /// Wrong passwords for one username from one address or device, per minute, before
-    /// 429.
-    pub per_user_ip: NonZeroU32,
-    /// Wrong passwords for one username from everywhere, per minute, before attempts from
-    /// unknown devices are slowed.
-    pub per_username: NonZeroU32,
-    /// The longest a slowed attempt waits.
-    pub max_delay: Duration,
-}
-
-/// What one slowed attempt waits per wrong password over the per-username allowance.
-const DELAY_STEP: Duration = Duration::from_secs(1);
-
-/// Where an attempt comes from, as the per-(username, where from) count sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Source {
-    /// An address (by [`limit_key`]).
-    Address(IpAddr),
-    /// A browser holding a device cookie for the username.
-    Device(DeviceId),
-}
-
-/// A counted attempt; hand it back with [`Throttle::succeeded`] when the password was
-/// right.
-#[derive(Debug)]
-pub struct Attempt {
-    username: String,
-    source: Source,
-    /// How long to wait before checking the password.
-    pub delay: Duration,
-}
+use super::{Attempt, CountedIn, Source, ThrottleLimits};
+use crate::{admission::limit_key, http::device::DeviceId};
 
 /// A count that forgets at a steady rate.
 #[derive(Debug, Clone, Copy)]
@@ -98,8 +38,8 @@ struct Counts {
     by_username: HashMap<String, Level>,
 }
 
-/// Sign-in attempts so far (see the module documentation).
-pub struct Throttle {
+/// Sign-in attempts so far, in this process.
+pub(super) struct Local {
     limits: ThrottleLimits,
     by_ip: DefaultKeyedRateLimiter<IpAddr>,
     counts: Mutex<Counts>,
@@ -112,8 +52,8 @@ fn level<K: Eq + Hash>(map: &mut HashMap<K, Level>, key: K, now: Instant) -> &mu
     })
 }
 
-impl Throttle {
-    pub fn new(limits: ThrottleLimits) -> Self {
+impl Local {
+    pub(super) fn new(limits: ThrottleLimits) -> Self {
         Self {
             limits,
             by_ip: RateLimiter::keyed(Quota::per_minute(limits.per_ip)),
@@ -123,7 +63,7 @@ impl Throttle {
 
     /// Counts one attempt from `ip` against the per-address allowance; `Err` holds how
     /// long until the next would pass.
-    pub fn per_address(&self, ip: IpAddr) -> Result<(), Duration> {
+    pub(super) fn per_address(&self, ip: IpAddr) -> Result<(), Duration> {
         let clock = governor::clock::DefaultClock::default();
         self.by_ip
             .check_key(&limit_key(ip))
@@ -133,7 +73,7 @@ impl Throttle {
     /// Counts one attempt at `username`'s password from `ip`, or from `device` when the
     /// browser holds a valid device cookie for that username. `Err` (429) holds how long
     /// until the next would pass; `Ok` says how long this one waits first.
-    pub fn sign_in(
+    pub(super) fn sign_in(
         &self,
         ip: IpAddr,
         username: &str,
@@ -162,20 +102,16 @@ impl Throttle {
         let over =
             everywhere.at(now, limits.per_username) + 1.0 - f64::from(limits.per_username.get());
         everywhere.level += 1.0;
-        let delay = if device.is_some() || over <= 0.0 {
-            Duration::ZERO
-        } else {
-            DELAY_STEP.mul_f64(over.ceil()).min(limits.max_delay)
-        };
         Ok(Attempt {
             username: username.to_owned(),
             source,
-            delay,
+            counted_in: CountedIn::Node,
+            delay: limits.delay(over, device),
         })
     }
 
     /// The password was right: the attempt does not count.
-    pub fn succeeded(&self, attempt: &Attempt) {
+    pub(super) fn succeeded(&self, attempt: &Attempt) {
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(l) = counts
             .by_user_source
@@ -190,7 +126,7 @@ impl Throttle {
 
     /// Forgets addresses and usernames whose counts are back to nothing, so the maps do
     /// not grow with every address and username ever tried.
-    pub fn forget_idle(&self) {
+    pub(super) fn forget_idle(&self) {
         self.by_ip.retain_recent();
         self.by_ip.shrink_to_fit();
         let now = Instant::now();
@@ -222,8 +158,8 @@ mod tests {
         NonZeroU32::new(v).expect("non-zero")
     }
 
-    fn throttle() -> Throttle {
-        Throttle::new(ThrottleLimits {
+    fn throttle() -> Local {
+        Local::new(ThrottleLimits {
             per_ip: n(1000),
             per_user_ip: n(3),
             per_username: n(4),
@@ -237,7 +173,7 @@ mod tests {
 
     #[test]
     fn the_sign_in_throttle_counts_an_ipv6_client_by_its_64() {
-        let by_ip = Throttle::new(ThrottleLimits {
+        let by_ip = Local::new(ThrottleLimits {
             per_ip: n(2),
             ..throttle().limits
         });
