@@ -537,6 +537,37 @@ pub(super) fn open_migrated(
     Ok(conn)
 }
 
+/// Opens the store in `data_dir` for this connection alone (`locking_mode =
+/// EXCLUSIVE`), migrated to the latest schema: for `admin migrate-to-postgres`, which
+/// must read everything with nothing changing under it. Every connection of a running
+/// server holds the file open in WAL mode, which keeps an exclusive lock from being
+/// had: `None` then, without waiting. Held until the connection closes, the lock also
+/// keeps a server from starting on the directory meanwhile. Never creates the store.
+pub(super) fn open_exclusive(data_dir: &Path) -> Result<Option<Connection>, StoreError> {
+    use rusqlite::OpenFlags;
+    let mut conn = Connection::open_with_flags(
+        data_dir.join(DB_FILE),
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::ZERO)?;
+    conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    match conn.execute_batch("BEGIN IMMEDIATE; COMMIT;") {
+        Ok(()) => {}
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    migrations().to_latest(&mut conn)?;
+    Ok(Some(conn))
+}
+
 /// SQLite integers are signed: bounds past `i64::MAX` mean "no bound".
 fn as_sql(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
