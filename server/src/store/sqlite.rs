@@ -537,35 +537,61 @@ pub(super) fn open_migrated(
     Ok(conn)
 }
 
-/// Opens the store in `data_dir` for this connection alone (`locking_mode =
-/// EXCLUSIVE`), migrated to the latest schema: for `admin migrate-to-postgres`, which
-/// must read everything with nothing changing under it. Every connection of a running
-/// server holds the file open in WAL mode, which keeps an exclusive lock from being
-/// had: `None` then, without waiting. Held until the connection closes, the lock also
-/// keeps a server from starting on the directory meanwhile. Never creates the store.
-pub(super) fn open_exclusive(data_dir: &Path) -> Result<Option<Connection>, StoreError> {
-    use rusqlite::OpenFlags;
+/// File in the data directory that a server running on it holds a shared lock on
+/// (`flock`), for as long as it runs; `admin migrate-to-postgres` takes it exclusively
+/// while it copies, so that neither starts while the other runs. SQLite's own locks
+/// cannot tell: in WAL mode an idle connection holds none on the database file.
+pub const LOCK_FILE: &str = "confab.lock";
+
+/// Why the data directory's lock could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum DataDirLock {
+    #[error("{0} is in use by another process")]
+    InUse(std::path::PathBuf),
+    #[error("cannot lock {path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Takes the data directory's lock (see [`LOCK_FILE`]), shared (a server) or
+/// exclusive (a migration), without waiting; held until the file is dropped.
+pub fn lock_data_dir(data_dir: &Path, exclusive: bool) -> Result<std::fs::File, DataDirLock> {
+    let path = data_dir.join(LOCK_FILE);
+    let io = |source| DataDirLock::Io {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(data_dir).map_err(io)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io)?;
+    let taken = if exclusive {
+        file.try_lock()
+    } else {
+        file.try_lock_shared()
+    };
+    match taken {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(DataDirLock::InUse(data_dir.to_owned())),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+    }
+}
+
+/// Opens the store in `data_dir` (which must exist) migrated to the latest schema, for
+/// `admin migrate-to-postgres`, which reads it in one transaction.
+pub(super) fn open_existing(data_dir: &Path) -> Result<Connection, StoreError> {
     let mut conn = Connection::open_with_flags(
         data_dir.join(DB_FILE),
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(std::time::Duration::ZERO)?;
-    conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    match conn.execute_batch("BEGIN IMMEDIATE; COMMIT;") {
-        Ok(()) => {}
-        Err(rusqlite::Error::SqliteFailure(e, _))
-            if matches!(
-                e.code,
-                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-            ) =>
-        {
-            return Ok(None);
-        }
-        Err(e) => return Err(e.into()),
-    }
     migrations().to_latest(&mut conn)?;
-    Ok(Some(conn))
+    Ok(conn)
 }
 
 /// SQLite integers are signed: bounds past `i64::MAX` mean "no bound".

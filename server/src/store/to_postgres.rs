@@ -4,10 +4,10 @@
 //! accounts and its people signed in.
 //!
 //! What makes it safe to run and to trust:
-//! - the SQLite file is opened in exclusive locking mode. A server running on the
-//!   directory holds it open, so the command is refused rather than copying a store
-//!   that is still changing; while it runs, no server can start there. Everything is
-//!   read in one read transaction.
+//! - it takes the data directory's lock ([`sqlite::LOCK_FILE`]) exclusively. A server
+//!   running on the directory holds it shared, so the command is refused rather than
+//!   copy a store that is still changing; while it runs, no server can start there.
+//!   Everything is read in one read transaction.
 //! - everything is written in one PostgreSQL transaction, after checking, inside it,
 //!   that the database holds no Confab data (nothing but the empty `general` room a
 //!   fresh schema has). A refusal or a failure leaves the database as it was, and a
@@ -198,14 +198,16 @@ pub fn migrate(data_dir: &Path, url: &str) -> anyhow::Result<Summary> {
             data_dir.display()
         );
     }
-    let mut sqlite = sqlite::open_exclusive(data_dir)
-        .with_context(|| format!("cannot open the store in {}", data_dir.display()))?
-        .with_context(|| {
-            format!(
-                "the store in {} is in use: stop the server running on it first",
-                data_dir.display()
-            )
-        })?;
+    // Held until the copy is committed: no server starts on the directory meanwhile.
+    let _lock = sqlite::lock_data_dir(data_dir, true).map_err(|e| match e {
+        sqlite::DataDirLock::InUse(_) => anyhow::anyhow!(
+            "the store in {} is in use: stop the server running on it first",
+            data_dir.display()
+        ),
+        other => other.into(),
+    })?;
+    let mut sqlite = sqlite::open_existing(data_dir)
+        .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
     drop(PgStore::open(url).context("cannot open the PostgreSQL database")?);
     let mut client =
         postgres::Client::connect(url, NoTls).context("cannot connect to PostgreSQL")?;
@@ -414,7 +416,9 @@ fn copy_chunks(
     }
     let found = data_encoding::HEXLOWER.encode(&hasher.finalize());
     if read != size || found != hash {
-        bail!("its content is not the blob's ({read} bytes, SHA-256 {found}; expected {size} bytes)");
+        bail!(
+            "its content is not the blob's ({read} bytes, SHA-256 {found}; expected {size} bytes)"
+        );
     }
     Ok(u64::try_from(n)?)
 }
