@@ -655,3 +655,45 @@ async fn a_sqlite_server_moves_to_postgres_and_its_clients_see_no_difference() {
     assert!(old_dir.path().join("confab.sqlite3").is_file());
     server.terminate().await;
 }
+
+#[tokio::test]
+async fn a_copy_that_fails_half_way_leaves_the_database_without_data() {
+    let pg = Postgres::start().expect("start PostgreSQL");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addr = free_addr();
+    let server = ServerProcess::start_with(addr, dir.path(), &[]).await;
+    let ada = sign_up(addr, "ada").await;
+    let mut a = Client::signed_in(addr, &ada).await;
+    a.join("general").await;
+    acked(&mut a, send("general", "kept?", None, vec![])).await;
+    let (status, body) = raw_request(
+        addr,
+        "POST",
+        "/api/files?room=general&name=notes.txt",
+        &ada,
+        b"some notes",
+    )
+    .await;
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    drop(a);
+    server.terminate().await;
+    // The blob's bytes are lost from the disk: its row cannot be copied, and the rows
+    // copied before it (the accounts, the messages) must not stay either.
+    let blobs = dir.path().join("files").join("blobs");
+    for shard in std::fs::read_dir(&blobs).expect("blobs").flatten() {
+        std::fs::remove_dir_all(shard.path()).expect("remove the blob");
+    }
+
+    let (ok, out, err) = migrate(dir.path(), &pg.url()).await;
+    assert!(!ok, "{out}");
+    assert!(err.contains("copying the bytes of"), "{err}");
+    let (counts, _, _) = pg_contents(&pg.url()).await;
+    for (table, rows) in counts {
+        let fresh = match table.as_str() {
+            // A fresh schema's `general` and epoch.
+            "rooms" | "meta" => 1,
+            _ => 0,
+        };
+        assert_eq!(rows, fresh, "{table} as the schema made it");
+    }
+}
