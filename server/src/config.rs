@@ -337,8 +337,8 @@ pub struct Config {
 /// Tasks other than serving.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
-    /// Administer accounts in the server's database (the data directory's, or
-    /// `--database-url`'s).
+    /// Administer the server's database (the data directory's, or `--database-url`'s):
+    /// accounts, invites, and the move from the one to the other.
     #[command(subcommand)]
     Admin(AdminCommand),
 }
