@@ -368,7 +368,8 @@ pub enum AdminCommand {
     /// Copy everything of the SQLite store in `--data-dir` (messages, rooms, accounts,
     /// sessions, invites, files, the store's identity) into the empty PostgreSQL
     /// database of `--database-url`, to run a cluster on it. Stop the server first.
-    /// The data directory is left as it was.
+    /// The data directory stays as it is (a store from an older version is first
+    /// brought to this one's schema, as starting the server would).
     MigrateToPostgres,
 }
 
