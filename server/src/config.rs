@@ -343,8 +343,8 @@ pub struct Config {
 /// Tasks other than serving.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
-    /// Administer accounts in the server's database (the data directory's, or
-    /// `--database-url`'s).
+    /// Administer the server's database (the data directory's, or `--database-url`'s):
+    /// accounts, invites, and the move from the one to the other.
     #[command(subcommand)]
     Admin(AdminCommand),
 }
@@ -371,6 +371,12 @@ pub enum AdminCommand {
         #[arg(long, value_parser = crate::invites::parse_lifetime)]
         expires_in: Option<Duration>,
     },
+    /// Copy everything of the SQLite store in `--data-dir` (messages, rooms, accounts,
+    /// sessions, invites, files, the store's identity) into the empty PostgreSQL
+    /// database of `--database-url`, to run a cluster on it. Stop the server first.
+    /// The data directory stays as it is (a store from an older version is first
+    /// brought to this one's schema, as starting the server would).
+    MigrateToPostgres,
 }
 
 impl Config {
@@ -526,6 +532,29 @@ mod tests {
             c.command,
             Some(Command::Admin(AdminCommand::Invite { uses: Some(3), expires_in: Some(d) }))
                 if d == Duration::from_secs(12 * 3_600)
+        ));
+    }
+
+    #[test]
+    fn migrate_to_postgres_parses_with_both_places() {
+        let c = Config::try_parse_from([
+            "confab-server",
+            "admin",
+            "migrate-to-postgres",
+            "--data-dir",
+            "/srv/confab",
+            "--database-url",
+            "postgres://confab@db/confab",
+        ])
+        .expect("parses");
+        assert_eq!(c.data_dir, PathBuf::from("/srv/confab"));
+        assert_eq!(
+            c.database_url.as_deref(),
+            Some("postgres://confab@db/confab")
+        );
+        assert!(matches!(
+            c.command,
+            Some(Command::Admin(AdminCommand::MigrateToPostgres))
         ));
     }
 

@@ -122,6 +122,18 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Held while serving: `admin migrate-to-postgres` refuses to copy a store in use.
+    let _data_dir_lock = match config.database_url {
+        Some(_) => None,
+        None => Some(
+            store::sqlite::lock_data_dir(&config.data_dir, false).with_context(|| {
+                format!(
+                    "cannot use {} (is a migration to PostgreSQL running?)",
+                    config.data_dir.display()
+                )
+            })?,
+        ),
+    };
     // Opening blocks (and a PostgreSQL connection must not be made on a Tokio worker).
     let (database, write_store, read_store, read_stores) = {
         let config = config.clone();

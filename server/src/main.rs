@@ -17,6 +17,7 @@ async fn main() -> anyhow::Result<()> {
                 display_name,
             } => admin_create(&config, &username, display_name.as_deref()),
             AdminCommand::Invite { uses, expires_in } => admin_invite(&config, uses, expires_in),
+            AdminCommand::MigrateToPostgres => migrate_to_postgres(&config),
         })
         .await
         .context("the admin command failed")?;
@@ -98,6 +99,20 @@ fn admin_invite(
          Put it after the server's address, as in https://chat.example.com{path}",
         if uses == 1 { "use" } else { "uses" },
         invites::describe(lifetime),
+    );
+    Ok(())
+}
+
+/// `confab-server admin migrate-to-postgres`: the data directory's SQLite store into
+/// the empty PostgreSQL of `--database-url` (see `store::to_postgres`).
+fn migrate_to_postgres(config: &Config) -> anyhow::Result<()> {
+    let Some(url) = &config.database_url else {
+        anyhow::bail!("--database-url is needed: the PostgreSQL database to copy into");
+    };
+    let summary = confab_server::store::to_postgres::migrate(&config.data_dir, url)?;
+    println!(
+        "Copied the store in {} into PostgreSQL:\n{summary}",
+        config.data_dir.display()
     );
     Ok(())
 }

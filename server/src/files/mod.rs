@@ -99,6 +99,26 @@ fn new_upload_id() -> String {
     )
 }
 
+/// Where a server on SQLite keeps the bytes of blob `hash` under its `data_dir`, or
+/// their preview (`thumb`): `None` for a hash that is not one (it would name another
+/// file). For `admin migrate-to-postgres`, which reads them without opening [`Files`].
+pub fn stored_path(data_dir: &Path, hash: &str, thumb: bool) -> Option<PathBuf> {
+    let root = data_dir.join("files");
+    is_hash(hash).then(|| {
+        if thumb {
+            root.join("thumbs").join(hash)
+        } else {
+            sharded(&root.join("blobs"), hash)
+        }
+    })
+}
+
+/// `blobs/ab/<hash>`: 256 folders by the hash's first byte.
+fn sharded(blobs: &Path, hash: &str) -> PathBuf {
+    let shard = hash.get(..2).unwrap_or("00");
+    blobs.join(shard).join(hash)
+}
+
 /// Whether a SHA-256 in hex is what it should be (it names files).
 fn is_hash(hash: &str) -> bool {
     hash.len() == 64 && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
@@ -281,8 +301,7 @@ impl Files {
 
     /// Where the bytes with this hash live.
     pub fn blob_path(&self, hash: &str) -> PathBuf {
-        let shard = hash.get(..2).unwrap_or("00");
-        self.blobs.join(shard).join(hash)
+        sharded(&self.blobs, hash)
     }
 
     /// Where the preview of the image with this hash lives.

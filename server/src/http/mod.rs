@@ -50,7 +50,7 @@ mod invites;
 mod password;
 mod throttle;
 
-pub use device::{DeviceKeyError, Devices};
+pub use device::{DeviceKeyError, Devices, KEY_FILE as DEVICE_KEY_FILE};
 
 /// Path of the upload endpoint (its body gets more time: see `crate::listener`).
 pub const UPLOAD_PATH: &str = "/api/files";

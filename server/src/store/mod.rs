@@ -13,6 +13,7 @@ pub mod files;
 pub mod invites;
 pub mod postgres;
 pub mod sqlite;
+pub mod to_postgres;
 pub mod writer;
 
 use confab_shared::{Change, ChatMessage, RoomKind};

@@ -537,6 +537,63 @@ pub(super) fn open_migrated(
     Ok(conn)
 }
 
+/// File in the data directory that a server running on it holds a shared lock on
+/// (`flock`), for as long as it runs; `admin migrate-to-postgres` takes it exclusively
+/// while it copies, so that neither starts while the other runs. SQLite's own locks
+/// cannot tell: in WAL mode an idle connection holds none on the database file.
+pub const LOCK_FILE: &str = "confab.lock";
+
+/// Why the data directory's lock could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum DataDirLock {
+    #[error("{0} is in use by another process")]
+    InUse(std::path::PathBuf),
+    #[error("cannot lock {path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Takes the data directory's lock (see [`LOCK_FILE`]), shared (a server) or
+/// exclusive (a migration), without waiting; held until the file is dropped.
+pub fn lock_data_dir(data_dir: &Path, exclusive: bool) -> Result<std::fs::File, DataDirLock> {
+    let path = data_dir.join(LOCK_FILE);
+    let io = |source| DataDirLock::Io {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(data_dir).map_err(io)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io)?;
+    let taken = if exclusive {
+        file.try_lock()
+    } else {
+        file.try_lock_shared()
+    };
+    match taken {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(DataDirLock::InUse(data_dir.to_owned())),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+    }
+}
+
+/// Opens the store in `data_dir` (which must exist) migrated to the latest schema, for
+/// `admin migrate-to-postgres`, which reads it in one transaction.
+pub(super) fn open_existing(data_dir: &Path) -> Result<Connection, StoreError> {
+    let mut conn = Connection::open_with_flags(
+        data_dir.join(DB_FILE),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    migrations().to_latest(&mut conn)?;
+    Ok(conn)
+}
+
 /// SQLite integers are signed: bounds past `i64::MAX` mean "no bound".
 fn as_sql(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)

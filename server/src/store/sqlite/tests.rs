@@ -1154,3 +1154,22 @@ mod search {
         assert_eq!(found(&page), ["an old needle"]);
     }
 }
+
+#[test]
+fn servers_share_the_data_dir_lock_and_a_migration_takes_it_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = lock_data_dir(dir.path(), false).expect("a server's lock");
+    let another = lock_data_dir(dir.path(), false).expect("shared with another");
+    assert!(matches!(
+        lock_data_dir(dir.path(), true),
+        Err(DataDirLock::InUse(_))
+    ));
+    drop((server, another));
+    let migration = lock_data_dir(dir.path(), true).expect("free once they stop");
+    assert!(matches!(
+        lock_data_dir(dir.path(), false),
+        Err(DataDirLock::InUse(_))
+    ));
+    drop(migration);
+    lock_data_dir(dir.path(), false).expect("free again");
+}
