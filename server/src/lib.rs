@@ -211,6 +211,7 @@ pub async fn serve(
         read_buffer: config.queue_capacity,
         history_reads_per_connection: config.history_reads_per_connection.max(1),
         search_budget: Duration::from_millis(config.search_budget_ms.max(1)),
+        sole_server: !database.is_shared(),
         ..HubSettings::default()
     };
     // Loading the rooms reads the store: off the Tokio workers (the PostgreSQL client is

@@ -312,3 +312,78 @@ async fn wrong_passwords_spread_over_the_nodes_meet_one_cluster_wide_limit() {
     assert_eq!(owner.status, 200, "{owner:?}");
     assert!(took < Duration::from_secs(4), "{took:?}");
 }
+
+#[tokio::test]
+async fn a_session_made_on_one_node_works_on_all_and_signing_out_everywhere_closes_them_all() {
+    let cluster = Cluster::start(3).await;
+    // Signed up through node 0; the same session opens sockets on nodes 1 and 2.
+    let phone = common::sign_up(cluster.addr(0), "ada").await;
+    let laptop = http_post(
+        cluster.addr(2),
+        "/api/signin",
+        &[],
+        &json!({"username": "ada", "password": PASSWORD}),
+    )
+    .await
+    .session_cookie()
+    .expect("signed in through node 2");
+    let mut on_phone = Client::signed_in(cluster.addr(1), &phone).await;
+    let mut on_laptop = Client::signed_in(cluster.addr(2), &laptop).await;
+    let mut also_phone = Client::signed_in(cluster.addr(0), &phone).await;
+
+    // Signing the phone out through node 2 closes its sockets on nodes 1 and 0 only.
+    let out = http_post(
+        cluster.addr(2),
+        "/api/signout",
+        &[("cookie", &phone)],
+        &json!({}),
+    )
+    .await;
+    assert_eq!(out.status, 204);
+    assert_eq!(
+        on_phone.expect_close().await,
+        confab_shared::close::SIGNED_OUT
+    );
+    assert_eq!(
+        also_phone.expect_close().await,
+        confab_shared::close::SIGNED_OUT
+    );
+    on_laptop.send_json(&ClientMsg::ListRooms).await;
+    assert!(matches!(
+        on_laptop
+            .recv_until(|m| matches!(m, ServerMsg::Rooms { .. }))
+            .await,
+        ServerMsg::Rooms { .. }
+    ));
+
+    // Everywhere, through node 0: the laptop's socket on node 2 closes.
+    let mut laptop_on_1 = Client::signed_in(cluster.addr(1), &laptop).await;
+    let out = http_post(
+        cluster.addr(0),
+        "/api/signout",
+        &[("cookie", &laptop)],
+        &json!({"everywhere": true}),
+    )
+    .await;
+    assert_eq!(out.status, 204);
+    assert_eq!(
+        on_laptop.expect_close().await,
+        confab_shared::close::SIGNED_OUT
+    );
+    assert_eq!(
+        laptop_on_1.expect_close().await,
+        confab_shared::close::SIGNED_OUT
+    );
+    // And the session is gone on every node.
+    for i in 0..3 {
+        let me = common::http_request(
+            cluster.addr(i),
+            "GET",
+            "/api/me",
+            &[("cookie", &laptop)],
+            None,
+        )
+        .await;
+        assert_eq!(me.status, 401, "node {i} still knows the session");
+    }
+}

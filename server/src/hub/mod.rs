@@ -244,6 +244,10 @@ pub struct HubSettings {
     /// benchmark makes (docs/PERFORMANCE.md), short enough that a reader thread, which
     /// joins wait for too, is not held for long.
     pub search_budget: Duration,
+    /// Whether this server is the only one using its store. A node of a cluster is
+    /// not: a private room without members may be one another node is creating right
+    /// now (its members' writes not yet committed), so it is not cleaned up at start.
+    pub sole_server: bool,
 }
 
 /// Default of [`HubSettings::edits`]: 10 at once, then 30 a minute.
@@ -271,6 +275,7 @@ impl Default for HubSettings {
             history_reads_per_connection: 4,
             edits: EDITS,
             search_budget: Duration::from_secs(1),
+            sole_server: true,
         }
     }
 }
@@ -441,6 +446,7 @@ impl Hub {
         // rather than count against the room cap for good.
         let orphans: Vec<String> = rooms
             .iter()
+            .filter(|_| settings.sole_server)
             .filter(|(_, r)| r.kind == RoomKind::Private && r.members.is_empty())
             .map(|(name, _)| name.clone())
             .collect();
