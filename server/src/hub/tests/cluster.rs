@@ -151,3 +151,73 @@ fn new_message(room: &str, from: &str, client_id: &str, body: &str) -> crate::st
         files: Vec::new(),
     }
 }
+
+fn refused_unavailable(msgs: &[ServerMsg]) -> bool {
+    matches!(
+        msgs,
+        [ServerMsg::Error {
+            code: confab_shared::ErrorCode::Unavailable,
+            retry_after_ms: Some(_),
+            ..
+        }]
+    )
+}
+
+#[test]
+fn a_resume_ahead_of_this_node_waits_until_it_caught_up() {
+    let mut f = Fixture::new();
+    let _bus = node(&mut f);
+    let mut ada = f.member(1, "ada");
+    ada.drain();
+    // Another node delivered 1 and 2 to this client; here only 2 has arrived.
+    f.hub
+        .store
+        .apply(&[
+            Write::Append(new_message("general", "zoe", "z1", "one")),
+            Write::Append(new_message("general", "zoe", "z2", "two")),
+        ])
+        .expect("another node's commits");
+    f.hub.cluster_event(remote(2, "two"));
+    ada.drain();
+    f.hub.apply(1, join("general", Some(2)));
+    assert!(
+        refused_unavailable(&ada.drain()),
+        "2 is known here, not delivered yet"
+    );
+    f.hub
+        .tick(Instant::now() + ClusterSettings::default().gap_grace);
+    f.hub.finish_inline_reads();
+    f.hub.settle();
+    ada.drain();
+    f.hub.apply(1, join("general", Some(2)));
+    assert!(
+        matches!(ada.drain().as_slice(), [ServerMsg::Joined { through: 2, history, .. }] if history.is_empty()),
+        "caught up: nothing new, nothing twice"
+    );
+}
+
+#[test]
+fn a_cursor_past_anything_stored_is_taken_after_one_look() {
+    let mut f = Fixture::new();
+    let _bus = node(&mut f);
+    let mut ada = f.member(1, "ada");
+    ada.drain();
+    f.hub.apply(1, join("general", Some(1_000_000)));
+    assert!(
+        refused_unavailable(&ada.drain()),
+        "first, a look at the heads"
+    );
+    f.hub.tick(Instant::now());
+    f.hub.finish_inline_reads();
+    f.hub.settle();
+    // (The tick also sent the room list's news of ada's join.)
+    ada.drain();
+    f.hub.apply(1, join("general", Some(1_000_000)));
+    let got = ada.drain();
+    assert!(
+        matches!(got.as_slice(), [ServerMsg::Joined { through: 0, .. }]),
+        "the look knew nothing of it: taken as a single server takes it: {got:?}"
+    );
+    f.hub.cluster_event(remote(1, "first"));
+    assert_eq!(bodies(&ada.drain()), ["first"], "and the room goes on");
+}
