@@ -191,38 +191,66 @@ async fn presence_of(c: &mut Client, user: &str) -> PresenceEvent {
     }
 }
 
+/// Joins `room` until the online list shows everyone in `expected`.
+async fn join_seeing(c: &mut Client, room: &str, expected: &[&str]) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (online, _) = c.join(room).await;
+        if expected.iter().all(|who| online.iter().any(|o| o == who)) {
+            return online;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{expected:?} never all online: {online:?}"
+        );
+        sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
-async fn presence_is_the_same_on_every_node_and_a_killed_nodes_people_go_offline() {
-    let mut cluster = Cluster::start_with(2, &["--cluster-presence-ttl-secs", "3"]).await;
+async fn presence_and_typing_are_the_same_on_every_node_and_a_killed_nodes_people_go_offline() {
+    let mut cluster = Cluster::start_with(3, &["--cluster-presence-ttl-secs", "3"]).await;
     let mut ada = Client::named(cluster.addr(0), "ada").await;
     ada.create_room("lobby").await;
     join_when_known(&mut ada, "lobby").await;
     let mut bob = Client::named(cluster.addr(1), "bob").await;
     join_when_known(&mut bob, "lobby").await;
     assert_eq!(presence_of(&mut ada, "~bob").await, PresenceEvent::Joined);
+    let mut cy = Client::named(cluster.addr(2), "cy").await;
+    join_when_known(&mut cy, "lobby").await;
+    // Everyone sees the same three people online, each from their own node.
+    let mut online = join_seeing(&mut cy, "lobby", &["~ada", "~bob", "~cy"]).await;
+    online.sort();
+    assert_eq!(online, ["~ada", "~bob", "~cy"], "each person once");
+    join_seeing(&mut ada, "lobby", &["~ada", "~bob", "~cy"]).await;
+    join_seeing(&mut bob, "lobby", &["~ada", "~bob", "~cy"]).await;
 
-    // A third person on bob's node sees both online, as ada's node does.
-    let mut cy = Client::connect(cluster.addr(1)).await;
-    cy.hello("cy").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (online, _) = cy.join("lobby").await;
-        if online.contains(&"~ada".to_owned()) {
-            assert!(online.contains(&"~bob".to_owned()));
-            break;
+    // Typing on node 1 shows on nodes 0 and 2.
+    bob.send_json(&ClientMsg::Typing {
+        room: "lobby".into(),
+    })
+    .await;
+    for c in [&mut ada, &mut cy] {
+        match c
+            .recv_until(|m| matches!(m, ServerMsg::Typing { .. }))
+            .await
+        {
+            ServerMsg::Typing { room, who } => {
+                assert_eq!((room.as_str(), who.user.as_str()), ("lobby", "~bob"))
+            }
+            _ => unreachable!(),
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "ada never showed online on the other node: {online:?}"
-        );
-        cy.leave("lobby").await;
-        sleep(Duration::from_millis(100)).await;
     }
 
-    // bob's node dies without a word: within the TTL and a renewal, ada sees him go.
+    // ada closes her tab: the others see her go at once.
+    drop(ada);
+    assert_eq!(presence_of(&mut cy, "~ada").await, PresenceEvent::Left);
+    assert_eq!(presence_of(&mut bob, "~ada").await, PresenceEvent::Left);
+
+    // bob's node dies without a word: within the TTL and a renewal, cy sees him go.
     let (_, node) = cluster.nodes.remove(1);
     node.kill().await;
-    let gone = timeout(Duration::from_secs(15), presence_of(&mut ada, "~bob"))
+    let gone = timeout(Duration::from_secs(15), presence_of(&mut cy, "~bob"))
         .await
         .expect("bob goes offline within the presence TTL");
     assert_eq!(gone, PresenceEvent::Left);
