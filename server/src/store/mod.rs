@@ -328,7 +328,7 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("schema migration failed: {0}")]
     Migration(#[from] rusqlite_migration::Error),
-    #[error("PostgreSQL error: {0}")]
+    #[error("PostgreSQL error: {}", postgres_detail(.0))]
     Postgres(#[from] ::postgres::Error),
     /// No connection to PostgreSQL could be had in time (it is down, or every pooled
     /// connection is busy).
@@ -355,6 +355,18 @@ pub enum StoreError {
     /// PostgreSQL file store's chunks).
     #[error("file system: {0}")]
     Io(std::io::Error),
+}
+
+/// What PostgreSQL said: its own message for a database error ("db error" alone says
+/// nothing), else the error and its cause (a refused connection, say).
+fn postgres_detail(e: &::postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{}: {}", db.severity(), db.message());
+    }
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
 }
 
 /// How hard a commit tries to survive failures.

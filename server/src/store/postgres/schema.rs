@@ -241,6 +241,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
 /// how many steps this call applied (0 when another run had applied them all).
 pub(super) fn migrate(client: &mut postgres::Client) -> Result<usize, StoreError> {
     let mut tx = client.transaction()?;
+    // "Already exists, skipping" notices on every start but the first say nothing.
+    tx.batch_execute("SET LOCAL client_min_messages = warning")?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
     // Under the lock: whoever held it before has committed, so this sees its steps.
     tx.batch_execute(
