@@ -19,13 +19,19 @@
 //! the store (a member added in memory whose write is queued): each room counts the
 //! access writes submitted for it, and a read of the room asked before the latest of
 //! them is thrown away and asked again.
+//!
+//! `cluster/reconcile.rs` holds the rooms' side (heads, reading a room again,
+//! reconciling), `cluster/presence.rs` who is online on the other nodes.
+
+mod presence;
+mod reconcile;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     time::{Duration, Instant},
 };
 
-use confab_shared::{GUEST_PREFIX, Person, PresenceEvent, RoomKind, ServerMsg};
+use confab_shared::{Person, ServerMsg};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use confab_shared::RoomName;
@@ -317,76 +323,6 @@ impl Hub {
         }
     }
 
-    /// Counts an access write submitted for its room (see the module documentation).
-    pub(super) fn note_local_write(&self, write: &Write) {
-        if self.cluster.is_none() {
-            return;
-        }
-        let room = match write {
-            Write::CreateRoom { room, .. }
-            | Write::RenameRoom { room, .. }
-            | Write::SetOwner { room, .. }
-            | Write::DeleteRoom { room }
-            | Write::AddMember { room, .. }
-            | Write::RemoveMember { room, .. } => room,
-            _ => return,
-        };
-        if let Some(r) = self.rooms.get(room) {
-            r.sync.local_writes.set(r.sync.local_writes.get() + 1);
-        }
-    }
-
-    /// A committed write with no one waiting for it: the other nodes hear of what it
-    /// changed.
-    pub(super) fn publish_committed(&self, write: &Write) {
-        if self.cluster.is_none() {
-            return;
-        }
-        let news = match write {
-            Write::CreateRoom { room, .. }
-            | Write::RenameRoom { room, .. }
-            | Write::SetOwner { room, .. }
-            | Write::DeleteRoom { room }
-            | Write::AddMember { room, .. }
-            | Write::RemoveMember { room, .. } => Published::RoomChanged { room: room.clone() },
-            Write::MarkRead { user, room, seq } => Published::Read {
-                user: user.clone(),
-                room: room.clone(),
-                seq: *seq,
-            },
-            Write::Mute { user, room, muted } => Published::Mute {
-                user: user.clone(),
-                room: room.clone(),
-                muted: *muted,
-            },
-            Write::Append(_) | Write::Change(_) => return,
-        };
-        self.publish(news);
-    }
-
-    /// Asks for `room` as stored, unless that read is in flight.
-    fn load_room(&mut self, room: &str) {
-        let local_writes = self
-            .rooms
-            .get(room)
-            .map_or(0, |r| r.sync.local_writes.get());
-        let Some(cluster) = &mut self.cluster else {
-            return;
-        };
-        if cluster.loading.contains_key(room) {
-            return;
-        }
-        cluster.loading.insert(room.to_owned(), local_writes);
-        if self
-            .dispatch(Job::Look(Look::Room(room.to_owned())))
-            .is_err()
-            && let Some(cluster) = &mut self.cluster
-        {
-            // The next look at the heads asks again.
-            cluster.loading.remove(room);
-        }
-    }
-
     /// When the hub next has something to do for the cluster.
     pub(super) fn cluster_deadline(&self) -> Option<Instant> {
         let cluster = self.cluster.as_ref()?;
@@ -576,249 +512,6 @@ impl Hub {
         }
     }
 
-    /// Compares every room's head with what this node holds.
-    fn heads_read(&mut self, heads: Vec<(String, RoomHead)>) {
-        let now = Instant::now();
-        if let Some(cluster) = &mut self.cluster {
-            cluster.heads_at = Some(now);
-            // Refusals from long ago are of connections that went or gave up.
-            cluster
-                .ahead_refusals
-                .retain(|_, at| now.saturating_duration_since(*at) < Duration::from_secs(60));
-        }
-        let grace = self.cluster_grace();
-        let mut listed = BTreeSet::new();
-        let mut reload = Vec::new();
-        for (name, head) in heads {
-            match self.rooms.get_mut(&name) {
-                None => reload.push(name.clone()),
-                Some(r) => {
-                    if r.sync.head.id != head.id || r.sync.head.version != head.version {
-                        reload.push(name.clone());
-                    }
-                    if head.last_seq > r.last_seq && r.sync.head.id == head.id {
-                        r.sync.known = r.sync.known.max(head.last_seq);
-                        r.sync.gap_since.get_or_insert(at_once(now, grace));
-                        if let Some(cluster) = &mut self.cluster {
-                            cluster.gapped.insert(name.clone());
-                        }
-                    }
-                }
-            }
-            listed.insert(name);
-        }
-        // Gone from the store: deleted elsewhere (a room made here and not yet stored
-        // has id 0, and stays).
-        reload.extend(
-            self.rooms
-                .iter()
-                .filter(|(name, r)| r.sync.head.id != 0 && !listed.contains(*name))
-                .map(|(name, _)| name.clone()),
-        );
-        for room in reload {
-            self.load_room(&room);
-        }
-    }
-
-    /// Makes what the hub holds of `name` what the store says, telling those concerned
-    /// as if the change had been made here.
-    fn room_loaded(&mut self, name: &str, stored: Option<StoredRoom>) {
-        let known_id = self.rooms.get(name).map(|r| r.sync.head.id);
-        match (known_id, stored) {
-            (None, None) => {}
-            (Some(id), None) => {
-                if id != 0 {
-                    self.room_deleted(name);
-                }
-            }
-            (None, Some(stored)) => self.room_arrived(stored),
-            (Some(id), Some(stored)) if id != 0 && id != stored.head.id => {
-                // Deleted and made again under the same name meanwhile.
-                self.room_deleted(name);
-                self.room_arrived(stored);
-            }
-            (Some(_), Some(stored)) => self.room_reconciled(stored),
-        }
-    }
-
-    /// A room made on another node.
-    fn room_arrived(&mut self, stored: StoredRoom) {
-        let name = stored.name.clone();
-        let members: Vec<String> = stored.members.clone();
-        let mut room = Room::new(stored.kind, stored.title, real_owner(stored.owner));
-        room.members = members.iter().cloned().collect();
-        room.last_seq = stored.last_seq;
-        room.sync.head = stored.head;
-        room.sync.known = stored.last_seq;
-        let kind = room.kind;
-        self.rooms.insert(name.clone(), room);
-        if kind == RoomKind::Public {
-            self.room_changed(&name);
-        } else {
-            self.room_changed_for(&name, members);
-        }
-    }
-
-    /// A room changed on another node: its title, owner, members.
-    fn room_reconciled(&mut self, stored: StoredRoom) {
-        let name = stored.name.clone();
-        let now = Instant::now();
-        let grace = self.cluster_grace();
-        let Some(r) = self.rooms.get_mut(&name) else {
-            return;
-        };
-        r.sync.head = stored.head;
-        if stored.last_seq > r.last_seq {
-            r.sync.known = r.sync.known.max(stored.last_seq);
-            r.sync.gap_since.get_or_insert(at_once(now, grace));
-            if let Some(cluster) = &mut self.cluster {
-                cluster.gapped.insert(name.clone());
-            }
-        }
-        let mut changed = false;
-        if r.title != stored.title {
-            r.title = stored.title;
-            changed = true;
-        }
-        let owner = real_owner(stored.owner);
-        if r.owner != owner {
-            r.owner = owner;
-            changed = true;
-        }
-        let stored_members: BTreeSet<String> = stored.members.into_iter().collect();
-        let added: Vec<String> = stored_members.difference(&r.members).cloned().collect();
-        // A public room's members are whoever joined it; one who is here now stays,
-        // whatever a read taken before their join said.
-        let removed: Vec<String> = r
-            .members
-            .difference(&stored_members)
-            .filter(|m| r.kind != RoomKind::Public || !r.present.contains_key(*m))
-            .filter(|m| !m.starts_with(GUEST_PREFIX))
-            .cloned()
-            .collect();
-        for member in &added {
-            r.members.insert(member.clone());
-        }
-        let private = r.kind != RoomKind::Public;
-        if changed {
-            self.room_changed(&name);
-        }
-        if !added.is_empty() {
-            self.room_changed_for(&name, added.iter().cloned());
-        }
-        for member in &removed {
-            self.membership_ended(&name, member);
-        }
-        if private && (!added.is_empty() || !removed.is_empty()) {
-            self.send_members(&name);
-        }
-    }
-
-    /// Tells the other nodes that `who` came online in `room` here, or went offline.
-    pub(super) fn publish_presence(&self, room: &str, who: &Person, online: bool) {
-        if let Some(cluster) = &self.cluster {
-            cluster.bus.publish(Published::Presence {
-                room: room.to_owned(),
-                who: who.clone(),
-                node: cluster.bus.node(),
-                online,
-            });
-        }
-    }
-
-    /// Whether `user` is online in `room` on another node.
-    pub(super) fn online_elsewhere(&self, room: &str, user: &str) -> bool {
-        self.rooms
-            .get(room)
-            .is_some_and(|r| r.sync.remote.contains_key(user))
-    }
-
-    /// Those online in `room` on other nodes only, as shown.
-    pub(super) fn online_only_elsewhere<'a>(
-        &'a self,
-        r: &'a Room,
-    ) -> impl Iterator<Item = &'a Person> {
-        r.sync
-            .remote
-            .iter()
-            .filter(|(user, _)| !r.present.contains_key(*user))
-            .map(|(_, (who, _))| who)
-    }
-
-    /// `who` came online in `room` on `node`, or went offline there.
-    fn remote_presence(&mut self, room: &str, who: Person, node: NodeId, online: bool) {
-        let now = Instant::now();
-        let Some(r) = self.rooms.get_mut(room) else {
-            return;
-        };
-        let here = r.present.contains_key(&who.user);
-        if online {
-            let (_, nodes) = r
-                .sync
-                .remote
-                .entry(who.user.clone())
-                .or_insert_with(|| (who.clone(), BTreeMap::new()));
-            let arrived = nodes.is_empty();
-            nodes.insert(node, now);
-            if arrived && !here {
-                self.announce(room, who, PresenceEvent::Joined);
-            }
-        } else if let Some((_, nodes)) = r.sync.remote.get_mut(&who.user) {
-            nodes.remove(&node);
-            if nodes.is_empty() {
-                r.sync.remote.remove(&who.user);
-                if !here {
-                    self.announce(room, who, PresenceEvent::Left);
-                }
-            }
-        }
-    }
-
-    /// Reconciles who is online elsewhere with what Redis holds: arrivals whose news
-    /// was lost, and the people of a node that stopped renewing them (an entry heard of
-    /// recently stays: the reading may predate it).
-    fn presence_read(&mut self, others: Vec<(String, NodeId, Person)>) {
-        let now = Instant::now();
-        let mut held: HashMap<String, Vec<(NodeId, Person)>> = HashMap::new();
-        for (room, node, who) in others {
-            held.entry(room).or_default().push((node, who));
-        }
-        let rooms: Vec<String> = self.rooms.keys().cloned().collect();
-        for room in rooms {
-            let listed = held.remove(&room).unwrap_or_default();
-            for (node, who) in &listed {
-                let known = self
-                    .rooms
-                    .get(&room)
-                    .and_then(|r| r.sync.remote.get(&who.user))
-                    .is_some_and(|(_, nodes)| nodes.contains_key(node));
-                if !known {
-                    self.remote_presence(&room, who.clone(), *node, true);
-                }
-            }
-            let Some(r) = self.rooms.get(&room) else {
-                continue;
-            };
-            let gone: Vec<(Person, NodeId)> = r
-                .sync
-                .remote
-                .values()
-                .flat_map(|(who, nodes)| {
-                    nodes
-                        .iter()
-                        .filter(|(node, seen)| {
-                            now.saturating_duration_since(**seen) > PRESENCE_SETTLE
-                                && !listed.iter().any(|(n, w)| n == *node && w.user == who.user)
-                        })
-                        .map(move |(node, _)| (who.clone(), *node))
-                })
-                .collect();
-            for (who, node) in gone {
-                self.remote_presence(&room, who, node, false);
-            }
-        }
-    }
-
     /// Sends `msg` to everyone live in `room` on this node.
     fn tell_room(&mut self, room: &str, msg: &ServerMsg) {
         let Some(r) = self.rooms.get(room) else {
@@ -834,16 +527,7 @@ impl Hub {
     }
 }
 
-/// How recent a presence event must be to outweigh a reading of the presence sets that
-/// does not list it yet.
-const PRESENCE_SETTLE: Duration = Duration::from_secs(3);
-
 /// A gap start that makes the gap due now.
 fn at_once(now: Instant, grace: Duration) -> Instant {
     now.checked_sub(grace).unwrap_or(now)
-}
-
-/// Guests own nothing (see `Hub::new`).
-fn real_owner(owner: Option<String>) -> Option<String> {
-    owner.filter(|o| !o.starts_with(GUEST_PREFIX))
 }
