@@ -108,7 +108,9 @@ impl Hub {
                 }
                 (Ok(Written::Done), None) => {
                     self.publish_committed(&write);
-                    if !self.personal_committed(&write) {
+                    if let Write::CreateRoom { room, .. } = &write {
+                        self.room_stored(room, Ok(()));
+                    } else if !self.personal_committed(&write) {
                         self.access_committed(&write, Ok(()));
                     }
                 }
@@ -131,7 +133,12 @@ impl Hub {
                     );
                 }
                 (Err(e), None) => {
-                    if !self.access_committed(&write, Err(&e)) {
+                    let e = e.to_string();
+                    let created = match &write {
+                        Write::CreateRoom { room, .. } => self.room_stored(room, Err(&e)),
+                        _ => false,
+                    };
+                    if !created && !self.access_committed(&write, Err(&e)) {
                         tracing::error!(write = %write.summary(), "store write failed: {e}");
                     }
                 }

@@ -399,6 +399,9 @@ pub struct Hub {
     room_change_buckets: HashMap<String, Bucket>,
     /// Access changes waiting for their commit (`pending.rs`).
     pending_access: pending::PendingAccess,
+    /// Rooms created and not yet stored, oldest first, with who asked: answered once
+    /// stored (`rooms.rs`).
+    creations: std::collections::VecDeque<(ConnId, String)>,
     /// Each person's allowance of edits, by username; forgotten once full again.
     edit_buckets: HashMap<String, Bucket>,
     /// The connections of each person who said hello, by username: for what concerns a
@@ -488,6 +491,7 @@ impl Hub {
             room_changes: room_changes::RoomChanges::default(),
             room_change_buckets: HashMap::new(),
             pending_access: pending::PendingAccess::default(),
+            creations: std::collections::VecDeque::new(),
             edit_buckets: HashMap::new(),
             sessions: HashMap::new(),
             muted,

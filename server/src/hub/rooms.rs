@@ -113,8 +113,38 @@ impl Hub {
         }
         self.rooms.insert(room_id.clone(), created);
         self.room_changed(&room_id);
-        self.tell_requester(id, &room_id, true);
+        // Answered once stored (`Hub::room_stored`): a client that goes on to upload a
+        // file to the room, on this node or another, finds it in the database.
+        self.creations.push_back((id, room_id));
         Ok(())
+    }
+
+    /// A room's creation was committed (`Ok`) or failed: if it is the oldest creation
+    /// waiting, its creator is answered. A failed one is undone. Returns whether it was
+    /// one.
+    pub(super) fn room_stored(&mut self, room: &str, result: Result<(), &str>) -> bool {
+        if self.creations.front().map(|(_, r)| r.as_str()) != Some(room) {
+            return false;
+        }
+        let Some((requester, room)) = self.creations.pop_front() else {
+            return false;
+        };
+        match result {
+            Ok(()) => self.tell_requester(requester, &room, true),
+            Err(e) => {
+                tracing::error!(room, "room not stored: {e}");
+                self.room_deleted(&room);
+                let msg = ServerMsg::Error {
+                    code: ErrorCode::Unavailable,
+                    message: format!("the room could not be stored ({e}); retry"),
+                    room: Some(room),
+                    client_id: None,
+                    retry_after_ms: None,
+                };
+                self.reply(requester, &msg);
+            }
+        }
+        true
     }
 
     /// Opens the conversation between the requester and `user`, creating it the first

@@ -224,6 +224,8 @@ impl Fixture {
                 private: true,
             },
         );
+        // The creator is answered once the room is stored.
+        self.flush();
         created_room(owner)
     }
 }
@@ -426,6 +428,8 @@ pub(super) struct Controls {
     gate: std::sync::Arc<std::sync::Mutex<()>>,
     /// Every write of a member's removal fails, as on a full disk.
     fail_removals: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Every write of a room's creation fails, as on a full disk.
+    fail_creations: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A SQLite store for tests: its history reads (`after`, `before`) first call `hook` with
@@ -474,10 +478,15 @@ impl<F: FnMut(&str) + Send + 'static> crate::store::Store for TestStore<F> {
             .controls
             .fail_removals
             .load(std::sync::atomic::Ordering::SeqCst);
+        let fail_creation = self
+            .controls
+            .fail_creations
+            .load(std::sync::atomic::Ordering::SeqCst);
         if fail
             && writes
                 .iter()
                 .any(|w| matches!(w, Write::RemoveMember { .. }))
+            || fail_creation && writes.iter().any(|w| matches!(w, Write::CreateRoom { .. }))
         {
             return Err(crate::store::StoreError::Sqlite(
                 rusqlite::Error::SqliteFailure(

@@ -13,7 +13,10 @@ fn creating_a_room_tells_everyone_and_refuses_duplicates() {
     ada.drain();
     bob.drain();
     f.hub.apply(1, create("ops"));
-    // The creator is answered at once; everyone hears of it with the next changes.
+    assert!(ada.drain().is_empty(), "not before it is stored");
+    f.flush();
+    // The creator is answered once it is stored; everyone hears of it with the next
+    // changes.
     assert!(matches!(
         ada.drain().as_slice(),
         [ServerMsg::RoomsChanged { rooms, removed, created: Some(ops) }]
@@ -299,6 +302,7 @@ fn a_room_a_guest_creates_has_no_owner_and_a_later_guest_of_that_name_gains_no_r
     f.hub.apply(1, hello("Ada"));
     first.drain();
     f.hub.apply(1, create("lobby"));
+    f.flush();
     assert_eq!(owner_in(&first.drain(), "lobby"), Some(None));
     f.hub.disconnect(1);
 
@@ -547,6 +551,41 @@ fn a_removal_is_never_dropped_by_a_full_writer_queue_and_survives_a_restart() {
 }
 
 /// A removal whose write fails is reported to the requester and changes nothing.
+#[test]
+fn a_room_that_cannot_be_stored_is_reported_and_undone() {
+    let (mut f, controls) = Fixture::controlled(64);
+    let mut ada = f.member(1, "ada");
+    let mut bob = f.member(2, "bob");
+    f.flush();
+    f.settle_rooms();
+    ada.drain();
+    bob.drain();
+    controls
+        .fail_creations
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    f.hub.apply(1, create("ops"));
+    f.flush();
+    assert!(
+        matches!(
+            ada.drain().as_slice(),
+            [ServerMsg::Error { code: ErrorCode::Unavailable, room: Some(r), .. }] if r == "ops"
+        ),
+        "the creator hears it failed"
+    );
+    controls
+        .fail_creations
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    f.hub.apply(1, create("ops"));
+    f.flush();
+    assert!(
+        matches!(
+            ada.drain().as_slice(),
+            [ServerMsg::RoomsChanged { created: Some(r), .. }] if r == "ops"
+        ),
+        "nothing was left of the failed one: the retry creates it"
+    );
+}
+
 #[test]
 fn a_removal_that_cannot_be_stored_is_reported_and_not_applied() {
     let (mut f, controls) = Fixture::controlled(64);
