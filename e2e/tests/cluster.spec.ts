@@ -230,6 +230,7 @@ test('a tab whose node restarts reconnects by itself: what was said meanwhile sh
   await expect(bob.message(ada.username, before)).toHaveCount(1, { timeout: DELIVERY_MS });
 
   await b.stop();
+  const stoppedAt = Date.now();
   await expect(bob.connection).toHaveAttribute('data-state', 'offline', { timeout: RECONNECT_MS });
   await expect(ada.connection).toHaveAttribute('data-state', 'open');
   // Ada, still on node A, writes; Bob, offline, writes too: his message waits in his outbox.
@@ -242,7 +243,6 @@ test('a tab whose node restarts reconnects by itself: what was said meanwhile sh
   await expect(pending(bob)).toContainText('sending…');
   await expect(bob.log).not.toContainText(whileDown);
   // Bob's only connection was on node B: he leaves Ada's list.
-  const stoppedAt = Date.now();
   await expect(onlineEntry(ada, `Bob ${t}`)).toHaveCount(0, { timeout: PRESENCE_GONE_MS });
   testInfo.annotations.push({ type: 'presence', description: `Bob left Ada's list ${Date.now() - stoppedAt} ms after node B stopped` });
   await bob.page.screenshot({ path: testInfo.outputPath('bob-while-node-b-down.png') });
