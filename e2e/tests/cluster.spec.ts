@@ -93,6 +93,11 @@ function onlineEntry(p: Person, name: string): Locator {
   return p.online.getByRole('listitem').filter({ hasText: name });
 }
 
+/** "N members" under the list of who is online (in a drawer at phone width). */
+async function memberCount(p: Person): Promise<string> {
+  return ((await p.page.locator('.online .member-count').textContent()) ?? '').trim();
+}
+
 function typing(p: Person): Locator {
   return p.page.getByTestId('typing');
 }
@@ -175,6 +180,11 @@ test('people on two nodes see each other online, their messages and their typing
   await expect(typing(ada)).toHaveText('', { timeout: DELIVERY_MS });
   // Each line once on both screens, in the same order.
   await expect.poll(() => history(bob)).toEqual(await history(ada));
+  // The room's size reads the same on both nodes (Bob's joining is stored by node B;
+  // node A counts him from his arrival).
+  const bobCount = await memberCount(bob);
+  expect(bobCount).toMatch(/^\d+ members$/);
+  await expect.poll(() => memberCount(ada)).toBe(bobCount);
   await expect(pending(ada)).toHaveCount(0);
   await expect(pending(bob)).toHaveCount(0);
 
