@@ -20,9 +20,9 @@ const DELIVERY_MS = 3_000;
 /** How long a tab may take to notice its node went away, and to reconnect when it is back
  * (backoff, at most 15 s between attempts). */
 const RECONNECT_MS = 25_000;
-/** A node's people leave the others' lists within the presence TTL and a renewal
- * (docs/CLUSTER.md, "Presence"), if the node does not say so when it stops. */
-const PRESENCE_GONE_MS = 25_000;
+/** How soon a node stopped cleanly has its people leave the other nodes' lists: it says
+ * so as it stops, well before their presence would expire (15 s; docs/CLUSTER.md). */
+const PRESENCE_GONE_MS = 5_000;
 /** How soon a sign-out made through one node closes the person's sockets on the other. */
 const SIGN_OUT_MS = 3_000;
 const PHONE = { width: 390, height: 760 };
