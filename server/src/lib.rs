@@ -46,6 +46,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// sockets' 1011 close handshakes, the HTTP requests in flight, the writer's last
 /// commit), so a process that cannot chat any more is gone within a few seconds.
 const FAILURE_GRACE: Duration = Duration::from_secs(2);
+/// How long a clean shutdown waits for the bus task to publish what the hub queued last
+/// (a Redis command times out after 2 s).
+const BUS_DRAIN_GRACE: Duration = Duration::from_secs(3);
 
 /// Every minute: forget throttle entries that have recovered, end expired sessions,
 /// closing the sockets still open with them (as signing out would), and forget expired
@@ -350,21 +353,30 @@ pub async fn serve(
     }
     housekeeping.abort();
     sweep.abort();
-    if let Some(task) = &bus_task {
-        task.abort();
-    }
     // The hub lets go of the writer, which commits what is queued and ends.
     hub.send(Event::Stop).await;
     drop(hub);
-    tokio::task::spawn_blocking(move || {
+    let threads_ok = tokio::task::spawn_blocking(move || {
         let hub_ok = hub_thread.join().is_ok();
         let writer_ok = writer_thread.join().is_ok();
         hub_ok && writer_ok
     })
     .await
     .ok()
-    .filter(|ok| *ok)
-    .context("the hub or the store writer panicked")?;
+    .filter(|ok| *ok);
+    // The bus last: its queue ends with the hub, and what is still in it, above all the
+    // departures of the people whose connections just closed, goes to the other nodes
+    // (and out of Redis's presence sets) before it stops. Aborted at once, it lost them
+    // often enough that the other nodes showed those people online until the presence
+    // TTL ran out.
+    if let Some(task) = bus_task {
+        let abort = task.abort_handle();
+        if tokio::time::timeout(BUS_DRAIN_GRACE, task).await.is_err() {
+            tracing::warn!("the last news for the other nodes did not go out in time");
+            abort.abort();
+        }
+    }
+    threads_ok.context("the hub or the store writer panicked")?;
     tracing::info!("store flushed; bye");
     Ok(())
 }

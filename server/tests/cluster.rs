@@ -256,6 +256,31 @@ async fn presence_and_typing_are_the_same_on_every_node_and_a_killed_nodes_peopl
     assert_eq!(gone, PresenceEvent::Left);
 }
 
+#[tokio::test]
+async fn a_node_stopped_cleanly_takes_its_people_offline_everywhere_at_once() {
+    // The default presence TTL (15 s): nobody should have to wait for it after a clean
+    // stop, which closes its people's sockets and says so.
+    let mut cluster = Cluster::start(2).await;
+    let mut ada = Client::named(cluster.addr(0), "ada").await;
+    ada.create_room("lobby").await;
+    join_when_known(&mut ada, "lobby").await;
+    let mut bob = Client::named(cluster.addr(1), "bob").await;
+    join_when_known(&mut bob, "lobby").await;
+    assert_eq!(presence_of(&mut ada, "~bob").await, PresenceEvent::Joined);
+
+    let (_, node) = cluster.nodes.remove(1);
+    node.terminate().await;
+    let gone = timeout(Duration::from_secs(3), presence_of(&mut ada, "~bob"))
+        .await
+        .expect("bob goes offline as his node stops, not when his presence expires");
+    assert_eq!(gone, PresenceEvent::Left);
+    // Gone from Redis's presence set too: after node 0 has read the sets again (every
+    // third of the TTL), bob is still not listed.
+    sleep(Duration::from_secs(6)).await;
+    let (online, _) = ada.join("lobby").await;
+    assert_eq!(online, ["~ada"]);
+}
+
 /// Signs in as `username` with `password` through `node`, as the client at `from` (the
 /// test is the nodes' trusted proxy); returns how long the answer took.
 async fn sign_in_through(

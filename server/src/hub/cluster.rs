@@ -117,6 +117,11 @@ pub(super) struct RoomSync {
 }
 
 impl RoomSync {
+    /// Who is online in the room on other nodes.
+    pub(super) fn remote_users(&self) -> impl Iterator<Item = &String> {
+        self.remote.keys()
+    }
+
     /// A room as read from the store at start.
     pub(super) fn known_as(&mut self, head: RoomHead) {
         self.head = head;

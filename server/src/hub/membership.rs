@@ -240,7 +240,7 @@ impl Hub {
         let mut joined = ServerMsg::Joined {
             room: room.to_string(),
             members,
-            member_count: r.members.len(),
+            member_count: r.member_count(),
             online,
             through: found.page.through,
             read: unread.read,
@@ -290,7 +290,7 @@ impl Hub {
         *conns_here += 1;
         let arrived = *conns_here == 1;
         let new_member = r.members.insert(person.user.clone());
-        let member_count = r.members.len();
+        let member_count = r.member_count();
         let stored_member = new_member && !person.guest;
         if let Some(conn) = self.conns.get_mut(&id)
             && !conn.rooms.iter().any(|r| r == room.as_str())
@@ -369,7 +369,7 @@ impl Hub {
             room: room.to_owned(),
             who,
             event,
-            member_count: r.members.len(),
+            member_count: r.member_count(),
         });
         let online = r.online.iter().copied();
         deliver(&self.conns, &mut self.overflowed, online, &frame);

@@ -365,6 +365,20 @@ impl Room {
             sync: cluster::RoomSync::default(),
         }
     }
+
+    /// How many people belong to the room, as people are told: its members, and those
+    /// online in it on other nodes that this node has not read as members yet. A node
+    /// stores a public room's new member; the others hear of the arrival at once but read
+    /// the membership only at their next look, so counting `members` alone would show
+    /// people on this node fewer members than people on that one.
+    fn member_count(&self) -> usize {
+        let unread = self
+            .sync
+            .remote_users()
+            .filter(|user| !self.members.contains(*user))
+            .count();
+        self.members.len() + unread
+    }
 }
 
 /// The chat state machine. See the module documentation.

@@ -221,3 +221,60 @@ fn a_cursor_past_anything_stored_is_taken_after_one_look() {
     f.hub.cluster_event(remote(1, "first"));
     assert_eq!(bodies(&ada.drain()), ["first"], "and the room goes on");
 }
+
+#[test]
+fn people_here_count_a_member_who_arrived_on_another_node_at_once() {
+    let mut f = Fixture::new();
+    let _bus = node(&mut f);
+    let mut ada = f.member(1, "ada");
+    ada.drain();
+    // Zoe joins #general through another node, which stores her membership; this node
+    // hears of her arrival before it reads the room again.
+    let zoe = Person {
+        user: "zoe".into(),
+        name: "Zoe".into(),
+        guest: false,
+    };
+    f.hub.cluster_event(Inbound::Published(Published::Presence {
+        room: "general".into(),
+        who: zoe.clone(),
+        node: 2,
+        online: true,
+    }));
+    let got = ada.drain();
+    assert!(
+        matches!(
+            got.as_slice(),
+            [ServerMsg::Presence { who, event: PresenceEvent::Joined, member_count: 2, .. }] if *who == zoe
+        ),
+        "ada and zoe: {got:?}"
+    );
+    // Bob, arriving here, is told of both, and Ada counts three.
+    let mut bob = f.signed_in(2, "bob");
+    f.hub.apply(bob.id, join("general", None));
+    f.hub.finish_inline_reads();
+    f.hub.settle();
+    let joined = bob.drain();
+    assert!(
+        joined.iter().any(|m| matches!(
+            m,
+            ServerMsg::Joined {
+                member_count: 3,
+                ..
+            }
+        )),
+        "bob's join counts ada, zoe and bob: {joined:?}"
+    );
+    let got = ada.drain();
+    assert!(
+        matches!(
+            got.as_slice(),
+            [ServerMsg::Presence {
+                event: PresenceEvent::Joined,
+                member_count: 3,
+                ..
+            }]
+        ),
+        "ada sees bob arrive, three members: {got:?}"
+    );
+}
