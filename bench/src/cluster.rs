@@ -88,6 +88,12 @@ pub struct ClusterArgs {
     /// copy comes back.
     #[arg(long, default_value_t = 4)]
     pub window: usize,
+    /// More nodes with no member of the room: each still receives every message of it
+    /// (nodes subscribe to every room's channel) and decodes it to find nobody to
+    /// deliver to. Their CPU per message is what one node costs for news it has no
+    /// use for.
+    #[arg(long, default_value_t = 0)]
+    pub bystanders: usize,
     /// The latency run: messages published per second over all publishers.
     #[arg(long, default_value_t = 200.0)]
     pub rate: f64,
@@ -414,9 +420,10 @@ async fn run_one(
         DATABASE_POOL.to_owned(),
     ]);
     // One after the other: the first creates the schema. Each is killed if dropped, so
-    // an error anywhere below leaves none running.
-    let mut servers = Vec::with_capacity(nodes);
-    for _ in 0..nodes {
+    // an error anywhere below leaves none running. Bystanders come last, after the
+    // nodes members are on.
+    let mut servers = Vec::with_capacity(nodes + args.bystanders);
+    for _ in 0..nodes + args.bystanders {
         servers.push(ServerProcess::start(&launch).await?);
     }
     let stamp = std::time::SystemTime::now()
@@ -443,7 +450,7 @@ async fn run_one(
     client::create_rooms(&mut admin, std::slice::from_ref(&room)).await?;
     drop(admin);
 
-    let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
+    let addrs: Vec<SocketAddr> = servers[..nodes].iter().map(|s| s.addr).collect();
     let sockets = set_up_members(&addrs, args, &room).await?;
     let interval = rate.map(|rate| Duration::from_secs_f64(args.publishers as f64 / rate));
     let timeline = Timeline::from_now(args.warmup_secs, args.duration_secs);
@@ -478,7 +485,7 @@ async fn run_one(
     sleep_until(timeline.until).await;
     let after = measure(&pids, backends.redis_addr).await?;
 
-    let mut per_node = vec![0u64; nodes];
+    let mut per_node = vec![0u64; nodes + args.bystanders];
     for (id, task) in tasks.into_iter().enumerate() {
         let read = task
             .await
@@ -526,11 +533,12 @@ async fn run_one(
     let redis_cpu = diff(cpu_after.redis, cpu_before.redis);
     let postgres_cpu = diff(cpu_after.postgres, cpu_before.postgres);
     let bench_cpu = cpu_after.bench.saturating_sub(cpu_before.bench);
-    let nodes_cpu: Duration = node_cpu.iter().sum();
+    let nodes_cpu: Duration = node_cpu[..nodes].iter().sum();
+    let bystanders_cpu: Duration = node_cpu[nodes..].iter().sum();
     let other = cpu_after
         .machine
         .saturating_sub(cpu_before.machine)
-        .saturating_sub(nodes_cpu + bench_cpu)
+        .saturating_sub(nodes_cpu + bystanders_cpu + bench_cpu)
         .saturating_sub(redis_cpu.unwrap_or_default() + postgres_cpu.unwrap_or_default());
     // The first INFO's reply and the second's request are the bench's own bytes.
     let redis_in = bytes_after
@@ -547,6 +555,7 @@ async fn run_one(
     let joined = |values: Vec<String>| values.join("/");
     let mut report = Report::new("cluster");
     report.meta("duration_secs", args.duration_secs);
+    report.meta("bystanders", args.bystanders);
     report.meta("warmup_secs", args.warmup_secs);
     report.meta("room", room);
     report.meta("database_pool", DATABASE_POOL);
@@ -607,7 +616,7 @@ async fn run_one(
     report.column(
         "node µs/delivery",
         joined(
-            node_cpu
+            node_cpu[..nodes]
                 .iter()
                 .zip(&per_node)
                 .map(|(c, n)| micros_per(*c, (*n).max(1)).to_string())
@@ -615,6 +624,13 @@ async fn run_one(
         ),
     );
     report.column("nodes µs/msg", micros_per(nodes_cpu, published));
+    if args.bystanders > 0 {
+        report.column("bystanders", args.bystanders);
+        report.column(
+            "bystander µs/msg",
+            micros_per(bystanders_cpu / args.bystanders as u32, published),
+        );
+    }
     report.column(
         "redis CPU %",
         redis_cpu.map_or(Value::Null, |c| report::cpu_percent(c, wall)),
@@ -667,15 +683,24 @@ async fn set_up_members(
         let addr = addrs[i % addrs.len()];
         let room = room.to_owned();
         async move {
-            timeout(SETUP_TIMEOUT, set_up_member(addr, i, room))
+            timeout(SETUP_TIMEOUT + JOIN_PATIENCE, set_up_member(addr, i, room))
                 .await
                 .with_context(|| format!("member {i} was not ready in time"))?
         }
     }))
     .buffer_unordered(SETUP_CONCURRENCY);
     let mut sockets = Vec::with_capacity(args.members);
+    let mut retried = 0;
     while let Some(member) = pending.next().await {
-        sockets.push(member.context("a member could not get ready")?);
+        let (member, joins) = member.context("a member could not get ready")?;
+        sockets.push(member);
+        retried += usize::from(joins > 1);
+    }
+    if retried > 0 {
+        eprintln!(
+            "cluster: {retried} member(s) joined again: the room, made through the first node, \
+             was not known yet on theirs"
+        );
     }
     Ok(sockets)
 }
@@ -684,7 +709,7 @@ async fn set_up_member(
     addr: SocketAddr,
     i: usize,
     room: String,
-) -> anyhow::Result<(usize, Reader, Writer)> {
+) -> anyhow::Result<((usize, Reader, Writer), u32)> {
     let (mut reader, mut writer) = rawws::connect(addr, None).await?;
     writer.text(
         &ClientMsg::Hello {
@@ -697,7 +722,9 @@ async fn set_up_member(
     rawws::expect(&mut reader, "welcome", r#"{"type":"welcome""#).await?;
     let joined = format!(r#"{{"type":"joined","room":"{room}""#);
     let give_up = Instant::now() + JOIN_PATIENCE;
+    let mut joins = 0;
     loop {
+        joins += 1;
         writer.text(
             &ClientMsg::Join {
                 room: room.clone(),
@@ -707,9 +734,8 @@ async fn set_up_member(
         );
         writer.flush().await?;
         match rawws::expect(&mut reader, "joined", &joined).await {
-            Ok(()) => return Ok((i, reader, writer)),
-            Err(e) if Instant::now() < give_up => {
-                eprintln!("cluster: member {i} joins again ({e:#})");
+            Ok(()) => return Ok(((i, reader, writer), joins)),
+            Err(e) if Instant::now() < give_up && format!("{e:#}").contains("unknown_room") => {
                 sleep(Duration::from_millis(100)).await;
             }
             Err(e) => return Err(e),

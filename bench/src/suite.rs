@@ -270,6 +270,7 @@ pub async fn run(args: SuiteArgs, placement: Option<Placement>) -> anyhow::Resul
                 members: 30,
                 publishers: 30,
                 window: 4,
+                bystanders: 0,
                 rate: 200.0,
                 duration_secs: args.duration_secs,
                 warmup_secs: 2,
