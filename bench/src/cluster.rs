@@ -17,7 +17,8 @@
 //! Bytes through Redis are its `INFO stats` counters `total_net_input_bytes` and
 //! `total_net_output_bytes`: every byte Redis read from or wrote to any client, so the
 //! nodes' publishes and what Redis pushed to their subscriptions. The two `INFO` exchanges
-//! of the bench itself are subtracted.
+//! of the bench itself are subtracted. What PostgreSQL writes is its WAL position
+//! (`pg_current_wal_lsn()`) before and after, per message published.
 //!
 //! Pinning (two cores): every node on `--server-core`; the bench, PostgreSQL and Redis on
 //! `--bench-core`. The nodes then share one core as they would share one machine's worth
@@ -36,6 +37,7 @@ use std::{
     sync::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicU64, Ordering},
+        mpsc,
     },
     time::Duration,
 };
@@ -289,6 +291,63 @@ fn redis_bytes(addr: SocketAddr) -> anyhow::Result<RedisBytes> {
     })
 }
 
+/// A question to the [`WalReader`]'s thread, with where to answer.
+type WalRequest = mpsc::Sender<anyhow::Result<u64>>;
+
+/// PostgreSQL's WAL position (bytes since the start of its log), read by a thread of its
+/// own over one connection: the client is synchronous and must not run on the
+/// runtime's thread, and a connection per reading would add a backend's start-up to
+/// the CPU being measured. The thread ends, and closes its connection, when the last
+/// clone is dropped.
+#[derive(Clone)]
+struct WalReader {
+    ask: mpsc::Sender<WalRequest>,
+}
+
+impl WalReader {
+    /// Connects (blocking).
+    fn start(url: &str) -> anyhow::Result<WalReader> {
+        let (ask, requests) = mpsc::channel::<WalRequest>();
+        let (ready, connected) = mpsc::channel();
+        let url = url.to_owned();
+        std::thread::Builder::new()
+            .name("wal-reader".into())
+            .spawn(move || {
+                let mut client = match postgres::Client::connect(&url, postgres::NoTls) {
+                    Ok(client) => {
+                        let _ = ready.send(Ok(()));
+                        client
+                    }
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                };
+                for reply in requests {
+                    let position = client
+                        .query_one("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint", &[])
+                        .and_then(|row| row.try_get::<_, i64>(0))
+                        .map_err(anyhow::Error::new)
+                        .and_then(|lsn| Ok(u64::try_from(lsn)?));
+                    let _ = reply.send(position);
+                }
+            })
+            .context("cannot start the WAL reader")?;
+        connected
+            .recv()
+            .context("the WAL reader stopped")?
+            .context("cannot connect to PostgreSQL to read its WAL position")?;
+        Ok(WalReader { ask })
+    }
+
+    /// The current position (blocking).
+    fn position(&self) -> anyhow::Result<u64> {
+        let (reply, answer) = mpsc::channel();
+        self.ask.send(reply).context("the WAL reader stopped")?;
+        answer.recv().context("the WAL reader stopped")?
+    }
+}
+
 /// CPU time so far of everything measured.
 #[derive(Debug, Clone)]
 struct CpuSnapshot {
@@ -450,6 +509,10 @@ async fn run_one(
     client::create_rooms(&mut admin, std::slice::from_ref(&room)).await?;
     drop(admin);
 
+    let url = backends.database_url.clone();
+    let wal = tokio::task::spawn_blocking(move || WalReader::start(&url))
+        .await
+        .context("starting the WAL reader crashed")??;
     let addrs: Vec<SocketAddr> = servers[..nodes].iter().map(|s| s.addr).collect();
     let sockets = set_up_members(&addrs, args, &room).await?;
     let interval = rate.map(|rate| Duration::from_secs_f64(args.publishers as f64 / rate));
@@ -481,9 +544,9 @@ async fn run_one(
         postmaster: backends.postgres.as_ref().and_then(Postgres::pid),
     };
     sleep_until(timeline.measure_from).await;
-    let before = measure(&pids, backends.redis_addr).await?;
+    let before = measure(&pids, backends.redis_addr, &wal).await?;
     sleep_until(timeline.until).await;
-    let after = measure(&pids, backends.redis_addr).await?;
+    let after = measure(&pids, backends.redis_addr, &wal).await?;
 
     let mut per_node = vec![0u64; nodes + args.bystanders];
     for (id, task) in tasks.into_iter().enumerate() {
@@ -519,8 +582,9 @@ async fn run_one(
         bail!("with {nodes} nodes no message reached a member on another node than its sender");
     }
 
-    let (cpu_before, bytes_before) = before;
-    let (cpu_after, bytes_after) = after;
+    let (cpu_before, bytes_before, wal_before) = before;
+    let (cpu_after, bytes_after, wal_after) = after;
+    let wal_bytes = wal_after.saturating_sub(wal_before);
     let wall = cpu_after.at.duration_since(cpu_before.at);
     let secs = args.duration_secs as f64;
     let node_cpu: Vec<Duration> = cpu_after
@@ -578,6 +642,7 @@ async fn run_one(
     report.meta("published", published);
     report.meta("redis_in_bytes", redis_in);
     report.meta("redis_out_bytes", redis_out);
+    report.meta("pg_wal_bytes", wal_bytes);
     report.meta("same_node_deliveries", same.len());
     report.meta("cross_node_deliveries", cross.len());
     report.pinning(placement);
@@ -655,6 +720,10 @@ async fn run_one(
         "redis out B/msg",
         (redis_out as f64 / published as f64).round() as u64,
     );
+    report.column(
+        "pg WAL B/msg",
+        (wal_bytes as f64 / published as f64).round() as u64,
+    );
     report.column("bench CPU %", report::cpu_percent(bench_cpu, wall));
     report.column("other CPU %", report::cpu_percent(other, wall));
     Ok(report)
@@ -662,12 +731,18 @@ async fn run_one(
 
 /// CPU of everything and Redis's byte counters, read off the runtime's thread so the
 /// members' reading goes on meanwhile.
-async fn measure(pids: &Pids, redis: SocketAddr) -> anyhow::Result<(CpuSnapshot, RedisBytes)> {
+async fn measure(
+    pids: &Pids,
+    redis: SocketAddr,
+    wal: &WalReader,
+) -> anyhow::Result<(CpuSnapshot, RedisBytes, u64)> {
     let pids = pids.clone();
+    let wal = wal.clone();
     tokio::task::spawn_blocking(move || {
         let cpu = pids.snapshot()?;
         let bytes = redis_bytes(redis)?;
-        anyhow::Ok((cpu, bytes))
+        let wal = wal.position()?;
+        anyhow::Ok((cpu, bytes, wal))
     })
     .await
     .context("measuring crashed")?
