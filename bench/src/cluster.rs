@@ -18,7 +18,8 @@
 //! `total_net_output_bytes`: every byte Redis read from or wrote to any client, so the
 //! nodes' publishes and what Redis pushed to their subscriptions. The two `INFO` exchanges
 //! of the bench itself are subtracted. What PostgreSQL writes is its WAL position
-//! (`pg_current_wal_lsn()`) before and after, per message published.
+//! (`pg_current_wal_lsn()`) before and after, per message published; how many messages
+//! one commit carries, its `xact_commit` count (the bench's own two readings included).
 //!
 //! Pinning (two cores): every node on `--server-core`; the bench, PostgreSQL and Redis on
 //! `--bench-core`. The nodes then share one core as they would share one machine's worth
@@ -291,27 +292,55 @@ fn redis_bytes(addr: SocketAddr) -> anyhow::Result<RedisBytes> {
     })
 }
 
-/// A question to the [`WalReader`]'s thread, with where to answer.
-type WalRequest = mpsc::Sender<anyhow::Result<u64>>;
+/// CPU so far of each live PostgreSQL process, by pid, with its title.
+type Processes = HashMap<u32, (String, Duration)>;
 
-/// PostgreSQL's WAL position (bytes since the start of its log), read by a thread of its
-/// own over one connection: the client is synchronous and must not run on the
-/// runtime's thread, and a connection per reading would add a backend's start-up to
-/// the CPU being measured. The thread ends, and closes its connection, when the last
-/// clone is dropped.
-#[derive(Clone)]
-struct WalReader {
-    ask: mpsc::Sender<WalRequest>,
+/// What the [`PgCounters`]' thread is asked, with where to answer.
+enum PgRequest {
+    Count(mpsc::Sender<anyhow::Result<PgCount>>),
+    Analyze(mpsc::Sender<anyhow::Result<()>>),
 }
 
-impl WalReader {
+/// What PostgreSQL has done so far.
+#[derive(Debug, Clone, Copy)]
+struct PgCount {
+    /// WAL position: bytes since the start of its log.
+    wal: u64,
+    /// Transactions committed in every database (`pg_stat_database.xact_commit`). Each
+    /// backend reports its own at most once a second, so over a 10 s period this is
+    /// right to about a tenth.
+    commits: u64,
+}
+
+/// Reads [`PgCount`] on a thread of its own over one connection: the client is
+/// synchronous and must not run on the runtime's thread, and a connection per reading
+/// would add a backend's start-up to the CPU being measured. The thread ends, and
+/// closes its connection, when the last clone is dropped.
+#[derive(Clone)]
+struct PgCounters {
+    ask: mpsc::Sender<PgRequest>,
+}
+
+impl PgCounters {
+    /// Gathers the statistics of every table (blocking); see [`run_one`] for why.
+    fn analyze(&self) -> anyhow::Result<()> {
+        let (reply, answer) = mpsc::channel();
+        self.ask
+            .send(PgRequest::Analyze(reply))
+            .context("the PostgreSQL counters' thread stopped")?;
+        answer
+            .recv()
+            .context("the PostgreSQL counters' thread stopped")?
+            .context("ANALYZE failed")
+    }
+
     /// Connects (blocking).
-    fn start(url: &str) -> anyhow::Result<WalReader> {
-        let (ask, requests) = mpsc::channel::<WalRequest>();
+    fn start(url: &str) -> anyhow::Result<PgCounters> {
+        let (ask, requests) = mpsc::channel::<PgRequest>();
         let (ready, connected) = mpsc::channel();
         let url = url.to_owned();
         std::thread::Builder::new()
-            .name("wal-reader".into())
+            .name("pg-counters".into())
             .spawn(move || {
                 let mut client = match postgres::Client::connect(&url, postgres::NoTls) {
                     Ok(client) => {
@@ -323,28 +352,48 @@ impl WalReader {
                         return;
                     }
                 };
-                for reply in requests {
-                    let position = client
-                        .query_one("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint", &[])
-                        .and_then(|row| row.try_get::<_, i64>(0))
+                for request in requests {
+                    let reply = match request {
+                        PgRequest::Count(reply) => reply,
+                        PgRequest::Analyze(reply) => {
+                            let _ = reply.send(client.batch_execute("ANALYZE").map_err(Into::into));
+                            continue;
+                        }
+                    };
+                    let count = client
+                        .query_one(
+                            "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint,
+                                    (SELECT sum(xact_commit) FROM pg_stat_database)::bigint",
+                            &[],
+                        )
+                        .and_then(|row| Ok((row.try_get::<_, i64>(0)?, row.try_get::<_, i64>(1)?)))
                         .map_err(anyhow::Error::new)
-                        .and_then(|lsn| Ok(u64::try_from(lsn)?));
-                    let _ = reply.send(position);
+                        .and_then(|(wal, commits)| {
+                            Ok(PgCount {
+                                wal: u64::try_from(wal)?,
+                                commits: u64::try_from(commits)?,
+                            })
+                        });
+                    let _ = reply.send(count);
                 }
             })
-            .context("cannot start the WAL reader")?;
+            .context("cannot start the PostgreSQL counters' thread")?;
         connected
             .recv()
-            .context("the WAL reader stopped")?
-            .context("cannot connect to PostgreSQL to read its WAL position")?;
-        Ok(WalReader { ask })
+            .context("the PostgreSQL counters' thread stopped")?
+            .context("cannot connect to PostgreSQL to read its counters")?;
+        Ok(PgCounters { ask })
     }
 
-    /// The current position (blocking).
-    fn position(&self) -> anyhow::Result<u64> {
+    /// The counters now (blocking).
+    fn read(&self) -> anyhow::Result<PgCount> {
         let (reply, answer) = mpsc::channel();
-        self.ask.send(reply).context("the WAL reader stopped")?;
-        answer.recv().context("the WAL reader stopped")?
+        self.ask
+            .send(PgRequest::Count(reply))
+            .context("the PostgreSQL counters' thread stopped")?;
+        answer
+            .recv()
+            .context("the PostgreSQL counters' thread stopped")?
     }
 }
 
@@ -355,6 +404,7 @@ struct CpuSnapshot {
     nodes: Vec<Duration>,
     redis: Option<Duration>,
     postgres: Option<Duration>,
+    postgres_processes: Processes,
     bench: Duration,
     machine: Duration,
 }
@@ -376,29 +426,75 @@ impl Pids {
             .map(|&pid| of(pid))
             .collect::<anyhow::Result<_>>()?;
         let redis = self.redis.map(of).transpose()?;
-        let postgres = self.postmaster.map(postgres_cpu).transpose()?;
+        let (postgres, postgres_processes) = match self.postmaster.map(postgres_cpu).transpose()? {
+            Some((total, processes)) => (Some(total), processes),
+            None => (None, HashMap::new()),
+        };
         Ok(CpuSnapshot {
             at: std::time::Instant::now(),
             nodes,
             redis,
             postgres,
+            postgres_processes,
             bench: report::cpu_time_of("/proc/self/stat")?,
             machine: report::machine_busy_time()?,
         })
     }
 }
 
-/// The postmaster, its live children, and the children it has reaped.
-fn postgres_cpu(postmaster: u32) -> anyhow::Result<Duration> {
+/// PostgreSQL's CPU so far: in all (the postmaster, its live children and the children
+/// it has reaped), and by live process with its title (`postgres: walwriter`, a
+/// backend's `postgres: USER DB ADDR(PORT) STATE`): which of them a message costs.
+fn postgres_cpu(postmaster: u32) -> anyhow::Result<(Duration, Processes)> {
     let path = format!("/proc/{postmaster}/stat");
     let own = report::cpu_time_of(&path)?;
     let reaped = report::children_cpu_time_of(&path)?;
-    let children: Duration = children_of(postmaster)
+    let children: Processes = children_of(postmaster)
         .into_iter()
         // A backend may exit between the listing and the read.
-        .filter_map(|pid| report::cpu_time_of(&format!("/proc/{pid}/stat")).ok())
-        .sum();
-    Ok(own + reaped + children)
+        .filter_map(|pid| {
+            let cpu = report::cpu_time_of(&format!("/proc/{pid}/stat")).ok()?;
+            let title = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let title = String::from_utf8_lossy(&title)
+                .trim_end_matches('\0')
+                .replace('\0', " ");
+            Some((pid, (title, cpu)))
+        })
+        .collect();
+    let total = own + reaped + children.values().map(|(_, cpu)| *cpu).sum::<Duration>();
+    Ok((total, children))
+}
+
+/// The PostgreSQL processes that used the most CPU between two snapshots, with their
+/// titles at the end; a backend's state (`idle`, `INSERT`…) and client port are dropped
+/// so the same role reads alike from run to run.
+fn busiest_postgres(before: &CpuSnapshot, after: &CpuSnapshot, most: usize) -> Vec<Value> {
+    let mut used: Vec<(String, Duration)> = after
+        .postgres_processes
+        .iter()
+        .map(|(pid, (title, cpu))| {
+            let from = before
+                .postgres_processes
+                .get(pid)
+                .map_or(Duration::ZERO, |(_, cpu)| *cpu);
+            (backend_role(title), cpu.saturating_sub(from))
+        })
+        .filter(|(_, cpu)| !cpu.is_zero())
+        .collect();
+    used.sort_by_key(|(_, cpu)| std::cmp::Reverse(*cpu));
+    used.into_iter()
+        .take(most)
+        .map(|(title, cpu)| json!({"process": title, "cpu_secs": cpu.as_secs_f64()}))
+        .collect()
+}
+
+/// `postgres: postgres postgres 127.0.0.1(41234) INSERT` → `postgres: postgres postgres
+/// 127.0.0.1`; background processes' titles as they are.
+fn backend_role(title: &str) -> String {
+    match title.find('(') {
+        Some(at) => title[..at].to_owned(),
+        None => title.to_owned(),
+    }
 }
 
 pub async fn run(
@@ -510,9 +606,9 @@ async fn run_one(
     drop(admin);
 
     let url = backends.database_url.clone();
-    let wal = tokio::task::spawn_blocking(move || WalReader::start(&url))
+    let pg = tokio::task::spawn_blocking(move || PgCounters::start(&url))
         .await
-        .context("starting the WAL reader crashed")??;
+        .context("connecting to PostgreSQL crashed")??;
     let addrs: Vec<SocketAddr> = servers[..nodes].iter().map(|s| s.addr).collect();
     let sockets = set_up_members(&addrs, args, &room).await?;
     let interval = rate.map(|rate| Duration::from_secs_f64(args.publishers as f64 / rate));
@@ -543,10 +639,22 @@ async fn run_one(
         redis: backends.redis.as_ref().and_then(Redis::pid),
         postmaster: backends.postgres.as_ref().and_then(Postgres::pid),
     };
+    // Halfway through the warm-up, statistics of the tables as they now are. The nodes'
+    // connections keep the plans of their prepared statements until statistics change;
+    // made while `messages` was empty, on a fresh database, the writer's look-up of
+    // repeated sends scans and hashes the whole table for every batch. Autovacuum
+    // analyzes a table within about a minute of its growth, after which every node has
+    // the plan it keeps; this measures that state rather than a fresh database's first
+    // minute (docs/PERFORMANCE.md, "Cluster").
+    sleep_until(timeline.start + (timeline.measure_from - timeline.start) / 2).await;
+    let analyzing = pg.clone();
+    tokio::task::spawn_blocking(move || analyzing.analyze())
+        .await
+        .context("ANALYZE crashed")??;
     sleep_until(timeline.measure_from).await;
-    let before = measure(&pids, backends.redis_addr, &wal).await?;
+    let before = measure(&pids, backends.redis_addr, &pg).await?;
     sleep_until(timeline.until).await;
-    let after = measure(&pids, backends.redis_addr, &wal).await?;
+    let after = measure(&pids, backends.redis_addr, &pg).await?;
 
     let mut per_node = vec![0u64; nodes + args.bystanders];
     for (id, task) in tasks.into_iter().enumerate() {
@@ -582,9 +690,10 @@ async fn run_one(
         bail!("with {nodes} nodes no message reached a member on another node than its sender");
     }
 
-    let (cpu_before, bytes_before, wal_before) = before;
-    let (cpu_after, bytes_after, wal_after) = after;
-    let wal_bytes = wal_after.saturating_sub(wal_before);
+    let (cpu_before, bytes_before, pg_before) = before;
+    let (cpu_after, bytes_after, pg_after) = after;
+    let wal_bytes = pg_after.wal.saturating_sub(pg_before.wal);
+    let commits = pg_after.commits.saturating_sub(pg_before.commits);
     let wall = cpu_after.at.duration_since(cpu_before.at);
     let secs = args.duration_secs as f64;
     let node_cpu: Vec<Duration> = cpu_after
@@ -643,6 +752,11 @@ async fn run_one(
     report.meta("redis_in_bytes", redis_in);
     report.meta("redis_out_bytes", redis_out);
     report.meta("pg_wal_bytes", wal_bytes);
+    report.meta("pg_commits", commits);
+    report.meta(
+        "pg_busiest_processes",
+        busiest_postgres(&cpu_before, &cpu_after, 6),
+    );
     report.meta("same_node_deliveries", same.len());
     report.meta("cross_node_deliveries", cross.len());
     report.pinning(placement);
@@ -724,6 +838,10 @@ async fn run_one(
         "pg WAL B/msg",
         (wal_bytes as f64 / published as f64).round() as u64,
     );
+    report.column(
+        "pg msgs/commit",
+        json!((published as f64 / commits.max(1) as f64 * 10.0).round() / 10.0),
+    );
     report.column("bench CPU %", report::cpu_percent(bench_cpu, wall));
     report.column("other CPU %", report::cpu_percent(other, wall));
     Ok(report)
@@ -734,15 +852,15 @@ async fn run_one(
 async fn measure(
     pids: &Pids,
     redis: SocketAddr,
-    wal: &WalReader,
-) -> anyhow::Result<(CpuSnapshot, RedisBytes, u64)> {
+    pg: &PgCounters,
+) -> anyhow::Result<(CpuSnapshot, RedisBytes, PgCount)> {
     let pids = pids.clone();
-    let wal = wal.clone();
+    let pg = pg.clone();
     tokio::task::spawn_blocking(move || {
         let cpu = pids.snapshot()?;
         let bytes = redis_bytes(redis)?;
-        let wal = wal.position()?;
-        anyhow::Ok((cpu, bytes, wal))
+        let pg = pg.read()?;
+        anyhow::Ok((cpu, bytes, pg))
     })
     .await
     .context("measuring crashed")?
@@ -988,6 +1106,15 @@ mod tests {
     fn reads_the_parent_after_a_command_with_spaces() {
         let stat = "42 (postgres: x (y)) S 7 42 42 0 -1 4194560";
         assert_eq!(parse_ppid(stat), Some(7));
+    }
+
+    #[test]
+    fn a_backend_is_named_by_its_role_not_its_port_or_state() {
+        assert_eq!(
+            backend_role("postgres: postgres postgres 127.0.0.1(41234) INSERT"),
+            "postgres: postgres postgres 127.0.0.1"
+        );
+        assert_eq!(backend_role("postgres: walwriter "), "postgres: walwriter ");
     }
 
     #[test]
