@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole benchmark suite: Confab and the Node `ws` peer side by side, server and
-# load generator pinned to different cores, then the web client's own check in Chromium
-# (bench/client/keystroke.mjs). Takes about four minutes on a quiet machine.
+# load generator pinned to different cores, the cluster (1, 2 and 3 nodes sharing a
+# throwaway PostgreSQL and Redis), then the web client's own check in Chromium
+# (bench/client/keystroke.mjs). Takes about six minutes on a quiet machine.
 # Usage: scripts/bench.sh [confab-bench suite flags, e.g. --duration-secs 5]
 # Writes every figure to bench/results/{suite,client}-<date>.json (not committed); the tables
 # and the method are in docs/PERFORMANCE.md.
@@ -15,6 +16,9 @@ ensure_cargo
 ensure_bench_peer_deps
 ensure_client_tools
 ensure_chromium
+# The cluster scenario starts its own PostgreSQL and Redis from these binaries.
+ensure_postgres
+ensure_redis
 command -v taskset >/dev/null 2>&1 || die "taskset not found (Debian package util-linux)"
 say "building the server and the bench (release)"
 cargo build --release -p confab-server -p confab-bench

@@ -49,7 +49,8 @@ step() {
 }
 
 # Every bench scenario for a second against the debug server: proves the load generator
-# and the server still speak the same protocol. Figures from it mean nothing.
+# and the server still speak the same protocol (the cluster scenario starts its own
+# PostgreSQL and Redis, installed by ensure_all_tools). Figures from it mean nothing.
 bench_smoke() {
 	local target_dir="${CARGO_TARGET_DIR:-$CONFAB_ROOT/target}"
 	cargo run -q -p confab-bench -- suite --smoke --server-bin "$target_dir/debug/confab-server"

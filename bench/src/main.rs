@@ -11,6 +11,7 @@
 mod account;
 mod changes;
 mod client;
+mod cluster;
 mod durable;
 mod fanout;
 mod floor;
@@ -22,6 +23,11 @@ mod resumestorm;
 mod roomstorm;
 mod search;
 mod server;
+/// Throwaway PostgreSQL and Redis for the cluster scenario: the server tests' own
+/// harness, shared rather than copied, so both start them alike.
+#[path = "../../server/tests/common/services.rs"]
+#[allow(dead_code)]
+mod services;
 mod storm;
 mod suite;
 mod timeline;
@@ -67,6 +73,10 @@ enum Scenario {
     /// Search over a room of a million messages: query latency by kind of query (common
     /// and rare words, a prefix, a phrase, filters) and the index's size on disk.
     Search(search::SearchArgs),
+    /// Cluster: one room's members spread over 1, 2, 3 nodes sharing PostgreSQL and
+    /// Redis. Delivered msgs/s at the maximum; same-node and cross-node latency, CPU per
+    /// message of every node, Redis and PostgreSQL, and bytes through Redis at a fixed rate.
+    Cluster(cluster::ClusterArgs),
     /// Every scenario against Confab, and fan-out and idle against the Node `ws` peer,
     /// in one run: the side-by-side table of docs/PERFORMANCE.md.
     Suite(suite::SuiteArgs),
@@ -138,6 +148,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Scenario::Roomstorm(args) => (args.common.clone(), !args.smoke),
         Scenario::Resumestorm(args) => (args.common.clone(), !args.smoke),
         Scenario::Search(args) => (args.common.clone(), !args.smoke),
+        Scenario::Cluster(args) => (args.common.clone(), !args.smoke),
         Scenario::Suite(args) => (args.common.clone(), !args.smoke),
     };
     // Thousands of sockets: lift this process's file limit to what the system allows.
@@ -170,6 +181,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Scenario::Roomstorm(args) => roomstorm::run(args, placement).await.map(|r| vec![r]),
             Scenario::Resumestorm(args) => resumestorm::run(args, placement).await.map(|r| vec![r]),
             Scenario::Search(args) => search::run(args, placement).await.map(|r| vec![r]),
+            Scenario::Cluster(args) => cluster::run(args, placement).await,
             Scenario::Suite(args) => suite::run(args, placement).await,
         }
     })?;

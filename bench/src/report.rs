@@ -162,6 +162,14 @@ pub fn cpu_time_of(path: &str) -> anyhow::Result<Duration> {
     Ok(ticks_to_time(ticks))
 }
 
+/// CPU time of the children the process whose `stat` file is at `path` has waited for
+/// (cutime + cstime): where the work of exited children is counted.
+pub fn children_cpu_time_of(path: &str) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?;
+    let ticks = parse_children_cpu_ticks(&stat).with_context(|| format!("cannot parse {path}"))?;
+    Ok(ticks_to_time(ticks))
+}
+
 /// CPU time every core of the machine has spent busy, whoever for. Other processes'
 /// share of it tells whether a run was disturbed.
 pub fn machine_busy_time() -> anyhow::Result<Duration> {
@@ -204,6 +212,15 @@ fn parse_cpu_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// cutime + cstime (fields 16 and 17) of a /proc/PID/stat line.
+fn parse_children_cpu_ticks(stat: &str) -> Option<u64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace().skip(13);
+    let cutime: u64 = fields.next()?.parse().ok()?;
+    let cstime: u64 = fields.next()?.parse().ok()?;
+    Some(cutime + cstime)
+}
+
 /// Share of one core a process used: CPU time over wall time, in percent.
 pub fn cpu_percent(cpu: Duration, wall: Duration) -> Value {
     if wall.is_zero() {
@@ -231,6 +248,8 @@ mod tests {
     fn cpu_ticks_skip_a_command_with_spaces() {
         let stat = "42 (confab (x) y) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 4 0";
         assert_eq!(parse_cpu_ticks(stat), Some(300));
+        let stat = "42 (postgres: a b) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 7 3 20 0 4 0";
+        assert_eq!(parse_children_cpu_ticks(stat), Some(10));
     }
 
     #[test]

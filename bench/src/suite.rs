@@ -8,6 +8,7 @@ use clap::Args;
 
 use crate::{
     CommonArgs,
+    cluster::{self, ClusterArgs},
     durable::{self, DurableArgs},
     fanout::{self, FanoutArgs},
     floor::{self, FloorArgs},
@@ -256,6 +257,49 @@ pub async fn run(args: SuiteArgs, placement: Option<Placement>) -> anyhow::Resul
     ));
     reports.push(report);
 
+    // The cluster needs PostgreSQL and Redis binaries, which scripts/bench.sh and
+    // scripts/test.sh install; run by hand without them, the rest of the suite still runs.
+    match cluster::missing_binaries() {
+        Some(why) => {
+            println!("\ncluster: SKIPPED: {why}");
+            lines.push(format!("{:<40} SKIPPED: {why}", "cluster"));
+        }
+        None => {
+            let cluster_args = ClusterArgs {
+                nodes: vec![1, 2, 3],
+                members: 30,
+                publishers: 30,
+                window: 4,
+                bystanders: 0,
+                rate: 200.0,
+                duration_secs: args.duration_secs,
+                warmup_secs: 2,
+                database_url: None,
+                redis_url: None,
+                smoke: args.smoke,
+                common: common(&args, Peer::Confab),
+            };
+            let rate = cluster_args.rate;
+            let runs = cluster::run(cluster_args, placement).await?;
+            // Two runs per count of nodes: at the maximum, then at the fixed rate.
+            for pair in runs.chunks(2) {
+                let [max, fixed] = pair else {
+                    anyhow::bail!("the cluster scenario reported an odd number of runs");
+                };
+                lines.push(format!(
+                    "{:<40} confab {:>10.0} delivered/s; at {rate:.0} msgs/s p99 same node \
+                     {} ms, other node {} ms, {} node µs/msg",
+                    format!("cluster, 30 members on {} node(s)", number(max, "nodes")?),
+                    number(max, "delivered/s")?,
+                    fixed_figure(fixed, "same p99 ms"),
+                    fixed_figure(fixed, "cross p99 ms"),
+                    number(fixed, "nodes µs/msg")?,
+                ));
+            }
+            reports.extend(runs);
+        }
+    }
+
     println!(
         "\nSummary{}:",
         if args.smoke {
@@ -291,6 +335,11 @@ fn fanout_args(args: &SuiteArgs, peer: Peer, shape: &Shape, rate: Option<f64>) -
         smoke: args.smoke,
         common: common(args, peer),
     }
+}
+
+/// A figure that may be missing (`-`): cross-node latency with one node.
+fn fixed_figure(report: &Report, heading: &str) -> String {
+    number(report, heading).map_or_else(|_| "-".to_owned(), |v| v.to_string())
 }
 
 fn number(report: &Report, heading: &str) -> anyhow::Result<f64> {
