@@ -49,30 +49,35 @@ pub struct CertFiles {
     pub key: PathBuf,
 }
 
-/// Why a certificate and key could not be used.
+/// Why a certificate and key could not be used. Each message says all there is (the
+/// cause is in it, not chained behind it), since it goes to the log as it is.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {error}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("{} is not a PEM file of certificates: {source}", path.display())]
+    #[error("{} is not a PEM file of certificates: {error}", path.display())]
     BadCertificates {
         path: PathBuf,
-        source: rustls::pki_types::pem::Error,
+        error: rustls::pki_types::pem::Error,
     },
     #[error("{} holds no certificate (a PEM `BEGIN CERTIFICATE` block)", path.display())]
     NoCertificate { path: PathBuf },
-    #[error("{} holds no private key in PEM: {source}", path.display())]
+    #[error("{} holds no private key in PEM: {error}", path.display())]
     NoKey {
         path: PathBuf,
-        source: rustls::pki_types::pem::Error,
+        error: rustls::pki_types::pem::Error,
     },
-    #[error("the key in {} cannot serve the certificate in {}: {source}", files.key.display(), files.cert.display())]
+    #[error(
+        "the key in {} cannot serve the certificate in {}: {error}",
+        files.key.display(),
+        files.cert.display()
+    )]
     Mismatch {
         files: CertFiles,
-        source: rustls::Error,
+        error: rustls::Error,
     },
     #[error("cannot set up TLS: {0}")]
     Setup(rustls::Error),
@@ -93,22 +98,22 @@ fn certified_key(
 ) -> Result<CertifiedKey, TlsError> {
     let chain = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| TlsError::BadCertificates {
+        .map_err(|error| TlsError::BadCertificates {
             path: files.cert.clone(),
-            source,
+            error,
         })?;
     if chain.is_empty() {
         return Err(TlsError::NoCertificate {
             path: files.cert.clone(),
         });
     }
-    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|source| TlsError::NoKey {
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|error| TlsError::NoKey {
         path: files.key.clone(),
-        source,
+        error,
     })?;
-    CertifiedKey::from_der(chain, key, provider).map_err(|source| TlsError::Mismatch {
+    CertifiedKey::from_der(chain, key, provider).map_err(|error| TlsError::Mismatch {
         files: files.clone(),
-        source,
+        error,
     })
 }
 
@@ -215,7 +220,7 @@ async fn read(files: &CertFiles, provider: &CryptoProvider) -> Result<CertifiedK
         async move {
             tokio::fs::read(&path)
                 .await
-                .map_err(|source| TlsError::Read { path, source })
+                .map_err(|error| TlsError::Read { path, error })
         }
     };
     let cert = read(&files.cert).await?;

@@ -174,13 +174,26 @@ impl TlsServer {
         write_pair(self.dir.path(), leaf).await;
     }
 
-    fn hangup(&self) {
+    fn signal(&self, name: &str) {
         let pid = self.child.id().expect("the server runs");
         let status = std::process::Command::new("kill")
-            .args(["-HUP", &pid.to_string()])
+            .args([format!("-{name}"), pid.to_string()])
             .status()
             .expect("run kill");
-        assert!(status.success(), "SIGHUP sent");
+        assert!(status.success(), "SIG{name} sent");
+    }
+
+    fn hangup(&self) {
+        self.signal("HUP");
+    }
+
+    /// SIGTERM, then the exit status (within 10 s).
+    async fn terminate(mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("the server exits within 10 s of SIGTERM")
+            .expect("wait for the server")
     }
 
     /// How many log lines there are so far.
@@ -367,6 +380,13 @@ async fn a_client_that_trusts_the_ca_signs_up_and_chats_over_wss() {
     bob.join("general").await;
     chat(&mut ada, &mut bob, "over TLS, hello bob").await;
     chat(&mut bob, &mut ada, "hello ada, encrypted too").await;
+
+    // Shutting down closes the sockets over TLS as over TCP: 1001, then a clean exit.
+    let exit = tokio::spawn(server.terminate());
+    assert_eq!(ada.expect_close().await, 1001);
+    assert_eq!(bob.expect_close().await, 1001);
+    let exit = exit.await.expect("the server process ends");
+    assert!(exit.success(), "a clean shutdown exits 0, got {exit}");
 }
 
 #[tokio::test]
