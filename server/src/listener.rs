@@ -139,6 +139,68 @@ fn refuse(tcp: &TcpStream, refused: Refused) {
     let _ = tcp.try_write(response.as_bytes());
 }
 
+/// The first byte of a TLS connection: a handshake record.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// The TLS handshake on a new connection, within `time`; `None` when it failed, took
+/// too long, or the client spoke plain HTTP (then it is told so, as [`plain_http`]).
+async fn handshake(
+    tcp: TcpStream,
+    acceptor: &TlsAcceptor,
+    time: Duration,
+    peer: SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let deadline = tokio::time::Instant::now() + time;
+    let mut first = [0u8; 1];
+    match tokio::time::timeout_at(deadline, tcp.peek(&mut first)).await {
+        Ok(Ok(1)) if first[0] != TLS_HANDSHAKE_RECORD => {
+            tracing::debug!(%peer, "plain HTTP on the HTTPS port: 400");
+            plain_http(tcp).await;
+            return None;
+        }
+        Ok(Ok(1)) => {}
+        Ok(Ok(_)) => return None, // closed before a byte
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, "connection failed before the TLS handshake: {e}");
+            return None;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "no TLS handshake in time: dropped");
+            return None;
+        }
+    }
+    match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, "TLS handshake failed: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake not done in time: dropped");
+            None
+        }
+    }
+}
+
+/// Answers a plain-HTTP request on the HTTPS port with a 400 that says so, rather than
+/// the bare close a TLS error would be (what someone who typed `http://` would see as
+/// an empty reply). What the client sent is read first, so the close that follows does
+/// not reset the connection before the answer is read.
+async fn plain_http(tcp: TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let mut tcp = tcp;
+    let mut request = [0u8; 4096];
+    let _ = tcp.try_read(&mut request);
+    let body = "This port speaks HTTPS: open the same address with https:// instead.\n";
+    let response = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tcp.try_write(response.as_bytes());
+    let _ = tcp.shutdown().await;
+}
+
 /// What a client whose body ran out of time gets; the connection is closed after it.
 fn too_slow() -> Response {
     (
@@ -205,21 +267,11 @@ pub async fn serve(
             let (stream, hsts) = match tls {
                 None => (Either::Left(tcp), None),
                 Some(tls) => {
-                    let handshake = tokio::time::timeout(header_timeout, tls.acceptor.accept(tcp));
                     let stream = tokio::select! {
                         () = stop.cancelled() => return,
-                        done = handshake => match done {
-                            Ok(Ok(stream)) => stream,
-                            Ok(Err(e)) => {
-                                tracing::debug!(%peer, "TLS handshake failed: {e}");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::debug!(%peer, "TLS handshake not done in time: dropped");
-                                return;
-                            }
-                        },
+                        stream = handshake(tcp, &tls.acceptor, header_timeout, peer) => stream,
                     };
+                    let Some(stream) = stream else { return };
                     (Either::Right(stream), tls.hsts)
                 }
             };

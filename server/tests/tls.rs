@@ -409,6 +409,20 @@ async fn a_client_that_does_not_trust_the_certificate_is_refused() {
 }
 
 #[tokio::test]
+async fn plain_http_on_the_https_port_is_told_to_use_https() {
+    let ca = Ca::new("Confab test CA");
+    let server = TlsServer::start(&ca.issue(&["localhost"], 1), &[]).await;
+    let resp = http_get(server.addr, "/").await;
+    assert_eq!(resp.status, 400, "{resp:?}");
+    assert!(resp.body.contains("https://"), "{resp:?}");
+    // And the port still speaks TLS to the next client.
+    let stream = connect(&ca.client(), server.addr)
+        .await
+        .expect("a TLS connection");
+    wss(stream, server.addr, Who::Guest("ada")).await;
+}
+
+#[tokio::test]
 async fn a_client_that_never_finishes_the_handshake_is_dropped() {
     let ca = Ca::new("Confab test CA");
     let server = TlsServer::start(
