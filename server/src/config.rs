@@ -65,9 +65,42 @@ pub struct Config {
     pub invites_per_person: NonZeroU32,
 
     /// Mark the session cookie `Secure` (sent over HTTPS only). It is marked anyway
-    /// when a proxy in front says the page came over TLS (`X-Forwarded-Proto: https`).
+    /// when the server serves TLS itself (`--tls-cert`) and when a proxy in front says
+    /// the page came over TLS (`X-Forwarded-Proto: https`).
     #[arg(long, env = "CONFAB_SECURE_COOKIES")]
     pub secure_cookies: bool,
+
+    /// PEM file with the certificate chain (the server's own certificate first, then
+    /// any intermediates): with `--tls-key`, the server serves HTTPS and `wss://` on
+    /// `--listen` itself, without a proxy in front. Loaded again on SIGHUP and when the
+    /// file changes (see `--tls-watch-secs`), for the connections opened from then on.
+    #[arg(long, env = "CONFAB_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM file with the private key of `--tls-cert` (PKCS#8, RSA or EC).
+    #[arg(long, env = "CONFAB_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Seconds between two looks at the modification time and size of `--tls-cert` and
+    /// `--tls-key`: when either changed, both are loaded again, as on SIGHUP. 0: on
+    /// SIGHUP only.
+    #[arg(long, env = "CONFAB_TLS_WATCH_SECS", default_value_t = 5)]
+    pub tls_watch_secs: u64,
+
+    /// Also listen on this address (`0.0.0.0:80`, typically) for plain HTTP, and answer
+    /// every request there with a permanent redirect (308) to the same path and query
+    /// over HTTPS: on `--public-url` when it is an `https://` URL, else on the host the
+    /// request named, at the port of `--listen`. Needs `--tls-cert`.
+    #[arg(long, env = "CONFAB_HTTP_REDIRECT_LISTEN", requires = "tls_cert")]
+    pub http_redirect_listen: Option<SocketAddr>,
+
+    /// With `--tls-cert`: the `max-age` of the `Strict-Transport-Security` header, in
+    /// seconds (a year by default), after which browsers that got a page over HTTPS go
+    /// on using HTTPS for that host name without trying plain HTTP first. Not sent to
+    /// requests addressed by IP address or to `localhost` (it would hold every port of
+    /// it). 0: not sent.
+    #[arg(long, env = "CONFAB_HSTS_MAX_AGE_SECS", default_value_t = 31_536_000)]
+    pub hsts_max_age_secs: u64,
 
     /// Reverse proxies in front of the server (their IP addresses): the client address in
     /// their `X-Forwarded-For` is used for the per-address limits (connections, sign-in
@@ -420,6 +453,30 @@ impl Config {
         Duration::from_secs(self.idle_timeout_secs.max(1))
     }
 
+    /// The certificate and key files, when the server serves TLS itself.
+    pub fn tls_files(&self) -> Option<crate::tls::CertFiles> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::CertFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// How often the certificate files are looked at (`--tls-watch-secs`); `None`: never.
+    pub fn tls_watch(&self) -> Option<Duration> {
+        (self.tls_watch_secs > 0).then(|| Duration::from_secs(self.tls_watch_secs))
+    }
+
+    /// The `Strict-Transport-Security` value (`--hsts-max-age-secs`); `None`: not sent.
+    pub fn hsts(&self) -> Option<axum::http::HeaderValue> {
+        if self.hsts_max_age_secs == 0 {
+            return None;
+        }
+        axum::http::HeaderValue::from_str(&format!("max-age={}", self.hsts_max_age_secs)).ok()
+    }
+
     /// The limits on files, from their flags.
     pub fn file_limits(&self) -> crate::files::FileLimits {
         crate::files::FileLimits {
@@ -556,6 +613,55 @@ mod tests {
             c.command,
             Some(Command::Admin(AdminCommand::MigrateToPostgres))
         ));
+    }
+
+    #[test]
+    fn tls_flags_come_in_pairs() {
+        let c = Config::try_parse_from(["confab-server"]).expect("parses");
+        assert!(c.tls_files().is_none());
+        assert!(Config::try_parse_from(["confab-server", "--tls-cert", "c.pem"]).is_err());
+        assert!(Config::try_parse_from(["confab-server", "--tls-key", "k.pem"]).is_err());
+        assert!(
+            Config::try_parse_from(["confab-server", "--http-redirect-listen", "0.0.0.0:80"])
+                .is_err(),
+            "a redirect to HTTPS needs HTTPS"
+        );
+        let c = Config::try_parse_from([
+            "confab-server",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+            "--http-redirect-listen",
+            "0.0.0.0:80",
+        ])
+        .expect("parses");
+        assert_eq!(
+            c.tls_files(),
+            Some(crate::tls::CertFiles {
+                cert: "c.pem".into(),
+                key: "k.pem".into()
+            })
+        );
+        assert_eq!(c.tls_watch(), Some(Duration::from_secs(5)));
+        assert_eq!(
+            c.hsts().as_ref().map(|h| h.as_bytes()),
+            Some(&b"max-age=31536000"[..])
+        );
+        let c = Config::try_parse_from([
+            "confab-server",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+            "--hsts-max-age-secs",
+            "0",
+            "--tls-watch-secs",
+            "0",
+        ])
+        .expect("parses");
+        assert!(c.hsts().is_none());
+        assert!(c.tls_watch().is_none());
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! message is committed ([`HubSender::commit_reports`](hub::HubSender::commit_reports)), the hub acknowledges it and fans its
 //! encoded frame out to each recipient's [`queue`]; each [`connection`]'s writer puts
 //! them on its socket. [`http`] is the edge that accepts sockets and serves the web
-//! client; [`config`] is every setting.
+//! client, [`listener`] the accept loop under it (with [`tls`] when the server serves
+//! HTTPS itself); [`config`] is every setting.
 
 pub mod accounts;
 pub mod admission;
@@ -25,6 +26,7 @@ pub mod ratelimit;
 pub mod search;
 pub mod send_queue;
 pub mod store;
+pub mod tls;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -125,6 +127,40 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let stop = CancellationToken::new();
+    // Whichever way `serve` returns, what it started with `stop` (the certificate
+    // reloads, the listeners) ends with it.
+    let _stop_on_return = stop.clone().drop_guard();
+    // First, so a certificate that does not load or a port in use ends the start at once.
+    let tls = match config.tls_files() {
+        Some(files) => {
+            let certificates = Arc::new(
+                tls::Certificates::load(files)
+                    .await
+                    .context("cannot serve TLS")?,
+            );
+            tracing::info!(fingerprint = %certificates.serving(), "serving HTTPS");
+            // Listening for SIGHUP from here on: before it the signal would end the
+            // process.
+            let reloads =
+                tls::keep_fresh(Arc::clone(&certificates), config.tls_watch(), stop.clone())
+                    .context("cannot listen for SIGHUP (which reloads the certificate)")?;
+            tokio::spawn(reloads);
+            Some(listener::Tls {
+                acceptor: certificates.acceptor().context("cannot serve TLS")?,
+                hsts: config.hsts(),
+            })
+        }
+        None => None,
+    };
+    let redirect_listener = match config.http_redirect_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (--http-redirect-listen)"))?,
+        ),
+        None => None,
+    };
     // Held while serving: `admin migrate-to-postgres` refuses to copy a store in use.
     let _data_dir_lock = match config.database_url {
         Some(_) => None,
@@ -263,7 +299,8 @@ pub async fn serve(
         sign_up: config.sign_up,
         members_invite: config.members_invite,
         invite_limits: config.invite_limits(),
-        secure_cookies: config.secure_cookies,
+        // Over TLS every page comes over HTTPS: the cookie must never go back in clear.
+        secure_cookies: config.secure_cookies || tls.is_some(),
         throttle,
         devices,
         hub: hub.clone(),
@@ -300,10 +337,41 @@ pub async fn serve(
         &config.allowed_hosts,
         Arc::new(config.trusted_proxies.clone()),
     );
-    http::host::advise(listener.local_addr().unwrap_or(config.listen), &hosts);
+    let listen = listener.local_addr().unwrap_or(config.listen);
+    http::host::advise(listen, &hosts);
+    let edge = listener::Edge {
+        header_timeout: config.handshake_timeout(),
+        body_timeout: config.body_timeout(),
+        max_upload_bytes: config.max_file_bytes,
+        connections: admission::Admission::new(admission::Caps {
+            total: config.max_http_connections,
+            per_ip: config.max_http_connections_per_ip,
+        }),
+        trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+        tls,
+    };
+    let redirecting = redirect_listener.map(|redirect_listener| {
+        let redirect = tls::Redirect::new(config.public_url.as_ref(), listen.port(), hosts.clone());
+        // The same deadlines as the HTTPS side, caps of its own: a flood of plain HTTP
+        // does not take the places of HTTPS clients.
+        let edge = listener::Edge {
+            connections: admission::Admission::new(admission::Caps {
+                total: config.max_http_connections,
+                per_ip: config.max_http_connections_per_ip,
+            }),
+            tls: None,
+            ..edge.clone()
+        };
+        tokio::spawn(listener::serve(
+            redirect_listener,
+            tls::redirect_router(redirect),
+            stop.clone(),
+            edge,
+            SHUTDOWN_GRACE,
+        ))
+    });
     let app = http::router(app_state, &config.static_dir, hosts);
 
-    let stop = CancellationToken::new();
     // Only a shutdown signal says 1001; after a failure (see `fail`) `stop` is cancelled
     // too, but the sockets were already told 1011.
     tokio::spawn({
@@ -315,22 +383,7 @@ pub async fn serve(
             hub.send(Event::Shutdown).await;
         }
     });
-    let listening = listener::serve(
-        listener,
-        app,
-        stop.clone(),
-        listener::Edge {
-            header_timeout: config.handshake_timeout(),
-            body_timeout: config.body_timeout(),
-            max_upload_bytes: config.max_file_bytes,
-            connections: admission::Admission::new(admission::Caps {
-                total: config.max_http_connections,
-                per_ip: config.max_http_connections_per_ip,
-            }),
-            trusted_proxies: Arc::new(config.trusted_proxies.clone()),
-        },
-        SHUTDOWN_GRACE,
-    );
+    let listening = listener::serve(listener, app, stop.clone(), edge, SHUTDOWN_GRACE);
     tokio::pin!(listening);
     tokio::select! {
         () = &mut listening => {}
@@ -344,6 +397,10 @@ pub async fn serve(
         }
     }
 
+    if let Some(redirecting) = redirecting {
+        // Stopped with `stop`; its requests are answered at once.
+        let _ = redirecting.await;
+    }
     tracker.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
         .await

@@ -40,7 +40,12 @@ async fn main() -> anyhow::Result<()> {
             "no built client here: serving the chat socket only (fine with `trunk serve`)"
         );
     }
-    println!("Confab is running: open {}", browse_url(addr));
+    let scheme = if config.tls_files().is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("Confab is running: open {}", browse_url(scheme, addr));
     confab_server::serve(listener, config, shutdown_signal()).await
 }
 
@@ -128,11 +133,11 @@ fn open_accounts(config: &Config) -> anyhow::Result<(confab_server::accounts::Ac
 }
 
 /// The URL a person on this machine opens; a wildcard address is reachable as localhost.
-fn browse_url(addr: SocketAddr) -> String {
+fn browse_url(scheme: &str, addr: SocketAddr) -> String {
     if addr.ip().is_unspecified() {
-        format!("http://localhost:{}/", addr.port())
+        format!("{scheme}://localhost:{}/", addr.port())
     } else {
-        format!("http://{addr}/")
+        format!("{scheme}://{addr}/")
     }
 }
 

@@ -226,8 +226,9 @@ fn me(user: &User, state: &AppState) -> Me {
     }
 }
 
-/// Whether the page came over TLS (as a proxy says, or as the operator says with
-/// `--secure-cookies`): then the session cookie is `Secure` and `__Host-` named.
+/// Whether the page came over TLS (the server serves it with `--tls-cert`, a proxy says
+/// so, or the operator does with `--secure-cookies`; the first and last set
+/// `secure_cookies`): then the session cookie is `Secure` and `__Host-` named.
 pub(super) fn secure(headers: &HeaderMap, state: &AppState) -> bool {
     state.secure_cookies
         || headers

@@ -70,7 +70,8 @@ pub struct AppState {
     /// Whether members, not only administrators, may make invite links.
     pub members_invite: bool,
     pub invite_limits: crate::invites::InviteLimits,
-    /// Mark session cookies `Secure` even when no proxy says the page came over TLS.
+    /// Mark session cookies `Secure` even when no proxy says the page came over TLS
+    /// (`--secure-cookies`, or the server serves TLS itself).
     pub secure_cookies: bool,
     pub throttle: Arc<Throttle>,
     /// Signs and checks device cookies, which the throttle reads.
