@@ -45,7 +45,7 @@ fn each_fan_out_is_counted_once_with_its_recipients() {
     let mut f = Fixture::with(settings, tempfile::tempdir().expect("tempdir"));
     let ada = f.member(1, "ada");
     let bob = f.member(2, "bob");
-    let mut slow = f.connect(3, 4);
+    let slow = f.connect(3, 4);
     f.hub.apply(3, hello("slow"));
     f.hub.apply(3, join("general", None));
     slow.rx.set_socket_full(true);
