@@ -368,9 +368,36 @@ pub struct Config {
     #[arg(long, env = "CONFAB_CLUSTER_PRESENCE_TTL_SECS", default_value_t = 15)]
     pub cluster_presence_ttl_secs: u64,
 
+    /// Serve `GET /metrics` (Prometheus text format) on this address, on a listener of
+    /// its own that asks for no token: bind it where only your Prometheus reaches it
+    /// (`127.0.0.1:9100`, a private network). Off when absent.
+    #[arg(long, env = "CONFAB_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Serve `GET /metrics` on the main port too, to requests that carry
+    /// `Authorization: Bearer <this token>` (others get 401). Prefer the environment
+    /// variable: a flag's value shows in the process list. Off when absent.
+    #[arg(long, env = "CONFAB_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
+    /// How log lines are written: `text` for people, `json` (one object per line) for
+    /// log shippers. `RUST_LOG` chooses which lines either way.
+    #[arg(long, env = "CONFAB_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+
     /// Without a subcommand, the server runs.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// The format of the log (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `fields` (with
+    /// `message`), and `span`/`spans` with the HTTP request's `request_id`.
+    Json,
 }
 
 /// Tasks other than serving.
@@ -537,6 +564,8 @@ mod tests {
         assert_eq!(c.upload_bytes_per_day, 500 * 1024 * 1024);
         assert_eq!(c.max_files_bytes, 10 * 1024 * 1024 * 1024);
         assert_eq!(c.file_sweep_interval_secs, 600);
+        assert!(c.metrics_listen.is_none() && c.metrics_token.is_none());
+        assert_eq!(c.log_format, LogFormat::Text);
         assert!(c.command.is_none());
     }
 

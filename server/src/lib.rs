@@ -21,6 +21,7 @@ pub mod hub;
 pub mod invites;
 pub mod listener;
 pub mod logsafe;
+pub mod metrics;
 pub mod protocol;
 pub mod ratelimit;
 pub mod search;
@@ -51,6 +52,28 @@ const FAILURE_GRACE: Duration = Duration::from_secs(2);
 /// How long a clean shutdown waits for the bus task to publish what the hub queued last
 /// (a Redis command times out after 2 s).
 const BUS_DRAIN_GRACE: Duration = Duration::from_secs(3);
+/// How often histogram samples are folded into their buckets between scrapes, so a
+/// server nobody scrapes for a while holds few of them.
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
+
+/// The series to count with, and the exporter when `/metrics` is served somewhere
+/// (`--metrics-listen`, `--metrics-token`); without it nothing is counted.
+fn metrics_for(
+    config: &Config,
+) -> anyhow::Result<(Arc<metrics::Metrics>, Option<metrics::Exporter>)> {
+    if config
+        .metrics_token
+        .as_deref()
+        .is_some_and(|t| t.trim().is_empty())
+    {
+        anyhow::bail!("--metrics-token is empty: give a secret, or leave the flag out");
+    }
+    if config.metrics_listen.is_none() && config.metrics_token.is_none() {
+        return Ok((Arc::new(metrics::Metrics::default()), None));
+    }
+    let (metrics, exporter) = metrics::prometheus();
+    Ok((metrics, Some(exporter)))
+}
 
 /// Every minute: forget throttle entries that have recovered, end expired sessions,
 /// closing the sockets still open with them (as signing out would), and forget expired
@@ -173,6 +196,15 @@ pub async fn serve(
             })?,
         ),
     };
+    let (metrics, exporter) = metrics_for(&config)?;
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {addr}"))?,
+        ),
+        None => None,
+    };
     // Opening blocks (and a PostgreSQL connection must not be made on a Tokio worker).
     let (database, write_store, read_store, read_stores) = {
         let config = config.clone();
@@ -229,6 +261,7 @@ pub async fn serve(
         config.writer_queue.max(1),
         hub.clone().commit_reports(),
         &health,
+        Arc::clone(&metrics),
     )
     .context("cannot start the store writer")?;
     let reader = ReadPool::spawn(read_stores, config.read_queue, hub.clone().read_reports())
@@ -251,6 +284,7 @@ pub async fn serve(
         history_reads_per_connection: config.history_reads_per_connection.max(1),
         search_budget: Duration::from_millis(config.search_budget_ms.max(1)),
         sole_server: !database.is_shared(),
+        metrics: Arc::clone(&metrics),
         ..HubSettings::default()
     };
     // Loading the rooms reads the store: off the Tokio workers (the PostgreSQL client is
@@ -316,6 +350,7 @@ pub async fn serve(
                 per_sec: config.rate_limit_per_sec,
                 burst: config.rate_limit_burst,
             },
+            metrics: Arc::clone(&metrics),
         },
         allowed_origins: Arc::new(http::Origins {
             listed: config
@@ -331,6 +366,7 @@ pub async fn serve(
             total: config.max_connections,
             per_ip: config.max_connections_per_ip,
         }),
+        metrics,
     };
     let hosts = http::Hosts::new(
         config.public_url.as_ref(),
@@ -370,7 +406,12 @@ pub async fn serve(
             SHUTDOWN_GRACE,
         ))
     });
-    let app = http::router(app_state, &config.static_dir, hosts);
+    let scrape = config
+        .metrics_token
+        .as_deref()
+        .zip(exporter.clone())
+        .map(|(token, exporter)| http::metrics::Scrape::new(exporter, token));
+    let app = http::router(app_state, &config.static_dir, hosts, scrape);
 
     // Only a shutdown signal says 1001; after a failure (see `fail`) `stop` is cancelled
     // too, but the sockets were already told 1011.
@@ -383,6 +424,26 @@ pub async fn serve(
             hub.send(Event::Shutdown).await;
         }
     });
+    let mut metrics_tasks = Vec::new();
+    if let Some(exporter) = exporter {
+        if let Some(listener) = metrics_listener {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!("metrics on http://{addr}{}", http::metrics::PATH);
+            }
+            metrics_tasks.push(tokio::spawn(http::metrics::serve_separately(
+                listener,
+                exporter.clone(),
+                stop.clone(),
+            )));
+        }
+        metrics_tasks.push(tokio::spawn(async move {
+            let mut every = tokio::time::interval(METRICS_UPKEEP);
+            loop {
+                every.tick().await;
+                exporter.upkeep();
+            }
+        }));
+    }
     let listening = listener::serve(listener, app, stop.clone(), edge, SHUTDOWN_GRACE);
     tokio::pin!(listening);
     tokio::select! {
@@ -390,6 +451,7 @@ pub async fn serve(
         part = health.failure() => {
             housekeeping.abort();
             sweep.abort();
+            metrics_tasks.iter().for_each(tokio::task::JoinHandle::abort);
             if let Some(task) = &bus_task {
                 task.abort();
             }
@@ -410,6 +472,9 @@ pub async fn serve(
     }
     housekeeping.abort();
     sweep.abort();
+    metrics_tasks
+        .iter()
+        .for_each(tokio::task::JoinHandle::abort);
     // The hub lets go of the writer, which commits what is queued and ends.
     hub.send(Event::Stop).await;
     drop(hub);

@@ -2,7 +2,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::Parser;
-use confab_server::config::{AdminCommand, Command, Config};
+use confab_server::config::{AdminCommand, Command, Config, LogFormat};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -22,12 +22,19 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("the admin command failed")?;
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("confab_server=info,warn")),
-        )
-        .init();
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("confab_server=info,warn"));
+    match config.log_format {
+        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        // One object per line: timestamp, level, target, fields (message included),
+        // and the spans (an HTTP request's `request_id`).
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .with_env_filter(filter)
+            .init(),
+    }
     confab_server::logsafe::escape_panic_messages();
 
     let listener = TcpListener::bind(config.listen)
@@ -45,7 +52,11 @@ async fn main() -> anyhow::Result<()> {
     } else {
         "http"
     };
-    println!("Confab is running: open {}", browse_url(scheme, addr));
+    match config.log_format {
+        LogFormat::Text => println!("Confab is running: open {}", browse_url(scheme, addr)),
+        // Every line of the output is then one JSON object, this one too.
+        LogFormat::Json => tracing::info!("Confab is running: open {}", browse_url(scheme, addr)),
+    }
     confab_server::serve(listener, config, shutdown_signal()).await
 }
 

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod process;
+pub mod prometheus;
 pub mod services;
 
 use std::{net::SocketAddr, time::Duration};
