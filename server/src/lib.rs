@@ -9,10 +9,12 @@
 
 pub mod accounts;
 pub mod admission;
+pub mod backup;
 pub mod body_deadline;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod data_tools;
 pub mod files;
 pub mod health;
 pub mod http;
@@ -22,6 +24,7 @@ pub mod listener;
 pub mod logsafe;
 pub mod protocol;
 pub mod ratelimit;
+pub mod retention;
 pub mod search;
 pub mod send_queue;
 pub mod store;
@@ -256,6 +259,13 @@ pub async fn serve(
         Arc::clone(&files),
         Duration::from_secs(config.file_sweep_interval_secs.max(1)),
     ));
+    let retention = config.retention().map(|settings| {
+        tokio::spawn(retention::run(
+            database.clone(),
+            settings,
+            Arc::clone(&files),
+        ))
+    });
     let app_state = AppState {
         accounts,
         files,
@@ -337,6 +347,9 @@ pub async fn serve(
         part = health.failure() => {
             housekeeping.abort();
             sweep.abort();
+            if let Some(task) = &retention {
+                task.abort();
+            }
             if let Some(task) = &bus_task {
                 task.abort();
             }
@@ -353,6 +366,9 @@ pub async fn serve(
     }
     housekeeping.abort();
     sweep.abort();
+    if let Some(task) = &retention {
+        task.abort();
+    }
     // The hub lets go of the writer, which commits what is queued and ends.
     hub.send(Event::Stop).await;
     drop(hub);

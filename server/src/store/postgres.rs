@@ -41,6 +41,7 @@ mod changes;
 pub mod files;
 mod off_runtime;
 mod pool;
+pub mod retention;
 mod schema;
 mod search;
 mod snapshots;

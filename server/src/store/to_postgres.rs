@@ -64,7 +64,8 @@ const TABLES: &[Table] = &[
         columns: "name, created_at, kind, title, owner, last_seq",
         select: "SELECT r.name, r.created_at, r.kind, r.title, r.owner,
                         MAX(COALESCE((SELECT MAX(seq) FROM messages m WHERE m.room = r.name), 0),
-                            COALESCE((SELECT MAX(seq) FROM changes c WHERE c.room = r.name), 0))
+                            COALESCE((SELECT MAX(seq) FROM changes c WHERE c.room = r.name), 0),
+                            r.pruned_seq)
                  FROM rooms r ORDER BY r.name",
     },
     Table {
