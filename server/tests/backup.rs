@@ -76,7 +76,8 @@ async fn keep_sending(
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         n += 1;
-        let body = format!("{who} message {n}");
+        // Padded, so that the database is a few megabytes and its copy takes many steps.
+        let body = format!("{who} message {n} {}", "padding-".repeat(50));
         let sent = Instant::now();
         client
             .send_json(&ClientMsg::Send {

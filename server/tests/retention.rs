@@ -312,3 +312,103 @@ async fn whole_history(client: &mut Client, room: &str) -> Vec<ChatMessage> {
         }
     }
 }
+
+/// On PostgreSQL every node of a cluster runs retention: two nodes with
+/// `--retain-days` over one database delete the old messages once between them (their
+/// batches take turns under an advisory lock and skip rows being changed), chat goes on
+/// through both, and search on either finds only what is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_two_nodes_prune_one_database() {
+    let pg = common::services::Postgres::start().expect("start PostgreSQL");
+    let url = pg.url();
+    {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut store = confab_server::store::PgStore::open(&url).expect("open");
+            let old = now_ms() - 3 * DAY_MS;
+            let writes: Vec<Write> = (0..OLD)
+                .map(|i| message(&format!("ancientword number {i}"), old + i as i64, vec![]))
+                .collect();
+            for batch in writes.chunks(500) {
+                store.apply(batch).expect("old messages");
+            }
+            store
+                .apply(&[message("ancientword but recent one", now_ms(), vec![])])
+                .expect("a recent one");
+        })
+        .await
+        .expect("fill PostgreSQL");
+    }
+    let flags = [
+        "--database-url",
+        &url,
+        "--retain-days",
+        "1",
+        "--retain-batch",
+        "100",
+        "--retain-pause-ms",
+        "5",
+    ];
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let (addr_a, addr_b) = (free_addr(), free_addr());
+    let node_a = ServerProcess::start_with(addr_a, dir_a.path(), &flags).await;
+    let node_b = ServerProcess::start_with(addr_b, dir_b.path(), &flags).await;
+    let mut a = Client::in_room(addr_a, "ana", "general").await;
+    let mut b = Client::in_room(addr_b, "ben", "general").await;
+
+    let count_old = || {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+            let n: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM messages WHERE body LIKE 'ancientword number%'",
+                    &[],
+                )
+                .expect("count")
+                .get(0);
+            n
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut said = 0;
+    loop {
+        said += 1;
+        a.say("general", &format!("from a {said}")).await;
+        b.say("general", &format!("from b {said}")).await;
+        let left = count_old().await.expect("count");
+        if left == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{left} old messages left after 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for client in [&mut a, &mut b] {
+        client
+            .send_json(&ClientMsg::Search {
+                query: "ancientword".into(),
+                before: None,
+            })
+            .await;
+        match client
+            .recv_until(|m| matches!(m, ServerMsg::SearchResults { .. } | ServerMsg::Error { .. }))
+            .await
+        {
+            ServerMsg::SearchResults { hits, .. } => {
+                let found: Vec<&str> = hits.iter().map(|h| h.message.body.as_str()).collect();
+                assert_eq!(found, ["ancientword but recent one"]);
+            }
+            other => panic!("expected search results, got {other:?}"),
+        }
+    }
+    let next = a.say("general", "numbering goes on").await;
+    assert!(next.seq > OLD as u64);
+    node_a.terminate().await;
+    node_b.terminate().await;
+}

@@ -16,7 +16,8 @@
 //!   user ids in sessions and invites), then each identity's sequence is set past
 //!   them so new rows do not collide. A room's `last_seq`, which SQLite computes from
 //!   its log and PostgreSQL keeps on the row, is set to the highest `seq` of its
-//!   messages and changes, so the next entry gets the next number. The store's epoch
+//!   messages and changes (or of what retention pruned, `pruned_seq`), so the next
+//!   entry gets the next number. The store's epoch
 //!   is copied: clients see the same store and resume where they were instead of
 //!   reloading.
 //! - a file's bytes are read from `files/blobs`, checked against their hash while
