@@ -2,7 +2,8 @@
 //! ([`crate::backup`]), `export` and `import` (`store::sqlite::history`). They work on
 //! the embedded store of `--data-dir`; with `--database-url` they refuse and say which
 //! PostgreSQL tool does the job, since PostgreSQL's own tools back it up better than
-//! anything here could (consistent, online, point-in-time with WAL archiving).
+//! anything here could (consistent, online, point-in-time with WAL archiving); `export`
+//! alone also reads a cluster's database (`store::postgres::history`).
 
 use std::{
     io::{BufReader, BufWriter, Write},
@@ -15,10 +16,13 @@ use anyhow::{Context, bail};
 use crate::{
     backup::{self, Pace},
     config::{Command, Config},
-    store::sqlite::{
-        DataDirLock,
-        history::{self, FileLine, FileSource},
-        lock_data_dir,
+    store::{
+        history::{Exported, FileLine},
+        sqlite::{
+            DataDirLock,
+            history::{self, FileSource},
+            lock_data_dir,
+        },
     },
 };
 
@@ -30,8 +34,18 @@ const POSTGRES_ADVICE: &str = "with --database-url everything (messages, account
 
 /// Runs `command` (one of the four above). Blocking.
 pub fn run(config: &Config, command: Command) -> anyhow::Result<()> {
-    if config.database_url.is_some() {
-        bail!("{POSTGRES_ADVICE}");
+    if let Some(url) = &config.database_url {
+        return match command {
+            Command::Export { room, output } => export(&output, |out| {
+                crate::store::postgres::history::export(url, room.as_deref(), out)
+            }),
+            Command::Import { .. } => bail!(
+                "import works on the embedded store of --data-dir only: on a cluster the \
+                 nodes keep each room's position in memory. Import into a data directory, \
+                 then move it with `admin migrate-to-postgres` into an empty database"
+            ),
+            _ => bail!("{POSTGRES_ADVICE}"),
+        };
     }
     let data_dir = &config.data_dir;
     match command {
@@ -85,27 +99,9 @@ pub fn run(config: &Config, command: Command) -> anyhow::Result<()> {
             }
         }
         Command::Export { room, output } => {
-            let exported = match &output {
-                Some(path) => {
-                    let file = std::fs::File::create(path)
-                        .with_context(|| format!("cannot write {}", path.display()))?;
-                    let mut out = BufWriter::new(file);
-                    let exported = history::export(data_dir, room.as_deref(), &mut out)?;
-                    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-                    exported
-                }
-                None => {
-                    let stdout = std::io::stdout();
-                    let mut out = BufWriter::new(stdout.lock());
-                    let exported = history::export(data_dir, room.as_deref(), &mut out)?;
-                    out.flush()?;
-                    exported
-                }
-            };
-            eprintln!(
-                "Exported {} rooms and {} messages",
-                exported.rooms, exported.messages
-            );
+            export(&output, |out| {
+                history::export(data_dir, room.as_deref(), out)
+            })?;
         }
         Command::Import { file, files_from } => {
             let _lock = lock_data_dir(data_dir, true).map_err(|e| match e {
@@ -133,6 +129,35 @@ pub fn run(config: &Config, command: Command) -> anyhow::Result<()> {
         }
         Command::Admin(_) => bail!("not a data command"),
     }
+    Ok(())
+}
+
+/// Runs an export into `output` (standard output when `None`) and says what it wrote.
+fn export(
+    output: &Option<std::path::PathBuf>,
+    write: impl FnOnce(&mut dyn Write) -> anyhow::Result<Exported>,
+) -> anyhow::Result<()> {
+    let exported = match output {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            let mut out = BufWriter::new(file);
+            let exported = write(&mut out)?;
+            out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            exported
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = BufWriter::new(stdout.lock());
+            let exported = write(&mut out)?;
+            out.flush()?;
+            exported
+        }
+    };
+    eprintln!(
+        "Exported {} rooms and {} messages",
+        exported.rooms, exported.messages
+    );
     Ok(())
 }
 

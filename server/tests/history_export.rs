@@ -301,3 +301,39 @@ async fn export_import_export_gives_the_same_bytes() {
         "the reply follows its target"
     );
 }
+
+/// The export of a cluster's PostgreSQL is the same as the embedded store's for the same
+/// history: the store is moved with `admin migrate-to-postgres` and both are exported.
+/// Import refuses a database URL and says what to do instead.
+#[tokio::test]
+async fn postgres_exports_the_same_bytes() {
+    let original = tempfile::tempdir().expect("dir");
+    fill(original.path());
+    let (ok, from_sqlite, err) = run(&["export", "--data-dir", path(original.path())]).await;
+    assert!(ok, "{err}");
+    let pg = common::services::Postgres::start().expect("start PostgreSQL");
+    let url = pg.url();
+    let (ok, _, err) = run(&[
+        "admin",
+        "migrate-to-postgres",
+        "--data-dir",
+        path(original.path()),
+        "--database-url",
+        &url,
+    ])
+    .await;
+    assert!(ok, "migration failed: {err}");
+    let (ok, from_postgres, err) = run(&["export", "--database-url", &url]).await;
+    assert!(ok, "{err}");
+    assert_eq!(from_postgres, from_sqlite);
+    let (ok, one_room, _) =
+        run(&["export", "--database-url", &url, "--room", "secret-plans"]).await;
+    assert!(ok);
+    assert_eq!(one_room.lines().count(), 2);
+
+    let file = original.path().join("export.jsonl");
+    std::fs::write(&file, &from_sqlite).expect("write");
+    let (ok, _, err) = run(&["import", path(&file), "--database-url", &url]).await;
+    assert!(!ok);
+    assert!(err.contains("migrate-to-postgres"), "{err}");
+}

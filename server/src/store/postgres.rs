@@ -39,6 +39,7 @@ use super::{
 pub(super) mod accounts;
 mod changes;
 pub mod files;
+pub mod history;
 mod off_runtime;
 mod pool;
 pub mod retention;

@@ -1,12 +1,5 @@
-//! `confab-server export` and `import` on the embedded store: a room's or every room's
-//! history as JSON lines, for people who leave (their team's history, readable by
-//! anything) and for moving history between servers.
-//!
-//! The file is a line per room ([`RoomLine`]: its kind, title, owner, members and the
-//! last `seq` of its log) followed by a line per message of that room in `seq` order
-//! ([`MessageLine`]: author, time, text, edit and deletion state, mentions, reactions
-//! and the files it shares, by reference: a file's bytes are not in it). The lines are
-//! tagged (`"type": "room"` / `"message"`), so a reader can skip what it does not need.
+//! `confab-server export` and `import` on the embedded store (the format is
+//! [`crate::store::history`]'s).
 //!
 //! Import reads such a file into a store, new or in use (the server stopped):
 //! - a room that does not exist is made as the line says; one that does keeps its
@@ -23,9 +16,8 @@
 //!   `--files-from` (a data directory or backup that has them, checked against their
 //!   hash); otherwise the message comes without it, and the import says how many.
 //!
-//! The log of edits and reactions (who did what when) is not exported: the state it
-//! led to is. So the round trip export, import into a new store, export gives the
-//! same bytes.
+//! Since the log of changes is not in a file, only the state it led to, the round trip
+//! export, import into a new store, export gives the same bytes.
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -34,98 +26,23 @@ use std::{
 };
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::{Deserialize, Serialize};
 
 use super::{as_sql, kind_from_sql, kind_to_sql, search};
-use crate::store::StoreError;
+use crate::store::{
+    StoreError,
+    history::{Exported, FileLine, Line, MessageLine, ReactionLine, RoomLine, write_line},
+};
 
 /// The password hash of a placeholder account: not a PHC string, so no password
 /// matches it (see `accounts::Accounts::sign_in`).
 pub const PLACEHOLDER_HASH: &str = "!imported";
-
-/// One line of an export.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Line {
-    Room(RoomLine),
-    Message(MessageLine),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RoomLine {
-    pub room: String,
-    /// `public`, `private` or `direct`.
-    pub kind: String,
-    pub title: String,
-    pub owner: Option<String>,
-    pub created_at: i64,
-    /// Usernames, sorted.
-    pub members: Vec<String>,
-    /// The last `seq` of the room's log (messages and changes).
-    pub last_seq: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MessageLine {
-    pub room: String,
-    pub seq: u64,
-    pub id: u64,
-    /// The author's username, and the display name they had when they sent it.
-    pub from: String,
-    pub name: String,
-    /// The author's id for this send (what makes a repeat a repeat).
-    pub client_id: String,
-    /// Sent at, ms since the Unix epoch.
-    pub ts: i64,
-    /// Empty when deleted.
-    pub body: String,
-    /// The `seq` of the message it answers, in the same room.
-    pub reply_to: Option<u64>,
-    /// Last edited at, ms since the Unix epoch.
-    pub edited_at: Option<i64>,
-    pub deleted: bool,
-    /// The `seq` of its last change (0: none).
-    pub rev: u64,
-    /// Usernames it mentions, sorted.
-    pub mentions: Vec<String>,
-    pub reactions: Vec<ReactionLine>,
-    pub files: Vec<FileLine>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReactionLine {
-    pub emoji: String,
-    pub user: String,
-    /// The `seq` of the change that added it: the order reactions are shown in.
-    pub added: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileLine {
-    /// The upload's id, as in its download URL.
-    pub id: String,
-    pub name: String,
-    /// SHA-256 of the bytes, lower-case hex: where they are in a data directory.
-    pub sha256: String,
-    pub size: u64,
-    pub mime: String,
-    pub width: Option<u32>,
-    pub height: Option<u32>,
-}
-
-/// What an export wrote.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Exported {
-    pub rooms: u64,
-    pub messages: u64,
-}
 
 /// Writes the history of `room` (or of every room) of the store in `data_dir` to
 /// `out`, from one snapshot. Reads only: the server may run meanwhile.
 pub fn export(
     data_dir: &Path,
     room: Option<&str>,
-    out: &mut impl Write,
+    out: &mut dyn Write,
 ) -> anyhow::Result<Exported> {
     let db = data_dir.join(super::DB_FILE);
     anyhow::ensure!(
@@ -155,12 +72,6 @@ pub fn export(
     tx.commit()?;
     out.flush()?;
     Ok(exported)
-}
-
-fn write_line(out: &mut impl Write, line: &Line) -> anyhow::Result<()> {
-    serde_json::to_writer(&mut *out, line)?;
-    out.write_all(b"\n")?;
-    Ok(())
 }
 
 fn rooms(conn: &Connection, only: Option<&str>) -> Result<Vec<RoomLine>, StoreError> {
@@ -195,7 +106,7 @@ fn rooms(conn: &Connection, only: Option<&str>) -> Result<Vec<RoomLine>, StoreEr
 }
 
 /// Writes the messages of `room` in `seq` order; how many.
-fn messages(conn: &Connection, room: &str, out: &mut impl Write) -> anyhow::Result<u64> {
+fn messages(conn: &Connection, room: &str, out: &mut dyn Write) -> anyhow::Result<u64> {
     let mut mentions: BTreeMap<u64, Vec<String>> = BTreeMap::new();
     for row in conn
         .prepare("SELECT seq, user FROM mentions WHERE room = ?1 ORDER BY seq, user")?
@@ -614,28 +525,4 @@ fn last_seq(conn: &Connection, room: &str) -> Result<u64, StoreError> {
         [room],
         |row| row.get(0),
     )?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lines_are_tagged_and_read_back() {
-        let line = Line::Room(RoomLine {
-            room: "general".into(),
-            kind: "public".into(),
-            title: "general".into(),
-            owner: None,
-            created_at: 0,
-            members: vec![],
-            last_seq: 3,
-        });
-        let text = serde_json::to_string(&line).expect("encodes");
-        assert!(
-            text.starts_with(r#"{"type":"room","room":"general""#),
-            "{text}"
-        );
-        assert_eq!(serde_json::from_str::<Line>(&text).expect("decodes"), line);
-    }
 }
