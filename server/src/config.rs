@@ -525,6 +525,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn flags_parse() {
@@ -624,6 +625,70 @@ mod tests {
         assert!(matches!(
             c.command,
             Some(Command::Admin(AdminCommand::MigrateToPostgres))
+        ));
+    }
+
+    #[test]
+    fn retention_is_off_unless_asked_for() {
+        let c = Config::try_parse_from(["confab-server"]).expect("parses");
+        assert_eq!(c.retention(), None);
+        let c = Config::try_parse_from([
+            "confab-server",
+            "--retain-days",
+            "30",
+            "--retain-batch",
+            "0",
+        ])
+        .expect("parses");
+        let settings = c.retention().expect("on");
+        assert_eq!(settings.keep, Duration::from_secs(30 * 86_400));
+        assert_eq!(settings.batch, 1, "a batch holds at least one message");
+        assert_eq!(settings.pause, Duration::from_millis(100));
+        assert!(Config::try_parse_from(["confab-server", "--retain-days", "0"]).is_err());
+    }
+
+    #[test]
+    fn the_data_commands_parse_with_the_data_dir_anywhere() {
+        let c = Config::try_parse_from([
+            "confab-server",
+            "backup",
+            "/backups/today",
+            "--data-dir",
+            "/srv/confab",
+        ])
+        .expect("parses");
+        assert_eq!(c.data_dir, PathBuf::from("/srv/confab"));
+        assert!(matches!(
+            c.command,
+            Some(Command::Backup { dest, step_pages: 256, step_pause_ms: 5 })
+                if dest == Path::new("/backups/today")
+        ));
+        let c = Config::try_parse_from(["confab-server", "restore", "/backups/today", "--force"])
+            .expect("parses");
+        assert!(matches!(
+            c.command,
+            Some(Command::Restore { force: true, .. })
+        ));
+        let c = Config::try_parse_from([
+            "confab-server",
+            "export",
+            "--room",
+            "general",
+            "-o",
+            "out.jsonl",
+        ])
+        .expect("parses");
+        assert!(matches!(
+            c.command,
+            Some(Command::Export { room: Some(r), output: Some(_) }) if r == "general"
+        ));
+        let c = Config::try_parse_from(["confab-server", "import", "in.jsonl"]).expect("parses");
+        assert!(matches!(
+            c.command,
+            Some(Command::Import {
+                files_from: None,
+                ..
+            })
         ));
     }
 

@@ -112,3 +112,107 @@ impl Pruner {
         Ok(deleted)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ChangeRequest, NewChange, NewMessage, SqliteStore, Store, Write};
+
+    fn append(body: &str, ts: i64) -> Write {
+        Write::Append(NewMessage {
+            room: "general".into(),
+            from: "ada".into(),
+            name: "Ada".into(),
+            body: body.into(),
+            client_id: format!("c-{body}"),
+            ts,
+            reply_to: None,
+            mentions: vec!["bob".into()],
+            files: Vec::new(),
+        })
+    }
+
+    fn change(target: u64, what: ChangeRequest) -> Write {
+        Write::Change(NewChange {
+            room: "general".into(),
+            target,
+            by: "ada".into(),
+            client_id: format!("change-{target}"),
+            ts: 50_000,
+            what,
+        })
+    }
+
+    #[test]
+    fn pruning_keeps_the_numbering_and_the_search_index_whole() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut store = SqliteStore::open(dir.path(), Durability::Process).expect("open");
+        let mut writes: Vec<Write> = (1..=10).map(|i| append(&format!("old{i}"), i)).collect();
+        writes.push(append("new1", 100_000));
+        writes.push(append("new2", 100_001));
+        // The log's last entries are changes to old messages: seq 13 and 14.
+        writes.push(change(2, ChangeRequest::React("👍".into())));
+        writes.push(change(
+            10,
+            ChangeRequest::Edit {
+                body: "old10 edited".into(),
+                mentions: Vec::new(),
+            },
+        ));
+        store.apply(&writes).expect("stored");
+
+        let mut pruner = Pruner::open(dir.path(), Durability::Process).expect("pruner");
+        let (old, last) = pruner.old_after(0, 1_000).expect("walk");
+        assert_eq!(old.len(), 10);
+        assert_eq!(last, Some(12));
+        assert_eq!(pruner.old_after(12, 1_000).expect("walk"), (vec![], None));
+        assert_eq!(pruner.delete(&old[..4], 1_000).expect("batch"), 4);
+        assert_eq!(pruner.delete(&old, 1_000).expect("batch"), 6, "the rest");
+        assert_eq!(
+            pruner.delete(&old, 1_000).expect("batch"),
+            0,
+            "nothing twice"
+        );
+
+        let conn = &pruner.conn;
+        conn.execute(
+            "INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)",
+            [],
+        )
+        .expect("the search index matches the messages");
+        let count = |sql: &str| -> i64 { conn.query_row(sql, [], |row| row.get(0)).expect(sql) };
+        assert_eq!(count("SELECT count(*) FROM messages"), 2);
+        assert_eq!(count("SELECT count(*) FROM changes"), 0);
+        assert_eq!(count("SELECT count(*) FROM reactions"), 0);
+        assert_eq!(
+            count("SELECT count(*) FROM mentions"),
+            2,
+            "the new ones' mentions"
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'old10'"),
+            0
+        );
+
+        // A store opened afresh numbers on from 14, the last entry ever made.
+        drop(store);
+        let mut store = SqliteStore::open(dir.path(), Durability::Process).expect("reopen");
+        let general = store
+            .rooms()
+            .expect("rooms")
+            .into_iter()
+            .find(|r| r.name == "general")
+            .expect("general");
+        assert_eq!(general.last_seq, 14);
+        match store
+            .apply(&[append("after", 200_000)])
+            .expect("stored")
+            .as_slice()
+        {
+            [crate::store::Written::Appended(crate::store::Appended::Stored(m))] => {
+                assert_eq!(m.seq, 15);
+            }
+            other => panic!("expected a stored message, got {other:?}"),
+        }
+    }
+}
