@@ -384,6 +384,21 @@ pub struct Config {
     /// log shippers. `RUST_LOG` chooses which lines either way.
     #[arg(long, env = "CONFAB_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
+    /// Delete messages older than this many days (with their reactions, search
+    /// entries and the files only they share), in the background, in small batches.
+    /// Off when absent: history is kept for ever.
+    #[arg(long, env = "CONFAB_RETAIN_DAYS")]
+    pub retain_days: Option<NonZeroU32>,
+
+    /// With `--retain-days`: messages deleted per transaction. The message writer waits
+    /// for at most one such transaction.
+    #[arg(long, env = "CONFAB_RETAIN_BATCH", default_value_t = 200)]
+    pub retain_batch: usize,
+
+    /// With `--retain-days`: milliseconds of pause after each batch, so that deleting
+    /// a long history takes the disk only a little at a time.
+    #[arg(long, env = "CONFAB_RETAIN_PAUSE_MS", default_value_t = 100)]
+    pub retain_pause_ms: u64,
 
     /// Without a subcommand, the server runs.
     #[command(subcommand)]
@@ -407,6 +422,50 @@ pub enum Command {
     /// accounts, invites, and the move from the one to the other.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Copy the SQLite store of `--data-dir` (the database, shared files and the
+    /// device cookie key) into the new directory DEST, while the server runs or not:
+    /// a consistent snapshot, read a few pages at a time so chat goes on. With
+    /// `--database-url` it refuses: use pg_dump.
+    Backup {
+        /// A directory that does not exist yet (or is empty).
+        dest: PathBuf,
+        /// Database pages copied per step.
+        #[arg(long, default_value_t = 256)]
+        step_pages: u32,
+        /// Milliseconds of pause between two steps.
+        #[arg(long, default_value_t = 5)]
+        step_pause_ms: u64,
+    },
+    /// Put a backup made by `backup` into `--data-dir`. The server must be stopped.
+    /// Refuses a data directory that holds anything unless `--force`, which moves the
+    /// old one aside (next to it, its name suffixed with the time).
+    Restore {
+        /// A directory written by `confab-server backup`.
+        src: PathBuf,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Write the history of one room (`--room`) or of every room as JSON lines:
+    /// a line per room, then a line per message.
+    Export {
+        /// The room's id (as in its URL); every room when absent.
+        #[arg(long)]
+        room: Option<String>,
+        /// The file to write; standard output when absent.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Read an export back into the store of `--data-dir` (new or not): rooms and
+    /// placeholder accounts are made as needed; messages already there are skipped,
+    /// so importing twice changes nothing. The server must be stopped.
+    Import {
+        /// A file written by `confab-server export`.
+        file: PathBuf,
+        /// A data directory or backup that holds the shared files' bytes (in its
+        /// `files/`), for the files this store does not have.
+        #[arg(long)]
+        files_from: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -447,6 +506,15 @@ impl Config {
             Some(url) => Database::postgres(url, self.database_pool),
             None => Ok(Database::sqlite(&self.data_dir, self.durability)),
         }
+    }
+
+    /// What `--retain-days` and its companions ask for; `None` when retention is off.
+    pub fn retention(&self) -> Option<crate::retention::Settings> {
+        self.retain_days.map(|days| crate::retention::Settings {
+            keep: Duration::from_secs(u64::from(days.get()) * 86_400),
+            batch: self.retain_batch.max(1),
+            pause: Duration::from_millis(self.retain_pause_ms),
+        })
     }
 
     /// A node's cluster tunables, from their flags.
@@ -540,6 +608,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn flags_parse() {
@@ -691,6 +760,70 @@ mod tests {
         .expect("parses");
         assert!(c.hsts().is_none());
         assert!(c.tls_watch().is_none());
+    }
+
+    #[test]
+    fn retention_is_off_unless_asked_for() {
+        let c = Config::try_parse_from(["confab-server"]).expect("parses");
+        assert_eq!(c.retention(), None);
+        let c = Config::try_parse_from([
+            "confab-server",
+            "--retain-days",
+            "30",
+            "--retain-batch",
+            "0",
+        ])
+        .expect("parses");
+        let settings = c.retention().expect("on");
+        assert_eq!(settings.keep, Duration::from_secs(30 * 86_400));
+        assert_eq!(settings.batch, 1, "a batch holds at least one message");
+        assert_eq!(settings.pause, Duration::from_millis(100));
+        assert!(Config::try_parse_from(["confab-server", "--retain-days", "0"]).is_err());
+    }
+
+    #[test]
+    fn the_data_commands_parse_with_the_data_dir_anywhere() {
+        let c = Config::try_parse_from([
+            "confab-server",
+            "backup",
+            "/backups/today",
+            "--data-dir",
+            "/srv/confab",
+        ])
+        .expect("parses");
+        assert_eq!(c.data_dir, PathBuf::from("/srv/confab"));
+        assert!(matches!(
+            c.command,
+            Some(Command::Backup { dest, step_pages: 256, step_pause_ms: 5 })
+                if dest == Path::new("/backups/today")
+        ));
+        let c = Config::try_parse_from(["confab-server", "restore", "/backups/today", "--force"])
+            .expect("parses");
+        assert!(matches!(
+            c.command,
+            Some(Command::Restore { force: true, .. })
+        ));
+        let c = Config::try_parse_from([
+            "confab-server",
+            "export",
+            "--room",
+            "general",
+            "-o",
+            "out.jsonl",
+        ])
+        .expect("parses");
+        assert!(matches!(
+            c.command,
+            Some(Command::Export { room: Some(r), output: Some(_) }) if r == "general"
+        ));
+        let c = Config::try_parse_from(["confab-server", "import", "in.jsonl"]).expect("parses");
+        assert!(matches!(
+            c.command,
+            Some(Command::Import {
+                files_from: None,
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -10,10 +10,12 @@
 
 pub mod accounts;
 pub mod admission;
+pub mod backup;
 pub mod body_deadline;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod data_tools;
 pub mod files;
 pub mod health;
 pub mod http;
@@ -24,6 +26,7 @@ pub mod logsafe;
 pub mod metrics;
 pub mod protocol;
 pub mod ratelimit;
+pub mod retention;
 pub mod search;
 pub mod send_queue;
 pub mod store;
@@ -326,6 +329,13 @@ pub async fn serve(
         Arc::clone(&files),
         Duration::from_secs(config.file_sweep_interval_secs.max(1)),
     ));
+    let retention = config.retention().map(|settings| {
+        tokio::spawn(retention::run(
+            database.clone(),
+            settings,
+            Arc::clone(&files),
+        ))
+    });
     let app_state = AppState {
         accounts,
         files,
@@ -452,6 +462,9 @@ pub async fn serve(
             housekeeping.abort();
             sweep.abort();
             metrics_tasks.iter().for_each(tokio::task::JoinHandle::abort);
+            if let Some(task) = &retention {
+                task.abort();
+            }
             if let Some(task) = &bus_task {
                 task.abort();
             }
@@ -475,6 +488,9 @@ pub async fn serve(
     metrics_tasks
         .iter()
         .for_each(tokio::task::JoinHandle::abort);
+    if let Some(task) = &retention {
+        task.abort();
+    }
     // The hub lets go of the writer, which commits what is queued and ends.
     hub.send(Event::Stop).await;
     drop(hub);

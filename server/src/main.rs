@@ -9,6 +9,19 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
+    if let Some(
+        command @ (Command::Backup { .. }
+        | Command::Restore { .. }
+        | Command::Export { .. }
+        | Command::Import { .. }),
+    ) = config.command.clone()
+    {
+        return tokio::task::spawn_blocking(move || {
+            confab_server::data_tools::run(&config, command)
+        })
+        .await
+        .context("the command failed")?;
+    }
     if let Some(Command::Admin(admin)) = config.command.clone() {
         // Off the runtime: the PostgreSQL client is synchronous, and must not run on it.
         return tokio::task::spawn_blocking(move || match admin {
