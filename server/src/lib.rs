@@ -301,7 +301,7 @@ pub async fn serve(
         Arc::new(config.trusted_proxies.clone()),
     );
     http::host::advise(listener.local_addr().unwrap_or(config.listen), &hosts);
-    let app = http::router(app_state, &config.static_dir, hosts);
+    let app = http::router(app_state, config.static_dir.as_deref(), hosts);
 
     let stop = CancellationToken::new();
     // Only a shutdown signal says 1001; after a failure (see `fail`) `stop` is cancelled

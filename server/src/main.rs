@@ -34,12 +34,6 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr().context("listener has no address")?;
-    if !config.static_dir.join("index.html").is_file() {
-        tracing::warn!(
-            static_dir = %config.static_dir.display(),
-            "no built client here: serving the chat socket only (fine with `trunk serve`)"
-        );
-    }
     println!("Confab is running: open {}", browse_url(addr));
     confab_server::serve(listener, config, shutdown_signal()).await
 }
