@@ -235,3 +235,14 @@ ensure_systemd_analyze() {
 	fi
 	say "systemd-analyze $(systemd-analyze --version | awk 'NR == 1 { print $2 }'): ok"
 }
+
+# strace, with which server/tests/deploy_files.rs checks that the systemd unit's system
+# call filter allows everything the server does.
+ensure_strace() {
+	if ! command -v strace >/dev/null 2>&1; then
+		say "strace: installing Debian's package"
+		apt_install strace
+		command -v strace >/dev/null 2>&1 || die "strace is still missing after apt-get install strace"
+	fi
+	say "$(strace -V | head -n 1): ok"
+}
