@@ -1,7 +1,8 @@
 //! The HTTP edge: `/ws` (the chat socket), the account endpoints under `/api`
-//! ([`account`], [`password`]), the file endpoints (`files`), `/healthz`, and the built
-//! client: from `--static-dir`, else the copy inside the binary ([`embedded`]), else
-//! `dist/` when it exists.
+//! ([`account`], [`password`]), the file endpoints (`files`), `/healthz`, `/metrics`
+//! ([`metrics`]), and the built client: from `--static-dir`, else the copy inside the
+//! binary ([`embedded`]), else `dist/` when it exists. Every request gets a request id
+//! and a log line ([`request_id`]).
 //!
 //! The WebSocket upgrade is done here rather than with axum's extractor: tungstenite
 //! checks the handshake and builds the 101, hyper hands over the upgraded socket, and
@@ -49,7 +50,9 @@ mod files;
 mod headers;
 pub mod host;
 mod invites;
+pub mod metrics;
 mod password;
+pub mod request_id;
 mod throttle;
 
 pub use device::{DeviceKeyError, Devices, KEY_FILE as DEVICE_KEY_FILE};
@@ -72,7 +75,8 @@ pub struct AppState {
     /// Whether members, not only administrators, may make invite links.
     pub members_invite: bool,
     pub invite_limits: crate::invites::InviteLimits,
-    /// Mark session cookies `Secure` even when no proxy says the page came over TLS.
+    /// Mark session cookies `Secure` even when no proxy says the page came over TLS
+    /// (`--secure-cookies`, or the server serves TLS itself).
     pub secure_cookies: bool,
     pub throttle: Arc<Throttle>,
     /// Signs and checks device cookies, which the throttle reads.
@@ -90,6 +94,8 @@ pub struct AppState {
     pub admission: Admission,
     /// Reverse proxies whose `X-Forwarded-For` names the client (see [`client_ip`]).
     pub trusted_proxies: Arc<Vec<IpAddr>>,
+    /// Sign-ins, sign-ups and refusals are counted here for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Origins allowed to open the socket and call the account endpoints besides the
@@ -149,8 +155,14 @@ impl Client {
 /// Builds the router. The client comes from `static_dir` when given, else from the
 /// binary, else from `dist/` (see [`Client::find`]); without one, `/` explains how to
 /// build it. Every route, the client's files included, answers only requests
-/// addressed to one of `hosts` ([`host`]).
-pub fn router(state: AppState, static_dir: Option<&Path>, hosts: Hosts) -> Router {
+/// addressed to one of `hosts` ([`host`]). `/metrics` answers with `scrape` (a token is
+/// then needed), else 404.
+pub fn router(
+    state: AppState,
+    static_dir: Option<&Path>,
+    hosts: Hosts,
+    scrape: Option<metrics::Scrape>,
+) -> Router {
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/ws", get(upgrade))
@@ -161,7 +173,8 @@ pub fn router(state: AppState, static_dir: Option<&Path>, hosts: Hosts) -> Route
                 .merge(invites::routes())
                 .merge(files::routes()),
         )
-        .with_state(state);
+        .with_state(state)
+        .merge(metrics::route(scrape));
     let (router, page) = match Client::find(static_dir) {
         Client::Folder(dir, page) => {
             let index = dir.join("index.html");
@@ -180,13 +193,14 @@ pub fn router(state: AppState, static_dir: Option<&Path>, hosts: Hosts) -> Route
         host::check,
     ));
     let csp = headers::content_security_policy(&page);
-    match headers::layers(&csp) {
+    let router = match headers::layers(&csp) {
         Some(layers) => layers.into_iter().fold(router, Router::layer),
         None => {
             tracing::warn!("the Content-Security-Policy is not a valid header value: not sent");
             router
         }
-    }
+    };
+    request_id::layers(router)
 }
 
 /// 200 "ok" while the server can chat; 503 naming what stopped (the hub thread, the
@@ -219,6 +233,9 @@ async fn upgrade(
     }
     let headers = req.headers();
     if !origin_allowed(headers, &state.allowed_origins) {
+        state
+            .metrics
+            .auth_refused(crate::metrics::AuthRefusal::ForeignOrigin);
         tracing::warn!(
             %peer,
             origin = %crate::logsafe::bytes(headers.get(header::ORIGIN).map_or(&[][..], |o| o.as_bytes())),
@@ -242,6 +259,9 @@ async fn upgrade(
         }
     };
     let Some(identity) = account::socket_identity(headers, &state).await else {
+        state
+            .metrics
+            .auth_refused(crate::metrics::AuthRefusal::NoSession);
         tracing::debug!(%peer, "refused WebSocket without a valid session");
         return (StatusCode::UNAUTHORIZED, "sign in first\n").into_response();
     };

@@ -25,7 +25,7 @@ use super::{
     AppState,
     account::{
         Failure, MAX_BODY_BYTES, blocking, check_origin, hashing, identify, new_password, secure,
-        throttled,
+        throttled_counted,
     },
     client_ip,
 };
@@ -83,7 +83,7 @@ async fn change_password(
         .throttle
         .sign_in(ip, &user.username, device)
         .await
-        .map_err(throttled)?;
+        .map_err(|wait| throttled_counted(&state, wait))?;
     tokio::time::sleep(attempt.delay).await;
     let wrong_current = || {
         Failure(

@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod checkpoint;
 mod database;
 pub mod files;
+pub mod history;
 pub mod invites;
 pub mod postgres;
 pub mod sqlite;

@@ -235,6 +235,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
              GENERATED ALWAYS AS (to_tsvector('confab_search', confab_search_text(body))) STORED;
          CREATE INDEX messages_search ON messages USING gin (search) WHERE NOT deleted;"
     ),
+    // Retention (store/postgres/retention.rs): the log entries by the message they
+    // changed, which go with it.
+    "CREATE INDEX changes_by_target ON changes (room, target);",
 ];
 
 /// Brings the schema to the latest version (see the module documentation); returns
