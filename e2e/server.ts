@@ -6,11 +6,15 @@
 //   await server.restart();                      // SIGTERM, wait for exit, start again on the same port
 //   await server.admin(['create', 'root'], 'password\n'); // `confab-server admin …` on its data
 //   await server.stop();                          // in afterAll
+//   await ConfabServer.start(flags, { alone: true }); // the binary as deployed (below)
 //
 // Binary: $CONFAB_SERVER_BIN (default ../target/debug/confab-server); client:
 // $CONFAB_STATIC_DIR (default ../dist). Relative paths are taken from this folder.
+// `alone` runs the binary as it is deployed instead: copied by itself into the server's
+// empty working folder, its data there, no --static-dir and no CONFAB_* variable, so the
+// page can only come from the client built into it (scripts/test.sh builds it so).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -52,6 +56,12 @@ export function freePort(): Promise<number> {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+export interface StartOptions {
+  /** The binary copied alone into an empty folder and run there with the client inside
+   * it, as on a fresh machine (see the top of this file). */
+  alone?: boolean;
+}
+
 export class ConfabServer {
   private child: ChildProcess | null = null;
   private exited: Promise<void> = Promise.resolve();
@@ -60,31 +70,53 @@ export class ConfabServer {
 
   /** The server's working folder: kept across restarts, removed when the tests end. */
   readonly workDir: string;
+  /** The binary that runs: the built one, or its copy in `workDir` when alone. */
+  readonly bin: string;
 
   private constructor(
     readonly port: number,
-    readonly bin: string,
+    built: string,
     readonly staticDir: string,
     readonly flags: string[],
+    readonly alone: boolean,
   ) {
     this.workDir = mkdtempSync(path.join(os.tmpdir(), 'confab-e2e-'));
     workDirs.add(this.workDir);
+    this.bin = built;
+    if (alone) {
+      this.bin = path.join(this.workDir, 'confab-server');
+      copyFileSync(built, this.bin);
+      chmodSync(this.bin, 0o755);
+    }
   }
 
   /** Starts a server on a free port and waits until it answers /healthz. `flags` go to
    * the server as they are (and again on every restart). */
-  static async start(flags: string[] = []): Promise<ConfabServer> {
+  static async start(flags: string[] = [], options: StartOptions = {}): Promise<ConfabServer> {
     const bin = serverBinary();
     const dir = staticDir();
     if (!existsSync(bin)) {
       throw new Error(`no server binary at ${bin}: run \`cargo build -p confab-server\` (or set CONFAB_SERVER_BIN)`);
     }
-    if (!existsSync(path.join(dir, 'index.html'))) {
+    if (!options.alone && !existsSync(path.join(dir, 'index.html'))) {
       throw new Error(`no built client in ${dir}: run \`trunk build --release\` (or set CONFAB_STATIC_DIR)`);
     }
-    const server = new ConfabServer(await freePort(), bin, dir, flags);
+    const server = new ConfabServer(await freePort(), bin, dir, flags, options.alone ?? false);
     await server.launch();
+    if (options.alone && !(await server.servesAPage())) {
+      await server.stop();
+      throw new Error(
+        `${bin} has no client inside: build it with \`cargo build -p confab-server --features embed-client\` ` +
+          'after `trunk build --release --dist dist` (scripts/test.sh does)',
+      );
+    }
     return server;
+  }
+
+  /** Whether `/` is the app's page (and not the note a binary without a client shows). */
+  private async servesAPage(): Promise<boolean> {
+    const res = await fetch(this.url, { signal: AbortSignal.timeout(5_000) });
+    return res.ok && (res.headers.get('content-type') ?? '').startsWith('text/html');
   }
 
   get url(): string {
@@ -156,11 +188,15 @@ export class ConfabServer {
 
   private async spawnOnce(deadline: number): Promise<'ready' | 'in-use' | string> {
     this.output = '';
-    const child = spawn(
-      this.bin,
-      ['--listen', `127.0.0.1:${this.port}`, '--static-dir', this.staticDir, ...this.flags],
-      { cwd: this.workDir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } },
-    );
+    const listen = ['--listen', `127.0.0.1:${this.port}`];
+    const args = this.alone
+      ? [...listen, '--data-dir', path.join(this.workDir, 'data'), ...this.flags]
+      : [...listen, '--static-dir', this.staticDir, ...this.flags];
+    // Alone, nothing of this machine's configuration (scripts/test.sh sets CONFAB_STATIC_DIR).
+    const env = this.alone
+      ? Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('CONFAB_')))
+      : { ...process.env };
+    const child = spawn(this.bin, args, { cwd: this.workDir, stdio: ['ignore', 'pipe', 'pipe'], env });
     this.child = child;
     running.add(child);
     let exitInfo = null as string | null;

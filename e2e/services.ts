@@ -1,4 +1,5 @@
-// Throwaway PostgreSQL and Redis for a spec that runs Confab as a cluster, each on a free
+// Throwaway PostgreSQL and Redis for a spec that runs Confab as a cluster (and nginx, for
+// the spec that proves deploy/nginx.conf: see `Nginx` at the end), each on a free
 // port of 127.0.0.1 in a temporary folder, stopped and removed when the spec ends (and on
 // process exit, like the servers of server.ts):
 //
@@ -15,6 +16,7 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import {
   appendFileSync,
+  chmodSync,
   chownSync,
   existsSync,
   mkdtempSync,
@@ -25,6 +27,7 @@ import {
   realpathSync,
   rmSync,
   statSync,
+  writeFileSync,
 } from 'node:fs';
 import { connect } from 'node:net';
 import os from 'node:os';
@@ -483,6 +486,210 @@ export class Redis {
 
   killNow(): void {
     this.child?.kill('SIGKILL');
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** The example reverse-proxy configuration that ships with Confab. */
+export const NGINX_EXAMPLE = path.resolve(__dirname, '../deploy/nginx.conf');
+
+/**
+ * nginx in front of a Confab server, configured by deploy/nginx.conf itself: the shipped
+ * file, rendered with free ports, the server's port and a throwaway certificate for
+ * 127.0.0.1, and put inside a main configuration that keeps everything (pid, logs,
+ * temporary files) in a temporary folder and runs in the foreground. As root the workers
+ * run as `nobody`, as Debian's own configuration would not have them run as root.
+ *
+ *   const nginx = await Nginx.start(server.port);  // nginx.url: https://127.0.0.1:PORT/
+ *   await nginx.destroy();                         // in afterAll
+ */
+export class Nginx {
+  private child: ChildProcess | null = null;
+  private exited: Promise<void> = Promise.resolve();
+  httpPort = 0;
+  httpsPort = 0;
+
+  private constructor(
+    readonly dir: string,
+    private readonly upstreamPort: number,
+  ) {}
+
+  static async start(upstreamPort: number): Promise<Nginx> {
+    if (!findBinary('nginx', ['/usr/sbin', '/sbin'])) {
+      throw new Error('no nginx on PATH nor in /usr/sbin: scripts/test.sh installs it (ensure_nginx), or `apt-get install nginx`');
+    }
+    const nginx = new Nginx(mkdtempSync(path.join(os.tmpdir(), 'confab-e2e-nginx-')), upstreamPort);
+    live.add(nginx);
+    try {
+      // Workers (not root, see above) must reach the temporary files under it.
+      chmodSync(nginx.dir, 0o755);
+      nginx.makeCertificate();
+      const failures: string[] = [];
+      for (let attempt = 0; attempt < PORT_ATTEMPTS; attempt++) {
+        nginx.httpPort = await freePort();
+        nginx.httpsPort = await freePort();
+        const before = readOr(nginx.logPath).length;
+        try {
+          await nginx.run();
+          return nginx;
+        } catch (e) {
+          if (!readOr(nginx.logPath).slice(before).includes(PORT_TAKEN)) throw e;
+          failures.push(`ports ${nginx.httpPort}, ${nginx.httpsPort}: ${e}`);
+        }
+      }
+      throw new Error(`nginx did not start on any of ${PORT_ATTEMPTS} port pairs:\n${failures.join('\n')}`);
+    } catch (e) {
+      await nginx.destroy().catch(() => {});
+      throw e;
+    }
+  }
+
+  /** The HTTPS address people open. */
+  get url(): string {
+    return `https://127.0.0.1:${this.httpsPort}/`;
+  }
+
+  /** The plain HTTP address, which only redirects. */
+  get httpUrl(): string {
+    return `http://127.0.0.1:${this.httpPort}/`;
+  }
+
+  private get logPath(): string {
+    return path.join(this.dir, 'error.log');
+  }
+
+  /** nginx's error log so far. */
+  log(): string {
+    return readOr(this.logPath);
+  }
+
+  private makeCertificate(): void {
+    const out = spawnSync(
+      'openssl',
+      [
+        'req', '-x509', '-nodes', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+        '-keyout', path.join(this.dir, 'key.pem'), '-out', path.join(this.dir, 'cert.pem'),
+        '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
+      ],
+      { encoding: 'utf8' },
+    );
+    if (out.status !== 0) {
+      throw new Error(`openssl could not make a certificate (${out.error ?? `status ${out.status}`}):\n${out.stderr}`);
+    }
+  }
+
+  /** deploy/nginx.conf with this instance's ports and files: each line replaced must be
+   * in the file exactly once, so the test fails if the example changes under it. */
+  render(): string {
+    let text = readFileSync(NGINX_EXAMPLE, 'utf8');
+    const replacements: [string, string][] = [
+      ['server 127.0.0.1:9000;', `server 127.0.0.1:${this.upstreamPort};`],
+      ['listen 80;', `listen 127.0.0.1:${this.httpPort};`],
+      ['listen 443 ssl http2;', `listen 127.0.0.1:${this.httpsPort} ssl http2;`],
+      ['/etc/letsencrypt/live/chat.example.com/fullchain.pem', path.join(this.dir, 'cert.pem')],
+      ['/etc/letsencrypt/live/chat.example.com/privkey.pem', path.join(this.dir, 'key.pem')],
+    ];
+    for (const [from, to] of replacements) {
+      const count = text.split(from).length - 1;
+      if (count !== 1) throw new Error(`${NGINX_EXAMPLE} has "${from}" ${count} times, expected once`);
+      text = text.replace(from, to);
+    }
+    return text;
+  }
+
+  private mainConfig(): string {
+    const d = this.dir;
+    const asRoot = process.getuid?.() === 0;
+    return [
+      '# confab e2e harness: deploy/nginx.conf inside a throwaway main configuration',
+      asRoot ? 'user nobody nogroup;' : '',
+      'daemon off;',
+      'worker_processes 1;',
+      `pid ${d}/nginx.pid;`,
+      `error_log ${d}/error.log notice;`,
+      'events { worker_connections 512; }',
+      'http {',
+      `    access_log ${d}/access.log;`,
+      ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `    ${t}_temp_path ${d}/${t}_temp;`),
+      this.render(),
+      '}',
+      '',
+    ].join('\n');
+  }
+
+  private async run(): Promise<void> {
+    const config = path.join(this.dir, 'nginx.conf');
+    writeFileSync(config, this.mainConfig());
+    const binary = findBinary('nginx', ['/usr/sbin', '/sbin']) ?? 'nginx';
+    const child = spawn(binary, ['-p', this.dir, '-c', config, '-e', this.logPath], { stdio: 'ignore' });
+    this.child = child;
+    let exitInfo: string | null = null;
+    this.exited = new Promise((resolve) => {
+      child.on('exit', (code, sig) => {
+        exitInfo = `nginx exited with ${sig ?? `code ${code}`}`;
+        if (this.child === child) this.child = null;
+        resolve();
+      });
+    });
+    child.on('error', (err) => {
+      exitInfo = `could not run nginx: ${err.message}`;
+    });
+    const until = Date.now() + DEADLINE_MS;
+    for (;;) {
+      if (exitInfo !== null) {
+        await this.exited;
+        throw new Error(`nginx did not start: ${exitInfo}\n${tail(this.logPath)}`);
+      }
+      if ((await accepts(this.httpsPort)) && (await accepts(this.httpPort))) return;
+      if (Date.now() >= until) {
+        await this.stop().catch(() => {});
+        throw new Error(`nginx not listening after ${DEADLINE_MS} ms\n${tail(this.logPath)}`);
+      }
+      await sleep(20);
+    }
+  }
+
+  /** The worker processes of the master `pid` (they hold the sockets too). */
+  private static workers(pid: number): number[] {
+    return readOr(`/proc/${pid}/task/${pid}/children`)
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  }
+
+  /** SIGQUIT (graceful: open connections finish), SIGKILL for master and workers if it lingers. */
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child?.pid) return;
+    const workers = Nginx.workers(child.pid);
+    child.kill('SIGQUIT');
+    const inTime = await Promise.race([this.exited.then(() => true), sleep(DEADLINE_MS).then(() => false)]);
+    if (!inTime) {
+      for (const w of workers) signal(w, 'SIGKILL');
+      child.kill('SIGKILL');
+      await this.exited;
+    }
+    for (const w of workers) {
+      if (!(await waitGone(w, DEADLINE_MS))) signal(w, 'SIGKILL');
+    }
+  }
+
+  async destroy(): Promise<void> {
+    try {
+      await this.stop();
+    } finally {
+      live.delete(this);
+      rmSync(this.dir, { recursive: true, force: true });
+    }
+  }
+
+  killNow(): void {
+    const pid = this.child?.pid;
+    if (pid) {
+      const workers = Nginx.workers(pid);
+      signal(pid, 'SIGKILL');
+      for (const w of workers) signal(w, 'SIGKILL');
+    }
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -5,11 +5,15 @@
 // `closeAndExpectClean`.
 import { expect, type BrowserContext, type ConsoleMessage, type Page } from '@playwright/test';
 
-/** A URL on the test's own server (any port), whose path matches `path`. */
-const local = (path: string) => new RegExp(`^http://127\\.0\\.0\\.1:\\d+/${path}$`);
-const UNAUTHORIZED = /^Failed to load resource: the server responded with a status of 401 \(Unauthorized\)$/;
-const BAD_REQUEST = /^Failed to load resource: the server responded with a status of 400 \(Bad Request\)$/;
-const FORBIDDEN = /^Failed to load resource: the server responded with a status of 403 \(Forbidden\)$/;
+/** A URL on the test's own server (any port; HTTPS behind nginx), whose path matches `path`. */
+const local = (path: string) => new RegExp(`^https?://127\\.0\\.0\\.1:\\d+/${path}$`);
+/** Chromium's report of a response with `status`; over HTTP/2 (behind nginx) there is
+ * no reason phrase, and the parentheses stay empty. */
+const failed = (status: number, reason: string) =>
+  new RegExp(`^Failed to load resource: the server responded with a status of ${status} \\((${reason})?\\)$`);
+const UNAUTHORIZED = failed(401, 'Unauthorized');
+const BAD_REQUEST = failed(400, 'Bad Request');
+const FORBIDDEN = failed(403, 'Forbidden');
 const REFUSED = 'net::ERR_CONNECTION_REFUSED';
 
 /**
@@ -29,7 +33,7 @@ const HARMLESS_CONSOLE_ERRORS: { text: RegExp; url: RegExp }[] = [
   // revoked): the client shows why in the sign-up form.
   { text: FORBIDDEN, url: local('api/signup') },
   // A file over the server's limit: the client shows the server's sentence in the composer.
-  { text: /^Failed to load resource: the server responded with a status of 413 \(Payload Too Large\)$/, url: local('api/files\\?.*') },
+  { text: failed(413, 'Payload Too Large'), url: local('api/files\\?.*') },
   // Specs that stop the server on purpose: while nothing listens, every reconnect attempt
   // (and the session check after a few) is refused, and Chromium logs each one. Those
   // specs then check that the client comes back.

@@ -207,3 +207,42 @@ ensure_redis() {
 	# `redis-server --version` says "Redis server v=7.0.15 sha=... build=...".
 	say "redis-server $(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p'): ok"
 }
+
+# nginx for the reverse-proxy browser test (e2e/tests/nginx.spec.ts), which starts its own
+# nginx on free ports with a temporary prefix: only the binary is needed; a service the
+# package may have started is never used. openssl makes that test's certificate.
+ensure_nginx() {
+	local nginx
+	nginx="$(command -v nginx 2>/dev/null || true)"
+	[ -n "$nginx" ] || [ ! -x /usr/sbin/nginx ] || nginx=/usr/sbin/nginx # off PATH for users
+	if [ -z "$nginx" ] || ! command -v openssl >/dev/null 2>&1; then
+		say "nginx, openssl: installing Debian's packages"
+		apt_install nginx openssl
+		nginx="$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)"
+		[ -x "$nginx" ] || die "nginx is still missing after apt-get install nginx"
+	fi
+	# `nginx -v` says "nginx version: nginx/1.22.1" on stderr.
+	say "nginx $("$nginx" -v 2>&1 | sed -n 's|.*nginx/||p'): ok"
+}
+
+# systemd-analyze, with which server/tests/deploy_files.rs checks deploy/confab.service
+# (it only reads the file: no running systemd is needed).
+ensure_systemd_analyze() {
+	if ! command -v systemd-analyze >/dev/null 2>&1; then
+		say "systemd-analyze: installing Debian's systemd package"
+		apt_install systemd
+		command -v systemd-analyze >/dev/null 2>&1 || die "systemd-analyze is still missing after apt-get install systemd"
+	fi
+	say "systemd-analyze $(systemd-analyze --version | awk 'NR == 1 { print $2 }'): ok"
+}
+
+# strace, with which server/tests/deploy_files.rs checks that the systemd unit's system
+# call filter allows everything the server does.
+ensure_strace() {
+	if ! command -v strace >/dev/null 2>&1; then
+		say "strace: installing Debian's package"
+		apt_install strace
+		command -v strace >/dev/null 2>&1 || die "strace is still missing after apt-get install strace"
+	fi
+	say "$(strace -V | head -n 1): ok"
+}

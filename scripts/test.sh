@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test of Confab, in order, stopping at the first failure:
-# tools, formatting, the docs' Markdown, lints (native and wasm), Rust tests, the release client build,
-# the server binary, a seconds-long smoke of every benchmark scenario, then the browser
-# tests (Playwright + Debian's Chromium).
+# tools, formatting, the docs' Markdown, the release client build, lints (native and wasm),
+# Rust tests, the server binary, a seconds-long smoke of every benchmark scenario, then
+# the browser tests (Playwright + Debian's Chromium).
+# The client is built first because the server is built with it inside (the
+# `embed-client` feature, as scripts/release.sh ships it): the lints, the tests
+# (server/tests/embedded_client.rs) and the browser tests (e2e/tests/nginx.spec.ts run
+# the binary alone) all see the binary that is deployed.
 # The browser tests include the development flow (the server on its default port 9000 and
 # `trunk serve` on 8080, as the README shows it): stop a local server or `trunk serve`
 # first, or that test fails and says which port is taken.
@@ -72,6 +76,9 @@ ensure_all_tools() {
 	ensure_bench_peer_deps
 	ensure_postgres
 	ensure_redis
+	ensure_nginx
+	ensure_systemd_analyze
+	ensure_strace
 }
 
 playwright() {
@@ -94,14 +101,17 @@ playwright() {
 step "ensure tools" ensure_all_tools
 step "cargo fmt --check" cargo fmt --all -- --check
 step "markdown renders as written (CommonMark)" check_markdown
-step "clippy (native)" cargo clippy --workspace --all-targets -- -D warnings
+# The server with the client inside (build.rs reads dist/): one build serves the lints,
+# the tests and the browser tests.
+EMBED=(--features confab-server/embed-client)
+step "trunk build --release" trunk build --release --dist dist
+step "clippy (native)" cargo clippy --workspace --all-targets "${EMBED[@]}" -- -D warnings
 step "clippy (wasm client)" cargo clippy -p confab-web --target "$WASM_TARGET" -- -D warnings
 # The fuzz targets live outside the workspace (cargo-fuzz needs nightly to run them), so
 # nothing else would notice when a change to the server stops them compiling.
 step "fuzz targets compile" cargo check --manifest-path fuzz/Cargo.toml --bins
-step "cargo test" cargo test --workspace
-step "trunk build --release" trunk build --release --dist dist
-step "build server (debug, for e2e)" cargo build -p confab-server
+step "cargo test" cargo test --workspace "${EMBED[@]}"
+step "build server (debug, client inside, for e2e)" cargo build -p confab-server "${EMBED[@]}"
 step "bench smoke (does it work, not how fast)" bench_smoke
 step "browser tests (playwright)" playwright "$@"
 current_step=""

@@ -25,10 +25,12 @@ pub struct Config {
     #[arg(long, env = "CONFAB_LISTEN", default_value = "127.0.0.1:9000")]
     pub listen: SocketAddr,
 
-    /// Folder with the trunk-built client (index.html and its assets). When it does not
-    /// exist the server still runs the chat socket, for the `trunk serve` dev flow.
-    #[arg(long, env = "CONFAB_STATIC_DIR", default_value = "dist")]
-    pub static_dir: PathBuf,
+    /// Folder with the trunk-built client (index.html and its assets), served instead of
+    /// the client built into the binary (a release build). Without this flag: the
+    /// built-in client, else `dist` if it holds one. When there is no client the server
+    /// still runs the chat socket, for the `trunk serve` dev flow.
+    #[arg(long, env = "CONFAB_STATIC_DIR")]
+    pub static_dir: Option<PathBuf>,
 
     /// Folder of the embedded database and of shared files (created on first start).
     #[arg(long, env = "CONFAB_DATA_DIR", default_value = "data", global = true)]
@@ -627,7 +629,7 @@ mod tests {
             c.allowed_origins,
             ["https://a.example", "https://b.example"]
         );
-        assert_eq!(c.static_dir, PathBuf::from("dist"));
+        assert_eq!(c.static_dir, None, "the built-in client, else dist/");
         assert!(!c.allow_guests, "guests are off by default");
         assert_eq!(c.max_file_bytes, 25 * 1024 * 1024);
         assert_eq!(c.upload_bytes_per_day, 500 * 1024 * 1024);

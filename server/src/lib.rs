@@ -421,7 +421,7 @@ pub async fn serve(
         .as_deref()
         .zip(exporter.clone())
         .map(|(token, exporter)| http::metrics::Scrape::new(exporter, token));
-    let app = http::router(app_state, &config.static_dir, hosts, scrape);
+    let app = http::router(app_state, config.static_dir.as_deref(), hosts, scrape);
 
     // Only a shutdown signal says 1001; after a failure (see `fail`) `stop` is cancelled
     // too, but the sockets were already told 1011.

@@ -54,12 +54,6 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr().context("listener has no address")?;
-    if !config.static_dir.join("index.html").is_file() {
-        tracing::warn!(
-            static_dir = %config.static_dir.display(),
-            "no built client here: serving the chat socket only (fine with `trunk serve`)"
-        );
-    }
     let scheme = if config.tls_files().is_some() {
         "https"
     } else {

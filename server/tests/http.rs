@@ -95,8 +95,12 @@ async fn the_built_client_is_served_with_index_as_fallback() {
     const INDEX: &str = "<!doctype html><title>Confab test page</title>";
     const SCRIPT: &str = "console.log('confab test');";
     let server = start_with(|config| {
-        std::fs::write(config.static_dir.join("index.html"), INDEX).expect("write index");
-        std::fs::write(config.static_dir.join("app.js"), SCRIPT).expect("write script");
+        let dir = config
+            .static_dir
+            .clone()
+            .expect("the harness gives a static dir");
+        std::fs::write(dir.join("index.html"), INDEX).expect("write index");
+        std::fs::write(dir.join("app.js"), SCRIPT).expect("write script");
     })
     .await;
 
@@ -416,8 +420,12 @@ fn handshake_headers(origin: &str) -> [(&str, &str); 5] {
 #[tokio::test]
 async fn requests_for_another_host_name_are_refused_with_421_on_every_route() {
     let server = start_with(|config| {
-        std::fs::write(config.static_dir.join("index.html"), "<!doctype html>").expect("index");
-        std::fs::write(config.static_dir.join("app.js"), "1;").expect("asset");
+        let dir = config
+            .static_dir
+            .clone()
+            .expect("the harness gives a static dir");
+        std::fs::write(dir.join("index.html"), "<!doctype html>").expect("index");
+        std::fs::write(dir.join("app.js"), "1;").expect("asset");
     })
     .await;
     let addr = server.addr;

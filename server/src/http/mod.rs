@@ -1,7 +1,8 @@
 //! The HTTP edge: `/ws` (the chat socket), the account endpoints under `/api`
 //! ([`account`], [`password`]), the file endpoints (`files`), `/healthz`, `/metrics`
-//! ([`metrics`]), and the built client. Every request gets a request id and a log line
-//! ([`request_id`]).
+//! ([`metrics`]), and the built client: from `--static-dir`, else the copy inside the
+//! binary ([`embedded`]), else `dist/` when it exists. Every request gets a request id
+//! and a log line ([`request_id`]).
 //!
 //! The WebSocket upgrade is done here rather than with axum's extractor: tungstenite
 //! checks the handshake and builds the 101, hyper hands over the upgraded socket, and
@@ -17,7 +18,7 @@
 
 use std::{
     net::{IpAddr, SocketAddr},
-    path::Path,
+    path::{Path, PathBuf},
     sync::Arc,
 };
 
@@ -44,6 +45,7 @@ use crate::{accounts::Accounts, admission::Admission, connection, health::Health
 
 mod account;
 mod device;
+mod embedded;
 mod files;
 mod headers;
 pub mod host;
@@ -106,13 +108,58 @@ pub struct Origins {
     pub public: Option<PublicUrl>,
 }
 
-/// Builds the router. The client is served from `static_dir` when it holds an
-/// `index.html`; otherwise `/` explains how to build it. Every route, the client's
-/// files included, answers only requests addressed to one of `hosts` ([`host`]).
-/// `/metrics` answers with `scrape` (a token is then needed), else 404.
+/// Where the client is read from when no `--static-dir` is given and the binary
+/// carries none: where `scripts/run.sh` and `trunk build --release` put it.
+const DEFAULT_STATIC_DIR: &str = "dist";
+
+/// The built web client the server serves, if any.
+enum Client {
+    /// A trunk-built folder (`--static-dir`, or `dist/`) and its `index.html`.
+    Folder(PathBuf, String),
+    /// The copy inside the binary and its `index.html`.
+    Embedded(&'static embedded::Asset),
+    /// None: only the socket and the API are served (the `trunk serve` flow).
+    Missing,
+}
+
+impl Client {
+    /// `--static-dir` wins, so development can serve a fresh build with a release
+    /// binary; then the embedded copy; then `dist/` as a debug build always did.
+    fn find(static_dir: Option<&Path>) -> Client {
+        let folder = |dir: &Path| {
+            std::fs::read_to_string(dir.join("index.html"))
+                .ok()
+                .map(|page| Client::Folder(dir.to_owned(), page))
+        };
+        let client = match static_dir {
+            Some(dir) => folder(dir),
+            None => embedded::index()
+                .map(Client::Embedded)
+                .or_else(|| folder(Path::new(DEFAULT_STATIC_DIR))),
+        };
+        let client = client.unwrap_or(Client::Missing);
+        match &client {
+            Client::Folder(dir, _) => {
+                tracing::info!(static_dir = %dir.display(), "serving the web client from a folder");
+            }
+            Client::Embedded(_) => tracing::info!("serving the web client built into this binary"),
+            Client::Missing => tracing::warn!(
+                static_dir = %static_dir.unwrap_or(Path::new(DEFAULT_STATIC_DIR)).display(),
+                "no built client here: serving the chat socket only (fine with `trunk serve`)"
+            ),
+        }
+        client
+    }
+}
+
+/// Builds the router. The client comes from `static_dir` when given, else from the
+/// binary, else from `dist/` (see [`Client::find`]); without one, `/` explains how to
+/// build it. Every route, the client's files included, answers only requests
+/// addressed to one of `hosts` ([`host`]). `/metrics` answers with `scrape` (a token is
+/// then needed), else 404.
 pub fn router(
     state: AppState,
-    static_dir: &Path,
+    static_dir: Option<&Path>,
     hosts: Hosts,
     scrape: Option<metrics::Scrape>,
 ) -> Router {
@@ -128,19 +175,24 @@ pub fn router(
         )
         .with_state(state)
         .merge(metrics::route(scrape));
-    let index = static_dir.join("index.html");
-    let page = std::fs::read_to_string(&index).ok();
-    let router = if page.is_some() {
-        // Unknown paths get the app itself, so a reload on any URL still works.
-        router.fallback_service(ServeDir::new(static_dir).fallback(ServeFile::new(index)))
-    } else {
-        router.fallback(no_client)
+    let (router, page) = match Client::find(static_dir) {
+        Client::Folder(dir, page) => {
+            let index = dir.join("index.html");
+            // Unknown paths get the app itself, so a reload on any URL still works.
+            let files = ServeDir::new(dir).fallback(ServeFile::new(index));
+            (router.fallback_service(files), page)
+        }
+        Client::Embedded(index) => (
+            router.fallback(embedded::serve),
+            String::from_utf8_lossy(index.identity).into_owned(),
+        ),
+        Client::Missing => (router.fallback(no_client), String::new()),
     };
     let router = router.layer(axum::middleware::from_fn_with_state(
         Arc::new(hosts),
         host::check,
     ));
-    let csp = headers::content_security_policy(page.as_deref().unwrap_or_default());
+    let csp = headers::content_security_policy(&page);
     let router = match headers::layers(&csp) {
         Some(layers) => layers.into_iter().fold(router, Router::layer),
         None => {

@@ -60,7 +60,7 @@ pub async fn start_with(configure: impl FnOnce(&mut Config)) -> Server {
     let static_dir = TempDir::new().expect("temporary static dir");
     let data_dir = TempDir::new().expect("temporary data dir");
     let mut config = Config::with_listen(addr, data_dir.path().to_owned());
-    config.static_dir = static_dir.path().to_owned();
+    config.static_dir = Some(static_dir.path().to_owned());
     config.allow_guests = true;
     configure(&mut config);
     let (stop, stopped) = oneshot::channel::<()>();
