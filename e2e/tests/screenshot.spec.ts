@@ -92,7 +92,7 @@ async function say(from: Person, text: string, readers: Person[]): Promise<void>
   for (const reader of [from, ...readers]) await arrived(reader, from, text.split('\n')[0].replace(/[*`]/g, ''));
 }
 
-/** `who` reacts to `message` with `emoji` from the picker. */
+/** Whoever sees `message` reacts to it with `emoji`, from the picker. */
 async function react(message: Locator, emoji: string): Promise<void> {
   await message.hover();
   await message.getByRole('group', { name: 'Message actions' }).getByRole('button', { name: 'Add reaction', exact: true }).click();
