@@ -4,8 +4,9 @@
 # throwaway PostgreSQL and Redis), then the web client's own check in Chromium
 # (bench/client/keystroke.mjs). Takes about six minutes on a quiet machine.
 # Usage: scripts/bench.sh [confab-bench suite flags, e.g. --duration-secs 5]
-# Writes every figure to bench/results/{suite,client}-<date>.json (not committed); the tables
-# and the method are in docs/PERFORMANCE.md.
+# Writes every figure to bench/results/{suite,client}-<date>.json (not committed) and redraws
+# docs/bench-suite.svg (Confab and Node `ws` side by side) from the suite's figures; the
+# tables and the method are in docs/PERFORMANCE.md.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -27,6 +28,14 @@ trunk build --release --dist dist
 mkdir -p bench/results
 stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 target/release/confab-bench suite --json "bench/results/suite-$stamp.json" "$@"
+case " $* " in
+*" --smoke "*) say "a smoke run: docs/bench-suite.svg left as it is (smoke figures mean nothing)" ;;
+*)
+	say "the side-by-side chart: docs/bench-suite.svg"
+	target/release/confab-bench chart --json "bench/results/suite-$stamp.json" --out docs/bench-suite.svg \
+		--caption "Suite run of $stamp, scripts/bench.sh at $(git rev-parse --short HEAD)"
+	;;
+esac
 say "the web client in Chromium: 5,000 messages, 3 people typing"
 node bench/client/keystroke.mjs --server-bin target/release/confab-server --static-dir dist \
 	--json "bench/results/client-$stamp.json"

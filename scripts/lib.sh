@@ -132,6 +132,27 @@ ensure_chromium() {
 	[ -x "$CHROMIUM_BIN" ] || die "$CHROMIUM_BIN is still missing after apt-get install chromium"
 }
 
+# Colour emoji for the README's picture (scripts/screenshot.sh): Debian's Chromium finds no
+# emoji in the DejaVu and Liberation fonts and would draw empty boxes.
+ensure_emoji_font() {
+	if fc-list 2>/dev/null | grep -qi 'Noto Color Emoji'; then
+		say "emoji font: ok"
+		return 0
+	fi
+	say "emoji font: installing Debian's fonts-noto-color-emoji"
+	apt_install fonts-noto-color-emoji fontconfig
+}
+
+# Shrinks the README's picture (scripts/screenshot.sh).
+ensure_pngquant() {
+	if command -v pngquant >/dev/null 2>&1; then
+		say "pngquant: ok"
+		return 0
+	fi
+	say "pngquant: installing Debian's package"
+	apt_install pngquant
+}
+
 ensure_e2e_deps() {
 	npm_ci_if_stale e2e
 }

@@ -10,6 +10,7 @@
 
 mod account;
 mod changes;
+mod chart;
 mod client;
 mod cluster;
 mod durable;
@@ -41,7 +42,16 @@ use clap::{Args, Parser, Subcommand};
 #[command(name = "confab-bench", about)]
 struct Cli {
     #[command(subcommand)]
-    scenario: Scenario,
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    #[command(flatten)]
+    Scenario(Box<Scenario>),
+    /// Not a scenario: draws the side-by-side figures of a `suite --json` file as an SVG
+    /// bar chart (docs/bench-suite.svg), as `scripts/bench.sh` does after each suite.
+    Chart(chart::ChartArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,7 +139,11 @@ impl CommonArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
+    let outcome = match cli.command {
+        Command::Scenario(scenario) => run(*scenario),
+        Command::Chart(args) => chart::run(&args),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("confab-bench: FAILED: {e:#}");
@@ -138,8 +152,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    let (common, pinned) = match &cli.scenario {
+fn run(scenario: Scenario) -> anyhow::Result<()> {
+    let (common, pinned) = match &scenario {
         Scenario::Durable(args) => (args.common.clone(), !args.smoke),
         Scenario::Fanout(args) => (args.common.clone(), !args.smoke),
         Scenario::Floor(args) => (args.common.clone(), !args.smoke),
@@ -172,7 +186,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     let reports = runtime.block_on(async {
-        match cli.scenario {
+        match scenario {
             Scenario::Durable(args) => durable::run(args, placement).await.map(|r| vec![r]),
             Scenario::Fanout(args) => fanout::run(args, placement).await.map(|r| vec![r]),
             Scenario::Floor(args) => floor::run(args, placement).await.map(|r| vec![r]),
