@@ -55,6 +55,11 @@ pub struct Config {
     #[arg(long, env = "CONFAB_INVITE_MAX_DAYS", default_value = "30")]
     pub invite_max_days: NonZeroU32,
 
+    /// How long a password reset link made by an administrator (`admin reset-password`,
+    /// or the admin page) stays good, in hours. It works once.
+    #[arg(long, env = "CONFAB_PASSWORD_RESET_HOURS", default_value = "24")]
+    pub password_reset_hours: NonZeroU32,
+
     /// Most accounts one invite link may create (one asked without a number creates 1).
     #[arg(long, env = "CONFAB_INVITE_MAX_USES", default_value = "100")]
     pub invite_max_uses: NonZeroU32,
@@ -377,6 +382,31 @@ pub enum AdminCommand {
     /// The data directory stays as it is (a store from an older version is first
     /// brought to this one's schema, as starting the server would).
     MigrateToPostgres,
+    /// List accounts (username, display name, administrator?, disabled?, created, last
+    /// sign-in), those whose username or display name contains QUERY if given.
+    Users { query: Option<String> },
+    /// Disable an account: it cannot sign in, its sessions end, and a server running on
+    /// this data directory closes its connections at once (close code 4003).
+    Disable { username: String },
+    /// Enable a disabled account again.
+    Enable { username: String },
+    /// Print a one-time link with which the person sets a new password in the web
+    /// client (good for `--password-reset-hours`). Their sessions end when it is used.
+    ResetPassword { username: String },
+    /// Make an account an administrator.
+    Grant { username: String },
+    /// Make an administrator an ordinary member again.
+    Revoke { username: String },
+    /// List rooms with their kind, members, messages and last activity.
+    Rooms,
+    /// Delete a room with its messages and files (through the running server if there
+    /// is one on this data directory, so its members see it go).
+    DeleteRoom { room: String },
+    /// Show how many accounts, rooms, messages and files the server holds, and how big
+    /// its database is.
+    Stats,
+    /// Show the audit log of administrators' actions, newest first.
+    Audit,
 }
 
 impl Config {
@@ -432,6 +462,11 @@ impl Config {
             },
             preview_decodes: self.preview_decodes.max(1),
         }
+    }
+
+    /// How long a password reset link stays good.
+    pub fn password_reset_lifetime(&self) -> Duration {
+        Duration::from_secs(u64::from(self.password_reset_hours.get()) * 3600)
     }
 
     /// The caps on invite links, from their flags.

@@ -8,6 +8,7 @@
 //! client; [`config`] is every setting.
 
 pub mod accounts;
+pub mod admin;
 pub mod admission;
 pub mod body_deadline;
 pub mod cluster;
@@ -256,7 +257,18 @@ pub async fn serve(
         Arc::clone(&files),
         Duration::from_secs(config.file_sweep_interval_secs.max(1)),
     ));
+    let control = match admin::control::listen(&config.data_dir, hub.clone()) {
+        Ok(task) => task,
+        Err(e) => {
+            tracing::warn!(
+                "no control socket in {} ({e}): `confab-server admin` cannot reach this server",
+                config.data_dir.display()
+            );
+            None
+        }
+    };
     let app_state = AppState {
+        password_reset_lifetime: config.password_reset_lifetime(),
         accounts,
         files,
         allow_guests: config.allow_guests,
@@ -353,6 +365,10 @@ pub async fn serve(
     }
     housekeeping.abort();
     sweep.abort();
+    if let Some(task) = control {
+        task.abort();
+        let _ = std::fs::remove_file(config.data_dir.join(admin::control::SOCKET_FILE));
+    }
     // The hub lets go of the writer, which commits what is queued and ends.
     hub.send(Event::Stop).await;
     drop(hub);

@@ -1,5 +1,5 @@
 //! The HTTP edge: `/ws` (the chat socket), the account endpoints under `/api`
-//! ([`account`], [`password`]), the file endpoints (`files`), `/healthz`, and the built
+//! ([`account`], [`password`]), the admin page's (`admin`), the file endpoints (`files`), `/healthz`, and the built
 //! client.
 //!
 //! The WebSocket upgrade is done here rather than with axum's extractor: tungstenite
@@ -42,6 +42,7 @@ use tower_http::services::{ServeDir, ServeFile};
 use crate::{accounts::Accounts, admission::Admission, connection, health::Health, hub::HubSender};
 
 mod account;
+mod admin;
 mod device;
 mod files;
 mod headers;
@@ -70,6 +71,8 @@ pub struct AppState {
     /// Whether members, not only administrators, may make invite links.
     pub members_invite: bool,
     pub invite_limits: crate::invites::InviteLimits,
+    /// How long a password reset link an administrator makes stays good.
+    pub password_reset_lifetime: std::time::Duration,
     /// Mark session cookies `Secure` even when no proxy says the page came over TLS.
     pub secure_cookies: bool,
     pub throttle: Arc<Throttle>,
@@ -110,6 +113,7 @@ pub fn router(state: AppState, static_dir: &Path, hosts: Hosts) -> Router {
         .nest(
             confab_shared::api::PREFIX,
             account::routes()
+                .merge(admin::routes())
                 .merge(password::routes())
                 .merge(invites::routes())
                 .merge(files::routes()),
