@@ -51,15 +51,15 @@ test('an administrator removes a message, disables Bob while he chats, and reads
   await admin.submitSignIn('root', PASSWORD);
   await admin.expectInChat();
   // Members see no such button.
-  await expect(carol.page.getByRole('button', { name: 'Administration' })).toHaveCount(0);
+  await expect(carol.page.getByRole('button', { name: 'Administration', exact: true })).toHaveCount(0);
   // The page opens from a real button, by keyboard.
-  const toggle = admin.page.getByRole('button', { name: 'Administration' });
+  const toggle = admin.page.getByRole('button', { name: 'Administration', exact: true });
   await expect(toggle).toHaveAttribute('aria-expanded', 'false');
   await toggle.focus();
   await admin.page.keyboard.press('Enter');
   await expect(toggle).toHaveAttribute('aria-expanded', 'true');
-  const panel = admin.page.getByRole('region', { name: 'Administration' });
-  await expect(panel.getByRole('heading', { name: 'Administration' })).toBeFocused();
+  const panel = admin.page.getByRole('region', { name: 'Administration', exact: true });
+  await expect(panel.getByRole('heading', { name: 'Administration', exact: true })).toBeFocused();
   await expect(panel.getByText(/^\d+ \(\d+ disabled\)$/)).toBeVisible();
   const axe = await new AxeBuilder({ page: admin.page }).include('#admin-panel').analyze();
   expect(

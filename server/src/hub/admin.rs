@@ -45,8 +45,9 @@ impl Hub {
                 room: room.to_owned(),
                 target: seq,
                 by: by.to_owned(),
-                // Unique per administrator and instant: a change's client id must be.
-                client_id: format!("admin-{ts}-{seq}"),
+                // A change's client id is unique per person: this one per instant, room
+                // and message.
+                client_id: format!("admin-{ts}-{room}-{seq}"),
                 ts,
                 what: ChangeRequest::Delete { any: true },
             }),

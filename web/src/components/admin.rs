@@ -290,7 +290,7 @@ fn AdminPanel(props: &PanelProps) -> Html {
                 <p id="admin-remove-hint" class="hint-text">
                     { "Paste the message's link (its Copy link action), from any room: everyone in the room sees it removed." }
                 </p>
-                <button type="submit" class="danger">{ "Remove message" }</button>
+                <button type="submit">{ "Remove message" }</button>
             </form>
             <h3 id="admin-audit-heading">{ "Audit log" }</h3>
             { audit_html }
@@ -331,11 +331,11 @@ fn user_row(user: &AdminUser, act: &Act) -> Html {
             <td>{ if user.disabled { "disabled" } else { "active" } }</td>
             <td>{ when(user.created_at) }</td>
             <td>{ user.last_seen.map_or_else(|| "—".to_owned(), when) }</td>
-            <td class="actions">
+            <td><div class="admin-actions">
                 if user.disabled { { button("enable", "Enable", "") } } else { { button("disable", "Disable", "danger") } }
                 if user.admin { { button("revoke", "Revoke admin", "") } } else { { button("grant", "Make admin", "") } }
                 { button("reset-password", "Reset password", "") }
-            </td>
+            </div></td>
         </tr>
     }
 }
@@ -369,7 +369,7 @@ fn room_row(room: &AdminRoom, act: &Act, confirm: &UseStateHandle<Option<String>
             <td>{ room.members }</td>
             <td>{ room.messages }</td>
             <td>{ room.last_activity.map_or_else(|| "—".to_owned(), when) }</td>
-            <td class="actions">
+            <td><div class="admin-actions">
                 if asking {
                     <button type="button" class="small danger" onclick={delete}
                             aria-label={format!("Yes, delete {shown} for everyone")}>{ "Yes, delete" }</button>
@@ -378,7 +378,7 @@ fn room_row(room: &AdminRoom, act: &Act, confirm: &UseStateHandle<Option<String>
                     <button type="button" class="small danger" onclick={ask}
                             aria-label={format!("Delete room {shown}")}>{ "Delete" }</button>
                 }
-            </td>
+            </div></td>
         </tr>
     }
 }
