@@ -540,6 +540,40 @@ mod tests {
     }
 
     #[test]
+    fn the_administrators_commands_parse() {
+        let parse = |args: &[&str]| {
+            Config::try_parse_from(["confab-server"].iter().chain(args))
+                .expect("parses")
+                .command
+        };
+        assert!(matches!(
+            parse(&["admin", "users"]),
+            Some(Command::Admin(AdminCommand::Users { query: None }))
+        ));
+        assert!(matches!(
+            parse(&["admin", "users", "bo"]),
+            Some(Command::Admin(AdminCommand::Users { query: Some(q) })) if q == "bo"
+        ));
+        assert!(matches!(
+            parse(&["admin", "disable", "bob"]),
+            Some(Command::Admin(AdminCommand::Disable { username })) if username == "bob"
+        ));
+        assert!(matches!(
+            parse(&["admin", "reset-password", "bob"]),
+            Some(Command::Admin(AdminCommand::ResetPassword { username })) if username == "bob"
+        ));
+        assert!(matches!(
+            parse(&["admin", "delete-room", "plans"]),
+            Some(Command::Admin(AdminCommand::DeleteRoom { room })) if room == "plans"
+        ));
+        assert!(Config::try_parse_from(["confab-server", "admin", "disable"]).is_err());
+        let c = Config::try_parse_from(["confab-server", "--password-reset-hours", "2"])
+            .expect("parses");
+        assert_eq!(c.password_reset_lifetime(), Duration::from_secs(7200));
+        assert!(Config::try_parse_from(["confab-server", "--password-reset-hours", "0"]).is_err());
+    }
+
+    #[test]
     fn sign_up_is_open_by_default_and_takes_three_policies() {
         let c = Config::try_parse_from(["confab-server"]).expect("parses");
         assert_eq!(c.sign_up, SignUpPolicy::Open);
