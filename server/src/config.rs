@@ -70,9 +70,42 @@ pub struct Config {
     pub invites_per_person: NonZeroU32,
 
     /// Mark the session cookie `Secure` (sent over HTTPS only). It is marked anyway
-    /// when a proxy in front says the page came over TLS (`X-Forwarded-Proto: https`).
+    /// when the server serves TLS itself (`--tls-cert`) and when a proxy in front says
+    /// the page came over TLS (`X-Forwarded-Proto: https`).
     #[arg(long, env = "CONFAB_SECURE_COOKIES")]
     pub secure_cookies: bool,
+
+    /// PEM file with the certificate chain (the server's own certificate first, then
+    /// any intermediates): with `--tls-key`, the server serves HTTPS and `wss://` on
+    /// `--listen` itself, without a proxy in front. Loaded again on SIGHUP and when the
+    /// file changes (see `--tls-watch-secs`), for the connections opened from then on.
+    #[arg(long, env = "CONFAB_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM file with the private key of `--tls-cert` (PKCS#8, RSA or EC).
+    #[arg(long, env = "CONFAB_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Seconds between two looks at the modification time and size of `--tls-cert` and
+    /// `--tls-key`: when either changed, both are loaded again, as on SIGHUP. 0: on
+    /// SIGHUP only.
+    #[arg(long, env = "CONFAB_TLS_WATCH_SECS", default_value_t = 5)]
+    pub tls_watch_secs: u64,
+
+    /// Also listen on this address (`0.0.0.0:80`, typically) for plain HTTP, and answer
+    /// every request there with a permanent redirect (308) to the same path and query
+    /// over HTTPS: on `--public-url` when it is an `https://` URL, else on the host the
+    /// request named, at the port of `--listen`. Needs `--tls-cert`.
+    #[arg(long, env = "CONFAB_HTTP_REDIRECT_LISTEN", requires = "tls_cert")]
+    pub http_redirect_listen: Option<SocketAddr>,
+
+    /// With `--tls-cert`: the `max-age` of the `Strict-Transport-Security` header, in
+    /// seconds (a year by default), after which browsers that got a page over HTTPS go
+    /// on using HTTPS for that host name without trying plain HTTP first. Not sent to
+    /// requests addressed by IP address or to `localhost` (it would hold every port of
+    /// it). 0: not sent.
+    #[arg(long, env = "CONFAB_HSTS_MAX_AGE_SECS", default_value_t = 31_536_000)]
+    pub hsts_max_age_secs: u64,
 
     /// Reverse proxies in front of the server (their IP addresses): the client address in
     /// their `X-Forwarded-For` is used for the per-address limits (connections, sign-in
@@ -340,9 +373,51 @@ pub struct Config {
     #[arg(long, env = "CONFAB_CLUSTER_PRESENCE_TTL_SECS", default_value_t = 15)]
     pub cluster_presence_ttl_secs: u64,
 
+    /// Serve `GET /metrics` (Prometheus text format) on this address, on a listener of
+    /// its own that asks for no token: bind it where only your Prometheus reaches it
+    /// (`127.0.0.1:9100`, a private network). Off when absent.
+    #[arg(long, env = "CONFAB_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Serve `GET /metrics` on the main port too, to requests that carry
+    /// `Authorization: Bearer <this token>` (others get 401). Prefer the environment
+    /// variable: a flag's value shows in the process list. Off when absent.
+    #[arg(long, env = "CONFAB_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
+    /// How log lines are written: `text` for people, `json` (one object per line) for
+    /// log shippers. `RUST_LOG` chooses which lines either way.
+    #[arg(long, env = "CONFAB_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+    /// Delete messages older than this many days (with their reactions, search
+    /// entries and the files only they share), in the background, in small batches.
+    /// Off when absent: history is kept for ever.
+    #[arg(long, env = "CONFAB_RETAIN_DAYS")]
+    pub retain_days: Option<NonZeroU32>,
+
+    /// With `--retain-days`: messages deleted per transaction. The message writer waits
+    /// for at most one such transaction.
+    #[arg(long, env = "CONFAB_RETAIN_BATCH", default_value_t = 200)]
+    pub retain_batch: usize,
+
+    /// With `--retain-days`: milliseconds of pause after each batch, so that deleting
+    /// a long history takes the disk only a little at a time.
+    #[arg(long, env = "CONFAB_RETAIN_PAUSE_MS", default_value_t = 100)]
+    pub retain_pause_ms: u64,
+
     /// Without a subcommand, the server runs.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// The format of the log (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `fields` (with
+    /// `message`), and `span`/`spans` with the HTTP request's `request_id`.
+    Json,
 }
 
 /// Tasks other than serving.
@@ -352,6 +427,50 @@ pub enum Command {
     /// accounts, invites, and the move from the one to the other.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Copy the SQLite store of `--data-dir` (the database, shared files and the
+    /// device cookie key) into the new directory DEST, while the server runs or not:
+    /// a consistent snapshot, read a few pages at a time so chat goes on. With
+    /// `--database-url` it refuses: use pg_dump.
+    Backup {
+        /// A directory that does not exist yet (or is empty).
+        dest: PathBuf,
+        /// Database pages copied per step.
+        #[arg(long, default_value_t = 256)]
+        step_pages: u32,
+        /// Milliseconds of pause between two steps.
+        #[arg(long, default_value_t = 5)]
+        step_pause_ms: u64,
+    },
+    /// Put a backup made by `backup` into `--data-dir`. The server must be stopped.
+    /// Refuses a data directory that holds anything unless `--force`, which moves the
+    /// old one aside (next to it, its name suffixed with the time).
+    Restore {
+        /// A directory written by `confab-server backup`.
+        src: PathBuf,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Write the history of one room (`--room`) or of every room as JSON lines:
+    /// a line per room, then a line per message.
+    Export {
+        /// The room's id (as in its URL); every room when absent.
+        #[arg(long)]
+        room: Option<String>,
+        /// The file to write; standard output when absent.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Read an export back into the store of `--data-dir` (new or not): rooms and
+    /// placeholder accounts are made as needed; messages already there are skipped,
+    /// so importing twice changes nothing. The server must be stopped.
+    Import {
+        /// A file written by `confab-server export`.
+        file: PathBuf,
+        /// A data directory or backup that holds the shared files' bytes (in its
+        /// `files/`), for the files this store does not have.
+        #[arg(long)]
+        files_from: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -419,6 +538,15 @@ impl Config {
         }
     }
 
+    /// What `--retain-days` and its companions ask for; `None` when retention is off.
+    pub fn retention(&self) -> Option<crate::retention::Settings> {
+        self.retain_days.map(|days| crate::retention::Settings {
+            keep: Duration::from_secs(u64::from(days.get()) * 86_400),
+            batch: self.retain_batch.max(1),
+            pause: Duration::from_millis(self.retain_pause_ms),
+        })
+    }
+
     /// A node's cluster tunables, from their flags.
     pub fn cluster_settings(&self) -> crate::hub::ClusterSettings {
         crate::hub::ClusterSettings {
@@ -448,6 +576,30 @@ impl Config {
 
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_secs.max(1))
+    }
+
+    /// The certificate and key files, when the server serves TLS itself.
+    pub fn tls_files(&self) -> Option<crate::tls::CertFiles> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::CertFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// How often the certificate files are looked at (`--tls-watch-secs`); `None`: never.
+    pub fn tls_watch(&self) -> Option<Duration> {
+        (self.tls_watch_secs > 0).then(|| Duration::from_secs(self.tls_watch_secs))
+    }
+
+    /// The `Strict-Transport-Security` value (`--hsts-max-age-secs`); `None`: not sent.
+    pub fn hsts(&self) -> Option<axum::http::HeaderValue> {
+        if self.hsts_max_age_secs == 0 {
+            return None;
+        }
+        axum::http::HeaderValue::from_str(&format!("max-age={}", self.hsts_max_age_secs)).ok()
     }
 
     /// The limits on files, from their flags.
@@ -491,6 +643,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn flags_parse() {
@@ -515,6 +668,8 @@ mod tests {
         assert_eq!(c.upload_bytes_per_day, 500 * 1024 * 1024);
         assert_eq!(c.max_files_bytes, 10 * 1024 * 1024 * 1024);
         assert_eq!(c.file_sweep_interval_secs, 600);
+        assert!(c.metrics_listen.is_none() && c.metrics_token.is_none());
+        assert_eq!(c.log_format, LogFormat::Text);
         assert!(c.command.is_none());
     }
 
@@ -624,6 +779,119 @@ mod tests {
         assert!(matches!(
             c.command,
             Some(Command::Admin(AdminCommand::MigrateToPostgres))
+        ));
+    }
+
+    #[test]
+    fn tls_flags_come_in_pairs() {
+        let c = Config::try_parse_from(["confab-server"]).expect("parses");
+        assert!(c.tls_files().is_none());
+        assert!(Config::try_parse_from(["confab-server", "--tls-cert", "c.pem"]).is_err());
+        assert!(Config::try_parse_from(["confab-server", "--tls-key", "k.pem"]).is_err());
+        assert!(
+            Config::try_parse_from(["confab-server", "--http-redirect-listen", "0.0.0.0:80"])
+                .is_err(),
+            "a redirect to HTTPS needs HTTPS"
+        );
+        let c = Config::try_parse_from([
+            "confab-server",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+            "--http-redirect-listen",
+            "0.0.0.0:80",
+        ])
+        .expect("parses");
+        assert_eq!(
+            c.tls_files(),
+            Some(crate::tls::CertFiles {
+                cert: "c.pem".into(),
+                key: "k.pem".into()
+            })
+        );
+        assert_eq!(c.tls_watch(), Some(Duration::from_secs(5)));
+        assert_eq!(
+            c.hsts().as_ref().map(|h| h.as_bytes()),
+            Some(&b"max-age=31536000"[..])
+        );
+        let c = Config::try_parse_from([
+            "confab-server",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+            "--hsts-max-age-secs",
+            "0",
+            "--tls-watch-secs",
+            "0",
+        ])
+        .expect("parses");
+        assert!(c.hsts().is_none());
+        assert!(c.tls_watch().is_none());
+    }
+
+    #[test]
+    fn retention_is_off_unless_asked_for() {
+        let c = Config::try_parse_from(["confab-server"]).expect("parses");
+        assert_eq!(c.retention(), None);
+        let c = Config::try_parse_from([
+            "confab-server",
+            "--retain-days",
+            "30",
+            "--retain-batch",
+            "0",
+        ])
+        .expect("parses");
+        let settings = c.retention().expect("on");
+        assert_eq!(settings.keep, Duration::from_secs(30 * 86_400));
+        assert_eq!(settings.batch, 1, "a batch holds at least one message");
+        assert_eq!(settings.pause, Duration::from_millis(100));
+        assert!(Config::try_parse_from(["confab-server", "--retain-days", "0"]).is_err());
+    }
+
+    #[test]
+    fn the_data_commands_parse_with_the_data_dir_anywhere() {
+        let c = Config::try_parse_from([
+            "confab-server",
+            "backup",
+            "/backups/today",
+            "--data-dir",
+            "/srv/confab",
+        ])
+        .expect("parses");
+        assert_eq!(c.data_dir, PathBuf::from("/srv/confab"));
+        assert!(matches!(
+            c.command,
+            Some(Command::Backup { dest, step_pages: 256, step_pause_ms: 5 })
+                if dest == Path::new("/backups/today")
+        ));
+        let c = Config::try_parse_from(["confab-server", "restore", "/backups/today", "--force"])
+            .expect("parses");
+        assert!(matches!(
+            c.command,
+            Some(Command::Restore { force: true, .. })
+        ));
+        let c = Config::try_parse_from([
+            "confab-server",
+            "export",
+            "--room",
+            "general",
+            "-o",
+            "out.jsonl",
+        ])
+        .expect("parses");
+        assert!(matches!(
+            c.command,
+            Some(Command::Export { room: Some(r), output: Some(_) }) if r == "general"
+        ));
+        let c = Config::try_parse_from(["confab-server", "import", "in.jsonl"]).expect("parses");
+        assert!(matches!(
+            c.command,
+            Some(Command::Import {
+                files_from: None,
+                ..
+            })
         ));
     }
 

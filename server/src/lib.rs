@@ -5,15 +5,18 @@
 //! message is committed ([`HubSender::commit_reports`](hub::HubSender::commit_reports)), the hub acknowledges it and fans its
 //! encoded frame out to each recipient's [`queue`]; each [`connection`]'s writer puts
 //! them on its socket. [`http`] is the edge that accepts sockets and serves the web
-//! client; [`config`] is every setting.
+//! client, [`listener`] the accept loop under it (with [`tls`] when the server serves
+//! HTTPS itself); [`config`] is every setting.
 
 pub mod accounts;
 pub mod admin;
 pub mod admission;
+pub mod backup;
 pub mod body_deadline;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod data_tools;
 pub mod files;
 pub mod health;
 pub mod http;
@@ -21,11 +24,14 @@ pub mod hub;
 pub mod invites;
 pub mod listener;
 pub mod logsafe;
+pub mod metrics;
 pub mod protocol;
 pub mod ratelimit;
+pub mod retention;
 pub mod search;
 pub mod send_queue;
 pub mod store;
+pub mod tls;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -50,6 +56,28 @@ const FAILURE_GRACE: Duration = Duration::from_secs(2);
 /// How long a clean shutdown waits for the bus task to publish what the hub queued last
 /// (a Redis command times out after 2 s).
 const BUS_DRAIN_GRACE: Duration = Duration::from_secs(3);
+/// How often histogram samples are folded into their buckets between scrapes, so a
+/// server nobody scrapes for a while holds few of them.
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
+
+/// The series to count with, and the exporter when `/metrics` is served somewhere
+/// (`--metrics-listen`, `--metrics-token`); without it nothing is counted.
+fn metrics_for(
+    config: &Config,
+) -> anyhow::Result<(Arc<metrics::Metrics>, Option<metrics::Exporter>)> {
+    if config
+        .metrics_token
+        .as_deref()
+        .is_some_and(|t| t.trim().is_empty())
+    {
+        anyhow::bail!("--metrics-token is empty: give a secret, or leave the flag out");
+    }
+    if config.metrics_listen.is_none() && config.metrics_token.is_none() {
+        return Ok((Arc::new(metrics::Metrics::default()), None));
+    }
+    let (metrics, exporter) = metrics::prometheus();
+    Ok((metrics, Some(exporter)))
+}
 
 /// Every minute: forget throttle entries that have recovered, end expired sessions,
 /// closing the sockets still open with them (as signing out would), and forget expired
@@ -126,6 +154,40 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let stop = CancellationToken::new();
+    // Whichever way `serve` returns, what it started with `stop` (the certificate
+    // reloads, the listeners) ends with it.
+    let _stop_on_return = stop.clone().drop_guard();
+    // First, so a certificate that does not load or a port in use ends the start at once.
+    let tls = match config.tls_files() {
+        Some(files) => {
+            let certificates = Arc::new(
+                tls::Certificates::load(files)
+                    .await
+                    .context("cannot serve TLS")?,
+            );
+            tracing::info!(fingerprint = %certificates.serving(), "serving HTTPS");
+            // Listening for SIGHUP from here on: before it the signal would end the
+            // process.
+            let reloads =
+                tls::keep_fresh(Arc::clone(&certificates), config.tls_watch(), stop.clone())
+                    .context("cannot listen for SIGHUP (which reloads the certificate)")?;
+            tokio::spawn(reloads);
+            Some(listener::Tls {
+                acceptor: certificates.acceptor().context("cannot serve TLS")?,
+                hsts: config.hsts(),
+            })
+        }
+        None => None,
+    };
+    let redirect_listener = match config.http_redirect_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (--http-redirect-listen)"))?,
+        ),
+        None => None,
+    };
     // Held while serving: `admin migrate-to-postgres` refuses to copy a store in use.
     let _data_dir_lock = match config.database_url {
         Some(_) => None,
@@ -137,6 +199,15 @@ pub async fn serve(
                 )
             })?,
         ),
+    };
+    let (metrics, exporter) = metrics_for(&config)?;
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {addr}"))?,
+        ),
+        None => None,
     };
     // Opening blocks (and a PostgreSQL connection must not be made on a Tokio worker).
     let (database, write_store, read_store, read_stores) = {
@@ -194,6 +265,7 @@ pub async fn serve(
         config.writer_queue.max(1),
         hub.clone().commit_reports(),
         &health,
+        Arc::clone(&metrics),
     )
     .context("cannot start the store writer")?;
     let reader = ReadPool::spawn(read_stores, config.read_queue, hub.clone().read_reports())
@@ -216,6 +288,7 @@ pub async fn serve(
         history_reads_per_connection: config.history_reads_per_connection.max(1),
         search_budget: Duration::from_millis(config.search_budget_ms.max(1)),
         sole_server: !database.is_shared(),
+        metrics: Arc::clone(&metrics),
         ..HubSettings::default()
     };
     // Loading the rooms reads the store: off the Tokio workers (the PostgreSQL client is
@@ -267,6 +340,13 @@ pub async fn serve(
             None
         }
     };
+    let retention = config.retention().map(|settings| {
+        tokio::spawn(retention::run(
+            database.clone(),
+            settings,
+            Arc::clone(&files),
+        ))
+    });
     let app_state = AppState {
         password_reset_lifetime: config.password_reset_lifetime(),
         accounts,
@@ -275,7 +355,8 @@ pub async fn serve(
         sign_up: config.sign_up,
         members_invite: config.members_invite,
         invite_limits: config.invite_limits(),
-        secure_cookies: config.secure_cookies,
+        // Over TLS every page comes over HTTPS: the cookie must never go back in clear.
+        secure_cookies: config.secure_cookies || tls.is_some(),
         throttle,
         devices,
         hub: hub.clone(),
@@ -291,6 +372,7 @@ pub async fn serve(
                 per_sec: config.rate_limit_per_sec,
                 burst: config.rate_limit_burst,
             },
+            metrics: Arc::clone(&metrics),
         },
         allowed_origins: Arc::new(http::Origins {
             listed: config
@@ -306,16 +388,53 @@ pub async fn serve(
             total: config.max_connections,
             per_ip: config.max_connections_per_ip,
         }),
+        metrics,
     };
     let hosts = http::Hosts::new(
         config.public_url.as_ref(),
         &config.allowed_hosts,
         Arc::new(config.trusted_proxies.clone()),
     );
-    http::host::advise(listener.local_addr().unwrap_or(config.listen), &hosts);
-    let app = http::router(app_state, &config.static_dir, hosts);
+    let listen = listener.local_addr().unwrap_or(config.listen);
+    http::host::advise(listen, &hosts);
+    let edge = listener::Edge {
+        header_timeout: config.handshake_timeout(),
+        body_timeout: config.body_timeout(),
+        max_upload_bytes: config.max_file_bytes,
+        connections: admission::Admission::new(admission::Caps {
+            total: config.max_http_connections,
+            per_ip: config.max_http_connections_per_ip,
+        }),
+        trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+        tls,
+    };
+    let redirecting = redirect_listener.map(|redirect_listener| {
+        let redirect = tls::Redirect::new(config.public_url.as_ref(), listen.port(), hosts.clone());
+        // The same deadlines as the HTTPS side, caps of its own: a flood of plain HTTP
+        // does not take the places of HTTPS clients.
+        let edge = listener::Edge {
+            connections: admission::Admission::new(admission::Caps {
+                total: config.max_http_connections,
+                per_ip: config.max_http_connections_per_ip,
+            }),
+            tls: None,
+            ..edge.clone()
+        };
+        tokio::spawn(listener::serve(
+            redirect_listener,
+            tls::redirect_router(redirect),
+            stop.clone(),
+            edge,
+            SHUTDOWN_GRACE,
+        ))
+    });
+    let scrape = config
+        .metrics_token
+        .as_deref()
+        .zip(exporter.clone())
+        .map(|(token, exporter)| http::metrics::Scrape::new(exporter, token));
+    let app = http::router(app_state, &config.static_dir, hosts, scrape);
 
-    let stop = CancellationToken::new();
     // Only a shutdown signal says 1001; after a failure (see `fail`) `stop` is cancelled
     // too, but the sockets were already told 1011.
     tokio::spawn({
@@ -327,28 +446,37 @@ pub async fn serve(
             hub.send(Event::Shutdown).await;
         }
     });
-    let listening = listener::serve(
-        listener,
-        app,
-        stop.clone(),
-        listener::Edge {
-            header_timeout: config.handshake_timeout(),
-            body_timeout: config.body_timeout(),
-            max_upload_bytes: config.max_file_bytes,
-            connections: admission::Admission::new(admission::Caps {
-                total: config.max_http_connections,
-                per_ip: config.max_http_connections_per_ip,
-            }),
-            trusted_proxies: Arc::new(config.trusted_proxies.clone()),
-        },
-        SHUTDOWN_GRACE,
-    );
+    let mut metrics_tasks = Vec::new();
+    if let Some(exporter) = exporter {
+        if let Some(listener) = metrics_listener {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!("metrics on http://{addr}{}", http::metrics::PATH);
+            }
+            metrics_tasks.push(tokio::spawn(http::metrics::serve_separately(
+                listener,
+                exporter.clone(),
+                stop.clone(),
+            )));
+        }
+        metrics_tasks.push(tokio::spawn(async move {
+            let mut every = tokio::time::interval(METRICS_UPKEEP);
+            loop {
+                every.tick().await;
+                exporter.upkeep();
+            }
+        }));
+    }
+    let listening = listener::serve(listener, app, stop.clone(), edge, SHUTDOWN_GRACE);
     tokio::pin!(listening);
     tokio::select! {
         () = &mut listening => {}
         part = health.failure() => {
             housekeeping.abort();
             sweep.abort();
+            metrics_tasks.iter().for_each(tokio::task::JoinHandle::abort);
+            if let Some(task) = &retention {
+                task.abort();
+            }
             if let Some(task) = &bus_task {
                 task.abort();
             }
@@ -356,6 +484,10 @@ pub async fn serve(
         }
     }
 
+    if let Some(redirecting) = redirecting {
+        // Stopped with `stop`; its requests are answered at once.
+        let _ = redirecting.await;
+    }
     tracker.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
         .await
@@ -368,6 +500,12 @@ pub async fn serve(
     if let Some(task) = control {
         task.abort();
         let _ = std::fs::remove_file(config.data_dir.join(admin::control::SOCKET_FILE));
+    }
+    metrics_tasks
+        .iter()
+        .for_each(tokio::task::JoinHandle::abort);
+    if let Some(task) = &retention {
+        task.abort();
     }
     // The hub lets go of the writer, which commits what is queued and ends.
     hub.send(Event::Stop).await;

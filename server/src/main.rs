@@ -3,13 +3,26 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use clap::Parser;
 use confab_server::admin;
-use confab_server::config::{AdminCommand, Command, Config};
+use confab_server::config::{AdminCommand, Command, Config, LogFormat};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
+    if let Some(
+        command @ (Command::Backup { .. }
+        | Command::Restore { .. }
+        | Command::Export { .. }
+        | Command::Import { .. }),
+    ) = config.command.clone()
+    {
+        return tokio::task::spawn_blocking(move || {
+            confab_server::data_tools::run(&config, command)
+        })
+        .await
+        .context("the command failed")?;
+    }
     if let Some(Command::Admin(admin)) = config.command.clone() {
         // Off the runtime: the PostgreSQL client is synchronous, and must not run on it.
         return tokio::task::spawn_blocking(move || match admin {
@@ -33,12 +46,19 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("the admin command failed")?;
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("confab_server=info,warn")),
-        )
-        .init();
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("confab_server=info,warn"));
+    match config.log_format {
+        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        // One object per line: timestamp, level, target, fields (message included),
+        // and the spans (an HTTP request's `request_id`).
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .with_env_filter(filter)
+            .init(),
+    }
     confab_server::logsafe::escape_panic_messages();
 
     let listener = TcpListener::bind(config.listen)
@@ -51,7 +71,16 @@ async fn main() -> anyhow::Result<()> {
             "no built client here: serving the chat socket only (fine with `trunk serve`)"
         );
     }
-    println!("Confab is running: open {}", browse_url(addr));
+    let scheme = if config.tls_files().is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    match config.log_format {
+        LogFormat::Text => println!("Confab is running: open {}", browse_url(scheme, addr)),
+        // Every line of the output is then one JSON object, this one too.
+        LogFormat::Json => tracing::info!("Confab is running: open {}", browse_url(scheme, addr)),
+    }
     confab_server::serve(listener, config, shutdown_signal()).await
 }
 
@@ -339,11 +368,11 @@ fn open_accounts(config: &Config) -> anyhow::Result<(confab_server::accounts::Ac
 }
 
 /// The URL a person on this machine opens; a wildcard address is reachable as localhost.
-fn browse_url(addr: SocketAddr) -> String {
+fn browse_url(scheme: &str, addr: SocketAddr) -> String {
     if addr.ip().is_unspecified() {
-        format!("http://localhost:{}/", addr.port())
+        format!("{scheme}://localhost:{}/", addr.port())
     } else {
-        format!("http://{addr}/")
+        format!("{scheme}://{addr}/")
     }
 }
 

@@ -130,14 +130,16 @@ impl SendQueue {
         )
     }
 
-    /// Queues one encoded frame without waiting. Refused when the queue is full (in
-    /// frames or in bytes) and the socket is too, or past the burst allowance.
-    pub fn push(&self, frame: Utf8Bytes) -> Result<(), PushError> {
+    /// Queues one encoded frame without waiting, and says how many frames the queue
+    /// holds now (for `/metrics`: it is known under the lock anyway). Refused when the
+    /// queue is full (in frames or in bytes) and the socket is too, or past the burst
+    /// allowance.
+    pub fn push(&self, frame: Utf8Bytes) -> Result<usize, PushError> {
         let shared = &*self.shared;
         if !shared.receiver_alive.load(Ordering::Acquire) {
             return Err(PushError);
         }
-        let was_empty = {
+        let depth = {
             let mut state = shared.state();
             let over = |used: usize, limit: usize| {
                 used >= limit
@@ -150,14 +152,14 @@ impl SendQueue {
             }
             shared.bytes.fetch_add(frame.len(), Ordering::AcqRel);
             state.frames.push_back(frame);
-            state.frames.len() == 1
+            state.frames.len()
         };
         // The connection takes everything it finds, so only the first frame needs a
         // wake-up.
-        if was_empty {
+        if depth == 1 {
             self.shared.waker.wake();
         }
-        Ok(())
+        Ok(depth)
     }
 
     /// Asks the writer to send a close frame and end the connection. Later requests are
@@ -299,11 +301,11 @@ mod tests {
     fn a_full_queue_refuses_instead_of_growing_when_the_socket_is_full_too() {
         let (queue, rx) = SendQueue::new(frames(2));
         rx.set_socket_full(true);
-        assert_eq!(queue.push("a".into()), Ok(()));
-        assert_eq!(queue.push("b".into()), Ok(()));
+        assert_eq!(queue.push("a".into()), Ok(1));
+        assert_eq!(queue.push("b".into()), Ok(2));
         assert_eq!(queue.push("c".into()), Err(PushError));
         assert_eq!(rx.try_recv(), Some("a".into()));
-        assert_eq!(queue.push("c".into()), Ok(()));
+        assert_eq!(queue.push("c".into()), Ok(2), "the depth after the push");
     }
 
     #[test]
@@ -311,7 +313,7 @@ mod tests {
         let (queue, rx) = SendQueue::new(frames(2));
         let allowance = 2 * BURST_ALLOWANCE;
         for i in 0..allowance {
-            assert_eq!(queue.push(i.to_string().into()), Ok(()), "frame {i}");
+            assert_eq!(queue.push(i.to_string().into()), Ok(i + 1), "frame {i}");
         }
         assert_eq!(queue.push("over".into()), Err(PushError));
         // The socket fills up while the burst is written: now the capacity holds.
@@ -321,8 +323,8 @@ mod tests {
         assert_eq!(rx.poll_take(&mut cx, &mut taken), Poll::Ready(Next::Frames));
         assert_eq!(taken.len(), allowance);
         rx.set_socket_full(true);
-        assert_eq!(queue.push("a".into()), Ok(()));
-        assert_eq!(queue.push("b".into()), Ok(()));
+        assert_eq!(queue.push("a".into()), Ok(1));
+        assert_eq!(queue.push("b".into()), Ok(2));
         assert_eq!(queue.push("c".into()), Err(PushError));
     }
 
@@ -334,7 +336,7 @@ mod tests {
         });
         let frame = || Utf8Bytes::from("x".repeat(60));
         rx.set_socket_full(true);
-        assert_eq!(queue.push(frame()), Ok(()));
+        assert_eq!(queue.push(frame()), Ok(1));
         assert_eq!(queue.push(frame()), Err(PushError), "120 bytes > 100");
         // Taken by the connection but not yet on the socket: still counted.
         let mut taken = VecDeque::new();
@@ -344,7 +346,7 @@ mod tests {
         assert_eq!(rx.bytes(), 60);
         assert_eq!(queue.push(frame()), Err(PushError));
         rx.written(60);
-        assert_eq!(queue.push(frame()), Ok(()));
+        assert_eq!(queue.push(frame()), Ok(1));
         // While the socket keeps up, a burst may go past the budget up to the allowance.
         rx.set_socket_full(false);
         let mut pushed = 1;

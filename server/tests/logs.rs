@@ -1,13 +1,14 @@
 //! What clients send cannot forge or flood the server's log: the binary is run with its
 //! log captured, fed hostile text where it logs what clients chose, and its output is
-//! read line by line.
+//! read line by line. With `--log-format json` every line is one JSON object, and a
+//! connection's lines carry its id, a request's its request id.
 
 mod common;
 
 use std::{path::Path, process::Stdio, time::Duration};
 
 use common::{
-    http_post, http_request,
+    Client, http_get, http_post, http_request,
     process::{free_addr, server_command, spawn_listening},
 };
 use serde_json::json;
@@ -115,4 +116,122 @@ async fn a_username_or_origin_with_a_line_break_cannot_forge_a_log_line() {
             line.len()
         );
     }
+}
+
+/// A response header's value (headers are read lower-cased).
+fn header<'a>(resp: &'a common::HttpResponse, name: &str) -> Option<&'a str> {
+    let prefix = format!("{name}: ");
+    resp.headers.iter().find_map(|h| h.strip_prefix(&prefix))
+}
+
+#[tokio::test]
+async fn json_logs_are_one_object_a_line_with_connection_and_request_ids() {
+    let dir = tempfile::TempDir::new().expect("temporary dir");
+    let addr = free_addr();
+    let file = |name| Stdio::from(std::fs::File::create(dir.path().join(name)).expect("log file"));
+    let mut command = server_command(addr, &dir.path().join("data"));
+    command
+        .args(["--log-format", "json"])
+        .env("RUST_LOG", "confab_server=debug,warn")
+        .stdout(file("stdout.log"))
+        .stderr(file("stderr.log"));
+    let _server = spawn_listening(command, addr).await;
+
+    // A request with an id of its own keeps it; one without gets one; one with an id
+    // that is not a plain token gets a fresh one instead.
+    let resp = http_request(
+        addr,
+        "GET",
+        "/api/me",
+        &[("X-Request-Id", "trace-me-42")],
+        None,
+    )
+    .await;
+    assert_eq!(
+        header(&resp, "x-request-id"),
+        Some("trace-me-42"),
+        "{resp:?}"
+    );
+    let resp = http_get(addr, "/api/me").await;
+    let made = header(&resp, "x-request-id")
+        .expect("a request id is made")
+        .to_owned();
+    assert_eq!(made.len(), 36, "a UUID: {made}");
+    let resp = http_request(
+        addr,
+        "GET",
+        "/api/me",
+        &[("X-Request-Id", "two words")],
+        None,
+    )
+    .await;
+    let replaced = header(&resp, "x-request-id").expect("an id").to_owned();
+    assert_ne!(replaced, "two words");
+
+    // A socket session, closed by the client.
+    let mut client = Client::named(addr, "eve").await;
+    client.join("general").await;
+    client.ws.close(None).await.expect("close");
+    wait_for(dir.path(), r#""message":"disconnected""#).await;
+
+    let stdout = std::fs::read_to_string(dir.path().join("stdout.log")).expect("stdout");
+    let stderr = std::fs::read_to_string(dir.path().join("stderr.log")).expect("stderr");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .chain(stderr.lines())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    for line in &lines {
+        assert!(line["timestamp"].is_string(), "{line}");
+        assert!(
+            ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
+                .contains(&line["level"].as_str().unwrap_or("")),
+            "{line}"
+        );
+        assert!(
+            line["target"].as_str().is_some_and(|t| !t.is_empty()),
+            "{line}"
+        );
+        assert!(line["fields"]["message"].is_string(), "{line}");
+    }
+    let message = |l: &serde_json::Value, m: &str| l["fields"]["message"] == m;
+
+    // Each request's line carries the id its response echoed.
+    for id in ["trace-me-42", made.as_str(), replaced.as_str()] {
+        let line = lines
+            .iter()
+            .find(|l| message(l, "request") && l["span"]["request_id"] == id)
+            .unwrap_or_else(|| panic!("no request line with id {id} in:\n{stdout}"));
+        assert_eq!(line["fields"]["status"], 401, "{line}");
+        assert_eq!(line["fields"]["method"], "GET", "{line}");
+    }
+
+    // The connection's lines carry one id, from its start to its end.
+    let connected = lines
+        .iter()
+        .find(|l| message(l, "connected"))
+        .unwrap_or_else(|| panic!("no connected line in:\n{stdout}"));
+    let conn_id = connected["fields"]["conn_id"].as_u64().expect("a conn_id");
+    let disconnected = lines
+        .iter()
+        .find(|l| message(l, "disconnected"))
+        .expect("a disconnected line");
+    assert_eq!(
+        disconnected["fields"]["conn_id"].as_u64(),
+        Some(conn_id),
+        "{disconnected}"
+    );
+    assert_eq!(
+        disconnected["fields"]["code"], 1005,
+        "closed without a code: {disconnected}"
+    );
+    // The upgrade that opened the socket was a request with an id too.
+    assert!(
+        lines.iter().any(|l| message(l, "request")
+            && l["fields"]["path"]
+                .as_str()
+                .is_some_and(|p| p.contains("/ws"))
+            && l["fields"]["status"] == 101),
+        "the upgrade's request line:\n{stdout}"
+    );
 }

@@ -13,12 +13,21 @@
 //! The connection ends when the peer closes or breaks the protocol, when it stays
 //! silent past the idle timeout, or when a close was requested (by the hub, or by the
 //! connection itself on bad input): queued frames and the close frame are then sent
-//! and the peer gets a moment to answer.
+//! and the peer gets a moment to answer. How it ended (who closed, with which code) is
+//! counted for `/metrics`.
+//!
+//! Every log line about a connection carries its id as the field `conn_id` (the hub's
+//! lines about it too), so a log shipper can follow one connection. A field, not a
+//! `tracing` span around the task: a span costs each connection a few hundred bytes
+//! for as long as it is open (its slot and formatted fields in the subscriber; an idle
+//! socket costs 3.8 KiB in all, docs/PERFORMANCE.md), and entering it on every poll a
+//! lock in the log filter, while nothing the task calls logs on its own.
 
 use std::{
     net::SocketAddr,
     panic::AssertUnwindSafe,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
     time::Duration,
 };
@@ -40,6 +49,7 @@ use tokio_tungstenite::{
 
 use crate::{
     hub::{Event, HubSender, Identity, TrySend},
+    metrics::{ClosedBy, Limit, Metrics, NO_CLOSE_FRAME, NO_STATUS},
     protocol,
     ratelimit::{Bucket, RateLimit, Verdict},
     send_queue::{QueueLimits, SendQueue},
@@ -57,6 +67,8 @@ pub struct Settings {
     pub ping_interval: Duration,
     pub idle_timeout: Duration,
     pub rate_limit: RateLimit,
+    /// Where connections count how they open and end, and their rate-limit refusals.
+    pub metrics: Arc<Metrics>,
 }
 
 /// How long a peer has to answer our close frame, and how long we try to send it.
@@ -109,6 +121,8 @@ where
         // The hub is gone: the connection will find out at its first request.
         TrySend::Stopped => None,
     };
+    settings.metrics.connections_opened.increment(1);
+    settings.metrics.connections_open.increment(1.0);
     let mut connection = Connection {
         socket: Socket::new(ws, rx),
         hub,
@@ -119,7 +133,7 @@ where
         connect,
         _held: held,
     };
-    supervised(peer, async move { connection.run().await })
+    supervised(peer, id, async move { connection.run().await })
 }
 
 impl<S, H> Connection<S, H>
@@ -130,10 +144,14 @@ where
         if let Some(connect) = self.connect.take()
             && !Box::pin(self.hub.send(*connect)).await
         {
+            // The hub is gone: the server is stopping.
+            self.settings
+                .metrics
+                .connection_closed(ClosedBy::Server, close::GOING_AWAY);
             return;
         }
-        tracing::debug!(conn = self.id, peer = %self.peer, "connected");
-        run(
+        tracing::debug!(conn_id = self.id, peer = %self.peer, "connected");
+        let (by, code) = run(
             &mut self.socket,
             self.id,
             &self.hub,
@@ -141,7 +159,8 @@ where
             &self.settings,
         )
         .await;
-        tracing::debug!(conn = self.id, peer = %self.peer, "disconnected");
+        self.settings.metrics.connection_closed(by, code);
+        tracing::debug!(conn_id = self.id, peer = %self.peer, ?by, code, "disconnected");
     }
 }
 
@@ -150,6 +169,7 @@ where
 impl<S, H> Drop for Connection<S, H> {
     fn drop(&mut self) {
         self.hub.leave(self.id);
+        self.settings.metrics.connections_open.decrement(1.0);
     }
 }
 
@@ -161,6 +181,9 @@ enum Step {
     Binary,
     /// Any other frame (ping, pong): the peer is alive.
     Traffic,
+    /// The peer's close frame, with its code (tungstenite answers it; the socket's end
+    /// follows).
+    PeerClose(u16),
     /// A read error that the client should hear about, as a close code and reason.
     BadInput(u16, String),
     /// The peer closed or the socket failed: nothing more can be said.
@@ -173,13 +196,15 @@ enum Step {
     Timer,
 }
 
+/// Serves the connection until it ends; returns who ended it, with which close code.
 async fn run<S>(
     socket: &mut Socket<S>,
     id: u64,
     hub: &HubSender,
     queue: &SendQueue,
     settings: &Settings,
-) where
+) -> (ClosedBy, u16)
+where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut bucket = Bucket::new(settings.rate_limit, std::time::Instant::now());
@@ -192,6 +217,8 @@ async fn run<S>(
     // Set once the connection asked the hub to close it (flooding): the requests that
     // follow are not read any more.
     let mut closing = false;
+    // The client's close code, once its close frame came.
+    let mut peer_closed = None;
     loop {
         let step = std::future::poll_fn(|cx| poll_step(socket, cx, timer.as_mut())).await;
         match step {
@@ -202,16 +229,19 @@ async fn run<S>(
                 deadline = Instant::now() + settings.idle_timeout;
                 let verdict = bucket.take(std::time::Instant::now());
                 closing = matches!(verdict, Verdict::Flooding);
+                if !matches!(verdict, Verdict::Allow) {
+                    settings.metrics.rate_limited(Limit::Messages);
+                }
                 let event = request(id, &text, verdict);
                 // Most of the time the hub's queue has room. Waiting for it is rare, and
                 // boxed so that its state is not part of every idle connection's task.
                 let event = match hub.try_send(event) {
                     TrySend::Sent => continue,
-                    TrySend::Stopped => return,
+                    TrySend::Stopped => return (ClosedBy::Server, close::GOING_AWAY),
                     TrySend::Full(event) => event,
                 };
                 if !Box::pin(hub.send(event)).await {
-                    return;
+                    return (ClosedBy::Server, close::GOING_AWAY);
                 }
             }
             Step::Binary => queue.close(
@@ -219,14 +249,15 @@ async fn run<S>(
                 "binary frames are not supported: send JSON text",
             ),
             Step::Traffic => deadline = Instant::now() + settings.idle_timeout,
+            Step::PeerClose(code) => peer_closed = Some(code),
             Step::BadInput(code, reason) => {
-                tracing::debug!(conn = id, code, reason = %crate::logsafe::text(&reason), "closing on bad input");
+                tracing::debug!(conn_id = id, code, reason = %crate::logsafe::text(&reason), "closing on bad input");
                 queue.close(code, &reason);
             }
             Step::Timer => {
                 let now = Instant::now();
                 if now >= deadline {
-                    tracing::debug!(conn = id, "idle timeout");
+                    tracing::debug!(conn_id = id, "idle timeout");
                     queue.close(close::IDLE_TIMEOUT, "no traffic within the idle timeout");
                     continue;
                 }
@@ -239,10 +270,13 @@ async fn run<S>(
             Step::Close(frame) => {
                 // Whatever happens, this is the end: the rest is best effort. Boxed like
                 // the hub's queue above: only a closing connection needs this state.
+                let code = u16::from(frame.code);
                 let _ = Box::pin(timeout(CLOSE_GRACE, socket.close(frame))).await;
-                return;
+                return (ClosedBy::Server, code);
             }
-            Step::Gone | Step::Ended => return,
+            Step::Gone => return (ClosedBy::Client, peer_closed.unwrap_or(NO_CLOSE_FRAME)),
+            // Let go by the hub without a close frame: the server ended it.
+            Step::Ended => return (ClosedBy::Server, peer_closed.unwrap_or(NO_CLOSE_FRAME)),
         }
     }
 }
@@ -261,7 +295,7 @@ fn request(id: u64, text: &str, verdict: Verdict) -> Event {
             reply: Box::new(rate_limited(retry_after)),
         },
         Verdict::Flooding => {
-            tracing::info!(conn = id, "closing a flooding client");
+            tracing::info!(conn_id = id, "closing a flooding client");
             // Through the hub, so the refusals already on their way arrive before the
             // close.
             Event::Kick {
@@ -297,6 +331,9 @@ where
             },
             Some(Ok(Message::Text(text))) => Step::Text(text),
             Some(Ok(Message::Binary(_))) => Step::Binary,
+            Some(Ok(Message::Close(frame))) => {
+                Step::PeerClose(frame.map_or(NO_STATUS, |f| u16::from(f.code)))
+            }
             Some(Ok(_)) => Step::Traffic,
         });
     }
@@ -315,6 +352,7 @@ where
 /// (docs/PERFORMANCE.md, step 7).
 pub fn supervised(
     peer: SocketAddr,
+    conn_id: u64,
     connection: impl Future<Output = ()>,
 ) -> impl Future<Output = ()> {
     AssertUnwindSafe(connection)
@@ -327,6 +365,7 @@ pub fn supervised(
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "a non-string panic".to_owned());
                 tracing::error!(
+                    conn_id,
                     %peer,
                     "connection task panicked: {}; the connection is closed, the server carries on",
                     crate::logsafe::text(&what)
@@ -374,7 +413,7 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_connection_is_contained() {
         let peer: SocketAddr = "127.0.0.1:1".parse().expect("addr");
-        let task = tokio::spawn(supervised(peer, async {
+        let task = tokio::spawn(supervised(peer, 1, async {
             panic!("a bug in one connection");
         }));
         task.await
@@ -402,6 +441,7 @@ mod tests {
                 per_sec: 1.0,
                 burst: 1.0,
             },
+            metrics: Arc::default(),
         };
         let peer = "127.0.0.1:1".parse().expect("addr");
         let connection = serve(ws, hub, settings, peer, Identity::Guest, ());

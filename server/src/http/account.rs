@@ -31,6 +31,7 @@ use crate::{
         AccountError, Accounts, SESSION_TTL, SessionToken, User, common_passwords, session_key,
     },
     hub::{Event, Identity, Sessions},
+    metrics::{AuthRefusal, Limit},
 };
 
 /// Largest request body the account endpoints read. Their largest request, a sign-up at
@@ -107,11 +108,18 @@ pub(super) fn throttled(wait: Duration) -> Failure {
     )
 }
 
+/// [`throttled`], counted for `/metrics`.
+pub(super) fn throttled_counted(state: &AppState, wait: Duration) -> Failure {
+    state.metrics.rate_limited(Limit::SignIn);
+    throttled(wait)
+}
+
 /// Refuses a state-changing request from a page on another site.
 pub(super) fn check_origin(headers: &HeaderMap, state: &AppState) -> Result<(), Failure> {
     if origin_allowed(headers, &state.allowed_origins) {
         Ok(())
     } else {
+        state.metrics.auth_refused(AuthRefusal::ForeignOrigin);
         Err(Failure(
             StatusCode::FORBIDDEN,
             ApiError::new("origin not allowed"),
@@ -230,8 +238,9 @@ fn me(user: &User, state: &AppState) -> Me {
     }
 }
 
-/// Whether the page came over TLS (as a proxy says, or as the operator says with
-/// `--secure-cookies`): then the session cookie is `Secure` and `__Host-` named.
+/// Whether the page came over TLS (the server serves it with `--tls-cert`, a proxy says
+/// so, or the operator does with `--secure-cookies`; the first and last set
+/// `secure_cookies`): then the session cookie is `Secure` and `__Host-` named.
 pub(super) fn secure(headers: &HeaderMap, state: &AppState) -> bool {
     state.secure_cookies
         || headers
@@ -332,8 +341,19 @@ async fn sign_up(
 ) -> Result<Response, Failure> {
     check_origin(&headers, &state)?;
     let ip = client_ip(peer, &headers, &state.trusted_proxies);
-    state.throttle.per_address(ip).await.map_err(throttled)?;
-    let invite = super::invites::sign_up_admission(&state, form.invite.clone()).await?;
+    state
+        .throttle
+        .per_address(ip)
+        .await
+        .map_err(|wait| throttled_counted(&state, wait))?;
+    let refused = |f: &Failure| {
+        if f.0 == StatusCode::FORBIDDEN {
+            state.metrics.auth_refused(AuthRefusal::SignUpRefused);
+        }
+    };
+    let invite = super::invites::sign_up_admission(&state, form.invite.clone())
+        .await
+        .inspect_err(refused)?;
     let username = Username::parse(&form.username).map_err(|e| {
         Failure(
             StatusCode::BAD_REQUEST,
@@ -359,7 +379,9 @@ async fn sign_up(
         let token = a.start_session(user.id)?;
         Ok((user, token))
     })
-    .await?;
+    .await
+    .inspect_err(refused)?;
+    state.metrics.sign_ups.increment(1);
     tracing::info!(user = %user.username, "account created");
     state
         .hub
@@ -407,20 +429,25 @@ async fn sign_in(
         .throttle
         .sign_in(ip, &key, device)
         .await
-        .map_err(throttled)?;
+        .map_err(|wait| throttled_counted(&state, wait))?;
     // Slowed, not refused: see `throttle`. Waiting holds no hashing place.
     tokio::time::sleep(attempt.delay).await;
     let (Ok(username), Ok(password)) = (username, Password::parse(&form.password)) else {
         // Logged like any other refusal, so whoever watches the log sees every attempt.
         tracing::info!(%peer, user = %crate::logsafe::text(&key), "sign-in refused");
+        state.metrics.auth_refused(AuthRefusal::BadCredentials);
         return Err(invalid_credentials());
     };
     let (user, token) = hashing(&state.accounts, move |a| a.sign_in(&username, &password))
         .await
-        .inspect_err(
-            |_| tracing::info!(%peer, user = %crate::logsafe::text(&key), "sign-in refused"),
-        )?;
+        .inspect_err(|f| {
+            tracing::info!(%peer, user = %crate::logsafe::text(&key), "sign-in refused");
+            if f.0 == StatusCode::UNAUTHORIZED {
+                state.metrics.auth_refused(AuthRefusal::BadCredentials);
+            }
+        })?;
     state.throttle.succeeded(&attempt).await;
+    state.metrics.sign_ins.increment(1);
     let cookie = session_cookie(Some(&token), &headers, &state);
     Ok(known_device(
         with_cookie(Json(me(&user, &state)).into_response(), &cookie),

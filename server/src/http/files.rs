@@ -56,7 +56,7 @@ const WRITE_BUFFER: usize = 256 * 1024;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
-        .route("/files", post(upload))
+        .route("/files", post(counted_upload))
         .route("/files/{id}", get(download))
         .route("/files/{id}/thumb", get(thumbnail))
 }
@@ -178,6 +178,21 @@ fn too_large(max: u64) -> Failure {
 }
 
 /// `POST /api/files?room=R&name=N`: see the module documentation and `docs/PROTOCOL.md`.
+/// [`upload`], its refusals for the daily budget counted for `/metrics`.
+async fn counted_upload(
+    State(state): State<AppState>,
+    query: Result<Query<UploadQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Failure> {
+    let metrics = Arc::clone(&state.metrics);
+    let result = upload(State(state), query, headers, body).await;
+    if matches!(&result, Err(Failure(StatusCode::TOO_MANY_REQUESTS, _))) {
+        metrics.rate_limited(crate::metrics::Limit::Uploads);
+    }
+    result
+}
+
 async fn upload(
     State(state): State<AppState>,
     query: Result<Query<UploadQuery>, QueryRejection>,

@@ -117,6 +117,7 @@ async fn create(
     let (invite, token) = match made {
         Ok(Ok(made)) => made,
         Ok(Err(e @ InviteError::TooMany(_))) => {
+            state.metrics.rate_limited(crate::metrics::Limit::Invites);
             return Err(Failure(
                 StatusCode::TOO_MANY_REQUESTS,
                 ApiError::new(e.to_string()),

@@ -1,6 +1,7 @@
 //! The HTTP edge: `/ws` (the chat socket), the account endpoints under `/api`
-//! ([`account`], [`password`]), the admin page's (`admin`), the file endpoints (`files`), `/healthz`, and the built
-//! client.
+//! ([`account`], [`password`]), the admin page's (`admin`), the file endpoints (`files`),
+//! `/healthz`, `/metrics` ([`metrics`]), and the built client. Every request gets a
+//! request id and a log line ([`request_id`]).
 //!
 //! The WebSocket upgrade is done here rather than with axum's extractor: tungstenite
 //! checks the handshake and builds the 101, hyper hands over the upgraded socket, and
@@ -48,7 +49,9 @@ mod files;
 mod headers;
 pub mod host;
 mod invites;
+pub mod metrics;
 mod password;
+pub mod request_id;
 mod throttle;
 
 pub use device::{DeviceKeyError, Devices, KEY_FILE as DEVICE_KEY_FILE};
@@ -73,7 +76,8 @@ pub struct AppState {
     pub invite_limits: crate::invites::InviteLimits,
     /// How long a password reset link an administrator makes stays good.
     pub password_reset_lifetime: std::time::Duration,
-    /// Mark session cookies `Secure` even when no proxy says the page came over TLS.
+    /// Mark session cookies `Secure` even when no proxy says the page came over TLS
+    /// (`--secure-cookies`, or the server serves TLS itself).
     pub secure_cookies: bool,
     pub throttle: Arc<Throttle>,
     /// Signs and checks device cookies, which the throttle reads.
@@ -91,6 +95,8 @@ pub struct AppState {
     pub admission: Admission,
     /// Reverse proxies whose `X-Forwarded-For` names the client (see [`client_ip`]).
     pub trusted_proxies: Arc<Vec<IpAddr>>,
+    /// Sign-ins, sign-ups and refusals are counted here for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Origins allowed to open the socket and call the account endpoints besides the
@@ -106,7 +112,13 @@ pub struct Origins {
 /// Builds the router. The client is served from `static_dir` when it holds an
 /// `index.html`; otherwise `/` explains how to build it. Every route, the client's
 /// files included, answers only requests addressed to one of `hosts` ([`host`]).
-pub fn router(state: AppState, static_dir: &Path, hosts: Hosts) -> Router {
+/// `/metrics` answers with `scrape` (a token is then needed), else 404.
+pub fn router(
+    state: AppState,
+    static_dir: &Path,
+    hosts: Hosts,
+    scrape: Option<metrics::Scrape>,
+) -> Router {
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/ws", get(upgrade))
@@ -118,7 +130,8 @@ pub fn router(state: AppState, static_dir: &Path, hosts: Hosts) -> Router {
                 .merge(invites::routes())
                 .merge(files::routes()),
         )
-        .with_state(state);
+        .with_state(state)
+        .merge(metrics::route(scrape));
     let index = static_dir.join("index.html");
     let page = std::fs::read_to_string(&index).ok();
     let router = if page.is_some() {
@@ -132,13 +145,14 @@ pub fn router(state: AppState, static_dir: &Path, hosts: Hosts) -> Router {
         host::check,
     ));
     let csp = headers::content_security_policy(page.as_deref().unwrap_or_default());
-    match headers::layers(&csp) {
+    let router = match headers::layers(&csp) {
         Some(layers) => layers.into_iter().fold(router, Router::layer),
         None => {
             tracing::warn!("the Content-Security-Policy is not a valid header value: not sent");
             router
         }
-    }
+    };
+    request_id::layers(router)
 }
 
 /// 200 "ok" while the server can chat; 503 naming what stopped (the hub thread, the
@@ -171,6 +185,9 @@ async fn upgrade(
     }
     let headers = req.headers();
     if !origin_allowed(headers, &state.allowed_origins) {
+        state
+            .metrics
+            .auth_refused(crate::metrics::AuthRefusal::ForeignOrigin);
         tracing::warn!(
             %peer,
             origin = %crate::logsafe::bytes(headers.get(header::ORIGIN).map_or(&[][..], |o| o.as_bytes())),
@@ -194,6 +211,9 @@ async fn upgrade(
         }
     };
     let Some(identity) = account::socket_identity(headers, &state).await else {
+        state
+            .metrics
+            .auth_refused(crate::metrics::AuthRefusal::NoSession);
         tracing::debug!(%peer, "refused WebSocket without a valid session");
         return (StatusCode::UNAUTHORIZED, "sign in first\n").into_response();
     };

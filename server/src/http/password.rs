@@ -30,7 +30,7 @@ use super::{
     AppState,
     account::{
         Failure, MAX_BODY_BYTES, blocking, check_origin, hashing, identify, new_password, secure,
-        throttled,
+        throttled_counted,
     },
     client_ip,
 };
@@ -89,7 +89,7 @@ async fn change_password(
         .throttle
         .sign_in(ip, &user.username, device)
         .await
-        .map_err(throttled)?;
+        .map_err(|wait| throttled_counted(&state, wait))?;
     tokio::time::sleep(attempt.delay).await;
     let wrong_current = || {
         Failure(
@@ -138,7 +138,11 @@ async fn reset_password(
 ) -> Result<Response, Failure> {
     check_origin(&headers, &state)?;
     let ip = client_ip(peer, &headers, &state.trusted_proxies);
-    state.throttle.per_address(ip).await.map_err(throttled)?;
+    state
+        .throttle
+        .per_address(ip)
+        .await
+        .map_err(|wait| throttled_counted(&state, wait))?;
     let new = new_password(&form.new_password, "new_password")?;
     let token = form.token;
     let used = hashing(&state.accounts, move |a| {

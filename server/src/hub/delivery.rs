@@ -51,8 +51,9 @@ impl Hub {
     pub(super) fn settle(&mut self) {
         while let Some(id) = self.overflowed.pop() {
             if let Some(conn) = self.conns.get(&id) {
+                self.settings.metrics.slow_consumer_closes.increment(1);
                 tracing::info!(
-                    conn = id,
+                    conn_id = id,
                     "disconnecting slow consumer: outgoing queue full"
                 );
                 conn.queue
@@ -79,18 +80,33 @@ pub(super) fn encode_spliced(msg: &ServerMsg, array: &str) -> Option<Utf8Bytes> 
     Some(Utf8Bytes::from(json))
 }
 
+/// What one [`deliver`] did, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Fanned {
+    /// Send queues the frame went into.
+    pub recipients: usize,
+    /// The most frames any of them held afterwards.
+    pub deepest: usize,
+}
+
 /// Queues `frame` for each recipient, noting those whose queue is full.
 pub(super) fn deliver(
     conns: &HashMap<ConnId, Conn>,
     overflowed: &mut Vec<ConnId>,
     recipients: impl Iterator<Item = ConnId>,
     frame: &Utf8Bytes,
-) {
+) -> Fanned {
+    let mut fanned = Fanned::default();
     for id in recipients {
-        if let Some(conn) = conns.get(&id)
-            && conn.queue.push(frame.clone()).is_err()
-        {
-            overflowed.push(id);
+        if let Some(conn) = conns.get(&id) {
+            match conn.queue.push(frame.clone()) {
+                Ok(depth) => {
+                    fanned.recipients += 1;
+                    fanned.deepest = fanned.deepest.max(depth);
+                }
+                Err(_) => overflowed.push(id),
+            }
         }
     }
+    fanned
 }

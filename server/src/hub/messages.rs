@@ -38,6 +38,7 @@ impl Hub {
         reply_to: Option<u64>,
         files: Vec<String>,
     ) -> Result<(), Refusal> {
+        self.settings.metrics.messages_received.increment(1);
         self.check_member(id, &room)
             .map_err(|r| r.for_send(&client_id))?;
         let Some(person) = self.conns.get(&id).and_then(|s| s.person.as_ref()) else {
@@ -74,6 +75,7 @@ impl Hub {
         for Outcome { tag, write, result } in outcomes {
             match (result, tag) {
                 (Ok(Written::Appended(Appended::Stored(msg))), waiter) => {
+                    self.settings.metrics.messages_stored.increment(1);
                     self.ack(waiter, &msg);
                     self.deliver_live(msg);
                 }
@@ -192,19 +194,24 @@ impl Hub {
             return;
         };
         room.last_seq = room.last_seq.max(seq);
-        if room.reading.is_empty() {
+        // Counted once per fan-out, with its size: never per recipient.
+        let fanned = if room.reading.is_empty() {
             let online = room.online.iter().copied();
-            deliver(&self.conns, &mut self.overflowed, online, frame);
-            return;
-        }
-        let reading = &room.reading;
-        let online = room
-            .online
-            .iter()
-            .copied()
-            .filter(|c| !reading.contains_key(c));
-        deliver(&self.conns, &mut self.overflowed, online, frame);
-        room.keep_for_readers(seq, frame, self.settings.read_buffer, &mut self.overflowed);
+            deliver(&self.conns, &mut self.overflowed, online, frame)
+        } else {
+            let reading = &room.reading;
+            let online = room
+                .online
+                .iter()
+                .copied()
+                .filter(|c| !reading.contains_key(c));
+            let fanned = deliver(&self.conns, &mut self.overflowed, online, frame);
+            room.keep_for_readers(seq, frame, self.settings.read_buffer, &mut self.overflowed);
+            fanned
+        };
+        self.settings
+            .metrics
+            .fanned_out(fanned.recipients, fanned.deepest);
     }
 
     /// Queues a write for the store writer without waiting for it. A full queue, or a

@@ -251,6 +251,8 @@ pub struct HubSettings {
     /// not: a private room without members may be one another node is creating right
     /// now (its members' writes not yet committed), so it is not cleaned up at start.
     pub sole_server: bool,
+    /// What the hub counts for `/metrics`; counts nothing by default (unit tests).
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 /// Default of [`HubSettings::edits`]: 10 at once, then 30 a minute.
@@ -279,6 +281,7 @@ impl Default for HubSettings {
             edits: EDITS,
             search_budget: Duration::from_secs(1),
             sole_server: true,
+            metrics: std::sync::Arc::default(),
         }
     }
 }
@@ -523,6 +526,7 @@ impl Hub {
         let Some(conn) = self.conns.get(&id) else {
             return;
         };
+        let limit = limit_of(&cmd);
         let result = match (conn.person.is_some(), cmd) {
             (false, Command::Hello { name }) => self.hello(id, name),
             (true, Command::Hello { .. }) => Err(Refusal::new(
@@ -533,6 +537,11 @@ impl Hub {
             (true, cmd) => self.route(id, cmd),
         };
         if let Err(refusal) = result {
+            if refusal.code == ErrorCode::RateLimited
+                && let Some(limit) = limit
+            {
+                self.settings.metrics.rate_limited(limit);
+            }
             self.reply(id, &refusal.into_msg());
         }
         self.finish_inline_reads();
@@ -594,6 +603,23 @@ impl Hub {
     pub fn reject(&mut self, id: ConnId, reply: &ServerMsg) {
         self.reply(id, reply);
         self.settle();
+    }
+}
+
+/// The rate limit a refusal of `cmd` as `rate_limited` comes from, for `/metrics`.
+fn limit_of(cmd: &Command) -> Option<crate::metrics::Limit> {
+    use crate::metrics::Limit;
+    match cmd {
+        Command::Change { .. } => Some(Limit::Edits),
+        Command::CreateRoom { .. }
+        | Command::Invite { .. }
+        | Command::Remove { .. }
+        | Command::RenameRoom { .. }
+        | Command::DeleteRoom(_) => Some(Limit::RoomChanges),
+        Command::FetchHistory { .. } | Command::FetchAround { .. } | Command::Search { .. } => {
+            Some(Limit::HistoryReads)
+        }
+        _ => None,
     }
 }
 

@@ -34,6 +34,7 @@ use super::{
 };
 use crate::{
     health::panic_message,
+    metrics::ReadLabel,
     store::{Page, Store, StoreError, Unread},
 };
 
@@ -353,6 +354,12 @@ impl Hub {
                 "the server is busy reading history; retry shortly".to_owned(),
             )
         })?;
+        self.settings.metrics.history_read(match kind {
+            ReadKind::Recent { .. } => ReadLabel::Join,
+            ReadKind::After { .. } => ReadLabel::Resume,
+            ReadKind::Before { .. } => ReadLabel::Before,
+            ReadKind::Around { .. } => ReadLabel::Around,
+        });
         if kind.joins() {
             if let Some(r) = self.rooms.get_mut(room.as_str()) {
                 r.reading.insert(

@@ -429,9 +429,14 @@ mod tests {
         let (hub, events) = HubSender::channel();
         let reader = reader(&hub);
         let write_store = SqliteStore::open(dir, Durability::Process).expect("store");
-        let (writer, writer_thread) =
-            writer::spawn_watched(write_store, 64, hub.clone().commit_reports(), &health)
-                .expect("writer");
+        let (writer, writer_thread) = writer::spawn_watched(
+            write_store,
+            64,
+            hub.clone().commit_reports(),
+            &health,
+            std::sync::Arc::default(),
+        )
+        .expect("writer");
         let state = Hub::new(HubSettings::default(), store, writer, reader).expect("hub");
         let thread = HubSender::spawn(state, events, &health).expect("hub thread");
         (hub, thread, writer_thread, health)

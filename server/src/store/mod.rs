@@ -11,6 +11,7 @@ pub mod admin;
 pub mod checkpoint;
 mod database;
 pub mod files;
+pub mod history;
 pub mod invites;
 pub mod postgres;
 pub mod sqlite;

@@ -39,8 +39,10 @@ use super::{
 pub(super) mod accounts;
 mod changes;
 pub mod files;
+pub mod history;
 mod off_runtime;
 mod pool;
+pub mod retention;
 mod schema;
 mod search;
 mod snapshots;

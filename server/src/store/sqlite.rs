@@ -14,6 +14,8 @@ use super::{
 
 pub(super) mod accounts;
 mod changes;
+pub mod history;
+pub mod retention;
 mod search;
 pub(super) mod snapshots;
 
@@ -204,6 +206,14 @@ fn migrations() -> Migrations<'static> {
              INSERT INTO messages_fts (messages_fts, rank) VALUES ('secure-delete', 1);
              INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');"
         )),
+        // Retention (see `retention`): the highest `seq` of a room's log that was
+        // pruned, so that a room whose every message got old keeps its numbering (the
+        // next message is not numbered as an earlier one was, which clients hold); and
+        // the log entries by the message they changed, which go with it.
+        M::up(
+            "ALTER TABLE rooms ADD COLUMN pruned_seq INTEGER NOT NULL DEFAULT 0;
+             CREATE INDEX changes_by_target ON changes (room, target);",
+        ),
         // An administrator's tools (see `crate::admin`): accounts can be disabled, and
         // when each last signed in is kept; the audit log of administrators' actions
         // (`actor` is a username, or `cli` for the command line); password reset links,
@@ -268,6 +278,7 @@ impl SqliteStore {
     /// run on a thread of their own instead of inside commits (see [`super::checkpoint`]).
     pub fn open_writer(data_dir: &Path, durability: Durability) -> Result<Self, StoreError> {
         let mut store = Self::open(data_dir, durability)?;
+        store.conn.busy_handler(Some(writer_waits))?;
         let checkpoints = connect(data_dir, durability)?;
         store.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         store.checkpointer = Some(Checkpointer::spawn(checkpoints).map_err(StoreError::Thread)?);
@@ -395,7 +406,8 @@ fn last_seq(
     }
     let last = conn.query_row(
         "SELECT MAX(COALESCE((SELECT MAX(seq) FROM messages WHERE room = ?1), 0),
-                    COALESCE((SELECT MAX(seq) FROM changes WHERE room = ?1), 0))",
+                    COALESCE((SELECT MAX(seq) FROM changes WHERE room = ?1), 0),
+                    COALESCE((SELECT pruned_seq FROM rooms WHERE name = ?1), 0))",
         [room],
         |row| row.get::<_, u64>(0),
     )?;
@@ -525,6 +537,21 @@ fn append(
     Ok(Written::Appended(Appended::Duplicate(original)))
 }
 
+/// How the writer waits when another connection holds the write lock (an upload's or a
+/// sign-in's row, a retention batch): it tries again every millisecond, for up to 5 s.
+/// SQLite's own busy handler sleeps in growing steps, up to 100 ms each, so a writer
+/// that found the lock taken slept on long after it was free, and under a run of short
+/// transactions from elsewhere (retention's batches) it could find it taken again each
+/// time it woke: acknowledgements waited up to a second behind batches of tens of
+/// milliseconds.
+fn writer_waits(attempts: i32) -> bool {
+    if attempts >= 5_000 {
+        return false;
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1));
+    true
+}
+
 /// A connection to the database in `data_dir` (created if needed), set up for
 /// `durability`.
 fn connect(data_dir: &Path, durability: Durability) -> Result<Connection, StoreError> {
@@ -629,7 +656,8 @@ impl Store for SqliteStore {
             .prepare(
                 "SELECT r.name,
                         MAX(COALESCE((SELECT MAX(seq) FROM messages m WHERE m.room = r.name), 0),
-                            COALESCE((SELECT MAX(seq) FROM changes c WHERE c.room = r.name), 0)),
+                            COALESCE((SELECT MAX(seq) FROM changes c WHERE c.room = r.name), 0),
+                            r.pruned_seq),
                         r.kind, COALESCE(r.title, r.name), r.owner
                  FROM rooms r ORDER BY r.name",
             )?

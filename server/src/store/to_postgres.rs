@@ -16,7 +16,8 @@
 //!   user ids in sessions and invites), then each identity's sequence is set past
 //!   them so new rows do not collide. A room's `last_seq`, which SQLite computes from
 //!   its log and PostgreSQL keeps on the row, is set to the highest `seq` of its
-//!   messages and changes, so the next entry gets the next number. The store's epoch
+//!   messages and changes (or of what retention pruned, `pruned_seq`), so the next
+//!   entry gets the next number. The store's epoch
 //!   is copied: clients see the same store and resume where they were instead of
 //!   reloading.
 //! - a file's bytes are read from `files/blobs`, checked against their hash while
@@ -64,7 +65,8 @@ const TABLES: &[Table] = &[
         columns: "name, created_at, kind, title, owner, last_seq",
         select: "SELECT r.name, r.created_at, r.kind, r.title, r.owner,
                         MAX(COALESCE((SELECT MAX(seq) FROM messages m WHERE m.room = r.name), 0),
-                            COALESCE((SELECT MAX(seq) FROM changes c WHERE c.room = r.name), 0))
+                            COALESCE((SELECT MAX(seq) FROM changes c WHERE c.room = r.name), 0),
+                            r.pruned_seq)
                  FROM rooms r ORDER BY r.name",
     },
     Table {

@@ -28,7 +28,10 @@ use std::{
 };
 
 use super::{Store, Write, Written};
-use crate::health::{Guard, Health, Part};
+use crate::{
+    health::{Guard, Health, Part},
+    metrics::Metrics,
+};
 
 /// Largest batch applied in one transaction: bounds the latency one commit adds.
 pub const MAX_BATCH: usize = 4096;
@@ -107,15 +110,23 @@ where
     T: Send + 'static,
     R: FnMut(Vec<Outcome<T>>) + Send + 'static,
 {
-    spawn_watched(store, capacity, report, &Health::new())
+    spawn_watched(
+        store,
+        capacity,
+        report,
+        &Health::new(),
+        Arc::new(Metrics::default()),
+    )
 }
 
-/// Starts the writer thread like [`spawn`], recording in `health` if it panics.
+/// Starts the writer thread like [`spawn`], recording in `health` if it panics and
+/// each commit's time and size in `metrics`.
 pub fn spawn_watched<S, T, R>(
     store: S,
     capacity: usize,
     report: R,
     health: &Health,
+    metrics: Arc<Metrics>,
 ) -> std::io::Result<(WriterSender<T>, JoinHandle<()>)>
 where
     S: Store,
@@ -128,7 +139,7 @@ where
     let taken = Arc::clone(&queued);
     let thread = std::thread::Builder::new()
         .name("confab-store-writer".into())
-        .spawn(move || run(store, rx, report, &taken, guard))?;
+        .spawn(move || run(store, rx, report, &taken, &metrics, guard))?;
     Ok((
         WriterSender {
             tx,
@@ -144,6 +155,7 @@ fn run<S: Store, T, R: FnMut(Vec<Outcome<T>>)>(
     rx: Receiver<(Write, T)>,
     mut report: R,
     queued: &AtomicUsize,
+    metrics: &Metrics,
     // Held for the thread's life: records a panic anywhere below.
     _guard: Guard,
 ) {
@@ -169,7 +181,13 @@ fn run<S: Store, T, R: FnMut(Vec<Outcome<T>>)>(
                 crate::health::fault::maybe_panic(Part::Writer, &m.body);
             }
         }
-        let results = match store.apply(&writes) {
+        let started = std::time::Instant::now();
+        let applied = store.apply(&writes);
+        metrics
+            .commit_seconds
+            .record(started.elapsed().as_secs_f64());
+        metrics.commit_batch.record(writes.len() as f64);
+        let results = match applied {
             Ok(written) => written.into_iter().map(Ok).collect(),
             Err(e) => {
                 // One bad write must not sink the others: retry each on its own.
@@ -219,6 +237,7 @@ mod tests {
             8,
             |_: Vec<Outcome<()>>| panic!("a bug after a commit"),
             &health,
+            Arc::default(),
         )
         .expect("spawn");
         assert_eq!(health.check(), Ok(()));

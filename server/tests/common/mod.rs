@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod process;
+pub mod prometheus;
 pub mod services;
 
 use std::{net::SocketAddr, time::Duration};
@@ -17,7 +18,7 @@ use confab_shared::{ChatMessage, ClientMsg, ErrorCode, PROTOCOL_VERSION, ServerM
 use futures_util::{SinkExt, StreamExt};
 use tempfile::TempDir;
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::{TcpListener, TcpStream},
     sync::oneshot,
     task::JoinHandle,
@@ -124,9 +125,10 @@ pub async fn sign_up(addr: SocketAddr, username: &str) -> String {
     resp.session_cookie().expect("a session cookie")
 }
 
-/// A WebSocket client speaking the chat protocol.
-pub struct Client {
-    pub ws: Ws,
+/// A WebSocket client speaking the chat protocol, over plain TCP unless told otherwise
+/// (`tests/tls.rs` runs it over TLS).
+pub struct Client<S = TcpStream> {
+    pub ws: WebSocketStream<S>,
 }
 
 impl Client {
@@ -173,7 +175,9 @@ impl Client {
         c.join(room).await;
         c
     }
+}
 
+impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     pub async fn send_json(&mut self, msg: &ClientMsg) {
         self.send_text(&msg.to_json()).await;
     }
@@ -473,11 +477,23 @@ pub async fn http_request(
     }
     req.push_str("\r\n");
     req.push_str(body.unwrap_or(""));
+    let tcp = TcpStream::connect(addr).await.expect("TCP connect");
+    http_exchange(tcp, &req).await
+}
+
+/// Writes `req` (a whole HTTP/1.1 request that asks for the connection to be closed)
+/// on `stream` and reads the response to the end.
+pub async fn http_exchange(
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    req: &str,
+) -> HttpResponse {
     let exchange = async {
-        let mut tcp = TcpStream::connect(addr).await.expect("TCP connect");
-        tcp.write_all(req.as_bytes()).await.expect("write request");
+        stream
+            .write_all(req.as_bytes())
+            .await
+            .expect("write request");
         let mut raw = Vec::new();
-        tcp.read_to_end(&mut raw).await.expect("read response");
+        stream.read_to_end(&mut raw).await.expect("read response");
         raw
     };
     let raw = timeout(TIMEOUT, exchange)

@@ -33,6 +33,44 @@ fn a_slow_consumer_is_disconnected_and_others_keep_receiving() {
     drop(ada);
 }
 
+/// What `/metrics` shows of a fan-out: one observation per message, whatever the number
+/// of recipients, and one slow consumer closed.
+#[test]
+fn each_fan_out_is_counted_once_with_its_recipients() {
+    let (metrics, exporter) = crate::metrics::prometheus();
+    let settings = HubSettings {
+        metrics,
+        ..HubSettings::default()
+    };
+    let mut f = Fixture::with(settings, tempfile::tempdir().expect("tempdir"));
+    let ada = f.member(1, "ada");
+    let bob = f.member(2, "bob");
+    let slow = f.connect(3, 4);
+    f.hub.apply(3, hello("slow"));
+    f.hub.apply(3, join("general", None));
+    slow.rx.set_socket_full(true);
+    for i in 0..10 {
+        f.hub
+            .apply(1, send("general", &format!("m{i}"), &format!("c{i}")));
+    }
+    f.flush();
+    let text = exporter.render();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+    };
+    assert_eq!(value("confab_messages_received_total"), 10.0);
+    assert_eq!(value("confab_messages_stored_total"), 10.0);
+    assert_eq!(value("confab_deliveries_per_message_count"), 10.0);
+    assert_eq!(value("confab_slow_consumer_closes_total"), 1.0);
+    // Ada and Bob got all ten; the slow one what fitted before it was cut off.
+    let delivered = value("confab_messages_delivered_total");
+    assert!((20.0..30.0).contains(&delivered), "{delivered}");
+    assert_eq!(value("confab_deliveries_per_message_sum"), delivered);
+    drop((ada, bob));
+}
+
 #[test]
 fn a_burst_does_not_disconnect_a_client_whose_socket_takes_everything() {
     let mut f = Fixture::new();

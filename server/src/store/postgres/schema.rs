@@ -235,7 +235,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
              GENERATED ALWAYS AS (to_tsvector('confab_search', confab_search_text(body))) STORED;
          CREATE INDEX messages_search ON messages USING gin (search) WHERE NOT deleted;"
     ),
-    // An administrator's tools (see `crate::admin`), as in SQLite's step 9: disabled
+    // Retention (store/postgres/retention.rs): the log entries by the message they
+    // changed, which go with it.
+    "CREATE INDEX changes_by_target ON changes (room, target);",
+    // An administrator's tools (see `crate::admin`), as in SQLite's last step: disabled
     // accounts and last sign-ins, the audit log, password reset links.
     "ALTER TABLE users
          ADD COLUMN disabled BOOLEAN NOT NULL DEFAULT FALSE,

@@ -1,0 +1,414 @@
+//! `--retain-days` on the real binary: a store holding thousands of messages sent days
+//! ago (written through the store API with old timestamps, one of them sharing a file)
+//! and a few recent ones. Started with `--retain-days 1`, the server deletes the old
+//! ones in the background while people keep chatting; the new ones stay, search no
+//! longer finds the old ones, the file only they shared leaves the disk, a join that
+//! resumes from an old position gets what is left without an error, and the room's
+//! numbering goes on.
+
+mod common;
+
+use std::{
+    collections::HashSet,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use common::{
+    Client, fresh_client_id,
+    process::{ServerProcess, free_addr},
+};
+use confab_server::store::{
+    Durability, NewMessage, SqliteStore, Store, Write,
+    files::{Blob, FileStore, NewUpload},
+};
+use confab_shared::{ChatMessage, ClientMsg, ServerMsg};
+use sha2::Digest;
+
+const OLD: usize = 3_000;
+const DAY_MS: i64 = 86_400_000;
+
+fn now_ms() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis(),
+    )
+    .expect("fits")
+}
+
+fn message(body: &str, ts: i64, files: Vec<String>) -> Write {
+    Write::Append(NewMessage {
+        room: "general".into(),
+        from: "oldtimer".into(),
+        name: "Old Timer".into(),
+        body: body.into(),
+        client_id: fresh_client_id(),
+        ts,
+        reply_to: None,
+        mentions: Vec::new(),
+        files,
+    })
+}
+
+/// Fills a new store in `data_dir`: [`OLD`] messages from three days ago (the first
+/// shares a file), then three recent ones. Returns the file's path on disk.
+fn fill(data_dir: &std::path::Path) -> std::path::PathBuf {
+    let mut store = SqliteStore::open(data_dir, Durability::Process).expect("open the store");
+    let bytes = b"an old file nobody needs any more";
+    let hash = data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(bytes));
+    let blob_path =
+        confab_server::files::stored_path(data_dir, &hash, false).expect("a hash names a path");
+    std::fs::create_dir_all(blob_path.parent().expect("a folder")).expect("mkdir");
+    std::fs::write(&blob_path, bytes).expect("write the blob");
+    let old = now_ms() - 3 * DAY_MS;
+    let upload = "f_0000000000000000old001";
+    FileStore::open(data_dir, Durability::Process)
+        .expect("file store")
+        .insert_upload(&NewUpload {
+            id: upload,
+            blob: &Blob {
+                hash,
+                size: bytes.len() as u64,
+                mime: "text/plain".into(),
+                image: None,
+            },
+            room: "general",
+            uploader: "oldtimer",
+            name: "old.txt",
+            now_ms: old,
+        })
+        .expect("an upload");
+    let mut writes = vec![message("ancientword with a file", old, vec![upload.into()])];
+    writes.extend(
+        (1..OLD).map(|i| message(&format!("ancientword number {i}"), old + i as i64, vec![])),
+    );
+    for batch in writes.chunks(500) {
+        store.apply(batch).expect("old messages stored");
+    }
+    store
+        .apply(&[
+            message("ancientword but recent one", now_ms(), vec![]),
+            message("recent two", now_ms(), vec![]),
+            message("recent three", now_ms(), vec![]),
+        ])
+        .expect("recent messages stored");
+    blob_path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_messages_go_in_the_background_while_chat_goes_on() {
+    let data = tempfile::tempdir().expect("data dir");
+    let blob = fill(data.path());
+    assert!(blob.is_file());
+    let addr = free_addr();
+    let server = ServerProcess::start_with(
+        addr,
+        data.path(),
+        &[
+            "--retain-days",
+            "1",
+            "--retain-batch",
+            "100",
+            "--retain-pause-ms",
+            "5",
+            "--rate-limit-per-sec",
+            "1000",
+            "--rate-limit-burst",
+            "1000",
+        ],
+    )
+    .await;
+
+    // Someone keeps chatting while the old history goes.
+    let stop = Arc::new(AtomicBool::new(false));
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let chatter = tokio::spawn({
+        let (stop, latencies) = (Arc::clone(&stop), Arc::clone(&latencies));
+        async move {
+            let mut client = Client::in_room(addr, "chatter", "general").await;
+            let mut acked = Vec::new();
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let sent = Instant::now();
+                let body = format!("chatting on {n}");
+                client
+                    .send_json(&ClientMsg::Send {
+                        room: "general".into(),
+                        body: body.clone(),
+                        client_id: fresh_client_id(),
+                        reply_to: None,
+                        files: Vec::new(),
+                    })
+                    .await;
+                match client
+                    .recv_until(|m| matches!(m, ServerMsg::Ack { .. } | ServerMsg::Error { .. }))
+                    .await
+                {
+                    ServerMsg::Ack { seq, .. } => acked.push((body, seq)),
+                    other => panic!("chatter: expected an ack, got {other:?}"),
+                }
+                latencies.lock().expect("lock").push(sent.elapsed());
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            acked
+        }
+    });
+
+    // The old messages disappear.
+    let mut reader = Client::named(addr, "reader").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let history = loop {
+        let history = whole_history(&mut reader, "general").await;
+        let old_left = history
+            .iter()
+            .filter(|m| m.body.starts_with("ancientword number") || m.body.contains("with a file"))
+            .count();
+        if old_left == 0 {
+            break history;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{old_left} old messages still there after 60 s"
+        );
+        leave(&mut reader, "general").await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    stop.store(true, Ordering::Relaxed);
+    let acked = chatter.await.expect("the chatter");
+    let latencies = latencies.lock().expect("lock").clone();
+    let slowest = latencies.iter().max().copied().unwrap_or_default();
+    println!(
+        "{} messages acknowledged while {OLD} old ones were deleted; slowest ack {slowest:?}",
+        acked.len()
+    );
+    assert!(acked.len() > 10, "chat went on");
+    assert!(
+        slowest < Duration::from_secs(2),
+        "an ack waited {slowest:?} while old messages were deleted"
+    );
+
+    // What is recent stays, and the chatter's messages are all there.
+    let bodies: HashSet<&str> = history.iter().map(|m| m.body.as_str()).collect();
+    for recent in ["ancientword but recent one", "recent two", "recent three"] {
+        assert!(bodies.contains(recent), "{recent:?} was kept");
+    }
+    leave(&mut reader, "general").await;
+    let kept = whole_history(&mut reader, "general").await;
+    let kept: HashSet<&str> = kept.iter().map(|m| m.body.as_str()).collect();
+    for (body, _) in &acked {
+        assert!(kept.contains(body.as_str()), "{body:?} was kept");
+    }
+
+    // Search finds only the recent message.
+    reader
+        .send_json(&ClientMsg::Search {
+            query: "ancientword".into(),
+            before: None,
+        })
+        .await;
+    match reader
+        .recv_until(|m| matches!(m, ServerMsg::SearchResults { .. } | ServerMsg::Error { .. }))
+        .await
+    {
+        ServerMsg::SearchResults { hits, .. } => {
+            let found: Vec<&str> = hits.iter().map(|h| h.message.body.as_str()).collect();
+            assert_eq!(found, ["ancientword but recent one"]);
+        }
+        other => panic!("expected search results, got {other:?}"),
+    }
+
+    // A resume from a position long gone starts at what is left, without an error.
+    let mut late = Client::named(addr, "late").await;
+    late.send_json(&ClientMsg::Join {
+        room: "general".into(),
+        after: Some(5),
+    })
+    .await;
+    match late
+        .recv_until(|m| {
+            matches!(
+                m,
+                ServerMsg::Joined { .. } | ServerMsg::Replay { .. } | ServerMsg::Error { .. }
+            )
+        })
+        .await
+    {
+        ServerMsg::Joined { history, .. }
+        | ServerMsg::Replay {
+            messages: history, ..
+        } => {
+            assert!(
+                history.iter().all(|m| m.seq > OLD as u64),
+                "only what is left"
+            );
+            assert!(!history.is_empty());
+        }
+        other => panic!("expected joined, got {other:?}"),
+    }
+
+    // The file only the old message shared leaves the disk (the sweep after the pass).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while blob.exists() {
+        assert!(Instant::now() < deadline, "the old file is still on disk");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Numbering goes on after a restart, past every seq ever given.
+    server.terminate().await;
+    let last_acked = acked.iter().map(|(_, seq)| *seq).max().expect("acked");
+    let server = ServerProcess::start_with(addr, data.path(), &["--retain-days", "1"]).await;
+    let mut after = Client::in_room(addr, "after", "general").await;
+    let next = after.say("general", "after the restart").await;
+    assert!(next.seq > last_acked, "{} after {last_acked}", next.seq);
+    server.terminate().await;
+}
+
+async fn leave(client: &mut Client, room: &str) {
+    client
+        .send_json(&ClientMsg::Leave { room: room.into() })
+        .await;
+    client
+        .recv_until(|m| matches!(m, ServerMsg::Left { .. }))
+        .await;
+}
+
+/// Every message of `room`, read through the protocol: a join, then pages of history
+/// backwards until there are no more.
+async fn whole_history(client: &mut Client, room: &str) -> Vec<ChatMessage> {
+    let (_, mut messages) = client.join(room).await;
+    loop {
+        let Some(oldest) = messages.first().map(|m| m.seq) else {
+            return messages;
+        };
+        client
+            .send_json(&ClientMsg::FetchHistory {
+                room: room.into(),
+                before: oldest,
+                limit: Some(500),
+            })
+            .await;
+        match client
+            .recv_until(|m| matches!(m, ServerMsg::History { .. } | ServerMsg::Error { .. }))
+            .await
+        {
+            ServerMsg::History {
+                messages: older,
+                more,
+                ..
+            } => {
+                let done = !more || older.is_empty();
+                messages.splice(0..0, older);
+                if done {
+                    return messages;
+                }
+            }
+            other => panic!("expected history, got {other:?}"),
+        }
+    }
+}
+
+/// On PostgreSQL every node of a cluster runs retention: two nodes with
+/// `--retain-days` over one database delete the old messages once between them (their
+/// batches take turns under an advisory lock and skip rows being changed), chat goes on
+/// through both, and search on either finds only what is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_two_nodes_prune_one_database() {
+    let pg = common::services::Postgres::start().expect("start PostgreSQL");
+    let url = pg.url();
+    {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut store = confab_server::store::PgStore::open(&url).expect("open");
+            let old = now_ms() - 3 * DAY_MS;
+            let writes: Vec<Write> = (0..OLD)
+                .map(|i| message(&format!("ancientword number {i}"), old + i as i64, vec![]))
+                .collect();
+            for batch in writes.chunks(500) {
+                store.apply(batch).expect("old messages");
+            }
+            store
+                .apply(&[message("ancientword but recent one", now_ms(), vec![])])
+                .expect("a recent one");
+        })
+        .await
+        .expect("fill PostgreSQL");
+    }
+    let flags = [
+        "--database-url",
+        &url,
+        "--retain-days",
+        "1",
+        "--retain-batch",
+        "100",
+        "--retain-pause-ms",
+        "5",
+    ];
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let (addr_a, addr_b) = (free_addr(), free_addr());
+    let node_a = ServerProcess::start_with(addr_a, dir_a.path(), &flags).await;
+    let node_b = ServerProcess::start_with(addr_b, dir_b.path(), &flags).await;
+    let mut a = Client::in_room(addr_a, "ana", "general").await;
+    let mut b = Client::in_room(addr_b, "ben", "general").await;
+
+    let count_old = || {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+            let n: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM messages WHERE body LIKE 'ancientword number%'",
+                    &[],
+                )
+                .expect("count")
+                .get(0);
+            n
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut said = 0;
+    loop {
+        said += 1;
+        a.say("general", &format!("from a {said}")).await;
+        b.say("general", &format!("from b {said}")).await;
+        let left = count_old().await.expect("count");
+        if left == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{left} old messages left after 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for client in [&mut a, &mut b] {
+        client
+            .send_json(&ClientMsg::Search {
+                query: "ancientword".into(),
+                before: None,
+            })
+            .await;
+        match client
+            .recv_until(|m| matches!(m, ServerMsg::SearchResults { .. } | ServerMsg::Error { .. }))
+            .await
+        {
+            ServerMsg::SearchResults { hits, .. } => {
+                let found: Vec<&str> = hits.iter().map(|h| h.message.body.as_str()).collect();
+                assert_eq!(found, ["ancientword but recent one"]);
+            }
+            other => panic!("expected search results, got {other:?}"),
+        }
+    }
+    let next = a.say("general", "numbering goes on").await;
+    assert!(next.seq > OLD as u64);
+    node_a.terminate().await;
+    node_b.terminate().await;
+}
