@@ -26,6 +26,9 @@ const HARMLESS_CONSOLE_ERRORS: { text: RegExp; url: RegExp }[] = [
   { text: UNAUTHORIZED, url: local('api/me') },
   // A wrong username or password: the client shows the error in the sign-in form.
   { text: UNAUTHORIZED, url: local('api/signin') },
+  // The right password for an account an administrator disabled: the client shows why in
+  // the sign-in form.
+  { text: FORBIDDEN, url: local('api/signin') },
   // A password change refused (wrong current password, a common new one): the client
   // shows the error under the field at fault.
   { text: BAD_REQUEST, url: local('api/password') },

@@ -32,7 +32,7 @@ const MESSAGES = Number(args.messages ?? (smoke ? 300 : 5000));
 const KEYS = Number(args.keys ?? (smoke ? 20 : 200));
 const IDLE_SECS = Number(args['idle-secs'] ?? (smoke ? 3 : 10));
 const TYPISTS = 3;
-const PROTOCOL = 7;
+const PROTOCOL = 8;
 /** People who react to the seeded messages besides the seeder. */
 const REACTORS = 2;
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';

@@ -102,7 +102,7 @@ test('scrolling up loads older messages and keeps the place', async ({ browser }
         ws.onerror = () => reject(new Error('socket error'));
         ws.onopen = () => {
           // No session cookie in this context: the socket is a guest's.
-          ws.send(JSON.stringify({ type: 'hello', protocol: 7, name: 'loader' }));
+          ws.send(JSON.stringify({ type: 'hello', protocol: 8, name: 'loader' }));
           ws.send(JSON.stringify({ type: 'create_room', room }));
           ws.send(JSON.stringify({ type: 'join', room }));
           for (let i = 0; i < total; i++) {

@@ -88,7 +88,7 @@ async function fill(p: Page, room: string, count: number, reply?: string): Promi
       const first = await new Promise<number>((resolve, reject) => {
         ws.onerror = () => reject(new Error('socket error'));
         ws.onopen = () => {
-          ws.send(JSON.stringify({ type: 'hello', protocol: 7 }));
+          ws.send(JSON.stringify({ type: 'hello', protocol: 8 }));
           ws.send(JSON.stringify({ type: 'join', room }));
           for (let i = 0; i < count; i++) {
             const body = i === 0 ? 'the very first message' : `filler ${i}`;

@@ -57,7 +57,7 @@ async function through(
       await new Promise<void>((resolve, reject) => {
         ws.onerror = () => reject(new Error('socket error'));
         ws.onopen = () => {
-          ws.send(JSON.stringify({ type: 'hello', protocol: 7 }));
+          ws.send(JSON.stringify({ type: 'hello', protocol: 8 }));
           ws.send(JSON.stringify({ type: 'join', room }));
           bodies.forEach((body, i) => ws.send(JSON.stringify({ type: 'send', room, body, client_id: `s-${i}` })));
         };

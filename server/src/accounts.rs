@@ -86,6 +86,10 @@ pub enum AccountError {
     /// Signing up with an invite that cannot be used (see [`crate::invites`]).
     #[error("the invite link is {0}")]
     InviteRefused(InviteRefusal),
+    /// The right password for an account an administrator disabled. Told only to
+    /// someone who knows the password, so it reveals nothing to a guesser.
+    #[error("this account is disabled; ask an administrator")]
+    Disabled,
     #[error("cannot hash the password: {0}")]
     Hash(String),
     #[error(transparent)]
@@ -176,6 +180,9 @@ impl Accounts {
         let Some(user) = stored.filter(|_| matches) else {
             return Err(AccountError::InvalidCredentials);
         };
+        if user.disabled {
+            return Err(AccountError::Disabled);
+        }
         let token = self.start_session(user.id)?;
         Ok((user.into(), token))
     }
@@ -256,6 +263,11 @@ impl Accounts {
         Ok(self
             .store()
             .delete_sessions_of_except(user_id, &session_key(keep_token))?)
+    }
+
+    /// A new password's Argon2id hash, for the store.
+    pub(crate) fn hash_password(&self, password: &Password) -> Result<String, AccountError> {
+        hash(&self.argon2, password.as_str())
     }
 
     /// Ends every session of a user (signing out everywhere).

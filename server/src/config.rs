@@ -57,6 +57,11 @@ pub struct Config {
     #[arg(long, env = "CONFAB_INVITE_MAX_DAYS", default_value = "30")]
     pub invite_max_days: NonZeroU32,
 
+    /// How long a password reset link made by an administrator (`admin reset-password`,
+    /// or the admin page) stays good, in hours. It works once.
+    #[arg(long, env = "CONFAB_PASSWORD_RESET_HOURS", default_value = "24")]
+    pub password_reset_hours: NonZeroU32,
+
     /// Most accounts one invite link may create (one asked without a number creates 1).
     #[arg(long, env = "CONFAB_INVITE_MAX_USES", default_value = "100")]
     pub invite_max_uses: NonZeroU32,
@@ -498,6 +503,31 @@ pub enum AdminCommand {
     /// The data directory stays as it is (a store from an older version is first
     /// brought to this one's schema, as starting the server would).
     MigrateToPostgres,
+    /// List accounts (username, display name, administrator?, disabled?, created, last
+    /// sign-in), those whose username or display name contains QUERY if given.
+    Users { query: Option<String> },
+    /// Disable an account: it cannot sign in, its sessions end, and a server running on
+    /// this data directory closes its connections at once (close code 4003).
+    Disable { username: String },
+    /// Enable a disabled account again.
+    Enable { username: String },
+    /// Print a one-time link with which the person sets a new password in the web
+    /// client (good for `--password-reset-hours`). Their sessions end when it is used.
+    ResetPassword { username: String },
+    /// Make an account an administrator.
+    Grant { username: String },
+    /// Make an administrator an ordinary member again.
+    Revoke { username: String },
+    /// List rooms with their kind, members, messages and last activity.
+    Rooms,
+    /// Delete a room with its messages and files (through the running server if there
+    /// is one on this data directory, so its members see it go).
+    DeleteRoom { room: String },
+    /// Show how many accounts, rooms, messages and files the server holds, and how big
+    /// its database is.
+    Stats,
+    /// Show the audit log of administrators' actions, newest first.
+    Audit,
 }
 
 impl Config {
@@ -588,6 +618,11 @@ impl Config {
         }
     }
 
+    /// How long a password reset link stays good.
+    pub fn password_reset_lifetime(&self) -> Duration {
+        Duration::from_secs(u64::from(self.password_reset_hours.get()) * 3600)
+    }
+
     /// The caps on invite links, from their flags.
     pub fn invite_limits(&self) -> InviteLimits {
         InviteLimits {
@@ -659,6 +694,40 @@ mod tests {
             Some(Command::Admin(AdminCommand::Create { username, display_name: Some(d) }))
                 if username == "ada" && d == "Ada L"
         ));
+    }
+
+    #[test]
+    fn the_administrators_commands_parse() {
+        let parse = |args: &[&str]| {
+            Config::try_parse_from(["confab-server"].iter().chain(args))
+                .expect("parses")
+                .command
+        };
+        assert!(matches!(
+            parse(&["admin", "users"]),
+            Some(Command::Admin(AdminCommand::Users { query: None }))
+        ));
+        assert!(matches!(
+            parse(&["admin", "users", "bo"]),
+            Some(Command::Admin(AdminCommand::Users { query: Some(q) })) if q == "bo"
+        ));
+        assert!(matches!(
+            parse(&["admin", "disable", "bob"]),
+            Some(Command::Admin(AdminCommand::Disable { username })) if username == "bob"
+        ));
+        assert!(matches!(
+            parse(&["admin", "reset-password", "bob"]),
+            Some(Command::Admin(AdminCommand::ResetPassword { username })) if username == "bob"
+        ));
+        assert!(matches!(
+            parse(&["admin", "delete-room", "plans"]),
+            Some(Command::Admin(AdminCommand::DeleteRoom { room })) if room == "plans"
+        ));
+        assert!(Config::try_parse_from(["confab-server", "admin", "disable"]).is_err());
+        let c = Config::try_parse_from(["confab-server", "--password-reset-hours", "2"])
+            .expect("parses");
+        assert_eq!(c.password_reset_lifetime(), Duration::from_secs(7200));
+        assert!(Config::try_parse_from(["confab-server", "--password-reset-hours", "0"]).is_err());
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! HTTPS itself); [`config`] is every setting.
 
 pub mod accounts;
+pub mod admin;
 pub mod admission;
 pub mod backup;
 pub mod body_deadline;
@@ -329,6 +330,16 @@ pub async fn serve(
         Arc::clone(&files),
         Duration::from_secs(config.file_sweep_interval_secs.max(1)),
     ));
+    let control = match admin::control::listen(&config.data_dir, hub.clone()) {
+        Ok(task) => task,
+        Err(e) => {
+            tracing::warn!(
+                "no control socket in {} ({e}): `confab-server admin` cannot reach this server",
+                config.data_dir.display()
+            );
+            None
+        }
+    };
     let retention = config.retention().map(|settings| {
         tokio::spawn(retention::run(
             database.clone(),
@@ -337,6 +348,7 @@ pub async fn serve(
         ))
     });
     let app_state = AppState {
+        password_reset_lifetime: config.password_reset_lifetime(),
         accounts,
         files,
         allow_guests: config.allow_guests,
@@ -485,6 +497,10 @@ pub async fn serve(
     }
     housekeeping.abort();
     sweep.abort();
+    if let Some(task) = control {
+        task.abort();
+        let _ = std::fs::remove_file(config.data_dir.join(admin::control::SOCKET_FILE));
+    }
     metrics_tasks
         .iter()
         .for_each(tokio::task::JoinHandle::abort);

@@ -2,6 +2,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::Parser;
+use confab_server::admin;
 use confab_server::config::{AdminCommand, Command, Config, LogFormat};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -31,6 +32,16 @@ async fn main() -> anyhow::Result<()> {
             } => admin_create(&config, &username, display_name.as_deref()),
             AdminCommand::Invite { uses, expires_in } => admin_invite(&config, uses, expires_in),
             AdminCommand::MigrateToPostgres => migrate_to_postgres(&config),
+            AdminCommand::Users { query } => admin_users(&config, query.as_deref()),
+            AdminCommand::Disable { username } => admin_disable(&config, &username, true),
+            AdminCommand::Enable { username } => admin_disable(&config, &username, false),
+            AdminCommand::ResetPassword { username } => admin_reset_password(&config, &username),
+            AdminCommand::Grant { username } => admin_grant(&config, &username, true),
+            AdminCommand::Revoke { username } => admin_grant(&config, &username, false),
+            AdminCommand::Rooms => admin_rooms(&config),
+            AdminCommand::DeleteRoom { room } => admin_delete_room(&config, &room),
+            AdminCommand::Stats => admin_stats(&config),
+            AdminCommand::Audit => admin_audit(&config),
         })
         .await
         .context("the admin command failed")?;
@@ -137,6 +148,206 @@ fn migrate_to_postgres(config: &Config) -> anyhow::Result<()> {
         "Copied the store in {} into PostgreSQL:\n{summary}",
         config.data_dir.display()
     );
+    Ok(())
+}
+
+/// `confab-server admin users [QUERY]`: a table of accounts.
+fn admin_users(config: &Config, query: Option<&str>) -> anyhow::Result<()> {
+    let (accounts, _) = open_accounts(config)?;
+    let users = admin::users(&accounts, query.unwrap_or(""))?;
+    println!(
+        "{:<24} {:<24} {:<5} {:<8} {:<20} LAST SIGN-IN",
+        "USERNAME", "DISPLAY NAME", "ADMIN", "DISABLED", "CREATED"
+    );
+    for u in &users {
+        println!(
+            "{:<24} {:<24} {:<5} {:<8} {:<20} {}",
+            u.username,
+            u.display_name,
+            if u.admin { "yes" } else { "no" },
+            if u.disabled { "yes" } else { "no" },
+            admin::utc(u.created_at),
+            u.last_seen.map_or_else(|| "-".to_owned(), admin::utc),
+        );
+    }
+    println!(
+        "{} account{}",
+        users.len(),
+        if users.len() == 1 { "" } else { "s" }
+    );
+    Ok(())
+}
+
+/// `confab-server admin disable|enable NAME`. Disabling ends the account's sessions in
+/// the store; a server running on this data directory closes its sockets at once.
+fn admin_disable(config: &Config, name: &str, disabled: bool) -> anyhow::Result<()> {
+    use confab_server::admin::control::{Request, ask};
+
+    let (accounts, _) = open_accounts(config)?;
+    let name = admin::set_disabled(&accounts, admin::Actor::Cli, name, disabled)?;
+    if !disabled {
+        println!("Enabled {name}: they can sign in again");
+        return Ok(());
+    }
+    println!("Disabled {name}: they cannot sign in, and their sessions are ended");
+    match ask(
+        &config.data_dir,
+        &Request::Disabled {
+            username: name.clone(),
+        },
+    ) {
+        Ok(Some(reply)) if reply.ok => println!("The running server {}", reply.message),
+        Ok(Some(reply)) => println!("The running server refused: {}", reply.message),
+        Ok(None) => println!(
+            "No server is running on {} (open connections elsewhere close when they next \
+             authenticate)",
+            config.data_dir.display()
+        ),
+        Err(e) => println!("Could not reach the running server: {e}"),
+    }
+    Ok(())
+}
+
+/// `confab-server admin reset-password NAME`: prints a one-time link's path.
+fn admin_reset_password(config: &Config, name: &str) -> anyhow::Result<()> {
+    let (accounts, _) = open_accounts(config)?;
+    let link = admin::reset_link(
+        &accounts,
+        admin::Actor::Cli,
+        name,
+        config.password_reset_lifetime(),
+    )?;
+    println!(
+        "Password reset link for {} (works once, until {}):\n{}\n\
+         Put it after the server's address, as in https://chat.example.com{}",
+        link.username,
+        admin::utc(link.expires_at),
+        link.path,
+        link.path,
+    );
+    Ok(())
+}
+
+/// `confab-server admin grant|revoke NAME`.
+fn admin_grant(config: &Config, name: &str, grant: bool) -> anyhow::Result<()> {
+    let (accounts, _) = open_accounts(config)?;
+    let name = admin::set_admin(&accounts, admin::Actor::Cli, name, grant)?;
+    if grant {
+        println!("{name} is an administrator");
+    } else {
+        println!("{name} is no longer an administrator");
+    }
+    Ok(())
+}
+
+/// `confab-server admin rooms`: a table of rooms and their sizes.
+fn admin_rooms(config: &Config) -> anyhow::Result<()> {
+    let (accounts, _) = open_accounts(config)?;
+    let rooms = admin::rooms(&accounts)?;
+    println!(
+        "{:<32} {:<8} {:>8} {:>9} LAST ACTIVITY",
+        "ROOM", "KIND", "MEMBERS", "MESSAGES"
+    );
+    for r in &rooms {
+        let name = match &r.title {
+            Some(title) if title != &r.name => format!("{} ({title})", r.name),
+            _ => r.name.clone(),
+        };
+        println!(
+            "{name:<32} {:<8} {:>8} {:>9} {}",
+            r.kind,
+            r.members,
+            r.messages,
+            r.last_activity.map_or_else(|| "-".to_owned(), admin::utc),
+        );
+    }
+    Ok(())
+}
+
+/// `confab-server admin delete-room NAME`: through the running server's hub when there
+/// is one on this data directory (its members see the room go), else in the store.
+fn admin_delete_room(config: &Config, room: &str) -> anyhow::Result<()> {
+    use confab_server::admin::control::{Request, ask};
+
+    let (accounts, _) = open_accounts(config)?;
+    let asked = ask(
+        &config.data_dir,
+        &Request::DeleteRoom {
+            room: room.to_owned(),
+        },
+    )
+    .context("cannot reach the server running on the data directory")?;
+    match asked {
+        Some(reply) if reply.ok => {
+            admin::record(&accounts, admin::Actor::Cli, "delete-room", room, "")?;
+            println!("Deleted room {room} (the running server told its members)");
+            Ok(())
+        }
+        Some(reply) => anyhow::bail!("the running server did not delete it: {}", reply.message),
+        None => {
+            // No server here: none may start while the room goes (SQLite's data
+            // directory lock), and no hub holds it.
+            let _lock = match config.database_url {
+                Some(_) => None,
+                None => Some(
+                    confab_server::store::sqlite::lock_data_dir(&config.data_dir, true)
+                        .context("a server is using the data directory but does not answer")?,
+                ),
+            };
+            anyhow::ensure!(
+                room != confab_shared::DEFAULT_ROOM,
+                "#{room} cannot be deleted"
+            );
+            anyhow::ensure!(
+                admin::rooms(&accounts)?.iter().any(|r| r.name == room),
+                "no room is called {room:?}"
+            );
+            let database = config.database().context("cannot open the database")?;
+            let mut store = database.writer().context("cannot open the store")?;
+            store.apply(&[confab_server::store::Write::DeleteRoom {
+                room: room.to_owned(),
+            }])?;
+            admin::record(&accounts, admin::Actor::Cli, "delete-room", room, "")?;
+            println!("Deleted room {room}");
+            Ok(())
+        }
+    }
+}
+
+/// `confab-server admin stats`.
+fn admin_stats(config: &Config) -> anyhow::Result<()> {
+    let (accounts, place) = open_accounts(config)?;
+    let s = admin::stats(&accounts)?;
+    println!("Server statistics ({place}):");
+    println!(
+        "  accounts         {:>12} ({} disabled)",
+        s.users, s.disabled_users
+    );
+    println!("  rooms            {:>12}", s.rooms);
+    println!("  messages         {:>12}", s.messages);
+    println!("  files            {:>12}", s.files);
+    println!("  file bytes       {:>12}", s.file_bytes);
+    println!("  database bytes   {:>12}", s.database_bytes);
+    Ok(())
+}
+
+/// `confab-server admin audit`: newest first.
+fn admin_audit(config: &Config) -> anyhow::Result<()> {
+    let (accounts, _) = open_accounts(config)?;
+    println!(
+        "{:<20} {:<24} {:<16} {:<24} DETAIL",
+        "WHEN", "WHO", "WHAT", "TARGET"
+    );
+    for e in admin::audit(&accounts)? {
+        println!(
+            "{:<20} {:<24} {:<16} {:<24} {}",
+            admin::utc(e.at),
+            e.actor,
+            e.action,
+            e.target,
+            e.detail
+        );
+    }
     Ok(())
 }
 

@@ -5,6 +5,9 @@
 //! own (a connection, or a pool), the way another process or another node opens the same
 //! data: the races below are between those.
 //!
+//! The administrators' part of the store (`store::admin::AdminStore`, `crate::admin`) is tested
+//! here too, on both.
+//!
 //! Then the real `confab-server admin create` and `admin invite` against PostgreSQL, and
 //! two servers on one PostgreSQL honouring each other's sessions.
 //!
@@ -30,6 +33,7 @@ use confab_server::{
     store::{
         Database, Durability,
         accounts::{self, AccountStore, CreateUserError, NewUser},
+        admin::NewAuditEntry,
         invites::{InviteRefusal, NewInvite, Scope},
     },
 };
@@ -98,6 +102,9 @@ on_both_stores!(
     a_password_change_needs_the_current_password,
     invites_through_the_policy_layer,
     every_open_of_one_database_signs_device_cookies_alike,
+    administrators_list_disable_grant_and_audit,
+    a_reset_link_works_once_even_when_raced,
+    rooms_and_statistics_count_what_is_stored,
 );
 
 fn person(username: &str, now_ms: i64) -> NewUser<'_> {
@@ -656,6 +663,200 @@ fn every_open_of_one_database_signs_device_cookies_alike(site: &Site) {
         stranger.of_request(&cookie_header(&set), false, "ada"),
         None
     );
+}
+
+// An administrator's tools.
+
+fn administrators_list_disable_grant_and_audit(site: &Site) {
+    let a = site.accounts();
+    let ada = a
+        .sign_up(
+            &name("ada"),
+            &display("Ada Lovelace"),
+            &pw("correct horse"),
+            true,
+        )
+        .expect("ada");
+    a.sign_up(&name("bob"), &display("Bobby"), &pw("correct horse"), false)
+        .expect("bob");
+    let (_, bobs) = a.sign_in(&name("bob"), &pw("correct horse")).expect("in");
+    let s = site.store();
+    let all = s.users("", 10).expect("list");
+    let names: Vec<&str> = all.iter().map(|u| u.username.as_str()).collect();
+    assert_eq!(names, ["ada", "bob"]);
+    assert!(all[0].admin && !all[1].admin);
+    assert!(all[1].last_seen.is_some(), "bob signed in");
+    assert_eq!(all[0].last_seen, None, "ada never did");
+    // By username or display name, any case; `%` is no wildcard.
+    assert_eq!(s.users("BOB", 10).expect("q")[0].username, "bob");
+    assert_eq!(s.users("lovelace", 10).expect("q")[0].username, "ada");
+    assert!(s.users("%", 10).expect("q").is_empty());
+    assert_eq!(s.users("", 1).expect("q").len(), 1);
+
+    // Another handle disables Bob: his session is over for everyone at once.
+    let other = site.store();
+    assert!(other.set_disabled("bob", true).expect("disable").is_some());
+    assert_eq!(other.set_disabled("nobody", true).expect("disable"), None);
+    assert_eq!(a.authenticate(bobs.as_str()).expect("auth"), None);
+    assert!(matches!(
+        a.sign_in(&name("bob"), &pw("correct horse")),
+        Err(AccountError::Disabled)
+    ));
+    // A wrong password says only that, disabled or not.
+    assert!(matches!(
+        a.sign_in(&name("bob"), &pw("wrong horse")),
+        Err(AccountError::InvalidCredentials)
+    ));
+    assert!(s.users("bob", 10).expect("q")[0].disabled);
+    assert!(other.set_disabled("bob", false).expect("enable").is_some());
+    let (_, again) = a
+        .sign_in(&name("bob"), &pw("correct horse"))
+        .expect("in again");
+    assert!(a.authenticate(again.as_str()).expect("auth").is_some());
+
+    assert!(s.set_admin("bob", true).expect("grant"));
+    assert!(s.set_admin("ada", false).expect("revoke"));
+    assert!(!s.set_admin("nobody", true).expect("grant"));
+    let roles: Vec<bool> = s
+        .users("", 10)
+        .expect("list")
+        .iter()
+        .map(|u| u.admin)
+        .collect();
+    assert_eq!(roles, [false, true]);
+    assert_eq!(
+        a.authenticate(again.as_str())
+            .expect("auth")
+            .map(|u| u.is_admin),
+        Some(true)
+    );
+
+    for (n, action) in ["disable", "enable", "grant"].iter().enumerate() {
+        s.record(NewAuditEntry {
+            at: 100 + n as i64,
+            actor: if n == 0 { "cli" } else { "@ada" },
+            action,
+            target: "bob",
+            detail: "",
+        })
+        .expect("record");
+    }
+    let log = other.audit(2).expect("audit");
+    let seen: Vec<(&str, &str, i64)> = log
+        .iter()
+        .map(|e| (e.actor.as_str(), e.action.as_str(), e.at))
+        .collect();
+    assert_eq!(seen, [("@ada", "grant", 102), ("@ada", "enable", 101)]);
+    assert!(log[0].id > log[1].id);
+    let _ = ada;
+}
+
+fn a_reset_link_works_once_even_when_raced(site: &Site) {
+    let a = site.accounts();
+    let carol = a
+        .sign_up(
+            &name("carol"),
+            &display("Carol"),
+            &pw("correct horse"),
+            false,
+        )
+        .expect("carol");
+    let (_, session) = a.sign_in(&name("carol"), &pw("correct horse")).expect("in");
+    let s = site.store();
+    s.create_reset(carol.id, b"first-link", 10, 1_000)
+        .expect("first");
+    // A second link replaces the first.
+    s.create_reset(carol.id, b"second-link", 20, 1_000)
+        .expect("second");
+    assert_eq!(s.reset_user(b"first-link", 30).expect("read"), None);
+    assert_eq!(
+        s.reset_user(b"second-link", 30).expect("read").as_deref(),
+        Some("carol")
+    );
+    // Expired: nothing happens.
+    assert_eq!(
+        s.use_reset(b"second-link", "$argon2id$x", 1_000)
+            .expect("use"),
+        None
+    );
+    assert!(a.authenticate(session.as_str()).expect("auth").is_some());
+
+    s.create_reset(carol.id, b"third-link", 40, 1_000)
+        .expect("third");
+    let used = race(site, 4, |_, store| {
+        store
+            .use_reset(b"third-link", "$argon2id$new", 50)
+            .expect("use")
+    });
+    assert_eq!(
+        used.iter()
+            .filter(|u| u.as_deref() == Some("carol"))
+            .count(),
+        1,
+        "{used:?}"
+    );
+    assert_eq!(used.iter().filter(|u| u.is_none()).count(), 3);
+    assert_eq!(a.authenticate(session.as_str()).expect("auth"), None);
+    assert_eq!(
+        s.user_by_username("carol")
+            .expect("read")
+            .expect("carol")
+            .password_hash,
+        "$argon2id$new"
+    );
+}
+
+fn rooms_and_statistics_count_what_is_stored(site: &Site) {
+    use confab_server::store::{NewMessage, Write};
+    use confab_shared::RoomKind;
+
+    let a = site.accounts();
+    a.sign_up(&name("ada"), &display("Ada"), &pw("correct horse"), false)
+        .expect("ada");
+    let mut writer = site.database().writer().expect("writer");
+    let said = |body: &str, client_id: &str, ts: i64| {
+        Write::Append(NewMessage {
+            room: "plans".into(),
+            from: "ada".into(),
+            name: "Ada".into(),
+            body: body.into(),
+            client_id: client_id.into(),
+            ts,
+            reply_to: None,
+            mentions: Vec::new(),
+            files: Vec::new(),
+        })
+    };
+    writer
+        .apply(&[
+            Write::CreateRoom {
+                room: "plans".into(),
+                ts: 1,
+                kind: RoomKind::Private,
+                title: "Plans".into(),
+                owner: Some("ada".into()),
+            },
+            Write::AddMember {
+                room: "plans".into(),
+                name: "ada".into(),
+            },
+            said("one", "c1", 5_000),
+            said("two", "c2", 6_000),
+        ])
+        .expect("write");
+    let s = site.store();
+    let rooms = s.rooms().expect("rooms");
+    let plans = rooms.iter().find(|r| r.name == "plans").expect("plans");
+    assert_eq!(plans.kind, "private");
+    assert_eq!(plans.title.as_deref(), Some("Plans"));
+    assert_eq!((plans.members, plans.messages), (1, 2));
+    assert_eq!(plans.last_activity, Some(6_000));
+    let general = rooms.iter().find(|r| r.name == "general").expect("general");
+    assert_eq!((general.messages, general.last_activity), (0, None));
+    let stats = s.stats().expect("stats");
+    assert_eq!((stats.users, stats.disabled_users), (1, 0));
+    assert_eq!((stats.rooms, stats.messages, stats.files), (2, 2, 0));
+    assert!(stats.database_bytes > 0);
 }
 
 // The real admin commands, against PostgreSQL.

@@ -15,6 +15,17 @@
 //! | `POST /api/files?room={room}&name={name}` | the file's bytes | 201, [`crate::Attachment`] |
 //! | `GET /api/files/{id}` | — | 200 or 206 (`Range`), the file |
 //! | `GET /api/files/{id}/thumb` | — | 200, an image's preview |
+//! | `POST /api/password-reset` | [`ResetPassword`] | 204; the link is used up, every session ended |
+//! | `GET /api/admin/users?q={query}` | — | 200, [`AdminUsers`] |
+//! | `POST /api/admin/users/{name}/{action}` | — | 200, [`AdminDone`] (`disable`, `enable`, `grant`, `revoke`, `reset-password`) |
+//! | `GET /api/admin/rooms` | — | 200, [`AdminRooms`] |
+//! | `POST /api/admin/rooms/{name}/delete` | — | 200, [`AdminDone`] |
+//! | `POST /api/admin/messages/remove` | [`RemoveMessage`] | 200, [`AdminDone`] |
+//! | `GET /api/admin/stats` | — | 200, [`AdminStats`] |
+//! | `GET /api/admin/audit` | — | 200, [`AuditLog`] |
+//!
+//! Every `/api/admin/` endpoint answers 401 without a session and 403 to anyone who is
+//! not an administrator, whatever the request.
 //!
 //! An upload is for a room the person may post in, by an account (not a guest). Its
 //! body is the file itself, streamed to disk and never held whole in memory; what it
@@ -223,4 +234,99 @@ pub struct CreatedInvite {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Invites {
     pub invites: Vec<Invite>,
+}
+
+/// The query parameter of a password reset link: `/?reset=SECRET`.
+pub const RESET_PARAM: &str = "reset";
+
+/// Set a new password with the secret of a reset link an administrator made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResetPassword {
+    pub token: String,
+    pub new_password: String,
+}
+
+/// An account as an administrator sees it. Times are milliseconds since the Unix epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminUser {
+    pub username: String,
+    pub display_name: String,
+    pub admin: bool,
+    pub disabled: bool,
+    pub created_at: i64,
+    /// The last sign-in, when there was one since the server recorded them.
+    #[serde(default)]
+    pub last_seen: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminUsers {
+    pub users: Vec<AdminUser>,
+}
+
+/// A room and its size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminRoom {
+    pub name: String,
+    /// `public`, `private` or `direct`.
+    pub kind: String,
+    #[serde(default)]
+    pub title: Option<String>,
+    pub members: u64,
+    pub messages: u64,
+    /// The newest message's time, if it has any.
+    #[serde(default)]
+    pub last_activity: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminRooms {
+    pub rooms: Vec<AdminRoom>,
+}
+
+/// What the server holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminStats {
+    pub users: u64,
+    pub disabled_users: u64,
+    pub rooms: u64,
+    pub messages: u64,
+    pub files: u64,
+    pub file_bytes: u64,
+    /// The database's size on disk (SQLite's file and log, or PostgreSQL's database).
+    pub database_bytes: u64,
+}
+
+/// Remove a message from any room, as an administrator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoveMessage {
+    pub room: String,
+    pub seq: u64,
+}
+
+/// What an administrator's action did, in words; `link` is a password reset link's path
+/// and query (`/?reset=SECRET`), shown this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminDone {
+    pub done: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+}
+
+/// One administrator's action: who (`cli` for the command line), what, to what, when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    #[serde(default)]
+    pub detail: String,
+}
+
+/// The audit log, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditLog {
+    pub entries: Vec<AuditEntry>,
 }

@@ -25,3 +25,7 @@ pub const IDLE_TIMEOUT: u16 = 4001;
 /// The session this socket was opened with was signed out (on this device or
 /// everywhere) or has expired. Do not reconnect: show the sign-in screen.
 pub const SIGNED_OUT: u16 = 4002;
+/// An administrator disabled the account (`confab-server admin disable`, or the admin
+/// page): every session of it is over and signing in is refused until it is enabled
+/// again. Do not reconnect: show the sign-in screen, saying why.
+pub const ACCOUNT_DISABLED: u16 = 4003;

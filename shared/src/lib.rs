@@ -25,7 +25,7 @@ pub use validate::{
 /// Version of the protocol described by this crate. A client announces the version it
 /// speaks in [`ClientMsg::Hello`]; the server refuses any other with
 /// [`ErrorCode::UnsupportedProtocol`].
-pub const PROTOCOL_VERSION: u32 = 7;
+pub const PROTOCOL_VERSION: u32 = 8;
 
 /// The room every server has, which cannot be deleted.
 pub const DEFAULT_ROOM: &str = "general";

@@ -3,6 +3,7 @@
 //! components only render and forward user intent.
 
 mod account;
+mod admin;
 mod api;
 mod backoff;
 mod components;

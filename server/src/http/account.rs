@@ -74,6 +74,10 @@ impl From<AccountError> for Failure {
                 ApiError::on("username", "that username is taken"),
             ),
             AccountError::InvalidCredentials => invalid_credentials(),
+            AccountError::Disabled => Failure(
+                StatusCode::FORBIDDEN,
+                ApiError::new("this account is disabled; ask an administrator"),
+            ),
             AccountError::InviteRefused(why) => super::invites::refused(why),
             AccountError::Hash(_) | AccountError::Store(_) => {
                 tracing::error!("account request failed: {e}");

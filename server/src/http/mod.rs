@@ -1,8 +1,8 @@
 //! The HTTP edge: `/ws` (the chat socket), the account endpoints under `/api`
-//! ([`account`], [`password`]), the file endpoints (`files`), `/healthz`, `/metrics`
-//! ([`metrics`]), and the built client: from `--static-dir`, else the copy inside the
-//! binary ([`embedded`]), else `dist/` when it exists. Every request gets a request id
-//! and a log line ([`request_id`]).
+//! ([`account`], [`password`]), the admin page's (`admin`), the file endpoints (`files`),
+//! `/healthz`, `/metrics` ([`metrics`]), and the built client: from `--static-dir`, else
+//! the copy inside the binary ([`embedded`]), else `dist/` when it exists. Every request
+//! gets a request id and a log line ([`request_id`]).
 //!
 //! The WebSocket upgrade is done here rather than with axum's extractor: tungstenite
 //! checks the handshake and builds the 101, hyper hands over the upgraded socket, and
@@ -44,6 +44,7 @@ use tower_http::services::{ServeDir, ServeFile};
 use crate::{accounts::Accounts, admission::Admission, connection, health::Health, hub::HubSender};
 
 mod account;
+mod admin;
 mod device;
 mod embedded;
 mod files;
@@ -75,6 +76,8 @@ pub struct AppState {
     /// Whether members, not only administrators, may make invite links.
     pub members_invite: bool,
     pub invite_limits: crate::invites::InviteLimits,
+    /// How long a password reset link an administrator makes stays good.
+    pub password_reset_lifetime: std::time::Duration,
     /// Mark session cookies `Secure` even when no proxy says the page came over TLS
     /// (`--secure-cookies`, or the server serves TLS itself).
     pub secure_cookies: bool,
@@ -169,6 +172,7 @@ pub fn router(
         .nest(
             confab_shared::api::PREFIX,
             account::routes()
+                .merge(admin::routes())
                 .merge(password::routes())
                 .merge(invites::routes())
                 .merge(files::routes()),

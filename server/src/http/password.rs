@@ -8,6 +8,11 @@
 //! that breaks the sign-up rules or is a common one, and then ends every other session of
 //! the person; their open sockets are closed with 4002 `signed out` through the hub, as a
 //! sign-out closes them. The session that asked stays signed in.
+//!
+//! A password reset (`POST /api/password-reset`) needs no session: the secret of a link
+//! an administrator made (`crate::admin::reset_link`) stands for the current password.
+//! It works once, sets the new password (same rules), and ends every session of the
+//! account, closing its sockets; the person then signs in with the new password.
 
 use axum::{
     Json, Router,
@@ -18,7 +23,7 @@ use axum::{
 };
 use confab_shared::{
     Password,
-    api::{ApiError, ChangePassword},
+    api::{ApiError, ChangePassword, ResetPassword},
 };
 
 use super::{
@@ -39,6 +44,7 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/password", post(change_password))
         .route("/signout-others", post(sign_out_others))
+        .route("/password-reset", post(reset_password))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
@@ -121,5 +127,49 @@ async fn sign_out_others(
     blocking(&state.accounts, move |a| a.sign_out_others(user_id, &keep)).await?;
     tracing::info!(user = %user.username, "other sessions ended");
     close_other_sockets(&state, user, &token).await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn reset_password(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    Json(form): Json<ResetPassword>,
+) -> Result<Response, Failure> {
+    check_origin(&headers, &state)?;
+    let ip = client_ip(peer, &headers, &state.trusted_proxies);
+    state
+        .throttle
+        .per_address(ip)
+        .await
+        .map_err(|wait| throttled_counted(&state, wait))?;
+    let new = new_password(&form.new_password, "new_password")?;
+    let token = form.token;
+    let used = hashing(&state.accounts, move |a| {
+        crate::admin::use_reset(a, &token, &new).map_err(|e| match e {
+            crate::admin::AdminError::Account(e) => e,
+            // `use_reset` fails with nothing else.
+            other => AccountError::Hash(other.to_string()),
+        })
+    })
+    .await?;
+    let Some(username) = used else {
+        tracing::info!(%peer, "password reset refused: the link is not good");
+        return Err(Failure(
+            StatusCode::BAD_REQUEST,
+            ApiError::new(
+                "this password reset link has been used or has expired; ask an administrator for a new one",
+            ),
+        ));
+    };
+    tracing::info!(user = %username, "password reset with an administrator's link; sessions ended");
+    state
+        .hub
+        .send(Event::SignedOut {
+            username,
+            sessions: Sessions::All,
+            at: std::time::Instant::now(),
+        })
+        .await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

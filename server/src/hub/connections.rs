@@ -190,6 +190,20 @@ impl Hub {
     /// Closes the sockets of `username` opened with the sign-in `session` (all of the
     /// user's sockets when `None`): their cookie is no longer valid.
     pub fn signed_out(&mut self, username: &str, sessions: Sessions, at: Instant) {
+        self.end_sessions(username, sessions, at, close::SIGNED_OUT, "signed out");
+    }
+
+    /// Closes the sockets of `username` opened with `sessions` with `code` and `reason`,
+    /// and remembers the sessions for a while, for sockets checked before `at` that have
+    /// not arrived yet.
+    pub(super) fn end_sessions(
+        &mut self,
+        username: &str,
+        sessions: Sessions,
+        at: Instant,
+        code: u16,
+        reason: &str,
+    ) {
         // A socket checked before `at` reaches the hub within the handshake timeout;
         // a minute covers it with room to spare, and keeps the list short.
         self.signed_out
@@ -204,7 +218,7 @@ impl Hub {
                 && user == username
                 && sessions.covers(key)
             {
-                s.queue.close(close::SIGNED_OUT, "signed out");
+                s.queue.close(code, reason);
             }
         }
     }

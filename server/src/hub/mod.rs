@@ -19,6 +19,8 @@
 //!   member does.
 //! - `messages.rs`: sending, acknowledging and delivering after commit, the store
 //!   writer's front and back doors, scrolling back, typing.
+//! - `admin.rs`: administrators' deletions of any room or message, and closing a
+//!   disabled account's sockets.
 //! - `access.rs`: the one rule for who may know of a room, and its refusals.
 //! - `delivery.rs`: encoding once, pushing into send queues, replies, disconnecting those
 //!   whose queue overflowed.
@@ -35,6 +37,7 @@
 //! - `tests/`: the hub's tests, one file per file above, over a real store.
 
 mod access;
+mod admin;
 mod changes;
 mod cluster;
 mod connections;

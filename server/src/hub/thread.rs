@@ -69,6 +69,24 @@ pub enum Event {
         /// this are closed, also those the hub has not heard of yet.
         at: Instant,
     },
+    /// An administrator disabled the account (its sessions are deleted): close its
+    /// sockets with 4003.
+    Disabled {
+        username: String,
+        at: Instant,
+    },
+    /// An administrator deletes a room; the answer says whether it was.
+    AdminDeleteRoom {
+        room: String,
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
+    /// An administrator (`by`) removes message `seq` of `room`.
+    AdminRemoveMessage {
+        room: String,
+        seq: u64,
+        by: String,
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
     /// A batch of writes is committed (or failed).
     Committed(Vec<Outcome<Option<Waiter>>>),
     /// A history read or a search is answered (see `reads.rs`).
@@ -341,6 +359,25 @@ fn dispatch(hub: &mut Hub, event: Event) {
                 sessions,
             });
             hub.signed_out(&username, sessions, at);
+        }
+        Event::Disabled { username, at } => {
+            // The other nodes of a cluster close theirs as signed out.
+            hub.publish(Published::SignedOut {
+                username: username.clone(),
+                sessions: Sessions::All,
+            });
+            hub.account_disabled(&username, at);
+        }
+        Event::AdminDeleteRoom { room, reply } => {
+            let _ = reply.send(hub.admin_delete_room(&room));
+        }
+        Event::AdminRemoveMessage {
+            room,
+            seq,
+            by,
+            reply,
+        } => {
+            let _ = reply.send(hub.admin_remove_message(&room, seq, &by));
         }
         Event::Committed(outcomes) => hub.committed(outcomes),
         Event::Read(done) => hub.read_done(done),

@@ -9,6 +9,7 @@
 //! behind the message writer's group commits; and the PostgreSQL client is synchronous,
 //! so it must never run on a Tokio worker.
 
+pub use super::admin::AdminStore;
 use super::{
     Database, StoreError,
     invites::{InviteRefusal, NewInvite, Scope, StoredInvite},
@@ -24,6 +25,8 @@ pub struct StoredUser {
     pub display_name: String,
     pub password_hash: String,
     pub is_admin: bool,
+    /// Disabled by an administrator: no sign-in, no session (see [`crate::admin`]).
+    pub disabled: bool,
 }
 
 /// A new account.
@@ -48,8 +51,9 @@ pub enum CreateUserError {
 }
 
 /// What both backends keep the same way. Usernames are unique whatever their case, and
-/// looked up whatever their case.
-pub trait AccountStore: Send + Sync {
+/// looked up whatever their case. What administrators read and change is in
+/// [`AdminStore`].
+pub trait AccountStore: AdminStore + Send + Sync {
     /// Refused with [`CreateUserError::UsernameTaken`] when the name is taken, in any
     /// case.
     fn create_user(&self, user: NewUser<'_>) -> Result<StoredUser, CreateUserError>;
@@ -58,6 +62,7 @@ pub trait AccountStore: Send + Sync {
 
     fn user_count(&self) -> Result<u64, StoreError>;
 
+    /// Also notes the sign-in as the account's `last_seen`.
     fn create_session(
         &self,
         token_hash: &[u8],
@@ -66,7 +71,7 @@ pub trait AccountStore: Send + Sync {
         expires_at_ms: i64,
     ) -> Result<(), StoreError>;
 
-    /// The user of an unexpired session.
+    /// The user of an unexpired session of an account that is not disabled.
     fn session_user(
         &self,
         token_hash: &[u8],

@@ -7,6 +7,7 @@
 //! 18), chosen with `--database-url` (see [`Database`]).
 
 pub mod accounts;
+pub mod admin;
 pub mod checkpoint;
 mod database;
 pub mod files;

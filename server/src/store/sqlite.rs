@@ -214,6 +214,29 @@ fn migrations() -> Migrations<'static> {
             "ALTER TABLE rooms ADD COLUMN pruned_seq INTEGER NOT NULL DEFAULT 0;
              CREATE INDEX changes_by_target ON changes (room, target);",
         ),
+        // An administrator's tools (see `crate::admin`): accounts can be disabled, and
+        // when each last signed in is kept; the audit log of administrators' actions
+        // (`actor` is a username, or `cli` for the command line); password reset links,
+        // only a hash of each secret, gone with their account.
+        M::up(
+            "ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE users ADD COLUMN last_seen INTEGER;
+             CREATE TABLE audit_log (
+                 id     INTEGER PRIMARY KEY,
+                 at     INTEGER NOT NULL,
+                 actor  TEXT NOT NULL,
+                 action TEXT NOT NULL,
+                 target TEXT NOT NULL,
+                 detail TEXT NOT NULL DEFAULT ''
+             );
+             CREATE TABLE password_resets (
+                 token_hash BLOB PRIMARY KEY,
+                 user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                 created_at INTEGER NOT NULL,
+                 expires_at INTEGER NOT NULL
+             ) WITHOUT ROWID;
+             CREATE INDEX password_resets_by_user ON password_resets (user_id);",
+        ),
     ])
 }
 

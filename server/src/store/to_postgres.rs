@@ -76,8 +76,10 @@ const TABLES: &[Table] = &[
     },
     Table {
         name: "users",
-        columns: "id, username, display_name, password_hash, is_admin, created_at",
-        select: "SELECT id, username, display_name, password_hash, is_admin, created_at
+        columns: "id, username, display_name, password_hash, is_admin, created_at, disabled, \
+                  last_seen",
+        select: "SELECT id, username, display_name, password_hash, is_admin, created_at,
+                        disabled, last_seen
                  FROM users ORDER BY id",
     },
     Table {
@@ -131,10 +133,20 @@ const TABLES: &[Table] = &[
         columns: "username, ts, bytes",
         select: "SELECT user, ts, bytes FROM file_usage ORDER BY ts",
     },
+    Table {
+        name: "audit_log",
+        columns: "id, at, actor, action, target, detail",
+        select: "SELECT id, at, actor, action, target, detail FROM audit_log ORDER BY id",
+    },
+    Table {
+        name: "password_resets",
+        columns: "token_hash, user_id, created_at, expires_at",
+        select: "SELECT token_hash, user_id, created_at, expires_at FROM password_resets",
+    },
 ];
 
 /// Tables whose ids are copied: their identity sequences are set past the ids.
-const IDENTITIES: &[&str] = &["users", "invites", "messages", "changes"];
+const IDENTITIES: &[&str] = &["users", "invites", "messages", "changes", "audit_log"];
 
 /// Tables that must be empty for the database to count as holding no Confab data
 /// (`rooms` apart: a fresh schema has `general`).
@@ -151,6 +163,8 @@ const MUST_BE_EMPTY: &[&str] = &[
     "file_blobs",
     "file_uploads",
     "file_usage",
+    "audit_log",
+    "password_resets",
 ];
 
 /// What was copied: rows per table, in the order they were written.

@@ -4,6 +4,7 @@ use yew::prelude::*;
 use super::{
     Ctx,
     account_panel::AccountButton,
+    admin::AdminMenu,
     attachments::use_drop_zone,
     auth::AuthScreen,
     composer::Composer,
@@ -145,6 +146,7 @@ fn user_menu(ctx: &Ctx) -> Html {
                 { me.name.clone() }
                 if me.guest { <span class="guest-mark">{ " (guest)" }</span> }
             </span>
+            <AdminMenu />
             <InviteMenu />
             <NotifyButton />
             if !me.guest { <AccountButton /> }

@@ -28,6 +28,9 @@ pub fn AuthScreen() -> Html {
         SignUpPolicy::Invite => *invited,
         SignUpPolicy::Closed => false,
     };
+    // Someone who came by a password reset link sets a new password first.
+    let resetting = use_state(crate::admin::reset_in_address);
+    let reset_done = use_state(|| false);
     let mode = use_state(|| {
         if *invited && may_sign_up {
             Mode::SignUp
@@ -91,10 +94,31 @@ pub fn AuthScreen() -> Html {
             </>
         },
     };
+    if let Some(token) = (*resetting).clone() {
+        let on_done = {
+            let (resetting, reset_done) = (resetting.clone(), reset_done.clone());
+            Callback::from(move |()| {
+                crate::admin::forget_reset_in_address();
+                resetting.set(None);
+                reset_done.set(true);
+            })
+        };
+        return html! {
+            <main class="welcome">
+                <div class="auth">
+                    <h2>{ "Welcome to Confab" }</h2>
+                    <ResetForm {token} {on_done} />
+                </div>
+            </main>
+        };
+    }
     html! {
         <main class="welcome">
             <div class="auth">
                 <h2>{ "Welcome to Confab" }</h2>
+                if *reset_done {
+                    <p class="success" role="status">{ "Your new password is set. Sign in with it." }</p>
+                }
                 { account_form }
                 if state.guests_allowed {
                     { guest_form(&ctx, &refs) }
@@ -264,6 +288,68 @@ fn guest_form(ctx: &Ctx, refs: &Refs) -> Html {
                    aria-invalid={name_error.invalid()} aria-describedby={name_error.describedby()} />
             { name_error.render() }
             <button type="submit">{ "Join chat" }</button>
+        </form>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct ResetProps {
+    token: String,
+    on_done: Callback<()>,
+}
+
+/// A password reset link's form: a new password, set once with the link's secret.
+#[function_component]
+fn ResetForm(props: &ResetProps) -> Html {
+    let password = use_node_ref();
+    let busy = use_state(|| false);
+    let error = use_state(|| None::<confab_shared::api::ApiError>);
+    {
+        let password = password.clone();
+        use_effect_with((), move |()| {
+            if let Some(field) = password.cast::<HtmlInputElement>() {
+                let _ = field.focus();
+            }
+        });
+    }
+    let onsubmit = {
+        let (password, busy, error) = (password.clone(), busy.clone(), error.clone());
+        let (token, on_done) = (props.token.clone(), props.on_done.clone());
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            if *busy {
+                return;
+            }
+            let body = confab_shared::api::ResetPassword {
+                token: token.clone(),
+                new_password: value(&password),
+            };
+            busy.set(true);
+            let (busy, error, on_done) = (busy.clone(), error.clone(), on_done.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                match crate::admin::reset_password(&body).await {
+                    Ok(()) => on_done.emit(()),
+                    Err(failure) => error.set(Some(failure.into_api_error())),
+                }
+                busy.set(false);
+            });
+        })
+    };
+    let field_error = FieldError {
+        id: "reset-password-error",
+        message: error.as_ref().map(|e| e.error.clone()),
+    };
+    html! {
+        <form class="auth-form" aria-labelledby="reset-heading" aria-busy={busy.to_string()} {onsubmit}>
+            <h3 id="reset-heading">{ "Set a new password" }</h3>
+            <p class="hint-text">{ "An administrator gave you this link. It works once; your other sessions end." }</p>
+            <label for="reset-password">{ "New password" }</label>
+            <input id="reset-password" ref={password} type="password" autocomplete="new-password"
+                   required=true aria-invalid={field_error.invalid()}
+                   aria-describedby={format!("reset-password-hint{}", field_error.describedby().map(|id| format!(" {id}")).unwrap_or_default())} />
+            <p id="reset-password-hint" class="hint-text">{ "At least 8 characters, and not one of the most common passwords." }</p>
+            { field_error.render() }
+            <button type="submit">{ "Set password" }</button>
         </form>
     }
 }

@@ -3,6 +3,7 @@
 //! [`Account`](crate::account::Account) requests, or reducer actions.
 
 mod account_panel;
+mod admin;
 mod app;
 mod attachments;
 mod auth;

@@ -15,7 +15,7 @@ use crate::{
     api::{self, Failure},
     backoff::backoff_ms,
     persist,
-    state::{Action, Conn},
+    state::{Action, AuthError, AuthForm, Conn},
 };
 
 /// After this many failed connections in a row, ask `/api/me` whether the session
@@ -48,6 +48,8 @@ enum End {
     Shutdown,
     /// The server closed the socket because the session was signed out.
     SignedOut,
+    /// An administrator disabled the account: signed out, and told why.
+    Disabled,
     /// The guest's hello was refused: the user picks another name.
     Refused,
 }
@@ -83,6 +85,15 @@ pub(super) async fn run(
         match end {
             End::Shutdown => return,
             End::SignedOut => return inner.signed_out(None),
+            End::Disabled => {
+                inner.signed_out(None);
+                inner.dispatch.emit(Action::AuthFailed(AuthError {
+                    form: AuthForm::SignIn,
+                    message: "An administrator disabled your account: you are signed out.".into(),
+                    field: None,
+                }));
+                return;
+            }
             End::Refused => {
                 // Nor may a reload try the refused name again. What was written under
                 // it is not sent under the next name the guest picks.
@@ -238,6 +249,9 @@ async fn connect_once(
                     Some(Err(WebSocketError::ConnectionError)) => continue,
                     Some(Err(WebSocketError::ConnectionClose(e))) if e.code == close::SIGNED_OUT => {
                         return End::SignedOut;
+                    }
+                    Some(Err(WebSocketError::ConnectionClose(e))) if e.code == close::ACCOUNT_DISABLED => {
+                        return End::Disabled;
                     }
                     Some(Err(_)) | None => return End::Lost,
                 };

@@ -15,10 +15,13 @@
 
 use postgres::{GenericClient, Row, error::SqlState};
 
+use confab_shared::api::{AdminRoom, AdminStats, AdminUser, AuditEntry};
+
 use super::PgPool;
 use crate::store::{
     StoreError,
     accounts::{AccountStore, CreateUserError, NewUser, StoredUser},
+    admin::{AdminStore, NewAuditEntry, count as admin_count},
     invites::{InviteRefusal, NewInvite, Scope, StoredInvite},
 };
 
@@ -36,7 +39,7 @@ impl PgAccounts {
     }
 }
 
-const USER_COLUMNS: &str = "id, username, display_name, password_hash, is_admin";
+const USER_COLUMNS: &str = "id, username, display_name, password_hash, is_admin, disabled";
 
 const INVITE_COLUMNS: &str =
     "i.id, u.username, i.created_at, i.expires_at, i.max_uses, i.uses_left";
@@ -48,6 +51,7 @@ fn row_to_user(row: &Row) -> Result<StoredUser, StoreError> {
         display_name: row.try_get(2)?,
         password_hash: row.try_get(3)?,
         is_admin: row.try_get(4)?,
+        disabled: row.try_get(5)?,
     })
 }
 
@@ -93,6 +97,7 @@ fn create_user(
             display_name: user.display_name.to_owned(),
             password_hash: user.password_hash.to_owned(),
             is_admin: user.is_admin,
+            disabled: false,
         }),
     }
 }
@@ -162,11 +167,18 @@ impl AccountStore for PgAccounts {
         now_ms: i64,
         expires_at_ms: i64,
     ) -> Result<(), StoreError> {
-        self.pool.get()?.execute(
+        let mut client = self.pool.get()?;
+        let mut tx = client.transaction()?;
+        tx.execute(
             "INSERT INTO sessions (token_hash, user_id, created_at, expires_at)
              VALUES ($1, $2, $3, $4)",
             &[&token_hash, &user_id, &now_ms, &expires_at_ms],
         )?;
+        tx.execute(
+            "UPDATE users SET last_seen = $2 WHERE id = $1",
+            &[&user_id, &now_ms],
+        )?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -178,9 +190,9 @@ impl AccountStore for PgAccounts {
         self.pool
             .get()?
             .query_opt(
-                "SELECT u.id, u.username, u.display_name, u.password_hash, u.is_admin
+                "SELECT u.id, u.username, u.display_name, u.password_hash, u.is_admin, u.disabled
                  FROM sessions s JOIN users u ON u.id = s.user_id
-                 WHERE s.token_hash = $1 AND s.expires_at > $2",
+                 WHERE s.token_hash = $1 AND s.expires_at > $2 AND NOT u.disabled",
                 &[&token_hash, &now_ms],
             )?
             .as_ref()
@@ -383,4 +395,206 @@ pub fn device_cookie_key(pool: &PgPool, fresh: &[u8; 32]) -> Result<Vec<u8>, Sto
     Ok(client
         .query_one("SELECT key FROM device_cookie_key", &[])?
         .try_get(0)?)
+}
+
+fn row_to_audit(row: &Row) -> Result<AuditEntry, StoreError> {
+    Ok(AuditEntry {
+        id: row.try_get(0)?,
+        at: row.try_get(1)?,
+        actor: row.try_get(2)?,
+        action: row.try_get(3)?,
+        target: row.try_get(4)?,
+        detail: row.try_get(5)?,
+    })
+}
+
+impl AdminStore for PgAccounts {
+    fn users(&self, query: &str, limit: u32) -> Result<Vec<AdminUser>, StoreError> {
+        self.pool
+            .get()?
+            .query(
+                "SELECT username::text, display_name, is_admin, disabled, created_at, last_seen
+                 FROM users
+                 WHERE strpos(lower(username::text), lower($1)) > 0
+                    OR strpos(lower(display_name), lower($1)) > 0
+                 ORDER BY username LIMIT $2",
+                &[&query, &i64::from(limit)],
+            )?
+            .iter()
+            .map(|row| {
+                Ok(AdminUser {
+                    username: row.try_get(0)?,
+                    display_name: row.try_get(1)?,
+                    admin: row.try_get(2)?,
+                    disabled: row.try_get(3)?,
+                    created_at: row.try_get(4)?,
+                    last_seen: row.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    fn set_disabled(&self, username: &str, disabled: bool) -> Result<Option<i64>, StoreError> {
+        let mut client = self.pool.get()?;
+        let mut tx = client.transaction()?;
+        let id: Option<i64> = tx
+            .query_opt(
+                "UPDATE users SET disabled = $2 WHERE username = $1 RETURNING id",
+                &[&username, &disabled],
+            )?
+            .map(|row| row.try_get(0))
+            .transpose()?;
+        if let (Some(id), true) = (id, disabled) {
+            tx.execute("DELETE FROM sessions WHERE user_id = $1", &[&id])?;
+        }
+        tx.commit()?;
+        Ok(id)
+    }
+
+    fn set_admin(&self, username: &str, admin: bool) -> Result<bool, StoreError> {
+        Ok(self.pool.get()?.execute(
+            "UPDATE users SET is_admin = $2 WHERE username = $1",
+            &[&username, &admin],
+        )? > 0)
+    }
+
+    fn create_reset(
+        &self,
+        user_id: i64,
+        token_hash: &[u8],
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut client = self.pool.get()?;
+        let mut tx = client.transaction()?;
+        tx.execute(
+            "DELETE FROM password_resets WHERE user_id = $1",
+            &[&user_id],
+        )?;
+        tx.execute(
+            "INSERT INTO password_resets (token_hash, user_id, created_at, expires_at)
+             VALUES ($1, $2, $3, $4)",
+            &[&token_hash, &user_id, &now_ms, &expires_at_ms],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn reset_user(&self, token_hash: &[u8], now_ms: i64) -> Result<Option<String>, StoreError> {
+        self.pool
+            .get()?
+            .query_opt(
+                "SELECT u.username::text FROM password_resets r JOIN users u ON u.id = r.user_id
+                 WHERE r.token_hash = $1 AND r.expires_at > $2",
+                &[&token_hash, &now_ms],
+            )?
+            .map(|row| row.try_get(0))
+            .transpose()
+            .map_err(StoreError::from)
+    }
+
+    /// The link's row is deleted first: of two uses at once, the second waits on its row
+    /// lock and then finds it gone.
+    fn use_reset(
+        &self,
+        token_hash: &[u8],
+        password_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let mut client = self.pool.get()?;
+        let mut tx = client.transaction()?;
+        let Some(row) = tx.query_opt(
+            "DELETE FROM password_resets WHERE token_hash = $1 AND expires_at > $2
+             RETURNING user_id",
+            &[&token_hash, &now_ms],
+        )?
+        else {
+            return Ok(None);
+        };
+        let user_id: i64 = row.try_get(0)?;
+        let username: String = tx
+            .query_one(
+                "UPDATE users SET password_hash = $2 WHERE id = $1 RETURNING username::text",
+                &[&user_id, &password_hash],
+            )?
+            .try_get(0)?;
+        tx.execute("DELETE FROM sessions WHERE user_id = $1", &[&user_id])?;
+        tx.commit()?;
+        Ok(Some(username))
+    }
+
+    fn rooms(&self) -> Result<Vec<AdminRoom>, StoreError> {
+        self.pool
+            .get()?
+            .query(
+                "SELECT r.name, r.kind, r.title,
+                        (SELECT count(*) FROM room_members m WHERE m.room = r.name),
+                        (SELECT count(*) FROM messages g WHERE g.room = r.name AND NOT g.deleted),
+                        (SELECT max(ts) FROM messages g WHERE g.room = r.name)
+                 FROM rooms r ORDER BY r.name",
+                &[],
+            )?
+            .iter()
+            .map(|row| {
+                Ok(AdminRoom {
+                    name: row.try_get(0)?,
+                    kind: row.try_get(1)?,
+                    title: row.try_get(2)?,
+                    members: admin_count(row.try_get(3)?),
+                    messages: admin_count(row.try_get(4)?),
+                    last_activity: row.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    fn stats(&self) -> Result<AdminStats, StoreError> {
+        let row = self.pool.get()?.query_one(
+            "SELECT (SELECT count(*) FROM users),
+                    (SELECT count(*) FROM users WHERE disabled),
+                    (SELECT count(*) FROM rooms),
+                    (SELECT count(*) FROM messages WHERE NOT deleted),
+                    (SELECT count(*) FROM file_uploads),
+                    (SELECT COALESCE(sum(size), 0)::bigint FROM file_blobs),
+                    pg_database_size(current_database())",
+            &[],
+        )?;
+        Ok(AdminStats {
+            users: admin_count(row.try_get(0)?),
+            disabled_users: admin_count(row.try_get(1)?),
+            rooms: admin_count(row.try_get(2)?),
+            messages: admin_count(row.try_get(3)?),
+            files: admin_count(row.try_get(4)?),
+            file_bytes: admin_count(row.try_get(5)?),
+            database_bytes: admin_count(row.try_get(6)?),
+        })
+    }
+
+    fn record(&self, entry: NewAuditEntry<'_>) -> Result<(), StoreError> {
+        self.pool.get()?.execute(
+            "INSERT INTO audit_log (at, actor, action, target, detail)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &entry.at,
+                &entry.actor,
+                &entry.action,
+                &entry.target,
+                &entry.detail,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        self.pool
+            .get()?
+            .query(
+                "SELECT id, at, actor, action, target, detail FROM audit_log
+                 ORDER BY id DESC LIMIT $1",
+                &[&i64::from(limit)],
+            )?
+            .iter()
+            .map(row_to_audit)
+            .collect()
+    }
 }

@@ -11,9 +11,12 @@ use std::{
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 
 use super::open_migrated;
+use confab_shared::api::{AdminRoom, AdminStats, AdminUser, AuditEntry};
+
 use crate::store::{
     Durability, StoreError,
     accounts::{AccountStore, CreateUserError, NewUser, StoredUser},
+    admin::{AdminStore, NewAuditEntry, count},
     invites::{InviteRefusal, NewInvite, Scope, StoredInvite},
 };
 
@@ -21,7 +24,7 @@ pub struct SqliteAccounts {
     conn: Mutex<Connection>,
 }
 
-const USER_COLUMNS: &str = "id, username, display_name, password_hash, is_admin";
+const USER_COLUMNS: &str = "id, username, display_name, password_hash, is_admin, disabled";
 
 const INVITE_COLUMNS: &str =
     "i.id, u.username, i.created_at, i.expires_at, i.max_uses, i.uses_left";
@@ -33,6 +36,7 @@ fn row_to_user(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredUser> {
         display_name: row.get(2)?,
         password_hash: row.get(3)?,
         is_admin: row.get(4)?,
+        disabled: row.get(5)?,
     })
 }
 
@@ -82,6 +86,7 @@ fn create_user(conn: &Connection, user: NewUser<'_>) -> Result<StoredUser, Creat
             display_name: user.display_name.to_owned(),
             password_hash: user.password_hash.to_owned(),
             is_admin: user.is_admin,
+            disabled: false,
         }),
     }
 }
@@ -131,12 +136,16 @@ impl AccountStore for SqliteAccounts {
         now_ms: i64,
         expires_at_ms: i64,
     ) -> Result<(), StoreError> {
-        self.conn()
-            .prepare_cached(
-                "INSERT INTO sessions (token_hash, user_id, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![token_hash, user_id, now_ms, expires_at_ms])?;
+        let conn = self.conn();
+        let tx = conn.unchecked_transaction()?;
+        tx.prepare_cached(
+            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![token_hash, user_id, now_ms, expires_at_ms])?;
+        tx.prepare_cached("UPDATE users SET last_seen = ?2 WHERE id = ?1")?
+            .execute(params![user_id, now_ms])?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -148,9 +157,9 @@ impl AccountStore for SqliteAccounts {
         Ok(self
             .conn()
             .prepare_cached(
-                "SELECT u.id, u.username, u.display_name, u.password_hash, u.is_admin
+                "SELECT u.id, u.username, u.display_name, u.password_hash, u.is_admin, u.disabled
                  FROM sessions s JOIN users u ON u.id = s.user_id
-                 WHERE s.token_hash = ?1 AND s.expires_at > ?2",
+                 WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND u.disabled = 0",
             )?
             .query_row(params![token_hash, now_ms], row_to_user)
             .optional()?)
@@ -314,5 +323,194 @@ impl AccountStore for SqliteAccounts {
             .conn()
             .prepare_cached("DELETE FROM invites WHERE expires_at <= ?1")?
             .execute([now_ms])?)
+    }
+}
+
+fn row_to_admin_user(row: &rusqlite::Row<'_>) -> rusqlite::Result<AdminUser> {
+    Ok(AdminUser {
+        username: row.get(0)?,
+        display_name: row.get(1)?,
+        admin: row.get(2)?,
+        disabled: row.get(3)?,
+        created_at: row.get(4)?,
+        last_seen: row.get(5)?,
+    })
+}
+
+impl AdminStore for SqliteAccounts {
+    fn users(&self, query: &str, limit: u32) -> Result<Vec<AdminUser>, StoreError> {
+        let users = self
+            .conn()
+            .prepare_cached(
+                "SELECT username, display_name, is_admin, disabled, created_at, last_seen
+                 FROM users
+                 WHERE instr(lower(username), lower(?1)) > 0
+                    OR instr(lower(display_name), lower(?1)) > 0
+                 ORDER BY username LIMIT ?2",
+            )?
+            .query_map(params![query, limit], row_to_admin_user)?
+            .collect::<Result<_, _>>()?;
+        Ok(users)
+    }
+
+    fn set_disabled(&self, username: &str, disabled: bool) -> Result<Option<i64>, StoreError> {
+        let conn = self.conn();
+        let tx = rusqlite::Transaction::new_unchecked(&conn, TransactionBehavior::Immediate)?;
+        let id: Option<i64> = tx
+            .prepare_cached("UPDATE users SET disabled = ?2 WHERE username = ?1 RETURNING id")?
+            .query_row(params![username, disabled], |row| row.get(0))
+            .optional()?;
+        if let (Some(id), true) = (id, disabled) {
+            tx.prepare_cached("DELETE FROM sessions WHERE user_id = ?1")?
+                .execute([id])?;
+        }
+        tx.commit()?;
+        Ok(id)
+    }
+
+    fn set_admin(&self, username: &str, admin: bool) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("UPDATE users SET is_admin = ?2 WHERE username = ?1")?
+            .execute(params![username, admin])?
+            > 0)
+    }
+
+    fn create_reset(
+        &self,
+        user_id: i64,
+        token_hash: &[u8],
+        now_ms: i64,
+        expires_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let conn = self.conn();
+        let tx = conn.unchecked_transaction()?;
+        tx.prepare_cached("DELETE FROM password_resets WHERE user_id = ?1")?
+            .execute([user_id])?;
+        tx.prepare_cached(
+            "INSERT INTO password_resets (token_hash, user_id, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![token_hash, user_id, now_ms, expires_at_ms])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn reset_user(&self, token_hash: &[u8], now_ms: i64) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT u.username FROM password_resets r JOIN users u ON u.id = r.user_id
+                 WHERE r.token_hash = ?1 AND r.expires_at > ?2",
+            )?
+            .query_row(params![token_hash, now_ms], |row| row.get(0))
+            .optional()?)
+    }
+
+    fn use_reset(
+        &self,
+        token_hash: &[u8],
+        password_hash: &str,
+        now_ms: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let conn = self.conn();
+        // IMMEDIATE: two uses of one link at once cannot both find it.
+        let tx = rusqlite::Transaction::new_unchecked(&conn, TransactionBehavior::Immediate)?;
+        let user_id: Option<i64> = tx
+            .prepare_cached(
+                "DELETE FROM password_resets WHERE token_hash = ?1 AND expires_at > ?2
+                 RETURNING user_id",
+            )?
+            .query_row(params![token_hash, now_ms], |row| row.get(0))
+            .optional()?;
+        let Some(user_id) = user_id else {
+            return Ok(None);
+        };
+        let username: String = tx
+            .prepare_cached("UPDATE users SET password_hash = ?2 WHERE id = ?1 RETURNING username")?
+            .query_row(params![user_id, password_hash], |row| row.get(0))?;
+        tx.prepare_cached("DELETE FROM sessions WHERE user_id = ?1")?
+            .execute([user_id])?;
+        tx.commit()?;
+        Ok(Some(username))
+    }
+
+    fn rooms(&self) -> Result<Vec<AdminRoom>, StoreError> {
+        let rooms = self
+            .conn()
+            .prepare_cached(
+                "SELECT r.name, r.kind, r.title,
+                        (SELECT count(*) FROM room_members m WHERE m.room = r.name),
+                        (SELECT count(*) FROM messages g WHERE g.room = r.name AND g.deleted = 0),
+                        (SELECT max(ts) FROM messages g WHERE g.room = r.name)
+                 FROM rooms r ORDER BY r.name",
+            )?
+            .query_map([], |row| {
+                Ok(AdminRoom {
+                    name: row.get(0)?,
+                    kind: row.get(1)?,
+                    title: row.get(2)?,
+                    members: count(row.get(3)?),
+                    messages: count(row.get(4)?),
+                    last_activity: row.get(5)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rooms)
+    }
+
+    fn stats(&self) -> Result<AdminStats, StoreError> {
+        let conn = self.conn();
+        let one = |sql: &str| -> Result<i64, StoreError> {
+            Ok(conn.query_row(sql, [], |row| row.get(0))?)
+        };
+        Ok(AdminStats {
+            users: count(one("SELECT count(*) FROM users")?),
+            disabled_users: count(one("SELECT count(*) FROM users WHERE disabled <> 0")?),
+            rooms: count(one("SELECT count(*) FROM rooms")?),
+            messages: count(one("SELECT count(*) FROM messages WHERE deleted = 0")?),
+            files: count(one("SELECT count(*) FROM file_uploads")?),
+            file_bytes: count(one("SELECT COALESCE(sum(size), 0) FROM file_blobs")?),
+            database_bytes: count(one(
+                "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+            )?),
+        })
+    }
+
+    fn record(&self, entry: NewAuditEntry<'_>) -> Result<(), StoreError> {
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO audit_log (at, actor, action, target, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                entry.at,
+                entry.actor,
+                entry.action,
+                entry.target,
+                entry.detail
+            ])?;
+        Ok(())
+    }
+
+    fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let entries = self
+            .conn()
+            .prepare_cached(
+                "SELECT id, at, actor, action, target, detail FROM audit_log
+                 ORDER BY id DESC LIMIT ?1",
+            )?
+            .query_map([limit], |row| {
+                Ok(AuditEntry {
+                    id: row.get(0)?,
+                    at: row.get(1)?,
+                    actor: row.get(2)?,
+                    action: row.get(3)?,
+                    target: row.get(4)?,
+                    detail: row.get(5)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(entries)
     }
 }
