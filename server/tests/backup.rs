@@ -24,7 +24,7 @@ use common::{
     process::{ServerProcess, free_addr},
     sign_up,
 };
-use confab_shared::{Attachment, ChatMessage, ClientMsg, ServerMsg};
+use confab_shared::{Attachment, ClientMsg, ServerMsg};
 use tokio::{process::Command, time::timeout};
 
 /// Runs `confab-server` with `args`; whether it succeeded, and its output.
@@ -98,41 +98,6 @@ async fn keep_sending(
                 latency: sent.elapsed(),
             }),
             other => panic!("{who}: expected an ack, got {other:?}"),
-        }
-    }
-}
-
-/// Every message of `room`, read through the protocol: a join, then pages of history
-/// backwards until there are no more.
-async fn whole_history(client: &mut Client, room: &str) -> Vec<ChatMessage> {
-    let (_, mut messages) = client.join(room).await;
-    loop {
-        let Some(oldest) = messages.first().map(|m| m.seq) else {
-            return messages;
-        };
-        client
-            .send_json(&ClientMsg::FetchHistory {
-                room: room.into(),
-                before: oldest,
-                limit: Some(200),
-            })
-            .await;
-        match client
-            .recv_until(|m| matches!(m, ServerMsg::History { .. } | ServerMsg::Error { .. }))
-            .await
-        {
-            ServerMsg::History {
-                messages: older,
-                more,
-                ..
-            } => {
-                let done = !more || older.is_empty();
-                messages.splice(0..0, older);
-                if done {
-                    return messages;
-                }
-            }
-            other => panic!("expected history, got {other:?}"),
         }
     }
 }
@@ -284,7 +249,7 @@ async fn a_backup_taken_while_people_chat_restores_everything_acknowledged_befor
     let addr = free_addr();
     let server = ServerProcess::start(addr, &restored).await;
     let mut reader = Client::named(addr, "reader").await;
-    let history = whole_history(&mut reader, "general").await;
+    let history = reader.whole_history("general").await;
     let bodies: std::collections::HashSet<&str> = history.iter().map(|m| m.body.as_str()).collect();
     let lost: Vec<&str> = before_backup
         .iter()

@@ -25,7 +25,7 @@ use confab_server::store::{
     Durability, NewMessage, SqliteStore, Store, Write,
     files::{Blob, FileStore, NewUpload},
 };
-use confab_shared::{ChatMessage, ClientMsg, ServerMsg};
+use confab_shared::{ClientMsg, ServerMsg};
 use sha2::Digest;
 
 const OLD: usize = 3_000;
@@ -164,7 +164,7 @@ async fn old_messages_go_in_the_background_while_chat_goes_on() {
     let mut reader = Client::named(addr, "reader").await;
     let deadline = Instant::now() + Duration::from_secs(60);
     let history = loop {
-        let history = whole_history(&mut reader, "general").await;
+        let history = reader.whole_history("general").await;
         let old_left = history
             .iter()
             .filter(|m| m.body.starts_with("ancientword number") || m.body.contains("with a file"))
@@ -199,7 +199,7 @@ async fn old_messages_go_in_the_background_while_chat_goes_on() {
         assert!(bodies.contains(recent), "{recent:?} was kept");
     }
     leave(&mut reader, "general").await;
-    let kept = whole_history(&mut reader, "general").await;
+    let kept = reader.whole_history("general").await;
     let kept: HashSet<&str> = kept.iter().map(|m| m.body.as_str()).collect();
     for (body, _) in &acked {
         assert!(kept.contains(body.as_str()), "{body:?} was kept");
@@ -276,41 +276,6 @@ async fn leave(client: &mut Client, room: &str) {
     client
         .recv_until(|m| matches!(m, ServerMsg::Left { .. }))
         .await;
-}
-
-/// Every message of `room`, read through the protocol: a join, then pages of history
-/// backwards until there are no more.
-async fn whole_history(client: &mut Client, room: &str) -> Vec<ChatMessage> {
-    let (_, mut messages) = client.join(room).await;
-    loop {
-        let Some(oldest) = messages.first().map(|m| m.seq) else {
-            return messages;
-        };
-        client
-            .send_json(&ClientMsg::FetchHistory {
-                room: room.into(),
-                before: oldest,
-                limit: Some(500),
-            })
-            .await;
-        match client
-            .recv_until(|m| matches!(m, ServerMsg::History { .. } | ServerMsg::Error { .. }))
-            .await
-        {
-            ServerMsg::History {
-                messages: older,
-                more,
-                ..
-            } => {
-                let done = !more || older.is_empty();
-                messages.splice(0..0, older);
-                if done {
-                    return messages;
-                }
-            }
-            other => panic!("expected history, got {other:?}"),
-        }
-    }
 }
 
 /// On PostgreSQL every node of a cluster runs retention: two nodes with

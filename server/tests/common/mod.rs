@@ -290,6 +290,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         }
     }
 
+    /// Every message of `room`, read through the protocol: a join, then pages of history
+    /// backwards until there are no more.
+    pub async fn whole_history(&mut self, room: &str) -> Vec<ChatMessage> {
+        let (_, mut messages) = self.join(room).await;
+        loop {
+            let Some(oldest) = messages.first().map(|m| m.seq) else {
+                return messages;
+            };
+            self.send_json(&ClientMsg::FetchHistory {
+                room: room.into(),
+                before: oldest,
+                limit: Some(500),
+            })
+            .await;
+            match self
+                .recv_until(|m| matches!(m, ServerMsg::History { .. } | ServerMsg::Error { .. }))
+                .await
+            {
+                ServerMsg::History {
+                    messages: older,
+                    more,
+                    ..
+                } => {
+                    let done = !more || older.is_empty();
+                    messages.splice(0..0, older);
+                    if done {
+                        return messages;
+                    }
+                }
+                other => panic!("expected history, got {other:?}"),
+            }
+        }
+    }
+
     /// Creates `room`; every identified client (this one included) receives the new
     /// room list.
     pub async fn create_room(&mut self, room: &str) {
