@@ -44,6 +44,31 @@ const PORT_TAKEN = 'Address already in use';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Starts a server on ports `pickPorts` chooses (it names them), choosing again when the
+ * server's log says they were taken meanwhile: only that failure is worth another try,
+ * anything else would fail again. */
+async function startOnFreePorts(
+  name: string,
+  tries: string,
+  logPath: () => string,
+  pickPorts: () => Promise<string>,
+  start: () => Promise<void>,
+): Promise<void> {
+  const failures: string[] = [];
+  for (let attempt = 0; attempt < PORT_ATTEMPTS; attempt++) {
+    const ports = await pickPorts();
+    const before = readOr(logPath()).length;
+    try {
+      await start();
+      return;
+    } catch (e) {
+      if (!readOr(logPath()).slice(before).includes(PORT_TAKEN)) throw e;
+      failures.push(`${ports}: ${e}`);
+    }
+  }
+  throw new Error(`${name} did not start on any of ${PORT_ATTEMPTS} ${tries}:\n${failures.join('\n')}`);
+}
+
 /** Everything started here, so nothing outlives this process even if a spec forgets. */
 const live = new Set<{ killNow(): void }>();
 process.on('exit', () => {
@@ -198,20 +223,14 @@ export class Postgres {
     live.add(pg);
     try {
       pg.init();
-      const failures: string[] = [];
-      for (let attempt = 0; attempt < PORT_ATTEMPTS; attempt++) {
-        pg.port = await freePort();
-        const before = readOr(pg.logPath).length;
-        try {
-          await pg.startAgain();
-          return pg;
-        } catch (e) {
-          // Only a taken port is worth another try; anything else would fail again.
-          if (!readOr(pg.logPath).slice(before).includes(PORT_TAKEN)) throw e;
-          failures.push(`port ${pg.port}: ${e}`);
-        }
-      }
-      throw new Error(`PostgreSQL did not start on any of ${PORT_ATTEMPTS} ports:\n${failures.join('\n')}`);
+      await startOnFreePorts(
+        'PostgreSQL',
+        'ports',
+        () => pg.logPath,
+        async () => `port ${(pg.port = await freePort())}`,
+        () => pg.startAgain(),
+      );
+      return pg;
     } catch (e) {
       await pg.destroy().catch(() => {});
       throw e;
@@ -397,19 +416,14 @@ export class Redis {
     const redis = new Redis(mkdtempSync(path.join(os.tmpdir(), 'confab-e2e-redis-')));
     live.add(redis);
     try {
-      const failures: string[] = [];
-      for (let attempt = 0; attempt < PORT_ATTEMPTS; attempt++) {
-        redis.port = await freePort();
-        const before = readOr(redis.logPath).length;
-        try {
-          await redis.startAgain();
-          return redis;
-        } catch (e) {
-          if (!readOr(redis.logPath).slice(before).includes(PORT_TAKEN)) throw e;
-          failures.push(`port ${redis.port}: ${e}`);
-        }
-      }
-      throw new Error(`Redis did not start on any of ${PORT_ATTEMPTS} ports:\n${failures.join('\n')}`);
+      await startOnFreePorts(
+        'Redis',
+        'ports',
+        () => redis.logPath,
+        async () => `port ${(redis.port = await freePort())}`,
+        () => redis.startAgain(),
+      );
+      return redis;
     } catch (e) {
       await redis.destroy().catch(() => {});
       throw e;
@@ -524,20 +538,18 @@ export class Nginx {
       // Workers (not root, see above) must reach the temporary files under it.
       chmodSync(nginx.dir, 0o755);
       nginx.makeCertificate();
-      const failures: string[] = [];
-      for (let attempt = 0; attempt < PORT_ATTEMPTS; attempt++) {
-        nginx.httpPort = await freePort();
-        nginx.httpsPort = await freePort();
-        const before = readOr(nginx.logPath).length;
-        try {
-          await nginx.run();
-          return nginx;
-        } catch (e) {
-          if (!readOr(nginx.logPath).slice(before).includes(PORT_TAKEN)) throw e;
-          failures.push(`ports ${nginx.httpPort}, ${nginx.httpsPort}: ${e}`);
-        }
-      }
-      throw new Error(`nginx did not start on any of ${PORT_ATTEMPTS} port pairs:\n${failures.join('\n')}`);
+      await startOnFreePorts(
+        'nginx',
+        'port pairs',
+        () => nginx.logPath,
+        async () => {
+          nginx.httpPort = await freePort();
+          nginx.httpsPort = await freePort();
+          return `ports ${nginx.httpPort}, ${nginx.httpsPort}`;
+        },
+        () => nginx.run(),
+      );
+      return nginx;
     } catch (e) {
       await nginx.destroy().catch(() => {});
       throw e;
