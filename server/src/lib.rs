@@ -56,9 +56,6 @@ const FAILURE_GRACE: Duration = Duration::from_secs(2);
 /// How long a clean shutdown waits for the bus task to publish what the hub queued last
 /// (a Redis command times out after 2 s).
 const BUS_DRAIN_GRACE: Duration = Duration::from_secs(3);
-/// How often histogram samples are folded into their buckets between scrapes, so a
-/// server nobody scrapes for a while holds few of them.
-const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 
 /// The series to count with, and the exporter when `/metrics` is served somewhere
 /// (`--metrics-listen`, `--metrics-token`); without it nothing is counted.
@@ -446,26 +443,16 @@ pub async fn serve(
             hub.send(Event::Shutdown).await;
         }
     });
-    let mut metrics_tasks = Vec::new();
-    if let Some(exporter) = exporter {
-        if let Some(listener) = metrics_listener {
-            if let Ok(addr) = listener.local_addr() {
-                tracing::info!("metrics on http://{addr}{}", http::metrics::PATH);
-            }
-            metrics_tasks.push(tokio::spawn(http::metrics::serve_separately(
-                listener,
-                exporter.clone(),
-                stop.clone(),
-            )));
+    let metrics_task = exporter.zip(metrics_listener).map(|(exporter, listener)| {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!("metrics on http://{addr}{}", http::metrics::PATH);
         }
-        metrics_tasks.push(tokio::spawn(async move {
-            let mut every = tokio::time::interval(METRICS_UPKEEP);
-            loop {
-                every.tick().await;
-                exporter.upkeep();
-            }
-        }));
-    }
+        tokio::spawn(http::metrics::serve_separately(
+            listener,
+            exporter,
+            stop.clone(),
+        ))
+    });
     let listening = listener::serve(listener, app, stop.clone(), edge, SHUTDOWN_GRACE);
     tokio::pin!(listening);
     tokio::select! {
@@ -473,7 +460,9 @@ pub async fn serve(
         part = health.failure() => {
             housekeeping.abort();
             sweep.abort();
-            metrics_tasks.iter().for_each(tokio::task::JoinHandle::abort);
+            if let Some(task) = &metrics_task {
+                task.abort();
+            }
             if let Some(task) = &retention {
                 task.abort();
             }
@@ -501,9 +490,9 @@ pub async fn serve(
         task.abort();
         let _ = std::fs::remove_file(config.data_dir.join(admin::control::SOCKET_FILE));
     }
-    metrics_tasks
-        .iter()
-        .for_each(tokio::task::JoinHandle::abort);
+    if let Some(task) = &metrics_task {
+        task.abort();
+    }
     if let Some(task) = &retention {
         task.abort();
     }

@@ -45,10 +45,14 @@
 //! | `process_cpu_seconds_total` | counter | |
 //! | `process_start_time_seconds` | gauge | |
 
+mod histogram;
+
 use std::sync::Arc;
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Metadata, Recorder};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use histogram::Buckets;
 
 /// Every series: name, help text. The help texts are what a scrape shows after `# HELP`.
 pub const DESCRIPTIONS: &[(&str, &str)] = &[
@@ -146,7 +150,17 @@ pub const DESCRIPTIONS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Histogram buckets, chosen for what each measures.
+/// The histograms, each with its buckets, chosen for what it measures. They are counted
+/// by [`histogram::Buckets`], not by the exporter (its module says why).
+const HISTOGRAMS: &[(&str, &[f64])] = &[
+    ("confab_deliveries_per_message", DELIVERY_BUCKETS),
+    ("confab_send_queue_depth_frames", QUEUE_BUCKETS),
+    (
+        "confab_store_commit_duration_seconds",
+        COMMIT_SECONDS_BUCKETS,
+    ),
+    ("confab_store_commit_batch_writes", BATCH_BUCKETS),
+];
 const DELIVERY_BUCKETS: &[f64] = &[
     0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0,
 ];
@@ -330,7 +344,7 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics::register(&metrics::NoopRecorder)
+        Metrics::register(&metrics::NoopRecorder, |_| Histogram::noop())
     }
 }
 
@@ -339,24 +353,22 @@ static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
 
 impl Metrics {
-    /// Registers every series with `recorder` and keeps the handles.
-    pub fn register(recorder: &dyn Recorder) -> Metrics {
+    /// Registers every counter and gauge with `recorder` and keeps the handles; each
+    /// histogram's handle comes from `histogram`, given its name.
+    fn register(recorder: &dyn Recorder, histogram: impl Fn(&'static str) -> Histogram) -> Metrics {
         for (name, help) in DESCRIPTIONS {
             let key = KeyName::from_const_str(name);
             let help = metrics::SharedString::const_str(help);
             match kind_of(name) {
                 Kind::Counter => recorder.describe_counter(key, None, help),
                 Kind::Gauge => recorder.describe_gauge(key, None, help),
-                Kind::Histogram => recorder.describe_histogram(key, None, help),
+                Kind::Histogram => {}
             }
         }
         let counter =
             |name: &'static str| recorder.register_counter(&Key::from_static_name(name), &METADATA);
         let labelled = |name: &'static str, labels: Vec<Label>| {
             recorder.register_counter(&Key::from_parts(name, labels), &METADATA)
-        };
-        let histogram = |name: &'static str| {
-            recorder.register_histogram(&Key::from_static_name(name), &METADATA)
         };
         let closed = "confab_connections_closed_total";
         let connections_closed = [ClosedBy::Server, ClosedBy::Client].map(|by| {
@@ -456,15 +468,9 @@ enum Kind {
 
 /// A series' type, from its name: the conventions make it plain.
 fn kind_of(name: &str) -> Kind {
-    const HISTOGRAMS: &[&str] = &[
-        "confab_deliveries_per_message",
-        "confab_send_queue_depth_frames",
-        "confab_store_commit_duration_seconds",
-        "confab_store_commit_batch_writes",
-    ];
     if name.ends_with("_total") {
         Kind::Counter
-    } else if HISTOGRAMS.contains(&name) {
+    } else if HISTOGRAMS.iter().any(|(h, _)| *h == name) {
         Kind::Histogram
     } else {
         Kind::Gauge
@@ -475,6 +481,7 @@ fn kind_of(name: &str) -> Kind {
 #[derive(Debug, Clone)]
 pub struct Exporter {
     handle: PrometheusHandle,
+    histograms: Arc<[Arc<Buckets>]>,
     process: Arc<Process>,
 }
 
@@ -495,28 +502,23 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Builds a recorder for this server, registers every series with it, and returns the
 /// handles to count with and the exporter to render them.
 pub fn prometheus() -> (Arc<Metrics>, Exporter) {
-    let buckets = [
-        ("confab_deliveries_per_message", DELIVERY_BUCKETS),
-        ("confab_send_queue_depth_frames", QUEUE_BUCKETS),
-        (
-            "confab_store_commit_duration_seconds",
-            COMMIT_SECONDS_BUCKETS,
-        ),
-        ("confab_store_commit_batch_writes", BATCH_BUCKETS),
-    ];
-    // Fails only for an empty list of buckets, which these are not; the unit tests
-    // would see summaries instead of histograms.
-    let builder = buckets
-        .into_iter()
-        .try_fold(PrometheusBuilder::new(), |builder, (name, values)| {
-            builder.set_buckets_for_metric(Matcher::Full(name.to_owned()), values)
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let histograms: Arc<[Arc<Buckets>]> = HISTOGRAMS
+        .iter()
+        .map(|(name, bounds)| {
+            let help = DESCRIPTIONS
+                .iter()
+                .find_map(|(n, help)| (n == name).then_some(*help))
+                .unwrap_or_default();
+            Arc::new(Buckets::new(name, help, bounds))
         })
-        .unwrap_or_else(|e| {
-            tracing::error!("histogram buckets refused ({e}): histograms become summaries");
-            PrometheusBuilder::new()
-        });
-    let recorder = builder.build_recorder();
-    let metrics = Arc::new(Metrics::register(&recorder));
+        .collect();
+    let metrics = Arc::new(Metrics::register(&recorder, |name| {
+        histograms
+            .iter()
+            .find(|h| h.name() == name)
+            .map_or_else(Histogram::noop, |h| Histogram::from_arc(Arc::clone(h)))
+    }));
     let gauge =
         |name: &'static str| recorder.register_gauge(&Key::from_static_name(name), &METADATA);
     let process = Arc::new(Process {
@@ -532,6 +534,7 @@ pub fn prometheus() -> (Arc<Metrics>, Exporter) {
     });
     let exporter = Exporter {
         handle: recorder.handle(),
+        histograms,
         process,
     };
     (metrics, exporter)
@@ -541,13 +544,14 @@ impl Exporter {
     /// Every series, as Prometheus text (format 0.0.4).
     pub fn render(&self) -> String {
         self.process.refresh();
-        self.handle.render()
-    }
-
-    /// Folds the histograms' recent samples into their buckets. Rendering does it too;
-    /// this bounds the samples held between scrapes (or without any).
-    pub fn upkeep(&self) {
-        self.handle.run_upkeep();
+        let mut text = self.handle.render();
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        for histogram in self.histograms.iter() {
+            histogram.render(&mut text);
+        }
+        text
     }
 }
 
