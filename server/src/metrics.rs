@@ -16,7 +16,10 @@
 //!   built per [`crate::serve`] and never installed as the process's global recorder, so
 //!   the in-process tests' servers each count their own. Without an exporter
 //!   (`--metrics-listen` and `--metrics-token` both unset, and in the hub's unit tests)
-//!   the handles are no-ops, and histograms do not pile up samples nobody drains.
+//!   the handles are no-ops.
+//! - **Histograms in fixed buckets** ([`histogram`]): counted in place, so their memory
+//!   does not grow with the rate, where the exporter's own keep every observation until
+//!   a scrape.
 //! - **Process figures read at scrape time** from `/proc/self` (Linux), under the names
 //!   every Prometheus client uses (`process_*`), so stock dashboards and alerts work.
 //!
