@@ -52,6 +52,7 @@ mod histogram;
 
 use std::sync::Arc;
 
+use confab_shared::close;
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
@@ -190,17 +191,18 @@ pub enum ClosedBy {
 /// The close codes the server closes with (`confab_shared::close`), counted under
 /// their own number; 1006 when a connection ended without a close frame.
 const SERVER_CODES: &[(u16, &str)] = &[
-    (1001, "1001"),
-    (1002, "1002"),
-    (1003, "1003"),
-    (1006, "1006"),
-    (1007, "1007"),
-    (1008, "1008"),
-    (1009, "1009"),
-    (1011, "1011"),
-    (4000, "4000"),
-    (4001, "4001"),
-    (4002, "4002"),
+    (close::GOING_AWAY, "1001"),
+    (close::PROTOCOL_ERROR, "1002"),
+    (close::UNSUPPORTED_DATA, "1003"),
+    (NO_CLOSE_FRAME, "1006"),
+    (close::INVALID_PAYLOAD, "1007"),
+    (close::POLICY_VIOLATION, "1008"),
+    (close::MESSAGE_TOO_BIG, "1009"),
+    (close::INTERNAL_ERROR, "1011"),
+    (close::SLOW_CONSUMER, "4000"),
+    (close::IDLE_TIMEOUT, "4001"),
+    (close::SIGNED_OUT, "4002"),
+    (close::ACCOUNT_DISABLED, "4003"),
 ];
 
 /// The close codes a client ends with in practice: 1000 (normal), 1001 (going away: a
@@ -627,6 +629,7 @@ mod tests {
     fn every_series_is_described_and_named_by_the_conventions() {
         let (metrics, exporter) = prometheus();
         metrics.connection_closed(ClosedBy::Server, 4000);
+        metrics.connection_closed(ClosedBy::Server, close::ACCOUNT_DISABLED);
         metrics.connection_closed(ClosedBy::Client, 3999);
         metrics.fanned_out(3, 2);
         let text = exporter.render();
@@ -641,6 +644,7 @@ mod tests {
             );
         }
         assert!(text.contains(r#"confab_connections_closed_total{by="server",code="4000"} 1"#));
+        assert!(text.contains(r#"confab_connections_closed_total{by="server",code="4003"} 1"#));
         assert!(text.contains(r#"confab_connections_closed_total{by="client",code="other"} 1"#));
         assert!(text.contains("confab_messages_delivered_total 3"), "{text}");
         assert!(
@@ -651,6 +655,13 @@ mod tests {
             text.contains(r#"confab_send_queue_depth_frames_bucket{le="2"} 1"#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn each_close_code_is_labelled_with_its_own_number() {
+        for (code, label) in SERVER_CODES.iter().chain(CLIENT_CODES) {
+            assert_eq!(code.to_string(), *label);
+        }
     }
 
     #[test]
