@@ -7,17 +7,22 @@
 //   await server.admin(['create', 'root'], 'password\n'); // `confab-server admin …` on its data
 //   await server.stop();                          // in afterAll
 //   await ConfabServer.start(flags, { alone: true }); // the binary as deployed (below)
+//   await ConfabServer.start(flags, { tls: true });   // HTTPS and wss:// by itself (below)
 //
 // Binary: $CONFAB_SERVER_BIN (default ../target/debug/confab-server); client:
 // $CONFAB_STATIC_DIR (default ../dist). Relative paths are taken from this folder.
 // `alone` runs the binary as it is deployed instead: copied by itself into the server's
 // empty working folder, its data there, no --static-dir and no CONFAB_* variable, so the
 // page can only come from the client built into it (scripts/test.sh builds it so).
+// `tls` gives the server a throwaway certificate (`--tls-cert`, `--tls-key`): its `url` is
+// then `https://`, and browsers must be told to ignore HTTPS errors.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { throwawayCertificate } from './certificate';
 
 const HERE = __dirname;
 const START_TIMEOUT_MS = 15_000;
@@ -60,6 +65,8 @@ export interface StartOptions {
   /** The binary copied alone into an empty folder and run there with the client inside
    * it, as on a fresh machine (see the top of this file). */
   alone?: boolean;
+  /** HTTPS with a throwaway certificate for 127.0.0.1, made in the working folder. */
+  tls?: boolean;
 }
 
 export class ConfabServer {
@@ -72,6 +79,8 @@ export class ConfabServer {
   readonly workDir: string;
   /** The binary that runs: the built one, or its copy in `workDir` when alone. */
   readonly bin: string;
+  /** The certificate served, when started with `tls`. */
+  readonly certificate: { cert: string; key: string } | null;
 
   private constructor(
     readonly port: number,
@@ -79,9 +88,11 @@ export class ConfabServer {
     readonly staticDir: string,
     readonly flags: string[],
     readonly alone: boolean,
+    tls: boolean,
   ) {
     this.workDir = mkdtempSync(path.join(os.tmpdir(), 'confab-e2e-'));
     workDirs.add(this.workDir);
+    this.certificate = tls ? throwawayCertificate(this.workDir) : null;
     this.bin = built;
     if (alone) {
       this.bin = path.join(this.workDir, 'confab-server');
@@ -101,7 +112,7 @@ export class ConfabServer {
     if (!options.alone && !existsSync(path.join(dir, 'index.html'))) {
       throw new Error(`no built client in ${dir}: run \`trunk build --release\` (or set CONFAB_STATIC_DIR)`);
     }
-    const server = new ConfabServer(await freePort(), bin, dir, flags, options.alone ?? false);
+    const server = new ConfabServer(await freePort(), bin, dir, flags, options.alone ?? false, options.tls ?? false);
     await server.launch();
     if (options.alone && !(await server.servesAPage())) {
       await server.stop();
@@ -120,7 +131,7 @@ export class ConfabServer {
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}/`;
+    return `${this.certificate ? 'https' : 'http'}://127.0.0.1:${this.port}/`;
   }
 
   get pid(): number | undefined {
@@ -189,6 +200,7 @@ export class ConfabServer {
   private async spawnOnce(deadline: number): Promise<'ready' | 'in-use' | string> {
     this.output = '';
     const listen = ['--listen', `127.0.0.1:${this.port}`];
+    if (this.certificate) listen.push('--tls-cert', this.certificate.cert, '--tls-key', this.certificate.key);
     const args = this.alone
       ? [...listen, '--data-dir', path.join(this.workDir, 'data'), ...this.flags]
       : [...listen, '--static-dir', this.staticDir, ...this.flags];
@@ -232,11 +244,31 @@ export class ConfabServer {
   }
 
   private async healthy(): Promise<boolean> {
+    if (this.certificate) return this.healthyOverTls(this.certificate.cert);
     try {
       const res = await fetch(`http://127.0.0.1:${this.port}/healthz`, { signal: AbortSignal.timeout(1_000) });
       return res.ok && (await res.text()).trim() === 'ok';
     } catch {
       return false;
     }
+  }
+
+  /** `/healthz` over HTTPS, trusting this server's own certificate (Node's `fetch` takes
+   * no certificate authority of its own). */
+  private healthyOverTls(cert: string): Promise<boolean> {
+    return new Promise((resolve) => {
+      const req = httpsGet(
+        `https://127.0.0.1:${this.port}/healthz`,
+        { ca: readFileSync(cert), timeout: 1_000 },
+        (res) => {
+          let body = '';
+          res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+          res.on('end', () => resolve(res.statusCode === 200 && body.trim() === 'ok'));
+          res.on('error', () => resolve(false));
+        },
+      );
+      req.on('timeout', () => req.destroy());
+      req.on('error', () => resolve(false));
+    });
   }
 }

@@ -32,6 +32,7 @@ import {
 import { connect } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { throwawayCertificate } from './certificate';
 import { freePort } from './server';
 
 /** How long a server gets to answer after it is started, and to exit when stopped: two
@@ -537,7 +538,7 @@ export class Nginx {
     try {
       // Workers (not root, see above) must reach the temporary files under it.
       chmodSync(nginx.dir, 0o755);
-      nginx.makeCertificate();
+      throwawayCertificate(nginx.dir);
       await startOnFreePorts(
         'nginx',
         'port pairs',
@@ -573,21 +574,6 @@ export class Nginx {
   /** nginx's error log so far. */
   log(): string {
     return readOr(this.logPath);
-  }
-
-  private makeCertificate(): void {
-    const out = spawnSync(
-      'openssl',
-      [
-        'req', '-x509', '-nodes', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
-        '-keyout', path.join(this.dir, 'key.pem'), '-out', path.join(this.dir, 'cert.pem'),
-        '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
-      ],
-      { encoding: 'utf8' },
-    );
-    if (out.status !== 0) {
-      throw new Error(`openssl could not make a certificate (${out.error ?? `status ${out.status}`}):\n${out.stderr}`);
-    }
   }
 
   /** deploy/nginx.conf with this instance's ports and files: each line replaced must be
