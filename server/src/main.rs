@@ -3,7 +3,9 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use clap::Parser;
 use confab_server::admin;
+use confab_server::cluster::Published;
 use confab_server::config::{AdminCommand, Command, Config, LogFormat};
+use confab_server::hub::Sessions;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -198,6 +200,15 @@ fn admin_disable(config: &Config, name: &str, disabled: bool) -> anyhow::Result<
     ) {
         Ok(Some(reply)) if reply.ok => println!("The running server {}", reply.message),
         Ok(Some(reply)) => println!("The running server refused: {}", reply.message),
+        Ok(None) if config.redis_url.is_some() => tell_cluster(
+            config,
+            &Published::SignedOut {
+                username: name,
+                sessions: Sessions::All,
+            },
+            "were told to close their sockets",
+            "their open connections close when they next authenticate",
+        ),
         Ok(None) => println!(
             "No server is running on {} (open connections elsewhere close when they next \
              authenticate)",
@@ -206,6 +217,23 @@ fn admin_disable(config: &Config, name: &str, disabled: bool) -> anyhow::Result<
         Err(e) => println!("Could not reach the running server: {e}"),
     }
     Ok(())
+}
+
+/// With no node on this machine's data directory: tells a cluster's nodes through its
+/// Redis (`--redis-url`) what the command changed, and says how many heard it.
+/// `done` says what they did; `otherwise` what happens if Redis cannot be reached.
+fn tell_cluster(config: &Config, news: &Published, done: &str, otherwise: &str) {
+    let Some(url) = config.redis_url.as_deref() else {
+        return;
+    };
+    match confab_server::cluster::notice::tell_nodes(url, news) {
+        Ok(0) => println!("No node of the cluster is running (Redis has no subscriber)"),
+        Ok(nodes) => println!(
+            "{nodes} running node{} of the cluster {done}",
+            if nodes == 1 { "" } else { "s" }
+        ),
+        Err(e) => println!("Could not tell the cluster through Redis ({e}): {otherwise}"),
+    }
 }
 
 /// `confab-server admin reset-password NAME`: prints a one-time link's path.
@@ -309,6 +337,14 @@ fn admin_delete_room(config: &Config, room: &str) -> anyhow::Result<()> {
             }])?;
             admin::record(&accounts, admin::Actor::Cli, "delete-room", room, "")?;
             println!("Deleted room {room}");
+            tell_cluster(
+                config,
+                &Published::RoomChanged {
+                    room: room.to_owned(),
+                },
+                "were told to drop it",
+                "running nodes drop it at their next look at the database",
+            );
             Ok(())
         }
     }

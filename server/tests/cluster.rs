@@ -440,3 +440,67 @@ async fn a_session_made_on_one_node_works_on_all_and_signing_out_everywhere_clos
         assert_eq!(me.status, 401, "node {i} still knows the session");
     }
 }
+
+/// `confab-server admin ARGS…` on a machine with no node: its own empty data directory,
+/// the cluster's PostgreSQL and Redis. What it printed, after checking it succeeded.
+async fn admin_from_elsewhere(cluster: &Cluster, args: &[&str]) -> String {
+    let nowhere = tempfile::tempdir().expect("tempdir");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_confab-server"))
+        .arg("--data-dir")
+        .arg(nowhere.path())
+        .args(["--database-url", &cluster.pg.url()])
+        .args(["--redis-url", &cluster.redis.url()])
+        .arg("admin")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("run the admin command");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "admin {args:?} failed: {text}");
+    text
+}
+
+#[tokio::test]
+async fn the_admin_command_on_a_machine_without_a_node_reaches_every_node_through_redis() {
+    let cluster = Cluster::start_with(2, BUS_ONLY).await;
+    let ada = common::sign_up(cluster.addr(0), "ada").await;
+    let mut ada_on_0 = Client::signed_in(cluster.addr(0), &ada).await;
+    let mut ada_on_1 = Client::signed_in(cluster.addr(1), &ada).await;
+    // Bob is on node 0, the room made on node 1: node 0 holds it as read from the store.
+    let mut bob = Client::named(cluster.addr(0), "bob").await;
+    let mut cy = Client::named(cluster.addr(1), "cy").await;
+    cy.create_room("ops").await;
+    bob.expect_room_list_with("ops").await;
+    bob.join("ops").await;
+    ada_on_0.expect_room_list_with("ops").await;
+    ada_on_1.expect_room_list_with("ops").await;
+
+    let out = admin_from_elsewhere(&cluster, &["disable", "ada"]).await;
+    assert!(
+        out.contains("2 running nodes of the cluster were told to close their sockets"),
+        "{out}"
+    );
+    // Every node closes them as it closes a sign-out everywhere told by a peer.
+    for socket in [&mut ada_on_0, &mut ada_on_1] {
+        assert_eq!(
+            socket.expect_close().await,
+            confab_shared::close::SIGNED_OUT
+        );
+    }
+
+    // With the nodes looking at PostgreSQL only every ten minutes, Bob hears of his
+    // room's deletion from the command line's news.
+    let out = admin_from_elsewhere(&cluster, &["delete-room", "ops"]).await;
+    assert!(
+        out.contains("2 running nodes of the cluster were told to drop it"),
+        "{out}"
+    );
+    bob.recv_until(|m| matches!(m, ServerMsg::Left { room } if room == "ops"))
+        .await;
+}

@@ -16,10 +16,12 @@
 //!
 //! - [`wire`]: what nodes publish to each other, and on which channels.
 //! - [`bus`]: the task that publishes and subscribes, and reconnects.
+//! - [`notice`]: the command line's news for the nodes, when no node is at hand.
 //! - The hub's side (ordering by `seq`, gaps, what a remote event changes) is in
 //!   `hub/cluster.rs`.
 
 pub mod bus;
+pub mod notice;
 pub mod wire;
 
 pub use bus::Bus;
