@@ -472,10 +472,12 @@ async fn the_admin_command_on_a_machine_without_a_node_reaches_every_node_throug
     let ada = common::sign_up(cluster.addr(0), "ada").await;
     let mut ada_on_0 = Client::signed_in(cluster.addr(0), &ada).await;
     let mut ada_on_1 = Client::signed_in(cluster.addr(1), &ada).await;
-    // Bob is on node 0, the room made on node 1: node 0 holds it as read from the store.
+    // The room made by Cy on node 1, which has not read it back from the store (its
+    // next look is minutes away); Bob on node 0, which read it when it heard of it.
     let mut bob = Client::named(cluster.addr(0), "bob").await;
     let mut cy = Client::named(cluster.addr(1), "cy").await;
     cy.create_room("ops").await;
+    cy.join("ops").await;
     bob.expect_room_list_with("ops").await;
     bob.join("ops").await;
     ada_on_0.expect_room_list_with("ops").await;
@@ -501,6 +503,9 @@ async fn the_admin_command_on_a_machine_without_a_node_reaches_every_node_throug
         out.contains("2 running nodes of the cluster were told to drop it"),
         "{out}"
     );
-    bob.recv_until(|m| matches!(m, ServerMsg::Left { room } if room == "ops"))
-        .await;
+    for member in [&mut bob, &mut cy] {
+        member
+            .recv_until(|m| matches!(m, ServerMsg::Left { room } if room == "ops"))
+            .await;
+    }
 }

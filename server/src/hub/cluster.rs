@@ -100,6 +100,10 @@ pub(super) struct RoomSync {
     /// Which stored room this is and its version, as last reconciled; `id` 0 until the
     /// hub has seen the room in the store (it was created here and not yet read back).
     head: RoomHead,
+    /// Created here, and the creation committed: with `id` still 0, a store without the
+    /// room means it was deleted since (by another node, or the command line), not that
+    /// its creation is still on the way.
+    created: bool,
     /// Entries after a gap, by `seq`, waiting for the gap to fill.
     ahead: BTreeMap<u64, Utf8Bytes>,
     /// The newest `seq` known to be committed (from the store's heads or the bus).
@@ -120,6 +124,11 @@ impl RoomSync {
     /// Who is online in the room on other nodes.
     pub(super) fn remote_users(&self) -> impl Iterator<Item = &String> {
         self.remote.keys()
+    }
+
+    /// Whether the store has had the room: read from it, or created here and committed.
+    pub(super) fn in_store(&self) -> bool {
+        self.head.id != 0 || self.created
     }
 
     /// A room as read from the store at start.

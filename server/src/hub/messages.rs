@@ -111,6 +111,7 @@ impl Hub {
                 (Ok(Written::Done), None) => {
                     self.publish_committed(&write);
                     if let Write::CreateRoom { room, .. } = &write {
+                        self.created_here(room);
                         self.room_stored(room, Ok(()));
                     } else if !self.personal_committed(&write) {
                         self.access_committed(&write, Ok(()));

@@ -36,6 +36,15 @@ impl Hub {
         }
     }
 
+    /// The creation of `room`, made here, committed.
+    pub(in crate::hub) fn created_here(&mut self, room: &str) {
+        if self.cluster.is_some()
+            && let Some(r) = self.rooms.get_mut(room)
+        {
+            r.sync.created = true;
+        }
+    }
+
     /// A committed write with no one waiting for it: the other nodes hear of what it
     /// changed.
     pub(in crate::hub) fn publish_committed(&self, write: &Write) {
@@ -123,7 +132,7 @@ impl Hub {
         reload.extend(
             self.rooms
                 .iter()
-                .filter(|(name, r)| r.sync.head.id != 0 && !listed.contains(*name))
+                .filter(|(name, r)| r.sync.in_store() && !listed.contains(*name))
                 .map(|(name, _)| name.clone()),
         );
         for room in reload {
@@ -137,8 +146,8 @@ impl Hub {
         let known_id = self.rooms.get(name).map(|r| r.sync.head.id);
         match (known_id, stored) {
             (None, None) => {}
-            (Some(id), None) => {
-                if id != 0 {
+            (Some(_), None) => {
+                if self.rooms.get(name).is_some_and(|r| r.sync.in_store()) {
                     self.room_deleted(name);
                 }
             }
