@@ -22,6 +22,7 @@ pub mod health;
 pub mod http;
 pub mod hub;
 pub mod invites;
+pub mod json_log;
 pub mod listener;
 pub mod logsafe;
 pub mod metrics;

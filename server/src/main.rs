@@ -52,12 +52,10 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|_| EnvFilter::new("confab_server=info,warn"));
     match config.log_format {
         LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
-        // One object per line: timestamp, level, target, fields (message included),
-        // and the spans (an HTTP request's `request_id`).
+        // One object per line: time, level, target, message, fields (see json_log).
         LogFormat::Json => tracing_subscriber::fmt()
-            .json()
-            .with_current_span(true)
-            .with_span_list(true)
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(confab_server::json_log::JsonLines)
             .with_env_filter(filter)
             .init(),
     }
