@@ -1,10 +1,11 @@
 //! The admin page, for administrators only: a button in the top bar ("Administration")
 //! opens it over the chat. Whether it is open belongs to `App`, which lays the page out
-//! under the top bar (whatever the bar's height once its buttons wrap), not to the button. People (search, disable and enable, make or revoke an
-//! administrator, a password reset link), rooms with their sizes (delete one), removing
-//! a message from any room, the server's statistics and the audit log. Its data comes
-//! from `/api/admin/…` over HTTP, not from the chat socket, so it lives here rather than
-//! in the reducer; what others must see (a room deleted, a message removed, a disabled
+//! under the top bar (whatever the bar's height once its buttons wrap), not to the
+//! button. People (search, disable and enable, make or revoke an administrator, a
+//! password reset link), rooms with their sizes (delete one), removing a message from
+//! any room, the server's statistics and the audit log. Its data comes from
+//! `/api/admin/…` over HTTP, not from the chat socket, so it lives here rather than in
+//! the reducer; what others must see (a room deleted, a message removed, a disabled
 //! person signed out) the server does through the hub.
 
 use confab_shared::api::{AdminRoom, AdminStats, AdminUser, AuditEntry, RemoveMessage};

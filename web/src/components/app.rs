@@ -71,7 +71,7 @@ pub fn App() -> Html {
     {
         // Losing the role (or signing out) closes the page for good.
         let admin_open = admin_open.clone();
-        use_effect_with(state.admin, move |&admin| {
+        use_effect_with(state.admin && state.me.is_some(), move |&admin| {
             if !admin {
                 admin_open.set(false);
             }
@@ -141,7 +141,7 @@ pub fn App() -> Html {
             // Everything under the bar and the notice, however tall they are: the admin
             // page covers this area and no more.
             <div class="stage">
-                if state.me.is_some() && state.admin && *admin_open {
+                if *admin_open && state.admin && state.me.is_some() {
                     <AdminPanel on_close={close_admin} />
                 }
                 { screen }
