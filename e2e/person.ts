@@ -23,6 +23,11 @@ export class Person extends WatchedPage {
   get connection(): Locator {
     return this.page.getByTestId('connection');
   }
+  /** The top bar's account menu: the signed-in person's name, as a button. */
+  get accountMenu(): Locator {
+    return this.page.getByRole('button', { name: /, account menu$/ });
+  }
+  /** In the account menu: shown only while it is open (see `openAccountMenu`). */
   get signOutButton(): Locator {
     return this.page.getByRole('button', { name: 'Sign out', exact: true });
   }
@@ -76,8 +81,21 @@ export class Person extends WatchedPage {
   async expectInChat(): Promise<void> {
     await expect(this.connection).toHaveAttribute('data-state', 'open');
     await expect(this.composer('#general')).toBeVisible();
-    await expect(this.signOutButton).toBeVisible();
+    await expect(this.accountMenu).toBeVisible();
     await expect(this.signInForm).toHaveCount(0);
+  }
+
+  /** Opens the account menu (Account, Enable notifications, Sign out…) if it is closed. */
+  async openAccountMenu(): Promise<void> {
+    if ((await this.accountMenu.getAttribute('aria-expanded')) !== 'true') await this.accountMenu.click();
+    await expect(this.accountMenu).toHaveAttribute('aria-expanded', 'true');
+  }
+
+  /** Signs out from the account menu, here or (`everywhere`) in every browser. */
+  async signOut(everywhere = false): Promise<void> {
+    await this.openAccountMenu();
+    const name = everywhere ? 'Sign out everywhere' : 'Sign out';
+    await this.page.getByRole('button', { name, exact: true }).click();
   }
 
   async signUp(username: string, displayName: string, password = PASSWORD): Promise<void> {

@@ -48,9 +48,10 @@ test('a password change in one browser signs the other out, and the new password
   await phone.submitSignIn(username, PASSWORD);
   await phone.expectInChat();
 
-  // The account panel opens from a named button, with the keyboard in its first field.
-  const accountButton = laptop.page.getByRole('button', { name: 'Account', exact: true });
-  await accountButton.click();
+  // The account panel opens from a named button in the account menu, with the keyboard
+  // in its first field.
+  await laptop.openAccountMenu();
+  await laptop.page.getByRole('button', { name: 'Account', exact: true }).click();
   const panel = laptop.page.getByRole('dialog', { name: 'Your account' });
   await expect(panel).toBeVisible();
   const form = panel.getByRole('form', { name: 'Change password' });
@@ -79,7 +80,8 @@ test('a password change in one browser signs the other out, and the new password
   await expect(laptop.connection).toHaveAttribute('data-state', 'open');
   await panel.getByRole('button', { name: 'Close' }).click();
   await expect(panel).toHaveCount(0);
-  await expect(accountButton).toBeFocused();
+  // The menu it came from has closed: the focus goes back to the menu's button.
+  await expect(laptop.accountMenu).toBeFocused();
   const hello = `still here ${t}`;
   await laptop.send('#general', hello);
   await expect(laptop.message(username, hello)).toHaveCount(1);
@@ -91,6 +93,7 @@ test('a password change in one browser signs the other out, and the new password
   await phone.expectInChat();
 
   // "Sign out other sessions" from the phone now signs the laptop out.
+  await phone.openAccountMenu();
   await phone.page.getByRole('button', { name: 'Account', exact: true }).click();
   const phonePanel = phone.page.getByRole('dialog', { name: 'Your account' });
   await phonePanel.getByRole('button', { name: 'Sign out other sessions' }).click();

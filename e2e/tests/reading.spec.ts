@@ -205,7 +205,8 @@ test('a mention is typed with the keyboard alone, and notifies its reader while 
   const ben = await signedUp(browser, `ben-${t}`, `Ben ${t}`, true);
   const bensTab = await secondTab(ben);
   // Nobody is asked for permission on load; Ana's browser has not given it, so she is
-  // offered the button, which asks when clicked.
+  // offered the button (in her account menu), which asks when clicked.
+  await ana.openAccountMenu();
   const enable = ana.page.getByRole('button', { name: 'Enable notifications' });
   await expect(enable).toBeVisible();
   expect(await ana.page.evaluate(() => (window as unknown as { permissionRequests: number }).permissionRequests)).toBe(0);
@@ -213,8 +214,12 @@ test('a mention is typed with the keyboard alone, and notifies its reader while 
   await expect
     .poll(() => ana.page.evaluate(() => (window as unknown as { permissionRequests: number }).permissionRequests))
     .toBe(1);
+  await ana.page.keyboard.press('Escape');
+  await expect(ana.accountMenu).toHaveAttribute('aria-expanded', 'false');
   // Ben's has given it: no button.
+  await ben.openAccountMenu();
   await expect(ben.page.getByRole('button', { name: 'Enable notifications' })).toHaveCount(0);
+  await ben.page.keyboard.press('Escape');
 
   const plans = `plans-${t}`;
   await ben.createRoom(plans);

@@ -1,9 +1,9 @@
-//! The account panel, opened from the "Account" button next to the signed-in person's
-//! name: change the password, sign out the other sessions. What it shows is its own
-//! (the forms, their errors, the last success) and goes when it closes; the server ends
-//! the other sessions, and their browsers learn it from their sockets closing with
-//! `SIGNED_OUT`, like any sign-out. Escape or "Close" closes it and gives the focus back
-//! to the button.
+//! The account panel, opened from the "Account" button of the account menu
+//! (`components::user_menu`): change the password, sign out the other sessions. What it
+//! shows is its own (the forms, their errors, the last success) and goes when it closes;
+//! the server ends the other sessions, and their browsers learn it from their sockets
+//! closing with `SIGNED_OUT`, like any sign-out. Escape or "Close" closes it; the menu
+//! gives the focus back to its button.
 
 use confab_shared::{
     Password,
@@ -15,36 +15,9 @@ use yew::prelude::*;
 use super::FieldError;
 use crate::api;
 
-/// The "Account" button and, while open, its panel.
-#[function_component]
-pub fn AccountButton() -> Html {
-    let open = use_state(|| false);
-    let button = use_node_ref();
-    let toggle = {
-        let open = open.clone();
-        Callback::from(move |_: MouseEvent| open.set(!*open))
-    };
-    let on_close = {
-        let (open, button) = (open.clone(), button.clone());
-        Callback::from(move |()| {
-            open.set(false);
-            if let Some(b) = button.cast::<web_sys::HtmlElement>() {
-                let _ = b.focus();
-            }
-        })
-    };
-    html! {
-        <>
-            <button type="button" ref={button} aria-expanded={open.to_string()}
-                    aria-controls="account-panel" onclick={toggle}>{ "Account" }</button>
-            if *open { <AccountPanel {on_close} /> }
-        </>
-    }
-}
-
 #[derive(Properties, PartialEq)]
-struct PanelProps {
-    on_close: Callback<()>,
+pub struct PanelProps {
+    pub on_close: Callback<()>,
 }
 
 fn value(field: &NodeRef) -> String {
@@ -83,8 +56,9 @@ fn check(current: &str, new: &str) -> Result<ChangePassword, ApiError> {
     })
 }
 
+/// The panel itself; it focuses its first field when it opens.
 #[function_component]
-fn AccountPanel(props: &PanelProps) -> Html {
+pub fn AccountPanel(props: &PanelProps) -> Html {
     let current = use_node_ref();
     let new = use_node_ref();
     let busy = use_state(|| false);

@@ -1,9 +1,11 @@
 //! The admin page, for administrators only: a button in the top bar ("Administration")
-//! opens it over the chat. People (search, disable and enable, make or revoke an
-//! administrator, a password reset link), rooms with their sizes (delete one), removing
-//! a message from any room, the server's statistics and the audit log. Its data comes
-//! from `/api/admin/…` over HTTP, not from the chat socket, so it lives here rather than
-//! in the reducer; what others must see (a room deleted, a message removed, a disabled
+//! opens it over the chat. Whether it is open belongs to `App`, which lays the page out
+//! under the top bar (whatever the bar's height once its buttons wrap), not to the
+//! button. People (search, disable and enable, make or revoke an administrator, a
+//! password reset link), rooms with their sizes (delete one), removing a message from
+//! any room, the server's statistics and the audit log. Its data comes from
+//! `/api/admin/…` over HTTP, not from the chat socket, so it lives here rather than in
+//! the reducer; what others must see (a room deleted, a message removed, a disabled
 //! person signed out) the server does through the hub.
 
 use confab_shared::api::{AdminRoom, AdminStats, AdminUser, AuditEntry, RemoveMessage};
@@ -17,39 +19,34 @@ const TOGGLE_ID: &str = "admin-toggle";
 const PANEL_ID: &str = "admin-panel";
 const HEADING_ID: &str = "admin-heading";
 
-/// The top bar's "Administration" button and, while open, the admin page.
+/// The top bar's "Administration" button; renders nothing for everyone else.
+#[derive(Properties, PartialEq)]
+pub struct ButtonProps {
+    pub open: bool,
+    pub on_toggle: Callback<()>,
+}
+
 #[function_component]
-pub fn AdminMenu() -> Html {
+pub fn AdminButton(props: &ButtonProps) -> Html {
     let ctx = use_ctx();
-    let open = use_state(|| false);
     if !ctx.state.admin {
         return html! {};
     }
-    let toggle = {
-        let open = open.clone();
-        Callback::from(move |_: MouseEvent| open.set(!*open))
-    };
-    let close = {
-        let open = open.clone();
-        Callback::from(move |()| {
-            open.set(false);
-            focus_by_id(TOGGLE_ID);
-        })
-    };
+    let onclick = props.on_toggle.reform(|_: MouseEvent| ());
     html! {
-        <>
-            <button type="button" id={TOGGLE_ID} aria-expanded={open.to_string()}
-                    aria-controls={PANEL_ID} onclick={toggle}>{ "Administration" }</button>
-            if *open {
-                <AdminPanel on_close={close} />
-            }
-        </>
+        <button type="button" id={TOGGLE_ID} aria-expanded={props.open.to_string()}
+                aria-controls={PANEL_ID} {onclick}>{ "Administration" }</button>
     }
 }
 
+/// Gives the focus back to the button once the page has closed.
+pub fn focus_button() {
+    focus_by_id(TOGGLE_ID);
+}
+
 #[derive(Properties, PartialEq)]
-struct PanelProps {
-    on_close: Callback<()>,
+pub struct PanelProps {
+    pub on_close: Callback<()>,
 }
 
 /// What the page shows of one listing.
@@ -82,7 +79,7 @@ where
 }
 
 #[function_component]
-fn AdminPanel(props: &PanelProps) -> Html {
+pub fn AdminPanel(props: &PanelProps) -> Html {
     let query = use_state(String::new);
     let users = use_state(|| Loaded::<Vec<AdminUser>>::Loading);
     let rooms = use_state(|| Loaded::<Vec<AdminRoom>>::Loading);

@@ -1,20 +1,24 @@
+//! The root component: owns the reducer and the services, and lays the page out as a
+//! column (the top bar, the last error, and the stage under them where the chat or the
+//! sign-in screen shows and the admin page opens).
+
 use gloo_timers::callback::Interval;
 use yew::prelude::*;
 
 use super::{
     Ctx,
-    account_panel::AccountButton,
-    admin::AdminMenu,
+    admin::{self, AdminButton, AdminPanel},
     attachments::use_drop_zone,
     auth::AuthScreen,
     composer::Composer,
     invites::InviteMenu,
     messages::MessageList,
-    reading::{Attention, NotifyButton, ReadTracker},
+    reading::{Attention, ReadTracker},
     room_header::RoomHeader,
     search::SearchBox,
     sidebar::Sidebar,
     status::ConnectionStatus,
+    user_menu::UserMenu,
 };
 use crate::{
     account::Account,
@@ -61,6 +65,18 @@ pub fn App() -> Html {
             }
         });
     }
+    // The admin page is laid out by this component, under the top bar, so its
+    // button and the page share this flag rather than the button owning it.
+    let admin_open = use_state_eq(|| false);
+    {
+        // Losing the role (or signing out) closes the page for good.
+        let admin_open = admin_open.clone();
+        use_effect_with(state.admin && state.me.is_some(), move |&admin| {
+            if !admin {
+                admin_open.set(false);
+            }
+        });
+    }
     super::jump::use_permalinks(&state, &services.0);
     let ctx = Ctx {
         state: state.clone(),
@@ -94,7 +110,17 @@ pub fn App() -> Html {
     } else {
         html! { <AuthScreen /> }
     };
-    let user_menu = user_menu(&ctx);
+    let toggle_admin = {
+        let admin_open = admin_open.clone();
+        Callback::from(move |()| admin_open.set(!*admin_open))
+    };
+    let close_admin = {
+        let admin_open = admin_open.clone();
+        Callback::from(move |()| {
+            admin_open.set(false);
+            admin::focus_button();
+        })
+    };
     html! {
         <ContextProvider<Ctx> context={ctx}>
             <header class="topbar">
@@ -104,11 +130,22 @@ pub fn App() -> Html {
                 }
                 <div class="topbar-side">
                     <ConnectionStatus />
-                    { user_menu }
+                    if state.me.is_some() {
+                        <AdminButton open={*admin_open} on_toggle={toggle_admin} />
+                        <InviteMenu />
+                        <UserMenu />
+                    }
                 </div>
             </header>
             <Notice />
-            { screen }
+            // Everything under the bar and the notice, however tall they are: the admin
+            // page covers this area and no more.
+            <div class="stage">
+                if *admin_open && state.admin && state.me.is_some() {
+                    <AdminPanel on_close={close_admin} />
+                }
+                { screen }
+            </div>
         </ContextProvider<Ctx>>
     }
 }
@@ -123,36 +160,6 @@ fn RoomPane() -> Html {
             <ReadTracker />
             <Composer />
         </>
-    }
-}
-
-/// Who is signed in, and the ways out.
-fn user_menu(ctx: &Ctx) -> Html {
-    let Some(me) = ctx.state.me.clone() else {
-        return html! {};
-    };
-    let sign_out = {
-        let account = ctx.account.clone();
-        Callback::from(move |_: MouseEvent| account.sign_out(false))
-    };
-    let everywhere = (!me.guest).then(|| {
-        let account = ctx.account.clone();
-        let onclick = Callback::from(move |_: MouseEvent| account.sign_out(true));
-        html! { <button type="button" {onclick}>{ "Sign out everywhere" }</button> }
-    });
-    html! {
-        <div class="user-menu">
-            <span class="who">
-                { me.name.clone() }
-                if me.guest { <span class="guest-mark">{ " (guest)" }</span> }
-            </span>
-            <AdminMenu />
-            <InviteMenu />
-            <NotifyButton />
-            if !me.guest { <AccountButton /> }
-            <button type="button" onclick={sign_out}>{ "Sign out" }</button>
-            { for everywhere }
-        </div>
     }
 }
 

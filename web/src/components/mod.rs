@@ -21,6 +21,7 @@ mod room_header;
 mod search;
 mod sidebar;
 mod status;
+mod user_menu;
 
 pub use app::App;
 
