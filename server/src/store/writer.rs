@@ -493,4 +493,36 @@ mod tests {
             Err(StoreError::WriterStopped)
         ));
     }
+
+    #[tokio::test]
+    async fn writes_queued_with_a_retention_batch_are_committed_before_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path(), Durability::Process).expect("open");
+        // The writer stops in its first report until the test has queued the rest.
+        let (entered_tx, entered) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
+        let mut held = Some((entered_tx, released));
+        let (writer, _thread) = spawn(store, 100, move |_: Vec<Outcome<u32>>| {
+            if let Some((entered_tx, released)) = held.take() {
+                entered_tx.send(()).expect("test listens");
+                released.recv().expect("test releases");
+            }
+        })
+        .expect("spawn");
+        let pruning = writer.pruning();
+        writer.try_submit(message("a", 1), 1).expect("queued"); // id 1
+        entered.recv().expect("the writer reports a");
+        let (pruned, ()) = tokio::join!(
+            // Queued first: the batch may take ids 1 to 3 sent before 1,000.
+            pruning.prune(vec![1, 2, 3], 1_000),
+            async {
+                tokio::task::yield_now().await;
+                writer.try_submit(message("b", 2), 2).expect("queued"); // id 2
+                writer.try_submit(message("c", 100_000), 3).expect("queued"); // id 3
+                release.send(()).expect("writer waits");
+            }
+        );
+        // a and b: b, queued behind the batch, was committed before it ran.
+        assert_eq!(pruned.expect("pruned"), 2);
+    }
 }
