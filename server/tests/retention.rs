@@ -4,7 +4,9 @@
 //! ones in the background while people keep chatting; the new ones stay, search no
 //! longer finds the old ones, the file only they shared leaves the disk, a join that
 //! resumes from an old position gets what is left without an error, and the room's
-//! numbering goes on.
+//! numbering goes on. Then how long acknowledgements wait while retention deletes at full
+//! speed, against the same chat without it; and two PostgreSQL nodes pruning one
+//! database.
 
 mod common;
 
@@ -245,10 +247,16 @@ const AGGRESSIVE: [&str; 4] = ["--retain-batch", "500", "--retain-pause-ms", "0"
 
 /// How long an acknowledgement waits while retention deletes as fast as it is let
 /// (batches of 500, no pause), against the same chat for as long on the same store
-/// with no retention. Every batch is a write of the message writer's own, between two group
-/// commits, so an acknowledgement waits for one batch at most; when batches ran on a
-/// connection of their own, the writer fought them for SQLite's write lock and waited
-/// behind several. Prints the figures (docs/RELIABILITY.md quotes them).
+/// with no retention. Every batch is a write of the message writer's own, between two
+/// group commits, so an acknowledgement waits for one batch at most (the writer's unit
+/// tests check the order); when batches ran on a connection of their own, the writer
+/// fought them for SQLite's write lock and sometimes waited behind several.
+///
+/// It prints the figures (docs/RELIABILITY.md quotes them) and asserts only that chat
+/// went on and never stalled: on a shared 2-core machine, with a debug build, the worst
+/// acks of the two designs overlap from run to run (one batch of 500 takes 200-500 ms
+/// here, and the machine's own hiccups reach as far), so no tighter bound tells them
+/// apart reliably.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_wait_for_one_retention_batch_at_most() {
     let data = tempfile::tempdir().expect("data dir");
@@ -323,6 +331,10 @@ async fn acks_wait_for_one_retention_batch_at_most() {
          (batch 500, no pause) in {took:?}: {pruning}"
     );
     assert!(acked.len() > 10, "chat went on: {pruning}");
+    assert!(
+        pruning.worst < Duration::from_secs(5),
+        "an ack waited behind retention: {pruning}"
+    );
 }
 
 /// What a run of acknowledgements looked like.
