@@ -266,6 +266,7 @@ pub async fn serve(
         Arc::clone(&metrics),
     )
     .context("cannot start the store writer")?;
+    let pruning = writer.pruning();
     let reader = ReadPool::spawn(read_stores, config.read_queue, hub.clone().read_reports())
         .context("cannot start the reader threads")?;
     let hub_settings = HubSettings {
@@ -341,6 +342,7 @@ pub async fn serve(
     let retention = config.retention().map(|settings| {
         tokio::spawn(retention::run(
             database.clone(),
+            pruning,
             settings,
             Arc::clone(&files),
         ))

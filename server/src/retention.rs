@@ -4,7 +4,12 @@
 //!
 //! Deleting must never stall chat, so it runs in small batches, each its own short
 //! transaction (`--retain-batch` messages), with a pause between them
-//! (`--retain-pause-ms`), on a connection of its own, never the message writer's queue.
+//! (`--retain-pause-ms`). On SQLite each batch is one more write in the message writer's
+//! queue ([`crate::store::writer::Pruning`]), run between two group commits: SQLite has
+//! one write lock, and a batch on a connection of its own made the writer wait for it,
+//! often behind several batches in a row; on the writer, a batch delays
+//! acknowledgements only by its own length. On PostgreSQL, where writers do not queue
+//! behind one lock, batches run on pooled connections beside the writer.
 //! A pass walks every message (by id, reading in pages that do not block the writer),
 //! then sleeps for [`PASS_EVERY`]; the first pass starts with the server. After a pass
 //! that deleted anything the file sweep runs, so the bytes of files no message shares
@@ -24,7 +29,10 @@ use std::{
 
 use crate::{
     files::Files,
-    store::{Database, StoreError, postgres::retention::PgPruner, sqlite::retention::Pruner},
+    store::{
+        Database, StoreError, postgres::retention::PgPruner, sqlite::retention::Walker,
+        writer::Pruning,
+    },
 };
 
 /// Time between the start of two passes.
@@ -43,14 +51,19 @@ pub struct Settings {
 
 /// Where the messages are.
 enum Backend {
-    Sqlite(Arc<Mutex<Pruner>>),
+    /// The walk on a connection of its own, the batches on the writer.
+    Sqlite {
+        walker: Arc<Mutex<Walker>>,
+        writer: Pruning,
+    },
     Postgres(Arc<PgPruner>),
 }
 
-/// Runs retention passes until the task is dropped (each batch is a blocking call of
-/// its own, so dropping it stops the deleting between two batches).
-pub async fn run(database: Database, settings: Settings, files: Arc<Files>) {
-    let backend = match open(database).await {
+/// Runs retention passes until the task is dropped (each batch is a call of its own, so
+/// dropping it stops the deleting between two batches). `writer` is the message
+/// writer's, which runs the batches on SQLite.
+pub async fn run(database: Database, writer: Pruning, settings: Settings, files: Arc<Files>) {
+    let backend = match open(database, writer).await {
         Ok(backend) => backend,
         Err(e) => {
             tracing::error!("retention cannot open the store, so it is off: {e}");
@@ -81,14 +94,17 @@ pub async fn run(database: Database, settings: Settings, files: Arc<Files>) {
     }
 }
 
-async fn open(database: Database) -> Result<Backend, StoreError> {
+async fn open(database: Database, writer: Pruning) -> Result<Backend, StoreError> {
     match database {
         Database::Sqlite {
             data_dir,
             durability,
-        } => blocking(move || Pruner::open(&data_dir, durability))
+        } => blocking(move || Walker::open(&data_dir, durability))
             .await
-            .map(|p| Backend::Sqlite(Arc::new(Mutex::new(p)))),
+            .map(|walker| Backend::Sqlite {
+                walker: Arc::new(Mutex::new(walker)),
+                writer,
+            }),
         Database::Postgres(pool) => Ok(Backend::Postgres(Arc::new(PgPruner::new(pool)))),
     }
 }
@@ -102,9 +118,9 @@ async fn pass(backend: &Backend, settings: Settings) -> Result<usize, StoreError
     let mut deleted = 0;
     loop {
         let (old, last) = match backend {
-            Backend::Sqlite(p) => {
-                let p = Arc::clone(p);
-                blocking(move || lock(&p).old_after(after_id, before_ms)).await?
+            Backend::Sqlite { walker, .. } => {
+                let walker = Arc::clone(walker);
+                blocking(move || lock(&walker).old_after(after_id, before_ms)).await?
             }
             Backend::Postgres(p) => {
                 let p = Arc::clone(p);
@@ -115,10 +131,7 @@ async fn pass(backend: &Backend, settings: Settings) -> Result<usize, StoreError
             let ids = ids.to_vec();
             let batch_started = std::time::Instant::now();
             let gone = match backend {
-                Backend::Sqlite(p) => {
-                    let p = Arc::clone(p);
-                    blocking(move || lock(&p).delete(&ids, before_ms)).await?
-                }
+                Backend::Sqlite { writer, .. } => writer.prune(ids, before_ms).await?,
                 Backend::Postgres(p) => {
                     let p = Arc::clone(p);
                     match blocking(move || p.delete(&ids, before_ms)).await? {
@@ -145,7 +158,7 @@ async fn pass(backend: &Backend, settings: Settings) -> Result<usize, StoreError
     }
 }
 
-/// Runs `work` on the blocking pool (SQLite waits for locks, and the PostgreSQL client
+/// Runs `work` on the blocking pool (the walk reads the disk, and the PostgreSQL client
 /// must not run on a Tokio worker).
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
@@ -155,6 +168,6 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| StoreError::Io(std::io::Error::other(e)))?
 }
 
-fn lock(pruner: &Mutex<Pruner>) -> std::sync::MutexGuard<'_, Pruner> {
-    pruner.lock().unwrap_or_else(PoisonError::into_inner)
+fn lock(walker: &Mutex<Walker>) -> std::sync::MutexGuard<'_, Walker> {
+    walker.lock().unwrap_or_else(PoisonError::into_inner)
 }

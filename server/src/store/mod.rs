@@ -348,6 +348,9 @@ pub enum StoreError {
     Unsupported(&'static str),
     #[error("cannot start a storage thread: {0}")]
     Thread(std::io::Error),
+    /// The writer thread has stopped (the server is shutting down, or it panicked).
+    #[error("the store writer has stopped")]
+    WriterStopped,
     #[error("cannot create data directory {path}: {source}")]
     DataDir {
         path: std::path::PathBuf,
@@ -397,6 +400,16 @@ pub trait Store: Send + 'static {
     /// Applies `writes` in order in one transaction. On error nothing of the batch is
     /// stored.
     fn apply(&mut self, writes: &[Write]) -> Result<Vec<Written>, StoreError>;
+
+    /// A retention batch (see [`crate::retention`]): deletes, in one transaction, the
+    /// messages `ids` that are still there and were sent before `before_ms`, with
+    /// everything that hangs on them; how many went. The embedded store runs it on the
+    /// writer thread ([`writer::Pruning`]); PostgreSQL's nodes prune through
+    /// `postgres::retention` instead, so its store has no use for it.
+    fn prune(&mut self, ids: &[i64], before_ms: i64) -> Result<usize, StoreError> {
+        let _ = (ids, before_ms);
+        Err(StoreError::Unsupported("retention batches on the writer"))
+    }
 
     /// Usernames and the rooms each muted.
     fn mutes(&mut self) -> Result<Vec<(String, String)>, StoreError>;
@@ -473,6 +486,9 @@ impl Store for Box<dyn Store> {
     }
     fn apply(&mut self, writes: &[Write]) -> Result<Vec<Written>, StoreError> {
         (**self).apply(writes)
+    }
+    fn prune(&mut self, ids: &[i64], before_ms: i64) -> Result<usize, StoreError> {
+        (**self).prune(ids, before_ms)
     }
     fn mutes(&mut self) -> Result<Vec<(String, String)>, StoreError> {
         (**self).mutes()

@@ -278,7 +278,11 @@ impl SqliteStore {
     /// run on a thread of their own instead of inside commits (see [`super::checkpoint`]).
     pub fn open_writer(data_dir: &Path, durability: Durability) -> Result<Self, StoreError> {
         let mut store = Self::open(data_dir, durability)?;
-        store.conn.busy_handler(Some(writer_waits))?;
+        // The writer still waits for the write lock now and then, within `connect`'s
+        // busy timeout: accounts (sign-ins, sign-ups, invites), uploads' rows and
+        // `confab-server admin` write through connections of their own. Each is one
+        // short transaction, seldom; retention, whose batches came one after another,
+        // is a write of the writer's own (see `retention`).
         let checkpoints = connect(data_dir, durability)?;
         store.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         store.checkpointer = Some(Checkpointer::spawn(checkpoints).map_err(StoreError::Thread)?);
@@ -300,6 +304,29 @@ impl SqliteStore {
             Ok(_) => {}
             Err(e) => tracing::warn!("WAL checkpoint failed (will retry): {e}"),
         }
+    }
+
+    /// Runs `work` in one write transaction: committed if it succeeds, else rolled back.
+    fn in_transaction<R>(
+        &mut self,
+        work: impl FnOnce(&mut Self) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        self.finish_checkpoint();
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let result = work(self).and_then(|done| {
+            self.conn.execute_batch("COMMIT")?;
+            if let Some(checkpointer) = &self.checkpointer {
+                checkpointer.nudge();
+            }
+            Ok(done)
+        });
+        if result.is_err() {
+            // Nothing of the transaction is stored, so sequence numbers handed out in it
+            // are free again: forget the cached ones and re-read them from the database.
+            let _ = self.conn.execute_batch("ROLLBACK");
+            self.last_seq.clear();
+        }
+        result
     }
 
     /// Applies `writes` inside the open transaction.
@@ -537,21 +564,6 @@ fn append(
     Ok(Written::Appended(Appended::Duplicate(original)))
 }
 
-/// How the writer waits when another connection holds the write lock (an upload's or a
-/// sign-in's row, a retention batch): it tries again every millisecond, for up to 5 s.
-/// SQLite's own busy handler sleeps in growing steps, up to 100 ms each, so a writer
-/// that found the lock taken slept on long after it was free, and under a run of short
-/// transactions from elsewhere (retention's batches) it could find it taken again each
-/// time it woke: acknowledgements waited up to a second behind batches of tens of
-/// milliseconds.
-fn writer_waits(attempts: i32) -> bool {
-    if attempts >= 5_000 {
-        return false;
-    }
-    std::thread::sleep(std::time::Duration::from_millis(1));
-    true
-}
-
 /// A connection to the database in `data_dir` (created if needed), set up for
 /// `durability`.
 fn connect(data_dir: &Path, durability: Durability) -> Result<Connection, StoreError> {
@@ -720,22 +732,11 @@ impl Store for SqliteStore {
     }
 
     fn apply(&mut self, writes: &[Write]) -> Result<Vec<Written>, StoreError> {
-        self.finish_checkpoint();
-        self.conn.execute_batch("BEGIN IMMEDIATE")?;
-        let result = self.apply_all(writes).and_then(|written| {
-            self.conn.execute_batch("COMMIT")?;
-            if let Some(checkpointer) = &self.checkpointer {
-                checkpointer.nudge();
-            }
-            Ok(written)
-        });
-        if result.is_err() {
-            // Nothing of the batch is stored, so sequence numbers handed out in it are
-            // free again: forget the cached ones and re-read them from the database.
-            let _ = self.conn.execute_batch("ROLLBACK");
-            self.last_seq.clear();
-        }
-        result
+        self.in_transaction(|store| store.apply_all(writes))
+    }
+
+    fn prune(&mut self, ids: &[i64], before_ms: i64) -> Result<usize, StoreError> {
+        self.in_transaction(|store| retention::delete(&store.conn, ids, before_ms))
     }
 
     fn mutes(&mut self) -> Result<Vec<(String, String)>, StoreError> {

@@ -1,43 +1,45 @@
 //! Retention on the embedded store (`--retain-days`, see [`crate::retention`]): finding
-//! the messages sent before a cutoff and deleting them, with everything that hangs on
+//! the messages sent before a cutoff, and deleting them, with everything that hangs on
 //! them, a small batch per transaction.
 //!
-//! Finding them never blocks the message writer: it reads `(id, ts)` pages in read
-//! transactions, which WAL lets run beside the writer's commits. There is no index on
-//! `ts` (it would cost every message one more B-tree insert, on the hot path, to speed
-//! up an hourly walk), so a pass walks the table by id.
+//! Finding them never blocks the message writer: [`Walker`] reads `(id, ts)` pages in
+//! read transactions on a connection of its own, which WAL lets run beside the writer's
+//! commits. There is no index on `ts` (it would cost every message one more B-tree
+//! insert, on the hot path, to speed up an hourly walk), so a pass walks the table by id.
 //!
-//! Deleting does take the write lock, one short `BEGIN IMMEDIATE` transaction per batch:
-//! the writer waits in SQLite's busy handler for at most one batch, whose size the
-//! caller bounds. Per message it takes out, in that transaction: its words from the
-//! search index (exactly as indexed, or FTS5's external-content index would be corrupt),
-//! its reactions, mentions, files (their bytes leave the disk at the next file sweep,
-//! if no other message shares them), the log entries that changed it, and the row. The
-//! room keeps the highest `seq` it pruned (`rooms.pruned_seq`), so its numbering goes on
-//! from where it was even when every message in it got old.
+//! Deleting is [`delete`], which the writer thread runs in a transaction of its own
+//! between two group commits (`Store::prune`, through `writer::Pruning`): the database
+//! has one writer, so a batch holds acknowledgements up only for as long as it runs,
+//! and never fights the writer for SQLite's write lock. Per message it takes out: its
+//! words from the search index (exactly as indexed, or FTS5's external-content index
+//! would be corrupt), its reactions, mentions, files (their bytes leave the disk at the
+//! next file sweep, if no other message shares them), the log entries that changed it,
+//! and the row. The room keeps the highest `seq` it pruned (`rooms.pruned_seq`), so its
+//! numbering goes on from where it was even when every message in it got old; the
+//! writer's cache of each room's last `seq` stays true for the same reason.
 
 use std::path::Path;
 
 use rusqlite::{Connection, params};
 
-use super::{connect, open_migrated};
+use super::connect;
 use crate::store::{Durability, StoreError};
 
-/// A connection of its own for retention.
-pub struct Pruner {
+/// A read-only connection of its own for retention's walk.
+pub struct Walker {
     conn: Connection,
 }
 
 /// Messages a page of the walk looks at (reads only).
 const WALK_PAGE: i64 = 5_000;
 
-impl Pruner {
-    /// Opens the store in `data_dir` (migrating it if needed, as a server starting would).
+impl Walker {
+    /// Opens the store in `data_dir`, which the server's writer has opened (and
+    /// migrated) already.
     pub fn open(data_dir: &Path, durability: Durability) -> Result<Self, StoreError> {
-        drop(open_migrated(data_dir, durability)?);
-        Ok(Self {
-            conn: connect(data_dir, durability)?,
-        })
+        let conn = connect(data_dir, durability)?;
+        conn.pragma_update(None, "query_only", true)?;
+        Ok(Self { conn })
     }
 
     /// From a page of messages with ids above `after_id` (in id order), those sent
@@ -64,53 +66,49 @@ impl Pruner {
         }
         Ok((old, last))
     }
+}
 
-    /// Deletes the messages `ids` that are still there and still sent before
-    /// `before_ms`, in one transaction; how many went.
-    pub fn delete(&mut self, ids: &[i64], before_ms: i64) -> Result<usize, StoreError> {
-        let ids = serde_json::to_string(ids).map_err(|e| StoreError::Io(e.into()))?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute_batch(
-            "CREATE TEMP TABLE IF NOT EXISTS pruning (
-                 id   INTEGER PRIMARY KEY,
-                 room TEXT NOT NULL,
-                 seq  INTEGER NOT NULL
-             );
-             DELETE FROM temp.pruning;",
-        )?;
-        let deleted = tx
-            .prepare_cached(
-                "INSERT INTO temp.pruning (id, room, seq)
-                 SELECT id, room, seq FROM messages
-                 WHERE id IN (SELECT value FROM json_each(?1)) AND ts < ?2",
-            )?
-            .execute(params![ids, before_ms])?;
-        for statement in [
-            // Out of the search index exactly as they were put in.
-            "INSERT INTO messages_fts (messages_fts, rowid, body, room, sender, day)
-             SELECT 'delete', m.id, m.body, m.room, m.sender, m.day
-             FROM temp.pruning p JOIN messages m ON m.id = p.id",
-            "DELETE FROM reactions WHERE (room, seq) IN (SELECT room, seq FROM temp.pruning)",
-            "DELETE FROM mentions WHERE (room, seq) IN (SELECT room, seq FROM temp.pruning)",
-            "DELETE FROM file_uploads WHERE (room, seq) IN (SELECT room, seq FROM temp.pruning)",
-            // The highest seq of the log that goes, messages and the changes to them.
-            "UPDATE rooms SET pruned_seq = MAX(pruned_seq,
-                 (SELECT MAX(seq) FROM temp.pruning p WHERE p.room = rooms.name),
-                 COALESCE((SELECT MAX(c.seq) FROM changes c
-                           WHERE (c.room, c.target) IN
-                               (SELECT room, seq FROM temp.pruning p WHERE p.room = rooms.name)),
-                          0))
-             WHERE name IN (SELECT room FROM temp.pruning)",
-            "DELETE FROM changes WHERE (room, target) IN (SELECT room, seq FROM temp.pruning)",
-            "DELETE FROM messages WHERE id IN (SELECT id FROM temp.pruning)",
-        ] {
-            tx.prepare_cached(statement)?.execute([])?;
-        }
-        tx.commit()?;
-        Ok(deleted)
+/// Deletes the messages `ids` that are still there and still sent before `before_ms`,
+/// inside the write transaction open on `conn` (the writer's); how many went.
+pub(super) fn delete(conn: &Connection, ids: &[i64], before_ms: i64) -> Result<usize, StoreError> {
+    let ids = serde_json::to_string(ids).map_err(|e| StoreError::Io(e.into()))?;
+    conn.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS pruning (
+             id   INTEGER PRIMARY KEY,
+             room TEXT NOT NULL,
+             seq  INTEGER NOT NULL
+         );
+         DELETE FROM temp.pruning;",
+    )?;
+    let deleted = conn
+        .prepare_cached(
+            "INSERT INTO temp.pruning (id, room, seq)
+             SELECT id, room, seq FROM messages
+             WHERE id IN (SELECT value FROM json_each(?1)) AND ts < ?2",
+        )?
+        .execute(params![ids, before_ms])?;
+    for statement in [
+        // Out of the search index exactly as they were put in.
+        "INSERT INTO messages_fts (messages_fts, rowid, body, room, sender, day)
+         SELECT 'delete', m.id, m.body, m.room, m.sender, m.day
+         FROM temp.pruning p JOIN messages m ON m.id = p.id",
+        "DELETE FROM reactions WHERE (room, seq) IN (SELECT room, seq FROM temp.pruning)",
+        "DELETE FROM mentions WHERE (room, seq) IN (SELECT room, seq FROM temp.pruning)",
+        "DELETE FROM file_uploads WHERE (room, seq) IN (SELECT room, seq FROM temp.pruning)",
+        // The highest seq of the log that goes, messages and the changes to them.
+        "UPDATE rooms SET pruned_seq = MAX(pruned_seq,
+             (SELECT MAX(seq) FROM temp.pruning p WHERE p.room = rooms.name),
+             COALESCE((SELECT MAX(c.seq) FROM changes c
+                       WHERE (c.room, c.target) IN
+                           (SELECT room, seq FROM temp.pruning p WHERE p.room = rooms.name)),
+                      0))
+         WHERE name IN (SELECT room FROM temp.pruning)",
+        "DELETE FROM changes WHERE (room, target) IN (SELECT room, seq FROM temp.pruning)",
+        "DELETE FROM messages WHERE id IN (SELECT id FROM temp.pruning)",
+    ] {
+        conn.prepare_cached(statement)?.execute([])?;
     }
+    Ok(deleted)
 }
 
 #[cfg(test)]
@@ -161,20 +159,16 @@ mod tests {
         ));
         store.apply(&writes).expect("stored");
 
-        let mut pruner = Pruner::open(dir.path(), Durability::Process).expect("pruner");
-        let (old, last) = pruner.old_after(0, 1_000).expect("walk");
+        let walker = Walker::open(dir.path(), Durability::Process).expect("walker");
+        let (old, last) = walker.old_after(0, 1_000).expect("walk");
         assert_eq!(old.len(), 10);
         assert_eq!(last, Some(12));
-        assert_eq!(pruner.old_after(12, 1_000).expect("walk"), (vec![], None));
-        assert_eq!(pruner.delete(&old[..4], 1_000).expect("batch"), 4);
-        assert_eq!(pruner.delete(&old, 1_000).expect("batch"), 6, "the rest");
-        assert_eq!(
-            pruner.delete(&old, 1_000).expect("batch"),
-            0,
-            "nothing twice"
-        );
+        assert_eq!(walker.old_after(12, 1_000).expect("walk"), (vec![], None));
+        assert_eq!(store.prune(&old[..4], 1_000).expect("batch"), 4);
+        assert_eq!(store.prune(&old, 1_000).expect("batch"), 6, "the rest");
+        assert_eq!(store.prune(&old, 1_000).expect("batch"), 0, "nothing twice");
 
-        let conn = &pruner.conn;
+        let conn = Connection::open(dir.path().join(super::super::DB_FILE)).expect("open");
         conn.execute(
             "INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)",
             [],
@@ -194,7 +188,9 @@ mod tests {
             0
         );
 
-        // A store opened afresh numbers on from 14, the last entry ever made.
+        // The store that pruned numbers on from 14, the last entry ever made, and so
+        // does one opened afresh.
+        assert_eq!(appended_seq(&mut store, "after"), 15);
         drop(store);
         let mut store = SqliteStore::open(dir.path(), Durability::Process).expect("reopen");
         let general = store
@@ -203,15 +199,17 @@ mod tests {
             .into_iter()
             .find(|r| r.name == "general")
             .expect("general");
-        assert_eq!(general.last_seq, 14);
+        assert_eq!(general.last_seq, 15);
+        assert_eq!(appended_seq(&mut store, "after the reopening"), 16);
+    }
+
+    fn appended_seq(store: &mut SqliteStore, body: &str) -> u64 {
         match store
-            .apply(&[append("after", 200_000)])
+            .apply(&[append(body, 200_000)])
             .expect("stored")
             .as_slice()
         {
-            [crate::store::Written::Appended(crate::store::Appended::Stored(m))] => {
-                assert_eq!(m.seq, 15);
-            }
+            [crate::store::Written::Appended(crate::store::Appended::Stored(m))] => m.seq,
             other => panic!("expected a stored message, got {other:?}"),
         }
     }
