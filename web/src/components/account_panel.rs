@@ -12,7 +12,7 @@ use confab_shared::{
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
-use super::FieldError;
+use super::{FieldError, panel::closers};
 use crate::api;
 
 #[derive(Properties, PartialEq)]
@@ -130,19 +130,7 @@ pub fn AccountPanel(props: &PanelProps) -> Html {
             });
         })
     };
-    let close = {
-        let on_close = props.on_close.clone();
-        Callback::from(move |_: MouseEvent| on_close.emit(()))
-    };
-    let onkeydown = {
-        let on_close = props.on_close.clone();
-        Callback::from(move |e: KeyboardEvent| {
-            if e.key() == "Escape" {
-                e.prevent_default();
-                on_close.emit(());
-            }
-        })
-    };
+    let (onkeydown, close) = closers(&props.on_close);
     let error = (*form_error).as_ref();
     let on_field = |id: &'static str, field: &str| FieldError {
         id,

@@ -12,7 +12,11 @@ use confab_shared::api::{AdminRoom, AdminStats, AdminUser, AuditEntry, RemoveMes
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
-use super::{focus_by_id, use_ctx};
+use super::{
+    focus_by_id,
+    panel::{Loaded, closers, load},
+    use_ctx,
+};
 use crate::admin::{self as api, when};
 
 const TOGGLE_ID: &str = "admin-toggle";
@@ -47,35 +51,6 @@ pub fn focus_button() {
 #[derive(Properties, PartialEq)]
 pub struct PanelProps {
     pub on_close: Callback<()>,
-}
-
-/// What the page shows of one listing.
-#[derive(Clone, PartialEq)]
-enum Loaded<T> {
-    Loading,
-    Ready(T),
-    Failed(String),
-}
-
-/// Loads `fetch`'s answer into `into` whenever `deps` change.
-fn load<T, D, F>(
-    into: UseStateHandle<Loaded<T>>,
-    fetch: impl Fn(D) -> F + 'static,
-) -> impl FnOnce(&D)
-where
-    T: 'static,
-    D: Clone + 'static,
-    F: std::future::Future<Output = Result<T, crate::api::Failure>> + 'static,
-{
-    move |deps: &D| {
-        let request = fetch(deps.clone());
-        wasm_bindgen_futures::spawn_local(async move {
-            into.set(match request.await {
-                Ok(value) => Loaded::Ready(value),
-                Err(failure) => Loaded::Failed(failure.into_api_error().error),
-            });
-        });
-    }
 }
 
 #[function_component]
@@ -148,19 +123,7 @@ pub fn AdminPanel(props: &PanelProps) -> Html {
             },
         )
     };
-    let onkeydown = {
-        let on_close = props.on_close.clone();
-        Callback::from(move |e: KeyboardEvent| {
-            if e.key() == "Escape" {
-                e.prevent_default();
-                on_close.emit(());
-            }
-        })
-    };
-    let close = {
-        let on_close = props.on_close.clone();
-        Callback::from(move |_: MouseEvent| on_close.emit(()))
-    };
+    let (onkeydown, close) = closers(&props.on_close);
     let search = {
         let query = query.clone();
         Callback::from(move |e: InputEvent| {
@@ -189,13 +152,9 @@ pub fn AdminPanel(props: &PanelProps) -> Html {
             act.emit(Box::pin(async move { api::remove_message(&body).await }));
         })
     };
-    let users_html = match &*users {
-        Loaded::Loading => html! { <p class="hint-text">{ "Loading…" }</p> },
-        Loaded::Failed(why) => html! { <p class="error" role="alert">{ why.clone() }</p> },
-        Loaded::Ready(list) if list.is_empty() => {
-            html! { <p class="hint-text">{ "Nobody matches." }</p> }
-        }
-        Loaded::Ready(list) => html! {
+    let users_html = users.view(|list| match list {
+        list if list.is_empty() => html! { <p class="hint-text">{ "Nobody matches." }</p> },
+        list => html! {
             <table class="admin-table" aria-labelledby="admin-people-heading">
                 <thead><tr>
                     <th scope="col">{ "Username" }</th><th scope="col">{ "Name" }</th>
@@ -206,25 +165,20 @@ pub fn AdminPanel(props: &PanelProps) -> Html {
                 <tbody>{ for list.iter().map(|u| user_row(u, &act)) }</tbody>
             </table>
         },
-    };
-    let rooms_html = match &*rooms {
-        Loaded::Loading => html! { <p class="hint-text">{ "Loading…" }</p> },
-        Loaded::Failed(why) => html! { <p class="error" role="alert">{ why.clone() }</p> },
-        Loaded::Ready(list) => html! {
-            <table class="admin-table" aria-labelledby="admin-rooms-heading">
-                <thead><tr>
-                    <th scope="col">{ "Room" }</th><th scope="col">{ "Kind" }</th>
-                    <th scope="col">{ "Members" }</th><th scope="col">{ "Messages" }</th>
-                    <th scope="col">{ "Last activity" }</th><th scope="col">{ "Actions" }</th>
-                </tr></thead>
-                <tbody>{ for list.iter().map(|r| room_row(r, &act, &confirm_room)) }</tbody>
-            </table>
-        },
-    };
-    let stats_html = match &*stats {
-        Loaded::Loading => html! { <p class="hint-text">{ "Loading…" }</p> },
-        Loaded::Failed(why) => html! { <p class="error" role="alert">{ why.clone() }</p> },
-        Loaded::Ready(s) => html! {
+    });
+    let rooms_html = rooms.view(|list| {
+        html! {
+                <table class="admin-table" aria-labelledby="admin-rooms-heading">
+                    <thead><tr>
+                        <th scope="col">{ "Room" }</th><th scope="col">{ "Kind" }</th>
+                        <th scope="col">{ "Members" }</th><th scope="col">{ "Messages" }</th>
+                        <th scope="col">{ "Last activity" }</th><th scope="col">{ "Actions" }</th>
+                    </tr></thead>
+                    <tbody>{ for list.iter().map(|r| room_row(r, &act, &confirm_room)) }</tbody>
+                </table>
+        }
+    });
+    let stats_html = stats.view(|s| html! {
             <dl class="admin-stats">
                 <dt>{ "Accounts" }</dt><dd>{ format!("{} ({} disabled)", s.users, s.disabled_users) }</dd>
                 <dt>{ "Rooms" }</dt><dd>{ s.rooms }</dd>
@@ -232,15 +186,10 @@ pub fn AdminPanel(props: &PanelProps) -> Html {
                 <dt>{ "Files" }</dt><dd>{ format!("{} ({})", s.files, bytes(s.file_bytes)) }</dd>
                 <dt>{ "Database" }</dt><dd>{ bytes(s.database_bytes) }</dd>
             </dl>
-        },
-    };
-    let audit_html = match &*audit {
-        Loaded::Loading => html! { <p class="hint-text">{ "Loading…" }</p> },
-        Loaded::Failed(why) => html! { <p class="error" role="alert">{ why.clone() }</p> },
-        Loaded::Ready(list) if list.is_empty() => {
-            html! { <p class="hint-text">{ "Nothing yet." }</p> }
-        }
-        Loaded::Ready(list) => html! {
+    });
+    let audit_html = audit.view(|list| match list {
+        list if list.is_empty() => html! { <p class="hint-text">{ "Nothing yet." }</p> },
+        list => html! {
             <ol class="admin-audit" aria-labelledby="admin-audit-heading">
                 { for list.iter().map(|e| html! {
                     <li key={e.id.to_string()}>
@@ -251,7 +200,7 @@ pub fn AdminPanel(props: &PanelProps) -> Html {
                 }) }
             </ol>
         },
-    };
+    });
     html! {
         <section id={PANEL_ID} class="admin-panel" aria-labelledby={HEADING_ID} {onkeydown}>
             <div class="invites-head">

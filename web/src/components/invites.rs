@@ -9,7 +9,11 @@ use wasm_bindgen::JsCast;
 use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
-use super::{FieldError, focus_by_id, use_ctx};
+use super::{
+    FieldError, focus_by_id,
+    panel::{Loaded, closers, load},
+    use_ctx,
+};
 use crate::invites::{self, DEFAULT_LIFETIME_SECS, LIFETIMES};
 
 const TOGGLE_ID: &str = "invites-toggle";
@@ -51,14 +55,6 @@ struct PanelProps {
     on_close: Callback<()>,
 }
 
-/// What the panel shows of the open invites.
-#[derive(Clone, PartialEq)]
-enum Listing {
-    Loading,
-    Loaded(Vec<Invite>),
-    Failed(String),
-}
-
 #[function_component]
 fn InvitePanel(props: &PanelProps) -> Html {
     let uses = use_node_ref();
@@ -68,19 +64,14 @@ fn InvitePanel(props: &PanelProps) -> Html {
     let error = use_state(|| None::<String>);
     let created = use_state(|| None::<String>);
     let copied = use_state(|| None::<String>);
-    let listing = use_state(|| Listing::Loading);
+    let listing = use_state(|| Loaded::<Vec<Invite>>::Loading);
     // Bumped after a change, to list again.
     let version = use_state(|| 0_u32);
     {
-        let listing = listing.clone();
-        use_effect_with(*version, move |_| {
-            wasm_bindgen_futures::spawn_local(async move {
-                listing.set(match invites::list().await {
-                    Ok(list) => Listing::Loaded(list.invites),
-                    Err(failure) => Listing::Failed(failure.into_api_error().error),
-                });
-            });
+        let run = load(listing.clone(), |_: u32| async {
+            invites::list().await.map(|list| list.invites)
         });
+        use_effect_with(*version, move |version| run(version));
     }
     {
         // Arriving in the panel, the keyboard is in its first field.
@@ -138,19 +129,7 @@ fn InvitePanel(props: &PanelProps) -> Html {
             });
         })
     };
-    let onkeydown = {
-        let on_close = props.on_close.clone();
-        Callback::from(move |e: KeyboardEvent| {
-            if e.key() == "Escape" {
-                e.prevent_default();
-                on_close.emit(());
-            }
-        })
-    };
-    let close = {
-        let on_close = props.on_close.clone();
-        Callback::from(move |_: MouseEvent| on_close.emit(()))
-    };
+    let (onkeydown, close) = closers(&props.on_close);
     let form_error = FieldError {
         id: "invite-error",
         message: (*error).clone(),
@@ -175,18 +154,14 @@ fn InvitePanel(props: &PanelProps) -> Html {
             </div>
         }
     });
-    let list = match &*listing {
-        Listing::Loading => html! { <p class="hint-text">{ "Loading…" }</p> },
-        Listing::Failed(why) => html! { <p class="error" role="alert">{ why.clone() }</p> },
-        Listing::Loaded(list) if list.is_empty() => {
-            html! { <p class="hint-text">{ "No open invites." }</p> }
-        }
-        Listing::Loaded(list) => html! {
+    let list = listing.view(|list| match list {
+        list if list.is_empty() => html! { <p class="hint-text">{ "No open invites." }</p> },
+        list => html! {
             <ul class="invite-list" aria-labelledby={LIST_HEADING_ID}>
                 { for list.iter().map(|invite| invite_row(invite, &error, &version)) }
             </ul>
         },
-    };
+    });
     let picked = *lifetime;
     let lifetimes = LIFETIMES.iter().map(|(secs, words)| {
         html! {

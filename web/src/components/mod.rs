@@ -15,6 +15,7 @@ mod invites;
 mod jump;
 mod mention;
 mod messages;
+mod panel;
 mod reactions;
 mod reading;
 mod room_header;
