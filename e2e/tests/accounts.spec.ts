@@ -2,10 +2,10 @@
 // --allow-guests): signing up and in, the HttpOnly session cookie, direct messages and
 // private rooms seen only by their people. Each browser context is one person with its
 // own cookie jar. Locators follow the client's DOM contract (accessible names first).
-import { test, expect, type Browser, type BrowserContext } from '@playwright/test';
+import { test, expect, type Browser } from '@playwright/test';
 import { ConfabServer } from '../server';
 import { PASSWORD, Person as BasePerson, tag } from '../person';
-import { closeAndExpectClean } from '../watched';
+import { Crowd } from '../crowd';
 
 /** How soon a message or a room change must reach the other people. */
 const DELIVERY_MS = 2_000;
@@ -42,26 +42,16 @@ class Person extends BasePerson {
   }
 }
 
-let people: Person[] = [];
-
-async function arrive(browser: Browser, context?: BrowserContext): Promise<Person> {
-  const ctx = context ?? (await browser.newContext());
-  const person = new Person(ctx, await ctx.newPage());
-  people.push(person);
-  await person.page.goto(server.url);
-  return person;
-}
+const crowd = new Crowd(Person, { url: () => server.url, label: 'person' });
 
 async function signedUp(browser: Browser, username: string, displayName: string): Promise<Person> {
-  const person = await arrive(browser);
+  const person = await crowd.arrive(browser);
   await person.signUp(username, displayName);
   return person;
 }
 
 test.afterEach(async () => {
-  const opened = people;
-  people = [];
-  await closeAndExpectClean(opened, 'person');
+  await crowd.closeAll();
 });
 
 test('direct messages and a private room are seen only by their people, until invited', async ({ browser }) => {
@@ -221,7 +211,7 @@ test('the session cookie is HttpOnly and Strict, survives a reload, and signing 
   // browser, does not sign anyone in.
   const replayed = await browser.newContext();
   await replayed.addCookies([{ ...cookie }]);
-  const thief = await arrive(browser, replayed);
+  const thief = await crowd.openTab(replayed);
   await thief.expectSignedOut();
 });
 
@@ -231,7 +221,7 @@ test('a wrong password shows the generic error in the form and does not sign in'
   const owner = await signedUp(browser, username, `Linus ${t}`);
   await owner.context.close();
 
-  const other = await arrive(browser);
+  const other = await crowd.arrive(browser);
   await other.expectSignedOut();
   const error = other.signInForm.getByRole('alert');
   await expect(error).toHaveCount(0);

@@ -7,10 +7,10 @@ import AxeBuilder from '@axe-core/playwright';
 import { test, expect } from '@playwright/test';
 import { ConfabServer } from '../server';
 import { PASSWORD, Person, tag } from '../person';
-import { closeAndExpectClean } from '../watched';
+import { Crowd } from '../crowd';
 
 let server: ConfabServer;
-let people: Person[] = [];
+const crowd = new Crowd(Person, { url: () => server.url, label: 'person' });
 
 test.beforeAll(async () => {
   server = await ConfabServer.start(['--sign-in-per-ip-per-min', '200']);
@@ -22,32 +22,22 @@ test.afterAll(async () => {
 });
 
 test.afterEach(async () => {
-  const opened = people;
-  people = [];
-  await closeAndExpectClean(opened, 'person');
+  await crowd.closeAll();
 });
-
-async function arrive(browser: import('@playwright/test').Browser): Promise<Person> {
-  const context = await browser.newContext();
-  const person = new Person(context, await context.newPage());
-  people.push(person);
-  await person.page.goto(server.url);
-  return person;
-}
 
 test('an administrator removes a message, disables Bob while he chats, and reads the audit log', async ({
   browser,
 }) => {
   const t = tag();
-  const bob = await arrive(browser);
+  const bob = await crowd.arrive(browser);
   await bob.signUp(`bob-${t}`, `Bob ${t}`);
-  const carol = await arrive(browser);
+  const carol = await crowd.arrive(browser);
   await carol.signUp(`carol-${t}`, `Carol ${t}`);
   const text = `something to take down ${t}`;
   await bob.send('#general', text);
   await expect(carol.message(bob.username, text)).toBeVisible();
 
-  const admin = await arrive(browser);
+  const admin = await crowd.arrive(browser);
   await admin.submitSignIn('root', PASSWORD);
   await admin.expectInChat();
   // Members see no such button.
@@ -119,13 +109,13 @@ test('an administrator removes a message, disables Bob while he chats, and reads
 
 test('a password reset link sets a new password in the web client', async ({ browser }) => {
   const t = tag();
-  const dana = await arrive(browser);
+  const dana = await crowd.arrive(browser);
   await dana.signUp(`dana-${t}`, `Dana ${t}`);
   const out = await server.admin(['reset-password', `dana-${t}`]);
   const path = out.split('\n').find((l) => l.startsWith('/?reset='));
   expect(path).toBeTruthy();
   // Her open page is signed out when the link is used.
-  const there = await arrive(browser);
+  const there = await crowd.arrive(browser);
   await there.page.goto(`${server.url}${path!.slice(1)}`);
   const form = there.page.getByRole('form', { name: 'Set a new password' });
   await expect(form.getByLabel('New password')).toBeFocused();

@@ -5,7 +5,8 @@
 // rooms and direct messages are in accounts.spec.ts.
 import { test, expect, type Browser, type Locator, type Page } from '@playwright/test';
 import { ConfabServer } from '../server';
-import { WatchedPage, closeAndExpectClean } from '../watched';
+import { Crowd } from '../crowd';
+import { WatchedPage } from '../watched';
 
 /** How soon a message must reach the other tabs after it is sent. */
 const DELIVERY_MS = 2_000;
@@ -105,18 +106,10 @@ class Tab extends WatchedPage {
   }
 }
 
-let tabs: Tab[] = [];
-
-async function openTab(browser: Browser): Promise<Tab> {
-  const context = await browser.newContext();
-  const tab = new Tab(context, await context.newPage());
-  tabs.push(tab);
-  await tab.page.goto(server.url);
-  return tab;
-}
+const crowd = new Crowd(Tab, { url: () => server.url, label: 'tab' });
 
 async function joinAs(browser: Browser, name: string): Promise<Tab> {
-  const tab = await openTab(browser);
+  const tab = await crowd.arrive(browser);
   await tab.join(name);
   return tab;
 }
@@ -132,9 +125,7 @@ async function expectDelivered(receivers: Tab[], from: string, text: string, tim
 }
 
 test.afterEach(async () => {
-  const opened = tabs;
-  tabs = [];
-  await closeAndExpectClean(opened, 'tab');
+  await crowd.closeAll();
 });
 
 test('three people see each other online', async ({ browser }) => {
@@ -283,7 +274,7 @@ test('HTML in a message is shown as text, never run', async ({ browser }) => {
 
 test('a name already taken (in another case) is refused and the prompt stays', async ({ browser }) => {
   const dennis = await joinAs(browser, 'Dennis');
-  const other = await openTab(browser);
+  const other = await crowd.arrive(browser);
 
   await other.nameInput.fill('dennis');
   await other.prompt.getByRole('button', { name: 'Join chat' }).click();
@@ -303,7 +294,7 @@ test('a name already taken (in another case) is refused and the prompt stays', a
 
 test('keyboard only: choose a name and send a message', async ({ browser }) => {
   const watcher = await joinAs(browser, 'watcher');
-  const tab = await openTab(browser);
+  const tab = await crowd.arrive(browser);
   const keyboard = tab.page.keyboard;
 
   await tab.tabTo(tab.nameInput);

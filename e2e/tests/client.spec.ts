@@ -8,7 +8,7 @@ import AxeBuilder from '@axe-core/playwright';
 import { test, expect, type Browser, type BrowserContext, type Locator, type WebSocketRoute } from '@playwright/test';
 import { Person, tag } from '../person';
 import { ConfabServer } from '../server';
-import { closeAndExpectClean } from '../watched';
+import { Crowd } from '../crowd';
 
 /** How soon a message or a room change must reach the other people. */
 const DELIVERY_MS = 2_000;
@@ -28,31 +28,21 @@ test.afterAll(async () => {
   await server?.stop();
 });
 
-let people: Person[] = [];
+const crowd = new Crowd(Person, { url: () => server.url, label: 'person' });
 
 test.afterEach(async () => {
-  const opened = people;
-  people = [];
-  await closeAndExpectClean(opened, 'person');
+  await crowd.closeAll();
 });
 
-async function arrive(browser: Browser, opts: { context?: BrowserContext; viewport?: typeof PHONE } = {}): Promise<Person> {
-  const ctx = opts.context ?? (await browser.newContext(opts.viewport ? { viewport: opts.viewport } : {}));
-  const person = new Person(ctx, await ctx.newPage());
-  people.push(person);
-  await person.page.goto(server.url);
-  return person;
-}
-
 async function signedUp(browser: Browser, name: string, viewport?: typeof PHONE): Promise<Person> {
-  const person = await arrive(browser, { viewport });
+  const person = await crowd.arrive(browser, { viewport });
   await person.signUp(name, name);
   return person;
 }
 
 /** A second tab of `person`: a page in the same context, so the same session cookie. */
-async function secondTab(browser: Browser, person: Person): Promise<Person> {
-  const tab = await arrive(browser, { context: person.context });
+async function secondTab(person: Person): Promise<Person> {
+  const tab = await crowd.openTab(person.context);
   tab.username = person.username;
   await tab.expectInChat();
   return tab;
@@ -108,7 +98,7 @@ test('a reload, a second tab and an invitation follow every room the person belo
   // Dan goes back to #general and reloads; a second tab of his opens too.
   await dan.roomButton('general').click();
   await reload(dan);
-  const dansTab = await secondTab(browser, dan);
+  const dansTab = await secondTab(dan);
   const first = `are you there ${t}`;
   await eve.send(`#${ops}`, first);
   for (const tab of [dan, dansTab]) {
@@ -127,7 +117,7 @@ test('a reload, a second tab and an invitation follow every room the person belo
   const invite = dan.page.getByRole('form', { name: `Invite to #plans-${t}` });
   await invite.getByLabel('Username to invite').fill(eve.username);
   await invite.getByRole('button', { name: 'Invite', exact: true }).click();
-  const evesTab = await secondTab(browser, eve);
+  const evesTab = await secondTab(eve);
   await expect(eve.roomButton(`plans-${t}`)).toBeVisible({ timeout: DELIVERY_MS });
   await expect(eve.roomButton(`plans-${t}`)).not.toHaveClass(/not-joined/, { timeout: DELIVERY_MS });
   await reload(eve);
@@ -152,7 +142,7 @@ test('unsent messages go out on reconnect whatever room is open, and their room 
   const eve = await signedUp(browser, `eve-${t}`);
   const context = await browser.newContext();
   const link = await socketSwitch(context);
-  const dan = await arrive(browser, { context });
+  const dan = await crowd.openTab(context);
   await dan.signUp(`dan-${t}`, `dan-${t}`);
   const design = `design-${t}`;
   await dan.createRoom(design);
@@ -247,7 +237,7 @@ test('a message written before the room has loaded shows as sending, and goes ou
       ws.send(m);
     });
   });
-  const dan = await arrive(browser, { context });
+  const dan = await crowd.openTab(context);
   await expect(dan.signInForm).toBeVisible();
   await dan.page.getByRole('button', { name: 'Sign up', exact: true }).click();
   await dan.signUpForm.getByLabel('Username', { exact: true }).fill(`dan-${t}`);
@@ -280,7 +270,7 @@ test('the badge says offline when the browser is, and when the server stops answ
       if (!frozen) ws.send(m);
     });
   });
-  const dan = await arrive(browser, { context });
+  const dan = await crowd.openTab(context);
   await dan.signUp(`dan-${t}`, `dan-${t}`);
 
   await context.setOffline(true);
@@ -432,7 +422,7 @@ test('drafts, focus, Escape, errors at their field, right-to-left text and the n
 
 test('the sign-in screen and the chat have no serious accessibility problems', async ({ browser }) => {
   const t = tag();
-  const visitor = await arrive(browser);
+  const visitor = await crowd.arrive(browser);
   await expect(visitor.signInForm).toBeVisible();
   await expect(await axeProblems(visitor)).toEqual([]);
   await visitor.signUp(`ann-${t}`, `Ann ${t}`);

@@ -9,11 +9,11 @@
 //
 // Each browser context is one person (cookies are per host, not per port, so a context's
 // session reaches both nodes on 127.0.0.1).
-import { test, expect, type Browser, type BrowserContext, type Locator, type Page } from '@playwright/test';
+import { test, expect, type Browser, type Locator, type Page } from '@playwright/test';
 import { Person, PASSWORD, tag } from '../person';
 import { ConfabServer } from '../server';
 import { Postgres, Redis } from '../services';
-import { closeAndExpectClean } from '../watched';
+import { Crowd } from '../crowd';
 
 /** How soon a message, a presence change or typing must reach a person on the other node. */
 const DELIVERY_MS = 3_000;
@@ -54,27 +54,12 @@ function nodes(): { a: ConfabServer; b: ConfabServer } {
   return { a: nodeA, b: nodeB };
 }
 
-let pages: Person[] = [];
+/** Every page here names its node; node A's is only the default. */
+const crowd = new Crowd(Person, { url: () => nodes().a.url, label: 'page' });
 
 test.afterEach(async () => {
-  const opened = pages;
-  pages = [];
-  await closeAndExpectClean(opened, 'page');
+  await crowd.closeAll();
 });
-
-/** A fresh browser (its own cookie jar), on `node`'s page. */
-async function arrive(browser: Browser, node: ConfabServer, viewport?: typeof PHONE): Promise<Person> {
-  const context = await browser.newContext(viewport ? { viewport } : {});
-  return openTab(context, node);
-}
-
-/** Another tab of the browser `context` (same cookies), on `node`'s page. */
-async function openTab(context: BrowserContext, node: ConfabServer): Promise<Person> {
-  const person = new Person(context, await context.newPage());
-  pages.push(person);
-  await person.page.goto(node.url);
-  return person;
-}
 
 async function signedUp(
   browser: Browser,
@@ -83,7 +68,7 @@ async function signedUp(
   displayName: string,
   viewport?: typeof PHONE,
 ): Promise<Person> {
-  const person = await arrive(browser, node, viewport);
+  const person = await crowd.arrive(browser, { url: node.url, viewport });
   await person.signUp(username, displayName);
   return person;
 }
@@ -207,7 +192,7 @@ test("a second tab on the other node is signed in by the first's session, with t
   await expect(ada.message(bob.username, answer)).toHaveCount(1, { timeout: DELIVERY_MS });
 
   // The same browser opens node B: no sign-in form, straight into the chat as Ada.
-  const adaOnB = await openTab(ada.context, b);
+  const adaOnB = await crowd.openTab(ada.context, b.url);
   adaOnB.username = ada.username;
   await adaOnB.expectInChat();
   await expect(adaOnB.page.getByRole('banner')).toContainText(`Ada ${t}`);
@@ -355,12 +340,12 @@ test('signing out everywhere through node B closes the session on node A', async
   const username = `bob-${t}`;
   const laptop = await signedUp(browser, a, username, `Bob ${t}`);
   // Another browser of his (its own cookie jar), signed in through node B.
-  const phone = await arrive(browser, b, PHONE);
+  const phone = await crowd.arrive(browser, { url: b.url, viewport: PHONE });
   phone.username = username;
   await phone.submitSignIn(username, PASSWORD);
   await phone.expectInChat();
   // A second tab of the laptop's browser, on node B too.
-  const laptopOnB = await openTab(laptop.context, b);
+  const laptopOnB = await crowd.openTab(laptop.context, b.url);
   laptopOnB.username = username;
   await laptopOnB.expectInChat();
 

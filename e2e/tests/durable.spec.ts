@@ -3,7 +3,8 @@
 // messages. Each browser context is one person; the server is the production binary.
 import { test, expect, type Browser, type Page } from '@playwright/test';
 import { ConfabServer } from '../server';
-import { WatchedPage, closeAndExpectClean } from '../watched';
+import { Crowd } from '../crowd';
+import { WatchedPage } from '../watched';
 
 /** Tabs reconnect with backoff (at most 15 s between attempts). */
 const RECONNECT_MS = 25_000;
@@ -20,25 +21,19 @@ test.afterAll(async () => {
   await server?.stop();
 });
 
-let opened: WatchedPage[] = [];
+const crowd = new Crowd(WatchedPage, { url: () => server.url });
 
 test.afterEach(async () => {
-  const pages = opened;
-  opened = [];
-  await closeAndExpectClean(pages);
+  await crowd.closeAll();
 });
 
-/** A page in a browser context of its own, watched until the test ends. */
+/** A page in a browser context of its own, on the server's page, watched until the test ends. */
 async function newPage(browser: Browser): Promise<Page> {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  opened.push(new WatchedPage(context, page));
-  return page;
+  return (await crowd.arrive(browser)).page;
 }
 
 async function person(browser: Browser, name: string): Promise<Page> {
   const page = await newPage(browser);
-  await page.goto(server.url);
   const guestForm = page.getByRole('form', { name: 'Continue as guest' });
   await guestForm.getByLabel('Display name', { exact: true }).fill(name);
   await guestForm.getByRole('button', { name: 'Join chat' }).click();
@@ -92,7 +87,6 @@ test('scrolling up loads older messages and keeps the place', async ({ browser }
   // A separate room, filled straight through the protocol (faster than typing 150).
   const room = 'scrollback';
   const loader = await newPage(browser);
-  await loader.goto(server.url);
   const total = 150;
   await loader.evaluate(
     async ({ url, room, total }) => {

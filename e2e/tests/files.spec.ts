@@ -10,7 +10,7 @@ import { test, expect, type Browser, type Locator, type Page, type Route } from 
 import { readFileSync } from 'node:fs';
 import { Person, tag } from '../person';
 import { ConfabServer } from '../server';
-import { closeAndExpectClean } from '../watched';
+import { Crowd } from '../crowd';
 
 /** How soon a message must reach the other people. */
 const DELIVERY_MS = 5_000;
@@ -32,19 +32,14 @@ test.afterAll(async () => {
   await server?.stop();
 });
 
-let people: Person[] = [];
+const crowd = new Crowd(Person, { url: () => server.url, label: 'person' });
 
 test.afterEach(async () => {
-  const opened = people;
-  people = [];
-  await closeAndExpectClean(opened, 'person');
+  await crowd.closeAll();
 });
 
 async function signedUp(browser: Browser, name: string, viewport?: typeof PHONE): Promise<Person> {
-  const ctx = await browser.newContext(viewport ? { viewport } : {});
-  const person = new Person(ctx, await ctx.newPage());
-  people.push(person);
-  await person.page.goto(server.url);
+  const person = await crowd.arrive(browser, { viewport });
   await person.signUp(name, name);
   return person;
 }

@@ -5,7 +5,7 @@
 import { test, expect, type Browser, type Locator } from '@playwright/test';
 import { ConfabServer } from '../server';
 import { Person, tag } from '../person';
-import { closeAndExpectClean } from '../watched';
+import { Crowd } from '../crowd';
 
 /** How soon a message must reach the other person. */
 const DELIVERY_MS = 2_000;
@@ -23,22 +23,17 @@ test.afterAll(async () => {
   await server?.stop();
 });
 
-let people: Person[] = [];
+const crowd = new Crowd(Person, { url: () => server.url, label: 'person' });
 
 async function signedUp(browser: Browser, username: string, displayName: string): Promise<Person> {
-  const context = await browser.newContext();
-  const person = new Person(context, await context.newPage());
-  people.push(person);
-  await person.page.goto(server.url);
+  const person = await crowd.arrive(browser);
   await person.signUp(username, displayName);
   return person;
 }
 
 test.afterEach(async () => {
-  const opened = people;
-  people = [];
   // Fails on any dialog (an `alert` that ran), uncaught error or client panic.
-  await closeAndExpectClean(opened, 'person');
+  await crowd.closeAll();
 });
 
 /** The body of the one message from `from` holding `text`, as `reader` sees it. */

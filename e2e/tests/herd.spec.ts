@@ -2,7 +2,8 @@
 // in time (exponential backoff with full jitter), not as one thundering herd.
 import { test, expect, type Page } from '@playwright/test';
 import { ConfabServer } from '../server';
-import { WatchedPage, closeAndExpectClean } from '../watched';
+import { Crowd } from '../crowd';
+import { WatchedPage } from '../watched';
 
 const TABS = 12;
 
@@ -17,22 +18,17 @@ test.afterAll(async () => {
   await server?.stop();
 });
 
-let opened: WatchedPage[] = [];
+const crowd = new Crowd(WatchedPage, { url: () => server.url, label: 'tab' });
 
 test.afterEach(async () => {
-  const pages = opened;
-  opened = [];
-  await closeAndExpectClean(pages, 'tab');
+  await crowd.closeAll();
 });
 
 test('tabs reconnect after a restart spread out in time, each by itself', async ({ browser }) => {
   const tabs: Page[] = [];
   for (let i = 0; i < TABS; i++) {
     // One context per person: each tab keeps its own remembered name.
-    const context = await browser.newContext();
-    const page = await context.newPage();
-    opened.push(new WatchedPage(context, page));
-    await page.goto(server.url);
+    const { page } = await crowd.arrive(browser);
     const guestForm = page.getByRole('form', { name: 'Continue as guest' });
     await guestForm.getByLabel('Display name', { exact: true }).fill(`herd${i}`);
     await guestForm.getByRole('button', { name: 'Join chat' }).click();

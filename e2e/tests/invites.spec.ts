@@ -6,10 +6,10 @@ import AxeBuilder from '@axe-core/playwright';
 import { test, expect } from '@playwright/test';
 import { ConfabServer } from '../server';
 import { PASSWORD, Person, tag } from '../person';
-import { closeAndExpectClean } from '../watched';
+import { Crowd } from '../crowd';
 
 let server: ConfabServer;
-let people: Person[] = [];
+const crowd = new Crowd(Person, { url: () => server.url, label: 'person' });
 
 test.beforeAll(async () => {
   server = await ConfabServer.start(['--sign-up', 'invite', '--sign-in-per-ip-per-min', '200']);
@@ -21,21 +21,11 @@ test.afterAll(async () => {
 });
 
 test.afterEach(async () => {
-  const opened = people;
-  people = [];
-  await closeAndExpectClean(opened, 'person');
+  await crowd.closeAll();
 });
 
-async function arrive(browser: import('@playwright/test').Browser, url = server.url): Promise<Person> {
-  const context = await browser.newContext();
-  const person = new Person(context, await context.newPage());
-  people.push(person);
-  await person.page.goto(url);
-  return person;
-}
-
 test('an administrator makes an invite link in the app and someone signs up with it', async ({ browser }) => {
-  const admin = await arrive(browser);
+  const admin = await crowd.arrive(browser);
   await expect(admin.signInForm).toBeVisible();
   // No invite in the address: no sign-up, and the screen says why.
   await expect(admin.page.getByRole('button', { name: 'Sign up', exact: true })).toHaveCount(0);
@@ -70,7 +60,7 @@ test('an administrator makes an invite link in the app and someone signs up with
 
   // Someone opens the link: the sign-up form is there, and the account is made.
   const t = tag();
-  const bob = await arrive(browser, link);
+  const bob = await crowd.arrive(browser, { url: link });
   await expect(bob.signUpForm).toBeVisible();
   await expect(bob.signUpForm.getByText('You are signing up with an invite link.')).toBeVisible();
   await bob.signUpForm.getByLabel('Username', { exact: true }).fill(`bob-${t}`);
@@ -86,7 +76,7 @@ test('an administrator makes an invite link in the app and someone signs up with
   await expect(bob.page.getByRole('button', { name: 'Invite people' })).toHaveCount(0);
 
   // The same link again: refused, and the form says why.
-  const eve = await arrive(browser, link);
+  const eve = await crowd.arrive(browser, { url: link });
   await eve.signUpForm.getByLabel('Username', { exact: true }).fill(`eve-${t}`);
   await eve.signUpForm.getByLabel('Password', { exact: true }).fill(PASSWORD);
   await eve.signUpForm.getByRole('button', { name: 'Create account' }).click();

@@ -3,10 +3,10 @@
 // and links to one message. Two people with accounts, each in a browser context of
 // their own, and a second tab of one of them; the server is the production binary.
 import AxeBuilder from '@axe-core/playwright';
-import { test, expect, type Browser, type BrowserContext, type Locator, type Page } from '@playwright/test';
+import { test, expect, type Browser, type Locator, type Page } from '@playwright/test';
 import { ConfabServer } from '../server';
 import { Person, tag } from '../person';
-import { closeAndExpectClean } from '../watched';
+import { Crowd } from '../crowd';
 
 /** How soon a change must reach the other tabs. */
 const DELIVERY_MS = 2_000;
@@ -23,32 +23,21 @@ test.afterAll(async () => {
   await server?.stop();
 });
 
-let people: Person[] = [];
+const crowd = new Crowd(Person, { url: () => server.url, label: 'page' });
 
 test.afterEach(async () => {
-  const opened = people;
-  people = [];
-  await closeAndExpectClean(opened, 'page');
+  await crowd.closeAll();
 });
 
-/** A page of its own in `context` (a new browser context: a new person), at `hash`. */
-async function open(browser: Browser, context?: BrowserContext, hash = ''): Promise<Person> {
-  const ctx = context ?? (await browser.newContext());
-  const person = new Person(ctx, await ctx.newPage());
-  people.push(person);
-  await person.page.goto(server.url + hash);
-  return person;
-}
-
 async function signedUp(browser: Browser, username: string, name: string): Promise<Person> {
-  const person = await open(browser);
+  const person = await crowd.arrive(browser);
   await person.signUp(username, name);
   return person;
 }
 
 /** Another tab of the same person (same cookies), in the chat. */
-async function secondTab(browser: Browser, of: Person, hash = ''): Promise<Person> {
-  const tab = await open(browser, of.context, hash);
+async function secondTab(of: Person, hash = ''): Promise<Person> {
+  const tab = await crowd.openTab(of.context, server.url + hash);
   tab.username = of.username;
   await expect(tab.connection).toHaveAttribute('data-state', 'open');
   return tab;
@@ -118,7 +107,7 @@ test('an edit and a deletion reach everyone, and only the author may make them',
   const t = tag();
   const ada = await signedUp(browser, `ada-${t}`, `Ada ${t}`);
   const bob = await signedUp(browser, `bob-${t}`, `Bob ${t}`);
-  const ada2 = await secondTab(browser, ada);
+  const ada2 = await secondTab(ada);
 
   await ada.send('#general', `first draft ${t}`);
   await expect(ada.message(ada.username, `first draft ${t}`)).toHaveCount(1);
@@ -214,7 +203,7 @@ test('reactions toggle, count, say who, and the picker works from the keyboard a
   const t = tag();
   const ada = await signedUp(browser, `ada-${t}`, `Ada ${t}`);
   const bob = await signedUp(browser, `bob-${t}`, `Bob ${t}`);
-  const ada2 = await secondTab(browser, ada);
+  const ada2 = await secondTab(ada);
 
   await ada.send('#general', `react to this ${t}`);
   const atAda = ada.message(ada.username, `react to this ${t}`);
@@ -342,7 +331,7 @@ test('a link to a message opens at it, loading older history; so does a quote of
   expect(link).toBe(`${server.url.replace(/\/$/, '')}/#${room}/${first}`);
 
   // The link opened in a new tab (the room not on screen there) lands on the message.
-  const bob2 = await secondTab(browser, bob, `#${room}/${first}`);
+  const bob2 = await secondTab(bob, `#${room}/${first}`);
   await expect(bob2.composer(`#${room}`)).toBeVisible();
   const linked = messageAt(bob2, String(first));
   await expect(linked).toBeFocused({ timeout: 10_000 });

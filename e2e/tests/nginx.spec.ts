@@ -5,11 +5,11 @@
 // its files (compressed and cached as the binary serves them), two people chatting over
 // wss://, a file larger than nginx's default body limit, and a reload that resumes. The
 // server trusts nginx (--trusted-proxy), so the session cookie is Secure.
-import { test, expect, request as playwrightRequest, type Browser } from '@playwright/test';
+import { test, expect, request as playwrightRequest } from '@playwright/test';
 import { Person, tag } from '../person';
 import { ConfabServer } from '../server';
 import { Nginx } from '../services';
-import { closeAndExpectClean } from '../watched';
+import { Crowd } from '../crowd';
 
 /** How soon a message must reach the other person. */
 const DELIVERY_MS = 3_000;
@@ -33,22 +33,12 @@ function proxy(): Nginx {
   return nginx;
 }
 
-let people: Person[] = [];
+/** The people, on the page through nginx (its throwaway certificate). */
+const crowd = new Crowd(Person, { url: () => proxy().url, context: { ignoreHTTPSErrors: true }, label: 'person' });
 
 test.afterEach(async () => {
-  const opened = people;
-  people = [];
-  await closeAndExpectClean(opened, 'person');
+  await crowd.closeAll();
 });
-
-/** A new person (own browser, so own cookies) on the page through nginx. */
-async function arrive(browser: Browser): Promise<Person> {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true });
-  const person = new Person(context, await context.newPage());
-  people.push(person);
-  await person.page.goto(proxy().url);
-  return person;
-}
 
 test('the page and its files come from the binary through nginx: compressed, cached, revalidated', async () => {
   const api = await playwrightRequest.newContext({ ignoreHTTPSErrors: true });
@@ -92,9 +82,9 @@ test('the page and its files come from the binary through nginx: compressed, cac
 
 test('two people chat through nginx, share a file over the default body limit, and a reload resumes', async ({ browser }) => {
   const t = tag();
-  const ada = await arrive(browser);
+  const ada = await crowd.arrive(browser);
   await ada.signUp(`ada-${t}`, 'Ada');
-  const bob = await arrive(browser);
+  const bob = await crowd.arrive(browser);
   await bob.signUp(`bob-${t}`, 'Bob');
 
   // The server believed nginx's X-Forwarded-Proto: the session cookie is for HTTPS only.

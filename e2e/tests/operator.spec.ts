@@ -6,14 +6,15 @@
 // both pages leave the chat saying why, and the scrape counts exactly what happened,
 // including the two sockets closed with 4003. The reset link the command prints is an
 // https:// link that works in the browser.
-import { test, expect, type Browser } from '@playwright/test';
+import { test, expect } from '@playwright/test';
 import { PASSWORD, Person, tag } from '../person';
 import { ConfabServer, freePort } from '../server';
-import { closeAndExpectClean } from '../watched';
+import { Crowd } from '../crowd';
 
 let server: ConfabServer;
 let metricsPort: number;
-let people: Person[] = [];
+// Over TLS with a throwaway certificate.
+const crowd = new Crowd(Person, { url: () => server.url, context: { ignoreHTTPSErrors: true }, label: 'person' });
 
 test.beforeAll(async () => {
   metricsPort = await freePort();
@@ -26,18 +27,8 @@ test.afterAll(async () => {
 });
 
 test.afterEach(async () => {
-  const opened = people;
-  people = [];
-  await closeAndExpectClean(opened, 'person');
+  await crowd.closeAll();
 });
-
-async function arrive(browser: Browser): Promise<Person> {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true });
-  const person = new Person(context, await context.newPage());
-  people.push(person);
-  await person.page.goto(server.url);
-  return person;
-}
 
 /** Every sample of the scrape, by series (name and labels as written). */
 async function scrape(): Promise<Map<string, number>> {
@@ -59,9 +50,9 @@ test('two people chat over TLS; disabled from the page and from the command line
   const before = await scrape();
   const moved = (after: Map<string, number>, series: string) => (after.get(series) ?? 0) - (before.get(series) ?? 0);
 
-  const bob = await arrive(browser);
+  const bob = await crowd.arrive(browser);
   await bob.signUp(`bob-${t}`, `Bob ${t}`);
-  const carol = await arrive(browser);
+  const carol = await crowd.arrive(browser);
   await carol.signUp(`carol-${t}`, `Carol ${t}`);
   expect(new URL(bob.page.url()).protocol).toBe('https:');
   const cookies = await bob.context.cookies();
@@ -71,7 +62,7 @@ test('two people chat over TLS; disabled from the page and from the command line
   await expect(carol.message(bob.username, text)).toBeVisible();
 
   // From the admin page.
-  const admin = await arrive(browser);
+  const admin = await crowd.arrive(browser);
   await admin.submitSignIn('root', PASSWORD);
   await admin.expectInChat();
   await admin.page.getByRole('button', { name: 'Administration', exact: true }).click();

@@ -5,13 +5,13 @@
 import { test, expect } from '@playwright/test';
 import { ConfabServer } from '../server';
 import { PASSWORD, Person, tag } from '../person';
-import { closeAndExpectClean } from '../watched';
+import { Crowd } from '../crowd';
 
 /** How soon the other browser must notice it was signed out. */
 const SIGN_OUT_MS = 3_000;
 
 let server: ConfabServer;
-let people: Person[] = [];
+const crowd = new Crowd(Person, { url: () => server.url, label: 'person' });
 
 test.beforeAll(async () => {
   // Accounts only. Every browser here comes from 127.0.0.1: a higher per-address
@@ -24,9 +24,7 @@ test.afterAll(async () => {
 });
 
 test.afterEach(async () => {
-  const opened = people;
-  people = [];
-  await closeAndExpectClean(opened, 'person');
+  await crowd.closeAll();
 });
 
 test('a password change in one browser signs the other out, and the new password works', async ({ browser }) => {
@@ -34,17 +32,11 @@ test('a password change in one browser signs the other out, and the new password
   const username = `kim-${t}`;
   const newPassword = `a new and long secret ${t}`;
 
-  const laptopContext = await browser.newContext();
-  const laptop = new Person(laptopContext, await laptopContext.newPage());
-  people.push(laptop);
-  await laptop.page.goto(server.url);
+  const laptop = await crowd.arrive(browser);
   await laptop.signUp(username, `Kim ${t}`);
 
-  const phoneContext = await browser.newContext();
-  const phone = new Person(phoneContext, await phoneContext.newPage());
-  people.push(phone);
+  const phone = await crowd.arrive(browser);
   phone.username = username;
-  await phone.page.goto(server.url);
   await phone.submitSignIn(username, PASSWORD);
   await phone.expectInChat();
 

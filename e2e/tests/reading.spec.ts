@@ -7,7 +7,7 @@ import AxeBuilder from '@axe-core/playwright';
 import { test, expect, type Browser, type BrowserContext, type Page } from '@playwright/test';
 import { Person, tag } from '../person';
 import { ConfabServer } from '../server';
-import { closeAndExpectClean } from '../watched';
+import { Crowd } from '../crowd';
 
 /** How soon a message, a marker or a room change must reach the other tabs and people. */
 const DELIVERY_MS = 3_000;
@@ -23,12 +23,10 @@ test.afterAll(async () => {
   await server?.stop();
 });
 
-let people: Person[] = [];
+const crowd = new Crowd(Person, { url: () => server.url, label: 'person' });
 
 test.afterEach(async () => {
-  const opened = people;
-  people = [];
-  await closeAndExpectClean(opened, 'person');
+  await crowd.closeAll();
 });
 
 /** Records every notification the page makes, and every permission request, around
@@ -67,22 +65,15 @@ async function newContext(browser: Browser, notifications = false): Promise<Brow
   return context;
 }
 
-async function arrive(context: BrowserContext): Promise<Person> {
-  const person = new Person(context, await context.newPage());
-  people.push(person);
-  await person.page.goto(server.url);
-  return person;
-}
-
 async function signedUp(browser: Browser, username: string, name: string, notifications = false): Promise<Person> {
-  const person = await arrive(await newContext(browser, notifications));
+  const person = await crowd.openTab(await newContext(browser, notifications));
   await person.signUp(username, name);
   return person;
 }
 
 /** A second tab of `person`: a page in the same context, so the same session. */
 async function secondTab(person: Person): Promise<Person> {
-  const tab = await arrive(person.context);
+  const tab = await crowd.openTab(person.context);
   tab.username = person.username;
   await tab.expectInChat();
   return tab;

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { test, expect, type Browser, type Locator, type Page } from '@playwright/test';
 import { ConfabServer } from '../server';
 import { Person } from '../person';
-import { closeAndExpectClean } from '../watched';
+import { Crowd } from '../crowd';
 
 /** How soon a message or a room change must reach the other people. */
 const DELIVERY_MS = 2_000;
@@ -21,7 +21,7 @@ const ROOM = 'launch-plans';
 const DOCS_PICTURE = path.resolve(__dirname, '../../docs/screenshot.png');
 
 let server: ConfabServer;
-let people: Person[] = [];
+const crowd = new Crowd(Person, { url: () => server.url, context: { viewport: DESKTOP }, label: 'person' });
 
 test.beforeAll(async () => {
   // Accounts only, as a team would run it; every browser here comes from 127.0.0.1.
@@ -33,16 +33,11 @@ test.afterAll(async () => {
 });
 
 test.afterEach(async () => {
-  const opened = people;
-  people = [];
-  await closeAndExpectClean(opened, 'person');
+  await crowd.closeAll();
 });
 
 async function signedUp(browser: Browser, username: string, displayName: string): Promise<Person> {
-  const context = await browser.newContext({ viewport: DESKTOP });
-  const person = new Person(context, await context.newPage());
-  people.push(person);
-  await person.page.goto(server.url);
+  const person = await crowd.arrive(browser);
   await person.signUp(username, displayName);
   return person;
 }

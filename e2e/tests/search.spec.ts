@@ -8,7 +8,7 @@ import AxeBuilder from '@axe-core/playwright';
 import { test, expect, type Browser, type Locator, type Page } from '@playwright/test';
 import { ConfabServer } from '../server';
 import { Person, tag } from '../person';
-import { closeAndExpectClean } from '../watched';
+import { Crowd } from '../crowd';
 
 let server: ConfabServer;
 
@@ -22,19 +22,14 @@ test.afterAll(async () => {
   await server?.stop();
 });
 
-let people: Person[] = [];
+const crowd = new Crowd(Person, { url: () => server.url, label: 'page' });
 
 test.afterEach(async () => {
-  const opened = people;
-  people = [];
-  await closeAndExpectClean(opened, 'page');
+  await crowd.closeAll();
 });
 
 async function signedUp(browser: Browser, username: string, name: string): Promise<Person> {
-  const ctx = await browser.newContext();
-  const person = new Person(ctx, await ctx.newPage());
-  people.push(person);
-  await person.page.goto(server.url);
+  const person = await crowd.arrive(browser);
   await person.signUp(username, name);
   return person;
 }

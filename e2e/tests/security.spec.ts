@@ -2,13 +2,24 @@
 // response (server/src/http/headers.rs), and this spec proves the client works within it
 // (every other spec runs under it too, and fails on the console error a violation logs),
 // that the policy is really enforced, and that the other security headers are there.
-import { test, expect, type Browser } from '@playwright/test';
+import { test, expect } from '@playwright/test';
 import { Person, tag } from '../person';
 import { ConfabServer } from '../server';
-import { closeAndExpectClean } from '../watched';
+import { Crowd } from '../crowd';
 
 let server: ConfabServer;
-let people: Person[] = [];
+const crowd = new Crowd(Person, {
+  url: () => server.url,
+  label: 'person',
+  // Every violation of the policy, as the page reports it.
+  beforeLoad: (page) =>
+    page.addInitScript(() => {
+      (window as unknown as { violations: string[] }).violations = [];
+      document.addEventListener('securitypolicyviolation', (e) =>
+        (window as unknown as { violations: string[] }).violations.push(`${e.violatedDirective} ${e.blockedURI}`),
+      );
+    }),
+});
 
 test.beforeAll(async () => {
   server = await ConfabServer.start(['--sign-in-per-ip-per-min', '200']);
@@ -19,25 +30,8 @@ test.afterAll(async () => {
 });
 
 test.afterEach(async () => {
-  const opened = people;
-  people = [];
-  await closeAndExpectClean(opened, 'person');
+  await crowd.closeAll();
 });
-
-async function arrive(browser: Browser): Promise<Person> {
-  const context = await browser.newContext();
-  const person = new Person(context, await context.newPage());
-  people.push(person);
-  // Every violation of the policy, as the page reports it.
-  await person.page.addInitScript(() => {
-    (window as unknown as { violations: string[] }).violations = [];
-    document.addEventListener('securitypolicyviolation', (e) =>
-      (window as unknown as { violations: string[] }).violations.push(`${e.violatedDirective} ${e.blockedURI}`),
-    );
-  });
-  await person.page.goto(server.url);
-  return person;
-}
 
 const violations = (p: Person) => p.page.evaluate(() => (window as unknown as { violations: string[] }).violations);
 
@@ -59,7 +53,7 @@ test('every page and asset carries the security headers', async ({ request }) =>
 
 test('the app works under the policy, and the policy is enforced', async ({ browser }) => {
   const t = tag();
-  const ada = await arrive(browser);
+  const ada = await crowd.arrive(browser);
   await ada.signUp(`ada-${t}`, `Ada ${t}`);
   await ada.send('#general', `under the policy ${t}`);
   await expect(ada.message(ada.username, `under the policy ${t}`)).toHaveCount(1);

@@ -25,7 +25,9 @@ use std::{
 };
 
 use axum::http::{HeaderMap, HeaderValue, header};
-use common::{PASSWORD, http_post, http_request, services::Postgres, start_with};
+use common::{
+    PASSWORD, both_stores::on_both_stores, http_post, http_request, services::Postgres, start_with,
+};
 use confab_server::{
     accounts::{AccountError, Accounts},
     http::Devices,
@@ -64,30 +66,19 @@ impl Site {
     }
 }
 
-macro_rules! on_both_stores {
-    ($($body:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(
-                #[test]
-                fn $body() {
-                    let site = super::Site::Sqlite(tempfile::tempdir().expect("tempdir"));
-                    super::$body(&site);
-                }
-            )*
-        }
-        mod on_postgres {
-            $(
-                #[test]
-                fn $body() {
-                    let pg = super::Postgres::start().expect("start PostgreSQL");
-                    super::$body(&super::Site::Postgres(pg));
-                }
-            )*
-        }
-    };
+fn site_on_sqlite(test: impl FnOnce(&Site)) {
+    test(&Site::Sqlite(tempfile::tempdir().expect("tempdir")));
+}
+
+fn site_on_postgres(test: impl FnOnce(&Site)) {
+    test(&Site::Postgres(
+        Postgres::start().expect("start PostgreSQL"),
+    ));
 }
 
 on_both_stores!(
+    sqlite: site_on_sqlite,
+    postgres: site_on_postgres;
     usernames_are_unique_whatever_their_case,
     sessions_expire_and_can_be_revoked,
     a_password_change_ends_the_other_sessions_together,

@@ -16,7 +16,7 @@ use std::{
     thread,
 };
 
-use common::services::Postgres;
+use common::{both_stores::on_both_stores, services::Postgres};
 use confab_server::{
     files::{FileLimits, Files, Received, Refusal, preview::Bounds, write_synced},
     store::{
@@ -397,37 +397,24 @@ fn a_start_empties_tmp_and_removes_files_no_row_names(node: &mut Node) {
     );
 }
 
-/// Runs each body on SQLite, then on PostgreSQL.
-macro_rules! on_both_stores {
-    ($($body:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(
-                #[test]
-                fn $body() {
-                    let dir = tempfile::TempDir::new().expect("tempdir");
-                    let database =
-                        super::Database::sqlite(dir.path(), super::Durability::Process);
-                    let mut node = super::Node::open_in(&database, dir, super::limits());
-                    super::$body(&mut node);
-                }
-            )*
-        }
-        mod on_postgres {
-            $(
-                #[test]
-                fn $body() {
-                    let pg = super::Postgres::start().expect("start PostgreSQL");
-                    let database =
-                        super::Database::postgres(&pg.url(), 4).expect("open PostgreSQL");
-                    let mut node = super::Node::open(&database, super::limits());
-                    super::$body(&mut node);
-                }
-            )*
-        }
-    };
+/// A node on SQLite: its data directory holds the database and the file cache.
+fn node_on_sqlite(test: impl FnOnce(&mut Node)) {
+    let dir = TempDir::new().expect("tempdir");
+    let database = Database::sqlite(dir.path(), Durability::Process);
+    let mut node = Node::open_in(&database, dir, limits());
+    test(&mut node);
+}
+
+fn node_on_postgres(test: impl FnOnce(&mut Node)) {
+    let pg = Postgres::start().expect("start PostgreSQL");
+    let database = Database::postgres(&pg.url(), 4).expect("open PostgreSQL");
+    let mut node = Node::open(&database, limits());
+    test(&mut node);
 }
 
 on_both_stores!(
+    sqlite: node_on_sqlite,
+    postgres: node_on_postgres;
     a_kept_file_is_looked_up_and_served,
     a_private_room_shows_its_files_to_its_members_only,
     the_budget_frees_as_uploads_age_out_of_the_day,

@@ -15,7 +15,7 @@ use std::{
     thread,
 };
 
-use common::services::Postgres;
+use common::{both_stores::on_both_stores, services::Postgres};
 use confab_server::store::{
     Appended, ChangeRequest, Changed, Durability, NewChange, NewMessage, PgStore, Refused,
     SqliteStore, Store, StoreError, Write, Written,
@@ -421,36 +421,6 @@ fn members_markers_and_mutes(s: &mut dyn Store) {
     s.apply(&[Write::DeleteRoom { room: "ops".into() }])
         .expect("delete room");
     assert!(s.rooms().expect("rooms").iter().all(|r| r.name != "ops"));
-}
-
-/// Each body as a test on each store.
-macro_rules! on_both_stores {
-    ($($body:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(
-                #[test]
-                fn $body() {
-                    let dir = tempfile::tempdir().expect("tempdir");
-                    let mut store = super::SqliteStore::open(
-                        dir.path(),
-                        super::Durability::Process,
-                    )
-                    .expect("open SQLite");
-                    super::$body(&mut store);
-                }
-            )*
-        }
-        mod on_postgres {
-            $(
-                #[test]
-                fn $body() {
-                    let pg = super::Postgres::start().expect("start PostgreSQL");
-                    let mut store = super::PgStore::open(&pg.url()).expect("open PostgreSQL");
-                    super::$body(&mut store);
-                }
-            )*
-        }
-    };
 }
 
 on_both_stores!(

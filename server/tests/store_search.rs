@@ -11,12 +11,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::services::Postgres;
+use common::{both_stores::on_both_stores, services::Postgres};
 use confab_server::{
     search::query,
     store::{
-        ChangeRequest, Durability, NewChange, NewMessage, PgStore, SearchPage, SearchRequest,
-        SqliteStore, Store, Write,
+        ChangeRequest, NewChange, NewMessage, PgStore, SearchPage, SearchRequest, Store, Write,
     },
 };
 use confab_shared::{RoomKind, SearchHit, limits};
@@ -388,36 +387,6 @@ fn hostile_text_is_words(s: &mut dyn Store) {
             assert_eq!(found(&page), expected, "{text:?}");
         }
     }
-}
-
-/// Each body as a test on each store.
-macro_rules! on_both_stores {
-    ($($body:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(
-                #[test]
-                fn $body() {
-                    let dir = tempfile::tempdir().expect("tempdir");
-                    let mut store = super::SqliteStore::open(
-                        dir.path(),
-                        super::Durability::Process,
-                    )
-                    .expect("open SQLite");
-                    super::$body(&mut store);
-                }
-            )*
-        }
-        mod on_postgres {
-            $(
-                #[test]
-                fn $body() {
-                    let pg = super::Postgres::start().expect("start PostgreSQL");
-                    let mut store = super::PgStore::open(&pg.url()).expect("open PostgreSQL");
-                    super::$body(&mut store);
-                }
-            )*
-        }
-    };
 }
 
 on_both_stores!(

@@ -7,6 +7,7 @@
 // Each test binary compiles this module and uses a different subset of it.
 #![allow(dead_code)]
 
+pub mod both_stores;
 pub mod process;
 pub mod prometheus;
 pub mod services;
