@@ -3,10 +3,10 @@
 // trunk's proxy in front of the server), and people chatting through
 // http://127.0.0.1:8080. The other specs use the release client; this one catches what
 // only the debug build or the proxy shows. See devflow.ts for the two processes.
-import { test, expect, type BrowserContext } from '@playwright/test';
+import { test, expect } from '@playwright/test';
+import { Crowd } from '../crowd';
 import { DevFlow, DEV_URL, START_TIMEOUT_MS } from '../devflow';
 import { Person } from '../person';
-import { closeAndExpectClean } from '../watched';
 
 const DELIVERY_MS = 2_000;
 
@@ -21,32 +21,23 @@ test.afterAll(async () => {
   await flow?.stop();
 });
 
-let tabs: Person[] = [];
-
-/** A tab of the person whose browser context this is (a second tab shares the cookie). */
-async function openTab(context: BrowserContext, url = DEV_URL): Promise<Person> {
-  const tab = new Person(context, await context.newPage());
-  tabs.push(tab);
-  await tab.page.goto(url);
-  return tab;
-}
+/** Tabs through trunk's proxy; a second tab of a browser context shares its cookie. */
+const tabs = new Crowd(Person, { url: () => DEV_URL, label: 'tab' });
 
 test.afterEach(async ({}, testInfo) => {
   if (flow && testInfo.status !== testInfo.expectedStatus) {
     await testInfo.attach('server and trunk output', { body: flow.logs(), contentType: 'text/plain' });
   }
-  const opened = tabs;
-  tabs = [];
-  await closeAndExpectClean(opened, 'tab');
+  await tabs.closeAll();
 });
 
 test('two people, one in two tabs, chat through trunk serve and see each other online', async ({ browser }) => {
-  const ada = await openTab(await browser.newContext());
+  const ada = await tabs.arrive(browser);
   await ada.signUp('ada', 'Ada');
-  const bob = await openTab(await browser.newContext());
+  const bob = await tabs.arrive(browser);
   await bob.signUp('bob', 'Bob');
   // Same context, same session cookie: signed in without asking.
-  const adaAgain = await openTab(ada.context);
+  const adaAgain = await tabs.openTab(ada.context);
   await adaAgain.expectInChat();
 
   const all = [ada, adaAgain, bob];
@@ -73,7 +64,7 @@ test('two people, one in two tabs, chat through trunk serve and see each other o
 
 test('a panic in the client tells the person and offers a reload that works', async ({ browser }) => {
   // The debug build panics on purpose when its address asks (web/src/crash.rs).
-  const tab = await openTab(await browser.newContext(), `${DEV_URL}?confab-test-panic`);
+  const tab = await tabs.arrive(browser, { url: `${DEV_URL}?confab-test-panic` });
   const notice = tab.page.getByRole('alert').filter({ hasText: 'Something went wrong — reload the page.' });
   await expect(notice).toBeVisible();
   const reload = notice.getByRole('button', { name: 'Reload' });
