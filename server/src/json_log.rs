@@ -2,7 +2,7 @@
 //! Fluent Bit, Promtail, Loki) map without a rule per key:
 //!
 //! ```json
-//! {"time":"…Z","level":"INFO","target":"confab_server::http::request_id","message":"request","fields":{"request_id":"abc-123","method":"GET","path":"\"/api/me\"","status":401,"ms":0}}
+//! {"time":"…Z","level":"INFO","target":"confab_server::http::request_id","message":"request","fields":{"request_id":"abc-123","method":"GET","path":"/api/me","status":401,"ms":0}}
 //! ```
 //!
 //! `fields` holds the event's own fields and those of the spans it happened in (an HTTP

@@ -7,7 +7,11 @@
 //! such a value: it is written in double quotes, with control, bidi and invisible
 //! characters (and `"` and `\`) escaped, and cut to its first [`MAX_CHARS`] characters.
 
-use std::{borrow::Cow, fmt};
+use std::{
+    borrow::Cow,
+    fmt,
+    sync::atomic::{AtomicBool, Ordering},
+};
 
 /// How many characters of a client's text a log line keeps.
 pub const MAX_CHARS: usize = 64;
@@ -77,21 +81,37 @@ pub fn escape_panic_messages() {
         eprintln!(
             "thread '{}' panicked at {location}:\n{}",
             thread.name().unwrap_or("<unnamed>"),
-            text(message)
+            text(message).quoted()
         );
     }));
 }
 
-impl fmt::Display for LogSafe<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+/// Whether the log is JSON (`--log-format json`), see [`inside_json_strings`].
+static IN_JSON: AtomicBool = AtomicBool::new(false);
+
+/// For a JSON log: client text is then written without the quotes around it and with
+/// `"` and `\` as they are, since it lands inside a JSON string that quotes and escapes
+/// it already (`"path":"/api/me"`, not `"path":"\"/api/me\""`). Control, bidi and
+/// invisible characters are still written as escapes, and the text still cut, so a
+/// person reading the values is not fooled either. Call once, before logging starts.
+pub fn inside_json_strings() {
+    IN_JSON.store(true, Ordering::Relaxed);
+}
+
+impl LogSafe<'_> {
+    /// The text escaped and cut; in quotes unless `in_json`.
+    fn write(&self, f: &mut fmt::Formatter<'_>, in_json: bool) -> fmt::Result {
         use fmt::Write;
-        f.write_char('"')?;
+        if !in_json {
+            f.write_char('"')?;
+        }
         let mut chars = self.0.chars();
         for c in chars.by_ref().take(MAX_CHARS) {
             match c {
                 '\n' => f.write_str("\\n")?,
                 '\r' => f.write_str("\\r")?,
                 '\t' => f.write_str("\\t")?,
+                '"' | '\\' if in_json => f.write_char(c)?,
                 '"' => f.write_str("\\\"")?,
                 '\\' => f.write_str("\\\\")?,
                 c if c.is_control() || invisible(c) => write!(f, "\\u{{{:x}}}", u32::from(c))?,
@@ -101,7 +121,28 @@ impl fmt::Display for LogSafe<'_> {
         if chars.next().is_some() {
             f.write_char('…')?;
         }
-        f.write_char('"')
+        if !in_json {
+            f.write_char('"')?;
+        }
+        Ok(())
+    }
+
+    /// Always in quotes, whatever the log's format: for text that goes out of the
+    /// log (a panic message on standard error).
+    fn quoted(&self) -> impl fmt::Display + '_ {
+        struct Quoted<'a, 'b>(&'a LogSafe<'b>);
+        impl fmt::Display for Quoted<'_, '_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.write(f, false)
+            }
+        }
+        Quoted(self)
+    }
+}
+
+impl fmt::Display for LogSafe<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write(f, IN_JSON.load(Ordering::Relaxed))
     }
 }
 
@@ -129,6 +170,27 @@ mod tests {
             text("a\tb\r\x1b[0m\u{7f}").to_string(),
             "\"a\\tb\\r\\u{1b}[0m\\u{7f}\""
         );
+    }
+
+    /// `s` as a JSON log writes it (without touching the process-wide switch).
+    fn in_json(s: &str) -> String {
+        struct InJson<'a>(LogSafe<'a>);
+        impl fmt::Display for InJson<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.write(f, true)
+            }
+        }
+        InJson(text(s)).to_string()
+    }
+
+    #[test]
+    fn in_a_json_log_quotes_are_left_to_json_and_the_rest_is_escaped_as_ever() {
+        assert_eq!(in_json("/api/me"), "/api/me");
+        assert_eq!(in_json(r#"say "hi" \o/"#), r#"say "hi" \o/"#);
+        assert_eq!(in_json("a\nb\u{202E}c"), "a\\nb\\u{202e}c");
+        assert_eq!(in_json(&"x".repeat(100)).chars().count(), MAX_CHARS + 1);
+        // Out of the log, quoted whatever the switch says.
+        assert_eq!(text("a\"b").quoted().to_string(), r#""a\"b""#);
     }
 
     #[test]

@@ -53,11 +53,14 @@ async fn main() -> anyhow::Result<()> {
     match config.log_format {
         LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
         // One object per line: time, level, target, message, fields (see json_log).
-        LogFormat::Json => tracing_subscriber::fmt()
-            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
-            .event_format(confab_server::json_log::JsonLines)
-            .with_env_filter(filter)
-            .init(),
+        LogFormat::Json => {
+            confab_server::logsafe::inside_json_strings();
+            tracing_subscriber::fmt()
+                .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+                .event_format(confab_server::json_log::JsonLines)
+                .with_env_filter(filter)
+                .init();
+        }
     }
     confab_server::logsafe::escape_panic_messages();
 

@@ -212,6 +212,8 @@ async fn json_logs_are_one_object_a_line_with_connection_and_request_ids() {
             .unwrap_or_else(|| panic!("no request line with id {id} in:\n{stdout}"));
         assert_eq!(line["fields"]["status"], 401, "{line}");
         assert_eq!(line["fields"]["method"], "GET", "{line}");
+        // Client text sits in the JSON string as it is, not quoted again.
+        assert_eq!(line["fields"]["path"], "/api/me", "{line}");
     }
 
     // The connection's lines carry one id, from its start to its end.
