@@ -124,6 +124,54 @@ async function waitGone(pid: number, ms: number): Promise<boolean> {
   return true;
 }
 
+/** A service's process as it runs: `exited` settles when it ends, `ended` says how it
+ * did (null while it runs). `onExit` runs first, so the owner can forget the child. */
+function watch(
+  child: ChildProcess,
+  name: string,
+  onExit: () => void,
+): { exited: Promise<void>; ended: () => string | null } {
+  let ended: string | null = null;
+  const exited = new Promise<void>((resolve) => {
+    child.on('exit', (code, sig) => {
+      ended = `${name} exited with ${sig ?? `code ${code}`}`;
+      onExit();
+      resolve();
+    });
+  });
+  child.on('error', (err) => {
+    ended = `could not run ${name}: ${err.message}`;
+  });
+  return { exited, ended: () => ended };
+}
+
+/** Waits until `ready()` says the watched service serves. Rejects with the tail of its
+ * log if it ends first (`didNotStart`), or if it is not ready within DEADLINE_MS
+ * (`notReady`; it is stopped then). */
+async function untilReady(
+  service: { exited: Promise<void>; ended: () => string | null },
+  ready: () => Promise<boolean>,
+  stop: () => Promise<void>,
+  logPath: string,
+  didNotStart: string,
+  notReady: string,
+): Promise<void> {
+  const until = Date.now() + DEADLINE_MS;
+  for (;;) {
+    const ended = service.ended();
+    if (ended !== null) {
+      await service.exited;
+      throw new Error(`${didNotStart}: ${ended}\n${tail(logPath)}`);
+    }
+    if (await ready()) return;
+    if (Date.now() >= until) {
+      await stop().catch(() => {});
+      throw new Error(`${notReady} after ${DEADLINE_MS} ms\n${tail(logPath)}`);
+    }
+    await sleep(20);
+  }
+}
+
 /** Whether something accepts TCP connections on 127.0.0.1:`port`. */
 function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -311,31 +359,21 @@ export class Postgres {
     const child = spawn(cmd, args, { cwd: this.dir, stdio: ['ignore', log, log] });
     closeSync(log);
     this.child = child;
-    let exitInfo: string | null = null;
-    this.exited = new Promise((resolve) => {
-      child.on('exit', (code, sig) => {
-        exitInfo = `postgres exited with ${sig ?? `code ${code}`}`;
-        if (this.child === child) this.child = null;
-        resolve();
-      });
+    const service = watch(child, 'postgres', () => {
+      if (this.child === child) this.child = null;
     });
-    child.on('error', (err) => {
-      exitInfo = `could not run postgres: ${err.message}`;
-    });
-    const until = Date.now() + DEADLINE_MS;
-    for (;;) {
-      if (exitInfo !== null) {
-        await this.exited;
-        throw new Error(`PostgreSQL did not start on port ${this.port}: ${exitInfo}\n${tail(this.logPath)}`);
-      }
-      const pid = this.postmasterPid();
-      if (this.pidLine(8) === 'ready' && pid && alive(pid) && (await accepts(this.port))) return;
-      if (Date.now() >= until) {
-        await this.stop().catch(() => {});
-        throw new Error(`PostgreSQL not ready on port ${this.port} after ${DEADLINE_MS} ms\n${tail(this.logPath)}`);
-      }
-      await sleep(20);
-    }
+    this.exited = service.exited;
+    await untilReady(
+      service,
+      async () => {
+        const pid = this.postmasterPid();
+        return this.pidLine(8) === 'ready' && !!pid && alive(pid) && (await accepts(this.port));
+      },
+      () => this.stop(),
+      this.logPath,
+      `PostgreSQL did not start on port ${this.port}`,
+      `PostgreSQL not ready on port ${this.port}`,
+    );
   }
 
   /** A fast shutdown (SIGINT: connections cut, committed data kept), SIGKILL if it lingers. */
@@ -452,30 +490,18 @@ export class Redis {
       { stdio: 'ignore' },
     );
     this.child = child;
-    let exitInfo: string | null = null;
-    this.exited = new Promise((resolve) => {
-      child.on('exit', (code, sig) => {
-        exitInfo = `redis-server exited with ${sig ?? `code ${code}`}`;
-        if (this.child === child) this.child = null;
-        resolve();
-      });
+    const service = watch(child, 'redis-server', () => {
+      if (this.child === child) this.child = null;
     });
-    child.on('error', (err) => {
-      exitInfo = `could not run redis-server: ${err.message}`;
-    });
-    const until = Date.now() + DEADLINE_MS;
-    for (;;) {
-      if (exitInfo !== null) {
-        await this.exited;
-        throw new Error(`Redis did not start on port ${this.port}: ${exitInfo}\n${tail(this.logPath)}`);
-      }
-      if (await ping(this.port)) return;
-      if (Date.now() >= until) {
-        await this.stop().catch(() => {});
-        throw new Error(`no PONG from Redis on port ${this.port} after ${DEADLINE_MS} ms\n${tail(this.logPath)}`);
-      }
-      await sleep(20);
-    }
+    this.exited = service.exited;
+    await untilReady(
+      service,
+      () => ping(this.port),
+      () => this.stop(),
+      this.logPath,
+      `Redis did not start on port ${this.port}`,
+      `no PONG from Redis on port ${this.port}`,
+    );
   }
 
   /** SIGTERM, SIGKILL if it lingers. */
@@ -621,30 +647,18 @@ export class Nginx {
     const binary = findBinary('nginx', ['/usr/sbin', '/sbin']) ?? 'nginx';
     const child = spawn(binary, ['-p', this.dir, '-c', config, '-e', this.logPath], { stdio: 'ignore' });
     this.child = child;
-    let exitInfo: string | null = null;
-    this.exited = new Promise((resolve) => {
-      child.on('exit', (code, sig) => {
-        exitInfo = `nginx exited with ${sig ?? `code ${code}`}`;
-        if (this.child === child) this.child = null;
-        resolve();
-      });
+    const service = watch(child, 'nginx', () => {
+      if (this.child === child) this.child = null;
     });
-    child.on('error', (err) => {
-      exitInfo = `could not run nginx: ${err.message}`;
-    });
-    const until = Date.now() + DEADLINE_MS;
-    for (;;) {
-      if (exitInfo !== null) {
-        await this.exited;
-        throw new Error(`nginx did not start: ${exitInfo}\n${tail(this.logPath)}`);
-      }
-      if ((await accepts(this.httpsPort)) && (await accepts(this.httpPort))) return;
-      if (Date.now() >= until) {
-        await this.stop().catch(() => {});
-        throw new Error(`nginx not listening after ${DEADLINE_MS} ms\n${tail(this.logPath)}`);
-      }
-      await sleep(20);
-    }
+    this.exited = service.exited;
+    await untilReady(
+      service,
+      async () => (await accepts(this.httpsPort)) && (await accepts(this.httpPort)),
+      () => this.stop(),
+      this.logPath,
+      'nginx did not start',
+      'nginx not listening',
+    );
   }
 
   /** The worker processes of the master `pid` (they hold the sockets too). */
