@@ -114,6 +114,22 @@ pub(super) fn throttled_counted(state: &AppState, wait: Duration) -> Failure {
     throttled(wait)
 }
 
+/// The door of a request made without a session (signing up, using a reset link):
+/// from this site's pages only, and under the per-address sign-in limit.
+pub(super) async fn signed_out_request(
+    headers: &HeaderMap,
+    peer: std::net::SocketAddr,
+    state: &AppState,
+) -> Result<(), Failure> {
+    check_origin(headers, state)?;
+    let ip = client_ip(peer, headers, &state.trusted_proxies);
+    state
+        .throttle
+        .per_address(ip)
+        .await
+        .map_err(|wait| throttled_counted(state, wait))
+}
+
 /// Refuses a state-changing request from a page on another site.
 pub(super) fn check_origin(headers: &HeaderMap, state: &AppState) -> Result<(), Failure> {
     if origin_allowed(headers, &state.allowed_origins) {
@@ -339,13 +355,7 @@ async fn sign_up(
     headers: HeaderMap,
     Json(form): Json<SignUp>,
 ) -> Result<Response, Failure> {
-    check_origin(&headers, &state)?;
-    let ip = client_ip(peer, &headers, &state.trusted_proxies);
-    state
-        .throttle
-        .per_address(ip)
-        .await
-        .map_err(|wait| throttled_counted(&state, wait))?;
+    signed_out_request(&headers, peer, &state).await?;
     let refused = |f: &Failure| {
         if f.0 == StatusCode::FORBIDDEN {
             state.metrics.auth_refused(AuthRefusal::SignUpRefused);

@@ -30,7 +30,7 @@ use super::{
     AppState,
     account::{
         Failure, MAX_BODY_BYTES, blocking, check_origin, hashing, identify, new_password, secure,
-        throttled_counted,
+        signed_out_request, throttled_counted,
     },
     client_ip,
 };
@@ -136,13 +136,7 @@ async fn reset_password(
     headers: HeaderMap,
     Json(form): Json<ResetPassword>,
 ) -> Result<Response, Failure> {
-    check_origin(&headers, &state)?;
-    let ip = client_ip(peer, &headers, &state.trusted_proxies);
-    state
-        .throttle
-        .per_address(ip)
-        .await
-        .map_err(|wait| throttled_counted(&state, wait))?;
+    signed_out_request(&headers, peer, &state).await?;
     let new = new_password(&form.new_password, "new_password")?;
     let token = form.token;
     let used = hashing(&state.accounts, move |a| {
