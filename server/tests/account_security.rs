@@ -397,30 +397,12 @@ async fn guessing_the_current_password_in_a_stolen_session_is_throttled() {
 #[tokio::test]
 async fn the_admin_command_refuses_a_common_password() {
     let data = tempfile::tempdir().expect("tempdir");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_confab-server"))
-        .args(["admin", "create", "root"])
-        .arg("--data-dir")
-        .arg(data.path())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run the admin command");
-    {
-        use tokio::io::AsyncWriteExt;
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin
-            .write_all(b"Password1\n")
-            .await
-            .expect("password on stdin");
-    }
-    let done = tokio::time::timeout(common::TIMEOUT * 4, child.wait_with_output())
-        .await
-        .expect("the admin command finishes")
-        .expect("output");
-    assert!(!done.status.success(), "{done:?}");
-    assert!(
-        String::from_utf8_lossy(&done.stderr).contains("most common"),
-        "{done:?}"
-    );
+    let dir = data.path().to_str().expect("UTF-8 path");
+    let done = common::process::run_command(
+        &["admin", "create", "root", "--data-dir", dir],
+        "Password1\n",
+    )
+    .await;
+    assert!(!done.ok, "{done:?}");
+    assert!(done.stderr.contains("most common"), "{done:?}");
 }

@@ -7,7 +7,7 @@ mod common;
 use std::net::SocketAddr;
 
 use common::{
-    Client, HttpResponse, PASSWORD, Server, TIMEOUT, http_get, http_post, open, sign_up, start_with,
+    Client, HttpResponse, PASSWORD, Server, http_get, http_post, open, sign_up, start_with,
 };
 use confab_shared::{ClientMsg, ErrorCode, PROTOCOL_VERSION, RoomKind, ServerMsg, api::Me, close};
 use serde_json::json;
@@ -489,27 +489,21 @@ async fn signing_out_closes_open_sockets_with_4002() {
 #[tokio::test]
 async fn the_admin_command_creates_an_administrator() {
     let data = tempfile::tempdir().expect("tempdir");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_confab-server"))
-        .args(["admin", "create", "root", "--display-name", "The Admin"])
-        .arg("--data-dir")
-        .arg(data.path())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("run the admin command");
-    {
-        use tokio::io::AsyncWriteExt;
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin
-            .write_all(format!("{PASSWORD}\n").as_bytes())
-            .await
-            .expect("password on stdin");
-    }
-    let done = tokio::time::timeout(TIMEOUT * 4, child.wait_with_output())
-        .await
-        .expect("the admin command finishes")
-        .expect("output");
-    assert!(done.status.success(), "{done:?}");
+    let dir = data.path().to_str().expect("UTF-8 path");
+    let done = common::process::run_command(
+        &[
+            "admin",
+            "create",
+            "root",
+            "--display-name",
+            "The Admin",
+            "--data-dir",
+            dir,
+        ],
+        &format!("{PASSWORD}\n"),
+    )
+    .await;
+    assert!(done.ok, "{done:?}");
 
     let data_dir = data.path().to_owned();
     let server = start_with(move |c| {

@@ -9,8 +9,8 @@ mod common;
 use std::{net::SocketAddr, path::Path, time::Duration};
 
 use common::{
-    Client, HttpResponse, PASSWORD, TIMEOUT, http_get, http_post, http_request,
-    process::{ServerProcess, free_addr},
+    Client, HttpResponse, PASSWORD, http_get, http_post, http_request,
+    process::{ServerProcess, free_addr, run_command},
     sign_up,
 };
 use confab_shared::{
@@ -30,29 +30,9 @@ async fn admin(data_dir: &Path, args: &[&str]) -> String {
 
 /// Whether `confab-server admin ARGS…` succeeded, and what it printed (both streams).
 async fn admin_status(data_dir: &Path, args: &[&str]) -> (bool, String) {
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_confab-server"))
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg("admin")
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run the admin command");
-    let done = tokio::time::timeout(TIMEOUT * 4, child.wait_with_output())
-        .await
-        .expect("the admin command finishes")
-        .expect("its output");
-    (
-        done.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&done.stdout),
-            String::from_utf8_lossy(&done.stderr)
-        ),
-    )
+    let dir = data_dir.to_str().expect("UTF-8 path");
+    let ran = run_command(&[&["--data-dir", dir, "admin"], args].concat(), "").await;
+    (ran.ok, ran.output())
 }
 
 async fn sign_in(addr: SocketAddr, username: &str, password: &str) -> HttpResponse {

@@ -11,7 +11,6 @@ mod common;
 use std::{
     net::SocketAddr,
     path::Path,
-    process::Stdio,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -21,35 +20,15 @@ use std::{
 
 use common::{
     Client, fresh_client_id, http_request,
-    process::{ServerProcess, free_addr},
+    process::{ServerProcess, free_addr, run_command},
     sign_up,
 };
 use confab_shared::{Attachment, ClientMsg, ServerMsg};
-use tokio::{process::Command, time::timeout};
 
 /// Runs `confab-server` with `args`; whether it succeeded, and its output.
 async fn run(args: &[&str]) -> (bool, String) {
-    let child = Command::new(env!("CARGO_BIN_EXE_confab-server"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run confab-server");
-    let out = timeout(Duration::from_secs(120), child.wait_with_output())
-        .await
-        .expect("the command finishes")
-        .expect("wait for the command");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    let ran = run_command(args, "").await;
+    (ran.ok, ran.output())
 }
 
 fn path(p: &Path) -> &str {

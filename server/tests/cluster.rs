@@ -8,7 +8,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use common::{
     Client, HttpResponse, PASSWORD, http_post,
-    process::{ServerProcess, free_addr},
+    process::{ServerProcess, free_addr, run_command},
     services::{Postgres, Redis},
 };
 use confab_shared::{ChatMessage, ClientMsg, PresenceEvent, ServerMsg};
@@ -445,25 +445,23 @@ async fn a_session_made_on_one_node_works_on_all_and_signing_out_everywhere_clos
 /// the cluster's PostgreSQL and Redis. What it printed, after checking it succeeded.
 async fn admin_from_elsewhere(cluster: &Cluster, args: &[&str]) -> String {
     let nowhere = tempfile::tempdir().expect("tempdir");
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_confab-server"))
-        .arg("--data-dir")
-        .arg(nowhere.path())
-        .args(["--database-url", &cluster.pg.url()])
-        .args(["--redis-url", &cluster.redis.url()])
-        .arg("admin")
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("run the admin command");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let (dir, db, redis) = (
+        nowhere.path().to_str().expect("UTF-8 path"),
+        cluster.pg.url(),
+        cluster.redis.url(),
     );
-    assert!(out.status.success(), "admin {args:?} failed: {text}");
-    text
+    let head = [
+        "--data-dir",
+        dir,
+        "--database-url",
+        &db,
+        "--redis-url",
+        &redis,
+        "admin",
+    ];
+    let ran = run_command(&[&head[..], args].concat(), "").await;
+    assert!(ran.ok, "admin {args:?} failed: {}", ran.output());
+    ran.output()
 }
 
 #[tokio::test]

@@ -7,36 +7,19 @@
 
 mod common;
 
-use std::{path::Path, process::Stdio, time::Duration};
+use std::path::Path;
 
-use common::fresh_client_id;
+use common::{fresh_client_id, process::run_command};
 use confab_server::store::{
     ChangeRequest, Durability, NewChange, NewMessage, SqliteStore, Store, Write,
     files::{Blob, FileStore, NewUpload},
 };
 use confab_shared::RoomKind;
 use sha2::Digest;
-use tokio::{process::Command, time::timeout};
 
 async fn run(args: &[&str]) -> (bool, String, String) {
-    let child = Command::new(env!("CARGO_BIN_EXE_confab-server"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run confab-server");
-    let out = timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("the command finishes")
-        .expect("wait for the command");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let ran = run_command(args, "").await;
+    (ran.ok, ran.stdout, ran.stderr)
 }
 
 fn path(p: &Path) -> &str {

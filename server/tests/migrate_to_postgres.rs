@@ -9,11 +9,11 @@
 
 mod common;
 
-use std::{net::SocketAddr, path::Path, process::Stdio};
+use std::{net::SocketAddr, path::Path};
 
 use common::{
     Client, PASSWORD, TIMEOUT, fresh_client_id, http_get, http_post, http_request,
-    process::{ServerProcess, free_addr},
+    process::{ServerProcess, free_addr, run_command},
     services::Postgres,
     sign_up,
 };
@@ -23,7 +23,6 @@ use confab_shared::{
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
-    process::Command,
     time::timeout,
 };
 
@@ -50,28 +49,8 @@ const TABLES: &[&str] = &[
 
 /// Runs `confab-server` with `args`; its exit status and output.
 async fn run(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_confab-server"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run confab-server");
-    let mut input = child.stdin.take().expect("stdin");
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).await.expect("write stdin");
-    }
-    drop(input);
-    let out = timeout(std::time::Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("the command finishes")
-        .expect("wait for the command");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let ran = run_command(args, stdin.unwrap_or_default()).await;
+    (ran.ok, ran.stdout, ran.stderr)
 }
 
 async fn migrate(data_dir: &Path, url: &str) -> (bool, String, String) {

@@ -100,3 +100,47 @@ pub fn free_addr() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr")
 }
+
+/// What a `confab-server` command (`admin …`, `backup`, `export`…) did.
+#[derive(Debug)]
+pub struct Ran {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    /// Both streams, standard output first: what a person would read.
+    pub fn output(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs `confab-server ARGS…` as its own process to its end (two minutes at most, else
+/// the test fails), with `stdin` written to it and closed, and warnings only in its log.
+pub async fn run_command(args: &[&str], stdin: &str) -> Ran {
+    use tokio::io::AsyncWriteExt;
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_confab-server"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run confab-server");
+    let mut input = child.stdin.take().expect("its stdin");
+    // A command that reads nothing may have ended already.
+    let _ = input.write_all(stdin.as_bytes()).await;
+    drop(input);
+    let out = timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("the command finishes")
+        .expect("its output");
+    Ran {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
