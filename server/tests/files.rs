@@ -233,18 +233,6 @@ fn send_files(room: &str, body: &str, client_id: &str, files: Vec<String>) -> Cl
     }
 }
 
-/// Sends and expects the ack; returns its seq.
-async fn acked(client: &mut Client, msg: ClientMsg) -> u64 {
-    client.send_json(&msg).await;
-    match client
-        .recv_until(|m| matches!(m, ServerMsg::Ack { .. } | ServerMsg::Error { .. }))
-        .await
-    {
-        ServerMsg::Ack { seq, .. } => seq,
-        other => panic!("expected an ack, got {other:?}"),
-    }
-}
-
 /// Sends and expects an error; returns its code.
 async fn refused(client: &mut Client, msg: ClientMsg) -> ErrorCode {
     client.send_json(&msg).await;
@@ -639,16 +627,14 @@ async fn a_shared_file_reaches_the_room_and_its_history() {
     let one = uploaded(s.addr, &ada_cookie, "general", "one.txt", b"first").await;
     let two = uploaded(s.addr, &ada_cookie, "general", "two.png", &png(20, 10)).await;
     let client_id = fresh_client_id();
-    let seq = acked(
-        &mut ada,
-        send_files(
+    let seq = ada
+        .acked(send_files(
             "general",
             " ",
             &client_id,
             vec![two.id.clone(), one.id.clone()],
-        ),
-    )
-    .await;
+        ))
+        .await;
     let live = bob.next_message().await;
     assert_eq!(live.seq, seq);
     assert_eq!(live.body, "");
@@ -659,23 +645,18 @@ async fn a_shared_file_reaches_the_room_and_its_history() {
     );
     // Sent again (the ack was lost): the same ack, nothing twice.
     assert_eq!(
-        acked(
-            &mut ada,
-            send_files(
-                "general",
-                " ",
-                &client_id,
-                vec![two.id.clone(), one.id.clone()]
-            )
-        )
+        ada.acked(send_files(
+            "general",
+            " ",
+            &client_id,
+            vec![two.id.clone(), one.id.clone()]
+        ))
         .await,
         seq
     );
-    let after = acked(
-        &mut ada,
-        send_files("general", "plain", &fresh_client_id(), vec![]),
-    )
-    .await;
+    let after = ada
+        .acked(send_files("general", "plain", &fresh_client_id(), vec![]))
+        .await;
     drop(bob);
     let mut bob = Client::signed_in(s.addr, &bob_cookie).await;
     let (_, history) = bob.join("general").await;
@@ -723,10 +704,12 @@ async fn only_the_uploaders_unshared_upload_to_that_room_can_be_shared() {
         );
     }
     // Nothing of a refused send was claimed: the good one can still be shared, once.
-    acked(
-        &mut ada,
-        send_files("general", "look", &fresh_client_id(), vec![mine.id.clone()]),
-    )
+    ada.acked(send_files(
+        "general",
+        "look",
+        &fresh_client_id(),
+        vec![mine.id.clone()],
+    ))
     .await;
     assert_eq!(
         refused(
@@ -743,10 +726,12 @@ async fn only_the_uploaders_unshared_upload_to_that_room_can_be_shared() {
         "already shared"
     );
     // A message of files only needs no words; one of no files and no words is refused.
-    acked(
-        &mut ada,
-        send_files("other", "", &fresh_client_id(), vec![elsewhere.id.clone()]),
-    )
+    ada.acked(send_files(
+        "other",
+        "",
+        &fresh_client_id(),
+        vec![elsewhere.id.clone()],
+    ))
     .await;
     assert_eq!(
         refused(
@@ -765,23 +750,23 @@ async fn a_deleted_messages_file_leaves_the_disk_at_the_next_sweep() {
     let mut ada = Client::signed_in(s.addr, &ada_cookie).await;
     ada.join("general").await;
     let file = uploaded(s.addr, &ada_cookie, "general", "pic.png", &png(30, 30)).await;
-    let seq = acked(
-        &mut ada,
-        send_files("general", "pic", &fresh_client_id(), vec![file.id.clone()]),
-    )
-    .await;
+    let seq = ada
+        .acked(send_files(
+            "general",
+            "pic",
+            &fresh_client_id(),
+            vec![file.id.clone()],
+        ))
+        .await;
     // Shared files stay through sweeps.
     sleep(Duration::from_millis(2_500)).await;
     assert_eq!(s.blobs().len(), 1);
     assert_eq!(files_under(&s.dir("thumbs")).len(), 1);
-    acked(
-        &mut ada,
-        ClientMsg::Delete {
-            room: "general".into(),
-            seq,
-            client_id: fresh_client_id(),
-        },
-    )
+    ada.acked(ClientMsg::Delete {
+        room: "general".into(),
+        seq,
+        client_id: fresh_client_id(),
+    })
     .await;
     // The reference goes with the message, at once.
     let gone = get(
@@ -862,25 +847,25 @@ async fn a_cluster_serves_a_file_through_every_node_and_sweeps_it_from_all() {
 
     let mut ada = Client::signed_in(a.addr, &ada_cookie).await;
     ada.join("general").await;
-    let seq = acked(
-        &mut ada,
-        send_files("general", "pic", &fresh_client_id(), vec![file.id.clone()]),
-    )
-    .await;
+    let seq = ada
+        .acked(send_files(
+            "general",
+            "pic",
+            &fresh_client_id(),
+            vec![file.id.clone()],
+        ))
+        .await;
     sleep(Duration::from_millis(2_500)).await;
     assert_eq!(
         get(b.addr, &path, None, &[]).await.status,
         200,
         "shared stays"
     );
-    acked(
-        &mut ada,
-        ClientMsg::Delete {
-            room: "general".into(),
-            seq,
-            client_id: fresh_client_id(),
-        },
-    )
+    ada.acked(ClientMsg::Delete {
+        room: "general".into(),
+        seq,
+        client_id: fresh_client_id(),
+    })
     .await;
     assert_eq!(get(b.addr, &path, None, &[]).await.status, 404);
     for node in [&a, &b] {

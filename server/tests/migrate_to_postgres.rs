@@ -99,18 +99,6 @@ async fn pg_contents(url: &str) -> (Vec<(String, i64)>, String, Option<Vec<u8>>)
     .expect("the PostgreSQL read")
 }
 
-/// Sends `msg` and waits for its ack (or fails on an error); the acked seq.
-async fn acked(client: &mut Client, msg: ClientMsg) -> u64 {
-    client.send_json(&msg).await;
-    match client
-        .recv_until(|m| matches!(m, ServerMsg::Ack { .. } | ServerMsg::Error { .. }))
-        .await
-    {
-        ServerMsg::Ack { seq, .. } => seq,
-        other => panic!("expected an ack for {msg:?}, got {other:?}"),
-    }
-}
-
 fn send(room: &str, body: &str, reply_to: Option<u64>, files: Vec<String>) -> ClientMsg {
     ClientMsg::Send {
         room: room.into(),
@@ -365,45 +353,34 @@ async fn a_sqlite_server_moves_to_postgres_and_its_clients_see_no_difference() {
     b.join("general").await;
     c.join("plans").await;
     c.join("general").await;
-    let m1 = acked(
-        &mut a,
-        send("plans", "hello @bob, see the plan", None, vec![]),
-    )
-    .await;
-    let m2 = acked(&mut b, send("plans", "on it", Some(m1), vec![])).await;
+    let m1 = a
+        .acked(send("plans", "hello @bob, see the plan", None, vec![]))
+        .await;
+    let m2 = b.acked(send("plans", "on it", Some(m1), vec![])).await;
     let cursor = m2;
-    acked(
-        &mut a,
-        ClientMsg::Edit {
-            room: "plans".into(),
-            seq: m1,
-            body: "hello @bob, see the new plan".into(),
-            client_id: fresh_client_id(),
-        },
-    )
+    a.acked(ClientMsg::Edit {
+        room: "plans".into(),
+        seq: m1,
+        body: "hello @bob, see the new plan".into(),
+        client_id: fresh_client_id(),
+    })
     .await;
-    acked(&mut b, react("plans", m1, "👍")).await;
-    acked(&mut a, react("plans", m1, "👍")).await;
-    acked(&mut a, react("plans", m1, "🎉")).await;
-    acked(
-        &mut a,
-        ClientMsg::Unreact {
-            room: "plans".into(),
-            seq: m1,
-            emoji: "🎉".into(),
-            client_id: fresh_client_id(),
-        },
-    )
+    b.acked(react("plans", m1, "👍")).await;
+    a.acked(react("plans", m1, "👍")).await;
+    a.acked(react("plans", m1, "🎉")).await;
+    a.acked(ClientMsg::Unreact {
+        room: "plans".into(),
+        seq: m1,
+        emoji: "🎉".into(),
+        client_id: fresh_client_id(),
+    })
     .await;
-    let doomed = acked(&mut a, send("plans", "a mistake", None, vec![])).await;
-    acked(
-        &mut a,
-        ClientMsg::Delete {
-            room: "plans".into(),
-            seq: doomed,
-            client_id: fresh_client_id(),
-        },
-    )
+    let doomed = a.acked(send("plans", "a mistake", None, vec![])).await;
+    a.acked(ClientMsg::Delete {
+        room: "plans".into(),
+        seq: doomed,
+        client_id: fresh_client_id(),
+    })
     .await;
     let image = png(640, 480);
     let (status, body) = raw_request(
@@ -417,13 +394,10 @@ async fn a_sqlite_server_moves_to_postgres_and_its_clients_see_no_difference() {
     assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
     let file: confab_shared::Attachment = serde_json::from_slice(&body).expect("attachment");
     assert!(file.image.is_some(), "previewed: {file:?}");
-    acked(
-        &mut a,
-        send("plans", "the photo", None, vec![file.id.clone()]),
-    )
-    .await;
-    acked(&mut a, send("general", "morning all", None, vec![])).await;
-    acked(&mut b, send("general", "hi @ada", None, vec![])).await;
+    a.acked(send("plans", "the photo", None, vec![file.id.clone()]))
+        .await;
+    a.acked(send("general", "morning all", None, vec![])).await;
+    b.acked(send("general", "hi @ada", None, vec![])).await;
 
     // A private room with bob invited, and a direct conversation with cy.
     let secret = a.create_private("secret").await;
@@ -436,7 +410,7 @@ async fn a_sqlite_server_moves_to_postgres_and_its_clients_see_no_difference() {
     b.recv_until(|m| matches!(m, ServerMsg::RoomsChanged { rooms, .. } if rooms.iter().any(|r| r.name == secret)))
         .await;
     b.join(&secret).await;
-    acked(&mut b, send(&secret, "just us", None, vec![])).await;
+    b.acked(send(&secret, "just us", None, vec![])).await;
     a.send_json(&ClientMsg::OpenDirect { user: "cy".into() })
         .await;
     let direct = match a
@@ -446,7 +420,7 @@ async fn a_sqlite_server_moves_to_postgres_and_its_clients_see_no_difference() {
         ServerMsg::Joined { room, .. } => room,
         other => panic!("expected the direct conversation, got {other:?}"),
     };
-    acked(&mut a, send(&direct, "psst @cy", None, vec![])).await;
+    a.acked(send(&direct, "psst @cy", None, vec![])).await;
 
     // Bob has read plans up to the reply, and muted general.
     b.send_json(&ClientMsg::MarkRead {
@@ -644,7 +618,7 @@ async fn a_copy_that_fails_half_way_leaves_the_database_without_data() {
     let ada = sign_up(addr, "ada").await;
     let mut a = Client::signed_in(addr, &ada).await;
     a.join("general").await;
-    acked(&mut a, send("general", "kept?", None, vec![])).await;
+    a.acked(send("general", "kept?", None, vec![])).await;
     let (status, body) = raw_request(
         addr,
         "POST",

@@ -176,22 +176,9 @@ async fn old_messages_go_in_the_background_while_chat_goes_on() {
     }
 
     // Search finds only the recent message.
-    reader
-        .send_json(&ClientMsg::Search {
-            query: "ancientword".into(),
-            before: None,
-        })
-        .await;
-    match reader
-        .recv_until(|m| matches!(m, ServerMsg::SearchResults { .. } | ServerMsg::Error { .. }))
-        .await
-    {
-        ServerMsg::SearchResults { hits, .. } => {
-            let found: Vec<&str> = hits.iter().map(|h| h.message.body.as_str()).collect();
-            assert_eq!(found, ["ancientword but recent one"]);
-        }
-        other => panic!("expected search results, got {other:?}"),
-    }
+    let (hits, _) = reader.search("ancientword", None).await.expect("results");
+    let found: Vec<&str> = hits.iter().map(|h| h.message.body.as_str()).collect();
+    assert_eq!(found, ["ancientword but recent one"]);
 
     // A resume from a position long gone starts at what is left, without an error.
     let mut late = Client::named(addr, "late").await;
@@ -389,8 +376,8 @@ async fn chat(addr: SocketAddr, stop: Arc<AtomicBool>) -> (Vec<(String, u64)>, V
         n += 1;
         let sent = Instant::now();
         let body = format!("chatting on {n}");
-        client
-            .send_json(&ClientMsg::Send {
+        let seq = client
+            .acked(ClientMsg::Send {
                 room: "general".into(),
                 body: body.clone(),
                 client_id: fresh_client_id(),
@@ -398,13 +385,7 @@ async fn chat(addr: SocketAddr, stop: Arc<AtomicBool>) -> (Vec<(String, u64)>, V
                 files: Vec::new(),
             })
             .await;
-        match client
-            .recv_until(|m| matches!(m, ServerMsg::Ack { .. } | ServerMsg::Error { .. }))
-            .await
-        {
-            ServerMsg::Ack { seq, .. } => acked.push((body, seq)),
-            other => panic!("chatter: expected an ack, got {other:?}"),
-        }
+        acked.push((body, seq));
         latencies.push(sent.elapsed());
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -497,22 +478,9 @@ async fn on_a_cluster_two_nodes_prune_one_database() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for client in [&mut a, &mut b] {
-        client
-            .send_json(&ClientMsg::Search {
-                query: "ancientword".into(),
-                before: None,
-            })
-            .await;
-        match client
-            .recv_until(|m| matches!(m, ServerMsg::SearchResults { .. } | ServerMsg::Error { .. }))
-            .await
-        {
-            ServerMsg::SearchResults { hits, .. } => {
-                let found: Vec<&str> = hits.iter().map(|h| h.message.body.as_str()).collect();
-                assert_eq!(found, ["ancientword but recent one"]);
-            }
-            other => panic!("expected search results, got {other:?}"),
-        }
+        let (hits, _) = client.search("ancientword", None).await.expect("results");
+        let found: Vec<&str> = hits.iter().map(|h| h.message.body.as_str()).collect();
+        assert_eq!(found, ["ancientword but recent one"]);
     }
     let next = a.say("general", "numbering goes on").await;
     assert!(next.seq > OLD as u64);

@@ -8,7 +8,7 @@ use common::{
     process::{ServerProcess, free_addr},
     sign_up,
 };
-use confab_shared::{Attachment, ClientMsg, ErrorCode, SearchHit, ServerMsg};
+use confab_shared::{Attachment, ClientMsg, ErrorCode, ServerMsg};
 
 /// The binary, with room for the tests' bursts of messages.
 async fn start(addr: std::net::SocketAddr, dir: &std::path::Path) -> ServerProcess {
@@ -76,50 +76,8 @@ async fn a_room_opens_around_a_message_far_back() {
     bob.expect_error(ErrorCode::NotInRoom).await;
 }
 
-/// Sends `msg` and waits for its `ack`.
-async fn acked(c: &mut Client, msg: ClientMsg) {
-    c.send_json(&msg).await;
-    match c
-        .recv_until(|m| matches!(m, ServerMsg::Ack { .. } | ServerMsg::Error { .. }))
-        .await
-    {
-        ServerMsg::Ack { .. } => {}
-        other => panic!("expected an ack, got {other:?}"),
-    }
-}
-
-/// The answer to searching `query` (a page after `before`): hits' bodies and `more`, or
-/// the error code.
-async fn search(
-    c: &mut Client,
-    query: &str,
-    before: Option<u64>,
-) -> Result<(Vec<SearchHit>, bool), ErrorCode> {
-    c.send_json(&ClientMsg::Search {
-        query: query.into(),
-        before,
-    })
-    .await;
-    match c
-        .recv_until(|m| matches!(m, ServerMsg::SearchResults { .. } | ServerMsg::Error { .. }))
-        .await
-    {
-        ServerMsg::SearchResults {
-            query: echoed,
-            before: echoed_before,
-            hits,
-            more,
-        } => {
-            assert_eq!((echoed.as_str(), echoed_before), (query, before));
-            Ok((hits, more))
-        }
-        ServerMsg::Error { code, .. } => Err(code),
-        other => unreachable!("{other:?}"),
-    }
-}
-
 async fn bodies(c: &mut Client, query: &str) -> Vec<String> {
-    let (hits, _) = search(c, query, None).await.expect("results");
+    let (hits, _) = c.search(query, None).await.expect("results");
     for hit in &hits {
         let body = &hit.message.body;
         for [a, b] in &hit.marks {
@@ -159,7 +117,7 @@ async fn search_finds_only_what_each_person_may_see_as_it_is_now() {
 
     let plans = ada.create_private("plans").await;
     ada.join(&plans).await;
-    acked(&mut ada, say(&plans, "needle: the secret plan")).await;
+    ada.acked(say(&plans, "needle: the secret plan")).await;
     ada.send_json(&ClientMsg::OpenDirect { user: "cy".into() })
         .await;
     let dm = match ada
@@ -169,9 +127,9 @@ async fn search_finds_only_what_each_person_may_see_as_it_is_now() {
         ServerMsg::Joined { room, .. } => room,
         other => unreachable!("{other:?}"),
     };
-    acked(&mut ada, say(&dm, "a needle for cy only")).await;
+    ada.acked(say(&dm, "a needle for cy only")).await;
     ada.join("general").await;
-    acked(&mut ada, say("general", "a needle for everyone")).await;
+    ada.acked(say("general", "a needle for everyone")).await;
 
     assert_eq!(
         bodies(&mut ada, "needle").await,
@@ -192,7 +150,7 @@ async fn search_finds_only_what_each_person_may_see_as_it_is_now() {
     );
     assert_eq!(bodies(&mut guest, "secret").await, Vec::<String>::new());
     assert_eq!(
-        search(&mut bob, "needle in:plans", None).await.err(),
+        bob.search("needle in:plans", None).await.err(),
         Some(ErrorCode::InvalidQuery),
         "a room bob may not see is no room"
     );
@@ -212,18 +170,15 @@ async fn search_finds_only_what_each_person_may_see_as_it_is_now() {
     .await;
     assert_eq!(upload.status, 201, "{upload:?}");
     let file: Attachment = upload.json();
-    acked(
-        &mut ada,
-        ClientMsg::Send {
-            room: "general".into(),
-            body: "the attached notes".into(),
-            client_id: fresh_client_id(),
-            reply_to: None,
-            files: vec![file.id.clone()],
-        },
-    )
+    ada.acked(ClientMsg::Send {
+        room: "general".into(),
+        body: "the attached notes".into(),
+        client_id: fresh_client_id(),
+        reply_to: None,
+        files: vec![file.id.clone()],
+    })
     .await;
-    let (hits, _) = search(&mut bob, "attached", None).await.expect("results");
+    let (hits, _) = bob.search("attached", None).await.expect("results");
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].message.files, std::slice::from_ref(&file));
     ada.send_json(&ClientMsg::FetchAround {
@@ -243,29 +198,23 @@ async fn search_finds_only_what_each_person_may_see_as_it_is_now() {
     }
 
     // Edits and deletions count from their ack on.
-    acked(
-        &mut ada,
-        ClientMsg::Edit {
-            room: "general".into(),
-            seq: 1,
-            body: "a haystack for everyone".into(),
-            client_id: fresh_client_id(),
-        },
-    )
+    ada.acked(ClientMsg::Edit {
+        room: "general".into(),
+        seq: 1,
+        body: "a haystack for everyone".into(),
+        client_id: fresh_client_id(),
+    })
     .await;
     assert_eq!(bodies(&mut bob, "needle").await, Vec::<String>::new());
     assert_eq!(
         bodies(&mut bob, "haystack").await,
         ["a haystack for everyone"]
     );
-    acked(
-        &mut ada,
-        ClientMsg::Delete {
-            room: dm.clone(),
-            seq: 1,
-            client_id: fresh_client_id(),
-        },
-    )
+    ada.acked(ClientMsg::Delete {
+        room: dm.clone(),
+        seq: 1,
+        client_id: fresh_client_id(),
+    })
     .await;
     assert_eq!(bodies(&mut cy, "needle").await, Vec::<String>::new());
     assert_eq!(
@@ -315,13 +264,13 @@ async fn bad_queries_are_refused_and_results_come_in_pages() {
     }
     ada.recv_until(|m| matches!(m, ServerMsg::Message(m) if m.seq == 25))
         .await;
-    let (first, more) = search(&mut ada, "page", None).await.expect("results");
+    let (first, more) = ada.search("page", None).await.expect("results");
     assert!(more);
     assert_eq!(first.len(), 20);
     assert_eq!(first[0].message.body, "page 25");
     assert_eq!(first[0].marks, [[0, 4]]);
     let last = first.last().map(|h| h.message.id);
-    let (rest, more) = search(&mut ada, "page", last).await.expect("results");
+    let (rest, more) = ada.search("page", last).await.expect("results");
     assert!(!more);
     let seqs: Vec<u64> = rest.iter().map(|h| h.message.seq).collect();
     assert_eq!(seqs, [5, 4, 3, 2, 1]);

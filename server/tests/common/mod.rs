@@ -15,7 +15,7 @@ pub mod services;
 use std::{net::SocketAddr, time::Duration};
 
 use confab_server::config::Config;
-use confab_shared::{ChatMessage, ClientMsg, ErrorCode, PROTOCOL_VERSION, ServerMsg};
+use confab_shared::{ChatMessage, ClientMsg, ErrorCode, PROTOCOL_VERSION, SearchHit, ServerMsg};
 use futures_util::{SinkExt, StreamExt};
 use tempfile::TempDir;
 use tokio::{
@@ -396,6 +396,49 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         match self.recv_until(wanted).await {
             ServerMsg::Message(m) => m,
             other => panic!("expected a chat message, got {other:?}"),
+        }
+    }
+
+    /// Sends `msg` (a send, an edit, a reaction…) and waits for its ack; an error frame
+    /// fails the test. The seq it was acked with.
+    pub async fn acked(&mut self, msg: ClientMsg) -> u64 {
+        self.send_json(&msg).await;
+        match self
+            .recv_until(|m| matches!(m, ServerMsg::Ack { .. } | ServerMsg::Error { .. }))
+            .await
+        {
+            ServerMsg::Ack { seq, .. } => seq,
+            other => panic!("expected an ack for {msg:?}, got {other:?}"),
+        }
+    }
+
+    /// Searches `query` (a page after `before`): the hits and whether there are more, or
+    /// the error's code.
+    pub async fn search(
+        &mut self,
+        query: &str,
+        before: Option<u64>,
+    ) -> Result<(Vec<SearchHit>, bool), ErrorCode> {
+        self.send_json(&ClientMsg::Search {
+            query: query.into(),
+            before,
+        })
+        .await;
+        match self
+            .recv_until(|m| matches!(m, ServerMsg::SearchResults { .. } | ServerMsg::Error { .. }))
+            .await
+        {
+            ServerMsg::SearchResults {
+                query: echoed,
+                before: echoed_before,
+                hits,
+                more,
+            } => {
+                assert_eq!((echoed.as_str(), echoed_before), (query, before));
+                Ok((hits, more))
+            }
+            ServerMsg::Error { code, .. } => Err(code),
+            other => unreachable!("{other:?}"),
         }
     }
 
