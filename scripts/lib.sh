@@ -174,6 +174,14 @@ ensure_client_tools() {
 	ensure_wasm_opt
 }
 
+# The release web client into dist/, with what it needs to build (what every script that
+# serves or ships the client runs first).
+build_client() {
+	ensure_client_tools
+	say "building the web client: trunk build --release --dist dist"
+	trunk build --release --dist dist
+}
+
 # apt_install PKG...: Debian packages, for tools not installed yet (never upgrades).
 apt_install() {
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get update

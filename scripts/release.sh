@@ -10,9 +10,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$CONFAB_ROOT"
 
-ensure_client_tools
-say "building the web client: trunk build --release --dist dist"
-trunk build --release --dist dist
+build_client
 say "building the server with the client inside: cargo build --release -p confab-server --features embed-client"
 cargo build --release -p confab-server --features embed-client
 

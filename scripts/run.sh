@@ -8,8 +8,6 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$CONFAB_ROOT"
 
-ensure_client_tools
-say "building the web client: trunk build --release --dist dist"
-trunk build --release --dist dist
+build_client
 say "starting the server"
 exec cargo run --release -p confab-server -- --static-dir dist "$@"

@@ -10,13 +10,11 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$CONFAB_ROOT"
 
-ensure_client_tools
 ensure_chromium
 ensure_e2e_deps
 ensure_emoji_font
 ensure_pngquant
-say "building the web client: trunk build --release --dist dist"
-trunk build --release --dist dist
+build_client
 say "building the server (debug, as the browser tests use it)"
 cargo build -p confab-server
 target_dir="${CARGO_TARGET_DIR:-$CONFAB_ROOT/target}"
