@@ -7,7 +7,7 @@ mod common;
 use std::net::SocketAddr;
 
 use common::{
-    Client, HttpResponse, PASSWORD, Server, http_get, http_post, open, sign_up, start_with,
+    Client, HttpResponse, PASSWORD, Server, http_get, http_post, open, sign_in, sign_up, start_with,
 };
 use confab_shared::{ClientMsg, ErrorCode, PROTOCOL_VERSION, RoomKind, ServerMsg, api::Me, close};
 use serde_json::json;
@@ -19,16 +19,6 @@ use tokio_tungstenite::tungstenite::{
 /// A server that lets nobody in without an account (the default).
 async fn start() -> Server {
     start_with(|c| c.allow_guests = false).await
-}
-
-async fn sign_in(addr: SocketAddr, username: &str, password: &str) -> HttpResponse {
-    http_post(
-        addr,
-        "/api/signin",
-        &[],
-        &json!({"username": username, "password": password}),
-    )
-    .await
 }
 
 /// The status a WebSocket handshake with these extra headers gets (101 if it opened).

@@ -941,13 +941,7 @@ async fn a_session_opened_on_one_node_works_on_another() {
         200,
         "signed up on A, known on B"
     );
-    let on_b = http_post(
-        b.addr,
-        "/api/signin",
-        &[],
-        &serde_json::json!({"username": "ADA", "password": PASSWORD}),
-    )
-    .await;
+    let on_b = common::sign_in(b.addr, "ADA", PASSWORD).await;
     assert_eq!(on_b.status, 200, "{on_b:?}");
     let on_b = on_b.session_cookie().expect("cookie");
     let out = http_post(

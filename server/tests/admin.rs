@@ -11,7 +11,7 @@ use std::{net::SocketAddr, path::Path, time::Duration};
 use common::{
     Client, HttpResponse, PASSWORD, http_get, http_post, http_request,
     process::{ServerProcess, free_addr, run_command},
-    sign_up,
+    sign_in, sign_up,
 };
 use confab_shared::{
     ChangeKind, ServerMsg,
@@ -33,16 +33,6 @@ async fn admin_status(data_dir: &Path, args: &[&str]) -> (bool, String) {
     let dir = data_dir.to_str().expect("UTF-8 path");
     let ran = run_command(&[&["--data-dir", dir, "admin"], args].concat(), "").await;
     (ran.ok, ran.output())
-}
-
-async fn sign_in(addr: SocketAddr, username: &str, password: &str) -> HttpResponse {
-    http_post(
-        addr,
-        "/api/signin",
-        &[],
-        &json!({"username": username, "password": password}),
-    )
-    .await
 }
 
 async fn get_as(addr: SocketAddr, cookie: &str, path: &str) -> HttpResponse {

@@ -371,15 +371,10 @@ async fn a_session_made_on_one_node_works_on_all_and_signing_out_everywhere_clos
     let cluster = Cluster::start(3).await;
     // Signed up through node 0; the same session opens sockets on nodes 1 and 2.
     let phone = common::sign_up(cluster.addr(0), "ada").await;
-    let laptop = http_post(
-        cluster.addr(2),
-        "/api/signin",
-        &[],
-        &json!({"username": "ada", "password": PASSWORD}),
-    )
-    .await
-    .session_cookie()
-    .expect("signed in through node 2");
+    let laptop = common::sign_in(cluster.addr(2), "ada", PASSWORD)
+        .await
+        .session_cookie()
+        .expect("signed in through node 2");
     let mut on_phone = Client::signed_in(cluster.addr(1), &phone).await;
     let mut on_laptop = Client::signed_in(cluster.addr(2), &laptop).await;
     let mut also_phone = Client::signed_in(cluster.addr(0), &phone).await;

@@ -355,13 +355,7 @@ async fn a_request_body_trickled_a_byte_at_a_time_is_cut_off_at_the_deadline() {
     eprintln!("trickled body: 408 and closed {closed_after:?} after the head (deadline 2 s)");
 
     // A body sent at once is not affected.
-    let resp = common::http_post(
-        addr,
-        "/api/signin",
-        &[],
-        &serde_json::json!({"username": "nobody", "password": "not the password"}),
-    )
-    .await;
+    let resp = common::sign_in(addr, "nobody", "not the password").await;
     assert_eq!(resp.status, 401);
     server.terminate().await;
 }

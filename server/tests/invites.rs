@@ -48,13 +48,7 @@ async fn admin(server: &Server, username: &str) -> String {
     })
     .await
     .expect("blocking task");
-    let resp = http_post(
-        server.addr,
-        "/api/signin",
-        &[],
-        &json!({"username": username, "password": PASSWORD}),
-    )
-    .await;
+    let resp = common::sign_in(server.addr, username, PASSWORD).await;
     assert_eq!(resp.status, 200, "{resp:?}");
     resp.session_cookie().expect("cookie")
 }

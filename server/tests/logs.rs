@@ -8,10 +8,9 @@ mod common;
 use std::{path::Path, process::Stdio, time::Duration};
 
 use common::{
-    Client, http_get, http_post, http_request,
+    Client, http_get, http_request,
     process::{free_addr, server_command, spawn_listening},
 };
-use serde_json::json;
 use tokio::time::{Instant, sleep};
 
 /// What a forged line would look like: the server's own format, at a level that pages
@@ -55,13 +54,7 @@ async fn a_username_or_origin_with_a_line_break_cannot_forge_a_log_line() {
 
     // A sign-in is refused with the username in the log line.
     let username = format!("nobody\n{FORGED}\r\n{}", "x".repeat(2_000));
-    let resp = http_post(
-        addr,
-        "/api/signin",
-        &[],
-        &json!({"username": username, "password": "not the password"}),
-    )
-    .await;
+    let resp = common::sign_in(addr, &username, "not the password").await;
     assert_eq!(resp.status, 401, "{resp:?}");
     // A foreign Origin is logged too: a header cannot hold a line break, but it can hold
     // a bidi override (as UTF-8 bytes) and run to kilobytes.

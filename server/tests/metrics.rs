@@ -9,13 +9,12 @@ mod common;
 use std::{collections::BTreeSet, net::SocketAddr, path::Path};
 
 use common::{
-    Client, PASSWORD, http_get, http_post, http_request,
+    Client, PASSWORD, http_get, http_request,
     process::{free_addr, server_command, spawn_listening},
     prometheus::{self, Scrape},
     sign_up,
 };
 use futures_util::SinkExt;
-use serde_json::json;
 use tokio_tungstenite::tungstenite::{
     Message,
     protocol::{CloseFrame, frame::coding::CloseCode},
@@ -95,21 +94,9 @@ async fn a_scripted_chat_moves_the_counters_by_exactly_what_it_did() {
     // The script: an account signs up, a sign-in fails, one succeeds; the account and a
     // guest join #general, the account says five things, the guest leaves with 1000.
     let cookie = sign_up(addr, "ada").await;
-    let wrong = http_post(
-        addr,
-        "/api/signin",
-        &[],
-        &json!({"username": "ada", "password": "not her password"}),
-    )
-    .await;
+    let wrong = common::sign_in(addr, "ada", "not her password").await;
     assert_eq!(wrong.status, 401);
-    let right = http_post(
-        addr,
-        "/api/signin",
-        &[],
-        &json!({"username": "ada", "password": PASSWORD}),
-    )
-    .await;
+    let right = common::sign_in(addr, "ada", PASSWORD).await;
     assert_eq!(right.status, 200);
     let mut ada = Client::signed_in(addr, &cookie).await;
     ada.join("general").await;

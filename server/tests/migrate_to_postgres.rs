@@ -536,24 +536,12 @@ async fn a_sqlite_server_moves_to_postgres_and_its_clients_see_no_difference() {
         "{resumed:?}"
     );
 
-    let signed_in = http_post(
-        addr,
-        "/api/signin",
-        &[],
-        &serde_json::json!({"username": "root", "password": PASSWORD}),
-    )
-    .await;
+    let signed_in = common::sign_in(addr, "root", PASSWORD).await;
     assert_eq!(signed_in.status, 200, "{signed_in:?}");
     let root = signed_in.session_cookie().expect("a session");
     let me = http_request(addr, "GET", "/api/me", &[("cookie", &root)], None).await;
     assert!(me.json::<Me>().admin, "still an administrator");
-    let wrong = http_post(
-        addr,
-        "/api/signin",
-        &[],
-        &serde_json::json!({"username": "ada", "password": "not her password"}),
-    )
-    .await;
+    let wrong = common::sign_in(addr, "ada", "not her password").await;
     assert_eq!(wrong.status, 401, "{wrong:?}");
 
     let (status, got) =

@@ -126,6 +126,17 @@ pub async fn sign_up(addr: SocketAddr, username: &str) -> String {
     resp.session_cookie().expect("a session cookie")
 }
 
+/// `POST /api/signin` with `username` and `password`; the response as it came.
+pub async fn sign_in(addr: SocketAddr, username: &str, password: &str) -> HttpResponse {
+    http_post(
+        addr,
+        "/api/signin",
+        &[],
+        &serde_json::json!({"username": username, "password": password}),
+    )
+    .await
+}
+
 /// A WebSocket client speaking the chat protocol, over plain TCP unless told otherwise
 /// (`tests/tls.rs` runs it over TLS).
 pub struct Client<S = TcpStream> {
