@@ -58,15 +58,7 @@ async fn keep_sending(
         // Padded, so that the database is a few megabytes and its copy takes many steps.
         let body = format!("{who} message {n} {}", "padding-".repeat(50));
         let sent = Instant::now();
-        client
-            .acked(ClientMsg::Send {
-                room: "general".into(),
-                body: body.clone(),
-                client_id: fresh_client_id(),
-                reply_to: None,
-                files: Vec::new(),
-            })
-            .await;
+        client.send_acked("general", &body).await;
         acked.lock().expect("lock").push(Acked {
             body,
             at: Instant::now(),

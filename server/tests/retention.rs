@@ -376,15 +376,7 @@ async fn chat(addr: SocketAddr, stop: Arc<AtomicBool>) -> (Vec<(String, u64)>, V
         n += 1;
         let sent = Instant::now();
         let body = format!("chatting on {n}");
-        let seq = client
-            .acked(ClientMsg::Send {
-                room: "general".into(),
-                body: body.clone(),
-                client_id: fresh_client_id(),
-                reply_to: None,
-                files: Vec::new(),
-            })
-            .await;
+        let seq = client.send_acked("general", &body).await;
         acked.push((body, seq));
         latencies.push(sent.elapsed());
         tokio::time::sleep(Duration::from_millis(5)).await;

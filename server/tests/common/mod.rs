@@ -126,6 +126,17 @@ pub async fn sign_up(addr: SocketAddr, username: &str) -> String {
     resp.session_cookie().expect("a session cookie")
 }
 
+/// A plain text message to `room`, with a client id of its own.
+fn text_message(room: &str, body: &str) -> ClientMsg {
+    ClientMsg::Send {
+        room: room.to_owned(),
+        body: body.to_owned(),
+        client_id: fresh_client_id(),
+        reply_to: None,
+        files: Vec::new(),
+    }
+}
+
 /// `POST /api/signin` with `username` and `password`; the response as it came.
 pub async fn sign_in(addr: SocketAddr, username: &str, password: &str) -> HttpResponse {
     http_post(
@@ -383,14 +394,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
 
     /// Posts `body` to `room` without waiting for anything.
     pub async fn send_to(&mut self, room: &str, body: &str) {
-        self.send_json(&ClientMsg::Send {
-            room: room.to_owned(),
-            body: body.to_owned(),
-            client_id: fresh_client_id(),
-            reply_to: None,
-            files: Vec::new(),
-        })
-        .await;
+        self.send_json(&text_message(room, body)).await;
+    }
+
+    /// Posts `body` to `room` and waits for its ack: the seq it was stored under.
+    pub async fn send_acked(&mut self, room: &str, body: &str) -> u64 {
+        self.acked(text_message(room, body)).await
     }
 
     /// Posts `body` to `room` and returns the server's copy, which the sender receives
